@@ -1,0 +1,112 @@
+import * as v from 'valibot';
+import { ConfigError } from './errors';
+
+/** Log levels of the service this replaces, lowest first. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A PostgreSQL identifier we can quote safely and that needs no quoting to be typed by hand. */
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+const integer = (min: number, max: number) =>
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(/^-?\d+$/, 'must be a whole number'),
+    v.transform(Number),
+    v.number(),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const boolean = v.pipe(
+  v.string(),
+  v.trim(),
+  v.toLowerCase(),
+  v.picklist(['true', 'false', '1', '0', 'yes', 'no'], 'must be true or false'),
+  v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
+);
+
+const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
+
+/**
+ * One entry per environment variable: its schema and its default (as the string the environment would hold).
+ * Defaults follow the Python service where they apply; DB_HOST and DB_USER had cluster-specific defaults there.
+ */
+const VARIABLES = {
+  DB_HOST: { schema: nonEmpty, default: 'localhost' },
+  DB_PORT: { schema: integer(1, 65535), default: '5432' },
+  DB_NAME: { schema: nonEmpty, default: 'trace' },
+  DB_SCHEMA: {
+    schema: v.pipe(v.string(), v.trim(), v.regex(IDENTIFIER, 'must be a lower-case identifier ([a-z_][a-z0-9_]*)')),
+    default: 'trace',
+  },
+  DB_USER: { schema: nonEmpty, default: 'postgres' },
+  DB_PASSWORD: { schema: v.string(), default: '' },
+  /** Seconds to wait for a connection before counting the attempt as a transient failure. */
+  DB_CONNECT_TIMEOUT: { schema: integer(1, 300), default: '5' },
+  MAX_RETRIES: { schema: integer(0, 20), default: '3' },
+  RETRY_BACKOFF_MS: { schema: integer(0, 600_000), default: '1000' },
+  LOG_LEVEL: {
+    schema: v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`)),
+    default: 'info',
+  },
+  REPORT_BATCH_ITEM_FAILURES: { schema: boolean, default: 'true' },
+  /** Milliseconds of the invocation kept free: no new database attempt starts with less time than this left. */
+  TIME_RESERVE_MS: { schema: integer(0, 900_000), default: '5000' },
+} as const;
+
+type Variables = typeof VARIABLES;
+type Parsed = { [K in keyof Variables]: v.InferOutput<Variables[K]['schema']> };
+
+export interface Config {
+  db: {
+    host: string;
+    port: number;
+    database: string;
+    schema: string;
+    user: string;
+    password: string;
+    connectTimeoutSeconds: number;
+  };
+  retry: { maxRetries: number; backoffMs: number };
+  logLevel: LogLevel;
+  reportBatchItemFailures: boolean;
+  timeReserveMs: number;
+}
+
+/**
+ * Reads and validates the configuration from `env`. Every invalid variable is named in one {@link ConfigError}, so a
+ * broken deploy is fixed in one round. An empty string counts as unset, as it does in most deploy tools.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const problems: { variable: string; problem: string }[] = [];
+  const parsed: Partial<Record<keyof Variables, unknown>> = {};
+  for (const [name, spec] of Object.entries(VARIABLES) as [keyof Variables, Variables[keyof Variables]][]) {
+    const raw = env[name];
+    const result = v.safeParse(spec.schema, raw === undefined || raw === '' ? spec.default : raw);
+    if (result.success) parsed[name] = result.output;
+    else problems.push({ variable: name, problem: `${result.issues[0].message} (got "${redact(name, raw)}")` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const p = parsed as Parsed;
+  return {
+    db: {
+      host: p.DB_HOST,
+      port: p.DB_PORT,
+      database: p.DB_NAME,
+      schema: p.DB_SCHEMA,
+      user: p.DB_USER,
+      password: p.DB_PASSWORD,
+      connectTimeoutSeconds: p.DB_CONNECT_TIMEOUT,
+    },
+    retry: { maxRetries: p.MAX_RETRIES, backoffMs: p.RETRY_BACKOFF_MS },
+    logLevel: p.LOG_LEVEL,
+    reportBatchItemFailures: p.REPORT_BATCH_ITEM_FAILURES,
+    timeReserveMs: p.TIME_RESERVE_MS,
+  };
+}
+
+function redact(name: string, raw: string | undefined): string {
+  return /PASSWORD|SECRET/.test(name) ? '***' : String(raw);
+}

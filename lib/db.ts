@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import type { Config } from './config';
+
+export type Sql = postgres.Sql;
+
+/**
+ * One client per Lambda execution environment, created at cold start. A single connection is enough: an environment
+ * handles one invocation at a time, and statements of a batch are pipelined on it. An idle connection is closed
+ * before a frozen environment's socket can go stale; one that broke anyway fails as a transient error and the retry
+ * opens a new one. https://docs.aws.amazon.com/lambda/latest/dg/services-rds.html
+ */
+export function createSql(db: Config['db'], overrides: postgres.Options<Record<string, postgres.PostgresType>> = {}): Sql {
+  return postgres({
+    host: db.host,
+    port: db.port,
+    database: db.database,
+    username: db.user,
+    password: db.password,
+    max: 1,
+    idle_timeout: 60, // seconds
+    max_lifetime: 30 * 60, // seconds
+    connect_timeout: db.connectTimeoutSeconds,
+    connection: { application_name: 'trace-consumer' },
+    onnotice: () => {},
+    ...overrides,
+  });
+}
+
+/** The tables the consumer writes, as `schema.table` names for postgres.js identifiers. */
+export const TABLES = [
+  'instructors',
+  'courses',
+  'course_instructors',
+  'ratings',
+  'comments',
+  'processed_traces',
+  'dead_letters',
+] as const;
+export type Table = (typeof TABLES)[number];
+
+export function qualifiedTables(schema: string): Record<Table, string> {
+  return Object.fromEntries(TABLES.map((t) => [t, `${schema}.${t}`])) as Record<Table, string>;
+}
+
+/**
+ * The SQL of schema.sql for `schema`, without its psql meta-commands, so that it runs through any client.
+ * `schema` must already be a validated identifier (see loadConfig).
+ */
+export function schemaSql(schema: string, text = readFileSync(join(__dirname, '..', 'schema.sql'), 'utf8')): string {
+  return text
+    .split('\n')
+    .filter((line) => !line.startsWith('\\'))
+    .join('\n')
+    .replaceAll(':"schema"', `"${schema}"`);
+}
+
+/** Applies schema.sql to `schema`; safe to run again. Holds a lock so that concurrent runs do not race. */
+export async function applySchema(sql: Sql, schema: string): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${'trace-consumer schema ' + schema}))`;
+    await tx.unsafe(schemaSql(schema));
+    await tx`reset search_path`;
+  });
+}

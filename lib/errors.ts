@@ -1,0 +1,70 @@
+/**
+ * Every error this project throws on purpose. Each has a stable `code` that callers and tests branch on, and a
+ * message that says what happened and what to do about it. The underlying error, when there is one, is `cause`.
+ */
+export class TraceConsumerError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** One or more environment variables are missing a required value or hold one that cannot be used. */
+export class ConfigError extends TraceConsumerError {
+  readonly problems: ReadonlyArray<{ variable: string; problem: string }>;
+
+  constructor(problems: ReadonlyArray<{ variable: string; problem: string }>) {
+    const list = problems.map((p) => `${p.variable} ${p.problem}`).join('; ');
+    super('CONFIG_INVALID', `Invalid configuration: ${list}. Fix the function's environment and redeploy.`);
+    this.problems = problems;
+  }
+}
+
+/**
+ * The invocation's event is not a Kafka event Lambda would send (no `records`, a record without topic, partition
+ * or offset). No single record can be blamed, so the whole invocation fails.
+ */
+export class EnvelopeError extends TraceConsumerError {
+  constructor(problem: string) {
+    super(
+      'EVENT_MALFORMED',
+      `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ` +
+        'Check that the function is triggered by a Kafka event source mapping, or rebuild the sample event.',
+    );
+  }
+}
+
+/**
+ * Thrown when no record of the batch could be settled, so that Lambda retries the whole batch even where the event
+ * source mapping does not honour partial batch responses (or `REPORT_BATCH_ITEM_FAILURES=false`).
+ */
+export class BatchFailedError extends TraceConsumerError {
+  readonly failed: number;
+  readonly received: number;
+
+  constructor(failed: number, received: number, cause?: unknown) {
+    super(
+      'BATCH_FAILED',
+      `${failed} of ${received} records could not be processed and will be retried by Lambda. ` +
+        'See the logged cause; the database is usually unreachable or overloaded.',
+      { cause },
+    );
+    this.failed = failed;
+    this.received = received;
+  }
+}
+
+/** The database answered, but the schema or its tables are missing. Apply schema.sql. */
+export class SchemaMissingError extends TraceConsumerError {
+  constructor(schema: string, cause?: unknown) {
+    super(
+      'SCHEMA_MISSING',
+      `The database schema "${schema}" or one of its tables does not exist. Apply schema.sql (npm run db:apply) ` +
+        'or set DB_SCHEMA to the schema that holds the tables.',
+      { cause },
+    );
+  }
+}

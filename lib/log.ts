@@ -1,0 +1,44 @@
+import { LOG_LEVELS, type LogLevel } from './config';
+
+export type LogFields = Record<string, unknown>;
+
+/** The logging the core needs. Lines are structured JSON so that CloudWatch Logs Insights can query their fields. */
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  /** A logger whose lines also carry `fields` (the request id, for one invocation). */
+  child(fields: LogFields): Logger;
+}
+
+/**
+ * Writes one JSON object per line to `write` (stdout by default), dropping lines below `level`. Errors are reduced
+ * to name, code and message: no stack traces, no connection strings.
+ */
+export function createLogger(
+  level: LogLevel,
+  base: LogFields = {},
+  write: (line: string) => void = (line) => process.stdout.write(line + '\n'),
+): Logger {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const log = (lineLevel: LogLevel) => (message: string, fields: LogFields = {}) => {
+    if (LOG_LEVELS.indexOf(lineLevel) < threshold) return;
+    write(JSON.stringify({ level: lineLevel, time: new Date().toISOString(), message, ...base, ...fields }, errorReplacer));
+  };
+  return {
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    child: (fields) => createLogger(level, { ...base, ...fields }, write),
+  };
+}
+
+function errorReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Error) {
+    const code = (value as { code?: unknown }).code;
+    return { name: value.name, ...(code === undefined ? {} : { code }), message: value.message };
+  }
+  return value;
+}

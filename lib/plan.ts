@@ -1,0 +1,259 @@
+import type { KafkaRecord, RecordRef } from './kafka';
+import type { SurveyMessage, TraceMessage } from './message';
+import { fromEpochMs } from './text';
+
+/*
+ * What to write, decided without the database: duplicates inside the batch collapsed, the newest report per course
+ * and per course-and-instructor pair chosen, rows shaped for their tables and sorted by key, so that concurrent
+ * invocations take row locks in the same order and cannot deadlock one another.
+ */
+
+/** A valid message with the record it came from and the time that orders it against other reports. */
+export interface Candidate {
+  record: KafkaRecord;
+  message: TraceMessage;
+  /** Canonical UTC timestamp (see canonicalTimestamp): processedAt, else course.processedAt, else Kafka's time. */
+  reportAt: string;
+}
+
+export type SurveyCandidate = Candidate & { message: SurveyMessage };
+
+const EPOCH = '1970-01-01T00:00:00.000000Z';
+
+export function toCandidate(record: KafkaRecord, message: TraceMessage): Candidate {
+  const reportAt =
+    message.processedAt ??
+    (message.kind === 'survey' ? message.course.processedAt : null) ??
+    (record.timestamp === null ? null : fromEpochMs(record.timestamp)) ??
+    EPOCH;
+  return { record, message, reportAt };
+}
+
+/**
+ * Newer report first: a later report time wins, ties go to the higher Kafka offset, then the higher partition
+ * (only so that the order is total). The database compares the same triple in the same order.
+ */
+export function compareReports(a: Candidate, b: Candidate): number {
+  if (a.reportAt !== b.reportAt) return a.reportAt < b.reportAt ? 1 : -1;
+  if (a.record.offset !== b.record.offset) return b.record.offset - a.record.offset;
+  return b.record.partition - a.record.partition;
+}
+
+/** Splits candidates into the first of each trace id (in event order) and the later repeats, which are duplicates. */
+export function collapseTraceIds(candidates: readonly Candidate[]): { unique: Candidate[]; repeats: Candidate[] } {
+  const seen = new Set<string>();
+  const unique: Candidate[] = [];
+  const repeats: Candidate[] = [];
+  for (const c of candidates) {
+    if (seen.has(c.message.traceId)) repeats.push(c);
+    else {
+      seen.add(c.message.traceId);
+      unique.push(c);
+    }
+  }
+  return { unique, repeats };
+}
+
+// Row shapes, keyed by column name: they are sent to PostgreSQL as JSON and read with json_to_recordset.
+
+interface Version {
+  report_at: string;
+  report_offset: number;
+  report_partition: number;
+}
+
+export interface ClaimRow extends Version {
+  trace_id: string;
+  status: 'stored' | 'upstream_error';
+  error: string | null;
+  kafka_topic: string;
+  kafka_partition: number;
+  kafka_offset: number;
+}
+
+export interface CourseRow extends Version {
+  course_id: string;
+  course_name: string | null;
+  subject: string | null;
+  catalog_section: string | null;
+  semester: string | null;
+  year: number | null;
+  enrollment: number | null;
+  responses: number | null;
+  declines: number | null;
+  processed_at: string | null;
+  original_file_name: string | null;
+  gcs_bucket: string | null;
+  gcs_path: string | null;
+  trace_id: string;
+}
+
+export interface PairRow extends Version {
+  trace_id: string;
+  course_id: string;
+  instructor: string;
+}
+
+export interface DeadLetterRow {
+  kafka_topic: string;
+  kafka_partition: number;
+  kafka_offset: number;
+  kafka_timestamp: string | null;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+  reason: string;
+  detail: string;
+  trace_id: string | null;
+}
+
+const version = (c: Candidate): Version => ({
+  report_at: c.reportAt,
+  report_offset: c.record.offset,
+  report_partition: c.record.partition,
+});
+
+const byKey =
+  <T>(key: (x: T) => string) =>
+  (a: T, b: T): number => {
+    const ka = key(a);
+    const kb = key(b);
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+
+/** One row per trace id to claim in processed_traces, sorted by trace id. */
+export function claimRows(unique: readonly Candidate[]): ClaimRow[] {
+  return unique
+    .map((c) => ({
+      trace_id: c.message.traceId,
+      status: c.message.kind === 'survey' ? ('stored' as const) : ('upstream_error' as const),
+      error: c.message.kind === 'upstream_error' ? c.message.error : null,
+      kafka_topic: c.record.topic,
+      kafka_partition: c.record.partition,
+      kafka_offset: c.record.offset,
+      ...version(c),
+    }))
+    .sort(byKey((r) => r.trace_id));
+}
+
+/** What to write for the survey reports whose trace ids were claimed. */
+export interface SurveyPlan {
+  /** Distinct instructor names, sorted. */
+  instructors: string[];
+  /** The newest report's attributes per course, sorted by course id. */
+  courses: CourseRow[];
+  /** The newest report per course and instructor; the database keeps it only if it is newer than what it has. */
+  pairs: PairRow[];
+  /** Reports that a newer one in the same batch replaces for the same course and instructor. */
+  supersededInBatch: SurveyCandidate[];
+}
+
+export function planSurvey(claimed: readonly SurveyCandidate[]): SurveyPlan {
+  const newestFirst = [...claimed].sort(compareReports);
+  const courses = new Map<string, SurveyCandidate>();
+  const pairs = new Map<string, SurveyCandidate>();
+  const supersededInBatch: SurveyCandidate[] = [];
+  for (const c of newestFirst) {
+    const { courseId } = c.message.course;
+    if (!courses.has(courseId)) courses.set(courseId, c);
+    const pairKey = JSON.stringify([courseId, c.message.instructor.name]);
+    if (pairs.has(pairKey)) supersededInBatch.push(c);
+    else pairs.set(pairKey, c);
+  }
+  return {
+    instructors: [...new Set(claimed.map((c) => c.message.instructor.name))].sort(),
+    courses: [...courses.values()].map(courseRow).sort(byKey((r) => r.course_id)),
+    pairs: [...pairs.values()].map((c) => ({
+      trace_id: c.message.traceId,
+      course_id: c.message.course.courseId,
+      instructor: c.message.instructor.name,
+      ...version(c),
+    })),
+    supersededInBatch,
+  };
+}
+
+function courseRow(c: SurveyCandidate): CourseRow {
+  const course = c.message.course;
+  return {
+    course_id: course.courseId,
+    course_name: course.courseName,
+    subject: course.subject,
+    catalog_section: course.catalogSection,
+    semester: course.semester,
+    year: course.year,
+    enrollment: course.enrollment,
+    responses: course.responses,
+    declines: course.declines,
+    processed_at: course.processedAt,
+    original_file_name: course.originalFileName,
+    gcs_bucket: course.gcsBucket,
+    gcs_path: course.gcsPath,
+    trace_id: c.message.traceId,
+    ...version(c),
+  };
+}
+
+/** A report the database accepted as the newest for its pair, with the pair's database ids. */
+export interface Winner {
+  trace_id: string;
+  course_id: string;
+  instructor_id: string;
+}
+
+/** Ratings and comments rows of the winning reports, which replace whatever their pairs held before. */
+export function replacementRows(winners: readonly Winner[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
+  const ratings: Record<string, unknown>[] = [];
+  const comments: Record<string, unknown>[] = [];
+  for (const w of winners) {
+    const message = byTraceId.get(w.trace_id)?.message;
+    if (!message) throw new Error(`The database returned trace id ${w.trace_id}, which this batch did not write.`);
+    const ids = { course_id: w.course_id, instructor_id: w.instructor_id, trace_id: w.trace_id };
+    for (const r of message.ratings) {
+      ratings.push({
+        ...ids,
+        question_text: r.questionText,
+        category: r.category,
+        responses: r.responses,
+        response_rate: r.responseRate,
+        course_mean: r.courseMean,
+        dept_mean: r.deptMean,
+        univ_mean: r.univMean,
+        course_median: r.courseMedian,
+        dept_median: r.deptMedian,
+        univ_median: r.univMedian,
+      });
+    }
+    for (const c of message.comments) {
+      comments.push({
+        ...ids,
+        category: c.category,
+        question_text: c.questionText,
+        response_number: c.responseNumber,
+        comment_text: c.commentText,
+      });
+    }
+  }
+  return { ratings, comments };
+}
+
+/** A dead letter row for a record: raw bytes as received (base64 in transit, bytea at rest) and a reason code. */
+export function deadLetterRow(record: KafkaRecord, reason: string, detail: string, traceId: string | null = null): DeadLetterRow {
+  return {
+    kafka_topic: record.topic,
+    kafka_partition: record.partition,
+    kafka_offset: record.offset,
+    kafka_timestamp: record.timestamp === null ? null : fromEpochMs(record.timestamp),
+    key: record.key?.toString('base64') ?? null,
+    value: record.value?.toString('base64') ?? null,
+    headers: record.headers,
+    reason,
+    detail,
+    trace_id: traceId,
+  };
+}
+
+/** Stable identity of a record within a batch. */
+export function refKey(ref: RecordRef): string {
+  return `${ref.topic}\u0000${ref.partition}\u0000${ref.offset}`;
+}

@@ -1,0 +1,95 @@
+import type { Config } from './config';
+import type { Sql } from './db';
+import { decodeEvent } from './kafka';
+import type { Logger } from './log';
+import { parseMessage } from './message';
+import { collapseTraceIds, deadLetterRow, refKey, toCandidate, type Candidate } from './plan';
+import { summarize, toResponse, type BatchSummary, type KafkaBatchResponse, type RecordOutcome } from './report';
+import { settleBatch, type Settled } from './settle';
+import type { DeadLetter } from './store';
+
+export interface BatchDependencies {
+  sql: Sql;
+  config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'timeReserveMs'>;
+  logger: Logger;
+  /** Milliseconds until the invocation times out (Lambda's context.getRemainingTimeInMillis). */
+  remainingMs: () => number;
+}
+
+export interface BatchResult {
+  response: KafkaBatchResponse;
+  summary: BatchSummary;
+  outcomes: RecordOutcome[];
+}
+
+/**
+ * Decodes, validates and stores one Kafka batch, and settles every record in exactly one state. Knows nothing of
+ * Lambda beyond the event's shape: the handler passes the remaining time and returns the response.
+ * Throws EnvelopeError for an event that is not a Kafka event, and BatchFailedError when nothing could be settled.
+ */
+export async function processBatch(event: unknown, deps: BatchDependencies): Promise<BatchResult> {
+  const started = Date.now();
+  const records = decodeEvent(event);
+
+  const candidates: Candidate[] = [];
+  const deadLetters: DeadLetter[] = [];
+  for (const record of records) {
+    const parsed = parseMessage(record.value);
+    if (parsed.ok) candidates.push(toCandidate(record, parsed.message));
+    else deadLetters.push({ record, row: deadLetterRow(record, parsed.reason, parsed.detail) });
+  }
+  const { unique, repeats } = collapseTraceIds(candidates);
+
+  const settled = await settleBatch(
+    { candidates: unique, deadLetters },
+    {
+      sql: deps.sql,
+      schema: deps.config.db.schema,
+      logger: deps.logger,
+      retry: { ...deps.config.retry, remainingMs: () => deps.remainingMs() - deps.config.timeReserveMs },
+    },
+  );
+
+  const byRecord = new Map<string, RecordOutcome>();
+  for (const s of settled) {
+    const outcome = toOutcome(s);
+    byRecord.set(refKey(outcome.record), outcome);
+  }
+  for (const c of repeats) {
+    byRecord.set(refKey(c.record), { record: c.record, state: 'duplicate', traceId: c.message.traceId });
+  }
+  const outcomes = records.map(
+    (record) =>
+      byRecord.get(refKey(record)) ??
+      // Unreachable unless two records share topic, partition and offset; never let one vanish from the count.
+      { record, state: 'failed' as const, traceId: null, error: new Error('record was not settled') },
+  );
+
+  for (const o of outcomes) {
+    if (o.state === 'dead_lettered' || o.state === 'failed') {
+      deps.logger.warn(o.state === 'failed' ? 'record failed, reported for retry' : 'record dead-lettered', {
+        topic: o.record.topic,
+        partition: o.record.partition,
+        offset: o.record.offset,
+        traceId: o.traceId,
+        reason: o.reason ?? 'failed',
+        detail: o.detail,
+      });
+    }
+  }
+  const summary = summarize(outcomes);
+  deps.logger.info('batch processed', { ...summary, durationMs: Date.now() - started });
+  return { response: toResponse(outcomes, deps.config.reportBatchItemFailures), summary, outcomes };
+}
+
+function toOutcome(s: Settled): RecordOutcome {
+  if (s.kind === 'candidate') {
+    const base = { record: s.candidate.record, traceId: s.candidate.message.traceId };
+    if (s.status === 'failed') return { ...base, state: 'failed', error: s.error };
+    if (s.status === 'dead_lettered') return { ...base, state: 'dead_lettered', reason: s.reason, detail: s.detail };
+    return { ...base, state: s.status };
+  }
+  const { record, row } = s.deadLetter;
+  if (s.status === 'failed') return { record, state: 'failed', traceId: row.trace_id, error: s.error };
+  return { record, state: 'dead_lettered', traceId: row.trace_id, reason: row.reason, detail: row.detail };
+}

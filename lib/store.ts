@@ -1,0 +1,179 @@
+import type postgres from 'postgres';
+import type { Sql, Table } from './db';
+import type { KafkaRecord } from './kafka';
+import { qualifiedTables } from './db';
+import {
+  claimRows,
+  planSurvey,
+  replacementRows,
+  type Candidate,
+  type DeadLetterRow,
+  type SurveyCandidate,
+  type Winner,
+} from './plan';
+
+/** What became of a claimed or repeated trace id. */
+export type TraceStatus = 'stored' | 'superseded' | 'upstream_error' | 'duplicate';
+
+export interface WriteInput {
+  /** Valid messages with distinct trace ids. */
+  candidates: readonly Candidate[];
+  deadLetters: readonly DeadLetter[];
+}
+
+/** A record that can never be stored, and the row that keeps it in dead_letters. */
+export interface DeadLetter {
+  record: KafkaRecord;
+  row: DeadLetterRow;
+}
+
+/**
+ * Writes one batch in one transaction with a fixed number of set-based statements, whatever the batch size. Rows
+ * travel as one JSON parameter per table (read with json_to_recordset), so PostgreSQL's 65,535-parameter limit
+ * never applies. Independent statements are pipelined: about five round trips in all.
+ *
+ * Exactly once: trace ids are claimed first with INSERT ... ON CONFLICT DO NOTHING. A trace id claimed by an
+ * earlier batch, or by a concurrent one that commits first (the insert waits for it), is not returned and its
+ * message writes nothing. Newer reports win through the conditional upserts on courses and course_instructors.
+ *
+ * Returns the status of every candidate's trace id. Throws whatever PostgreSQL throws; the transaction is then
+ * rolled back whole, and the caller decides whether to retry or to isolate a bad message.
+ */
+export async function writeBatch(
+  sql: Sql,
+  schema: string,
+  input: WriteInput,
+  statementTimeoutMs: number,
+): Promise<Map<string, TraceStatus>> {
+  const t = tableIdentifiers(sql, schema);
+  const json = (rows: unknown) => JSON.stringify(rows);
+  return sql.begin(async (tx) => {
+    const claims = claimRows(input.candidates);
+    const [, claimed] = await Promise.all([
+      tx`select set_config('statement_timeout', ${String(Math.max(1, Math.floor(statementTimeoutMs)))}, true)`,
+      claims.length === 0
+        ? []
+        : tx<{ trace_id: string }[]>`
+          insert into ${t.processed_traces} (trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at)
+          select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at
+          from json_to_recordset(${json(claims)}::text::json) as x(trace_id text, status text, error text, kafka_topic text,
+            kafka_partition integer, kafka_offset bigint, report_at timestamptz)
+          order by trace_id
+          on conflict (trace_id) do nothing
+          returning trace_id`,
+      input.deadLetters.length === 0
+        ? null
+        : tx`
+          insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value, headers, reason, detail, trace_id)
+          select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'base64'), decode(value, 'base64'),
+            coalesce(headers, '{}'), reason, detail, trace_id
+          from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text, kafka_partition integer,
+            kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, headers jsonb, reason text, detail text, trace_id text)
+          order by kafka_topic, kafka_partition, kafka_offset
+          on conflict (kafka_topic, kafka_partition, kafka_offset) do nothing`,
+    ]);
+
+    const claimedIds = new Set(claimed.map((r) => r.trace_id));
+    const statuses = new Map<string, TraceStatus>();
+    const survey: SurveyCandidate[] = [];
+    for (const c of input.candidates) {
+      if (!claimedIds.has(c.message.traceId)) statuses.set(c.message.traceId, 'duplicate');
+      else if (c.message.kind === 'upstream_error') statuses.set(c.message.traceId, 'upstream_error');
+      else survey.push(c as SurveyCandidate);
+    }
+    if (survey.length === 0) return statuses;
+
+    const plan = planSurvey(survey);
+    await Promise.all([
+      tx`
+        insert into ${t.instructors} (name)
+        select name from unnest(${plan.instructors}::text[]) as x(name)
+        order by name
+        on conflict (name) do nothing`,
+      tx`
+        insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
+          responses, declines, processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset,
+          report_partition)
+        select course_id, course_name, subject, catalog_section, semester, year, enrollment, responses, declines,
+          processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset, report_partition
+        from json_to_recordset(${json(plan.courses)}::text::json) as x(course_id text, course_name text, subject text,
+          catalog_section text, semester text, year integer, enrollment integer, responses integer, declines integer,
+          processed_at timestamptz, original_file_name text, gcs_bucket text, gcs_path text, trace_id text,
+          report_at timestamptz, report_offset bigint, report_partition integer)
+        order by course_id
+        on conflict (course_id) do update set
+          course_name = excluded.course_name, subject = excluded.subject, catalog_section = excluded.catalog_section,
+          semester = excluded.semester, year = excluded.year, enrollment = excluded.enrollment,
+          responses = excluded.responses, declines = excluded.declines, processed_at = excluded.processed_at,
+          original_file_name = excluded.original_file_name, gcs_bucket = excluded.gcs_bucket,
+          gcs_path = excluded.gcs_path, trace_id = excluded.trace_id, report_at = excluded.report_at,
+          report_offset = excluded.report_offset, report_partition = excluded.report_partition, updated_at = now()
+        where (c.report_at, c.report_offset, c.report_partition)
+            < (excluded.report_at, excluded.report_offset, excluded.report_partition)`,
+    ]);
+
+    // The pair row names the report whose ratings and comments the pair holds. A report wins only if it is newer;
+    // the row lock taken here also orders concurrent invocations that write the same pair.
+    const winners = await tx<Winner[]>`
+      insert into ${t.course_instructors} as ci (course_id, instructor_id, trace_id, report_at, report_offset, report_partition)
+      select c.id, i.id, x.trace_id, x.report_at, x.report_offset, x.report_partition
+      from json_to_recordset(${json(plan.pairs)}::text::json) as x(trace_id text, course_id text, instructor text,
+        report_at timestamptz, report_offset bigint, report_partition integer)
+      join ${t.courses} c on c.course_id = x.course_id
+      join ${t.instructors} i on i.name = x.instructor
+      order by c.id, i.id
+      on conflict (course_id, instructor_id) do update set
+        trace_id = excluded.trace_id, report_at = excluded.report_at, report_offset = excluded.report_offset,
+        report_partition = excluded.report_partition, updated_at = now()
+      where (ci.report_at, ci.report_offset, ci.report_partition)
+          < (excluded.report_at, excluded.report_offset, excluded.report_partition)
+      returning ci.trace_id, ci.course_id::text, ci.instructor_id::text`;
+
+    const byTraceId = new Map(survey.map((c) => [c.message.traceId, c]));
+    const { ratings, comments } = replacementRows(winners, byTraceId);
+    const winnerIds = new Set(winners.map((w) => w.trace_id));
+    const superseded = survey.map((c) => c.message.traceId).filter((id) => !winnerIds.has(id));
+    const pairs = json(winners.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
+
+    await Promise.all([
+      winners.length === 0
+        ? null
+        : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
+             where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
+      winners.length === 0
+        ? null
+        : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
+             where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
+      ratings.length === 0
+        ? null
+        : tx`
+          insert into ${t.ratings} (course_id, instructor_id, trace_id, question_text, category, responses, response_rate,
+            course_mean, dept_mean, univ_mean, course_median, dept_median, univ_median)
+          select * from json_to_recordset(${json(ratings)}::text::json) as x(course_id bigint, instructor_id bigint, trace_id text,
+            question_text text, category text, responses integer, response_rate double precision,
+            course_mean double precision, dept_mean double precision, univ_mean double precision,
+            course_median double precision, dept_median double precision, univ_median double precision)`,
+      comments.length === 0
+        ? null
+        : tx`
+          insert into ${t.comments} (course_id, instructor_id, trace_id, category, question_text, response_number, comment_text)
+          select * from json_to_recordset(${json(comments)}::text::json) as x(course_id bigint, instructor_id bigint,
+            trace_id text, category text, question_text text, response_number integer, comment_text text)`,
+      superseded.length === 0
+        ? null
+        : tx`update ${t.processed_traces} set status = 'superseded' where trace_id = any(${superseded}::text[])`,
+    ]);
+
+    for (const id of winnerIds) statuses.set(id, 'stored');
+    for (const id of superseded) statuses.set(id, 'superseded');
+    return statuses;
+  });
+}
+
+function tableIdentifiers(sql: Sql, schema: string) {
+  const names = qualifiedTables(schema);
+  return Object.fromEntries(Object.entries(names).map(([table, name]) => [table, sql(name)])) as Record<
+    Table,
+    postgres.Helper<string, []>
+  >;
+}
