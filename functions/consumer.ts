@@ -5,6 +5,7 @@ import { createSql } from '../lib/db';
 import { createLogger } from '../lib/log';
 import { processBatch } from '../lib/process-batch';
 import type { KafkaBatchResponse } from '../lib/report';
+import { closeDatabaseAfterLocalInvoke } from './local-invoke';
 
 // Cold start: configuration is read and validated once, and one database client serves every invocation of this
 // execution environment. A configuration error fails the init phase with a message naming the variable.
@@ -16,12 +17,14 @@ const sql = createSql(config.db);
  * Lambda entry point for Amazon MSK and self-managed Kafka event source mappings. Returns the records to retry as
  * a partial batch response; throws when no record could be settled.
  */
-export const handler = middy<unknown, KafkaBatchResponse, Error, Context>().handler(async (event, context) => {
-  const result = await processBatch(event, {
-    sql,
-    config,
-    logger: logger.child({ requestId: context.awsRequestId }),
-    remainingMs: () => context.getRemainingTimeInMillis(),
+export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
+  .use(closeDatabaseAfterLocalInvoke(sql))
+  .handler(async (event, context) => {
+    const result = await processBatch(event, {
+      sql,
+      config,
+      logger: logger.child({ requestId: context.awsRequestId }),
+      remainingMs: () => context.getRemainingTimeInMillis(),
+    });
+    return result.response;
   });
-  return result.response;
-});
