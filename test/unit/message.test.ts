@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { parseMessage, type SurveyMessage } from '../../lib/message';
+import { surveyMessage } from '../helpers/factories';
+
+const bytes = (x: unknown) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x), 'utf8');
+
+function survey(x: unknown): SurveyMessage {
+  const result = parseMessage(bytes(x));
+  if (!result.ok) throw new Error(`expected a valid message, got ${result.reason}: ${result.detail}`);
+  if (result.message.kind !== 'survey') throw new Error('expected a survey message');
+  return result.message;
+}
+
+function rejection(x: unknown) {
+  const result = parseMessage(Buffer.isBuffer(x) || x === null ? (x as Buffer | null) : bytes(x));
+  if (result.ok) throw new Error('expected a rejection');
+  return result;
+}
+
+describe('parseMessage', () => {
+  it('should accept the seed format in full', () => {
+    const input = surveyMessage();
+    const message = survey(input);
+    expect(message.traceId).toBe(input.traceId);
+    expect(message.course.courseId).toBe(input.course.courseId);
+    expect(message.course.processedAt).toBe('2023-12-20T10:00:00.000000Z');
+    expect(message.ratings).toHaveLength(2);
+    expect(message.ratings[0]).toEqual(input.ratings[0]);
+    expect(message.comments[0]).toEqual(input.comments[0]);
+  });
+
+  it('should accept the minimum: traceId, course.courseId and instructor.name', () => {
+    const message = survey({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' } });
+    expect(message.ratings).toEqual([]);
+    expect(message.comments).toEqual([]);
+    expect(message.course.year).toBeNull();
+    expect(message.processedAt).toBeNull();
+  });
+
+  it('should accept null statistics, numeric strings and null lists, and ignore unknown fields', () => {
+    const message = survey({
+      traceId: 't', course: { courseId: 'c', year: '2023', enrollment: '25', responses: null, futureField: { a: 1 } },
+      instructor: { name: 'n', email: 'n@example.edu' }, ratings: [{ courseMean: '4.5', deptMean: null, responses: '7' }],
+      comments: null, schemaVersion: 3,
+    });
+    expect(message.course).toMatchObject({ year: 2023, enrollment: 25, responses: null });
+    expect(message.course).not.toHaveProperty('futureField');
+    expect(message.ratings[0]).toMatchObject({ courseMean: 4.5, deptMean: null, responses: 7 });
+    expect(message.comments).toEqual([]);
+  });
+
+  it('should trim identifiers and normalise the instructor name', () => {
+    const message = survey({ traceId: ' t-1 ', course: { courseId: 12345 }, instructor: { name: '  Ada \n Lovelace ' } });
+    expect(message.traceId).toBe('t-1');
+    expect(message.course.courseId).toBe('12345');
+    expect(message.instructor.name).toBe('Ada Lovelace');
+  });
+
+  it('should make text storable rather than reject it', () => {
+    const message = survey({ traceId: 't', course: { courseId: 'c', courseName: 'A\u0000B' }, instructor: { name: 'n' }, comments: [{ commentText: 'bad \ud83d surrogate' }] });
+    expect(message.course.courseName).toBe('AB');
+    expect(message.comments[0]?.commentText).toBe('bad \ufffd surrogate');
+  });
+
+  it.each([
+    ['traceId missing', { course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId'],
+    ['traceId blank', { traceId: '  ', course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId: must not be empty'],
+    ['course missing', { traceId: 't', instructor: { name: 'n' } }, 'course'],
+    ['courseId blank', { traceId: 't', course: { courseId: '' }, instructor: { name: 'n' } }, 'course.courseId'],
+    ['instructor name blank', { traceId: 't', course: { courseId: 'c' }, instructor: { name: ' \t ' } }, 'instructor.name'],
+    ['negative count', { traceId: 't', course: { courseId: 'c', enrollment: -1 }, instructor: { name: 'n' } }, 'course.enrollment: must not be negative'],
+    ['fractional count', { traceId: 't', course: { courseId: 'c', declines: 1.5 }, instructor: { name: 'n' } }, 'course.declines: must be a whole number'],
+    ['count beyond integer', { traceId: 't', course: { courseId: 'c', responses: 2 ** 31 }, instructor: { name: 'n' } }, 'course.responses: must be at most'],
+    ['implausible year', { traceId: 't', course: { courseId: 'c', year: 20230 }, instructor: { name: 'n' } }, 'course.year'],
+    ['bad timestamp', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, processedAt: '20/12/2023' }, 'processedAt: must be an ISO-8601 timestamp'],
+    ['non-numeric statistic', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: 'high' }] }, 'ratings.0.courseMean'],
+    ['infinite statistic', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: '1e999' }] }, 'ratings.0.courseMean: must be a finite number'],
+    ['ratings not a list', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: { a: 1 } }, 'ratings: expected Array, got object'],
+    ['wrong type for text', { traceId: 't', course: { courseId: 'c', subject: ['CS'] }, instructor: { name: 'n' } }, 'course.subject'],
+  ])('should reject a message with %s as invalid_message', (_name, input, expected) => {
+    const result = rejection(input);
+    expect(result.reason).toBe('invalid_message');
+    expect(result.detail).toContain(expected);
+  });
+
+  it('should never echo a rejected text value in the detail', () => {
+    const result = rejection({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: 'my secret comment' }] });
+    expect(result.detail).not.toContain('secret');
+  });
+
+  it.each([
+    ['a tombstone', null, 'tombstone'],
+    ['bytes that are not UTF-8', Buffer.from([0x7b, 0xff, 0x7d]), 'invalid_utf8'],
+    ['text that is not JSON', Buffer.from('{"traceId":'), 'invalid_json'],
+    ['a JSON array', Buffer.from('[1,2]'), 'not_an_object'],
+    ['a JSON string', Buffer.from('"hello"'), 'not_an_object'],
+    ['JSON null', Buffer.from('null'), 'not_an_object'],
+  ])('should reject %s as %s', (_name, value, reason) => {
+    expect(rejection(value).reason).toBe(reason);
+  });
+
+  it('should read a message with a non-empty error as an upstream failure report', () => {
+    const result = parseMessage(bytes({ traceId: 't-9', error: '  OCR failed  ', processedAt: '2023-01-01T00:00:00Z' }));
+    expect(result).toEqual({ ok: true, message: { kind: 'upstream_error', traceId: 't-9', error: 'OCR failed', processedAt: '2023-01-01T00:00:00.000000Z' } });
+  });
+
+  it('should treat an empty or null error as no error', () => {
+    expect(survey({ ...surveyMessage(), error: '' }).kind).toBe('survey');
+    expect(survey({ ...surveyMessage(), error: null }).kind).toBe('survey');
+  });
+
+  it('should reject an upstream failure report without a trace id', () => {
+    expect(rejection({ error: 'boom' }).reason).toBe('invalid_message');
+  });
+});
