@@ -51,12 +51,22 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   );
 
   const byRecord = new Map<string, RecordOutcome>();
+  const byTraceId = new Map<string, RecordOutcome>();
   for (const s of settled) {
     const outcome = toOutcome(s);
     byRecord.set(refKey(outcome.record), outcome);
+    if (outcome.traceId !== null && s.kind === 'candidate') byTraceId.set(outcome.traceId, outcome);
   }
+  // A repeat of a trace id within the batch is a duplicate of its first occurrence, unless that one failed: then
+  // the repeat is retried too, so that a trace that failed is never counted as handled.
   for (const c of repeats) {
-    byRecord.set(refKey(c.record), { record: c.record, state: 'duplicate', traceId: c.message.traceId });
+    const first = byTraceId.get(c.message.traceId);
+    byRecord.set(
+      refKey(c.record),
+      first?.state === 'failed'
+        ? { record: c.record, state: 'failed', traceId: c.message.traceId, error: first.error }
+        : { record: c.record, state: 'duplicate', traceId: c.message.traceId },
+    );
   }
   const outcomes = records.map(
     (record) =>

@@ -1,0 +1,38 @@
+import { vi } from 'vitest';
+import type { TestDatabase } from './db';
+
+type Handler = (event: unknown, context: import('aws-lambda').Context) => Promise<unknown>;
+
+/**
+ * Loads functions/<name>.ts the way Lambda does at cold start: with the environment set first and a fresh module,
+ * so configuration and the database client are created from `env`. Also captures what the function writes to stdout.
+ */
+export async function coldStart(name: 'consumer', db: TestDatabase, env: Record<string, string> = {}) {
+  const saved = { ...process.env };
+  Object.assign(process.env, db.env, { LOG_LEVEL: 'info' }, env);
+  vi.resetModules();
+  try {
+    const module = (await import(`../../functions/${name}.ts`)) as { handler: Handler };
+    return module.handler;
+  } finally {
+    process.env = saved;
+  }
+}
+
+/** Runs `fn` while collecting the JSON lines written to stdout. */
+export async function captureLogs<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unknown; logs: Record<string, unknown>[] }> {
+  const logs: Record<string, unknown>[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    for (const line of String(chunk).split('\n')) {
+      if (line.startsWith('{')) logs.push(JSON.parse(line));
+    }
+    return true;
+  });
+  try {
+    return { value: await fn(), logs };
+  } catch (error) {
+    return { error, logs };
+  } finally {
+    spy.mockRestore();
+  }
+}
