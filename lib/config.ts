@@ -54,6 +54,15 @@ const VARIABLES = {
   REPORT_BATCH_ITEM_FAILURES: { schema: boolean, default: 'true' },
   /** Milliseconds of the invocation kept free: no new database attempt starts with less time than this left. */
   TIME_RESERVE_MS: { schema: integer(0, 900_000), default: '5000' },
+  /** Seconds a readiness result is reused, so that monitors cannot overload the database. */
+  HEALTH_CHECK_INTERVAL: { schema: integer(0, 86_400), default: '60' },
+  /** Milliseconds each readiness check may take before it counts as failed. */
+  HEALTH_TIMEOUT_MS: { schema: integer(100, 60_000), default: '2000' },
+  /** Seconds without a stored trace after which /healthz reports stale; "never" turns staleness off. */
+  HEALTH_STALE_AFTER_SECONDS: {
+    schema: v.union([v.pipe(v.literal('never'), v.transform(() => null)), integer(1, 365 * 86_400)], 'must be a number of seconds or "never"'),
+    default: 'never',
+  },
 } as const;
 
 type Variables = typeof VARIABLES;
@@ -73,6 +82,7 @@ export interface Config {
   logLevel: LogLevel;
   reportBatchItemFailures: boolean;
   timeReserveMs: number;
+  health: { checkIntervalSeconds: number; timeoutMs: number; staleAfterSeconds: number | null };
 }
 
 /**
@@ -104,6 +114,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: p.LOG_LEVEL,
     reportBatchItemFailures: p.REPORT_BATCH_ITEM_FAILURES,
     timeReserveMs: p.TIME_RESERVE_MS,
+    health: {
+      checkIntervalSeconds: p.HEALTH_CHECK_INTERVAL,
+      timeoutMs: p.HEALTH_TIMEOUT_MS,
+      staleAfterSeconds: p.HEALTH_STALE_AFTER_SECONDS,
+    },
   };
 }
 

@@ -57,14 +57,23 @@ export class BatchFailedError extends TraceConsumerError {
   }
 }
 
-/** The database answered, but the schema or its tables are missing. Apply schema.sql. */
+/** The database answered, but tables of the schema are missing. Apply schema.sql. */
 export class SchemaMissingError extends TraceConsumerError {
-  constructor(schema: string, cause?: unknown) {
+  readonly tables: readonly string[];
+
+  constructor(tables: readonly string[]) {
     super(
       'SCHEMA_MISSING',
-      `The database schema "${schema}" or one of its tables does not exist. Apply schema.sql (npm run db:apply) ` +
-        'or set DB_SCHEMA to the schema that holds the tables.',
-      { cause },
+      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql (npm run db:apply) ` +
+        'or set DB_SCHEMA to the schema that holds the tables',
     );
+    this.tables = tables;
+  }
+}
+
+/** A health check did not answer in time; the database may be down, overloaded or unreachable. */
+export class HealthCheckTimeoutError extends TraceConsumerError {
+  constructor(timeoutMs: number) {
+    super('HEALTH_TIMEOUT', `no answer within ${timeoutMs} ms`);
   }
 }

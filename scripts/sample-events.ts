@@ -99,6 +99,43 @@ const samples: Record<string, { event: unknown; response: unknown }> = {
   },
 };
 
+/** An HTTP API (payload format 2.0) request, as API Gateway sends it to the health function. */
+function httpRequest(method: string, path: string) {
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: '',
+    headers: { accept: 'application/json', 'user-agent': 'uptime-monitor/1.0' },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123defg',
+      domainName: 'abc123defg.execute-api.us-east-1.amazonaws.com',
+      domainPrefix: 'abc123defg',
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '198.51.100.7', userAgent: 'uptime-monitor/1.0' },
+      requestId: 'health-request',
+      routeKey: '$default',
+      stage: '$default',
+      time: '20/Dec/2023:10:00:00 +0000',
+      timeEpoch: 1703066400000,
+    },
+    isBase64Encoded: false,
+  };
+}
+
+/** Health answers hold durations and clocks; their pairs list the fields that must match. */
+const healthSamples: Record<string, { event: unknown; response: unknown }> = {
+  'health-live': { event: httpRequest('GET', '/healthz/live'), response: { statusCode: 200, body: { status: 'ok' } } },
+  'health-ready': {
+    event: httpRequest('GET', '/healthz/ready'),
+    response: { statusCode: 200, body: { status: 'ready', checks: [{ name: 'credentials', ok: true }, { name: 'database', ok: true }, { name: 'schema', ok: true }] } },
+  },
+  'health-freshness': { event: httpRequest('GET', '/healthz'), response: { statusCode: 200, body: { status: 'ok', stale: false } } },
+  'health-not-found': { event: httpRequest('GET', '/status'), response: { statusCode: 404, body: { error: 'not_found' } } },
+  'health-wrong-method': { event: httpRequest('POST', '/healthz/ready'), response: { statusCode: 405, body: { error: 'method_not_allowed' } } },
+};
+Object.assign(samples, healthSamples);
+
 if (require.main === module) {
   mkdirSync(join(dir, 'responses'), { recursive: true });
   for (const [name, { event, response }] of Object.entries(samples)) {

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
-import { invokeLocal, lastJson } from '../helpers/cli';
+import { invokeLocal, lastJson, projectRoot } from '../helpers/cli';
 
 let db: TestDatabase;
 let dbEnv: Record<string, string>;
@@ -25,4 +27,17 @@ describe('serverless invoke local (offline, real CLI)', () => {
     expect(run.code).not.toBe(0);
     expect(run.stdout + run.stderr).toContain('BatchFailedError');
   });
+
+  it.each(['health-live', 'health-ready', 'health-freshness', 'health-not-found', 'health-wrong-method'])(
+    'should answer events/%s.json from the health function',
+    async (name) => {
+      const expected = JSON.parse(readFileSync(join(projectRoot, 'events', 'responses', `${name}.json`), 'utf8'));
+      const run = await invokeLocal('health', `events/${name}.json`, dbEnv);
+      expect(run.code, run.stderr + run.stdout).toBe(0);
+      const answer = lastJson(run.stdout) as { statusCode: number; body: unknown };
+      expect(answer.statusCode).toBe(expected.statusCode);
+      const body = typeof answer.body === 'string' ? JSON.parse(answer.body) : answer.body; // invoke local may parse it
+      expect(body).toMatchObject(expected.body);
+    },
+  );
 });

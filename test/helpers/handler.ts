@@ -7,9 +7,10 @@ type Handler = (event: unknown, context: import('aws-lambda').Context) => Promis
  * Loads functions/<name>.ts the way Lambda does at cold start: with the environment set first and a fresh module,
  * so configuration and the database client are created from `env`. Also captures what the function writes to stdout.
  */
-export async function coldStart(name: 'consumer', db: TestDatabase, env: Record<string, string> = {}) {
+export async function coldStart(name: 'consumer' | 'health', db: TestDatabase, env: Record<string, string> = {}) {
   const saved = { ...process.env };
   Object.assign(process.env, db.env, { LOG_LEVEL: 'info' }, env);
+  delete process.env.IS_LOCAL;
   vi.resetModules();
   try {
     const module = (await import(`../../functions/${name}.ts`)) as { handler: Handler };

@@ -11,6 +11,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       reportBatchItemFailures: true,
       timeReserveMs: 5000,
+      health: { checkIntervalSeconds: 60, timeoutMs: 2000, staleAfterSeconds: null },
     });
   });
 
@@ -23,6 +24,13 @@ describe('loadConfig', () => {
     expect(config.retry).toEqual({ maxRetries: 5, backoffMs: 250 });
     expect(config.logLevel).toBe('warn');
     expect(config.reportBatchItemFailures).toBe(false);
+  });
+
+  it('should read the health settings, with staleness as seconds or never', () => {
+    const config = loadConfig({ HEALTH_CHECK_INTERVAL: '0', HEALTH_TIMEOUT_MS: '500', HEALTH_STALE_AFTER_SECONDS: '3600' });
+    expect(config.health).toEqual({ checkIntervalSeconds: 0, timeoutMs: 500, staleAfterSeconds: 3600 });
+    expect(loadConfig({ HEALTH_STALE_AFTER_SECONDS: 'never' }).health.staleAfterSeconds).toBeNull();
+    expect(() => loadConfig({ HEALTH_STALE_AFTER_SECONDS: 'soon' })).toThrow(/HEALTH_STALE_AFTER_SECONDS must be a number of seconds or "never"/);
   });
 
   it('should name every invalid variable in one error', () => {

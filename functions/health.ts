@@ -1,0 +1,87 @@
+import middy from '@middy/core';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpRouterHandler, { type Route } from '@middy/http-router';
+import { createError } from '@middy/util';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { loadConfig } from '../lib/config';
+import { createSql } from '../lib/db';
+import { cachedReadiness, checkReadiness, describeFailure, readFreshness } from '../lib/health';
+import { createLogger } from '../lib/log';
+import { closeDatabaseAfterLocalInvoke } from './local-invoke';
+
+type Event = APIGatewayProxyEventV2;
+type Response = APIGatewayProxyStructuredResultV2;
+
+// Cold start: configuration once, and a client whose connect timeout matches the health timeout so that a database
+// that does not answer makes the check fail in time instead of hanging the monitor.
+const config = loadConfig();
+const logger = createLogger(config.logLevel, { service: 'trace-consumer-health' });
+const sql = createSql(config.db, { connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)) });
+
+const readiness = cachedReadiness(
+  () =>
+    checkReadiness({
+      sql,
+      schema: config.db.schema,
+      timeoutMs: config.health.timeoutMs,
+      // Credentials come from the environment; they resolve when a user is configured.
+      resolveCredentials: async () => {
+        if (!config.db.user) throw Object.assign(new Error('no database user configured'), { code: 'NO_USER' });
+      },
+    }),
+  config.health.checkIntervalSeconds,
+);
+
+const json = (statusCode: number, body: unknown): Response => ({
+  statusCode,
+  headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
+  body: JSON.stringify(body),
+});
+
+const routes: Route<Event, Response>[] = [
+  {
+    method: 'GET',
+    path: '/healthz/live',
+    handler: async () => json(200, { status: 'ok' }),
+  },
+  {
+    method: 'GET',
+    path: '/healthz/ready',
+    handler: async () => {
+      const { result, cached } = await readiness();
+      if (result.status !== 'ready' && !cached) logger.warn('not ready', { checks: result.checks });
+      return json(result.status === 'ready' ? 200 : 503, { ...result, cached });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/healthz',
+    handler: async () => {
+      try {
+        const freshness = await readFreshness(sql, config.db.schema, config.health.staleAfterSeconds);
+        return json(200, { status: freshness.stale ? 'stale' : 'ok', ...freshness });
+      } catch (error) {
+        logger.warn('freshness could not be read', { error });
+        return json(503, { status: 'unavailable', error: describeFailure(error) });
+      }
+    },
+  },
+];
+
+const knownPaths = new Set(routes.map((r) => r.path));
+
+/** Unknown paths get 404 and known paths with another method 405, both as JSON like every other answer. */
+function notFound({ method, path }: { method: string; path: string }): never {
+  const normalised = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  if (knownPaths.has(normalised)) {
+    const error = createError(405, JSON.stringify({ error: 'method_not_allowed', message: `${method} is not allowed on ${normalised}; use GET` }));
+    throw Object.assign(error, { headers: { Allow: 'GET' } }); // read by http-error-handler
+  }
+  throw createError(404, JSON.stringify({ error: 'not_found', message: `no route for ${method} ${path}`, routes: [...knownPaths] }));
+}
+
+/** HTTP API (payload format 2.0) entry point for /healthz, /healthz/live and /healthz/ready. */
+export const handler = middy<Event, Response>()
+  .use(closeDatabaseAfterLocalInvoke(sql))
+  .use(httpErrorHandler({ logger: (error: unknown) => logger.debug('http error', { error }) }))
+  .handler(httpRouterHandler({ routes, notFoundResponse: notFound }));
