@@ -93,6 +93,10 @@ const samples: Record<string, { event: unknown; response: unknown }> = {
     event: buildKafkaEvent(valid(10, 4), { source: 'self-managed', partitions: 2, firstOffset: 5000 }),
     response: { batchItemFailures: [] },
   },
+  'large-batch': {
+    event: buildKafkaEvent(valid(1000, 500), { source: 'msk', partitions: 4, firstOffset: 250_000 }),
+    response: { batchItemFailures: [] },
+  },
   'mixed-batch': {
     event: buildKafkaEvent(mixedRecords(), { source: 'msk', partitions: 2, firstOffset: 40 }),
     response: { batchItemFailures: [] },

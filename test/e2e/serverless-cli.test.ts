@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +74,32 @@ function statementsOf(template: Template, roleName: string) {
 function resourceFor(template: Template, roleName: string, action: string): unknown {
   return statementsOf(template, roleName).find((s) => s.Action.includes(action))?.Resource;
 }
+
+describe('your own messages, end to end', () => {
+  it('should store a message file wrapped by the event builder and run through invoke local', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-own-'));
+    const messages = [
+      { traceId: 'own-1', course: { courseId: 'OWN-101', courseName: 'My course' }, instructor: { name: 'Jane Doe' }, ratings: [{ questionText: 'Q', courseMean: 4.2 }] },
+      { traceId: 'own-2', course: { courseId: 'OWN-102' }, instructor: { name: 'John Roe' }, comments: [{ commentText: 'Nice' }] },
+    ];
+    writeFileSync(join(dir, 'messages.jsonl'), messages.map((m) => JSON.stringify(m)).join('\n'));
+    const eventFile = join(dir, 'event.json');
+    const built = await runCommand('npx', ['tsx', 'scripts/build-event.ts', '--source', 'self-managed', '--partitions', '2', '--out', eventFile, join(dir, 'messages.jsonl')]);
+    expect(built.code, built.stderr).toBe(0);
+
+    const run = await invokeLocal('consumer', eventFile, dbEnv);
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    expect(lastJson(run.stdout)).toEqual({ batchItemFailures: [] });
+    const schema = db.config.db.schema;
+    const rows = await db.sql`select trace_id, status, kafka_partition from ${db.sql(`${schema}.processed_traces`)} where trace_id like 'own-%' order by 1`;
+    expect(rows).toEqual([
+      { trace_id: 'own-1', status: 'stored', kafka_partition: 0 },
+      { trace_id: 'own-2', status: 'stored', kafka_partition: 1 },
+    ]);
+    const [rating] = await db.sql`select question_text, course_mean from ${db.sql(`${schema}.ratings`)} where trace_id = 'own-1'`;
+    expect(rating).toEqual({ question_text: 'Q', course_mean: 4.2 });
+  });
+});
 
 describe('serverless package (offline, no AWS credentials)', () => {
   it('should build Amazon MSK with IAM authentication', async () => {
