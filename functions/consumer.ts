@@ -1,27 +1,29 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { createSql } from '../lib/db';
+import { credentialSource } from '../lib/credentials';
+import { Database } from '../lib/database';
 import { createLogger } from '../lib/log';
 import { processBatch } from '../lib/process-batch';
 import type { KafkaBatchResponse } from '../lib/report';
 import { closeDatabaseAfterLocalInvoke } from './local-invoke';
 
 // Cold start: configuration is read and validated once, and one database client serves every invocation of this
-// execution environment. A configuration error fails the init phase with a message naming the variable.
+// execution environment. A configuration error fails the init phase with a message naming the variable. The
+// credentials (Secrets Manager, when DB_SECRET_ARN is set) are fetched on first use, not here.
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { service: 'trace-consumer' });
-const sql = createSql(config.db);
+const database = new Database(config.db, credentialSource(config.db));
 
 /**
  * Lambda entry point for Amazon MSK and self-managed Kafka event source mappings. Returns the records to retry as
  * a partial batch response; throws when no record could be settled.
  */
 export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
-  .use(closeDatabaseAfterLocalInvoke(sql))
+  .use(closeDatabaseAfterLocalInvoke(database))
   .handler(async (event, context) => {
     const result = await processBatch(event, {
-      sql,
+      database,
       config,
       logger: logger.child({ requestId: context.awsRequestId }),
       remainingMs: () => context.getRemainingTimeInMillis(),

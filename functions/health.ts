@@ -4,7 +4,8 @@ import httpRouterHandler, { type Route } from '@middy/http-router';
 import { createError } from '@middy/util';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { createSql } from '../lib/db';
+import { credentialSource } from '../lib/credentials';
+import { Database } from '../lib/database';
 import { cachedReadiness, checkReadiness, describeFailure, readFreshness } from '../lib/health';
 import { createLogger } from '../lib/log';
 import { closeDatabaseAfterLocalInvoke } from './local-invoke';
@@ -16,18 +17,16 @@ type Response = APIGatewayProxyStructuredResultV2;
 // that does not answer makes the check fail in time instead of hanging the monitor.
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { service: 'trace-consumer-health' });
-const sql = createSql(config.db, { connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)) });
+const credentials = credentialSource(config.db);
+const database = new Database(config.db, credentials, { connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)) });
 
 const readiness = cachedReadiness(
   () =>
     checkReadiness({
-      sql,
+      database,
       schema: config.db.schema,
       timeoutMs: config.health.timeoutMs,
-      // Credentials come from the environment; they resolve when a user is configured.
-      resolveCredentials: async () => {
-        if (!config.db.user) throw Object.assign(new Error('no database user configured'), { code: 'NO_USER' });
-      },
+      resolveCredentials: () => credentials.get(),
     }),
   config.health.checkIntervalSeconds,
 );
@@ -58,7 +57,7 @@ const routes: Route<Event, Response>[] = [
     path: '/healthz',
     handler: async () => {
       try {
-        const freshness = await readFreshness(sql, config.db.schema, config.health.staleAfterSeconds);
+        const freshness = await database.run((sql) => readFreshness(sql, config.db.schema, config.health.staleAfterSeconds));
         return json(200, { status: freshness.stale ? 'stale' : 'ok', ...freshness });
       } catch (error) {
         logger.warn('freshness could not be read', { error });
@@ -82,6 +81,6 @@ function notFound({ method, path }: { method: string; path: string }): never {
 
 /** HTTP API (payload format 2.0) entry point for /healthz, /healthz/live and /healthz/ready. */
 export const handler = middy<Event, Response>()
-  .use(closeDatabaseAfterLocalInvoke(sql))
+  .use(closeDatabaseAfterLocalInvoke(database))
   .use(httpErrorHandler({ logger: (error: unknown) => logger.debug('http error', { error }) }))
   .handler(httpRouterHandler({ routes, notFoundResponse: notFound }));

@@ -45,6 +45,25 @@ const VARIABLES = {
   DB_PASSWORD: { schema: v.string(), default: '' },
   /** Seconds to wait for a connection before counting the attempt as a transient failure. */
   DB_CONNECT_TIMEOUT: { schema: integer(1, 300), default: '5' },
+  /** Secrets Manager secret with the credentials (RDS rotation's JSON); its fields override DB_*. */
+  DB_SECRET_ARN: {
+    schema: v.union([v.literal(''), v.pipe(v.string(), v.trim(), v.regex(/^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN'))], 'must be a Secrets Manager secret ARN'),
+    default: '',
+  },
+  /** Seconds a fetched secret is trusted before it is fetched again (a rejected password refetches at once). */
+  DB_SECRET_TTL_SECONDS: { schema: integer(0, 86_400), default: '300' },
+  /** Connections per execution environment. One invocation runs at a time, and a batch pipelines on one. */
+  DB_POOL_MAX: { schema: integer(1, 20), default: '1' },
+  /** Seconds an unused connection stays open; short, so a socket frozen with the environment is not reused. */
+  DB_IDLE_TIMEOUT: { schema: integer(0, 3600), default: '60' },
+  /** Seconds a connection may live at all; spreads reconnects after failovers and RDS Proxy rebalancing. */
+  DB_MAX_LIFETIME: { schema: integer(0, 86_400), default: '1800' },
+  /** false for RDS Proxy: prepared statements pin its connections. */
+  DB_PREPARE: { schema: boolean, default: 'true' },
+  /** TLS to the database: disable, require (encrypted, unverified) or verify-full (against DB_SSL_CA). */
+  DB_SSL: { schema: v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['disable', 'require', 'verify-full'], 'must be disable, require or verify-full')), default: 'disable' },
+  /** CA bundle for verify-full. Lambda's Node.js runtimes ship the RDS CAs at this path. */
+  DB_SSL_CA: { schema: nonEmpty, default: '/var/runtime/ca-cert.pem' },
   MAX_RETRIES: { schema: integer(0, 20), default: '3' },
   RETRY_BACKOFF_MS: { schema: integer(0, 600_000), default: '1000' },
   LOG_LEVEL: {
@@ -77,6 +96,14 @@ export interface Config {
     user: string;
     password: string;
     connectTimeoutSeconds: number;
+    secretArn: string | null;
+    secretTtlSeconds: number;
+    poolMax: number;
+    idleTimeoutSeconds: number;
+    maxLifetimeSeconds: number;
+    prepare: boolean;
+    ssl: 'disable' | 'require' | 'verify-full';
+    sslCa: string;
   };
   retry: { maxRetries: number; backoffMs: number };
   logLevel: LogLevel;
@@ -109,6 +136,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       user: p.DB_USER,
       password: p.DB_PASSWORD,
       connectTimeoutSeconds: p.DB_CONNECT_TIMEOUT,
+      secretArn: p.DB_SECRET_ARN === '' ? null : p.DB_SECRET_ARN,
+      secretTtlSeconds: p.DB_SECRET_TTL_SECONDS,
+      poolMax: p.DB_POOL_MAX,
+      idleTimeoutSeconds: p.DB_IDLE_TIMEOUT,
+      maxLifetimeSeconds: p.DB_MAX_LIFETIME,
+      prepare: p.DB_PREPARE,
+      ssl: p.DB_SSL as Config['db']['ssl'],
+      sslCa: p.DB_SSL_CA,
     },
     retry: { maxRetries: p.MAX_RETRIES, backoffMs: p.RETRY_BACKOFF_MS },
     logLevel: p.LOG_LEVEL,

@@ -5,27 +5,39 @@ import type { Config } from './config';
 
 export type Sql = postgres.Sql;
 
+type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
 /**
- * One client per Lambda execution environment, created at cold start. A single connection is enough: an environment
- * handles one invocation at a time, and statements of a batch are pipelined on it. An idle connection is closed
- * before a frozen environment's socket can go stale; one that broke anyway fails as a transient error and the retry
- * opens a new one. https://docs.aws.amazon.com/lambda/latest/dg/services-rds.html
+ * A postgres.js client with the pool and TLS settings of the configuration. In Lambda there is one per execution
+ * environment (see Database): an environment handles one invocation at a time, and a batch's statements are
+ * pipelined on one connection, so DB_POOL_MAX defaults to 1. An idle connection is closed before a frozen
+ * environment's socket can go stale; one that broke anyway fails as a transient error and the retry opens a new
+ * one. https://docs.aws.amazon.com/lambda/latest/dg/services-rds.html
  */
-export function createSql(db: Config['db'], overrides: postgres.Options<Record<string, postgres.PostgresType>> = {}): Sql {
+export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql {
   return postgres({
     host: db.host,
     port: db.port,
     database: db.database,
     username: db.user,
     password: db.password,
-    max: 1,
-    idle_timeout: 60, // seconds
-    max_lifetime: 30 * 60, // seconds
+    max: db.poolMax,
+    idle_timeout: db.idleTimeoutSeconds || undefined, // seconds; 0 keeps idle connections
+    max_lifetime: db.maxLifetimeSeconds || undefined, // seconds
     connect_timeout: db.connectTimeoutSeconds,
+    prepare: db.prepare,
+    ssl: sslOptions(db),
     connection: { application_name: 'trace-consumer' },
     onnotice: () => {},
     ...overrides,
   });
+}
+
+function sslOptions(db: Config['db']): ClientOptions['ssl'] {
+  if (db.ssl === 'disable') return false;
+  if (db.ssl === 'require') return 'require'; // encrypted, certificate not checked
+  // Full verification: the certificate must chain to the CA bundle and name the host we connect to.
+  return { rejectUnauthorized: true, ca: readFileSync(db.sslCa, 'utf8'), servername: db.host };
 }
 
 /** The tables the consumer writes, as `schema.table` names for postgres.js identifiers. */

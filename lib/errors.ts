@@ -77,3 +77,27 @@ export class HealthCheckTimeoutError extends TraceConsumerError {
     super('HEALTH_TIMEOUT', `no answer within ${timeoutMs} ms`);
   }
 }
+
+/** Secrets Manager could not be reached or refused the request: a transient failure, retried like a lost connection. */
+export class SecretUnavailableError extends TraceConsumerError {
+  constructor(secretArn: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.name : 'unknown error';
+    super(
+      'SECRET_UNAVAILABLE',
+      `The database secret ${secretArn} could not be read (${reason}). Check that the function may call ` +
+        'secretsmanager:GetSecretValue on it and can reach Secrets Manager (a VPC endpoint or NAT in private subnets).',
+      { cause },
+    );
+  }
+}
+
+/** The secret was read but is not the JSON that RDS rotation writes. */
+export class SecretInvalidError extends TraceConsumerError {
+  constructor(secretArn: string, problem: string) {
+    super(
+      'SECRET_INVALID',
+      `The database secret ${secretArn} cannot be used: ${problem}. Store {"username": ..., "password": ...} ` +
+        '(and optionally host, port, dbname) as RDS rotation does.',
+    );
+  }
+}

@@ -1,3 +1,4 @@
+import type { Database } from './database';
 import type { Sql } from './db';
 import { qualifiedTables } from './db';
 import { HealthCheckTimeoutError, SchemaMissingError } from './errors';
@@ -23,10 +24,10 @@ export interface Readiness {
 }
 
 export interface ReadinessDependencies {
-  sql: Sql;
+  database: Database;
   schema: string;
   timeoutMs: number;
-  /** Resolves the database credentials; throws when they cannot be had. */
+  /** Resolves the database credentials (from Secrets Manager, when configured); throws when they cannot be had. */
   resolveCredentials: () => Promise<unknown>;
 }
 
@@ -55,10 +56,10 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
     await deps.resolveCredentials();
   });
   await run('database', async () => {
-    await deps.sql`select 1`;
+    await deps.database.run((sql) => sql`select 1`);
   });
   await run('schema', async () => {
-    const missing = await missingTables(deps.sql, deps.schema);
+    const missing = await deps.database.run((sql) => missingTables(sql, deps.schema));
     if (missing.length > 0) throw new SchemaMissingError(missing);
   });
   return {

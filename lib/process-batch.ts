@@ -1,5 +1,5 @@
 import type { Config } from './config';
-import type { Sql } from './db';
+import type { Database } from './database';
 import { decodeEvent } from './kafka';
 import type { Logger } from './log';
 import { parseMessage } from './message';
@@ -9,7 +9,7 @@ import { settleBatch, type Settled } from './settle';
 import type { DeadLetter } from './store';
 
 export interface BatchDependencies {
-  sql: Sql;
+  database: Database;
   config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'timeReserveMs'>;
   logger: Logger;
   /** Milliseconds until the invocation times out (Lambda's context.getRemainingTimeInMillis). */
@@ -43,7 +43,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   const settled = await settleBatch(
     { candidates: unique, deadLetters },
     {
-      sql: deps.sql,
+      database: deps.database,
       schema: deps.config.db.schema,
       logger: deps.logger,
       retry: { ...deps.config.retry, remainingMs: () => deps.remainingMs() - deps.config.timeReserveMs },

@@ -13,10 +13,13 @@ export type FailureKind = 'data' | 'transient' | 'fatal';
 const DATA_CLASSES = new Set(['22', '23', '54']);
 /** SQLSTATE classes caused by how the database is set up, not by the data or the moment. */
 const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44']);
-/** Node.js socket errors and postgres.js connection errors: the connection, not the statement, failed. */
+/**
+ * Node.js socket errors, postgres.js connection errors and an unreachable Secrets Manager: the way to the database
+ * failed, not a statement.
+ */
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'SECRET_UNAVAILABLE',
 ]);
 
 export function classifyFailure(error: unknown): FailureKind {

@@ -1,4 +1,4 @@
-import type { Sql } from './db';
+import type { Database } from './database';
 import type { Logger } from './log';
 import { deadLetterRow, type Candidate } from './plan';
 import { classifyFailure, errorCode, withRetry, type RetryOptions } from './retry';
@@ -13,7 +13,7 @@ export type Settled =
   | { kind: 'dead_letter'; deadLetter: DeadLetter; status: 'failed'; error: unknown };
 
 export interface SettleContext {
-  sql: Sql;
+  database: Database;
   schema: string;
   logger: Logger;
   retry: Omit<RetryOptions, 'onRetry'>;
@@ -30,7 +30,7 @@ export async function settleBatch(input: WriteInput, ctx: SettleContext): Promis
   if (size === 0) return [];
   try {
     const statuses = await withRetry(
-      () => writeBatch(ctx.sql, ctx.schema, input, ctx.retry.remainingMs()),
+      () => ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, ctx.retry.remainingMs())),
       {
         ...ctx.retry,
         onRetry: (error, attempt, delayMs) =>

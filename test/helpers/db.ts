@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
+import { environmentCredentials } from '../../lib/credentials';
+import { Database } from '../../lib/database';
 import { applySchema, createSql, type Sql } from '../../lib/db';
 import type { DatabaseEnv } from '../../scripts/local-db';
 
@@ -8,21 +10,23 @@ export interface TestDatabase {
   config: Config;
   /** A client for the test's own queries. */
   sql: Sql;
+  /** The consumer's view of the same database, as a Lambda environment would have it. */
+  database: Database;
   env: Record<string, string>;
   close(): Promise<void>;
 }
 
 /**
- * A fresh schema with schema.sql applied, on the run's PostgreSQL server (or on `database`), so that test files
+ * A fresh schema with schema.sql applied, on the run's PostgreSQL server (or on `server`), so that test files
  * running in parallel never see each other's rows. Retries are fast here so that failure paths finish quickly.
  */
 export async function testDatabase(
   extraEnv: Record<string, string> = {},
-  database: DatabaseEnv = inject('database'),
+  server: DatabaseEnv = inject('database'),
 ): Promise<TestDatabase> {
   const schema = `t_${randomBytes(5).toString('hex')}`;
   const env = {
-    ...database,
+    ...server,
     DB_SCHEMA: schema,
     MAX_RETRIES: '2',
     RETRY_BACKOFF_MS: '20',
@@ -31,13 +35,16 @@ export async function testDatabase(
     ...extraEnv,
   };
   const config = loadConfig(env);
-  const sql = createSql(config.db, { max: 4 });
+  const sql = createSql(config.db, { max: 4, connection: { application_name: 'trace-consumer-tests' } });
   await applySchema(sql, schema);
+  const database = consumerDatabase(config);
   return {
     config,
     sql,
+    database,
     env,
     async close() {
+      await database.end();
       await sql`drop schema if exists ${sql(schema)} cascade`;
       await sql.end({ timeout: 5 });
     },
@@ -53,4 +60,9 @@ export async function countRows(db: TestDatabase): Promise<Record<string, number
     counts[table] = row?.n ?? 0;
   }
   return counts;
+}
+
+/** Another Lambda environment's database: its own client and connection, credentials from the environment. */
+export function consumerDatabase(config: Config, overrides: Parameters<typeof createSql>[1] = {}): Database {
+  return new Database(config.db, environmentCredentials(config.db), overrides);
 }

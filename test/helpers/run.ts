@@ -12,7 +12,7 @@ export interface Run {
 export async function runBatch(db: TestDatabase, event: unknown, overrides: Partial<BatchDependencies> = {}): Promise<Run> {
   const logs: Record<string, unknown>[] = [];
   const deps: BatchDependencies = {
-    sql: db.sql,
+    database: db.database,
     config: db.config,
     logger: createLogger('debug', {}, (line) => logs.push(JSON.parse(line))),
     remainingMs: () => 60_000,

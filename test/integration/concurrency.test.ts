@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSql } from '../../lib/db';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
 
@@ -30,13 +29,13 @@ describe('concurrent invocations', () => {
     const shared = overlappingMessages('shared', 24);
     const a = [...shared.slice(0, 12), ...overlappingMessages('a', 12)];
     const b = [...shared, ...overlappingMessages('b', 12)];
-    const clientA = createSql(db.config.db);
-    const clientB = createSql(db.config.db);
+    const clientA = consumerDatabase(db.config);
+    const clientB = consumerDatabase(db.config);
     try {
       for (let round = 0; round < 3; round++) {
         const [runA, runB] = await Promise.all([
-          runBatch(db, buildKafkaEvent(a.map((value) => ({ value })), { partitions: 3 }), { sql: clientA }),
-          runBatch(db, buildKafkaEvent(b.map((value) => ({ value })), { partitions: 3, firstOffset: 1000 }), { sql: clientB }),
+          runBatch(db, buildKafkaEvent(a.map((value) => ({ value })), { partitions: 3 }), { database: clientA }),
+          runBatch(db, buildKafkaEvent(b.map((value) => ({ value })), { partitions: 3, firstOffset: 1000 }), { database: clientB }),
         ]);
         expect(runA.error).toBeUndefined();
         expect(runB.error).toBeUndefined();

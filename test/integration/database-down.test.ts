@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSql } from '../../lib/db';
 import { BatchFailedError } from '../../lib/errors';
 import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
-import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { runBatch, snapshot } from '../helpers/run';
 
 // This file stops and starts PostgreSQL, so it runs its own embedded server rather than the shared one.
@@ -17,6 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await db.sql.end({ timeout: 1 });
+  await db.database.end();
   await server.destroy();
 });
 
@@ -25,11 +25,11 @@ const mixedEvent = () => JSON.parse(readFileSync(join(__dirname, '../../events/m
 describe('the database is down', () => {
   it('should throw for the whole batch, then store everything exactly once on replay', async () => {
     const event = mixedEvent();
-    const consumer = createSql(db.config.db); // the Lambda environment's client, opened while the server was up
-    await consumer`select 1`;
+    const consumer = consumerDatabase(db.config); // the Lambda environment's client, connected while the server was up
+    await consumer.run((sql) => sql`select 1`);
 
     await server.stop();
-    const down = await runBatch(db, event, { sql: consumer });
+    const down = await runBatch(db, event, { database: consumer });
     expect(down.error).toBeInstanceOf(BatchFailedError);
     expect((down.error as BatchFailedError).failed).toBe(9);
     const summary = down.logs.find((l) => l.message === 'batch processed');
@@ -38,12 +38,12 @@ describe('the database is down', () => {
 
     await server.start();
     expect(await countRows(db)).toMatchObject({ processed_traces: 0, dead_letters: 0 });
-    const replay = await runBatch(db, event, { sql: consumer });
+    const replay = await runBatch(db, event, { database: consumer });
     expect(replay.error).toBeUndefined();
     expect(replay.result?.summary).toMatchObject({ received: 9, stored: 2, duplicates: 1, upstreamErrors: 1, deadLettered: 5, failed: 0 });
     const once = await snapshot(db);
 
-    const again = await runBatch(db, event, { sql: consumer });
+    const again = await runBatch(db, event, { database: consumer });
     expect(again.result?.summary).toMatchObject({ duplicates: 4, deadLettered: 5, stored: 0 });
     expect(await snapshot(db)).toEqual(once);
     expect(await countRows(db)).toMatchObject({ processed_traces: 3, dead_letters: 5 });

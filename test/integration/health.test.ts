@@ -172,6 +172,7 @@ describe('a stopped database', () => {
     server = await startLocalDatabase({ useConfigured: false });
     stoppedDb = await testDatabase({}, server.env);
     await stoppedDb.sql.end();
+    await stoppedDb.database.end();
     await server.stop();
   });
   afterAll(() => server.destroy());

@@ -1,18 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSql, type Sql } from '../../lib/db';
+import type { Database } from '../../lib/database';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import { sampleMessage } from '../../scripts/sample-events';
-import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { runBatch } from '../helpers/run';
 
 let db: TestDatabase;
-let client: Sql;
+let client: Database;
 const statements: string[] = [];
 
 beforeAll(async () => {
   db = await testDatabase();
-  client = createSql(db.config.db, { debug: (_connection, query) => void statements.push(query) });
-  await client`select 1`; // the client's one-off type lookup happens here, not inside a batch
+  client = consumerDatabase(db.config, { debug: (_connection, query) => void statements.push(query) });
+  await client.run((sql) => sql`select 1`); // the client's one-off type lookup happens here, not inside a batch
 });
 afterAll(async () => {
   await client.end();
@@ -21,7 +21,7 @@ afterAll(async () => {
 
 async function statementsFor(event: unknown) {
   statements.length = 0;
-  const run = await runBatch(db, event, { sql: client });
+  const run = await runBatch(db, event, { database: client });
   return { run, statements: [...statements] };
 }
 

@@ -6,7 +6,11 @@ describe('loadConfig', () => {
   it('should apply the documented defaults when nothing is set', () => {
     const config = loadConfig({});
     expect(config).toEqual({
-      db: { host: 'localhost', port: 5432, database: 'trace', schema: 'trace', user: 'postgres', password: '', connectTimeoutSeconds: 5 },
+      db: {
+        host: 'localhost', port: 5432, database: 'trace', schema: 'trace', user: 'postgres', password: '', connectTimeoutSeconds: 5,
+        secretArn: null, secretTtlSeconds: 300, poolMax: 1, idleTimeoutSeconds: 60, maxLifetimeSeconds: 1800, prepare: true,
+        ssl: 'disable', sslCa: '/var/runtime/ca-cert.pem',
+      },
       retry: { maxRetries: 3, backoffMs: 1000 },
       logLevel: 'info',
       reportBatchItemFailures: true,
@@ -24,6 +28,19 @@ describe('loadConfig', () => {
     expect(config.retry).toEqual({ maxRetries: 5, backoffMs: 250 });
     expect(config.logLevel).toBe('warn');
     expect(config.reportBatchItemFailures).toBe(false);
+  });
+
+  it('should read the connection settings for Lambda and RDS Proxy', () => {
+    const config = loadConfig({
+      DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-AbCdEf', DB_SECRET_TTL_SECONDS: '60',
+      DB_POOL_MAX: '2', DB_IDLE_TIMEOUT: '30', DB_MAX_LIFETIME: '600', DB_PREPARE: 'false', DB_SSL: 'verify-full', DB_SSL_CA: '/opt/rds.pem',
+    });
+    expect(config.db).toMatchObject({
+      secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-AbCdEf', secretTtlSeconds: 60,
+      poolMax: 2, idleTimeoutSeconds: 30, maxLifetimeSeconds: 600, prepare: false, ssl: 'verify-full', sslCa: '/opt/rds.pem',
+    });
+    expect(() => loadConfig({ DB_SECRET_ARN: 'my-secret' })).toThrow(/DB_SECRET_ARN must be a Secrets Manager secret ARN/);
+    expect(() => loadConfig({ DB_SSL: 'on' })).toThrow(/DB_SSL must be disable, require or verify-full/);
   });
 
   it('should read the health settings, with staleness as seconds or never', () => {
