@@ -10,10 +10,21 @@ type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 const LOGIN_REJECTED = new Set(['28P01', '28000']);
 
 /**
+ * An established connection broke: reset by the network or a failover, closed by the server (terminated, shut
+ * down), or frozen with the execution environment past its idle timeout. Nothing of the transaction committed, so
+ * the work is run again at once on a new client.
+ */
+const CONNECTION_BROKEN = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', '57P01', '57P02']);
+
+/** A connection could not be made at all. The client is replaced, but the retry waits for the caller's backoff. */
+const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
  * The database of one execution environment: a postgres.js client created on first use (not at cold start, so an
  * unreachable Secrets Manager cannot fail the init phase) from the current credentials, and replaced when they
  * change. When PostgreSQL rejects the login, as it does right after a rotation, the secret is fetched again and the
- * work runs once more on a new client before the failure counts.
+ * work runs once more on a new client before the failure counts. A client whose connection failed is never used
+ * again: postgres.js 3.4 can leave such a client hanging on its next query (porsager/postgres#1130).
  */
 export class Database {
   private client: { sql: Sql; credentials: Credentials } | undefined;
@@ -25,15 +36,28 @@ export class Database {
     private readonly overrides: ClientOptions = {},
   ) {}
 
-  /** Runs `work` with the client, renewing credentials and client once if the login is rejected. */
+  /** Runs `work` with the client; reconnects once after a broken connection and once after a rejected login. */
   async run<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
-    try {
-      return await work(await this.sql());
-    } catch (error) {
-      if (!LOGIN_REJECTED.has(errorCode(error) ?? '')) throw error;
-      const fresh = await this.credentials.refresh();
-      await this.replaceClient(fresh);
-      return work(await this.sql());
+    let reconnected = false;
+    let renewedLogin = false;
+    for (;;) {
+      const sql = await this.sql();
+      try {
+        return await work(sql);
+      } catch (error) {
+        const code = errorCode(error) ?? '';
+        if (CONNECTION_BROKEN.has(code) || CONNECT_FAILED.has(code)) this.discard(sql);
+        if (CONNECTION_BROKEN.has(code) && !reconnected) {
+          reconnected = true;
+          continue;
+        }
+        if (LOGIN_REJECTED.has(code) && !renewedLogin) {
+          renewedLogin = true;
+          this.replaceClient(await this.credentials.refresh());
+          continue;
+        }
+        throw error;
+      }
     }
   }
 
@@ -41,7 +65,7 @@ export class Database {
   async sql(): Promise<Sql> {
     this.creating ??= (async () => {
       const credentials = await this.credentials.get();
-      if (!this.client || !sameCredentials(this.client.credentials, credentials)) await this.replaceClient(credentials);
+      if (!this.client || !sameCredentials(this.client.credentials, credentials)) this.replaceClient(credentials);
       return this.client!.sql;
     })().finally(() => (this.creating = undefined));
     return this.creating;
@@ -53,7 +77,13 @@ export class Database {
     await old?.sql.end({ timeout: 5 });
   }
 
-  private async replaceClient(credentials: Credentials): Promise<void> {
+  /** Drops `sql` if it is still the current client, closing it at once without waiting for its queries. */
+  private discard(sql: Sql): void {
+    if (this.client?.sql === sql) this.client = undefined;
+    void sql.end({ timeout: 0 }).catch(() => {});
+  }
+
+  private replaceClient(credentials: Credentials): void {
     const old = this.client;
     this.client = { sql: createSql({ ...this.settings, ...credentials }, this.overrides), credentials };
     // Let the old client finish what it has in flight, then close it in the background.

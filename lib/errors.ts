@@ -81,7 +81,8 @@ export class HealthCheckTimeoutError extends TraceConsumerError {
 /** Secrets Manager could not be reached or refused the request: a transient failure, retried like a lost connection. */
 export class SecretUnavailableError extends TraceConsumerError {
   constructor(secretArn: string, cause: unknown) {
-    const reason = cause instanceof Error ? cause.name : 'unknown error';
+    const code = (cause as { code?: unknown } | null)?.code;
+    const reason = typeof code === 'string' ? code : cause instanceof Error ? cause.name : 'unknown error';
     super(
       'SECRET_UNAVAILABLE',
       `The database secret ${secretArn} could not be read (${reason}). Check that the function may call ` +

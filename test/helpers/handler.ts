@@ -3,21 +3,19 @@ import type { TestDatabase } from './db';
 
 type Handler = (event: unknown, context: import('aws-lambda').Context) => Promise<unknown>;
 
+const baseline = { ...process.env };
+
 /**
- * Loads functions/<name>.ts the way Lambda does at cold start: with the environment set first and a fresh module,
- * so configuration and the database client are created from `env`. Also captures what the function writes to stdout.
+ * Loads functions/<name>.ts the way Lambda does at cold start: with its environment set first and a fresh module,
+ * so configuration and the database client are created from `env`. The environment stays in place afterwards, as
+ * it does for a Lambda environment (the AWS SDK reads its settings when it sends); the next cold start replaces it.
  */
 export async function coldStart(name: 'consumer' | 'health', db: TestDatabase, env: Record<string, string> = {}) {
-  const saved = { ...process.env };
-  Object.assign(process.env, db.env, { LOG_LEVEL: 'info' }, env);
+  process.env = { ...baseline, ...db.env, LOG_LEVEL: 'info', ...env };
   delete process.env.IS_LOCAL;
   vi.resetModules();
-  try {
-    const module = (await import(`../../functions/${name}.ts`)) as { handler: Handler };
-    return module.handler;
-  } finally {
-    process.env = saved;
-  }
+  const module = (await import(`../../functions/${name}.ts`)) as { handler: Handler };
+  return module.handler;
 }
 
 /** Runs `fn` while collecting the JSON lines written to stdout. */
