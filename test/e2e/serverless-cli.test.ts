@@ -151,6 +151,7 @@ describe('serverless package (offline, no AWS credentials)', () => {
       DB_SCHEMA: 'trace',
       REPORT_BATCH_ITEM_FAILURES: 'true',
       LOG_LEVEL: 'info',
+      DB_SSL: 'verify-full',
     });
     expect(JSON.stringify(consumer.Environment)).not.toMatch(/PASSWORD/);
 
