@@ -33,7 +33,8 @@ async function main() {
   try {
     await applySchema(sql, config.db.schema);
     console.log(`Applied schema.sql to schema "${config.db.schema}".\n`);
-    for (const file of files) invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema });
+    // The local server has no TLS; the deployed default (DB_SSL=verify-full) is overridden like the connection.
+    for (const file of files) invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema, DB_SSL: process.env.DB_SSL || 'disable' });
     await showStored(sql, config.db.schema);
   } finally {
     await sql.end({ timeout: 5 });

@@ -25,10 +25,13 @@ export function runCommand(command: string, args: string[], env: Record<string, 
   });
 }
 
-/** `serverless invoke local` with the database settings passed as --env, as a user would. */
+/**
+ * `serverless invoke local` with the database settings passed as --env, as a user would. The local server has no
+ * TLS, so DB_SSL=disable overrides the deployed default.
+ */
 export function invokeLocal(fn: string, eventPath: string, dbEnv: Record<string, string>) {
   const args = ['serverless', 'invoke', 'local', '-f', fn, '-p', eventPath];
-  for (const [k, v] of Object.entries(dbEnv)) args.push('--env', `${k}=${v}`);
+  for (const [k, v] of Object.entries({ DB_SSL: 'disable', ...dbEnv })) args.push('--env', `${k}=${v}`);
   return runCommand('npx', args);
 }
 
