@@ -65,8 +65,8 @@ export function sampleMessage(i: number, semester = '2023FA') {
   };
 }
 
-const valid = (from: number, count: number): RecordInput[] =>
-  Array.from({ length: count }, (_, k) => ({ key: sampleMessage(from + k).traceId, value: sampleMessage(from + k) }));
+const valid = (from: number, count: number, semester = '2023FA'): RecordInput[] =>
+  Array.from({ length: count }, (_, k) => ({ key: sampleMessage(from + k, semester).traceId, value: sampleMessage(from + k, semester) }));
 
 function mixedRecords(): RecordInput[] {
   const stored = sampleMessage(100);
@@ -94,7 +94,7 @@ const samples: Record<string, { event: unknown; response: unknown }> = {
     response: { batchItemFailures: [] },
   },
   'large-batch': {
-    event: buildKafkaEvent(valid(1000, 500), { source: 'msk', partitions: 4, firstOffset: 250_000 }),
+    event: buildKafkaEvent(valid(1000, 500, '2024SP'), { source: 'msk', partitions: 4, firstOffset: 250_000 }),
     response: { batchItemFailures: [] },
   },
   'mixed-batch': {
