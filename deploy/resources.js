@@ -39,6 +39,11 @@ async function readParams(resolveVariable) {
     securityGroupIds: list(await p('securityGroupIds')),
     dbSecretArn: await p('dbSecretArn'),
     kmsKeyArn: await p('kmsKeyArn'),
+    alarms: (await p('alarms')) === 'true',
+    alarmTopicArn: await p('alarmTopicArn'),
+    metricsNamespace: await p('metricsNamespace'),
+    deadLetterAlarmThreshold: Number(await p('deadLetterAlarmThreshold')),
+    lagAlarmSeconds: Number(await p('lagAlarmSeconds')),
   };
 }
 
@@ -75,6 +80,11 @@ function validate(params, options) {
   }
   need(isSecretArn(params.dbSecretArn), 'dbSecretArn must be the Secrets Manager ARN of the database credentials');
   need(params.subnetIds.length > 0 && params.securityGroupIds.length > 0, 'subnetIds and securityGroupIds must name the database VPC subnets and security groups');
+  if (params.alarms) {
+    need(!params.alarmTopicArn || /^arn:aws[\w-]*:sns:/.test(params.alarmTopicArn), 'alarmTopicArn must be an SNS topic ARN');
+    need(Number.isInteger(params.deadLetterAlarmThreshold) && params.deadLetterAlarmThreshold >= 0, 'deadLetterAlarmThreshold must be a whole number');
+    need(Number.isInteger(params.lagAlarmSeconds) && params.lagAlarmSeconds > 0, 'lagAlarmSeconds must be a positive whole number');
+  }
   if (problems.length > 0) {
     throw new Error(`Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see the README's deploy section).`);
   }
@@ -216,6 +226,43 @@ function role(name, statements) {
   };
 }
 
+/**
+ * Three alarms on the consumer's EMF metrics, for an on-call engineer: records reported for retry (the database or
+ * the network is failing), records dead-lettered (upstream sends what cannot be stored), and lag (the oldest record
+ * of a batch is older than lagAlarmSeconds: the consumer is falling behind or stuck on a partition).
+ */
+function alarms(params) {
+  const actions = params.alarmTopicArn ? { AlarmActions: [params.alarmTopicArn], OKActions: [params.alarmTopicArn] } : {};
+  const metric = (name, statistic) => ({
+    Namespace: params.metricsNamespace,
+    MetricName: name,
+    Dimensions: [{ Name: 'service', Value: 'trace-consumer' }, { Name: 'topic', Value: params.topic }],
+    Statistic: statistic,
+    Period: 300,
+  });
+  const alarm = (description, props) => ({
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: description,
+      TreatMissingData: 'notBreaching',
+      ComparisonOperator: 'GreaterThanThreshold',
+      ...actions,
+      ...props,
+    },
+  });
+  return {
+    ConsumerFailuresAlarm: alarm('trace-consumer: records failed and were reported for retry. Check the error log lines: usually the database is unreachable.', {
+      ...metric('RecordsFailed', 'Sum'), Threshold: 0, EvaluationPeriods: 3, DatapointsToAlarm: 2,
+    }),
+    ConsumerDeadLettersAlarm: alarm('trace-consumer: records were dead-lettered. Query dead_letters by reason; upstream is sending what cannot be stored.', {
+      ...metric('RecordsDeadLettered', 'Sum'), Threshold: params.deadLetterAlarmThreshold, EvaluationPeriods: 1,
+    }),
+    ConsumerLagAlarm: alarm(`trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`, {
+      ...metric('OldestRecordAge', 'Maximum'), Threshold: params.lagAlarmSeconds * 1000, EvaluationPeriods: 3, DatapointsToAlarm: 3,
+    }),
+  };
+}
+
 async function build({ options, resolveVariable }) {
   const params = await readParams(resolveVariable);
   validate(params, options);
@@ -230,6 +277,7 @@ module.exports = {
       ConsumerEventSourceMapping: eventSourceMapping(params),
       ConsumerRole: role('trace-consumer', consumerStatements(params)),
       HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArn)]),
+      ...(params.alarms ? alarms(params) : {}),
     };
   },
   /** The functions' VPC: the database's subnets and security groups. */

@@ -7,6 +7,7 @@ import { createLogger } from '../lib/log';
 import { processBatch } from '../lib/process-batch';
 import type { KafkaBatchResponse } from '../lib/report';
 import { closeDatabaseAfterLocalInvoke } from './local-invoke';
+import { invocationLogger, writeMetrics } from './observability';
 
 // Cold start: configuration is read and validated once, and one database client serves every invocation of this
 // execution environment. A configuration error fails the init phase with a message naming the variable. The
@@ -25,8 +26,9 @@ export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
     const result = await processBatch(event, {
       database,
       config,
-      logger: logger.child({ requestId: context.awsRequestId }),
+      logger: invocationLogger(logger, context),
       remainingMs: () => context.getRemainingTimeInMillis(),
+      emitMetrics: writeMetrics,
     });
     return result.response;
   });

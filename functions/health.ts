@@ -2,13 +2,14 @@ import middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import httpRouterHandler, { type Route } from '@middy/http-router';
 import { createError } from '@middy/util';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { Database } from '../lib/database';
 import { cachedReadiness, checkReadiness, describeFailure, readFreshness } from '../lib/health';
 import { createLogger } from '../lib/log';
 import { closeDatabaseAfterLocalInvoke } from './local-invoke';
+import { invocationLogger } from './observability';
 
 type Event = APIGatewayProxyEventV2;
 type Response = APIGatewayProxyStructuredResultV2;
@@ -46,21 +47,21 @@ const routes: Route<Event, Response>[] = [
   {
     method: 'GET',
     path: '/healthz/ready',
-    handler: async () => {
+    handler: async (_event: Event, context: Context) => {
       const { result, cached } = await readiness();
-      if (result.status !== 'ready' && !cached) logger.warn('not ready', { checks: result.checks });
+      if (result.status !== 'ready' && !cached) invocationLogger(logger, context).warn('not ready', { checks: result.checks });
       return json(result.status === 'ready' ? 200 : 503, { ...result, cached });
     },
   },
   {
     method: 'GET',
     path: '/healthz',
-    handler: async () => {
+    handler: async (_event: Event, context: Context) => {
       try {
         const freshness = await database.run((sql) => readFreshness(sql, config.db.schema, config.health.staleAfterSeconds));
         return json(200, { status: freshness.stale ? 'stale' : 'ok', ...freshness });
       } catch (error) {
-        logger.warn('freshness could not be read', { error });
+        invocationLogger(logger, context).warn('freshness could not be read', { error });
         return json(503, { status: 'unavailable', error: describeFailure(error) });
       }
     },

@@ -73,6 +73,8 @@ const VARIABLES = {
   REPORT_BATCH_ITEM_FAILURES: { schema: boolean, default: 'true' },
   /** Milliseconds of the invocation kept free: no new database attempt starts with less time than this left. */
   TIME_RESERVE_MS: { schema: integer(0, 900_000), default: '5000' },
+  /** CloudWatch namespace of the batch metrics (Embedded Metric Format). */
+  METRICS_NAMESPACE: { schema: v.pipe(v.string(), v.trim(), v.regex(/^[\w./#:-]{1,255}$/, 'must be a CloudWatch namespace (letters, digits, . _ - / # :)')), default: 'TraceConsumer' },
   /** Seconds a readiness result is reused, so that monitors cannot overload the database. */
   HEALTH_CHECK_INTERVAL: { schema: integer(0, 86_400), default: '60' },
   /** Milliseconds each readiness check may take before it counts as failed. */
@@ -109,6 +111,7 @@ export interface Config {
   logLevel: LogLevel;
   reportBatchItemFailures: boolean;
   timeReserveMs: number;
+  metricsNamespace: string;
   health: { checkIntervalSeconds: number; timeoutMs: number; staleAfterSeconds: number | null };
 }
 
@@ -149,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: p.LOG_LEVEL,
     reportBatchItemFailures: p.REPORT_BATCH_ITEM_FAILURES,
     timeReserveMs: p.TIME_RESERVE_MS,
+    metricsNamespace: p.METRICS_NAMESPACE,
     health: {
       checkIntervalSeconds: p.HEALTH_CHECK_INTERVAL,
       timeoutMs: p.HEALTH_TIMEOUT_MS,

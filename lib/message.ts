@@ -139,7 +139,10 @@ export function parseMessage(value: Buffer | null): ParseResult {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    return { ok: false, reason: 'invalid_json', detail: `value is not JSON: ${(error as Error).message}` };
+    // Only the position: V8's message can quote the input, and details are logged.
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    const where = position === undefined ? (text.trim() === '' ? ' (empty)' : '') : ` (error at position ${position})`;
+    return { ok: false, reason: 'invalid_json', detail: `value is not JSON${where}` };
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     const kind = json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`;

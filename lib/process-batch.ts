@@ -3,6 +3,7 @@ import type { Database } from './database';
 import { decodeEvent } from './kafka';
 import type { Logger } from './log';
 import { parseMessage } from './message';
+import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from './metrics';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate, type Candidate } from './plan';
 import { summarize, toResponse, type BatchSummary, type KafkaBatchResponse, type RecordOutcome } from './report';
 import { settleBatch, type Settled } from './settle';
@@ -10,11 +11,15 @@ import type { DeadLetter } from './store';
 
 export interface BatchDependencies {
   database: Database;
-  config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'timeReserveMs'>;
+  config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'timeReserveMs' | 'metricsNamespace'>;
   logger: Logger;
   /** Milliseconds until the invocation times out (Lambda's context.getRemainingTimeInMillis). */
   remainingMs: () => number;
+  /** Writes a metrics document (CloudWatch EMF) where CloudWatch reads it: a line on stdout in Lambda. */
+  emitMetrics?: (document: EmfDocument) => void;
 }
+
+const SERVICE = 'trace-consumer';
 
 export interface BatchResult {
   response: KafkaBatchResponse;
@@ -83,12 +88,23 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
         offset: o.record.offset,
         traceId: o.traceId,
         reason: o.reason ?? 'failed',
-        detail: o.detail,
+        // The database's own message may quote a value; its SQLSTATE is enough here, the full text is in dead_letters.
+        detail: o.reason === 'db_rejected' ? o.detail?.slice(0, 5) : o.detail,
       });
     }
   }
   const summary = summarize(outcomes);
-  deps.logger.info('batch processed', { ...summary, durationMs: Date.now() - started });
+  const now = Date.now();
+  const durationMs = now - started;
+  deps.logger.info('batch processed', {
+    ...summary,
+    durationMs,
+    oldestRecordAgeMs: oldestRecordAgeMs(outcomes, now),
+    partitions: offsetRanges(outcomes),
+  });
+  for (const document of batchMetrics(outcomes, { namespace: deps.config.metricsNamespace, service: SERVICE, durationMs, now })) {
+    deps.emitMetrics?.(document);
+  }
   return { response: toResponse(outcomes, deps.config.reportBatchItemFailures), summary, outcomes };
 }
 

@@ -158,6 +158,17 @@ describe('serverless package (offline, no AWS credentials)', () => {
     const routes = Object.values(t.Resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route').map((r) => r.Properties.RouteKey).sort();
     expect(routes).toEqual(['GET /healthz', 'GET /healthz/live', 'GET /healthz/ready']);
     expect(t.Resources.HealthLambdaFunction!.Properties.Role).toEqual({ 'Fn::GetAtt': ['HealthRole', 'Arn'] });
+
+    // prod turns the alarms on: failures, dead letters and lag, on the consumer's EMF metrics.
+    const alarms = Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms.map(([id]) => id).sort()).toEqual(['ConsumerDeadLettersAlarm', 'ConsumerFailuresAlarm', 'ConsumerLagAlarm']);
+    expect(t.Resources.ConsumerLagAlarm!.Properties).toMatchObject({
+      Namespace: 'TraceConsumer', MetricName: 'OldestRecordAge', Statistic: 'Maximum', Threshold: 900_000,
+      Dimensions: [{ Name: 'service', Value: 'trace-consumer' }, { Name: 'topic', Value: 'trace-survey-processed' }],
+    });
+    expect(t.Resources.ConsumerFailuresAlarm!.Properties).toMatchObject({ MetricName: 'RecordsFailed', Statistic: 'Sum', Threshold: 0 });
+    expect(t.Resources.ConsumerDeadLettersAlarm!.Properties).toMatchObject({ MetricName: 'RecordsDeadLettered', Statistic: 'Sum' });
+    expect(consumer.Environment.Variables.METRICS_NAMESPACE).toBe('TraceConsumer');
   });
 
   it('should build Amazon MSK with SASL/SCRAM and an SQS on-failure destination', async () => {
@@ -174,6 +185,16 @@ describe('serverless package (offline, no AWS credentials)', () => {
     expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn, secret]);
     expect(resourceFor(t, 'ConsumerRole', 'sqs:SendMessage')).toEqual([queue]);
     expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:ReadData')).toBeUndefined(); // SCRAM, not IAM
+    expect(Object.values(t.Resources).some((r) => r.Type === 'AWS::CloudWatch::Alarm')).toBe(false); // dev: off
+  });
+
+  it('should wire the alarms to an SNS topic when asked', async () => {
+    const topic = `arn:aws:sns:us-east-1:${ACCOUNT}:on-call`;
+    const t = await packageWith({ source: 'msk', mskClusterArn: CLUSTER, alarms: 'true', alarmTopicArn: topic, lagAlarmSeconds: '120' });
+    for (const id of ['ConsumerDeadLettersAlarm', 'ConsumerFailuresAlarm', 'ConsumerLagAlarm']) {
+      expect(t.Resources[id]!.Properties).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
+    }
+    expect(t.Resources.ConsumerLagAlarm!.Properties.Threshold).toBe(120_000);
   });
 
   it('should build self-managed Kafka with SASL/SCRAM, broker VPC and a Kafka destination', async () => {

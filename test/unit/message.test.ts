@@ -83,6 +83,13 @@ describe('parseMessage', () => {
     expect(result.detail).toContain(expected);
   });
 
+  it('should not quote the value in an invalid_json detail', () => {
+    const result = rejection(Buffer.from('secret words, not json'));
+    expect(result.reason).toBe('invalid_json');
+    expect(result.detail).not.toContain('secret');
+    expect(rejection(Buffer.from('{"a": 1,')).detail).toMatch(/^value is not JSON( \(error at position \d+\))?$/);
+  });
+
   it('should never echo a rejected text value in the detail', () => {
     const result = rejection({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: 'my secret comment' }] });
     expect(result.detail).not.toContain('secret');
