@@ -201,37 +201,30 @@ export interface Winner {
   instructor_id: string;
 }
 
-/** Ratings and comments rows of the winning reports, which replace whatever their pairs held before. */
+export const RATING_COLUMNS = [
+  'course_id', 'instructor_id', 'trace_id', 'question_text', 'category', 'responses', 'response_rate',
+  'course_mean', 'dept_mean', 'univ_mean', 'course_median', 'dept_median', 'univ_median',
+] as const;
+export const COMMENT_COLUMNS = ['course_id', 'instructor_id', 'trace_id', 'category', 'question_text', 'response_number', 'comment_text'] as const;
+
+/**
+ * Ratings and comments rows of the winning reports, which replace whatever their pairs held before: one array of
+ * values per row, in RATING_COLUMNS and COMMENT_COLUMNS order, ready for COPY.
+ */
 export function replacementRows(winners: readonly Winner[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
-  const ratings: Record<string, unknown>[] = [];
-  const comments: Record<string, unknown>[] = [];
+  const ratings: unknown[][] = [];
+  const comments: unknown[][] = [];
   for (const w of winners) {
     const message = byTraceId.get(w.trace_id)?.message;
     if (!message) throw new Error(`The database returned trace id ${w.trace_id}, which this batch did not write.`);
-    const ids = { course_id: w.course_id, instructor_id: w.instructor_id, trace_id: w.trace_id };
     for (const r of message.ratings) {
-      ratings.push({
-        ...ids,
-        question_text: r.questionText,
-        category: r.category,
-        responses: r.responses,
-        response_rate: r.responseRate,
-        course_mean: r.courseMean,
-        dept_mean: r.deptMean,
-        univ_mean: r.univMean,
-        course_median: r.courseMedian,
-        dept_median: r.deptMedian,
-        univ_median: r.univMedian,
-      });
+      ratings.push([
+        w.course_id, w.instructor_id, w.trace_id, r.questionText, r.category, r.responses, r.responseRate,
+        r.courseMean, r.deptMean, r.univMean, r.courseMedian, r.deptMedian, r.univMedian,
+      ]);
     }
     for (const c of message.comments) {
-      comments.push({
-        ...ids,
-        category: c.category,
-        question_text: c.questionText,
-        response_number: c.responseNumber,
-        comment_text: c.commentText,
-      });
+      comments.push([w.course_id, w.instructor_id, w.trace_id, c.category, c.questionText, c.responseNumber, c.commentText]);
     }
   }
   return { ratings, comments };

@@ -191,12 +191,12 @@ describe('instructors and courses', () => {
 
   it('should store text and numbers exactly as sent', async () => {
     const message = surveyMessage({
-      comments: [{ category: 'Ünïcödé', questionText: 'Q?', responseNumber: 3, commentText: "Robert'); DROP TABLE comments;-- 👍 课程" }],
+      comments: [{ category: 'Ünïcödé', questionText: 'Q?\tTabbed', responseNumber: 3, commentText: "Robert'); DROP TABLE comments;-- 👍 课程\nline two\r\n\\N back\\slash" }],
       ratings: [{ questionText: 'precise', courseMean: 4.123456789012345, responseRate: '0.875', responses: '12' }],
     });
     await runBatch(db, buildKafkaEvent([{ value: message }]));
     const [comment] = await db.sql`select category, question_text, response_number, comment_text from ${table('comments')}`;
-    expect(comment).toEqual({ category: 'Ünïcödé', question_text: 'Q?', response_number: 3, comment_text: "Robert'); DROP TABLE comments;-- 👍 课程" });
+    expect(comment).toEqual({ category: 'Ünïcödé', question_text: 'Q?\tTabbed', response_number: 3, comment_text: "Robert'); DROP TABLE comments;-- 👍 课程\nline two\r\n\\N back\\slash" });
     const [rating] = await db.sql`select course_mean, response_rate, responses from ${table('ratings')}`;
     expect(rating).toEqual({ course_mean: 4.123456789012345, response_rate: 0.875, responses: 12 });
   });

@@ -105,7 +105,7 @@ describe('replacementRows', () => {
     m.comments = [{ category: 'x', questionText: 'q', responseNumber: 1, commentText: 'hi' }];
     const c = candidate(m, 1);
     const rows = replacementRows([{ trace_id: 'w', course_id: '7', instructor_id: '9' }], new Map([['w', c]]));
-    expect(rows.ratings).toEqual([expect.objectContaining({ course_id: '7', instructor_id: '9', trace_id: 'w', question_text: 'q', responses: 3, course_mean: 4 })]);
-    expect(rows.comments).toEqual([{ course_id: '7', instructor_id: '9', trace_id: 'w', category: 'x', question_text: 'q', response_number: 1, comment_text: 'hi' }]);
+    expect(rows.ratings).toEqual([['7', '9', 'w', 'q', null, 3, 0.5, 4, null, null, null, null, null]]);
+    expect(rows.comments).toEqual([['7', '9', 'w', 'x', 'q', 1, 'hi']]);
   });
 });

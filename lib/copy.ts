@@ -1,0 +1,46 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type postgres from 'postgres';
+
+/**
+ * Streams rows into a table with COPY ... FROM STDIN (text format), PostgreSQL's fastest way in: one statement
+ * however many rows, no per-row parameters, no JSON to parse on the server. Used for ratings and comments, the bulk
+ * of every batch, which have no unique keys to conflict on.
+ */
+export async function copyRows(
+  tx: postgres.TransactionSql,
+  table: postgres.Helper<string, []>,
+  columns: readonly string[],
+  rows: Iterable<readonly unknown[]>,
+): Promise<void> {
+  if (isEmpty(rows)) return;
+  const target = await tx`copy ${table} (${tx(columns as string[])}) from stdin`.writable();
+  await pipeline(Readable.from(chunks(rows)), target);
+}
+
+function isEmpty(rows: Iterable<readonly unknown[]>): boolean {
+  return Array.isArray(rows) && rows.length === 0;
+}
+
+/** Rows as COPY text lines, gathered into chunks of about 64 KiB so that the socket sees few large writes. */
+function* chunks(rows: Iterable<readonly unknown[]>): Generator<string> {
+  let chunk = '';
+  for (const row of rows) {
+    chunk += row.map(copyField).join('\t') + '\n';
+    if (chunk.length >= 65_536) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk) yield chunk;
+}
+
+const SPECIAL = /[\\\t\n\r]/;
+
+/** One value in COPY text format: \N for null, backslash escapes for the four characters that delimit. */
+export function copyField(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  const text = String(value);
+  if (!SPECIAL.test(text)) return text;
+  return text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
