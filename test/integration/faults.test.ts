@@ -1,0 +1,190 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchFailedError } from '../../lib/errors';
+import { buildKafkaEvent } from '../../scripts/event-builder';
+import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
+import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import { surveyMessage } from '../helpers/factories';
+import { runBatch, snapshot, type Run } from '../helpers/run';
+
+/*
+ * Database faults injected against a real PostgreSQL server of this file's own (it is stopped and started). After
+ * each: nothing partial is visible, the response names exactly the unfinished records (or the batch throws), and a
+ * replay once healthy stores everything exactly once.
+ */
+
+let server: LocalDatabase;
+let db: TestDatabase;
+beforeAll(async () => {
+  server = await startLocalDatabase({ useConfigured: false });
+  db = await testDatabase({ MAX_RETRIES: '3', RETRY_BACKOFF_MS: '50', DB_CONNECT_TIMEOUT: '2' }, server.env);
+});
+afterAll(async () => {
+  await db.sql.end({ timeout: 1 });
+  await db.database.end();
+  await server.destroy();
+});
+
+const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A batch of fresh reports, some sharing a course so that the locks below matter. */
+function batch(tag: string, n = 6) {
+  return buildKafkaEvent(
+    Array.from({ length: n }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}`, instructor: { name: `Teacher ${i % 3}` } }, { courseId: `${tag}-COURSE-${i % 2}` }) })),
+    { partitions: 2 },
+  );
+}
+
+/** Waits until a backend of `application` is blocked on a lock, i.e. the consumer is inside its transaction. */
+async function waitForLockWait(application: string) {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await db.sql`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
+    if ((row?.n ?? 0) > 0) return;
+    await sleep(25);
+  }
+  throw new Error(`${application} never waited for a lock`);
+}
+
+async function traceCount(tag: string) {
+  const [row] = await db.sql`select count(*)::int as n from ${table('processed_traces')} where trace_id like ${tag + '-%'}`;
+  return row?.n ?? 0;
+}
+
+/** Replays the batch once healthy and checks that every record is stored exactly once, and again changes nothing. */
+async function replayStoresExactlyOnce(event: unknown, tag: string, n = 6) {
+  const replay = await runBatch(db, event);
+  expect(replay.error).toBeUndefined();
+  expect(replay.result?.summary.failed).toBe(0);
+  expect(await traceCount(tag)).toBe(n);
+  const once = await snapshot(db);
+  await runBatch(db, event);
+  expect(await snapshot(db)).toEqual(once);
+}
+
+/** Holds a lock on the courses table from another session until `release` is called. */
+async function holdCoursesLock() {
+  const locker = db.sql;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const holding = locker.begin(async (tx) => {
+    await tx`lock table ${table('courses')} in exclusive mode`;
+    await released;
+  });
+  await sleep(50);
+  return { release: async () => { release(); await holding; } };
+}
+
+describe('database faults', () => {
+  it('should survive a connection terminated mid-transaction', async () => {
+    const tag = 'terminated';
+    const event = batch(tag);
+    const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-terminate' } });
+    const lock = await holdCoursesLock();
+    const running = runBatch(db, event, { database: consumer });
+    await waitForLockWait('fault-terminate');
+    await db.sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'fault-terminate'`;
+    expect(await traceCount(tag)).toBe(0); // the claim rolled back with the connection
+    await sleep(100);
+    await lock.release();
+    const run: Run = await running;
+    expect(run.error).toBeUndefined();
+    expect(run.result?.summary).toMatchObject({ stored: 6, failed: 0 });
+    await consumer.end();
+    await replayStoresExactlyOnce(event, tag);
+  });
+
+  it('should wait out a lock held by another session', async () => {
+    const tag = 'locked';
+    const lock = await holdCoursesLock();
+    const running = runBatch(db, batch(tag));
+    await sleep(500);
+    expect(await traceCount(tag)).toBe(0);
+    await lock.release();
+    expect((await running).result?.summary).toMatchObject({ stored: 6, failed: 0 });
+  });
+
+  it('should report the batch when a statement times out against a lock, and store it on replay', async () => {
+    const tag = 'timeout';
+    const event = batch(tag);
+    const lock = await holdCoursesLock();
+    // 1.3 s left and 1 s reserved: each attempt's statement_timeout is what remains, so the lock outlasts them all.
+    let deadline = Date.now() + 1_300;
+    const run = await runBatch(db, event, { remainingMs: () => deadline - Date.now() });
+    await lock.release();
+    expect(run.error).toBeInstanceOf(BatchFailedError);
+    expect(run.logs.some((l) => (l.error as { code?: string } | undefined)?.code === '57014')).toBe(true);
+    expect(await traceCount(tag)).toBe(0);
+    deadline = Date.now() + 60_000;
+    await replayStoresExactlyOnce(event, tag);
+  });
+
+  it('should retry a deadlock with another session and store everything once', async () => {
+    const tag = 'deadlock';
+    const event = batch(tag, 2);
+    // The other session locks the pair row the consumer will need, then waits on an instructor the consumer has
+    // just inserted: each waits for the other, and PostgreSQL aborts one with 40P01.
+    await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: `${tag}-seed`, instructor: { name: 'Teacher 0' } }, { courseId: `${tag}-COURSE-0` }) }]));
+    const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-deadlock', deadlock_timeout: '100ms' } });
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const other = db.sql.begin(async (tx) => {
+      await tx`set local deadlock_timeout = '2s'`;
+      await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update`;
+      await waitForLockWait('fault-deadlock');
+      await tx`insert into ${table('instructors')} (name) values ('Teacher 1') on conflict (name) do nothing`.catch(() => {});
+      release();
+    }).catch(() => release());
+    const run = await runBatch(db, event, { database: consumer });
+    await done;
+    await other;
+    expect(run.error).toBeUndefined();
+    expect(run.logs.some((l) => (l.error as { code?: string } | undefined)?.code === '40P01')).toBe(true);
+    expect(run.result?.summary).toMatchObject({ failed: 0 });
+    await consumer.end();
+    await replayStoresExactlyOnce(event, tag, 2);
+  });
+
+  it('should retry a serialization failure between two sessions and store everything once', async () => {
+    const tag = 'serialization';
+    const event = batch(tag, 2);
+    await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: `${tag}-seed` }, { courseId: `${tag}-COURSE-0`, processedAt: '2000-01-01T00:00:00Z' }), timestamp: 0 }]));
+    // The consumer runs at REPEATABLE READ here: a row another session changes and commits after its snapshot was
+    // taken cannot be updated, and PostgreSQL answers 40001.
+    const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-serial', default_transaction_isolation: 'repeatable read' } });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const other = db.sql.begin(async (tx) => {
+      await tx`update ${table('courses')} set updated_at = now() where course_id = ${`${tag}-COURSE-0`}`;
+      await released;
+    });
+    const running = runBatch(db, event, { database: consumer });
+    await waitForLockWait('fault-serial');
+    release();
+    await other;
+    const run = await running;
+    expect(run.error).toBeUndefined();
+    expect(run.logs.some((l) => (l.error as { code?: string } | undefined)?.code === '40001')).toBe(true);
+    expect(run.result?.summary).toMatchObject({ stored: 2, failed: 0 });
+    await consumer.end();
+    await replayStoresExactlyOnce(event, tag, 2);
+  });
+
+  it('should throw when the server stops during a batch, with nothing partial, and store it once back up', async () => {
+    const tag = 'stopped';
+    const event = batch(tag);
+    const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-stop' } });
+    const lock = await holdCoursesLock();
+    const running = runBatch(db, event, { database: consumer });
+    await waitForLockWait('fault-stop');
+    await server.stop();
+    const run = await running;
+    await lock.release().catch(() => {});
+    expect(run.error).toBeInstanceOf(BatchFailedError);
+    expect((run.error as BatchFailedError).failed).toBe(6);
+    await server.start();
+    await consumer.end();
+    expect(await traceCount(tag)).toBe(0);
+    await replayStoresExactlyOnce(event, tag);
+    expect((await countRows(db)).dead_letters).toBe(0);
+  });
+});
