@@ -8,7 +8,7 @@ import type postgres from 'postgres';
  * of every batch, which have no unique keys to conflict on.
  */
 export async function copyRows(
-  tx: postgres.TransactionSql,
+  tx: postgres.ReservedSql,
   table: postgres.Helper<string, []>,
   columns: readonly string[],
   rows: Iterable<readonly unknown[]>,

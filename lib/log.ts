@@ -35,10 +35,16 @@ export function createLogger(
   };
 }
 
+/** Errors as name, code and message, and the same of their cause (JSON.stringify applies this to it in turn). */
 function errorReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Error) {
     const code = (value as { code?: unknown }).code;
-    return { name: value.name, ...(code === undefined ? {} : { code }), message: value.message };
+    return {
+      name: value.name,
+      ...(code === undefined ? {} : { code }),
+      message: value.message,
+      ...(value.cause instanceof Error ? { cause: value.cause } : {}),
+    };
   }
   return value;
 }

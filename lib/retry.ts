@@ -20,6 +20,7 @@ const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44']);
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
   'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'SECRET_UNAVAILABLE',
+  'OUT_OF_TIME', // not tried for lack of time: Lambda's retry is the next attempt
 ]);
 
 export function classifyFailure(error: unknown): FailureKind {

@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Sql, Table } from './db';
 import type { KafkaRecord } from './kafka';
-import { qualifiedTables } from './db';
+import { inTransaction, qualifiedTables } from './db';
 import { copyRows } from './copy';
 import {
   claimRows,
@@ -51,7 +51,7 @@ export async function writeBatch(
 ): Promise<Map<string, TraceStatus>> {
   const t = tableIdentifiers(sql, schema);
   const json = (rows: unknown) => JSON.stringify(rows);
-  return sql.begin(async (tx) => {
+  return inTransaction(sql, async (tx) => {
     const claims = claimRows(input.candidates);
     const [, claimed] = await Promise.all([
       tx`select set_config('statement_timeout', ${String(Math.max(1, Math.floor(statementTimeoutMs)))}, true)`,
