@@ -59,4 +59,36 @@ describe('concurrent invocations', () => {
       await clientB.end();
     }
   });
+
+  it('should settle eight invocations at once, repeated, with exact row counts', async () => {
+    const environments = Array.from({ length: 8 }, () => consumerDatabase(db.config));
+    const seen = new Set<string>();
+    const pairs = new Set<string>();
+    try {
+      for (let round = 0; round < 3; round++) {
+        // Each invocation: 20 reports of its own and 10 shared with every other invocation of the round.
+        const shared = overlappingMessages(`r${round}-shared`, 10);
+        const batches = environments.map((_, i) => [...overlappingMessages(`r${round}-env${i}`, 20), ...shared]);
+        for (const m of batches.flat()) {
+          seen.add(m.traceId);
+          pairs.add(`${m.course.courseId}|${m.instructor.name}`);
+        }
+        const runs = await Promise.all(
+          environments.map((database, i) => runBatch(db, buildKafkaEvent(batches[i]!.map((value) => ({ value })), { partitions: 4, firstOffset: round * 1000 + i * 100 }), { database })),
+        );
+        for (const run of runs) {
+          expect(run.error).toBeUndefined();
+          expect(run.result?.summary.failed).toBe(0);
+        }
+        const settled = runs.reduce((sum, r) => sum + r.result!.summary.stored + r.result!.summary.superseded, 0);
+        const duplicates = runs.reduce((sum, r) => sum + r.result!.summary.duplicates, 0);
+        expect(settled).toBe(8 * 20 + 10); // every trace of the round stored or superseded exactly once
+        expect(duplicates).toBe(7 * 10); // the shared ones, by the seven invocations that lost the claim
+      }
+      const counts = await countRows(db);
+      expect(counts).toMatchObject({ processed_traces: seen.size, instructors: 4, course_instructors: pairs.size, ratings: 2 * pairs.size, comments: pairs.size });
+    } finally {
+      await Promise.all(environments.map((e) => e.end()));
+    }
+  });
 });

@@ -1,0 +1,33 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lib/config';
+
+const root = join(__dirname, '../..');
+const sources = ['lib', 'functions'].flatMap((dir) =>
+  readdirSync(join(root, dir)).filter((f) => f.endsWith('.ts')).map((f) => ({ path: `${dir}/${f}`, text: readFileSync(join(root, dir, f), 'utf8') })),
+);
+
+describe('no SQL is built from message data', () => {
+  it('should run SQL text only through tagged templates, with one reviewed exception', () => {
+    // sql.unsafe runs text as SQL. Its one use applies schema.sql, with a schema name validated as an identifier.
+    const unsafe = sources.filter((s) => /\.unsafe\s*\(/.test(s.text)).map((s) => s.path);
+    expect(unsafe).toEqual(['lib/db.ts']);
+    expect(readFileSync(join(root, 'lib/db.ts'), 'utf8')).toMatch(/tx\.unsafe\(schemaSql\(schema\)\)/);
+  });
+
+  it('should not call a client with a plain string (only tagged templates and identifiers)', () => {
+    for (const { path, text } of sources) {
+      // sql(`...`) with a template literal builds an identifier (postgres.js escapes it); sql('...') likewise.
+      // What must not appear is a query assembled by concatenation and then executed.
+      expect(text, path).not.toMatch(/\b(sql|tx)\s*\(\s*['"`][^'"`]*\b(select|insert|update|delete)\b/i);
+    }
+  });
+
+  it('should accept only a plain identifier as the schema name from configuration', () => {
+    for (const bad of ['trace; drop table x', 'Trace', 'a"b', 'public.trace', '1trace', 'x'.repeat(64), "trace'--"]) {
+      expect(() => loadConfig({ DB_SCHEMA: bad }), bad).toThrow(/DB_SCHEMA/);
+    }
+    expect(loadConfig({ DB_SCHEMA: 'trace_v2' }).db.schema).toBe('trace_v2');
+  });
+});
