@@ -68,6 +68,7 @@ async function main() {
   let memory: { records: number; eventMb: number; maxRssMb: number } | undefined;
   let bundle: { bytes: number; coldLoadMs: number[] } | undefined;
   let decode10k: { samples: number[]; eventMb: number } = { samples: [], eventMb: 0 };
+  let poison: Record<string, number> | undefined;
   try {
     for (const schema of ['bench_consumer', 'bench_seed', 'bench_copy', 'bench_memory']) {
       await admin.unsafe(`drop schema if exists "${schema}" cascade`);
@@ -109,6 +110,7 @@ async function main() {
       }
       process.stderr.write(`  batch size ${size}: done\n`);
     }
+    poison = await measurePoison(consumerDb, config, logger);
     await consumerDb.end();
     await refSql.end();
 
@@ -166,6 +168,7 @@ async function main() {
     machine,
     quick,
     batches: rows,
+    poisonIn1000: poison,
     decodeValidate10k: { eventMb: decode10k.eventMb, medianMs: round(median(decode10k.samples), 1), samplesMs: decode10k.samples.map((x) => round(x, 1)) },
     memory,
     bundle: bundle && { bytes: bundle.bytes, coldLoadMsMedian: round(median(bundle.coldLoadMs), 1), coldLoadMs: bundle.coldLoadMs.map((x) => round(x, 1)) },
@@ -181,6 +184,7 @@ function printReport(report: {
   machine: Record<string, unknown>;
   batches: { size: number; consumer: any; perMessage: any; copy: any; vsPerMessage: number; vsCopy: number }[];
   decodeValidate10k: { medianMs: number; eventMb: number };
+  poisonIn1000?: Record<string, number>;
   memory?: { records: number; eventMb: number; maxRssMb: number };
   bundle?: { bytes: number; coldLoadMsMedian: number };
 }) {
@@ -196,9 +200,51 @@ function printReport(report: {
     }
   }
   console.log(`\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ${report.decodeValidate10k.medianMs} ms (median)`);
+  if (report.poisonIn1000) {
+    const p = report.poisonIn1000;
+    console.log(`One bad record in 1,000: clean ${p.cleanMs} ms, invalid message ${p.invalidMs} ms (${p.invalidRatio}x), rejected by PostgreSQL ${p.rejectedMs} ms (${p.rejectedRatio}x)`);
+  }
   if (report.memory) console.log(`Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ${report.memory.maxRssMb} MB`);
   if (report.bundle) console.log(`Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ${report.bundle.coldLoadMsMedian} ms (median)`);
   console.log('\nWrote bench/results/latest.json and bench/results/throughput.svg');
+}
+
+/**
+ * One bad record in 1,000 against clean batches of the same size: a message validation rejects (dead-lettered on
+ * the normal path), and one PostgreSQL rejects (found by halving the batch). Medians of 3.
+ */
+async function measurePoison(database: Database, config: ReturnType<typeof loadConfig>, logger: ReturnType<typeof createLogger>) {
+  const courses = database.run((sql) => sql`alter table bench_consumer.courses add constraint bench_poison check (course_name is distinct from 'poison')`);
+  await courses;
+  const timeOf = async (run: string, poison?: 'invalid' | 'rejected') => {
+    const records = Array.from({ length: 1000 }, (_, n) => {
+      const message = benchMessage(run, n);
+      if (n === 500 && poison === 'invalid') return { value: '{"traceId": "truncated",' };
+      if (n === 500 && poison === 'rejected') return { value: { ...message, course: { ...message.course, courseId: `POISON-${run}`, courseName: 'poison' } } };
+      return { value: message };
+    });
+    const event = buildKafkaEvent(records, { partitions: 4 });
+    const started = performance.now();
+    const { summary } = await processBatch(event, { database, config, logger, remainingMs: () => 900_000 });
+    if (summary.stored + summary.superseded !== (poison ? 999 : 1000) || summary.failed > 0) throw new Error(`poison run settled wrongly: ${JSON.stringify(summary)}`);
+    return performance.now() - started;
+  };
+  const clean: number[] = [];
+  const invalid: number[] = [];
+  const rejected: number[] = [];
+  for (let r = 0; r < (quick ? 1 : 3); r++) {
+    clean.push(await timeOf(`poison-clean-${r}`));
+    invalid.push(await timeOf(`poison-invalid-${r}`, 'invalid'));
+    rejected.push(await timeOf(`poison-rejected-${r}`, 'rejected'));
+  }
+  const cleanMs = median(clean);
+  return {
+    cleanMs: round(cleanMs, 1),
+    invalidMs: round(median(invalid), 1),
+    invalidRatio: round(median(invalid) / cleanMs, 2),
+    rejectedMs: round(median(rejected), 1),
+    rejectedRatio: round(median(rejected) / cleanMs, 2),
+  };
 }
 
 /**
