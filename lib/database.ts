@@ -2,22 +2,12 @@ import type postgres from 'postgres';
 import type { Config } from './config';
 import type { CredentialSource, Credentials } from './credentials';
 import { createSql, type Sql } from './db';
-import { errorCode } from './retry';
+import { CONNECT_FAILED, CONNECTION_LOST, errorCode } from './retry';
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 
 /** SQLSTATEs with which PostgreSQL rejects a login: wrong password, unknown or disabled user. */
 const LOGIN_REJECTED = new Set(['28P01', '28000']);
-
-/**
- * An established connection broke: reset by the network or a failover, closed by the server (terminated, shut
- * down), or frozen with the execution environment past its idle timeout. Nothing of the transaction committed, so
- * the work is run again at once on a new client.
- */
-const CONNECTION_BROKEN = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', '57P01', '57P02']);
-
-/** A connection could not be made at all. The client is replaced, but the retry waits for the caller's backoff. */
-const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
  * The database of one execution environment: a postgres.js client created on first use (not at cold start, so an
@@ -46,8 +36,10 @@ export class Database {
         return await work(sql);
       } catch (error) {
         const code = errorCode(error) ?? '';
-        if (CONNECTION_BROKEN.has(code) || CONNECT_FAILED.has(code)) this.discard(sql);
-        if (CONNECTION_BROKEN.has(code) && !reconnected) {
+        if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code)) this.discard(sql);
+        // Nothing of the transaction committed on a connection that broke (reset, terminated, frozen past its idle
+        // timeout), so the work runs again at once on a new client.
+        if (CONNECTION_LOST.has(code) && !reconnected) {
           reconnected = true;
           continue;
         }

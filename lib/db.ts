@@ -3,6 +3,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
+import { CONNECTION_LOST, errorCode } from './retry';
 
 export type Sql = postgres.Sql;
 
@@ -106,9 +107,6 @@ export async function applySchema(sql: Sql, schema: string): Promise<void> {
   });
 }
 
-/** Error codes of a connection that is gone: the server has rolled back already, and the socket is closed. */
-const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', '57P01', '57P02', '57P03']);
-
 /**
  * Runs `work` in a transaction on one reserved connection. Unlike postgres.js's `sql.begin`, it sends no ROLLBACK
  * on a connection that is gone: the server rolls back by itself, and postgres.js 3.4 throws an uncaught TypeError
@@ -122,8 +120,7 @@ export async function inTransaction<T>(sql: Sql, work: (tx: postgres.ReservedSql
     await tx`commit`;
     return result;
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
-    if (!(typeof code === 'string' && CONNECTION_LOST.has(code))) await tx`rollback`.catch(() => {});
+    if (!CONNECTION_LOST.has(errorCode(error) ?? '')) await tx`rollback`.catch(() => {});
     throw error;
   } finally {
     tx.release();

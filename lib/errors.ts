@@ -102,3 +102,10 @@ export class SecretInvalidError extends TraceConsumerError {
     );
   }
 }
+
+/** No time was left in the invocation to start (or wait for) a database attempt; Lambda's retry is the next one. */
+export class OutOfTimeError extends TraceConsumerError {
+  constructor(cause?: unknown) {
+    super('OUT_OF_TIME', 'The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
+  }
+}

@@ -1,3 +1,5 @@
+import { OutOfTimeError } from './errors';
+
 /**
  * How a database failure is handled depends on who caused it:
  * - `data`: this batch's data (a value PostgreSQL rejects). Retrying cannot help; the message responsible is found
@@ -9,24 +11,30 @@
  */
 export type FailureKind = 'data' | 'transient' | 'fatal';
 
+/**
+ * An established connection is gone: reset by the network or a failover, or closed by the server (terminated, shut
+ * down). The server has rolled back whatever was open on it.
+ */
+export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', '57P01', '57P02', '57P03']);
+
+/** A connection could not be made at all. */
+export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * The way to the database failed, not a statement: the connection was lost or never made, Secrets Manager was
+ * unreachable, or there was no time left to try.
+ */
+const TRANSIENT_CODES = new Set([...CONNECTION_LOST, ...CONNECT_FAILED, 'SECRET_UNAVAILABLE', 'OUT_OF_TIME']);
+
 /** SQLSTATE classes caused by the data itself: data exception, integrity constraint, program limit (row too big). */
 const DATA_CLASSES = new Set(['22', '23', '54']);
 /** SQLSTATE classes caused by how the database is set up, not by the data or the moment. */
 const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44']);
-/**
- * Node.js socket errors, postgres.js connection errors and an unreachable Secrets Manager: the way to the database
- * failed, not a statement.
- */
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'SECRET_UNAVAILABLE',
-  'OUT_OF_TIME', // not tried for lack of time: Lambda's retry is the next attempt
-]);
 
 export function classifyFailure(error: unknown): FailureKind {
   const code = errorCode(error);
   if (code === undefined) return 'fatal';
-  if (CONNECTION_CODES.has(code)) return 'transient';
+  if (TRANSIENT_CODES.has(code)) return 'transient';
   if (!isPostgresError(error)) return code.startsWith('E') ? 'transient' : 'fatal';
   const cls = code.slice(0, 2);
   if (DATA_CLASSES.has(cls)) return 'data';
@@ -53,15 +61,6 @@ export interface RetryOptions {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
-}
-
-/** Thrown by {@link withRetry} when there is no time left to start an attempt. */
-export class OutOfTimeError extends Error {
-  readonly code = 'OUT_OF_TIME';
-  constructor(cause?: unknown) {
-    super('The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
-    this.name = 'OutOfTimeError';
-  }
 }
 
 /**

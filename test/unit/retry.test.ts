@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyFailure, OutOfTimeError, withRetry } from '../../lib/retry';
+import { OutOfTimeError } from '../../lib/errors';
+import { classifyFailure, withRetry } from '../../lib/retry';
 
 const pgError = (code: string) => Object.assign(new Error(`pg ${code}`), { name: 'PostgresError', code });
 const sysError = (code: string) => Object.assign(new Error(code), { code });
