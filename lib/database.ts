@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import type { Config } from './config';
 import type { CredentialSource, Credentials } from './credentials';
 import { createSql, type Sql } from './db';
+import { OutOfTimeError } from './errors';
 import { CONNECT_FAILED, CONNECTION_LOST, errorCode } from './retry';
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
@@ -26,14 +27,18 @@ export class Database {
     private readonly overrides: ClientOptions = {},
   ) {}
 
-  /** Runs `work` with the client; reconnects once after a broken connection and once after a rejected login. */
-  async run<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` with the client; reconnects once after a broken connection and once after a rejected login. With
+   * `timeoutMs`, gives up when that time has passed, dropping the client: whatever the socket does, the invocation
+   * answers before Lambda's timeout, and the next attempt starts on a fresh connection.
+   */
+  async run<T>(work: (sql: Sql) => Promise<T>, timeoutMs?: number): Promise<T> {
     let reconnected = false;
     let renewedLogin = false;
     for (;;) {
       const sql = await this.sql();
       try {
-        return await work(sql);
+        return await (timeoutMs === undefined ? work(sql) : this.withDeadline(sql, work(sql), timeoutMs));
       } catch (error) {
         const code = errorCode(error) ?? '';
         if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code)) this.discard(sql);
@@ -67,6 +72,18 @@ export class Database {
     const old = this.client;
     this.client = undefined;
     await old?.sql.end({ timeout: 5 });
+  }
+
+  private withDeadline<T>(sql: Sql, work: Promise<T>, timeoutMs: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.discard(sql);
+        reject(new OutOfTimeError());
+      }, Math.max(0, timeoutMs));
+    });
+    work.catch(() => {}); // settled after the deadline, if ever: nobody is waiting for it any more
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
   }
 
   /** Drops `sql` if it is still the current client, closing it at once without waiting for its queries. */

@@ -12,6 +12,9 @@ export type Settled =
   | { kind: 'candidate'; candidate: Candidate; status: 'failed'; error: unknown }
   | { kind: 'dead_letter'; deadLetter: DeadLetter; status: 'failed'; error: unknown };
 
+/** How long after the statement timeout the client gives up on a silent connection. Less than TIME_RESERVE_MS. */
+const DEADLINE_GRACE_MS = 250;
+
 export interface SettleContext {
   database: Database;
   schema: string;
@@ -30,7 +33,12 @@ export async function settleBatch(input: WriteInput, ctx: SettleContext): Promis
   if (size === 0) return [];
   try {
     const statuses = await withRetry(
-      () => ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, ctx.retry.remainingMs())),
+      () => {
+        // PostgreSQL's statement_timeout ends a slow statement; the client-side deadline, a little later and still
+        // inside the reserved time, ends a connection that stopped answering altogether.
+        const remaining = ctx.retry.remainingMs();
+        return ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, remaining), remaining + DEADLINE_GRACE_MS);
+      },
       {
         ...ctx.retry,
         onRetry: (error, attempt, delayMs) =>

@@ -184,7 +184,9 @@ describe('database faults', () => {
     const event = batch(tag);
     const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-stop' } });
     const lock = await holdCoursesLock();
-    const running = runBatch(db, event, { database: consumer });
+    // A real invocation's clock: whatever the dying server does, the batch must answer within it.
+    const deadline = Date.now() + 20_000;
+    const running = runBatch(db, event, { database: consumer, remainingMs: () => deadline - Date.now() });
     await waitForLockWait('fault-stop');
     await server.stop();
     const run = await running;
