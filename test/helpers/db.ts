@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '../../lib/config';
 import { environmentCredentials } from '../../lib/credentials';
 import { Database } from '../../lib/database';
 import { applySchema, createSql, type Sql } from '../../lib/db';
-import type { DatabaseEnv } from '../../scripts/local-db';
+import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
 
 export interface TestDatabase {
   config: Config;
@@ -65,4 +65,22 @@ export async function countRows(db: TestDatabase): Promise<Record<string, number
 /** Another Lambda environment's database: its own client and connection, credentials from the environment. */
 export function consumerDatabase(config: Config, overrides: Parameters<typeof createSql>[1] = {}): Database {
   return new Database(config.db, environmentCredentials(config.db), overrides);
+}
+
+/**
+ * A PostgreSQL server of the test file's own, for tests that stop and start it, with a schema applied. `close`
+ * ends the clients without waiting on a server that may be gone, then removes the server and its data.
+ */
+export async function ownServer(extraEnv: Record<string, string> = {}) {
+  const server = await startLocalDatabase({ useConfigured: false });
+  const db = await testDatabase(extraEnv, server.env);
+  return {
+    server,
+    db,
+    async close() {
+      await db.sql.end({ timeout: 1 });
+      await db.database.end();
+      await server.destroy();
+    },
+  };
 }

@@ -2,23 +2,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
-import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
-import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import type { LocalDatabase } from '../../scripts/local-db';
+import { consumerDatabase, countRows, ownServer, type TestDatabase } from '../helpers/db';
 import { runBatch, snapshot } from '../helpers/run';
 
 // This file stops and starts PostgreSQL, so it runs its own embedded server rather than the shared one.
 let server: LocalDatabase;
 let db: TestDatabase;
-
+let close: () => Promise<void>;
 beforeAll(async () => {
-  server = await startLocalDatabase({ useConfigured: false });
-  db = await testDatabase({ MAX_RETRIES: '2', RETRY_BACKOFF_MS: '50', DB_CONNECT_TIMEOUT: '2' }, server.env);
+  ({ server, db, close } = await ownServer({ MAX_RETRIES: '2', RETRY_BACKOFF_MS: '50', DB_CONNECT_TIMEOUT: '2' }));
 });
-afterAll(async () => {
-  await db.sql.end({ timeout: 1 });
-  await db.database.end();
-  await server.destroy();
-});
+afterAll(() => close());
 
 const mixedEvent = () => JSON.parse(readFileSync(join(__dirname, '../../events/mixed-batch.json'), 'utf8'));
 

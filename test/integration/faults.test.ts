@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql } from '../../lib/db';
 import { BatchFailedError } from '../../lib/errors';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
-import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import type { LocalDatabase } from '../../scripts/local-db';
+import { consumerDatabase, countRows, ownServer, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot, type Run } from '../helpers/run';
 
@@ -15,15 +15,11 @@ import { runBatch, snapshot, type Run } from '../helpers/run';
 
 let server: LocalDatabase;
 let db: TestDatabase;
+let close: () => Promise<void>;
 beforeAll(async () => {
-  server = await startLocalDatabase({ useConfigured: false });
-  db = await testDatabase({ MAX_RETRIES: '3', RETRY_BACKOFF_MS: '50', DB_CONNECT_TIMEOUT: '2' }, server.env);
+  ({ server, db, close } = await ownServer({ MAX_RETRIES: '3', RETRY_BACKOFF_MS: '50', DB_CONNECT_TIMEOUT: '2' }));
 });
-afterAll(async () => {
-  await db.sql.end({ timeout: 1 });
-  await db.database.end();
-  await server.destroy();
-});
+afterAll(() => close());
 
 const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

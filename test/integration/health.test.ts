@@ -3,8 +3,8 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
-import { testDatabase, type TestDatabase } from '../helpers/db';
+import type { LocalDatabase } from '../../scripts/local-db';
+import { ownServer, testDatabase, type TestDatabase } from '../helpers/db';
 import { lambdaContext, surveyMessage } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
 import { runBatch } from '../helpers/run';
@@ -168,14 +168,12 @@ describe('GET /healthz', () => {
 describe('a stopped database', () => {
   let server: LocalDatabase;
   let stoppedDb: TestDatabase;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    server = await startLocalDatabase({ useConfigured: false });
-    stoppedDb = await testDatabase({}, server.env);
-    await stoppedDb.sql.end();
-    await stoppedDb.database.end();
+    ({ server, db: stoppedDb, close } = await ownServer());
     await server.stop();
   });
-  afterAll(() => server.destroy());
+  afterAll(() => close());
 
   it('should make /healthz/ready answer 503 quickly, and leave /healthz/live at 200', async () => {
     const started = Date.now();

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
-import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import type { LocalDatabase } from '../../scripts/local-db';
+import { countRows, ownServer, testDatabase, type TestDatabase } from '../helpers/db';
 import { FakeSecretsManager } from '../helpers/fake-secrets-manager';
 import { lambdaContext, surveyMessage } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
@@ -112,15 +112,11 @@ describe('credentials from Secrets Manager', () => {
 describe('a PostgreSQL restart between invocations', () => {
   let server: LocalDatabase;
   let own: TestDatabase;
+  let close: () => Promise<void>;
   beforeAll(async () => {
-    server = await startLocalDatabase({ useConfigured: false });
-    own = await testDatabase({}, server.env);
+    ({ server, db: own, close } = await ownServer());
   });
-  afterAll(async () => {
-    await own.sql.end({ timeout: 1 });
-    await own.database.end();
-    await server.destroy();
-  });
+  afterAll(() => close());
 
   it('should let the next batch succeed on a new connection', async () => {
     const password = server.env.DB_PASSWORD;
