@@ -46,11 +46,12 @@ export async function settleBatch(input: WriteInput, ctx: SettleContext): Promis
       },
     );
     return [
-      ...input.candidates.map((candidate): Settled => ({
-        kind: 'candidate',
-        candidate,
-        status: statuses.get(candidate.message.traceId) ?? 'duplicate',
-      })),
+      ...input.candidates.map((candidate): Settled => {
+        const status = statuses.get(candidate.message.traceId);
+        // writeBatch settles every candidate; a gap is a bug, reported (the records retried), never guessed at.
+        if (status === undefined) throw new Error(`The write returned no status for trace id ${candidate.message.traceId}.`);
+        return { kind: 'candidate', candidate, status };
+      }),
       ...input.deadLetters.map((deadLetter): Settled => ({ kind: 'dead_letter', deadLetter, status: 'dead_lettered' })),
     ];
   } catch (error) {
