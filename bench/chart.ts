@@ -10,9 +10,9 @@ interface Row {
 }
 
 export function renderChart(rows: readonly Row[]): string {
-  const width = 720;
+  const width = 800;
   const height = 420;
-  const m = { left: 80, right: 170, top: 40, bottom: 60 };
+  const m = { left: 80, right: 220, top: 40, bottom: 60 };
   const series = [
     { name: 'consumer (set-based)', color: '#1f77b4', values: rows.map((r) => r.consumer.recordsPerSecond) },
     { name: 'COPY floor', color: '#2ca02c', values: rows.map((r) => r.copy.recordsPerSecond) },
