@@ -83,5 +83,13 @@ function notFound({ method, path }: { method: string; path: string }): never {
 /** HTTP API (payload format 2.0) entry point for /healthz, /healthz/live and /healthz/ready. */
 export const handler = middy<Event, Response>()
   .use(closeDatabaseAfterLocalInvoke(database))
-  .use(httpErrorHandler({ logger: (error: unknown) => logger.debug('http error', { error }) }))
+  // Turns HTTP errors (404, 405) into JSON answers, unlogged; anything else becomes a 500, logged just below.
+  .use(httpErrorHandler({ logger: false }))
+  // Runs before the error handler (middy runs onError in reverse): a bug is logged with the request id.
+  .use({
+    onError: (request) => {
+      const status = (request.error as { statusCode?: number } | null)?.statusCode;
+      if (status === undefined || status >= 500) invocationLogger(logger, request.context).error('health request failed', { error: request.error });
+    },
+  })
   .handler(httpRouterHandler({ routes, notFoundResponse: notFound }));

@@ -46,6 +46,13 @@ describe('health samples', () => {
     expect(answer.headers['content-type']).toBe('application/json');
   });
 
+  it('should answer 500 to an event that is not an HTTP API request, and log it with the request id', async () => {
+    const handler = await coldStart('health', db);
+    const run = await captureLogs(() => handler({ version: '2.0', requestContext: { http: {} } }, lambdaContext()));
+    expect(run.value).toMatchObject({ statusCode: 500 });
+    expect(run.logs.find((l) => l.message === 'health request failed')).toMatchObject({ level: 'error', requestId: expect.stringMatching(/^req-/), coldStart: true });
+  });
+
   it('should name the allowed method on a 405', async () => {
     const answer = await call(db, 'health-wrong-method');
     expect(answer.headers.allow).toBe('GET');
