@@ -1,6 +1,5 @@
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import type { Sql } from '../lib/db';
+import { copyRows } from '../lib/copy';
+import { inTransaction, type Sql } from '../lib/db';
 import type { SurveyMessage } from '../lib/message';
 
 /**
@@ -21,39 +20,34 @@ export const COPY_TABLES_SQL = (schema: string) => `
   create table if not exists "${schema}".processed_traces (trace_id text, status text, kafka_topic text, kafka_partition integer,
     kafka_offset bigint);`;
 
-const field = (v: unknown): string =>
-  v === null || v === undefined ? '\\N' : String(v).replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-const line = (values: unknown[]) => values.map(field).join('\t') + '\n';
-
+/** Same COPY path as the consumer's (lib/copy.ts), so the two differ only in what they do around it. */
 export async function copyBatch(sql: Sql, schema: string, messages: readonly SurveyMessage[]): Promise<void> {
   const table = (name: string) => sql(`${schema}.${name}`);
-  const copy = async (tx: Sql, name: string, rows: Generator<string>) => {
-    const target = await tx`copy ${table(name)} from stdin`.writable();
-    await pipeline(Readable.from(rows), target);
-  };
-  await sql.begin(async (tx) => {
-    await copy(tx as unknown as Sql, 'instructors', (function* () {
-      for (const m of messages) yield line([m.instructor.name]);
-    })());
-    await copy(tx as unknown as Sql, 'courses', (function* () {
-      for (const { course: c, traceId } of messages) {
-        yield line([c.courseId, c.courseName, c.subject, c.catalogSection, c.semester, c.year, c.enrollment, c.responses, c.declines, c.processedAt, c.originalFileName, c.gcsBucket, c.gcsPath, traceId]);
-      }
-    })());
-    await copy(tx as unknown as Sql, 'ratings', (function* () {
-      for (const m of messages) {
-        for (const r of m.ratings) {
-          yield line([m.course.courseId, m.instructor.name, m.traceId, r.questionText, r.category, r.responses, r.responseRate, r.courseMean, r.deptMean, r.univMean, r.courseMedian, r.deptMedian, r.univMedian]);
-        }
-      }
-    })());
-    await copy(tx as unknown as Sql, 'comments', (function* () {
-      for (const m of messages) {
-        for (const k of m.comments) yield line([m.course.courseId, m.instructor.name, m.traceId, k.category, k.questionText, k.responseNumber, k.commentText]);
-      }
-    })());
-    await copy(tx as unknown as Sql, 'processed_traces', (function* () {
-      for (const m of messages) yield line([m.traceId, 'stored', 'trace-survey-processed', 0, 0]);
-    })());
+  await inTransaction(sql, async (tx) => {
+    await copyRows(tx, table('instructors'), ['name'], messages.map((m) => [m.instructor.name]));
+    await copyRows(
+      tx,
+      table('courses'),
+      ['course_id', 'course_name', 'subject', 'catalog_section', 'semester', 'year', 'enrollment', 'responses', 'declines', 'processed_at', 'original_file_name', 'gcs_bucket', 'gcs_path', 'trace_id'],
+      messages.map(({ course: c, traceId }) => [c.courseId, c.courseName, c.subject, c.catalogSection, c.semester, c.year, c.enrollment, c.responses, c.declines, c.processedAt, c.originalFileName, c.gcsBucket, c.gcsPath, traceId]),
+    );
+    await copyRows(
+      tx,
+      table('ratings'),
+      ['course_id', 'instructor', 'trace_id', 'question_text', 'category', 'responses', 'response_rate', 'course_mean', 'dept_mean', 'univ_mean', 'course_median', 'dept_median', 'univ_median'],
+      messages.flatMap((m) => m.ratings.map((r) => [m.course.courseId, m.instructor.name, m.traceId, r.questionText, r.category, r.responses, r.responseRate, r.courseMean, r.deptMean, r.univMean, r.courseMedian, r.deptMedian, r.univMedian])),
+    );
+    await copyRows(
+      tx,
+      table('comments'),
+      ['course_id', 'instructor', 'trace_id', 'category', 'question_text', 'response_number', 'comment_text'],
+      messages.flatMap((m) => m.comments.map((k) => [m.course.courseId, m.instructor.name, m.traceId, k.category, k.questionText, k.responseNumber, k.commentText])),
+    );
+    await copyRows(
+      tx,
+      table('processed_traces'),
+      ['trace_id', 'status', 'kafka_topic', 'kafka_partition', 'kafka_offset'],
+      messages.map((m) => [m.traceId, 'stored', 'trace-survey-processed', 0, 0]),
+    );
   });
 }

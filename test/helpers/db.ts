@@ -3,7 +3,7 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
 import { environmentCredentials } from '../../lib/credentials';
 import { Database } from '../../lib/database';
-import { applySchema, createSql, type Sql } from '../../lib/db';
+import { applySchema, createSql, qualifiedTables, type Sql } from '../../lib/db';
 import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
 
 export interface TestDatabase {
@@ -53,10 +53,9 @@ export async function testDatabase(
 
 /** Row counts of every table in the test's schema. */
 export async function countRows(db: TestDatabase): Promise<Record<string, number>> {
-  const schema = db.config.db.schema;
   const counts: Record<string, number> = {};
-  for (const table of ['instructors', 'courses', 'course_instructors', 'ratings', 'comments', 'processed_traces', 'dead_letters']) {
-    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${db.sql(`${schema}.${table}`)}`;
+  for (const [table, name] of Object.entries(qualifiedTables(db.config.db.schema))) {
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${db.sql(name)}`;
     counts[table] = row?.n ?? 0;
   }
   return counts;
