@@ -261,13 +261,14 @@ const logStatement = (functionKey) => ({
 });
 
 /**
- * Network interfaces for a function (or the mapping's pollers) in a VPC. EC2's Describe actions accept no resource
- * narrower than "*"; the others are limited to this account and region.
+ * Network interfaces for a function in a VPC (what AWSLambdaVPCAccessExecutionRole grants), and, for a mapping whose
+ * pollers run in a VPC (MSK, or self-managed brokers with subnets), the two Describe calls the pollers add. EC2's
+ * Describe actions accept no resource narrower than "*"; the others are limited to this account and region.
  */
-const vpcStatements = () => [
+const vpcStatements = (pollersInVpc = false) => [
   {
     Effect: 'Allow',
-    Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups', 'ec2:DescribeVpcs'],
+    Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', ...(pollersInVpc ? ['ec2:DescribeSecurityGroups', 'ec2:DescribeVpcs'] : [])],
     Resource: '*',
   },
   {
@@ -317,7 +318,7 @@ function destinationStatements(params) {
 }
 
 function consumerStatements(params) {
-  const statements = [logStatement('consumer'), ...vpcStatements()];
+  const statements = [logStatement('consumer'), ...vpcStatements(params.source === 'msk' || params.brokerSubnetIds.length > 0)];
   const secrets = [params.dbSecretArn, ...kafkaSecrets(params).map((s) => s.URI)];
   statements.push(...secretStatements(secrets, params.kmsKeyArns));
   if (params.source === 'msk') {
