@@ -317,10 +317,13 @@ function destinationStatements(params) {
   return statements;
 }
 
+/** The consumer's role: what the function itself needs, plus what its mapping needs while there is one. */
 function consumerStatements(params) {
-  const statements = [logStatement('consumer'), ...vpcStatements(params.source === 'msk' || params.brokerSubnetIds.length > 0)];
-  const secrets = [params.dbSecretArn, ...kafkaSecrets(params).map((s) => s.URI)];
+  const mapping = params.mapping === 'enabled';
+  const statements = [logStatement('consumer'), ...vpcStatements(mapping && (params.source === 'msk' || params.brokerSubnetIds.length > 0))];
+  const secrets = [params.dbSecretArn, ...(mapping ? kafkaSecrets(params).map((s) => s.URI) : [])];
   statements.push(...secretStatements(secrets, params.kmsKeyArns));
+  if (!mapping) return statements;
   if (params.source === 'msk') {
     const arns = mskArns(params.mskClusterArn, params.topic, params.consumerGroup);
     statements.push({ Effect: 'Allow', Action: ['kafka:DescribeClusterV2'], Resource: [arns.cluster] });

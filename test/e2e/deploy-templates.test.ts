@@ -20,7 +20,7 @@ interface Variant {
 /** The deploy commands of a Markdown page: `--stage` and every `--param="k=v"`, continuation lines joined. */
 function documentedVariants(file: string): Variant[] {
   const text = readFileSync(join(projectRoot, file), 'utf8');
-  const commands = [...text.matchAll(/^npx serverless deploy (.*(?:\\\n.*)*)$/gm)].map((m) => m[1]!.replace(/\\\n/g, ' '));
+  const commands = [...text.matchAll(/^npx serverless deploy ((?:[^\n]*\\\n)*[^\n]*)/gm)].map((m) => m[1]!.replace(/\\\n/g, ' '));
   return commands.map((command) => {
     const stage = /--stage (\S+)/.exec(command)?.[1] ?? 'dev';
     const params = Object.fromEntries([...command.matchAll(/--param="([^=]+)=([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
@@ -144,7 +144,8 @@ describe('the checks can fail', () => {
     const esm = t.Resources.ConsumerEventSourceMapping!.Properties!;
     esm.Topicz = ['x']; // unknown property
     esm.BatchSize = 'lots'; // wrong primitive type
-    esm.FunctionResponseTypes = ['ReportEverything']; // not an allowed value
+    (esm.SourceAccessConfigurations as { Type: string }[])[0]!.Type = 'SASL_SCRAM_1024_AUTH'; // not an allowed value
+    esm.FunctionResponseTypes = ['ReportEverything']; // pattern from the Lambda API reference
     (esm.AmazonManagedKafkaEventSourceConfig as Record<string, unknown>).ConsumerGroupId = 'has spaces'; // pattern
     esm.MaximumRetryAttempts = 20000; // range
     delete t.Resources.ConsumerRole!.Properties!.AssumeRolePolicyDocument; // required
@@ -155,7 +156,7 @@ describe('the checks can fail', () => {
     t.Resources.AlarmTopic!.Properties = { TopicName: { Ref: 'Nothing' } }; // Ref target
     const problems = specProblems(t).join('\n');
     for (const expected of [
-      'Topicz: not a property', 'BatchSize: expected an integer', 'FunctionResponseTypes[0]: expected one of',
+      'Topicz: not a property', 'BatchSize: expected an integer', 'SourceAccessConfigurations[0].Type: expected one of', '"ReportEverything" does not match',
       'ConsumerGroupId: "has spaces" does not match', 'MaximumRetryAttempts: 20000 is above', 'AssumeRolePolicyDocument: required property missing',
       'unknown resource type AWS::Lambda::EventSourceMappingz', 'Fn::GetAtt target MissingRole does not exist', 'has no attribute NoSuchAttribute',
       '${NotThere} names nothing', 'Ref target "Nothing" does not exist',

@@ -43,6 +43,7 @@ interface Constraint {
  */
 export const CONSTRAINTS: Record<string, Constraint> = {
   'AWS::Lambda::EventSourceMapping/BatchSize': { min: 1, max: 10000 },
+  'AWS::Lambda::EventSourceMapping/FunctionResponseTypes[]': { pattern: /^ReportBatchItemFailures$/ },
   'AWS::Lambda::EventSourceMapping/StartingPosition': { pattern: /^(TRIM_HORIZON|LATEST|AT_TIMESTAMP)$/ },
   'AWS::Lambda::EventSourceMapping/MaximumBatchingWindowInSeconds': { min: 0, max: 300 },
   'AWS::Lambda::EventSourceMapping/MaximumRetryAttempts': { min: -1, max: 10000 },
