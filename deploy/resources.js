@@ -174,6 +174,12 @@ function validate(params, options) {
     'failureDestinationKmsKeyArn must be a KMS key ARN, for an sqs, sns or s3 destination');
   need(isSecretArn(params.dbSecretArn), 'dbSecretArn must be the Secrets Manager ARN of the database credentials');
   need(params.subnetIds.length > 0 && params.securityGroupIds.length > 0, 'subnetIds and securityGroupIds must name the database VPC subnets and security groups');
+  // EC2's id formats (8 or 17 hex digits), as CloudFormation checks them: a typo fails here, not mid-deployment.
+  for (const [name, ids, prefix] of [['subnetIds', params.subnetIds, 'subnet'], ['brokerSubnetIds', params.brokerSubnetIds, 'subnet'],
+    ['securityGroupIds', params.securityGroupIds, 'sg'], ['brokerSecurityGroupId', [params.brokerSecurityGroupId].filter(Boolean), 'sg']]) {
+    const bad = ids.filter((id) => !new RegExp(`^${prefix}-([0-9a-f]{8}|[0-9a-f]{17})$`).test(id));
+    need(bad.length === 0, `${name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not ${prefix === 'sg' ? 'security group' : 'subnet'} ids (${prefix}- and 8 or 17 hex digits)`);
+  }
   for (const name of ['consumerReservedConcurrency', 'healthReservedConcurrency']) {
     const value = params[name];
     need(value === null || (Number.isInteger(value) && value >= 0 && value <= 1000), `${name} must be empty (unreserved) or a whole number 0-1000`);

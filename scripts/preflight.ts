@@ -2,29 +2,15 @@
  * Pre-flight check before a deployment or the cutover (npm run preflight), with the settings the functions will use
  * (DB_* and DB_SECRET_ARN, as for npm run db:apply): runs the health function's readiness check (the credentials
  * resolve, the database answers, the schema is applied) and, when KAFKA_SECRET_ARN is set, reads that secret and
- * checks it holds what the Kafka authentication needs: username and password for SASL, or certificate and privateKey
- * for mutual TLS. KAFKA_ROOT_CA_SECRET_ARN, when set, must hold a certificate. Exits 1 with the reasons otherwise.
+ * checks it holds what KAFKA_AUTH (sasl, the default, or mtls) needs; KAFKA_ROOT_CA_SECRET_ARN, when set, must hold
+ * a certificate. Exits 1 with the reasons otherwise.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfig } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { Database } from '../lib/database';
 import { checkReadiness, describeFailure } from '../lib/health';
-
-/** The fields a Kafka secret must have, by what it is for; an empty list means it is usable. */
-export function kafkaSecretProblems(secret: string, purpose: 'auth' | 'root-ca'): string[] {
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(secret) as Record<string, unknown>;
-  } catch {
-    return ['is not JSON'];
-  }
-  const has = (k: string) => typeof json[k] === 'string' && json[k] !== '';
-  if (purpose === 'root-ca') return has('certificate') ? [] : ['has no "certificate" (the PEM of the root CA)'];
-  if (has('username') && has('password')) return [];
-  if (has('certificate') && has('privateKey')) return [];
-  return ['has neither "username" and "password" (SASL) nor "certificate" and "privateKey" (mutual TLS)'];
-}
+import { kafkaSecretProblems, type KafkaSecretPurpose } from '../lib/kafka-secret';
 
 async function readSecret(client: SecretsManagerClient, arn: string): Promise<string> {
   const answer = await client.send(new GetSecretValueCommand({ SecretId: arn }));
@@ -45,9 +31,9 @@ async function main(): Promise<boolean> {
   }
   // Deployment settings, not the functions' configuration: read here, by the one script that uses them.
   const kafkaSecrets = [
-    { arn: process.env.KAFKA_SECRET_ARN, purpose: 'auth' as const },
-    { arn: process.env.KAFKA_ROOT_CA_SECRET_ARN, purpose: 'root-ca' as const },
-  ].filter((s): s is { arn: string; purpose: 'auth' | 'root-ca' } => Boolean(s.arn));
+    { arn: process.env.KAFKA_SECRET_ARN, purpose: (process.env.KAFKA_AUTH === 'mtls' ? 'mtls' : 'sasl') as KafkaSecretPurpose },
+    { arn: process.env.KAFKA_ROOT_CA_SECRET_ARN, purpose: 'root-ca' as KafkaSecretPurpose },
+  ].filter((s): s is { arn: string; purpose: KafkaSecretPurpose } => Boolean(s.arn));
   const client = new SecretsManagerClient({});
   for (const { arn, purpose } of kafkaSecrets) {
     try {

@@ -3,13 +3,13 @@
  * against the CloudFormation resource specification, the IAM Service Authorization Reference and the permissions AWS
  * documents for the mapping. Each variant is packaged once (about 6 s each) and shared by the assertions.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { alarmProblems, iamProblems, mappingRoleProblems, type DeploymentFacts } from '../helpers/aws-rules';
 import { specProblems, type Template } from '../helpers/cfn-spec';
-import { projectRoot, runServerless } from '../helpers/cli';
+import { projectRoot, runCommand, runServerless } from '../helpers/cli';
 
 interface Variant {
   title: string;
@@ -194,6 +194,38 @@ describe('the checks can fail', () => {
     const alarmText = alarmProblems(prod).join('\n');
     expect(alarmText).toContain('ConsumerLagAlarm: no AlarmActions');
     expect(alarmText).toContain('ConsumerFreshnessAlarm: 200 x 3600 s exceeds');
+  });
+});
+
+// cfn-lint, the standard CloudFormation linter (its own copy of the resource schemas, with their patterns). .ci/run
+// installs it into .cache/cfn-lint; without it this one check is reported as skipped.
+const cfnLint = process.env.CFN_LINT ?? join(projectRoot, '.cache', 'cfn-lint', 'bin', 'cfn-lint');
+
+describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
+  async function lint(named: Record<string, Template>) {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-lint-'));
+    const files = Object.entries(named).map(([name, t], i) => {
+      const file = join(dir, `${i}-${name.replace(/[^\w-]+/g, '_')}.json`);
+      writeFileSync(file, JSON.stringify(t, null, 2));
+      return file;
+    });
+    // W3005: the CLI adds DependsOn entries that a Ref already implies; harmless and not ours to change.
+    const run = await runCommand(cfnLint, ['--format', 'json', '--regions', 'us-east-1', '--ignore-checks', 'W3005', '--', ...files], {}, 300_000);
+    return JSON.parse(run.stdout || '[]') as { Rule: { Id: string }; Message: string; Filename: string }[];
+  }
+
+  it('should find nothing in any documented template', async () => {
+    const findings = await lint(Object.fromEntries(templates));
+    expect(findings.map((f) => `${f.Filename}: ${f.Rule.Id} ${f.Message}`)).toEqual([]);
+  });
+
+  it('should find a malformed security group id and an out-of-range batch size', async () => {
+    const t = structuredClone(get(byTitle(/^prod: msk\/iam$/).title));
+    (t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig as { SecurityGroupIds: string[] }).SecurityGroupIds = ['sg-0ccc'];
+    t.Resources.ConsumerEventSourceMapping!.Properties!.BatchSize = 20000;
+    const ids = (await lint({ broken: t })).map((f) => f.Rule.Id);
+    expect(ids).toContain('E1150');
+    expect(ids.some((id) => id.startsWith('E30'))).toBe(true);
   });
 });
 
