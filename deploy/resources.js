@@ -415,9 +415,6 @@ function alarms(params) {
     ConsumerLagAlarm: alarm(`trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`, 'notBreaching', {
       ...consumerMetric('OldestRecordAge', 'Maximum', 300), Threshold: params.lagAlarmSeconds * 1000, EvaluationPeriods: 3, DatapointsToAlarm: 3,
     }),
-    ConsumerOffsetLagAlarm: alarm(`trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no lag at all (mapping disabled, deleted or failing to poll).`, 'breaching', {
-      ...lambdaMetric('OffsetLag', 'Maximum', 300), Threshold: params.offsetLagAlarmRecords, EvaluationPeriods: 3, DatapointsToAlarm: 3,
-    }),
     ConsumerErrorsAlarm: alarm('trace-consumer: the function threw (the whole batch is retried). Read its error lines.', 'notBreaching', {
       ...lambdaMetric('Errors', 'Sum', 300), Threshold: 0, EvaluationPeriods: 1,
     }),
@@ -425,6 +422,12 @@ function alarms(params) {
       ...lambdaMetric('Throttles', 'Sum', 300), Threshold: 0, EvaluationPeriods: 1,
     }),
   };
+  // Without a mapping (cutover, or step 1 of changing its group) there is no lag to measure: the pause is deliberate.
+  if (params.mapping === 'enabled') {
+    result.ConsumerOffsetLagAlarm = alarm(`trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no lag at all (mapping disabled, deleted or failing to poll).`, 'breaching', {
+      ...lambdaMetric('OffsetLag', 'Maximum', 300), Threshold: params.offsetLagAlarmRecords, EvaluationPeriods: 3, DatapointsToAlarm: 3,
+    });
+  }
   if (params.healthStaleAfterSeconds !== 'never') {
     // Freshness: nothing stored for healthStaleAfterSeconds (the same limit /healthz reports as stale).
     const hours = Math.max(1, Math.ceil(Number(params.healthStaleAfterSeconds) / 3600));

@@ -132,6 +132,8 @@ describe('what the documented templates contain', () => {
     const removed = get(byTitle(/mapping=removed/).title);
     expect(resourcesOf(removed, 'AWS::Lambda::EventSourceMapping')).toEqual([]);
     expect(removed.Resources.ConsumerLambdaFunction).toBeDefined();
+    expect(removed.Resources.ConsumerOffsetLagAlarm).toBeUndefined(); // a deliberate pause is not an outage
+    expect(removed.Resources.ConsumerFreshnessAlarm).toBeDefined();
   });
 });
 
