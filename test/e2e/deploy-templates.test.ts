@@ -128,7 +128,7 @@ describe('what the documented templates contain', () => {
     expect(group(get(byTitle(/^dev: msk\/iam -> kafka$/).title))).toBe('trace-consumer-dev');
     expect(group(get(byTitle(/^prod: msk\/iam$/).title))).toBe('trace-consumer-prod');
     const cutover = get(byTitle(/group=trace-consumer$/).title);
-    expect(cutover.Resources.ConsumerEventSourceMapping!.Properties!.AmazonManagedKafkaEventSourceConfig).toEqual({ ConsumerGroupId: 'trace-consumer' });
+    expect(cutover.Resources.ConsumerEventSourceMapping!.Properties!.SelfManagedKafkaEventSourceConfig).toEqual({ ConsumerGroupId: 'trace-consumer' });
     const removed = get(byTitle(/mapping=removed/).title);
     expect(resourcesOf(removed, 'AWS::Lambda::EventSourceMapping')).toEqual([]);
     expect(removed.Resources.ConsumerLambdaFunction).toBeDefined();
