@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { connect, isIP, type Socket } from 'node:net';
-import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
 import { CONNECTION_LOST, errorCode } from './retry';
@@ -86,26 +85,8 @@ export function qualifiedTables(schema: string): Record<Table, string> {
   return Object.fromEntries(TABLES.map((t) => [t, `${schema}.${t}`])) as Record<Table, string>;
 }
 
-/**
- * The SQL of schema.sql for `schema`, without its psql meta-commands, so that it runs through any client.
- * `schema` must already be a validated identifier (see loadConfig).
- */
-export function schemaSql(schema: string, text = readFileSync(join(__dirname, '..', 'schema.sql'), 'utf8')): string {
-  return text
-    .split('\n')
-    .filter((line) => !line.startsWith('\\'))
-    .join('\n')
-    .replaceAll(':"schema"', `"${schema}"`);
-}
-
-/** Applies schema.sql to `schema`; safe to run again. Holds a lock so that concurrent runs do not race. */
-export async function applySchema(sql: Sql, schema: string): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext(${'trace-consumer schema ' + schema}))`;
-    await tx.unsafe(schemaSql(schema));
-    await tx`reset search_path`;
-  });
-}
+/** Brings a schema to the newest migration: the one entry point for scripts and tests (see lib/migrations.ts). */
+export { applySchema } from './migrations';
 
 /**
  * Runs `work` in a transaction on one reserved connection. Unlike postgres.js's `sql.begin`, it sends no ROLLBACK

@@ -71,6 +71,39 @@ export class SchemaMissingError extends TraceConsumerError {
   }
 }
 
+/**
+ * The database's schema version is not one this code can work with: behind it (migrations not yet applied), or
+ * ahead of it with a migration not marked `-- compatible: true` (code rolled back too far). Retrying cannot help
+ * until someone acts, so the invocation fails as a whole and Lambda delivers the batch again later.
+ */
+export class SchemaVersionError extends TraceConsumerError {
+  readonly current: number;
+  readonly required: number;
+  /** Applied versions above `required` that are not marked compatible (empty when the database is behind). */
+  readonly incompatible: readonly number[];
+
+  constructor(current: number, required: number, incompatible: readonly number[] = []) {
+    super(
+      'SCHEMA_VERSION_MISMATCH',
+      current < required
+        ? `schema version ${current}, needs ${required}: run npm run db:apply`
+        : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
+            `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; ` +
+            `deploy code built for schema version ${current}`,
+    );
+    this.current = current;
+    this.required = required;
+    this.incompatible = incompatible;
+  }
+}
+
+/** A migration could not be read, checked or applied (npm run db:apply). The message names the file and the fix. */
+export class MigrationError extends TraceConsumerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MIGRATION_FAILED', message, options);
+  }
+}
+
 /** A health check did not answer in time; the database may be down, overloaded or unreachable. */
 export class HealthCheckTimeoutError extends TraceConsumerError {
   constructor(timeoutMs: number) {
