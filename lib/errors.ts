@@ -57,15 +57,18 @@ export class BatchFailedError extends TraceConsumerError {
   }
 }
 
-/** The database answered, but tables of the schema are missing. Apply schema.sql. */
+/**
+ * The schema is at the right version, but tables of it are missing: dropped by hand. schema.sql recreates missing
+ * tables (npm run db:apply would not: by the version table there is nothing to apply).
+ */
 export class SchemaMissingError extends TraceConsumerError {
   readonly tables: readonly string[];
 
   constructor(tables: readonly string[]) {
     super(
       'SCHEMA_MISSING',
-      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql (npm run db:apply) ` +
-        'or set DB_SCHEMA to the schema that holds the tables',
+      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql with psql (it recreates ` +
+        'missing tables) or set DB_SCHEMA to the schema that holds the tables',
     );
     this.tables = tables;
   }
