@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect, isIP, type Socket } from 'node:net';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
 import { CONNECTION_LOST, errorCode } from './retry';
@@ -87,6 +88,18 @@ export function qualifiedTables(schema: string): Record<Table, string> {
 
 /** Brings a schema to the newest migration: the one entry point for scripts and tests (see lib/migrations.ts). */
 export { applySchema } from './migrations';
+
+/**
+ * The SQL of schema.sql (or of `text`) for `schema`, without its psql meta-commands, so that it runs through any
+ * client as `psql -v schema=<schema> -f schema.sql` would. Tests use it; `schema` must be a validated identifier.
+ */
+export function schemaSql(schema: string, text = readFileSync(join(__dirname, '..', 'schema.sql'), 'utf8')): string {
+  return text
+    .split('\n')
+    .filter((line) => !line.startsWith('\\'))
+    .join('\n')
+    .replaceAll(':"schema"', `"${schema}"`);
+}
 
 /**
  * Runs `work` in a transaction on one reserved connection. Unlike postgres.js's `sql.begin`, it sends no ROLLBACK

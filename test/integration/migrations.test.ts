@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSql } from '../../lib/db';
+import { createSql, schemaSql } from '../../lib/db';
 import { MigrationError } from '../../lib/errors';
 import { applySchema } from '../../lib/migrations';
 import { VERSION_TABLE } from '../../lib/schema-check';
 import { testDatabase, type TestDatabase } from '../helpers/db';
-import { schemaFileSql } from '../helpers/schema-file';
 import {
   catalogOf,
   fixtureFile,
@@ -146,7 +145,7 @@ describe('upgrading', () => {
 describe('a schema from before versioned migrations', () => {
   it('should be recorded as version 1 when its tables match, then upgraded with its data', async () => {
     const schema = workspace.name();
-    await db.sql.unsafe(schemaFileSql(schema, oldSchemaFile));
+    await db.sql.unsafe(schemaSql(schema, oldSchemaFile));
     await runIn(db.sql, schema, readFileSync(fixtureFile(1), 'utf8'));
     const before = await tableData(db.sql, schema);
 
@@ -162,7 +161,7 @@ describe('a schema from before versioned migrations', () => {
 
   it('should be refused, unchanged, when its tables differ from version 1', async () => {
     const schema = workspace.name();
-    await db.sql.unsafe(schemaFileSql(schema, oldSchemaFile));
+    await db.sql.unsafe(schemaSql(schema, oldSchemaFile));
     await db.sql`alter table ${db.sql(`${schema}.comments`)} drop column comment_text`;
     await db.sql`create index extra_idx on ${db.sql(`${schema}.courses`)} (year)`;
     const before = await catalogOf(db.sql, schema);

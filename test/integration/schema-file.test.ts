@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogDifferences } from '../../lib/catalog';
 import { applySchema } from '../../lib/migrations';
 import { testDatabase, type TestDatabase } from '../helpers/db';
-import { SCHEMA_FILE, schemaFileSql } from '../helpers/schema-file';
+import { schemaSql } from '../../lib/db';
 import { catalogOf, NEWEST, schemaAtVersion, schemaWorkspace, versionRows } from '../helpers/schemas';
 
 /*
@@ -15,7 +15,7 @@ import { catalogOf, NEWEST, schemaAtVersion, schemaWorkspace, versionRows } from
 let db: TestDatabase;
 let workspace: ReturnType<typeof schemaWorkspace>;
 let migrated: { catalog: string[]; versions: unknown[] };
-const schemaFile = readFileSync(SCHEMA_FILE, 'utf8');
+const schemaFile = readFileSync(join(__dirname, '../../schema.sql'), 'utf8');
 
 beforeAll(async () => {
   db = await testDatabase();
@@ -32,7 +32,7 @@ afterAll(async () => {
 /** What schema.sql (or an altered copy) builds in a fresh schema, and how it differs from applying migrations/. */
 async function differencesFromMigrations(text: string): Promise<string[]> {
   const schema = workspace.name();
-  await db.sql.unsafe(schemaFileSql(schema, text));
+  await db.sql.unsafe(schemaSql(schema, text));
   const versions = await versionRows(db.sql, schema);
   return [
     ...catalogDifferences(migrated.catalog, await catalogOf(db.sql, schema)),
@@ -67,8 +67,8 @@ describe('schema.sql', () => {
 
   it('should be safe to run again on the schema it created', async () => {
     const schema = workspace.name();
-    await db.sql.unsafe(schemaFileSql(schema));
-    await db.sql.unsafe(schemaFileSql(schema));
+    await db.sql.unsafe(schemaSql(schema));
+    await db.sql.unsafe(schemaSql(schema));
     expect(await catalogOf(db.sql, schema)).toEqual(migrated.catalog);
     expect(await versionRows(db.sql, schema)).toEqual(migrated.versions);
   });
@@ -83,12 +83,12 @@ describe('schema.sql', () => {
       });
     }
     const old = workspace.name();
-    await db.sql.unsafe(schemaFileSql(old, readFileSync(join(__dirname, '../fixtures/pre-migration-schema.sql'), 'utf8')));
+    await db.sql.unsafe(schemaSql(old, readFileSync(join(__dirname, '../fixtures/pre-migration-schema.sql'), 'utf8')));
     cases.push({ label: 'pre-migration', schema: old, message: /has tables but no schema_migrations table: run npm run db:apply/ });
 
     for (const { label, schema, message } of cases) {
       const before = await catalogOf(db.sql, schema);
-      await expect(db.sql.unsafe(schemaFileSql(schema)), label).rejects.toThrow(message);
+      await expect(db.sql.unsafe(schemaSql(schema)), label).rejects.toThrow(message);
       expect(await catalogOf(db.sql, schema), label).toEqual(before);
     }
   });

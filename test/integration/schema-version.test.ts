@@ -7,7 +7,7 @@ import { SchemaGate, VERSION_TABLE } from '../../lib/schema-check';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { lambdaContext } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
-import { schemaFileSql } from '../helpers/schema-file';
+import { schemaSql } from '../../lib/db';
 import { NEWEST, schemaAtVersion, schemaWorkspace } from '../helpers/schemas';
 
 /*
@@ -34,7 +34,7 @@ afterAll(async () => {
 /** Schemas behind the code, each with the version it is at. */
 async function behindSchemas(): Promise<{ label: string; schema: string; version: number }[]> {
   const preMigration = workspace.name();
-  await db.sql.unsafe(schemaFileSql(preMigration, oldSchemaFile));
+  await db.sql.unsafe(schemaSql(preMigration, oldSchemaFile));
   const cases = [
     { label: 'no schema at all', schema: workspace.name(), version: 0 },
     { label: 'tables from before versioned migrations', schema: preMigration, version: 0 },
