@@ -33,7 +33,7 @@ async function main() {
   const sql = createSql(config.db);
   try {
     const { to } = await applySchema(sql, config.db.schema);
-    console.log(`Schema "${config.db.schema}" is at version ${to} (npm run db:apply).\n`);
+    console.log(`Schema "${config.db.schema}" migrated to version ${to}.\n`);
     // The local server has no TLS; the deployed default (DB_SSL=verify-full) is overridden like the connection.
     for (const file of files) invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema, DB_SSL: process.env.DB_SSL || 'disable' });
     await showStored(sql, config.db.schema);
