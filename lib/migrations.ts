@@ -96,7 +96,10 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
   const table = `${schema}.${VERSION_TABLE}`;
 
   const { from, baselined } = await underLock(sql, schema, async (tx) => {
-    await tx`create schema if not exists ${tx(schema)}`;
+    // Not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks the right to create schemas before it looks, and a
+    // migrating user that owns an existing schema need not have that right.
+    const [found] = await tx<{ exists: boolean }[]>`select exists (select 1 from pg_namespace where nspname = ${schema}) as exists`;
+    if (!found?.exists) await tx`create schema ${tx(schema)}`;
     // The same definition as in schema.sql; the catalog test keeps the two equal.
     await tx`
       create table if not exists ${tx(table)} (

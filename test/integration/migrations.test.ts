@@ -132,6 +132,24 @@ describe('upgrading', () => {
     expect(await catalogOf(db.sql, schema)).not.toContainEqual(expect.stringContaining('sneaky_idx'));
   });
 
+  it('should upgrade as a user that owns its schema but may not create schemas', async () => {
+    const role = `migrator_${workspace.name()}`;
+    const schema = workspace.name();
+    await db.sql`create role ${db.sql(role)} login password 'migrator-password'`;
+    await db.sql`create schema ${db.sql(schema)} authorization ${db.sql(role)}`;
+    const migrator = createSql({ ...db.config.db, user: role, password: 'migrator-password' }, { max: 1 });
+    try {
+      // The premise: PostgreSQL refuses even CREATE SCHEMA IF NOT EXISTS on the existing schema to this user.
+      await expect(migrator`create schema if not exists ${migrator(schema)}`).rejects.toMatchObject({ code: '42501' });
+      expect(await applySchema(migrator, schema)).toMatchObject({ from: 0, to: NEWEST });
+      expect(await catalogOf(db.sql, schema)).toEqual(newestCatalog);
+    } finally {
+      await migrator.end({ timeout: 5 });
+      await db.sql`drop schema ${db.sql(schema)} cascade`;
+      await db.sql`drop role ${db.sql(role)}`;
+    }
+  });
+
   it('should leave a database ahead of this checkout as it is', async () => {
     const schema = workspace.name();
     const ahead = `${String(NEWEST + 1).padStart(4, '0')}_from_newer_code.sql`;
