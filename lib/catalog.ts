@@ -14,8 +14,12 @@ import type { Sql } from './db';
 export async function describeCatalog(tx: Sql | postgres.TransactionSql, schema: string, exceptTables: readonly string[] = []): Promise<string[]> {
   await tx`select set_config('search_path', ${schema}, true)`;
   const rows = await tx<{ line: string }[]>`
-    -- Index and trigger definitions name their table with its schema whatever the search_path: that prefix goes.
-    with ns as (select oid, quote_ident(nspname) || '.' as prefix from pg_namespace where nspname = ${schema}),
+    -- Index and trigger definitions name their table with its schema whatever the search_path (pg_temp for the
+    -- session's temporary schema): that prefix goes.
+    with ns as (
+      select oid, case when oid = pg_my_temp_schema() then 'pg_temp.' else quote_ident(nspname) || '.' end as prefix
+      from pg_namespace where nspname = ${schema}
+    ),
     rel as (
       select c.oid, c.relname from pg_class c
       where c.relnamespace = (select oid from ns) and c.relkind in ('r', 'p') and c.relname <> all(${exceptTables as string[]}::text[])

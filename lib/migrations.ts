@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { catalogDifferences, describeCatalog } from './catalog';
@@ -167,16 +167,16 @@ async function holdsTables(tx: Sql, schema: string): Promise<boolean> {
 
 /**
  * A schema created by schema.sql before migrations were versioned has the tables but no version table. When its
- * structure equals what migration 0001 builds (compared in a scratch schema, rolled back), it is recorded as
+ * structure equals what migration 0001 builds (built as temporary tables and rolled back), it is recorded as
  * version 1 and upgraded from there; otherwise nothing is changed and the differences are reported.
  */
 async function baseline(tx: Sql, schema: string, first: Migration): Promise<void> {
-  const scratch = `trace_baseline_${randomBytes(6).toString('hex')}`;
+  // The scratch tables are the session's temporary ones: creating them needs no right to create schemas.
   await tx`savepoint baseline_check`;
-  await tx`create schema ${tx(scratch)}`;
-  await tx`select set_config('search_path', ${scratch}, true)`;
+  await tx`select set_config('search_path', 'pg_temp', true)`;
   await tx.unsafe(first.sql);
-  const expected = await describeCatalog(tx, scratch, [VERSION_TABLE]);
+  const [scratch] = await tx<{ name: string }[]>`select nspname as name from pg_namespace where oid = pg_my_temp_schema()`;
+  const expected = await describeCatalog(tx, scratch!.name, [VERSION_TABLE]);
   await tx`rollback to savepoint baseline_check`;
   const actual = await describeCatalog(tx, schema, [VERSION_TABLE]);
   const differences = catalogDifferences(expected, actual);
