@@ -108,7 +108,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   kafka_timestamp timestamptz,
   key             bytea,
   value           bytea,
-  headers         jsonb NOT NULL DEFAULT '{}',
+  -- Unused since schema version 2 (kept so that version-1 code still runs); see header_keys and header_values.
+  headers         jsonb,
+  -- Kafka headers byte-exact and in Kafka order, repeats kept: the UTF-8 bytes of each key, and each value.
+  -- Read them with unnest(header_keys, header_values) WITH ORDINALITY and convert_from(key, 'UTF8').
+  header_keys     bytea[] NOT NULL DEFAULT '{}',
+  header_values   bytea[] NOT NULL DEFAULT '{}',
   reason          text NOT NULL,
   detail          text,
   trace_id        text,
@@ -116,3 +121,24 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   UNIQUE (kafka_topic, kafka_partition, kafka_offset)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at_idx ON dead_letters (created_at);
+
+-- Upgrades a database created before version 2 in place, as migrations/0002_dead_letter_headers.sql does; on a
+-- current database it changes nothing.
+ALTER TABLE dead_letters
+  ADD COLUMN IF NOT EXISTS header_keys bytea[] NOT NULL DEFAULT '{}',
+  ADD COLUMN IF NOT EXISTS header_values bytea[] NOT NULL DEFAULT '{}',
+  ALTER COLUMN headers DROP NOT NULL,
+  ALTER COLUMN headers DROP DEFAULT;
+
+-- Version 1 kept each value as UTF-8 text under its name, in jsonb's own key order (Kafka's order was not kept).
+UPDATE dead_letters d
+SET header_keys = h.keys, header_values = h.vals
+FROM (
+  SELECT id,
+    array_agg(convert_to(e.key, 'UTF8') ORDER BY e.n) AS keys,
+    array_agg(convert_to(coalesce(e.value #>> '{}', ''), 'UTF8') ORDER BY e.n) AS vals
+  FROM dead_letters, jsonb_each(headers) WITH ORDINALITY AS e(key, value, n)
+  WHERE jsonb_typeof(headers) = 'object'
+  GROUP BY id
+) h
+WHERE d.id = h.id AND d.header_keys = '{}';

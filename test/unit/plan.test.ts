@@ -4,7 +4,7 @@ import type { SurveyMessage, TraceMessage } from '../../lib/message';
 import { claimRows, collapseTraceIds, compareReports, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../../lib/plan';
 
 function record(offset: number, partition = 0, timestamp: number | null = 1_700_000_000_000): KafkaRecord {
-  return { topic: 't', partition, offset, timestamp, key: null, value: Buffer.from('{}'), headers: {} };
+  return { topic: 't', partition, offset, timestamp, key: null, value: Buffer.from('{}'), headers: [] };
 }
 
 function survey(traceId: string, courseId: string, instructor: string, processedAt: string | null): SurveyMessage {
