@@ -365,7 +365,7 @@ describe('the model of bad input never blocking a partition', () => {
         expect(await withChecker(readDatabase)).toEqual(stored);
       }),
       {
-        numRuns: process.env.LONG_TESTS === '1' ? 200 : 25,
+        numRuns: process.env.LONG_TESTS === '1' ? 250 : 25,
         ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
       },
     );
