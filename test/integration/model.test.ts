@@ -328,13 +328,12 @@ const bound = (n: number, k: number) => 1 + k * (2 * Math.ceil(Math.log2(n)) + 1
 
 // ---------------------------------------------------------------------------------------------------------------
 
-let run = 0;
+const LONG = process.env.LONG_TESTS === '1';
 
 describe('the model of bad input never blocking a partition', () => {
   it('should settle every batch as the model does, with no failures, within the transaction bound, and replay to no change', async () => {
     await fc.assert(
       fc.asyncProperty(batches, async (generated) => {
-        run += 1;
         await withChecker((sql) => sql`truncate trace.instructors, trace.courses, trace.course_instructors, trace.ratings, trace.comments, trace.processed_traces, trace.dead_letters`);
         const model = new Model();
         const events: unknown[] = [];
@@ -365,9 +364,9 @@ describe('the model of bad input never blocking a partition', () => {
         expect(await withChecker(readDatabase)).toEqual(stored);
       }),
       {
-        numRuns: process.env.LONG_TESTS === '1' ? 250 : 25,
+        numRuns: LONG ? 250 : 25,
         ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
       },
     );
-  });
+  }, LONG ? 1_800_000 : 300_000); // a few seconds a case on a loaded machine, and shrinking a failure takes more
 });
