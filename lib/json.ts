@@ -9,19 +9,24 @@ export class ExactInteger {
   constructor(readonly digits: string) {}
 }
 
-/** An unsafe integer has at least 16 digits; text without such a run is read exactly by JSON.parse. */
-const LONG_DIGIT_RUN = /\d{16}/;
+/**
+ * An unsafe integer has at least 16 digits, not after a decimal point nor before a fraction or an exponent: text
+ * without such a run is read exactly by JSON.parse. (Doubles such as 0.6666666666666666 do not trigger the second
+ * reading; a long number inside a string may, harmlessly.)
+ */
+const LONG_INTEGER = /(?<![\d.])\d{16,}(?![\d.eE])/;
 const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/y;
 const WHITESPACE = /[ \t\n\r]*/y;
 
 /**
  * Parses JSON as JSON.parse does (and throws what it throws for text that is not JSON), except that an integer
  * literal beyond Number.MAX_SAFE_INTEGER becomes an {@link ExactInteger}. The usual message takes the native parser
- * alone; only text holding a run of 16 digits is read a second time, by a small parser that keeps the digits.
+ * alone; only text holding an integer of 16 digits or more is read a second time, by a small reader that keeps the
+ * digits.
  */
 export function parseJson(text: string): unknown {
   const value: unknown = JSON.parse(text);
-  if (!LONG_DIGIT_RUN.test(text)) return value;
+  if (!LONG_INTEGER.test(text)) return value;
   return new ExactReader(text).value();
 }
 
@@ -73,7 +78,13 @@ class ExactReader {
   private string(): string {
     const start = this.at++;
     let escaped = false;
-    while (this.text[this.at] !== '"') this.at += this.text[this.at] === '\\' ? ((escaped = true), 2) : 1;
+    while (this.text[this.at] !== '"') {
+      if (this.text[this.at] === '\\') {
+        escaped = true;
+        this.at++; // the escaped character, which may be a quote
+      }
+      this.at++;
+    }
     this.at++;
     return escaped ? (JSON.parse(this.text.slice(start, this.at)) as string) : this.text.slice(start + 1, this.at - 1);
   }

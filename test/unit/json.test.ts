@@ -55,3 +55,10 @@ describe('parseJson', () => {
     );
   });
 });
+
+describe('parseJson on ordinary messages', () => {
+  it('should read long fractions and exponents exactly as JSON.parse does', () => {
+    const text = '{"courseMean": 0.6666666666666666, "deptMean": 4.333333333333333e0, "id": 1234567890123456.5}';
+    expect(parseJson(text)).toEqual(JSON.parse(text));
+  });
+});
