@@ -18,7 +18,7 @@ import { consumerDatabase } from '../helpers/db';
  * - no record is reported failed while the database is up;
  * - the transactions spent, counted by PostgreSQL (pg_stat_database), stay within 1 + k(2⌈log2 n⌉ + 1);
  * - replaying a batch changes nothing.
- * FC_SEED=<seed> replays a reported run; LONG_TESTS=1 runs more cases.
+ * FC_SEED=<seed> (and FC_PATH=<path>) replay a reported run or counterexample; LONG_TESTS=1 runs more cases.
  */
 
 const server = inject('database');
@@ -77,8 +77,13 @@ async function transactionsSoFar(): Promise<number> {
   return Number(row?.n);
 }
 
-/** One batch through the real core on a fresh consumer client (ended afterwards, so its counts are reported). */
-async function runCounted(event: unknown): Promise<{ result?: BatchResult; error?: unknown; transactions: number }> {
+/**
+ * One batch through the real core on a fresh consumer client (ended afterwards, so its counts are reported).
+ * `transactions` is null when autovacuum worked in the database meanwhile (on the system catalogs: it is off for
+ * the tables), because its transactions count in pg_stat_database too.
+ */
+async function runCounted(event: unknown): Promise<{ result?: BatchResult; error?: unknown; transactions: number | null }> {
+  const vacuumsBefore = await withChecker(autovacuumRuns);
   const before = await transactionsSoFar();
   const consumer = consumerDatabase(config);
   const deadline = Date.now() + 15_000; // a clock that runs down: a loop would end in failures, not hang the test
@@ -91,7 +96,14 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
   }
   await consumer.end();
   // One connection while the database is healthy; its own cost is not the batch's.
-  return { ...outcome, transactions: (await transactionsSoFar()) - before - connectionCost };
+  const transactions = (await transactionsSoFar()) - before - connectionCost;
+  const undisturbed = (await withChecker(autovacuumRuns)) === vacuumsBefore;
+  return { ...outcome, transactions: undisturbed ? transactions : null };
+}
+
+async function autovacuumRuns(sql: Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select coalesce(sum(autovacuum_count + autoanalyze_count), 0)::int as n from pg_stat_all_tables`;
+  return row?.n ?? 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -329,12 +341,17 @@ const bound = (n: number, k: number) => 1 + k * (2 * Math.ceil(Math.log2(n)) + 1
 // ---------------------------------------------------------------------------------------------------------------
 
 const LONG = process.env.LONG_TESTS === '1';
+let counted = 0;
+let disturbed = 0;
 
 describe('the model of bad input never blocking a partition', () => {
   it('should settle every batch as the model does, with no failures, within the transaction bound, and replay to no change', async () => {
     await fc.assert(
       fc.asyncProperty(batches, async (generated) => {
-        await withChecker((sql) => sql`truncate trace.instructors, trace.courses, trace.course_instructors, trace.ratings, trace.comments, trace.processed_traces, trace.dead_letters`);
+        // DELETE, not TRUNCATE: a truncate rewrites catalog rows, and the churn brings autovacuum to the catalogs.
+        await withChecker(async (sql) => {
+          for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
+        });
         const model = new Model();
         const events: unknown[] = [];
         for (const [b, units] of generated.entries()) {
@@ -349,8 +366,12 @@ describe('the model of bad input never blocking a partition', () => {
           const states = outcome.result!.outcomes.map((o) => (o.state === 'stored' || o.state === 'superseded' ? 'survey' : o.state));
           expect(states).toEqual(expected.states);
           expect(outcome.result!.summary.failed).toBe(0);
-          expect(outcome.transactions).toBeGreaterThanOrEqual(1);
-          expect(outcome.transactions).toBeLessThanOrEqual(bound(units.length, expected.rejected));
+          if (outcome.transactions === null) disturbed += 1;
+          else {
+            counted += 1;
+            expect(outcome.transactions).toBeGreaterThanOrEqual(1);
+            expect(outcome.transactions).toBeLessThanOrEqual(bound(units.length, expected.rejected));
+          }
         }
         const stored = await withChecker(readDatabase);
         expect(stored).toEqual(expectedDatabase(model));
@@ -366,7 +387,10 @@ describe('the model of bad input never blocking a partition', () => {
       {
         numRuns: LONG ? 250 : 25,
         ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+        ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
       },
     );
+    // The bound was checked on most batches: only those autovacuum disturbed are left out.
+    expect(counted).toBeGreaterThan(disturbed);
   }, LONG ? 1_800_000 : 300_000); // a few seconds a case on a loaded machine, and shrinking a failure takes more
 });
