@@ -15,7 +15,7 @@ SET search_path TO :"schema";
 -- Refuse a schema this file would not upgrade: IF NOT EXISTS skips a table that exists, whatever its columns.
 DO $guard$
 DECLARE
-  newest CONSTANT integer := 1; -- the number of the newest file in migrations/
+  newest CONSTANT integer := 2; -- the number of the newest file in migrations/
   current integer;
 BEGIN
   IF to_regclass('schema_migrations') IS NOT NULL THEN
@@ -140,7 +140,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   kafka_timestamp timestamptz,
   key             bytea,
   value           bytea,
-  headers         jsonb NOT NULL DEFAULT '{}',
+  -- Unused since schema version 2 (kept so that version-1 code still runs); see header_keys and header_values.
+  headers         jsonb,
+  -- Kafka headers byte-exact and in Kafka order, repeats kept: the UTF-8 bytes of each key, and each value.
+  -- Read them with unnest(header_keys, header_values) WITH ORDINALITY and convert_from(key, 'UTF8').
+  header_keys     bytea[] NOT NULL DEFAULT '{}',
+  header_values   bytea[] NOT NULL DEFAULT '{}',
   reason          text NOT NULL,
   detail          text,
   trace_id        text,
@@ -148,8 +153,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   UNIQUE (kafka_topic, kafka_partition, kafka_offset)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at_idx ON dead_letters (created_at);
+COMMENT ON COLUMN dead_letters.headers IS 'Unused since schema version 2: see header_keys and header_values.';
 
 -- The migrations this file is equal to, one row each: version, the name in its file name, its compatible flag.
 INSERT INTO schema_migrations (version, name, compatible) VALUES
-  (1, 'initial', false)
+  (1, 'initial', false),
+  (2, 'dead_letter_headers', true)
 ON CONFLICT (version) DO NOTHING;

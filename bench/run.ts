@@ -23,6 +23,7 @@ import { copyBatch, COPY_TABLES_SQL } from './copy-floor';
 import { benchMessage, instructorName } from './generate';
 import { RoundTripCounter } from './round-trips';
 import { renderChart } from './chart';
+import { measureRejected, printRejected, type RejectedRow } from './rejected';
 import { writePerMessage } from './seed-writer';
 
 const root = join(__dirname, '..');
@@ -70,6 +71,7 @@ async function main() {
   let bundle: { bytes: number; coldLoadMs: number[] } | undefined;
   let decode10k: { samples: number[]; eventMb: number } = { samples: [], eventMb: 0 };
   let poison: Record<string, number> | undefined;
+  let rejectedMixed: RejectedRow[] | undefined;
   try {
     for (const schema of ['bench_consumer', 'bench_seed', 'bench_copy', 'bench_memory']) {
       await admin.unsafe(`drop schema if exists "${schema}" cascade`);
@@ -112,6 +114,7 @@ async function main() {
       process.stderr.write(`  batch size ${size}: done\n`);
     }
     poison = await measurePoison(consumerDb, config, logger);
+    rejectedMixed = await measureRejected(config, logger, quick ? 1 : 5);
     await consumerDb.end();
     await refSql.end();
 
@@ -170,6 +173,7 @@ async function main() {
     quick,
     batches: rows,
     poisonIn1000: poison,
+    rejectedMixedIn1000: rejectedMixed,
     decodeValidate10k: { eventMb: decode10k.eventMb, medianMs: round(median(decode10k.samples), 1), samplesMs: decode10k.samples.map((x) => round(x, 1)) },
     memory,
     bundle: bundle && { bytes: bundle.bytes, coldLoadMsMedian: round(median(bundle.coldLoadMs), 1), coldLoadMs: bundle.coldLoadMs.map((x) => round(x, 1)) },
@@ -179,6 +183,7 @@ async function main() {
   writeFileSync(join(root, 'bench', 'results', 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(root, 'bench', 'results', 'throughput.svg'), renderChart(rows));
   printReport(report);
+  if (rejectedMixed) printRejected(rejectedMixed);
 }
 
 function printReport(report: {

@@ -68,11 +68,15 @@ export async function writeBatch(
       input.deadLetters.length === 0
         ? null
         : tx`
-          insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value, headers, reason, detail, trace_id)
-          select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'base64'), decode(value, 'base64'),
-            coalesce(headers, '{}'), reason, detail, trace_id
+          insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value,
+            header_keys, header_values, reason, detail, trace_id)
+          select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'hex'), decode(value, 'hex'),
+            array(select decode(h, 'hex') from unnest(header_keys) with ordinality as u(h, n) order by n),
+            array(select decode(h, 'hex') from unnest(header_values) with ordinality as u(h, n) order by n),
+            reason, detail, trace_id
           from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text, kafka_partition integer,
-            kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, headers jsonb, reason text, detail text, trace_id text)
+            kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[], header_values text[],
+            reason text, detail text, trace_id text)
           order by kafka_topic, kafka_partition, kafka_offset
           on conflict (kafka_topic, kafka_partition, kafka_offset) do nothing`,
     ]);
