@@ -113,6 +113,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   detail          text,
   trace_id        text,
   created_at      timestamptz NOT NULL DEFAULT now(),
+  -- Redrive bookkeeping (migration 0003): when, with what result, the new reason if dead-lettered again, how often.
+  redriven_at     timestamptz,
+  redrive_result  text CHECK (redrive_result IN ('stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered')),
+  redrive_reason  text,
+  redrive_detail  text,
+  redrive_count   integer NOT NULL DEFAULT 0,
   UNIQUE (kafka_topic, kafka_partition, kafka_offset)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at_idx ON dead_letters (created_at);
+CREATE INDEX IF NOT EXISTS dead_letters_reason_id_idx ON dead_letters (reason, id);
