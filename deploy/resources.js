@@ -277,6 +277,8 @@ module.exports = {
       ConsumerEventSourceMapping: eventSourceMapping(params),
       ConsumerRole: role('trace-consumer', consumerStatements(params)),
       HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArn)]),
+      // The dead-letter function reaches the database and nothing else: no Kafka, no HTTP route.
+      DeadLettersRole: role('trace-consumer-dead-letters', [logStatement('deadLetters'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArn)]),
       ...(params.alarms ? alarms(params) : {}),
     };
   },
