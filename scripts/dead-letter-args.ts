@@ -7,6 +7,8 @@
  * The request is validated by the function's own schema afterwards; this only translates spelling.
  */
 const LISTS = new Set(['ids', 'reasons']);
+/** Options that take whole numbers; every other value stays text (a trace id of 0042 is not the number 42). */
+const NUMBERS = new Set(['ids', 'partition', 'offsetFrom', 'offsetTo', 'limit', 'after', 'batchSize', 'olderThanDays']);
 
 export function requestFromArgs(args: readonly string[]): Record<string, unknown> {
   const request: Record<string, unknown> = {};
@@ -32,7 +34,8 @@ export function requestFromArgs(args: readonly string[]): Record<string, unknown
     const name = camelCase(arg.slice(2));
     if (!hasValue) request[name] = true;
     else {
-      request[name] = LISTS.has(name) ? next.split(',').map(scalar) : scalar(next);
+      const value = (text: string) => (NUMBERS.has(name) ? number(text) : text === 'true' || text === 'false' ? text === 'true' : text);
+      request[name] = LISTS.has(name) ? next.split(',').map(value) : value(next);
       i++;
     }
   }
@@ -43,9 +46,7 @@ function camelCase(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Whole numbers and booleans as such; anything else stays text (trace ids, timestamps, topics). */
-function scalar(text: string): unknown {
-  if (/^\d+$/.test(text) && Number.isSafeInteger(Number(text))) return Number(text);
-  if (text === 'true' || text === 'false') return text === 'true';
-  return text;
+/** A whole number when the text is one; otherwise the text, for the request's validation to name. */
+function number(text: string): number | string {
+  return /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : text;
 }
