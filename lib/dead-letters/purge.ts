@@ -58,5 +58,6 @@ export async function purge(ctx: OperationContext, request: PurgeRequest): Promi
       break;
     }
   }
+  report.byReason = Object.fromEntries(Object.entries(report.byReason).sort(([a], [b]) => (a < b ? -1 : 1)));
   return report;
 }
