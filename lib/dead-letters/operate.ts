@@ -36,6 +36,18 @@ const SERVICE = 'trace-consumer-dead-letters';
  * Throws DeadLetterRequestError for a request it cannot run, and the database's error when it stays unreachable.
  */
 export async function runDeadLetterAction(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
+  try {
+    return await run(input, deps);
+  } catch (error) {
+    // The one line of a failed action: what was asked and why it failed. Committed redrive batches stay committed;
+    // running the action again continues after them.
+    const action = (input as { action?: unknown } | null)?.action;
+    deps.logger.error('dead-letter action failed', { action: typeof action === 'string' ? action : null, error });
+    throw error;
+  }
+}
+
+async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
   const started = Date.now();
   const request = parseRequest(input);
   const ctx: OperationContext = {

@@ -205,5 +205,6 @@ describe('requests the function cannot run', () => {
     const run = await runAction(db, request as { action: 'show' });
     expect(run.error).toMatchObject({ code: 'DEAD_LETTER_REQUEST_INVALID' });
     expect((run.error as Error).message).toContain(named);
+    expect(run.logs).toEqual([expect.objectContaining({ level: 'error', message: 'dead-letter action failed', error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }) })]);
   });
 });

@@ -284,3 +284,21 @@ describe('redrive in bounded batches', () => {
     expect(run.metrics[0]?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'action']]);
   });
 });
+
+describe('redrive when the database cannot be reached', () => {
+  it('should fail with the cause, log it once, and leave every dead letter for the next redrive', async () => {
+    const { topic } = await leaveDeadLetters(['fixable', 'not_json']);
+    const unreachable = consumerDatabase({ ...db.config, db: { ...db.config.db, port: 1 } });
+    try {
+      const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, database: unreachable });
+      expect(run.error).toMatchObject({ code: 'ECONNREFUSED' });
+      expect(run.logs.filter((l) => l.level === 'error')).toEqual([expect.objectContaining({ message: 'dead-letter action failed', action: 'redrive' })]);
+      expect(run.metrics).toEqual([]);
+    } finally {
+      await unreachable.end();
+    }
+    expect((await redriveColumns(topic)).every((r) => !r.redriven)).toBe(true);
+    const retried = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
+    expect(retried.response?.results).toMatchObject({ stored: 1, dead_lettered: 1 });
+  });
+});
