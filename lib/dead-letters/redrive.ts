@@ -111,6 +111,8 @@ async function redriveBatch(
   after: number,
   size: number,
 ): Promise<BatchOutcome> {
+  // The batch's time is fixed when it starts, as the consumer fixes a batch's: its statements may use all of it.
+  const statementTimeoutMs = ctx.remainingMs();
   const table = deadLettersTable(tx, ctx.schema);
   const eligible = request.again ? tx`(redriven_at is null or redrive_result = 'dead_lettered')` : tx`redriven_at is null`;
   const rows = await tx<StoredDeadLetter[]>`
@@ -134,7 +136,7 @@ async function redriveBatch(
   let todo = [...rowOf.keys()];
   while (todo.length > 0) {
     const { unique, repeats } = collapseTraceIds(todo);
-    for (const [candidate, outcome] of await writeIsolating(tx, ctx, unique)) outcomes.set(rowOf.get(candidate)!, outcome);
+    for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique, statementTimeoutMs)) outcomes.set(rowOf.get(candidate)!, outcome);
     todo = repeats;
   }
 
@@ -164,11 +166,16 @@ type WriteOutcome = Omit<RedrivenLetter, 'id' | 'topic' | 'partition' | 'offset'
  * `dead_lettered` with `db_rejected` as the consumer's isolation would. It ends: every call either succeeds, settles
  * a single candidate, or recurses on two halves each strictly shorter than its input.
  */
-async function writeIsolating(tx: postgres.ReservedSql, ctx: RedriveContext, candidates: Candidate[]): Promise<Map<Candidate, WriteOutcome>> {
+async function writeIsolating(
+  tx: postgres.ReservedSql,
+  schema: string,
+  candidates: Candidate[],
+  statementTimeoutMs: number,
+): Promise<Map<Candidate, WriteOutcome>> {
   if (candidates.length === 0) return new Map();
   await tx`savepoint redrive_write`;
   try {
-    const statuses = await writeBatch(tx, ctx.schema, { candidates, deadLetters: [] }, ctx.remainingMs(), tx);
+    const statuses = await writeBatch(tx, schema, { candidates, deadLetters: [] }, statementTimeoutMs, tx);
     await tx`release savepoint redrive_write`;
     return new Map(candidates.map((c) => [c, { traceId: c.message.traceId, result: statuses.get(c.message.traceId)! }]));
   } catch (error) {
@@ -181,7 +188,10 @@ async function writeIsolating(tx: postgres.ReservedSql, ctx: RedriveContext, can
       return new Map([[only, { traceId: only.message.traceId, result: 'dead_lettered', reason: 'db_rejected', detail }]]);
     }
     const half = Math.ceil(candidates.length / 2);
-    return new Map([...(await writeIsolating(tx, ctx, candidates.slice(0, half))), ...(await writeIsolating(tx, ctx, candidates.slice(half)))]);
+    return new Map([
+      ...(await writeIsolating(tx, schema, candidates.slice(0, half), statementTimeoutMs)),
+      ...(await writeIsolating(tx, schema, candidates.slice(half), statementTimeoutMs)),
+    ]);
   }
 }
 
