@@ -15,7 +15,7 @@ SET search_path TO :"schema";
 -- Refuse a schema this file would not upgrade: IF NOT EXISTS skips a table that exists, whatever its columns.
 DO $guard$
 DECLARE
-  newest CONSTANT integer := 2; -- the number of the newest file in migrations/
+  newest CONSTANT integer := 3; -- the number of the newest file in migrations/
   current integer;
 BEGIN
   IF to_regclass('schema_migrations') IS NOT NULL THEN
@@ -150,13 +150,21 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   detail          text,
   trace_id        text,
   created_at      timestamptz NOT NULL DEFAULT now(),
+  -- Redrive bookkeeping (migration 0003): when, with what result, the new reason if dead-lettered again, how often.
+  redriven_at     timestamptz,
+  redrive_result  text CHECK (redrive_result IN ('stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered')),
+  redrive_reason  text,
+  redrive_detail  text,
+  redrive_count   integer NOT NULL DEFAULT 0,
   UNIQUE (kafka_topic, kafka_partition, kafka_offset)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at_idx ON dead_letters (created_at);
 COMMENT ON COLUMN dead_letters.headers IS 'Unused since schema version 2: see header_keys and header_values.';
+CREATE INDEX IF NOT EXISTS dead_letters_reason_id_idx ON dead_letters (reason, id);
 
 -- The migrations this file is equal to, one row each: version, the name in its file name, its compatible flag.
 INSERT INTO schema_migrations (version, name, compatible) VALUES
   (1, 'initial', false),
-  (2, 'dead_letter_headers', true)
+  (2, 'dead_letter_headers', true),
+  (3, 'dead_letter_redrive', true)
 ON CONFLICT (version) DO NOTHING;

@@ -494,6 +494,8 @@ module.exports = {
       ConsumerRole: role('trace-consumer', consumerStatements(params)),
       HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
       ConsumerDashboard: dashboard(params),
+      // The dead-letter function reaches the database and nothing else: no Kafka, no HTTP route.
+      DeadLettersRole: role('trace-consumer-dead-letters', [logStatement('deadLetters'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
       ...(params.alarms ? alarms(params) : {}),
     };
   },

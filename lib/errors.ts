@@ -145,3 +145,17 @@ export class OutOfTimeError extends TraceConsumerError {
     super('OUT_OF_TIME', 'The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
   }
 }
+
+/** A dead-letter operation (summary, show, redrive, purge) was asked for with parameters it cannot use. */
+export class DeadLetterRequestError extends TraceConsumerError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(
+      'DEAD_LETTER_REQUEST_INVALID',
+      `The dead-letter request cannot be run: ${problems.join('; ')}. ` +
+        'See docs/dead-letters.md for each action and its parameters.',
+    );
+    this.problems = problems;
+  }
+}

@@ -48,10 +48,16 @@ export async function writeBatch(
   schema: string,
   input: WriteInput,
   statementTimeoutMs: number,
+  /**
+   * A transaction the caller already opened: the write joins it instead of opening and committing its own, so that
+   * the caller's bookkeeping commits with it, or a dry run rolls both back (dead-letter redrive).
+   */
+  openTransaction?: postgres.ReservedSql,
 ): Promise<Map<string, TraceStatus>> {
   const t = tableIdentifiers(sql, schema);
   const json = (rows: unknown) => JSON.stringify(rows);
-  return inTransaction(sql, async (tx) => {
+  const transaction = <T>(work: (tx: postgres.ReservedSql) => Promise<T>) => (openTransaction ? work(openTransaction) : inTransaction(sql, work));
+  return transaction(async (tx) => {
     const claims = claimRows(input.candidates);
     const [, claimed] = await Promise.all([
       tx`select set_config('statement_timeout', ${String(Math.max(1, Math.floor(statementTimeoutMs)))}, true)`,

