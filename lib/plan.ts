@@ -213,6 +213,8 @@ export interface Winner {
   trace_id: string;
   course_id: string;
   instructor_id: string;
+  /** True when the pair row is new, so that it holds no ratings or comments yet. */
+  inserted: boolean;
 }
 
 export const RATING_COLUMNS = [
@@ -225,7 +227,7 @@ export const COMMENT_COLUMNS = ['course_id', 'instructor_id', 'trace_id', 'categ
  * Ratings and comments rows of the winning reports, which replace whatever their pairs held before: one array of
  * values per row, in RATING_COLUMNS and COMMENT_COLUMNS order, ready for COPY.
  */
-export function replacementRows(winners: readonly Winner[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
+export function replacementRows(winners: readonly Omit<Winner, 'inserted'>[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
   const ratings: unknown[][] = [];
   const comments: unknown[][] = [];
   for (const w of winners) {

@@ -141,20 +141,25 @@ export async function writeBatch(
         report_partition = excluded.report_partition, updated_at = now()
       where (ci.report_at, ci.report_offset, ci.report_partition)
           < (excluded.report_at, excluded.report_offset, excluded.report_partition)
-      returning ci.trace_id, ci.course_id::text, ci.instructor_id::text`;
+      returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`;
 
     const byTraceId = new Map(survey.map((c) => [c.message.traceId, c]));
     const { ratings, comments } = replacementRows(winners, byTraceId);
     const winnerIds = new Set(winners.map((w) => w.trace_id));
     const superseded = survey.map((c) => c.message.traceId).filter((id) => !winnerIds.has(id));
-    const pairs = json(winners.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
+    // Only a pair that existed before this statement can hold ratings and comments: they are written nowhere but
+    // here, in the transaction that inserts or updates their pair row (xmax = 0 marks a row this statement inserted
+    // rather than updated). In a backfill nearly every pair is new, and probing for rows that cannot exist cost as
+    // much as a tenth of the batch.
+    const replaced = winners.filter((w) => !w.inserted);
+    const pairs = json(replaced.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
 
     await Promise.all([
-      winners.length === 0
+      replaced.length === 0
         ? null
         : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
              where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
-      winners.length === 0
+      replaced.length === 0
         ? null
         : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
              where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
