@@ -64,16 +64,17 @@ describe('the consumer', () => {
   it('should fail fast on a database behind the code, write nothing, and work once npm run db:apply ran', async () => {
     for (const { label, schema, version } of await behindSchemas()) {
       const handler = await coldStart('consumer', db, { DB_SCHEMA: schema });
+      const before = await storedTraces(schema); // a schema at an earlier version holds the fixture rows of that version
       const failed = await captureLogs(() => handler(event, lambdaContext()));
       expect(failed.error, label).toMatchObject({ code: 'SCHEMA_VERSION_MISMATCH', message: `schema version ${version}, needs ${NEWEST}: run npm run db:apply` });
       expect(failed.logs.map((l) => l.message), label).toEqual(['schema version mismatch; the batch is left for Lambda to retry']);
-      expect(await storedTraces(schema), label).toBe(0);
+      expect(await storedTraces(schema), label).toBe(before);
 
       await applySchema(db.sql, schema); // what the message says to do
       const retried = await captureLogs(() => handler(event, lambdaContext())); // the same environment checks again
       expect(retried.error, label).toBeUndefined();
       expect(retried.value, label).toEqual({ batchItemFailures: [] });
-      expect(await storedTraces(schema), label).toBeGreaterThan(0);
+      expect(await storedTraces(schema), label).toBeGreaterThan(before);
     }
   });
 
