@@ -1,4 +1,5 @@
 import type { Database } from './database';
+import { diagnoseDatabaseFailure } from './diagnose';
 import type { Logger } from './log';
 import { deadLetterRow, type Candidate } from './plan';
 import { classifyFailure, errorCode, withRetry, type RetryOptions } from './retry';
@@ -84,7 +85,7 @@ async function rejectCandidate(candidate: Candidate, error: unknown, ctx: Settle
 
 function failAll(input: WriteInput, error: unknown, logger: Logger, size: number): Settled[] {
   logger.error('database write failed; the records are reported for retry', {
-    error,
+    error: diagnoseDatabaseFailure(error),
     failure: classifyFailure(error),
     records: size,
   });

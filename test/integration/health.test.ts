@@ -76,7 +76,7 @@ describe('GET /healthz/ready', () => {
     expect(answer.statusCode).toBe(503);
     expect(answer.body.checks).toEqual([
       { name: 'credentials', ok: true, durationMs: expect.any(Number) },
-      { name: 'database', ok: false, durationMs: expect.any(Number), error: 'password authentication failed' },
+      { name: 'database', ok: false, durationMs: expect.any(Number), error: 'password authentication failed: Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.' },
       { name: 'schema', ok: false, durationMs: 0, error: 'skipped: an earlier check failed' },
     ]);
     const text = JSON.stringify(answer);
@@ -188,7 +188,10 @@ describe('a stopped database', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(ready.statusCode).toBe(503);
     expect(ready.body.status).toBe('not_ready');
-    expect(ready.body.checks?.find((c) => c.name === 'database')?.error).toBe('connection refused: the database is not accepting connections');
+    expect(ready.body.checks?.find((c) => c.name === 'database')?.error).toBe(
+      'connection refused: the database is not accepting connections: Check DB_HOST and DB_PORT and that the server is running ' +
+        '(locally: `npm run db`); in Lambda, the subnets and security group that lead to it.',
+    );
     expect((await call(stoppedDb, 'health-live')).statusCode).toBe(200);
   });
 
