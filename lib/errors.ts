@@ -193,3 +193,20 @@ export class OutOfTimeError extends TraceConsumerError {
     super('OUT_OF_TIME', 'The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
   }
 }
+
+/** A command-line script was called with arguments it cannot use; nothing was started. */
+export class UsageError extends TraceConsumerError {
+  constructor(problem: string, usage: string) {
+    super('USAGE', `${problem}\n${usage}`);
+  }
+}
+
+/** The embedded PostgreSQL of npm start, npm run db or the tests did not start; its last log lines say why. */
+export class LocalServerError extends TraceConsumerError {
+  constructor(port: number, log: string, cause?: unknown) {
+    const hint = /already in use/i.test(log)
+      ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${port + 1}).`
+      : 'See its log above; `npm run db -- --reset` starts from empty data.';
+    super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start on port ${port}. ${hint}\n${log}`, { cause });
+  }
+}
