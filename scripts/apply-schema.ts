@@ -1,6 +1,7 @@
 /** Applies schema.sql to the database and schema named by DB_* and DB_SCHEMA (npm run db:apply). Safe to repeat. */
 import { loadConfig } from '../lib/config';
 import { applySchema, createSql } from '../lib/db';
+import { exitWithDiagnosis } from './script-errors';
 
 async function main() {
   const config = loadConfig();
@@ -13,7 +14,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+main().catch(exitWithDiagnosis);

@@ -6,11 +6,12 @@
  *   npm run db                      # port 55432
  *   npm run db -- --port 55433      # another port
  *   npm run db -- --reset           # start from an empty database
+ *   npm run db -- --data ~/pg       # data in another folder
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config';
 import { applySchema, createSql } from '../lib/db';
@@ -19,11 +20,11 @@ import { closedFolder, startLocalDatabase } from './local-db';
 import { exitWithDiagnosis, once } from './script-errors';
 
 const root = join(__dirname, '..');
-const USAGE = 'usage: npm run db [-- --port <1024-65535>] [-- --reset]';
+const USAGE = 'usage: npm run db [-- [--port <1024-65535>] [--data <folder>] [--reset]]';
 
 async function main() {
-  const { port, reset } = readArgs(process.argv.slice(2));
-  const dir = dataFolder();
+  const { port, reset, data } = readArgs(process.argv.slice(2));
+  const dir = data ?? dataFolder();
   if (reset) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const db = await startLocalDatabase({ useConfigured: false, dir, port });
@@ -63,16 +64,16 @@ async function main() {
   );
 }
 
-function readArgs(args: string[]): { port: number; reset: boolean } {
+function readArgs(args: string[]): { port: number; reset: boolean; data: string | undefined } {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { port: { type: 'string' }, reset: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({ args, options: { port: { type: 'string' }, reset: { type: 'boolean' }, data: { type: 'string' } }, strict: true }));
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error), USAGE);
   }
   const port = Number(values.port ?? DEFAULT_PORT);
   if (!Number.isInteger(port) || port < 1024 || port > 65535) throw new UsageError(`--port must be a number from 1024 to 65535 (got "${values.port}")`, USAGE);
-  return { port, reset: values.reset ?? false };
+  return { port, reset: values.reset ?? false, data: values.data === undefined ? undefined : resolve(values.data) };
 }
 
 /** Not 5432, so that it does not collide with a PostgreSQL installed on the machine. */

@@ -118,7 +118,7 @@ async function createDatabaseIfMissing(env: DatabaseEnv): Promise<void> {
   }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

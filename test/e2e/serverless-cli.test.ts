@@ -1,7 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLines } from '../../scripts/invoke-output';
+import { freePort } from '../../scripts/local-db';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { invokeLocal, lastJson, projectRoot, runCommand } from '../helpers/cli';
 
@@ -42,6 +46,108 @@ describe('serverless invoke local (offline, real CLI)', () => {
     },
   );
 });
+
+/** `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables. */
+function invokeAsDocumented(fn: string, event: string, shell: Record<string, string>) {
+  return runCommand('npx', ['serverless', 'invoke', 'local', '-f', fn, '-p', event], shell);
+}
+
+/** The handler's error as invoke local prints it. */
+type InvokeError = { errorMessage: string; errorType: string; stackTrace: string[] };
+
+describe('mistakes in the setup, through the real CLI', () => {
+  // Each mistake a new user makes: the error code in the log, the words of the fix, and whether it is retried.
+  const mistakes: { mistake: string; env: Record<string, string>; code: string; fix: string; retried: boolean }[] = [
+    { mistake: 'a wrong password', env: { DB_PASSWORD: 'wrong' }, code: 'DB_LOGIN_REJECTED', fix: 'Check DB_USER and DB_PASSWORD', retried: false },
+    { mistake: 'a missing database', env: { DB_NAME: 'no_such_database' }, code: 'DB_NOT_FOUND', fix: 'set DB_NAME', retried: false },
+    { mistake: 'a missing schema', env: { DB_SCHEMA: 'no_such_schema' }, code: 'SCHEMA_MISSING', fix: 'npm run db:apply', retried: false },
+    { mistake: 'TLS without the CA file', env: { DB_SSL: 'verify-full' }, code: 'DB_SSL_CA_MISSING', fix: 'DB_SSL=disable', retried: false },
+    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, code: 'DB_UNREACHABLE', fix: 'Check DB_HOST and DB_PORT', retried: true },
+  ];
+
+  it.each(mistakes)('should name the cause and fix of $mistake, with stack frames in the TypeScript sources', async ({ env, code, fix, retried }) => {
+    const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', { ...dbEnv, MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10', DB_CONNECT_TIMEOUT: '2', ...env });
+    expect(run.code).not.toBe(0);
+    const error = lastJson(run.stdout) as InvokeError;
+    expect(error.errorType).toBe('BatchFailedError');
+    expect(error.errorMessage).toContain(fix);
+    const failure = logLines(run.stdout).find((l) => l.message === 'database write failed; the records are reported for retry');
+    expect(failure).toMatchObject({ error: { code } });
+    expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
+    const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
+    expect(frames.some((f) => f.includes('/lib/report.ts:'))).toBe(true);
+    expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+  });
+
+  it('should answer the health check with the CA file to fix when TLS is asked for without one', async () => {
+    const run = await invokeAsDocumented('health', 'events/health-ready.json', { ...dbEnv, DB_SSL: 'verify-full' });
+    expect(run.code, run.stderr).toBe(0);
+    const answer = lastJson(run.stdout) as { statusCode: number; body: { checks: { name: string; error?: string }[] } };
+    expect(answer.statusCode).toBe(503);
+    expect(answer.body.checks.find((c) => c.name === 'database')?.error).toMatch(/DB_SSL_CA.*DB_SSL=disable/);
+  });
+});
+
+describe('npm run db, then invoke local in another terminal', () => {
+  it('should serve the documented invoke local commands with no flags, stop on Ctrl-C and keep the data', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'trace-npm-run-db-'));
+    const port = String(await freePort());
+    try {
+      const first = await startNpmRunDb(port, data);
+      const exported = first.exports;
+      expect(exported).toMatchObject({ DB_HOST: '127.0.0.1', DB_PORT: port, DB_NAME: 'trace' });
+
+      const consumer = await invokeAsDocumented('consumer', 'events/msk-batch.json', exported);
+      expect(consumer.code, consumer.stdout + consumer.stderr).toBe(0);
+      expect(lastJson(consumer.stdout)).toEqual({ batchItemFailures: [] });
+      const health = await invokeAsDocumented('health', 'events/health-ready.json', exported);
+      expect(health.code, health.stdout + health.stderr).toBe(0);
+      expect(lastJson(health.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
+
+      expect(await first.interrupt()).toMatchObject({ code: 0, output: expect.stringContaining('Stopping PostgreSQL') });
+      expect(existsSync(join(data, 'data', 'postmaster.pid'))).toBe(false); // the server shut down, not just its parent
+      const second = await startNpmRunDb(port, data);
+      try {
+        const sql = postgres({ host: '127.0.0.1', port: Number(port), database: 'trace', username: 'postgres', password: exported.DB_PASSWORD, onnotice: () => {} });
+        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
+        await sql.end();
+        expect(row?.n).toBe(6);
+      } finally {
+        await second.interrupt();
+      }
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
+
+/**
+ * Starts `npm run db` as a user would, resolving with the variables of its `export` line once it is ready. It runs
+ * in a process group of its own, so that `interrupt` is a terminal's Ctrl-C: SIGINT to every process of the group.
+ */
+function startNpmRunDb(port: string, data: string) {
+  // The command behind `npm run db`: npm itself ends by the signal without waiting for its script.
+  const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/db.ts', '--port', port, '--data', data], {
+    cwd: projectRoot,
+    env: { ...process.env, DB_HOST: '' },
+    detached: true,
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  return new Promise<{ exports: Record<string, string>; interrupt: () => Promise<{ code: number | null; output: string }> }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm run db did not get ready:\n${output}`)), 90_000);
+    void exited.then(() => reject(new Error(`npm run db ended early:\n${output}`)));
+    child.stdout.on('data', () => {
+      const line = /^\s*export (.+)$/m.exec(output)?.[1];
+      if (!line || !output.includes('Ctrl-C')) return;
+      clearTimeout(timer);
+      const exports = Object.fromEntries(line.split(' ').map((pair) => pair.split('=') as [string, string]));
+      resolve({ exports, interrupt: () => (process.kill(-child.pid!, 'SIGINT'), exited) });
+    });
+  });
+}
 
 // Packaging runs in this file too: the CLI builds into .esbuild/ in the project, so CLI runs must not overlap.
 const ACCOUNT = '123456789012';

@@ -85,6 +85,28 @@ describe('GET /healthz/ready', () => {
     expect(text).not.toMatch(/postgres(ql)?:\/\//);
   });
 
+  // Each setup mistake of a new user, with the words that name it and the variable to fix; combined with both
+  // routes that touch the database.
+  const mistakes: { mistake: string; env: Record<string, string>; names: string[] }[] = [
+    { mistake: 'a wrong password', env: { DB_PASSWORD: 'not-the-password-42' }, names: ['password authentication failed', 'DB_PASSWORD'] },
+    { mistake: 'a database that does not exist', env: { DB_NAME: 'no_such_database' }, names: ['database does not exist', 'DB_NAME'] },
+    { mistake: 'a missing CA file', env: { DB_SSL: 'verify-full', DB_SSL_CA: '/nonexistent/ca.pem' }, names: ['CA bundle', 'DB_SSL_CA', 'DB_SSL=disable'] },
+    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, names: ['connection refused', 'DB_HOST and DB_PORT'] },
+  ];
+  const routes = [
+    { route: 'health-ready', error: (a: HttpAnswer) => a.body.checks?.find((c) => !c.ok)?.error },
+    { route: 'health-freshness', error: (a: HttpAnswer) => a.body.error as string | undefined },
+  ];
+  it.each(mistakes.flatMap((m) => routes.map((r) => ({ ...m, ...r }))))(
+    'should answer $route with 503 naming the cause and fix of $mistake',
+    async ({ env, names, route, error }) => {
+      const answer = await call(db, route, { HEALTH_CHECK_INTERVAL: '0', DB_CONNECT_TIMEOUT: '2', ...env });
+      expect(answer.statusCode).toBe(503);
+      for (const name of names) expect(error(answer)).toContain(name);
+      expect(JSON.stringify(answer)).not.toContain('not-the-password-42');
+    },
+  );
+
   it('should answer 503 when the schema does not exist', async () => {
     const answer = await call(db, 'health-ready', { DB_SCHEMA: 'no_such_schema' });
     expect(answer.statusCode).toBe(503);
