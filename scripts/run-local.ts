@@ -102,7 +102,7 @@ function projectPath(file: string): string {
 function checkEvent(file: string): number {
   let text: string;
   try {
-    text = readFileSync(join(root, file), 'utf8');
+    text = readFileSync(resolve(root, file), 'utf8');
   } catch (error) {
     const code = (error as { code?: string }).code;
     throw new UsageError(`${file} cannot be read (${code ?? 'error'}). Give the path of an event file, e.g. events/msk-batch.json.`, USAGE);

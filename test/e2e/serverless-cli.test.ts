@@ -121,6 +121,58 @@ describe('npm run db, then invoke local in another terminal', () => {
   }, 240_000);
 });
 
+describe('npm start', () => {
+  const npmStart = (args: string[], env: Record<string, string> = {}) =>
+    runCommand('npx', ['tsx', 'scripts/run-local.ts', ...args], { DB_HOST: '', ...env }, 240_000);
+  const gitStatus = async () => (await runCommand('git', ['status', '--porcelain'])).stdout;
+
+  const bad = mkdtempSync(join(tmpdir(), 'trace-start-'));
+  writeFileSync(join(bad, 'not-kafka.json'), '{"eventSource": "aws:kafka"}');
+  writeFileSync(join(bad, 'not-json.json'), 'records:');
+  afterAll(() => rmSync(bad, { recursive: true, force: true }));
+  // Every way of calling it wrongly, alone and after a good event file: refused before any server starts.
+  const mistakes: { args: string[]; env: Record<string, string>; says: string }[] = [
+    { args: ['events/nope.json'], env: {}, says: 'events/nope.json cannot be read (ENOENT)' },
+    { args: ['--bogus'], env: {}, says: "Unknown option '--bogus'" },
+    { args: [join(bad, 'not-kafka.json')], env: {}, says: 'not-kafka.json is not a Kafka event' },
+    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not a Kafka event' },
+    { args: [], env: { DB_HOST: '127.0.0.1', DB_PORT: '1' }, says: 'Add --yes to go ahead' },
+  ];
+  const withGoodFirst = mistakes
+    .flatMap((m) => [m, { ...m, args: ['events/msk-batch.json', ...m.args] }])
+    .map((m) => ({ ...m, call: `npm start -- ${m.args.join(' ')}`.trim() + (m.env.DB_HOST ? ' with DB_HOST set' : '') }));
+
+  it.each(withGoodFirst)('should refuse $call before starting anything, saying why', async ({ args, env, says }) => {
+    const run = await npmStart(args, env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(says);
+    expect(run.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
+    expect(run.stdout).not.toContain('Started an embedded PostgreSQL');
+  });
+
+  it('should print one line per event with its outcome counts, then the tables, and leave git status as it was', async () => {
+    const before = await gitStatus();
+    const run = await npmStart(['events/msk-batch.json', 'events/mixed-batch.json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/events\/msk-batch\.json +6 records: 6 stored\n/);
+    expect(run.stdout).toMatch(/events\/mixed-batch\.json +9 records: 2 stored, 1 duplicate, 1 upstream error, 5 dead-lettered\n/);
+    expect(run.stdout).toContain('processed_traces by status');
+    // The function's raw log and metrics lines (and the sample records' age) only with --verbose.
+    expect(run.stdout).not.toContain('"_aws"');
+    expect(run.stdout).not.toContain('oldestRecordAgeMs');
+    expect(await gitStatus()).toBe(before);
+  });
+
+  it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
+    // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
+    const run = await npmStart(['--verbose', 'events/msk-batch.json'], { TIME_RESERVE_MS: '900000' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/events\/msk-batch\.json +FAILED: 6 of 6 records could not be processed .*about to time out/);
+    expect(run.stdout).toContain('"message":"batch processed"');
+    expect(run.stderr).toContain('1 of 1 batches failed');
+  });
+});
+
 /**
  * Starts `npm run db` as a user would, resolving with the variables of its `export` line once it is ready. It runs
  * in a process group of its own, so that `interrupt` is a terminal's Ctrl-C: SIGINT to every process of the group.
