@@ -17,7 +17,7 @@ import { loadConfig } from '../lib/config';
 import { applySchema, createSql } from '../lib/db';
 import { UsageError } from '../lib/errors';
 import { closedFolder, startLocalDatabase } from './local-db';
-import { exitWithDiagnosis, once } from './script-errors';
+import { exitWithDiagnosis } from './script-errors';
 
 const root = join(__dirname, '..');
 const USAGE = 'usage: npm run db [-- [--port <1024-65535>] [--data <folder>] [--reset]]';
@@ -28,11 +28,13 @@ async function main() {
   if (reset) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const db = await startLocalDatabase({ useConfigured: false, dir, port });
-  const stop = once(async () => {
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return; // a second Ctrl-C while the server shuts down
+    stopping = true;
     console.log('\nStopping PostgreSQL (the data stays for next time; `npm run db -- --reset` starts empty).');
-    await db.stop();
-    process.exit(0);
-  });
+    db.stop().then(() => process.exit(0), exitWithDiagnosis);
+  };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 

@@ -12,12 +12,3 @@ export function exitWithDiagnosis(error: unknown): never {
   process.exit(1);
 }
 
-/** `fn` run at most once, however often it is called (a second Ctrl-C while stopping). */
-export function once(fn: () => Promise<void>): () => void {
-  let called = false;
-  return () => {
-    if (called) return;
-    called = true;
-    fn().catch(exitWithDiagnosis);
-  };
-}

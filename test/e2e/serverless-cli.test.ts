@@ -79,6 +79,17 @@ describe('mistakes in the setup, through the real CLI', () => {
     expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
   });
 
+  it('should let --env win over the shell, and the shell over serverless.yml', async () => {
+    // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
+    const run = await runCommand(
+      'npx',
+      ['serverless', 'invoke', 'local', '-f', 'health', '-p', 'events/health-ready.json', '--env', `DB_PASSWORD=${dbEnv.DB_PASSWORD}`],
+      { ...dbEnv, DB_PASSWORD: 'wrong' },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(lastJson(run.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
+  });
+
   it('should answer the health check with the CA file to fix when TLS is asked for without one', async () => {
     const run = await invokeAsDocumented('health', 'events/health-ready.json', { ...dbEnv, DB_SSL: 'verify-full' });
     expect(run.code, run.stderr).toBe(0);
