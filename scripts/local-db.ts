@@ -57,6 +57,10 @@ export async function startLocalDatabase(
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'trace-pg-'));
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
+  // A temporary folder goes with the process even when it ends without destroy() (Ctrl-C: the package's own signal
+  // handler stops the server, then exits).
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  if (!options.dir) process.once('exit', removeDir);
   const port = options.port ?? (await freePort());
   const dataDir = join(dir, 'data');
   const logs: string[] = [];
@@ -82,7 +86,10 @@ export async function startLocalDatabase(
     await createDatabaseIfMissing(env);
   } catch (error) {
     if (running) await pg.stop().catch(() => {});
-    if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    if (!options.dir) {
+      process.removeListener('exit', removeDir);
+      removeDir();
+    }
     throw new LocalServerError(port, logs.join('').slice(-2000), error);
   }
   return {
@@ -99,7 +106,8 @@ export async function startLocalDatabase(
     async destroy() {
       if (running) await pg.stop();
       running = false;
-      rmSync(dir, { recursive: true, force: true });
+      process.removeListener('exit', removeDir);
+      removeDir();
     },
   };
 }
