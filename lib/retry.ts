@@ -32,19 +32,18 @@ const TRANSIENT_CODES = new Set([...CONNECTION_LOST, ...CONNECT_FAILED, 'SECRET_
 /** SQLSTATE classes caused by the data itself: data exception, integrity constraint, program limit (row too big). */
 const DATA_CLASSES = new Set(['22', '23', '54']);
 /** SQLSTATE classes caused by how the database is set up, not by the data or the moment. */
-const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44']);
 /**
- * A rejected login is not retried with backoff: the same password fails the same way. Database.run already fetched
- * the secret again once (the rotation case); past that, the records go back to Lambda and the log says what to fix.
+ * 28 is a rejected login: not retried with backoff, since the same password fails the same way. Database.run has
+ * already fetched the secret again once (the rotation case); past that, the records go back to Lambda and the log
+ * says what to fix.
  */
-const FATAL_CODES = LOGIN_REJECTED;
+const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44', '28']);
 
 export function classifyFailure(error: unknown): FailureKind {
   const code = errorCode(error);
   if (code === undefined) return 'fatal';
   if (TRANSIENT_CODES.has(code)) return 'transient';
   if (!isPostgresError(error)) return code.startsWith('E') ? 'transient' : 'fatal';
-  if (FATAL_CODES.has(code)) return 'fatal';
   const cls = code.slice(0, 2);
   if (DATA_CLASSES.has(cls)) return 'data';
   if (FATAL_CLASSES.has(cls)) return 'fatal';
