@@ -1,9 +1,10 @@
 import type { Database } from './database';
 import type { Sql } from './db';
 import { qualifiedTables } from './db';
-import { HealthCheckTimeoutError, SchemaMissingError } from './errors';
 import { publicReason } from './diagnose';
+import { HealthCheckTimeoutError, SchemaMissingError, SchemaVersionError } from './errors';
 import { errorCode } from './retry';
+import { readAppliedMigrations, verifySchemaVersion } from './schema-check';
 
 /*
  * Readiness and freshness, for uptime monitors and dashboards. Answers say which check failed and why in words a
@@ -33,8 +34,8 @@ export interface ReadinessDependencies {
 }
 
 /**
- * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, and every table
- * of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
+ * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, the schema is at
+ * a version this code works with (lib/schema-check.ts), and every table of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
  * skipped, so the answer always names every check.
  */
 export async function checkReadiness(deps: ReadinessDependencies): Promise<Readiness> {
@@ -60,6 +61,8 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
     await deps.database.run((sql) => sql`select 1`);
   });
   await run('schema', async () => {
+    // The version first: a schema that is behind, or not there at all (version 0), needs npm run db:apply.
+    verifySchemaVersion(await deps.database.run((sql) => readAppliedMigrations(sql, deps.schema)));
     const missing = await deps.database.run((sql) => missingTables(sql, deps.schema));
     if (missing.length > 0) throw new SchemaMissingError(missing);
   });
@@ -101,7 +104,7 @@ const REASONS: Record<string, string> = {
 };
 
 export function describeFailure(error: unknown): string {
-  if (error instanceof HealthCheckTimeoutError) return error.message;
+  if (error instanceof SchemaVersionError || error instanceof HealthCheckTimeoutError) return error.message;
   const known = publicReason(error);
   if (known) return known;
   const code = errorCode(error);

@@ -1,6 +1,6 @@
 /**
  * A PostgreSQL server for hand-run work (npm run db): the embedded server in the foreground, its data kept in
- * .pgdata/ (ignored by git) between runs, database "trace" created and schema.sql applied. It prints the
+ * .pgdata/ (ignored by git) between runs, database "trace" created and the migrations applied. It prints the
  * `export DB_*` lines that point npm run db:apply, npm start and `serverless invoke local` at it, and stops
  * cleanly on Ctrl-C.
  *   npm run db                      # port 55432
@@ -48,7 +48,7 @@ async function main() {
   const exports = Object.entries(db.env).map(([k, v]) => `${k}=${v}`).join(' ');
   console.log(
     [
-      `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema "${config.db.schema}" applied.`,
+      `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema "${config.db.schema}" migrated.`,
       `Data: ${dir}`,
       '',
       'In another terminal, paste:',

@@ -1,6 +1,6 @@
 /**
  * The consumer on sample events, end to end (npm start): a PostgreSQL server (an embedded one, or the one DB_HOST
- * names when --yes confirms it), schema.sql applied, `serverless invoke local` on each event, one line per event
+ * names when --yes confirms it), the migrations applied, `serverless invoke local` on each event, one line per event
  * with its outcome, then what was stored. Exits non-zero when any batch fails.
  *   npm start                               # every events/*.json sample
  *   npm start -- events/my-event.json       # your own events (see npm run build-event)
@@ -12,9 +12,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config';
-import { applySchema, createSql, qualifiedTables, type Sql } from '../lib/db';
+import { createSql, qualifiedTables, type Sql } from '../lib/db';
 import { UsageError } from '../lib/errors';
 import { decodeEvent } from '../lib/kafka';
+import { applySchema } from '../lib/migrations';
 import { lastJson, logLines } from './invoke-output';
 import { configuredDatabase, startLocalDatabase } from './local-db';
 import { exitWithDiagnosis } from './script-errors';
@@ -53,8 +54,8 @@ async function main() {
   const sql = createSql(config.db);
   let failures = 0;
   try {
-    await applySchema(sql, config.db.schema);
-    console.log(`Applied schema.sql to schema "${config.db.schema}". Running serverless invoke local -f consumer on each event:\n`);
+    const { to } = await applySchema(sql, config.db.schema);
+    console.log(`Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`);
     const width = Math.max(...options.files.map((f) => f.length));
     for (const file of options.files) {
       const outcome = invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema }, options.verbose);

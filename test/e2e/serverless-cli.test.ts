@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logLines } from '../../scripts/invoke-output';
 import { freePort } from '../../scripts/local-db';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
-import { invokeLocal, lastJson, projectRoot, runCommand } from '../helpers/cli';
+import { invokeLocal, lastJson, projectRoot, runCommand, runServerless, withCliLock } from '../helpers/cli';
 
 let db: TestDatabase;
 let dbEnv: Record<string, string>;
@@ -49,7 +49,7 @@ describe('serverless invoke local (offline, real CLI)', () => {
 
 /** `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables. */
 function invokeAsDocumented(fn: string, event: string, shell: Record<string, string>) {
-  return runCommand('npx', ['serverless', 'invoke', 'local', '-f', fn, '-p', event], shell);
+  return runServerless(['invoke', 'local', '-f', fn, '-p', event], shell);
 }
 
 /** The handler's error as invoke local prints it. */
@@ -81,9 +81,8 @@ describe('mistakes in the setup, through the real CLI', () => {
 
   it('should let --env win over the shell, and the shell over serverless.yml', async () => {
     // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
-    const run = await runCommand(
-      'npx',
-      ['serverless', 'invoke', 'local', '-f', 'health', '-p', 'events/health-ready.json', '--env', `DB_PASSWORD=${dbEnv.DB_PASSWORD}`],
+    const run = await runServerless(
+      ['invoke', 'local', '-f', 'health', '-p', 'events/health-ready.json', '--env', `DB_PASSWORD=${dbEnv.DB_PASSWORD}`],
       { ...dbEnv, DB_PASSWORD: 'wrong' },
     );
     expect(run.code, run.stderr).toBe(0);
@@ -135,6 +134,8 @@ describe('npm run db, then invoke local in another terminal', () => {
 describe('npm start', () => {
   const npmStart = (args: string[], env: Record<string, string> = {}) =>
     runCommand('npx', ['tsx', 'scripts/run-local.ts', ...args], { DB_HOST: '', ...env }, 240_000);
+  // npm start runs the CLI, which builds into .esbuild/: under the lock the other CLI runs take.
+  const npmStartLocked = (args: string[], env: Record<string, string> = {}) => withCliLock(() => npmStart(args, env));
   const gitStatus = async () => (await runCommand('git', ['status', '--porcelain'])).stdout;
 
   const bad = mkdtempSync(join(tmpdir(), 'trace-start-'));
@@ -163,7 +164,7 @@ describe('npm start', () => {
 
   it('should print one line per event with its outcome counts, then the tables, and leave git status as it was', async () => {
     const before = await gitStatus();
-    const run = await npmStart(['events/msk-batch.json', 'events/mixed-batch.json']);
+    const run = await npmStartLocked(['events/msk-batch.json', 'events/mixed-batch.json']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/events\/msk-batch\.json +6 records: 6 stored\n/);
     expect(run.stdout).toMatch(/events\/mixed-batch\.json +9 records: 2 stored, 1 duplicate, 1 upstream error, 5 dead-lettered\n/);
@@ -176,7 +177,7 @@ describe('npm start', () => {
 
   it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
     // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
-    const run = await npmStart(['--verbose', 'events/msk-batch.json'], { TIME_RESERVE_MS: '900000' });
+    const run = await npmStartLocked(['--verbose', 'events/msk-batch.json'], { TIME_RESERVE_MS: '900000' });
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/events\/msk-batch\.json +FAILED: 6 of 6 records could not be processed .*about to time out/);
     expect(run.stdout).toContain('"message":"batch processed"');
@@ -270,132 +271,4 @@ describe('your own messages, end to end', () => {
   });
 });
 
-describe('serverless package (offline, no AWS credentials)', () => {
-  it('should build Amazon MSK with IAM authentication', async () => {
-    const t = await packageWith({ source: 'msk', mskClusterArn: CLUSTER, mskAuth: 'iam' }, 'prod');
-    const esm = t.Resources.ConsumerEventSourceMapping!;
-    expect(esm.Type).toBe('AWS::Lambda::EventSourceMapping');
-    expect(esm.Properties).toMatchObject({
-      EventSourceArn: CLUSTER,
-      Topics: ['trace-survey-processed'],
-      AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: 'trace-consumer' },
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ProvisionedPollerConfig: { MinimumPollers: 2, MaximumPollers: 10 }, // the prod stage's parameters
-      BatchSize: 1000,
-      StartingPosition: 'TRIM_HORIZON',
-      MaximumRetryAttempts: 10,
-      MaximumRecordAgeInSeconds: 604800,
-      BisectBatchOnFunctionError: true,
-    });
-    expect(esm.Properties.SourceAccessConfigurations).toBeUndefined();
-    expect(esm.Properties.DestinationConfig).toBeUndefined();
-
-    // IAM: the cluster, its topic and consumer group, the database secret; nothing for "*" but EC2's Describe calls.
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:Connect')).toEqual([CLUSTER]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:ReadData')).toEqual([
-      `arn:aws:kafka:us-east-1:${ACCOUNT}:topic/trace-cluster/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3/trace-survey-processed`,
-    ]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:AlterGroup')).toEqual([
-      `arn:aws:kafka:us-east-1:${ACCOUNT}:group/trace-cluster/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3/trace-consumer`,
-    ]);
-    expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn]);
-    for (const role of ['ConsumerRole', 'HealthRole']) {
-      for (const s of statementsOf(t, role)) {
-        if (s.Resource === '*') expect(s.Action.every((a) => a.startsWith('ec2:Describe'))).toBe(true);
-      }
-    }
-    expect(resourceFor(t, 'HealthRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn]);
-    expect(resourceFor(t, 'HealthRole', 'kafka-cluster:ReadData')).toBeUndefined();
-
-    const consumer = t.Resources.ConsumerLambdaFunction!.Properties;
-    expect(consumer).toMatchObject({
-      Runtime: 'nodejs22.x',
-      Architectures: ['arm64'],
-      Role: { 'Fn::GetAtt': ['ConsumerRole', 'Arn'] },
-      VpcConfig: { SubnetIds: ['subnet-0aaa', 'subnet-0bbb'], SecurityGroupIds: ['sg-0ccc'] },
-    });
-    expect(consumer.Environment.Variables).toMatchObject({
-      DB_HOST: common.dbHost,
-      DB_SECRET_ARN: common.dbSecretArn,
-      DB_SCHEMA: 'trace',
-      REPORT_BATCH_ITEM_FAILURES: 'true',
-      LOG_LEVEL: 'info',
-      DB_SSL: 'verify-full',
-    });
-    expect(JSON.stringify(consumer.Environment)).not.toMatch(/PASSWORD/);
-
-    const routes = Object.values(t.Resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route').map((r) => r.Properties.RouteKey).sort();
-    expect(routes).toEqual(['GET /healthz', 'GET /healthz/live', 'GET /healthz/ready']);
-    expect(t.Resources.HealthLambdaFunction!.Properties.Role).toEqual({ 'Fn::GetAtt': ['HealthRole', 'Arn'] });
-
-    // prod turns the alarms on: failures, dead letters and lag, on the consumer's EMF metrics.
-    const alarms = Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms.map(([id]) => id).sort()).toEqual(['ConsumerDeadLettersAlarm', 'ConsumerFailuresAlarm', 'ConsumerLagAlarm']);
-    expect(t.Resources.ConsumerLagAlarm!.Properties).toMatchObject({
-      Namespace: 'TraceConsumer', MetricName: 'OldestRecordAge', Statistic: 'Maximum', Threshold: 900_000,
-      Dimensions: [{ Name: 'service', Value: 'trace-consumer' }, { Name: 'topic', Value: 'trace-survey-processed' }],
-    });
-    expect(t.Resources.ConsumerFailuresAlarm!.Properties).toMatchObject({ MetricName: 'RecordsFailed', Statistic: 'Sum', Threshold: 0 });
-    expect(t.Resources.ConsumerDeadLettersAlarm!.Properties).toMatchObject({ MetricName: 'RecordsDeadLettered', Statistic: 'Sum' });
-    expect(consumer.Environment.Variables.METRICS_NAMESPACE).toBe('TraceConsumer');
-  });
-
-  it('should build Amazon MSK with SASL/SCRAM and an SQS on-failure destination', async () => {
-    const secret = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:AmazonMSK_trace-AbCdEf`;
-    const queue = `arn:aws:sqs:us-east-1:${ACCOUNT}:trace-consumer-failures`;
-    const t = await packageWith({
-      source: 'msk', mskClusterArn: CLUSTER, mskAuth: 'sasl-scram', kafkaSecretArn: secret,
-      failureDestinationType: 'sqs', failureDestination: queue, batchSize: '500', startingPosition: 'LATEST',
-    });
-    const esm = t.Resources.ConsumerEventSourceMapping!.Properties;
-    expect(esm.SourceAccessConfigurations).toEqual([{ Type: 'SASL_SCRAM_512_AUTH', URI: secret }]);
-    expect(esm.DestinationConfig).toEqual({ OnFailure: { Destination: queue } });
-    expect(esm).toMatchObject({ BatchSize: 500, StartingPosition: 'LATEST', FunctionResponseTypes: ['ReportBatchItemFailures'], ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 2 } });
-    expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn, secret]);
-    expect(resourceFor(t, 'ConsumerRole', 'sqs:SendMessage')).toEqual([queue]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:ReadData')).toBeUndefined(); // SCRAM, not IAM
-    expect(Object.values(t.Resources).some((r) => r.Type === 'AWS::CloudWatch::Alarm')).toBe(false); // dev: off
-  });
-
-  it('should wire the alarms to an SNS topic when asked', async () => {
-    const topic = `arn:aws:sns:us-east-1:${ACCOUNT}:on-call`;
-    const t = await packageWith({ source: 'msk', mskClusterArn: CLUSTER, alarms: 'true', alarmTopicArn: topic, lagAlarmSeconds: '120' });
-    for (const id of ['ConsumerDeadLettersAlarm', 'ConsumerFailuresAlarm', 'ConsumerLagAlarm']) {
-      expect(t.Resources[id]!.Properties).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
-    }
-    expect(t.Resources.ConsumerLagAlarm!.Properties.Threshold).toBe(120_000);
-  });
-
-  it('should build self-managed Kafka with SASL/SCRAM, broker VPC and a Kafka destination', async () => {
-    const secret = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:kafka-scram-AbCdEf`;
-    const t = await packageWith({
-      source: 'self-managed', bootstrapServers: 'kafka-1.internal:9096,kafka-2.internal:9096', kafkaSecretArn: secret,
-      brokerSubnetIds: 'subnet-0kkk,subnet-0lll', brokerSecurityGroupId: 'sg-0kafka', consumerGroup: 'trace-consumer-v2',
-      failureDestinationType: 'kafka', failureDestination: 'kafka://trace-survey-failed', topic: 'trace-survey-processed',
-    });
-    const esm = t.Resources.ConsumerEventSourceMapping!.Properties;
-    expect(esm.EventSourceArn).toBeUndefined();
-    expect(esm).toMatchObject({
-      SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ['kafka-1.internal:9096', 'kafka-2.internal:9096'] } },
-      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: 'trace-consumer-v2' },
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 2 },
-      DestinationConfig: { OnFailure: { Destination: 'kafka://trace-survey-failed' } },
-    });
-    expect(esm.SourceAccessConfigurations).toEqual([
-      { Type: 'SASL_SCRAM_512_AUTH', URI: secret },
-      { Type: 'VPC_SUBNET', URI: 'subnet:subnet-0kkk' },
-      { Type: 'VPC_SUBNET', URI: 'subnet:subnet-0lll' },
-      { Type: 'VPC_SECURITY_GROUP', URI: 'security_group:sg-0kafka' },
-    ]);
-    expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn, secret]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka:DescribeClusterV2')).toBeUndefined();
-  });
-
-  it('should refuse to package without the parameters a deployment needs, naming them', async () => {
-    const run = await runCommand('npx', ['serverless', 'package', '--package', mkdtempSync(join(tmpdir(), 'trace-package-')), '--param=source=self-managed']);
-    expect(run.code).not.toBe(0);
-    expect(run.stdout + run.stderr).toContain('bootstrapServers must list the brokers');
-    expect(run.stdout + run.stderr).toContain('dbSecretArn must be the Secrets Manager ARN');
-  });
-});
+// `serverless package` and the deployment's AWS rules are tested in deploy-templates.test.ts.
