@@ -3,6 +3,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
+import { CaFileMissingError } from './errors';
 import { CONNECTION_LOST, errorCode } from './retry';
 
 export type Sql = postgres.Sql;
@@ -67,7 +68,16 @@ function sslOptions(db: Config['db']): ClientOptions['ssl'] {
   if (db.ssl === 'disable') return false;
   if (db.ssl === 'require') return 'require'; // encrypted, certificate not checked
   // Full verification: the certificate must chain to the CA bundle and name the host we connect to.
-  return { rejectUnauthorized: true, ca: readFileSync(db.sslCa, 'utf8'), ...(isIP(db.host) ? {} : { servername: db.host }) };
+  return { rejectUnauthorized: true, ca: readCaBundle(db.sslCa), ...(isIP(db.host) ? {} : { servername: db.host }) };
+}
+
+/** The CA bundle, or an error naming DB_SSL_CA: a missing file is a setup mistake, never retried as transient. */
+function readCaBundle(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CaFileMissingError(path, error);
+  }
 }
 
 /** The tables the consumer writes, as `schema.table` names for postgres.js identifiers. */

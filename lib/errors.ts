@@ -48,8 +48,11 @@ export class BatchFailedError extends TraceConsumerError {
   constructor(failed: number, received: number, cause?: unknown) {
     super(
       'BATCH_FAILED',
-      `${failed} of ${received} records could not be processed and will be retried by Lambda. ` +
-        'See the logged cause; the database is usually unreachable or overloaded.',
+      `${failed} of ${received} records could not be processed and will be retried by Lambda` +
+        // A cause this project names (login rejected, schema missing, ...) already says what to do.
+        (cause instanceof TraceConsumerError
+          ? `: ${cause.message}`
+          : '. See the logged cause; the database is usually unreachable or overloaded.'),
       { cause },
     );
     this.failed = failed;
@@ -71,6 +74,87 @@ export class SchemaMissingError extends TraceConsumerError {
         'missing tables) or set DB_SCHEMA to the schema that holds the tables',
     );
     this.tables = tables;
+  }
+}
+
+/**
+ * The database cannot be used as configured: a mistake in the setup, not in the data or the moment. `summary` says
+ * what is wrong without host, user or path (the health endpoint shows it to anyone); `fix` says what to do.
+ */
+export class DatabaseSetupError extends TraceConsumerError {
+  readonly summary: string;
+  readonly fix: string;
+
+  constructor(code: string, detail: string, summary: string, fix: string, cause?: unknown) {
+    super(code, `${detail}. ${fix}`, { cause });
+    this.summary = summary;
+    this.fix = fix;
+  }
+}
+
+/** PostgreSQL rejected the login (28P01, 28000): wrong user or password, or a secret that no longer matches. */
+export class DatabaseLoginError extends DatabaseSetupError {
+  constructor(sqlState: string, detail: string, cause?: unknown) {
+    super(
+      'DB_LOGIN_REJECTED',
+      `PostgreSQL rejected the login: ${detail}`,
+      sqlState === '28P01' ? 'password authentication failed' : 'the database rejected the user',
+      'Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.',
+      cause,
+    );
+  }
+}
+
+/** The server answered, but the database DB_NAME names does not exist on it (3D000). */
+export class DatabaseNotFoundError extends DatabaseSetupError {
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'DB_NOT_FOUND',
+      `PostgreSQL answered, but ${detail}`,
+      'the database does not exist',
+      'Create it (`npm run db:apply` does, or CREATE DATABASE) or set DB_NAME to an existing one.',
+      cause,
+    );
+  }
+}
+
+/** Why no connection could be made, by system error code. */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: the database is not accepting connections',
+  ETIMEDOUT: 'connection timed out',
+  CONNECT_TIMEOUT: 'no connection within the connect timeout',
+  ENOTFOUND: 'database host name not found',
+  EAI_AGAIN: 'database host name could not be resolved',
+  EHOSTUNREACH: 'no route to the database host',
+  ENETUNREACH: 'no route to the database network',
+};
+
+/** No connection could be made: nothing listens at DB_HOST:DB_PORT, the name does not resolve, or the network drops it. */
+export class DatabaseUnreachableError extends DatabaseSetupError {
+  constructor(errorCode: string, detail: string, cause?: unknown) {
+    super(
+      'DB_UNREACHABLE',
+      `PostgreSQL could not be reached: ${detail}`,
+      UNREACHABLE[errorCode] ?? 'the database could not be reached',
+      'Check DB_HOST and DB_PORT and that the server is running (locally: `npm run db`); in Lambda, the subnets and ' +
+        'security group that lead to it.',
+      cause,
+    );
+  }
+}
+
+/** DB_SSL=verify-full, and the CA bundle DB_SSL_CA names cannot be read. */
+export class CaFileMissingError extends DatabaseSetupError {
+  constructor(path: string, cause?: unknown) {
+    const reason = (cause as { code?: unknown } | null)?.code;
+    super(
+      'DB_SSL_CA_MISSING',
+      `DB_SSL=verify-full needs the CA bundle DB_SSL_CA=${path}, which cannot be read (${typeof reason === 'string' ? reason : 'unreadable'})`,
+      'the CA bundle for DB_SSL=verify-full cannot be read',
+      'Set DB_SSL_CA to the CA file of your database server, or DB_SSL=disable for a server without TLS ' +
+        '(`serverless invoke local` defaults to disable).',
+      cause,
+    );
   }
 }
 
@@ -157,5 +241,22 @@ export class DeadLetterRequestError extends TraceConsumerError {
         'See docs/dead-letters.md for each action and its parameters.',
     );
     this.problems = problems;
+  }
+}
+
+/** A command-line script was called with arguments it cannot use; nothing was started. */
+export class UsageError extends TraceConsumerError {
+  constructor(problem: string, usage: string) {
+    super('USAGE', `${problem}\n${usage}`);
+  }
+}
+
+/** The embedded PostgreSQL of npm start, npm run db or the tests did not start; its last log lines say why. */
+export class LocalServerError extends TraceConsumerError {
+  constructor(port: number, log: string, cause?: unknown) {
+    const hint = /already in use/i.test(log)
+      ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${port + 1}).`
+      : 'See its log above; `npm run db -- --reset` starts from empty data.';
+    super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start on port ${port}. ${hint}\n${log}`, { cause });
   }
 }

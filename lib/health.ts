@@ -1,6 +1,7 @@
 import type { Database } from './database';
 import type { Sql } from './db';
 import { qualifiedTables } from './db';
+import { publicReason } from './diagnose';
 import { HealthCheckTimeoutError, SchemaMissingError, SchemaVersionError } from './errors';
 import { errorCode } from './retry';
 import { readAppliedMigrations, verifySchemaVersion } from './schema-check';
@@ -89,26 +90,23 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 10) / 10;
 
-/** SQLSTATEs and socket errors in plain words. Unknown errors are named by code only: their text may hold secrets. */
+/**
+ * Failures that are not setup mistakes (see publicReason), in plain words. Unknown errors are named by code only: their
+ * text may hold secrets.
+ */
 const REASONS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused: the database is not accepting connections',
   ECONNRESET: 'connection reset by the database',
-  ETIMEDOUT: 'connection timed out',
-  ENOTFOUND: 'database host name not found',
-  EAI_AGAIN: 'database host name could not be resolved',
-  CONNECT_TIMEOUT: 'no connection within the connect timeout',
   CONNECTION_CLOSED: 'the database closed the connection',
   CONNECTION_DESTROYED: 'the connection was destroyed',
   CONNECTION_ENDED: 'the client was shut down',
-  '28P01': 'password authentication failed',
-  '28000': 'the database rejected the user',
-  '3D000': 'the database does not exist',
   '57P03': 'the database is starting up or shutting down',
   '53300': 'too many connections',
 };
 
 export function describeFailure(error: unknown): string {
-  if (error instanceof SchemaMissingError || error instanceof SchemaVersionError || error instanceof HealthCheckTimeoutError) return error.message;
+  if (error instanceof SchemaVersionError || error instanceof HealthCheckTimeoutError) return error.message;
+  const known = publicReason(error);
+  if (known) return known;
   const code = errorCode(error);
   if (code && REASONS[code]) return REASONS[code];
   if (code && /^[0-9A-Z]{5}$/.test(code)) return `the database answered with error ${code}`;

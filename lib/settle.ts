@@ -1,4 +1,5 @@
 import type { Database } from './database';
+import { diagnoseDatabaseFailure } from './diagnose';
 import type { Logger } from './log';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './plan';
 import { classifyFailure, errorCode, withRetry, type RetryOptions } from './retry';
@@ -139,7 +140,7 @@ function write(units: readonly Unit[], ctx: Context): Promise<Map<string, TraceS
 
 function failAll(units: readonly Unit[], error: unknown, logger: Logger): Settled[] {
   logger.error('database write failed; the records are reported for retry', {
-    error,
+    error: diagnoseDatabaseFailure(error),
     failure: classifyFailure(error),
     records: units.length,
   });

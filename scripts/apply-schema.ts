@@ -9,7 +9,8 @@ import { resolve } from 'node:path';
 import { loadConfig, type Config } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { createSql, type Sql } from '../lib/db';
-import { TraceConsumerError } from '../lib/errors';
+import { diagnoseDatabaseFailure } from '../lib/diagnose';
+import { DatabaseSetupError, TraceConsumerError } from '../lib/errors';
 import { describeFailure } from '../lib/health';
 import { applySchema, MIGRATIONS_DIR } from '../lib/migrations';
 import { errorCode } from '../lib/retry';
@@ -69,18 +70,24 @@ async function createDatabaseIfMissing(settings: Config['db']): Promise<boolean>
   }
 }
 
+/** The cause in a few words: a setup mistake's summary (lib/diagnose.ts), else the health function's wording. */
+function cause(error: unknown): string {
+  const diagnosed = diagnoseDatabaseFailure(error);
+  return diagnosed instanceof DatabaseSetupError ? diagnosed.summary : describeFailure(error);
+}
+
 /** What went wrong and what to do next, without connection strings or passwords. */
 function explain(error: unknown): string {
   const code = errorCode(error);
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof TraceConsumerError || code === undefined) return message;
   if (code === '28P01' || code === '28000') {
-    return `npm run db:apply could not log in: ${describeFailure(error)}. Next: check DB_USER and DB_PASSWORD (or the secret DB_SECRET_ARN names), then run it again.`;
+    return `npm run db:apply could not log in: ${cause(error)}. Next: check DB_USER and DB_PASSWORD (or the secret DB_SECRET_ARN names), then run it again.`;
   }
   if (/^[0-9A-Z]{5}$/.test(code)) {
     return `npm run db:apply was refused by the database: ${message} (SQLSTATE ${code}). Next: fix what it names (the user needs CREATE on the database), then run it again.`;
   }
-  return `npm run db:apply could not reach the database: ${describeFailure(error)}. Next: check that it is running and that DB_HOST, DB_PORT and DB_SSL reach it from here, then run it again.`;
+  return `npm run db:apply could not reach the database: ${cause(error)}. Next: check that it is running and that DB_HOST, DB_PORT and DB_SSL reach it from here, then run it again.`;
 }
 
 main().catch((error) => {

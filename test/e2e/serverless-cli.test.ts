@@ -1,10 +1,14 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLines } from '../../scripts/invoke-output';
+import { freePort } from '../../scripts/local-db';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { invokeLocal, lastJson, projectRoot, runCommand, runServerless } from '../helpers/cli';
+import { invokeLocal, lastJson, projectRoot, runCommand, runServerless, withCliLock } from '../helpers/cli';
 
 let db: TestDatabase;
 let dbEnv: Record<string, string>;
@@ -48,7 +52,7 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
   /** `invoke local --data` as an operator types it, with the local database's settings. */
   const invokeDeadLetters = async (request: Record<string, unknown>) => {
     const args = ['invoke', 'local', '-f', 'deadLetters', '--data', JSON.stringify(request)];
-    for (const [k, v] of Object.entries({ DB_SSL: 'disable', ...dbEnv })) args.push('--env', `${k}=${v}`);
+    for (const [k, v] of Object.entries(dbEnv)) args.push('--env', `${k}=${v}`);
     const run = await runServerless(args);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     return { answer: lastJson(run.stdout) as Record<string, any>, stdout: run.stdout };
@@ -91,6 +95,207 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     expect(left).toEqual([{ reason: 'tombstone' }]);
   }, 300_000); // seven CLI runs, each bundling and starting the function
 });
+
+
+/** `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables. */
+function invokeAsDocumented(fn: string, event: string, shell: Record<string, string>) {
+  return runServerless(['invoke', 'local', '-f', fn, '-p', event], shell);
+}
+
+/** The handler's error as invoke local prints it. */
+type InvokeError = { errorMessage: string; errorType: string; stackTrace: string[] };
+
+describe('mistakes in the setup, through the real CLI', () => {
+  // Each mistake a new user makes: the error code in the log, the words of the fix, and whether it is retried.
+  // The schema version check (lib/schema-check.ts) runs before any write: a missing schema fails the whole
+  // invocation with its own error rather than as a failed batch.
+  const mistakes: { mistake: string; env: Record<string, string>; code: string; fix: string; retried: boolean; errorType?: string }[] = [
+    { mistake: 'a wrong password', env: { DB_PASSWORD: 'wrong' }, code: 'DB_LOGIN_REJECTED', fix: 'Check DB_USER and DB_PASSWORD', retried: false },
+    { mistake: 'a missing database', env: { DB_NAME: 'no_such_database' }, code: 'DB_NOT_FOUND', fix: 'set DB_NAME', retried: false },
+    { mistake: 'a missing schema', env: { DB_SCHEMA: 'no_such_schema' }, code: 'SCHEMA_VERSION_MISMATCH', fix: 'npm run db:apply', retried: false, errorType: 'SchemaVersionError' },
+    { mistake: 'TLS without the CA file', env: { DB_SSL: 'verify-full' }, code: 'DB_SSL_CA_MISSING', fix: 'DB_SSL=disable', retried: false },
+    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, code: 'DB_UNREACHABLE', fix: 'Check DB_HOST and DB_PORT', retried: true },
+  ];
+
+  it.each(mistakes)('should name the cause and fix of $mistake, with stack frames in the TypeScript sources', async ({ env, code, fix, retried, errorType }) => {
+    const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', { ...dbEnv, MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10', DB_CONNECT_TIMEOUT: '2', ...env });
+    expect(run.code).not.toBe(0);
+    const error = lastJson(run.stdout) as InvokeError;
+    expect(error.errorType).toBe(errorType ?? 'BatchFailedError');
+    expect(error.errorMessage).toContain(fix);
+    const logged = logLines(run.stdout).filter((l) => l.level === 'error').map((l) => l.error as { code?: string; cause?: { code?: string } });
+    expect(logged.some((e) => e?.code === code || e?.cause?.code === code), JSON.stringify(logged)).toBe(true);
+    expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
+    const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
+    expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
+    expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+  });
+
+  it('should let --env win over the shell, and the shell over serverless.yml', async () => {
+    // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
+    const run = await runServerless(
+      ['invoke', 'local', '-f', 'health', '-p', 'events/health-ready.json', '--env', `DB_PASSWORD=${dbEnv.DB_PASSWORD}`],
+      { ...dbEnv, DB_PASSWORD: 'wrong' },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(lastJson(run.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
+  });
+
+  it('should answer the health check with the CA file to fix when TLS is asked for without one', async () => {
+    const run = await invokeAsDocumented('health', 'events/health-ready.json', { ...dbEnv, DB_SSL: 'verify-full' });
+    expect(run.code, run.stderr).toBe(0);
+    const answer = lastJson(run.stdout) as { statusCode: number; body: { checks: { name: string; error?: string }[] } };
+    expect(answer.statusCode).toBe(503);
+    expect(answer.body.checks.find((c) => c.name === 'database')?.error).toMatch(/DB_SSL_CA.*DB_SSL=disable/);
+  });
+});
+
+describe('npm run db, then invoke local in another terminal', () => {
+  it('should serve the documented invoke local commands with no flags, stop on Ctrl-C and keep the data', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'trace-npm-run-db-'));
+    const port = String(await freePort());
+    try {
+      const first = await startNpmRunDb(port, data);
+      const exported = first.exports;
+      expect(exported).toMatchObject({ DB_HOST: '127.0.0.1', DB_PORT: port, DB_NAME: 'trace' });
+
+      const consumer = await invokeAsDocumented('consumer', 'events/msk-batch.json', exported);
+      expect(consumer.code, consumer.stdout + consumer.stderr).toBe(0);
+      expect(lastJson(consumer.stdout)).toEqual({ batchItemFailures: [] });
+      const health = await invokeAsDocumented('health', 'events/health-ready.json', exported);
+      expect(health.code, health.stdout + health.stderr).toBe(0);
+      expect(lastJson(health.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
+
+      expect(await first.interrupt()).toMatchObject({ code: 0, output: expect.stringContaining('Stopping PostgreSQL') });
+      expect(existsSync(join(data, 'data', 'postmaster.pid'))).toBe(false); // the server shut down, not just its parent
+      const second = await startNpmRunDb(port, data);
+      try {
+        const sql = postgres({ host: '127.0.0.1', port: Number(port), database: 'trace', username: 'postgres', password: exported.DB_PASSWORD, onnotice: () => {} });
+        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
+        await sql.end();
+        expect(row?.n).toBe(6);
+      } finally {
+        await second.interrupt();
+      }
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
+
+describe('npm start', () => {
+  const npmStart = (args: string[], env: Record<string, string> = {}) =>
+    runCommand('npx', ['tsx', 'scripts/run-local.ts', ...args], { DB_HOST: '', ...env }, 240_000);
+  // npm start runs the CLI, which builds into .esbuild/: under the lock the other CLI runs take.
+  const npmStartLocked = (args: string[], env: Record<string, string> = {}) => withCliLock(() => npmStart(args, env));
+  const gitStatus = async () => (await runCommand('git', ['status', '--porcelain'])).stdout;
+
+  const bad = mkdtempSync(join(tmpdir(), 'trace-start-'));
+  writeFileSync(join(bad, 'not-kafka.json'), '{"eventSource": "aws:kafka"}');
+  writeFileSync(join(bad, 'not-json.json'), 'records:');
+  afterAll(() => rmSync(bad, { recursive: true, force: true }));
+  // Every way of calling it wrongly, alone and after a good event file: refused before any server starts.
+  const mistakes: { args: string[]; env: Record<string, string>; says: string }[] = [
+    { args: ['events/nope.json'], env: {}, says: 'events/nope.json cannot be read (ENOENT)' },
+    { args: ['--bogus'], env: {}, says: "Unknown option '--bogus'" },
+    { args: [join(bad, 'not-kafka.json')], env: {}, says: 'not-kafka.json is not a Kafka event' },
+    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not a Kafka event' },
+    { args: [], env: { DB_HOST: '127.0.0.1', DB_PORT: '1' }, says: 'Add --yes to go ahead' },
+  ];
+  const withGoodFirst = mistakes
+    .flatMap((m) => [m, { ...m, args: ['events/msk-batch.json', ...m.args] }])
+    .map((m) => ({ ...m, call: `npm start -- ${m.args.join(' ')}`.trim() + (m.env.DB_HOST ? ' with DB_HOST set' : '') }));
+
+  it.each(withGoodFirst)('should refuse $call before starting anything, saying why', async ({ args, env, says }) => {
+    const run = await npmStart(args, env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(says);
+    expect(run.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
+    expect(run.stdout).not.toContain('Started an embedded PostgreSQL');
+  });
+
+  it('should print one line per event with its outcome counts, then the tables, and leave git status as it was', async () => {
+    const before = await gitStatus();
+    const run = await npmStartLocked(['events/msk-batch.json', 'events/mixed-batch.json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/events\/msk-batch\.json +6 records: 6 stored\n/);
+    expect(run.stdout).toMatch(/events\/mixed-batch\.json +9 records: 2 stored, 1 duplicate, 1 upstream error, 5 dead-lettered\n/);
+    expect(run.stdout).toContain('processed_traces by status');
+    // The function's raw log and metrics lines (and the sample records' age) only with --verbose.
+    expect(run.stdout).not.toContain('"_aws"');
+    expect(run.stdout).not.toContain('oldestRecordAgeMs');
+    expect(await gitStatus()).toBe(before);
+  }, 240_000);
+
+  it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
+    // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
+    const run = await npmStartLocked(['--verbose', 'events/msk-batch.json'], { TIME_RESERVE_MS: '900000' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/events\/msk-batch\.json +FAILED: 6 of 6 records could not be processed .*about to time out/);
+    expect(run.stdout).toContain('"message":"batch processed"');
+    expect(run.stderr).toContain('1 of 1 batches failed');
+  }, 240_000);
+});
+
+/**
+ * Starts `npm run db` as a user would, resolving with the variables of its `export` line once it is ready. It runs
+ * in a process group of its own, so that `interrupt` is a terminal's Ctrl-C: SIGINT to every process of the group.
+ */
+function startNpmRunDb(port: string, data: string) {
+  // The command behind `npm run db`: npm itself ends by the signal without waiting for its script.
+  const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/db.ts', '--port', port, '--data', data], {
+    cwd: projectRoot,
+    env: { ...process.env, DB_HOST: '' },
+    detached: true,
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  return new Promise<{ exports: Record<string, string>; interrupt: () => Promise<{ code: number | null; output: string }> }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm run db did not get ready:\n${output}`)), 90_000);
+    void exited.then(() => reject(new Error(`npm run db ended early:\n${output}`)));
+    child.stdout.on('data', () => {
+      const line = /^\s*export (.+)$/m.exec(output)?.[1];
+      if (!line || !output.includes('Ctrl-C')) return;
+      clearTimeout(timer);
+      const exports = Object.fromEntries(line.split(' ').map((pair) => pair.split('=') as [string, string]));
+      resolve({ exports, interrupt: () => (process.kill(-child.pid!, 'SIGINT'), exited) });
+    });
+  });
+}
+
+// Packaging runs in this file too: the CLI builds into .esbuild/ in the project, so CLI runs must not overlap.
+const ACCOUNT = '123456789012';
+const common = {
+  dbSecretArn: `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:trace-db-AbCdEf`,
+  subnetIds: 'subnet-0aaa,subnet-0bbb',
+  securityGroupIds: 'sg-0ccc',
+  dbHost: 'trace.cluster-abc.us-east-1.rds.amazonaws.com',
+};
+const CLUSTER = `arn:aws:kafka:us-east-1:${ACCOUNT}:cluster/trace-cluster/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3`;
+
+interface Template {
+  Resources: Record<string, { Type: string; Properties: Record<string, any>; DependsOn?: string[] }>;
+}
+
+async function packageWith(params: Record<string, string>, stage = 'dev'): Promise<Template> {
+  const dir = mkdtempSync(join(tmpdir(), 'trace-package-'));
+  const args = ['serverless', 'package', '--stage', stage, '--package', dir];
+  for (const [k, v] of Object.entries({ ...common, ...params })) args.push(`--param=${k}=${v}`);
+  const run = await runCommand('npx', args, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' });
+  expect(run.code, run.stdout + run.stderr).toBe(0);
+  return JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
+}
+
+function statementsOf(template: Template, roleName: string) {
+  const policies = template.Resources[roleName]!.Properties.Policies as { PolicyDocument: { Statement: { Action: string[]; Resource: unknown }[] } }[];
+  return policies.flatMap((p) => p.PolicyDocument.Statement);
+}
+
+function resourceFor(template: Template, roleName: string, action: string): unknown {
+  return statementsOf(template, roleName).find((s) => s.Action.includes(action))?.Resource;
+}
 
 describe('your own messages, end to end', () => {
   it('should store a message file wrapped by the event builder and run through invoke local', async () => {

@@ -59,17 +59,13 @@ export async function withCliLock<T>(fn: () => Promise<T>): Promise<T> {
 export const runServerless = (args: string[], env: Record<string, string> = {}) => withCliLock(() => runCommand('npx', ['serverless', ...args], env));
 
 /**
- * `serverless invoke local` with the database settings passed as --env, as a user would. The local server has no
- * TLS, so DB_SSL=disable overrides the deployed default.
+ * `serverless invoke local` with the database settings passed as --env, as a user may. No DB_SSL: invoke local
+ * defaults to disable (deploy/invoke-local.js).
  */
 export function invokeLocal(fn: string, eventPath: string, dbEnv: Record<string, string>) {
   const args = ['invoke', 'local', '-f', fn, '-p', eventPath];
-  for (const [k, v] of Object.entries({ DB_SSL: 'disable', ...dbEnv })) args.push('--env', `${k}=${v}`);
+  for (const [k, v] of Object.entries(dbEnv)) args.push('--env', `${k}=${v}`);
   return runServerless(args);
 }
 
-/** The last JSON document in the CLI's output: invoke local prints the handler's response last. */
-export function lastJson(stdout: string): unknown {
-  const start = stdout.lastIndexOf('\n{\n');
-  return JSON.parse(stdout.slice(start === -1 ? stdout.indexOf('{') : start + 1));
-}
+export { lastJson } from '../../scripts/invoke-output';
