@@ -109,3 +109,15 @@ export class OutOfTimeError extends TraceConsumerError {
     super('OUT_OF_TIME', 'The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
   }
 }
+
+/** The local Kafka broker (npm run kafka, the end-to-end tests) could not be downloaded or started. */
+export class KafkaBrokerError extends TraceConsumerError {
+  constructor(problem: string, cause?: unknown) {
+    super(
+      'KAFKA_BROKER_UNAVAILABLE',
+      `The local Kafka broker could not be started: ${problem}. It needs Java 17 or later on PATH and Maven ` +
+        '(mvn) reaching Maven Central on the first run; see docs/local-kafka.md.',
+      { cause },
+    );
+  }
+}

@@ -92,7 +92,7 @@ export async function startLocalDatabase(options: { useConfigured?: boolean; pos
   };
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
