@@ -8,6 +8,7 @@ import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Consumer, MessagesStreamFallbackModes, MessagesStreamModes, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { Context } from 'aws-lambda';
+import { fromMessage } from './from-message';
 import { lambdaContext } from './lambda-context';
 import { batchReady, decide, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type EventSource, type Invocation, type PolledRecord } from './mapping';
 import { clientOptions, type EsmSettings } from './settings';
@@ -98,17 +99,7 @@ export class LocalEventSourceMapping {
     state.highest = offset;
     if (state.queue.length === 0) state.firstArrivedAt = Date.now();
     state.queue.push({
-      record: {
-        topic: message.topic,
-        partition: message.partition,
-        offset,
-        timestamp: Number(message.timestamp),
-        // The client does not expose the batch's timestamp type; topics here keep Kafka's default, CreateTime.
-        timestampType: 'CREATE_TIME',
-        key: message.key ?? null,
-        value: message.value ?? null,
-        headers: [...message.headers.entries()],
-      },
+      record: fromMessage(message),
       commit: () => message.commit() as Promise<void>,
     });
     this.buffered++;

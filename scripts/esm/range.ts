@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Consumer, MessagesStreamModes } from '@platformatic/kafka';
+import { fromMessage } from './from-message';
 import type { PolledRecord } from './mapping';
 import { clientOptions, type KafkaSettings } from './settings';
 
@@ -42,33 +43,31 @@ export async function readRanges(kafka: KafkaSettings, ranges: readonly OffsetRa
       .map((r) => ({ ...r, to: Math.min(r.to, Number(latest[r.partition] ?? 0n) - 1) }))
       .filter((r) => r.to >= r.from);
     if (wanted.length === 0) return [];
+    // One read per partition, over the span of all its ranges (the on-failure file may hold several).
+    const spans = new Map<number, { from: number; to: number }>();
+    for (const r of wanted) {
+      const span = spans.get(r.partition);
+      spans.set(r.partition, span ? { from: Math.min(span.from, r.from), to: Math.max(span.to, r.to) } : { from: r.from, to: r.to });
+    }
+    const inRange = (partition: number, offset: number) => wanted.some((r) => r.partition === partition && r.from <= offset && offset <= r.to);
     const stream = await consumer.consume({
       topics: [kafka.topic],
       mode: MessagesStreamModes.MANUAL,
-      offsets: wanted.map((r) => ({ topic: kafka.topic, partition: r.partition, offset: BigInt(r.from) })),
+      offsets: [...spans].map(([partition, span]) => ({ topic: kafka.topic, partition, offset: BigInt(span.from) })),
       autocommit: false,
       maxWaitTime: 200,
     });
     const records: PolledRecord[] = [];
-    const remaining = new Map(wanted.map((r) => [r.partition, r]));
+    const remaining = new Map(spans);
     try {
       for await (const m of stream) {
-        const range = remaining.get(m.partition);
+        const span = remaining.get(m.partition);
         const offset = Number(m.offset);
-        if (!range || offset < range.from) continue;
-        if (offset <= range.to) {
-          records.push({
-            topic: m.topic,
-            partition: m.partition,
-            offset,
-            timestamp: Number(m.timestamp),
-            timestampType: 'CREATE_TIME',
-            key: m.key ?? null,
-            value: m.value ?? null,
-            headers: [...m.headers.entries()],
-          });
+        if (!span) continue;
+        if (inRange(m.partition, offset)) {
+          records.push(fromMessage(m));
         }
-        if (offset >= range.to) remaining.delete(m.partition);
+        if (offset >= span.to) remaining.delete(m.partition);
         if (remaining.size === 0) break;
       }
     } finally {
