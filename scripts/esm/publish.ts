@@ -16,13 +16,20 @@ export interface OutgoingMessage {
   partition?: number;
 }
 
-/** Publishes `messages` in order (in chunks, acknowledged by the broker); returns how many were published. */
-export async function publish(kafka: KafkaSettings, messages: readonly OutgoingMessage[], chunk = 500): Promise<number> {
+/**
+ * Publishes `messages` in order, in sends of at most `maxBytes` of values (the broker refuses a partition's batch
+ * above its message.max.bytes, 1 MB by default), each acknowledged by the broker; returns how many were published.
+ */
+export async function publish(kafka: KafkaSettings, messages: readonly OutgoingMessage[], maxBytes = 512 * 1024): Promise<number> {
   const producer = new Producer({ ...clientOptions(kafka, 'trace-consumer-produce'), acks: -1 });
   try {
-    for (let i = 0; i < messages.length; i += chunk) {
+    for (let i = 0; i < messages.length; ) {
+      let end = i;
+      for (let bytes = 0; end < messages.length && (end === i || bytes + (messages[end]!.value?.length ?? 0) <= maxBytes); end++) {
+        bytes += messages[end]!.value?.length ?? 0;
+      }
       await producer.send({
-        messages: messages.slice(i, i + chunk).map((m) => ({
+        messages: messages.slice(i, end).map((m) => ({
           topic: kafka.topic,
           key: m.key ?? undefined,
           // The client's types want a value; undefined is written as Kafka's null value, a tombstone.
@@ -32,6 +39,7 @@ export async function publish(kafka: KafkaSettings, messages: readonly OutgoingM
           ...(m.partition === undefined ? {} : { partition: m.partition }),
         })),
       });
+      i = end;
     }
     return messages.length;
   } finally {
