@@ -168,6 +168,33 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
 }
 
+/** Lambda's limit on an invocation's payload: a batch is cut before its event would exceed it. */
+export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
+/** The size a record adds to the event's JSON: base64 key and value, header bytes as decimal lists, the fields. */
+export function encodedSize(r: PolledRecord): number {
+  const base64 = (b: Buffer | null) => (b === null ? 0 : Math.ceil(b.length / 3) * 4);
+  const headers = r.headers.reduce((n, [k, v]) => n + k.length + 8 + v.length * 4, 0);
+  return base64(r.key) + base64(r.value) + headers + r.topic.length + 160;
+}
+
+/**
+ * How many of the queued records (in offset order) go into the next invocation: up to `batchSize`, and no more than
+ * fit in `maxBytes` of payload, but always at least one, so that one huge record is still delivered (and answered by
+ * Lambda's own limit, as in AWS).
+ */
+export function batchLength(queue: readonly PolledRecord[], batchSize: number, maxBytes = MAX_PAYLOAD_BYTES): number {
+  let bytes = 200; // the envelope
+  let n = 0;
+  for (const r of queue) {
+    if (n >= batchSize) break;
+    bytes += encodedSize(r);
+    if (n > 0 && bytes > maxBytes) break;
+    n++;
+  }
+  return n;
+}
+
 /**
  * Whether a partition's buffered records should be delivered now: a full batch, or the batching window has passed
  * since the first of them arrived (Lambda's MaximumBatchingWindowInSeconds).

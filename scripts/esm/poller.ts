@@ -10,7 +10,7 @@ import { Consumer, MessagesStreamFallbackModes, MessagesStreamModes, type Messag
 import type { Context } from 'aws-lambda';
 import { fromMessage } from './from-message';
 import { lambdaContext } from './lambda-context';
-import { batchReady, decide, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type EventSource, type Invocation, type PolledRecord } from './mapping';
+import { batchLength, batchReady, decide, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type EventSource, type Invocation, type PolledRecord } from './mapping';
 import { clientOptions, type EsmSettings } from './settings';
 
 export type Handler = (event: unknown, context: Context) => Promise<unknown>;
@@ -135,7 +135,7 @@ export class LocalEventSourceMapping {
   }
 
   private async deliver(state: PartitionState): Promise<void> {
-    const batch = state.queue.slice(0, this.settings.batchSize);
+    const batch = state.queue.slice(0, batchLength(state.queue.slice(0, this.settings.batchSize).map((b) => b.record), this.settings.batchSize));
     const records = batch.map((b) => b.record);
     const attempt = state.attempt;
     const started = Date.now();

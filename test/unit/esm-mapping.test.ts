@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent } from '../../lib/kafka';
-import { batchReady, decide, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type PolledRecord } from '../../scripts/esm/mapping';
+import { batchLength, batchReady, decide, MAX_PAYLOAD_BYTES, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type PolledRecord } from '../../scripts/esm/mapping';
 import { loadEsmSettings } from '../../scripts/esm/settings';
 
 const TOPIC = 'trace-survey-processed';
@@ -156,6 +156,26 @@ describe('batching and backoff', () => {
     expect(batchReady(99, 1000, 1499, options)).toBe(false);
     expect(batchReady(99, 1000, 1500, options)).toBe(true);
     expect(batchReady(0, 0, 10_000, options)).toBe(false);
+  });
+
+  it('should cut a batch before its event exceeds the payload limit, and never below one record', () => {
+    const sized = (n: number, bytes: number) => batch(0, 0, n).map((r) => ({ ...r, value: Buffer.alloc(bytes, 0x61) }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 1, max: 500 }), (n, bytes, batchSize) => {
+        const queue = sized(n, bytes);
+        const length = batchLength(queue, batchSize);
+        const event = JSON.stringify(toLambdaEvent(queue.slice(0, length), { kind: 'msk', bootstrapServers: 'b-1:9098', clusterArn: 'arn:aws:kafka:us-east-1:1:cluster/c/1' }));
+        expect(length).toBeGreaterThanOrEqual(1);
+        expect(length).toBeLessThanOrEqual(Math.min(n, batchSize));
+        if (length > 1) expect(event.length).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+        // Not cut short: one more record would have broken the size or the count limit.
+        if (length < Math.min(n, batchSize)) {
+          const more = JSON.stringify(toLambdaEvent(queue.slice(0, length + 1), { kind: 'msk', bootstrapServers: 'b-1:9098', clusterArn: 'arn:aws:kafka:us-east-1:1:cluster/c/1' }));
+          expect(more.length).toBeGreaterThan(MAX_PAYLOAD_BYTES * 0.95);
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('should double the retry delay up to its cap', () => {
