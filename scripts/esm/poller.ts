@@ -77,12 +77,18 @@ export class LocalEventSourceMapping {
     this.stream.on('error', (error: unknown) => console.error('kafka stream error:', error));
     this.running = true;
     this.loop = this.deliverLoop();
+    this.loop.catch(() => {}); // observed through finished(); never an unhandled rejection
+  }
+
+  /** Resolves when the mapping stops; rejects with the error that stopped it (a failed commit, say). */
+  finished(): Promise<void> {
+    return this.loop ?? Promise.resolve();
   }
 
   /** Stops after the invocation in flight, leaves the group. Uncommitted records are delivered again next time. */
   async stop(): Promise<void> {
     this.running = false;
-    await this.loop;
+    await this.loop?.catch(() => {});
     await this.stream?.close().catch(() => {});
     await this.consumer?.close().catch(() => {});
   }
@@ -129,7 +135,14 @@ export class LocalEventSourceMapping {
       // Round robin over the ready partitions, so one busy partition cannot starve the others.
       const [partition, state] = ready.find(([p]) => p >= next) ?? ready[0]!;
       next = partition + 1;
-      await this.deliver(state);
+      try {
+        await this.deliver(state);
+      } catch (error) {
+        // Most likely a commit refused after the partition moved to another member. Carrying on could commit past
+        // records this member no longer holds, so the mapping stops; a restart reads on from the committed offsets.
+        this.running = false;
+        throw error;
+      }
       if (this.buffered < this.settings.batchSize * 10 && this.stream?.isPaused()) this.stream.resume();
     }
   }

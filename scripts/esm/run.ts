@@ -26,6 +26,10 @@ async function main() {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  await mapping.finished().catch(async (error: unknown) => {
+    await mapping.stop();
+    throw error;
+  });
 }
 
 main().catch((error: unknown) => {
