@@ -50,6 +50,7 @@ export class LocalEventSourceMapping {
   private running = false;
   private loop: Promise<void> | null = null;
   private buffered = 0;
+  private streamError: unknown = null;
   private readonly source: EventSource;
 
   constructor(
@@ -74,7 +75,11 @@ export class LocalEventSourceMapping {
       maxWaitTime: 200,
     });
     this.stream.on('data', (message: Message<Buffer, Buffer, Buffer, Buffer>) => this.accept(message));
-    this.stream.on('error', (error: unknown) => console.error('kafka stream error:', error));
+    // The client retries what can be retried; an error that reaches here has ended the stream, so the mapping ends.
+    this.stream.on('error', (error: unknown) => {
+      this.streamError = error;
+      this.running = false;
+    });
     this.running = true;
     this.loop = this.deliverLoop();
     this.loop.catch(() => {}); // observed through finished(); never an unhandled rejection
@@ -145,6 +150,7 @@ export class LocalEventSourceMapping {
       }
       if (this.buffered < this.settings.batchSize * 10 && this.stream?.isPaused()) this.stream.resume();
     }
+    if (this.streamError !== null) throw this.streamError;
   }
 
   private async deliver(state: PartitionState): Promise<void> {
