@@ -1,6 +1,9 @@
--- TRACE survey tables. Every statement is idempotent: run it again after an upgrade, it adds what is missing.
+-- TRACE survey tables: the whole schema in one file, equal to applying every file in migrations/ (a test checks
+-- that), for psql users and for reading. It creates a new schema at the newest version, version rows included, and
+-- is safe to run again on it. An existing schema at an older version is refused: upgrade it with npm run db:apply.
 --   psql:  psql -v schema=trace -f schema.sql      (the schema name defaults to trace)
---   npm:   npm run db:apply                         (uses DB_* and DB_SCHEMA, or the embedded PostgreSQL)
+--   npm:   npm run db:apply                         (applies migrations/ to DB_SCHEMA; see docs/schema-upgrades.md)
+\set ON_ERROR_STOP on
 \if :{?schema}
 \else
 \set schema trace
@@ -8,6 +11,35 @@
 
 CREATE SCHEMA IF NOT EXISTS :"schema";
 SET search_path TO :"schema";
+
+-- Refuse a schema this file would not upgrade: IF NOT EXISTS skips a table that exists, whatever its columns.
+DO $guard$
+DECLARE
+  newest CONSTANT integer := 1; -- the number of the newest file in migrations/
+  current integer;
+BEGIN
+  IF to_regclass('schema_migrations') IS NOT NULL THEN
+    SELECT coalesce(max(version), 0) INTO current FROM schema_migrations;
+    IF current < newest THEN
+      RAISE EXCEPTION 'schema % is at version %, schema.sql is version %: upgrade it with npm run db:apply', current_schema(), current, newest;
+    END IF;
+  ELSIF to_regclass('instructors') IS NOT NULL THEN
+    RAISE EXCEPTION 'schema % has tables but no schema_migrations table: run npm run db:apply, which records it as version 1 and upgrades it', current_schema();
+  END IF;
+END
+$guard$;
+
+-- One row per applied migration. The consumer reads it at its first invocation and refuses to run on a version it
+-- cannot work with; `compatible` says code for the previous version still works here (see docs/schema-upgrades.md).
+-- checksum is the SHA-256 of the migration file as applied by npm run db:apply, NULL for rows written by this file.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    integer PRIMARY KEY,
+  name       text NOT NULL,
+  compatible boolean NOT NULL,
+  checksum   text,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+
 
 -- Instructors are found or created by name, normalised by the consumer (trimmed, inner whitespace as one space).
 CREATE TABLE IF NOT EXISTS instructors (
@@ -116,3 +148,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   UNIQUE (kafka_topic, kafka_partition, kafka_offset)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at_idx ON dead_letters (created_at);
+
+-- The migrations this file is equal to, one row each: version, the name in its file name, its compatible flag.
+INSERT INTO schema_migrations (version, name, compatible) VALUES
+  (1, 'initial', false)
+ON CONFLICT (version) DO NOTHING;

@@ -86,9 +86,12 @@ export function qualifiedTables(schema: string): Record<Table, string> {
   return Object.fromEntries(TABLES.map((t) => [t, `${schema}.${t}`])) as Record<Table, string>;
 }
 
+/** Brings a schema to the newest migration: the one entry point for scripts and tests (see lib/migrations.ts). */
+export { applySchema } from './migrations';
+
 /**
- * The SQL of schema.sql for `schema`, without its psql meta-commands, so that it runs through any client.
- * `schema` must already be a validated identifier (see loadConfig).
+ * The SQL of schema.sql (or of `text`) for `schema`, without its psql meta-commands, so that it runs through any
+ * client as `psql -v schema=<schema> -f schema.sql` would. Tests use it; `schema` must be a validated identifier.
  */
 export function schemaSql(schema: string, text = readFileSync(join(__dirname, '..', 'schema.sql'), 'utf8')): string {
   return text
@@ -96,15 +99,6 @@ export function schemaSql(schema: string, text = readFileSync(join(__dirname, '.
     .filter((line) => !line.startsWith('\\'))
     .join('\n')
     .replaceAll(':"schema"', `"${schema}"`);
-}
-
-/** Applies schema.sql to `schema`; safe to run again. Holds a lock so that concurrent runs do not race. */
-export async function applySchema(sql: Sql, schema: string): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext(${'trace-consumer schema ' + schema}))`;
-    await tx.unsafe(schemaSql(schema));
-    await tx`reset search_path`;
-  });
 }
 
 /**

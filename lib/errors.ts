@@ -57,17 +57,53 @@ export class BatchFailedError extends TraceConsumerError {
   }
 }
 
-/** The database answered, but tables of the schema are missing. Apply schema.sql. */
+/**
+ * The schema is at the right version, but tables of it are missing: dropped by hand. schema.sql recreates missing
+ * tables (npm run db:apply would not: by the version table there is nothing to apply).
+ */
 export class SchemaMissingError extends TraceConsumerError {
   readonly tables: readonly string[];
 
   constructor(tables: readonly string[]) {
     super(
       'SCHEMA_MISSING',
-      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql (npm run db:apply) ` +
-        'or set DB_SCHEMA to the schema that holds the tables',
+      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql with psql (it recreates ` +
+        'missing tables) or set DB_SCHEMA to the schema that holds the tables',
     );
     this.tables = tables;
+  }
+}
+
+/**
+ * The database's schema version is not one this code can work with: behind it (migrations not yet applied), or
+ * ahead of it with a migration not marked `-- compatible: true` (code rolled back too far). Retrying cannot help
+ * until someone acts, so the invocation fails as a whole and Lambda delivers the batch again later.
+ */
+export class SchemaVersionError extends TraceConsumerError {
+  readonly current: number;
+  readonly required: number;
+  /** Applied versions above `required` that are not marked compatible (empty when the database is behind). */
+  readonly incompatible: readonly number[];
+
+  constructor(current: number, required: number, incompatible: readonly number[] = []) {
+    super(
+      'SCHEMA_VERSION_MISMATCH',
+      current < required
+        ? `schema version ${current}, needs ${required}: run npm run db:apply`
+        : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
+            `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; ` +
+            `deploy code built for schema version ${current}`,
+    );
+    this.current = current;
+    this.required = required;
+    this.incompatible = incompatible;
+  }
+}
+
+/** A migration could not be read, checked or applied (npm run db:apply). The message names the file and the fix. */
+export class MigrationError extends TraceConsumerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MIGRATION_FAILED', message, options);
   }
 }
 

@@ -1,8 +1,9 @@
 import type { Database } from './database';
 import type { Sql } from './db';
 import { qualifiedTables } from './db';
-import { HealthCheckTimeoutError, SchemaMissingError } from './errors';
+import { HealthCheckTimeoutError, SchemaMissingError, SchemaVersionError } from './errors';
 import { errorCode } from './retry';
+import { readAppliedMigrations, verifySchemaVersion } from './schema-check';
 
 /*
  * Readiness and freshness, for uptime monitors and dashboards. Answers say which check failed and why in words a
@@ -32,8 +33,8 @@ export interface ReadinessDependencies {
 }
 
 /**
- * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, and every table
- * of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
+ * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, the schema is at
+ * a version this code works with (lib/schema-check.ts), and every table of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
  * skipped, so the answer always names every check.
  */
 export async function checkReadiness(deps: ReadinessDependencies): Promise<Readiness> {
@@ -59,6 +60,8 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
     await deps.database.run((sql) => sql`select 1`);
   });
   await run('schema', async () => {
+    // The version first: a schema that is behind, or not there at all (version 0), needs npm run db:apply.
+    verifySchemaVersion(await deps.database.run((sql) => readAppliedMigrations(sql, deps.schema)));
     const missing = await deps.database.run((sql) => missingTables(sql, deps.schema));
     if (missing.length > 0) throw new SchemaMissingError(missing);
   });
@@ -105,7 +108,7 @@ const REASONS: Record<string, string> = {
 };
 
 export function describeFailure(error: unknown): string {
-  if (error instanceof SchemaMissingError || error instanceof HealthCheckTimeoutError) return error.message;
+  if (error instanceof SchemaMissingError || error instanceof SchemaVersionError || error instanceof HealthCheckTimeoutError) return error.message;
   const code = errorCode(error);
   if (code && REASONS[code]) return REASONS[code];
   if (code && /^[0-9A-Z]{5}$/.test(code)) return `the database answered with error ${code}`;

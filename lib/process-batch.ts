@@ -5,6 +5,7 @@ import type { Logger } from './log';
 import { parseMessage } from './message';
 import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from './metrics';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate, type Candidate } from './plan';
+import type { SchemaGate } from './schema-check';
 import { summarize, toResponse, type BatchSummary, type KafkaBatchResponse, type RecordOutcome } from './report';
 import { settleBatch, type Settled } from './settle';
 import type { DeadLetter } from './store';
@@ -17,6 +18,8 @@ export interface BatchDependencies {
   remainingMs: () => number;
   /** Writes a metrics document (CloudWatch EMF) where CloudWatch reads it: a line on stdout in Lambda. */
   emitMetrics?: (document: EmfDocument) => void;
+  /** Checks the schema version before the first write of an execution environment; the consumer always passes one. */
+  schemaGate?: SchemaGate;
 }
 
 const SERVICE = 'trace-consumer';
@@ -30,11 +33,13 @@ export interface BatchResult {
 /**
  * Decodes, validates and stores one Kafka batch, and settles every record in exactly one state. Knows nothing of
  * Lambda beyond the event's shape: the handler passes the remaining time and returns the response.
- * Throws EnvelopeError for an event that is not a Kafka event, and BatchFailedError when nothing could be settled.
+ * Throws EnvelopeError for an event that is not a Kafka event, SchemaVersionError when the database's schema
+ * version does not fit the code (nothing written), and BatchFailedError when nothing could be settled.
  */
 export async function processBatch(event: unknown, deps: BatchDependencies): Promise<BatchResult> {
   const started = Date.now();
   const records = decodeEvent(event);
+  await deps.schemaGate?.ensure(deps.database, deps.logger, deps.remainingMs() - deps.config.timeReserveMs);
 
   const candidates: Candidate[] = [];
   const deadLetters: DeadLetter[] = [];

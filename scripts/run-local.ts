@@ -1,6 +1,6 @@
 /**
  * The consumer on sample events, end to end (npm start): a PostgreSQL server (the one DB_HOST names, else an
- * embedded one), schema.sql applied, `serverless invoke local` on each event, then what was stored.
+ * embedded one), the migrations applied, `serverless invoke local` on each event, then what was stored.
  *   npm start                          # every events/*.json sample
  *   npm start -- events/my-event.json  # your own events (see npm run build-event)
  */
@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadConfig } from '../lib/config';
-import { applySchema, createSql, qualifiedTables } from '../lib/db';
+import { createSql, qualifiedTables } from '../lib/db';
+import { applySchema } from '../lib/migrations';
 import { startLocalDatabase } from './local-db';
 
 const root = join(__dirname, '..');
@@ -31,8 +32,8 @@ async function main() {
   );
   const sql = createSql(config.db);
   try {
-    await applySchema(sql, config.db.schema);
-    console.log(`Applied schema.sql to schema "${config.db.schema}".\n`);
+    const { to } = await applySchema(sql, config.db.schema);
+    console.log(`Schema "${config.db.schema}" migrated to version ${to}.\n`);
     // The local server has no TLS; the deployed default (DB_SSL=verify-full) is overridden like the connection.
     for (const file of files) invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema, DB_SSL: process.env.DB_SSL || 'disable' });
     await showStored(sql, config.db.schema);
