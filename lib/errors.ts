@@ -260,3 +260,15 @@ export class LocalServerError extends TraceConsumerError {
     super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start on port ${port}. ${hint}\n${log}`, { cause });
   }
 }
+
+/** The local Kafka broker (npm run kafka, the end-to-end tests) could not be downloaded or started. */
+export class KafkaBrokerError extends TraceConsumerError {
+  constructor(problem: string, cause?: unknown) {
+    super(
+      'KAFKA_BROKER_UNAVAILABLE',
+      `The local Kafka broker could not be started: ${problem}. It needs Java 17 or later on PATH and Maven ` +
+        '(mvn) reaching Maven Central on the first run; see docs/local-kafka.md.',
+      { cause },
+    );
+  }
+}
