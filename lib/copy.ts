@@ -15,7 +15,7 @@ export async function copyRows(
 ): Promise<void> {
   if (isEmpty(rows)) return;
   const target = await tx`copy ${table} (${tx(columns as string[])}) from stdin`.writable();
-  await pipeline(Readable.from(chunks(rows)), target);
+  await pipeline(Readable.from(copyChunks(rows)), target);
 }
 
 function isEmpty(rows: Iterable<readonly unknown[]>): boolean {
@@ -23,7 +23,7 @@ function isEmpty(rows: Iterable<readonly unknown[]>): boolean {
 }
 
 /** Rows as COPY text lines, gathered into chunks of about 64 KiB so that the socket sees few large writes. */
-function* chunks(rows: Iterable<readonly unknown[]>): Generator<string> {
+export function* copyChunks(rows: Iterable<readonly unknown[]>): Generator<string> {
   let chunk = '';
   for (const row of rows) {
     chunk += row.map(copyField).join('\t') + '\n';

@@ -3,12 +3,9 @@ import type { Config } from './config';
 import type { CredentialSource, Credentials } from './credentials';
 import { createSql, type Sql } from './db';
 import { OutOfTimeError } from './errors';
-import { CONNECT_FAILED, CONNECTION_LOST, errorCode } from './retry';
+import { CONNECT_FAILED, CONNECTION_LOST, errorCode, LOGIN_REJECTED } from './retry';
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
-
-/** SQLSTATEs with which PostgreSQL rejects a login: wrong password, unknown or disabled user. */
-const LOGIN_REJECTED = new Set(['28P01', '28000']);
 
 /**
  * The database of one execution environment: a postgres.js client created on first use (not at cold start, so an

@@ -3,6 +3,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
+import { CaFileMissingError } from './errors';
 import { CONNECTION_LOST, errorCode } from './retry';
 
 export type Sql = postgres.Sql;
@@ -67,7 +68,16 @@ function sslOptions(db: Config['db']): ClientOptions['ssl'] {
   if (db.ssl === 'disable') return false;
   if (db.ssl === 'require') return 'require'; // encrypted, certificate not checked
   // Full verification: the certificate must chain to the CA bundle and name the host we connect to.
-  return { rejectUnauthorized: true, ca: readFileSync(db.sslCa, 'utf8'), ...(isIP(db.host) ? {} : { servername: db.host }) };
+  return { rejectUnauthorized: true, ca: readCaBundle(db.sslCa), ...(isIP(db.host) ? {} : { servername: db.host }) };
+}
+
+/** The CA bundle, or an error naming DB_SSL_CA: a missing file is a setup mistake, never retried as transient. */
+function readCaBundle(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CaFileMissingError(path, error);
+  }
 }
 
 /** The tables the consumer writes, as `schema.table` names for postgres.js identifiers. */
@@ -86,9 +96,12 @@ export function qualifiedTables(schema: string): Record<Table, string> {
   return Object.fromEntries(TABLES.map((t) => [t, `${schema}.${t}`])) as Record<Table, string>;
 }
 
+/** Brings a schema to the newest migration: the one entry point for scripts and tests (see lib/migrations.ts). */
+export { applySchema } from './migrations';
+
 /**
- * The SQL of schema.sql for `schema`, without its psql meta-commands, so that it runs through any client.
- * `schema` must already be a validated identifier (see loadConfig).
+ * The SQL of schema.sql (or of `text`) for `schema`, without its psql meta-commands, so that it runs through any
+ * client as `psql -v schema=<schema> -f schema.sql` would. Tests use it; `schema` must be a validated identifier.
  */
 export function schemaSql(schema: string, text = readFileSync(join(__dirname, '..', 'schema.sql'), 'utf8')): string {
   return text
@@ -96,15 +109,6 @@ export function schemaSql(schema: string, text = readFileSync(join(__dirname, '.
     .filter((line) => !line.startsWith('\\'))
     .join('\n')
     .replaceAll(':"schema"', `"${schema}"`);
-}
-
-/** Applies schema.sql to `schema`; safe to run again. Holds a lock so that concurrent runs do not race. */
-export async function applySchema(sql: Sql, schema: string): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext(${'trace-consumer schema ' + schema}))`;
-    await tx.unsafe(schemaSql(schema));
-    await tx`reset search_path`;
-  });
 }
 
 /**

@@ -48,8 +48,11 @@ export class BatchFailedError extends TraceConsumerError {
   constructor(failed: number, received: number, cause?: unknown) {
     super(
       'BATCH_FAILED',
-      `${failed} of ${received} records could not be processed and will be retried by Lambda. ` +
-        'See the logged cause; the database is usually unreachable or overloaded.',
+      `${failed} of ${received} records could not be processed and will be retried by Lambda` +
+        // A cause this project names (login rejected, schema missing, ...) already says what to do.
+        (cause instanceof TraceConsumerError
+          ? `: ${cause.message}`
+          : '. See the logged cause; the database is usually unreachable or overloaded.'),
       { cause },
     );
     this.failed = failed;
@@ -57,17 +60,134 @@ export class BatchFailedError extends TraceConsumerError {
   }
 }
 
-/** The database answered, but tables of the schema are missing. Apply schema.sql. */
+/**
+ * The schema is at the right version, but tables of it are missing: dropped by hand. schema.sql recreates missing
+ * tables (npm run db:apply would not: by the version table there is nothing to apply).
+ */
 export class SchemaMissingError extends TraceConsumerError {
   readonly tables: readonly string[];
 
   constructor(tables: readonly string[]) {
     super(
       'SCHEMA_MISSING',
-      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql (npm run db:apply) ` +
-        'or set DB_SCHEMA to the schema that holds the tables',
+      `missing table${tables.length > 1 ? 's' : ''} ${tables.join(', ')}: apply schema.sql with psql (it recreates ` +
+        'missing tables) or set DB_SCHEMA to the schema that holds the tables',
     );
     this.tables = tables;
+  }
+}
+
+/**
+ * The database cannot be used as configured: a mistake in the setup, not in the data or the moment. `summary` says
+ * what is wrong without host, user or path (the health endpoint shows it to anyone); `fix` says what to do.
+ */
+export class DatabaseSetupError extends TraceConsumerError {
+  readonly summary: string;
+  readonly fix: string;
+
+  constructor(code: string, detail: string, summary: string, fix: string, cause?: unknown) {
+    super(code, `${detail}. ${fix}`, { cause });
+    this.summary = summary;
+    this.fix = fix;
+  }
+}
+
+/** PostgreSQL rejected the login (28P01, 28000): wrong user or password, or a secret that no longer matches. */
+export class DatabaseLoginError extends DatabaseSetupError {
+  constructor(sqlState: string, detail: string, cause?: unknown) {
+    super(
+      'DB_LOGIN_REJECTED',
+      `PostgreSQL rejected the login: ${detail}`,
+      sqlState === '28P01' ? 'password authentication failed' : 'the database rejected the user',
+      'Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.',
+      cause,
+    );
+  }
+}
+
+/** The server answered, but the database DB_NAME names does not exist on it (3D000). */
+export class DatabaseNotFoundError extends DatabaseSetupError {
+  constructor(detail: string, cause?: unknown) {
+    super(
+      'DB_NOT_FOUND',
+      `PostgreSQL answered, but ${detail}`,
+      'the database does not exist',
+      'Create it (`npm run db:apply` does, or CREATE DATABASE) or set DB_NAME to an existing one.',
+      cause,
+    );
+  }
+}
+
+/** Why no connection could be made, by system error code. */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: the database is not accepting connections',
+  ETIMEDOUT: 'connection timed out',
+  CONNECT_TIMEOUT: 'no connection within the connect timeout',
+  ENOTFOUND: 'database host name not found',
+  EAI_AGAIN: 'database host name could not be resolved',
+  EHOSTUNREACH: 'no route to the database host',
+  ENETUNREACH: 'no route to the database network',
+};
+
+/** No connection could be made: nothing listens at DB_HOST:DB_PORT, the name does not resolve, or the network drops it. */
+export class DatabaseUnreachableError extends DatabaseSetupError {
+  constructor(errorCode: string, detail: string, cause?: unknown) {
+    super(
+      'DB_UNREACHABLE',
+      `PostgreSQL could not be reached: ${detail}`,
+      UNREACHABLE[errorCode] ?? 'the database could not be reached',
+      'Check DB_HOST and DB_PORT and that the server is running (locally: `npm run db`); in Lambda, the subnets and ' +
+        'security group that lead to it.',
+      cause,
+    );
+  }
+}
+
+/** DB_SSL=verify-full, and the CA bundle DB_SSL_CA names cannot be read. */
+export class CaFileMissingError extends DatabaseSetupError {
+  constructor(path: string, cause?: unknown) {
+    const reason = (cause as { code?: unknown } | null)?.code;
+    super(
+      'DB_SSL_CA_MISSING',
+      `DB_SSL=verify-full needs the CA bundle DB_SSL_CA=${path}, which cannot be read (${typeof reason === 'string' ? reason : 'unreadable'})`,
+      'the CA bundle for DB_SSL=verify-full cannot be read',
+      'Set DB_SSL_CA to the CA file of your database server, or DB_SSL=disable for a server without TLS ' +
+        '(`serverless invoke local` defaults to disable).',
+      cause,
+    );
+  }
+}
+
+/**
+ * The database's schema version is not one this code can work with: behind it (migrations not yet applied), or
+ * ahead of it with a migration not marked `-- compatible: true` (code rolled back too far). Retrying cannot help
+ * until someone acts, so the invocation fails as a whole and Lambda delivers the batch again later.
+ */
+export class SchemaVersionError extends TraceConsumerError {
+  readonly current: number;
+  readonly required: number;
+  /** Applied versions above `required` that are not marked compatible (empty when the database is behind). */
+  readonly incompatible: readonly number[];
+
+  constructor(current: number, required: number, incompatible: readonly number[] = []) {
+    super(
+      'SCHEMA_VERSION_MISMATCH',
+      current < required
+        ? `schema version ${current}, needs ${required}: run npm run db:apply`
+        : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
+            `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; ` +
+            `deploy code built for schema version ${current}`,
+    );
+    this.current = current;
+    this.required = required;
+    this.incompatible = incompatible;
+  }
+}
+
+/** A migration could not be read, checked or applied (npm run db:apply). The message names the file and the fix. */
+export class MigrationError extends TraceConsumerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MIGRATION_FAILED', message, options);
   }
 }
 
@@ -107,5 +227,48 @@ export class SecretInvalidError extends TraceConsumerError {
 export class OutOfTimeError extends TraceConsumerError {
   constructor(cause?: unknown) {
     super('OUT_OF_TIME', 'The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
+  }
+}
+
+/** A dead-letter operation (summary, show, redrive, purge) was asked for with parameters it cannot use. */
+export class DeadLetterRequestError extends TraceConsumerError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(
+      'DEAD_LETTER_REQUEST_INVALID',
+      `The dead-letter request cannot be run: ${problems.join('; ')}. ` +
+        'See docs/dead-letters.md for each action and its parameters.',
+    );
+    this.problems = problems;
+  }
+}
+
+/** A command-line script was called with arguments it cannot use; nothing was started. */
+export class UsageError extends TraceConsumerError {
+  constructor(problem: string, usage: string) {
+    super('USAGE', `${problem}\n${usage}`);
+  }
+}
+
+/** The embedded PostgreSQL of npm start, npm run db or the tests did not start; its last log lines say why. */
+export class LocalServerError extends TraceConsumerError {
+  constructor(port: number, log: string, cause?: unknown) {
+    const hint = /already in use/i.test(log)
+      ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${port + 1}).`
+      : 'See its log above; `npm run db -- --reset` starts from empty data.';
+    super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start on port ${port}. ${hint}\n${log}`, { cause });
+  }
+}
+
+/** The local Kafka broker (npm run kafka, the end-to-end tests) could not be downloaded or started. */
+export class KafkaBrokerError extends TraceConsumerError {
+  constructor(problem: string, cause?: unknown) {
+    super(
+      'KAFKA_BROKER_UNAVAILABLE',
+      `The local Kafka broker could not be started: ${problem}. It needs Java 17 or later on PATH and Maven ` +
+        '(mvn) reaching Maven Central on the first run; see docs/local-kafka.md.',
+      { cause },
+    );
   }
 }

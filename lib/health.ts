@@ -1,8 +1,10 @@
 import type { Database } from './database';
 import type { Sql } from './db';
 import { qualifiedTables } from './db';
-import { HealthCheckTimeoutError, SchemaMissingError } from './errors';
+import { publicReason } from './diagnose';
+import { HealthCheckTimeoutError, SchemaMissingError, SchemaVersionError } from './errors';
 import { errorCode } from './retry';
+import { readAppliedMigrations, verifySchemaVersion } from './schema-check';
 
 /*
  * Readiness and freshness, for uptime monitors and dashboards. Answers say which check failed and why in words a
@@ -32,8 +34,8 @@ export interface ReadinessDependencies {
 }
 
 /**
- * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, and every table
- * of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
+ * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, the schema is at
+ * a version this code works with (lib/schema-check.ts), and every table of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
  * skipped, so the answer always names every check.
  */
 export async function checkReadiness(deps: ReadinessDependencies): Promise<Readiness> {
@@ -59,6 +61,8 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
     await deps.database.run((sql) => sql`select 1`);
   });
   await run('schema', async () => {
+    // The version first: a schema that is behind, or not there at all (version 0), needs npm run db:apply.
+    verifySchemaVersion(await deps.database.run((sql) => readAppliedMigrations(sql, deps.schema)));
     const missing = await deps.database.run((sql) => missingTables(sql, deps.schema));
     if (missing.length > 0) throw new SchemaMissingError(missing);
   });
@@ -86,26 +90,23 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 10) / 10;
 
-/** SQLSTATEs and socket errors in plain words. Unknown errors are named by code only: their text may hold secrets. */
+/**
+ * Failures that are not setup mistakes (see publicReason), in plain words. Unknown errors are named by code only: their
+ * text may hold secrets.
+ */
 const REASONS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused: the database is not accepting connections',
   ECONNRESET: 'connection reset by the database',
-  ETIMEDOUT: 'connection timed out',
-  ENOTFOUND: 'database host name not found',
-  EAI_AGAIN: 'database host name could not be resolved',
-  CONNECT_TIMEOUT: 'no connection within the connect timeout',
   CONNECTION_CLOSED: 'the database closed the connection',
   CONNECTION_DESTROYED: 'the connection was destroyed',
   CONNECTION_ENDED: 'the client was shut down',
-  '28P01': 'password authentication failed',
-  '28000': 'the database rejected the user',
-  '3D000': 'the database does not exist',
   '57P03': 'the database is starting up or shutting down',
   '53300': 'too many connections',
 };
 
 export function describeFailure(error: unknown): string {
-  if (error instanceof SchemaMissingError || error instanceof HealthCheckTimeoutError) return error.message;
+  if (error instanceof SchemaVersionError || error instanceof HealthCheckTimeoutError) return error.message;
+  const known = publicReason(error);
+  if (known) return known;
   const code = errorCode(error);
   if (code && REASONS[code]) return REASONS[code];
   if (code && /^[0-9A-Z]{5}$/.test(code)) return `the database answered with error ${code}`;

@@ -37,7 +37,14 @@ export interface KafkaRecord extends RecordRef {
   key: Buffer | null;
   /** The message bytes as produced, or null for a tombstone. */
   value: Buffer | null;
-  headers: Record<string, string>;
+  /** Kafka headers in record order, repeats kept, values byte-exact. */
+  headers: ReadonlyArray<KafkaHeader>;
+}
+
+/** One Kafka header. Kafka keys are strings; values are bytes, often binary (tracing ids, Avro metadata). */
+export interface KafkaHeader {
+  key: string;
+  value: Buffer;
 }
 
 /**
@@ -57,7 +64,7 @@ export function decodeEvent(event: unknown): KafkaRecord[] {
         topic: r.topic,
         partition: r.partition,
         offset: r.offset,
-        timestamp: typeof r.timestamp === 'number' && Number.isFinite(r.timestamp) ? r.timestamp : null,
+        timestamp: decodeTimestamp(r.timestamp),
         key: decodeBase64(r.key),
         value: decodeBase64(r.value),
         headers: decodeHeaders(r.headers),
@@ -75,17 +82,26 @@ function decodeBase64(field: unknown): Buffer | null {
 }
 
 /**
- * Headers arrive as `[{ "name": [byte, byte, ...] }, ...]`. Values are decoded as UTF-8; bytes outside 0-255 are
- * masked as Lambda's own runtimes do. Malformed entries are skipped: headers carry no survey data.
+ * Kafka writes -1 for a record without a timestamp, and rejects every other negative value, so a negative
+ * timestamp means "none", never an instant before 1970.
  */
-function decodeHeaders(field: unknown): Record<string, string> {
-  const headers: Record<string, string> = {};
+function decodeTimestamp(field: unknown): number | null {
+  return typeof field === 'number' && Number.isFinite(field) && field >= 0 ? field : null;
+}
+
+/**
+ * Headers arrive as `[{ "name": [byte, byte, ...] }, ...]`, one entry per header in Kafka order, a name possibly
+ * repeated. Values are kept as bytes; numbers outside 0-255 are masked as Lambda's own runtimes do (they may send
+ * Java's signed bytes). Malformed entries are skipped: headers carry no survey data.
+ */
+function decodeHeaders(field: unknown): KafkaHeader[] {
+  const headers: KafkaHeader[] = [];
   if (!Array.isArray(field)) return headers;
   for (const entry of field) {
     if (entry === null || typeof entry !== 'object') continue;
-    for (const [name, bytes] of Object.entries(entry)) {
+    for (const [key, bytes] of Object.entries(entry)) {
       if (Array.isArray(bytes) && bytes.every((b) => typeof b === 'number')) {
-        headers[name] = Buffer.from(bytes.map((b: number) => b & 0xff)).toString('utf8');
+        headers.push({ key, value: Buffer.from(bytes.map((b: number) => b & 0xff)) });
       }
     }
   }

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import * as v from 'valibot';
+import { ExactInteger, parseJson } from './json';
 import { canonicalTimestamp, normaliseName, storableText } from './text';
 
 /*
@@ -24,21 +25,40 @@ const fail = (ctx: Ctx, message: string) => {
 /** An optional field: absent runs the check with null, so that every output field is present (null if unknown). */
 const optional = <T>(check: (ctx: Ctx) => T) => v.optional(v.pipe(v.unknown(), v.rawTransform(check)), null);
 
-/** Optional text: a string, or a finite number written as text (a course id of 12345); null when absent. */
+/**
+ * A number written where text is expected (a course id of 12345) is taken as the digits it was written with. An
+ * integer beyond 2^53 that JSON.parse would round is read exactly (see parseJson); one written with a fraction or an
+ * exponent cannot be, and is refused rather than stored with other digits.
+ */
+function numberAsText(x: unknown): string | 'inexact' | undefined {
+  if (x instanceof ExactInteger) return x.digits;
+  if (typeof x !== 'number' || !Number.isFinite(x)) return undefined;
+  return Number.isInteger(x) && !Number.isSafeInteger(x) ? 'inexact' : String(x);
+}
+const INEXACT = 'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
+
+/** Optional text: a string, or a number written as text; null when absent. */
 const optionalText = optional((ctx): string | null => {
     const x = ctx.dataset.value;
     if (x === undefined || x === null) return null;
     if (typeof x === 'string') return storableText(x);
-    if (typeof x === 'number' && Number.isFinite(x)) return String(x);
-    return fail(ctx, 'must be a string');
+    const digits = numberAsText(x);
+    if (digits === 'inexact') return fail(ctx, INEXACT);
+    return digits ?? fail(ctx, 'must be a string');
 });
+
+/** An identifier's text: a string trimmed and made storable, or a number's digits; undefined when neither. */
+function identifierText(x: unknown): string | 'inexact' | undefined {
+  return typeof x === 'string' ? storableText(x).trim() : numberAsText(x);
+}
 
 /** Required identifier: text that is not empty once surrounding whitespace is removed; stored trimmed. */
 const requiredText = v.pipe(
   v.unknown(),
   v.rawTransform((ctx): string => {
     const x = ctx.dataset.value;
-    const text = typeof x === 'string' ? storableText(x).trim() : typeof x === 'number' && Number.isFinite(x) ? String(x) : undefined;
+    const text = identifierText(x);
+    if (text === 'inexact') return fail(ctx, INEXACT);
     if (text === undefined) return fail(ctx, x === undefined ? 'is required' : 'must be a string');
     if (text === '') return fail(ctx, 'must not be empty');
     return text;
@@ -51,7 +71,8 @@ const NUMERIC = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 function toNumber(ctx: Ctx): number | null | typeof ctx.NEVER {
   const x = ctx.dataset.value;
   if (x === undefined || x === null || x === '') return null;
-  const n = typeof x === 'number' ? x : typeof x === 'string' && NUMERIC.test(x) ? Number(x) : undefined;
+  const n =
+    typeof x === 'number' ? x : x instanceof ExactInteger ? Number(x.digits) : typeof x === 'string' && NUMERIC.test(x) ? Number(x) : undefined;
   if (n === undefined) return fail(ctx, 'must be a number');
   if (!Number.isFinite(n)) return fail(ctx, 'must be a finite number');
   return n;
@@ -151,27 +172,31 @@ export type RejectReason = 'tombstone' | 'invalid_utf8' | 'invalid_json' | 'not_
 
 export type ParseResult =
   | { ok: true; message: TraceMessage }
-  | { ok: false; reason: RejectReason; detail: string };
+  /** `traceId` when the message had a readable one, so that the dead letter can be found by it. */
+  | { ok: false; reason: RejectReason; detail: string; traceId: string | null };
 
+/** A UTF-8 byte order mark: some producers write one, and the Python service this replaces accepted it. */
+const BOM = '\ufeff';
 
 /** Bytes of a Kafka record value to a validated message, or the reason it can never be stored. */
 export function parseMessage(value: Buffer | null): ParseResult {
-  if (value === null) return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)' };
+  if (value === null) return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)', traceId: null };
   // isUtf8 is a native check, several times faster than a fatal TextDecoder.
-  if (!isUtf8(value)) return { ok: false, reason: 'invalid_utf8', detail: 'value is not valid UTF-8' };
-  const text = value.toString('utf8');
+  if (!isUtf8(value)) return { ok: false, reason: 'invalid_utf8', detail: 'value is not valid UTF-8', traceId: null };
+  const decoded = value.toString('utf8');
+  const text = decoded.startsWith(BOM) ? decoded.slice(1) : decoded;
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = parseJson(text);
   } catch (error) {
     // Only the position: V8's message can quote the input, and details are logged.
     const position = /position (\d+)/.exec((error as Error).message)?.[1];
     const where = position === undefined ? (text.trim() === '' ? ' (empty)' : '') : ` (error at position ${position})`;
-    return { ok: false, reason: 'invalid_json', detail: `value is not JSON${where}` };
+    return { ok: false, reason: 'invalid_json', detail: `value is not JSON${where}`, traceId: null };
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     const kind = json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`;
-    return { ok: false, reason: 'not_an_object', detail: `value is ${kind}, not a JSON object` };
+    return { ok: false, reason: 'not_an_object', detail: `value is ${kind}, not a JSON object`, traceId: null };
   }
   return validateMessage(json as Record<string, unknown>);
 }
@@ -179,12 +204,12 @@ export function parseMessage(value: Buffer | null): ParseResult {
 function validateMessage(json: Record<string, unknown>): ParseResult {
   if (typeof json.error === 'string' && json.error.trim() !== '') {
     const parsed = v.safeParse(UpstreamErrorMessageSchema, json);
-    if (!parsed.success) return invalid(parsed.issues);
+    if (!parsed.success) return invalid(parsed.issues, json.traceId);
     const processedAt = typeof json.processedAt === 'string' ? canonicalTimestamp(json.processedAt) : null;
     return { ok: true, message: { kind: 'upstream_error', traceId: parsed.output.traceId, error: parsed.output.error, processedAt } };
   }
   const parsed = v.safeParse(SurveyMessageSchema, json);
-  if (!parsed.success) return invalid(parsed.issues);
+  if (!parsed.success) return invalid(parsed.issues, json.traceId);
   return { ok: true, message: { kind: 'survey', ...parsed.output } };
 }
 
@@ -192,7 +217,7 @@ function validateMessage(json: Record<string, unknown>): ParseResult {
  * Up to five issues as "path: problem", enough to find the field. Type issues name the type received, never the
  * value, so that a detail can be logged without echoing comment text.
  */
-function invalid(issues: [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]]): ParseResult {
+function invalid(issues: [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]], traceId: unknown): ParseResult {
   const detail = issues
     .slice(0, 5)
     .map((issue) => {
@@ -201,7 +226,8 @@ function invalid(issues: [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]]): Par
       return `${path}: ${issue.message}`;
     })
     .join('; ');
-  return { ok: false, reason: 'invalid_message', detail };
+  const readable = identifierText(traceId);
+  return { ok: false, reason: 'invalid_message', detail, traceId: readable === undefined || readable === 'inexact' || readable === '' ? null : readable };
 }
 
 function typeName(x: unknown): string {

@@ -1,6 +1,6 @@
 import type { KafkaRecord, RecordRef } from './kafka';
 import type { SurveyMessage, TraceMessage } from './message';
-import { fromEpochMs } from './text';
+import { fromEpochMs, storableText } from './text';
 
 /*
  * What to write, decided without the database: duplicates inside the batch collapsed, the newest report per course
@@ -39,19 +39,30 @@ export function compareReports(a: Candidate, b: Candidate): number {
   return b.record.partition - a.record.partition;
 }
 
-/** Splits candidates into the first of each trace id (in event order) and the later repeats, which are duplicates. */
-export function collapseTraceIds(candidates: readonly Candidate[]): { unique: Candidate[]; repeats: Candidate[] } {
-  const seen = new Set<string>();
+/**
+ * Splits candidates into the first copy of each trace id (in event order) and the later copies. `nextCopy` chains
+ * the copies of each trace id in event order: a later copy is written only when the one before it was
+ * dead-lettered (a corrected resend gets its chance, as it would in a later batch); otherwise it is a duplicate.
+ */
+export function collapseTraceIds(candidates: readonly Candidate[]): {
+  unique: Candidate[];
+  repeats: Candidate[];
+  nextCopy: Map<Candidate, Candidate>;
+} {
+  const last = new Map<string, Candidate>();
   const unique: Candidate[] = [];
   const repeats: Candidate[] = [];
+  const nextCopy = new Map<Candidate, Candidate>();
   for (const c of candidates) {
-    if (seen.has(c.message.traceId)) repeats.push(c);
+    const previous = last.get(c.message.traceId);
+    if (previous === undefined) unique.push(c);
     else {
-      seen.add(c.message.traceId);
-      unique.push(c);
+      repeats.push(c);
+      nextCopy.set(previous, c);
     }
+    last.set(c.message.traceId, c);
   }
-  return { unique, repeats };
+  return { unique, repeats, nextCopy };
 }
 
 // Row shapes, keyed by column name: they are sent to PostgreSQL as JSON and read with json_to_recordset.
@@ -99,9 +110,12 @@ export interface DeadLetterRow {
   kafka_partition: number;
   kafka_offset: number;
   kafka_timestamp: string | null;
+  /** Bytes as hex: sent as JSON text, decoded to bytea by the database. */
   key: string | null;
   value: string | null;
-  headers: Record<string, string>;
+  /** UTF-8 bytes of each header key and each value, hex, in Kafka order: two arrays of the same length. */
+  header_keys: string[];
+  header_values: string[];
   reason: string;
   detail: string;
   trace_id: string | null;
@@ -199,6 +213,8 @@ export interface Winner {
   trace_id: string;
   course_id: string;
   instructor_id: string;
+  /** True when the pair row is new, so that it holds no ratings or comments yet. */
+  inserted: boolean;
 }
 
 export const RATING_COLUMNS = [
@@ -211,7 +227,7 @@ export const COMMENT_COLUMNS = ['course_id', 'instructor_id', 'trace_id', 'categ
  * Ratings and comments rows of the winning reports, which replace whatever their pairs held before: one array of
  * values per row, in RATING_COLUMNS and COMMENT_COLUMNS order, ready for COPY.
  */
-export function replacementRows(winners: readonly Winner[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
+export function replacementRows(winners: readonly Omit<Winner, 'inserted'>[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
   const ratings: unknown[][] = [];
   const comments: unknown[][] = [];
   for (const w of winners) {
@@ -230,19 +246,38 @@ export function replacementRows(winners: readonly Winner[], byTraceId: ReadonlyM
   return { ratings, comments };
 }
 
-/** A dead letter row for a record: raw bytes as received (base64 in transit, bytea at rest) and a reason code. */
+/**
+ * A dead letter row for a record: raw bytes as received (hex in transit, bytea at rest), headers byte-exact and in
+ * order, a reason code. Every text column is made storable (see storableText), so that nothing a record carries can
+ * make the row itself rejected: the bytes, where anything may hide, travel as bytea.
+ */
 export function deadLetterRow(record: KafkaRecord, reason: string, detail: string, traceId: string | null = null): DeadLetterRow {
   return {
-    kafka_topic: record.topic,
+    ...minimalDeadLetterRow(record, reason, detail),
+    kafka_timestamp: record.timestamp === null ? null : fromEpochMs(record.timestamp),
+    header_keys: record.headers.map((h) => Buffer.from(h.key, 'utf8').toString('hex')),
+    header_values: record.headers.map((h) => h.value.toString('hex')),
+    trace_id: traceId === null ? null : storableText(traceId),
+  };
+}
+
+/**
+ * The last resort when PostgreSQL rejects a dead letter row: where the record sits, its key and value bytes and the
+ * reason, nothing else that could be rejected. `detail` says why the full row was not written.
+ */
+export function minimalDeadLetterRow(record: KafkaRecord, reason: string, detail: string): DeadLetterRow {
+  return {
+    kafka_topic: storableText(record.topic),
     kafka_partition: record.partition,
     kafka_offset: record.offset,
-    kafka_timestamp: record.timestamp === null ? null : fromEpochMs(record.timestamp),
-    key: record.key?.toString('base64') ?? null,
-    value: record.value?.toString('base64') ?? null,
-    headers: record.headers,
-    reason,
-    detail,
-    trace_id: traceId,
+    kafka_timestamp: null,
+    key: record.key?.toString('hex') ?? null,
+    value: record.value?.toString('hex') ?? null,
+    header_keys: [],
+    header_values: [],
+    reason: storableText(reason),
+    detail: storableText(detail),
+    trace_id: null,
   };
 }
 

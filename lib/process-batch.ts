@@ -4,10 +4,10 @@ import { decodeEvent } from './kafka';
 import type { Logger } from './log';
 import { parseMessage } from './message';
 import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from './metrics';
-import { collapseTraceIds, deadLetterRow, refKey, toCandidate, type Candidate } from './plan';
+import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './plan';
+import type { SchemaGate } from './schema-check';
 import { summarize, toResponse, type BatchSummary, type KafkaBatchResponse, type RecordOutcome } from './report';
-import { settleBatch, type Settled } from './settle';
-import type { DeadLetter } from './store';
+import { settleBatch, type Settled, type Unit } from './settle';
 
 export interface BatchDependencies {
   database: Database;
@@ -17,6 +17,8 @@ export interface BatchDependencies {
   remainingMs: () => number;
   /** Writes a metrics document (CloudWatch EMF) where CloudWatch reads it: a line on stdout in Lambda. */
   emitMetrics?: (document: EmfDocument) => void;
+  /** Checks the schema version before the first write of an execution environment; the consumer always passes one. */
+  schemaGate?: SchemaGate;
 }
 
 const SERVICE = 'trace-consumer';
@@ -30,23 +32,27 @@ export interface BatchResult {
 /**
  * Decodes, validates and stores one Kafka batch, and settles every record in exactly one state. Knows nothing of
  * Lambda beyond the event's shape: the handler passes the remaining time and returns the response.
- * Throws EnvelopeError for an event that is not a Kafka event, and BatchFailedError when nothing could be settled.
+ * Throws EnvelopeError for an event that is not a Kafka event, SchemaVersionError when the database's schema
+ * version does not fit the code (nothing written), and BatchFailedError when nothing could be settled.
  */
 export async function processBatch(event: unknown, deps: BatchDependencies): Promise<BatchResult> {
   const started = Date.now();
   const records = decodeEvent(event);
+  await deps.schemaGate?.ensure(deps.database, deps.logger, deps.remainingMs() - deps.config.timeReserveMs);
 
-  const candidates: Candidate[] = [];
-  const deadLetters: DeadLetter[] = [];
-  for (const record of records) {
-    const parsed = parseMessage(record.value);
-    if (parsed.ok) candidates.push(toCandidate(record, parsed.message));
-    else deadLetters.push({ record, row: deadLetterRow(record, parsed.reason, parsed.detail) });
-  }
-  const { unique, repeats } = collapseTraceIds(candidates);
+  // Units in event order: isolation splits this list, so a bad message is found among the records around it.
+  const parsed = records.map((record): Unit => {
+    const result = parseMessage(record.value);
+    return result.ok
+      ? { kind: 'candidate', candidate: toCandidate(record, result.message) }
+      : { kind: 'dead_letter', deadLetter: { record, row: deadLetterRow(record, result.reason, result.detail, result.traceId) } };
+  });
+  const { unique, repeats, nextCopy } = collapseTraceIds(parsed.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])));
+  const firstCopies = new Set(unique);
+  const units = parsed.filter((u) => u.kind === 'dead_letter' || firstCopies.has(u.candidate));
 
   const settled = await settleBatch(
-    { candidates: unique, deadLetters },
+    { units, nextCopy },
     {
       database: deps.database,
       schema: deps.config.db.schema,
@@ -60,16 +66,18 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   for (const s of settled) {
     const outcome = toOutcome(s);
     byRecord.set(refKey(outcome.record), outcome);
+    // Copies of a trace id settle in event order, so this ends as the last copy written.
     if (outcome.traceId !== null && s.kind === 'candidate') byTraceId.set(outcome.traceId, outcome);
   }
-  // A repeat of a trace id within the batch is a duplicate of its first occurrence, unless that one failed: then
-  // the repeat is retried too, so that a trace that failed is never counted as handled.
+  // A later copy of a trace id that was not written is a duplicate of the copy that was, unless that one failed:
+  // then it is retried too, so that a trace that failed is never counted as handled.
   for (const c of repeats) {
-    const first = byTraceId.get(c.message.traceId);
+    if (byRecord.has(refKey(c.record))) continue;
+    const written = byTraceId.get(c.message.traceId);
     byRecord.set(
       refKey(c.record),
-      first?.state === 'failed'
-        ? { record: c.record, state: 'failed', traceId: c.message.traceId, error: first.error }
+      written?.state === 'failed'
+        ? { record: c.record, state: 'failed', traceId: c.message.traceId, error: written.error }
         : { record: c.record, state: 'duplicate', traceId: c.message.traceId },
     );
   }

@@ -1,3 +1,4 @@
+import { diagnoseDatabaseFailure } from './diagnose';
 import { BatchFailedError } from './errors';
 import { partitionKey, type KafkaRecord } from './kafka';
 
@@ -53,7 +54,7 @@ export function summarize(outcomes: readonly RecordOutcome[]): BatchSummary {
 export function toResponse(outcomes: readonly RecordOutcome[], reportBatchItemFailures: boolean): KafkaBatchResponse {
   const failed = outcomes.filter((o) => o.state === 'failed');
   if (failed.length > 0 && (failed.length === outcomes.length || !reportBatchItemFailures)) {
-    throw new BatchFailedError(failed.length, outcomes.length, failed[0]?.error);
+    throw new BatchFailedError(failed.length, outcomes.length, diagnoseDatabaseFailure(failed[0]?.error));
   }
   return {
     batchItemFailures: failed.map((o) => ({

@@ -17,6 +17,9 @@ export type FailureKind = 'data' | 'transient' | 'fatal';
  */
 export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', '57P01', '57P02', '57P03']);
 
+/** SQLSTATEs with which PostgreSQL rejects a login: wrong password, unknown or disabled user. */
+export const LOGIN_REJECTED = new Set(['28P01', '28000']);
+
 /** A connection could not be made at all. */
 export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -29,7 +32,12 @@ const TRANSIENT_CODES = new Set([...CONNECTION_LOST, ...CONNECT_FAILED, 'SECRET_
 /** SQLSTATE classes caused by the data itself: data exception, integrity constraint, program limit (row too big). */
 const DATA_CLASSES = new Set(['22', '23', '54']);
 /** SQLSTATE classes caused by how the database is set up, not by the data or the moment. */
-const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44']);
+/**
+ * 28 is a rejected login: not retried with backoff, since the same password fails the same way. Database.run has
+ * already fetched the secret again once (the rotation case); past that, the records go back to Lambda and the log
+ * says what to fix.
+ */
+const FATAL_CLASSES = new Set(['3D', '3F', '42', '0A', '2B', '44', '28']);
 
 export function classifyFailure(error: unknown): FailureKind {
   const code = errorCode(error);
@@ -39,7 +47,7 @@ export function classifyFailure(error: unknown): FailureKind {
   const cls = code.slice(0, 2);
   if (DATA_CLASSES.has(cls)) return 'data';
   if (FATAL_CLASSES.has(cls)) return 'fatal';
-  return 'transient'; // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 55 lock, 57 shutdown/timeout, 28 auth
+  return 'transient'; // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 55 lock, 57 shutdown/timeout
 }
 
 /** The SQLSTATE or system error code of an error, if it has one. */

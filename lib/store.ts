@@ -48,10 +48,16 @@ export async function writeBatch(
   schema: string,
   input: WriteInput,
   statementTimeoutMs: number,
+  /**
+   * A transaction the caller already opened: the write joins it instead of opening and committing its own, so that
+   * the caller's bookkeeping commits with it, or a dry run rolls both back (dead-letter redrive).
+   */
+  openTransaction?: postgres.ReservedSql,
 ): Promise<Map<string, TraceStatus>> {
   const t = tableIdentifiers(sql, schema);
   const json = (rows: unknown) => JSON.stringify(rows);
-  return inTransaction(sql, async (tx) => {
+  const transaction = <T>(work: (tx: postgres.ReservedSql) => Promise<T>) => (openTransaction ? work(openTransaction) : inTransaction(sql, work));
+  return transaction(async (tx) => {
     const claims = claimRows(input.candidates);
     const [, claimed] = await Promise.all([
       tx`select set_config('statement_timeout', ${String(Math.max(1, Math.floor(statementTimeoutMs)))}, true)`,
@@ -68,11 +74,15 @@ export async function writeBatch(
       input.deadLetters.length === 0
         ? null
         : tx`
-          insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value, headers, reason, detail, trace_id)
-          select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'base64'), decode(value, 'base64'),
-            coalesce(headers, '{}'), reason, detail, trace_id
+          insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value,
+            header_keys, header_values, reason, detail, trace_id)
+          select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'hex'), decode(value, 'hex'),
+            array(select decode(h, 'hex') from unnest(header_keys) with ordinality as u(h, n) order by n),
+            array(select decode(h, 'hex') from unnest(header_values) with ordinality as u(h, n) order by n),
+            reason, detail, trace_id
           from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text, kafka_partition integer,
-            kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, headers jsonb, reason text, detail text, trace_id text)
+            kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[], header_values text[],
+            reason text, detail text, trace_id text)
           order by kafka_topic, kafka_partition, kafka_offset
           on conflict (kafka_topic, kafka_partition, kafka_offset) do nothing`,
     ]);
@@ -131,20 +141,25 @@ export async function writeBatch(
         report_partition = excluded.report_partition, updated_at = now()
       where (ci.report_at, ci.report_offset, ci.report_partition)
           < (excluded.report_at, excluded.report_offset, excluded.report_partition)
-      returning ci.trace_id, ci.course_id::text, ci.instructor_id::text`;
+      returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`;
 
     const byTraceId = new Map(survey.map((c) => [c.message.traceId, c]));
     const { ratings, comments } = replacementRows(winners, byTraceId);
     const winnerIds = new Set(winners.map((w) => w.trace_id));
     const superseded = survey.map((c) => c.message.traceId).filter((id) => !winnerIds.has(id));
-    const pairs = json(winners.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
+    // Only a pair that existed before this statement can hold ratings and comments: they are written nowhere but
+    // here, in the transaction that inserts or updates their pair row (xmax = 0 marks a row this statement inserted
+    // rather than updated). In a backfill nearly every pair is new, and probing for rows that cannot exist cost as
+    // much as a tenth of the batch.
+    const replaced = winners.filter((w) => !w.inserted);
+    const pairs = json(replaced.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
 
     await Promise.all([
-      winners.length === 0
+      replaced.length === 0
         ? null
         : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
              where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
-      winners.length === 0
+      replaced.length === 0
         ? null
         : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
              where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,

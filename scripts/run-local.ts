@@ -1,62 +1,170 @@
 /**
- * The consumer on sample events, end to end (npm start): a PostgreSQL server (the one DB_HOST names, else an
- * embedded one), schema.sql applied, `serverless invoke local` on each event, then what was stored.
- *   npm start                          # every events/*.json sample
- *   npm start -- events/my-event.json  # your own events (see npm run build-event)
+ * The consumer on sample events, end to end (npm start): a PostgreSQL server (an embedded one, or the one DB_HOST
+ * names when --yes confirms it), the migrations applied, `serverless invoke local` on each event, one line per event
+ * with its outcome, then what was stored. Exits non-zero when any batch fails.
+ *   npm start                               # every events/*.json sample
+ *   npm start -- events/my-event.json       # your own events (see npm run build-event)
+ *   npm start -- --verbose                  # also the function's own log and metrics lines
+ *   npm start -- --yes                      # into the database DB_HOST names
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config';
-import { applySchema, createSql, qualifiedTables } from '../lib/db';
-import { startLocalDatabase } from './local-db';
+import { createSql, qualifiedTables, type Sql } from '../lib/db';
+import { UsageError } from '../lib/errors';
+import { decodeEvent } from '../lib/kafka';
+import { applySchema } from '../lib/migrations';
+import { lastJson, logLines } from './invoke-output';
+import { configuredDatabase, startLocalDatabase } from './local-db';
+import { exitWithDiagnosis } from './script-errors';
 
 const root = join(__dirname, '..');
+const USAGE = 'usage: npm start [-- [--verbose] [--yes] [event.json ...]]';
+
+interface Options {
+  files: string[];
+  records: number;
+  verbose: boolean;
+  /** Confirms writing into the database DB_HOST names. */
+  yes: boolean;
+}
 
 async function main() {
-  const files = process.argv.slice(2).length
-    ? process.argv.slice(2)
-    : readdirSync(join(root, 'events'))
-        .filter((f) => f.endsWith('.json') && !f.startsWith('health'))
-        .sort()
-        .map((f) => join('events', f));
+  const options = readArgs(process.argv.slice(2));
+  const configured = configuredDatabase();
+  if (configured && !options.yes) {
+    throw new UsageError(
+      `DB_HOST is set, so npm start would write the ${options.records} records of ${options.files.length} event file(s) into ` +
+        `database "${configured.DB_NAME}" on ${configured.DB_HOST}:${configured.DB_PORT} (schema ${process.env.DB_SCHEMA || 'trace'}). ` +
+        'Add --yes to go ahead (npm start -- --yes), or `unset DB_HOST` to use an embedded PostgreSQL.',
+      USAGE,
+    );
+  }
 
   const db = await startLocalDatabase();
   const env = { ...process.env, ...db.env };
   const config = loadConfig(env);
   console.log(
     db.embedded
-      ? `Started an embedded PostgreSQL on port ${db.env.DB_PORT}.`
-      : `Using the configured PostgreSQL at ${db.env.DB_HOST}:${db.env.DB_PORT}.`,
+      ? `Started an embedded PostgreSQL on port ${db.env.DB_PORT}; it is removed at the end.`
+      : `Writing into the configured PostgreSQL at ${db.env.DB_HOST}:${db.env.DB_PORT}, database "${db.env.DB_NAME}", schema "${config.db.schema}".`,
   );
   const sql = createSql(config.db);
+  let failures = 0;
   try {
-    await applySchema(sql, config.db.schema);
-    console.log(`Applied schema.sql to schema "${config.db.schema}".\n`);
-    // The local server has no TLS; the deployed default (DB_SSL=verify-full) is overridden like the connection.
-    for (const file of files) invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema, DB_SSL: process.env.DB_SSL || 'disable' });
+    const { to } = await applySchema(sql, config.db.schema);
+    console.log(`Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`);
+    const width = Math.max(...options.files.map((f) => f.length));
+    for (const file of options.files) {
+      const outcome = invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema }, options.verbose);
+      if (!outcome.ok) failures++;
+      console.log(`  ${file.padEnd(width)}  ${outcome.line}`);
+    }
+    console.log();
     await showStored(sql, config.db.schema);
   } finally {
     await sql.end({ timeout: 5 });
     await db.destroy();
   }
+  if (failures > 0) {
+    console.error(`${failures} of ${options.files.length} batches failed; run again with --verbose for the function's own log.`);
+    process.exitCode = 1;
+  }
 }
 
-function invokeLocal(file: string, dbEnv: Record<string, string>) {
-  console.log(`$ serverless invoke local -f consumer -p ${relative(root, join(root, file))}`);
-  const args = ['serverless', 'invoke', 'local', '-f', 'consumer', '-p', file];
-  for (const [k, v] of Object.entries(dbEnv)) args.push('--env', `${k}=${v}`);
-  const run = spawnSync('npx', args, {
+/** Checks every argument and event file before anything is started. */
+function readArgs(args: string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { verbose: { type: 'boolean' }, yes: { type: 'boolean' } } });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error), USAGE);
+  }
+  const files = parsed.positionals.length
+    ? parsed.positionals.map(projectPath)
+    : readdirSync(join(root, 'events'))
+        .filter((f) => f.endsWith('.json') && !f.startsWith('health'))
+        .sort()
+        .map((f) => join('events', f));
+  let records = 0;
+  for (const file of files) records += checkEvent(file);
+  return { files, records, verbose: parsed.values.verbose ?? false, yes: parsed.values.yes ?? false };
+}
+
+/** `file` relative to the project (where the CLI runs) when it is inside it, else absolute. */
+function projectPath(file: string): string {
+  const path = relative(root, resolve(file));
+  return path.startsWith('..') ? resolve(file) : path;
+}
+
+/** The number of records of a Kafka event file; a UsageError naming the file when it cannot be one. */
+function checkEvent(file: string): number {
+  let text: string;
+  try {
+    text = readFileSync(resolve(root, file), 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new UsageError(`${file} cannot be read (${code ?? 'error'}). Give the path of an event file, e.g. events/msk-batch.json.`, USAGE);
+  }
+  try {
+    return decodeEvent(JSON.parse(text)).length;
+  } catch (error) {
+    throw new UsageError(
+      `${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ` +
+        'Build one from your messages with npm run build-event.',
+      USAGE,
+    );
+  }
+}
+
+/** One invoke local; its outcome in one line, or the CLI's whole output with `verbose`. */
+function invokeLocal(file: string, dbEnv: Record<string, string>, verbose: boolean): { ok: boolean; line: string } {
+  const run = spawnSync('npx', ['serverless', 'invoke', 'local', '-f', 'consumer', '-p', file], {
     cwd: root,
-    stdio: 'inherit',
-    timeout: 120_000,
-    env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', AWS_EC2_METADATA_DISABLED: 'true' },
+    encoding: 'utf8',
+    timeout: 180_000,
+    maxBuffer: 64 * 1024 * 1024,
+    // The shell's DB_* reach the function through deploy/invoke-local.js; DB_SSL defaults to disable there.
+    env: { ...process.env, ...dbEnv, SLS_TELEMETRY_DISABLED: '1', AWS_EC2_METADATA_DISABLED: 'true' },
   });
-  if (run.status !== 0) console.log(`(exit code ${run.status}: the batch was not accepted; see above)`);
-  console.log();
+  if (verbose) process.stdout.write(`$ serverless invoke local -f consumer -p ${file}\n${run.stdout}${run.stderr}\n`);
+  const answer = safeLastJson(run.stdout) as { errorMessage?: string; batchItemFailures?: unknown[] } | undefined;
+  if (run.status !== 0 || answer === undefined || answer.errorMessage !== undefined) {
+    const reason = answer?.errorMessage ?? (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' ');
+    return { ok: false, line: `FAILED: ${reason}` };
+  }
+  const summary = logLines(run.stdout).find((l) => l.message === 'batch processed');
+  const counts = summary ? describeCounts(summary) : 'no records';
+  const retried = answer.batchItemFailures?.length ?? 0;
+  return { ok: retried === 0, line: retried === 0 ? counts : `${counts} (${retried} reported for retry)` };
 }
 
-async function showStored(sql: ReturnType<typeof createSql>, schema: string) {
+function safeLastJson(stdout: string): unknown {
+  try {
+    return lastJson(stdout);
+  } catch {
+    return undefined;
+  }
+}
+
+const COUNTS = [
+  ['stored', 'stored'],
+  ['duplicates', 'duplicate'],
+  ['superseded', 'superseded'],
+  ['upstreamErrors', 'upstream error'],
+  ['deadLettered', 'dead-lettered'],
+  ['failed', 'failed'],
+] as const;
+
+/** "6 records: 6 stored", naming only the outcomes that occurred. */
+function describeCounts(summary: Record<string, unknown>): string {
+  const parts = COUNTS.filter(([key]) => Number(summary[key]) > 0).map(([key, label]) => `${summary[key]} ${label}`);
+  return `${summary.received} records: ${parts.join(', ') || 'none settled'}`;
+}
+
+async function showStored(sql: Sql, schema: string) {
   const t = qualifiedTables(schema);
   console.log('Rows per table:');
   for (const [table, name] of Object.entries(t)) {
@@ -83,7 +191,4 @@ async function showStored(sql: ReturnType<typeof createSql>, schema: string) {
   console.table(courses);
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+main().catch(exitWithDiagnosis);

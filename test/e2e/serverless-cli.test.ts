@@ -1,9 +1,14 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logLines } from '../../scripts/invoke-output';
+import { freePort } from '../../scripts/local-db';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
-import { invokeLocal, lastJson, projectRoot, runCommand } from '../helpers/cli';
+import { buildKafkaEvent } from '../../scripts/event-builder';
+import { invokeLocal, lastJson, projectRoot, runCommand, runServerless, withCliLock } from '../helpers/cli';
 
 let db: TestDatabase;
 let dbEnv: Record<string, string>;
@@ -42,6 +47,223 @@ describe('serverless invoke local (offline, real CLI)', () => {
     },
   );
 });
+
+describe('serverless invoke local -f deadLetters --data (offline, real CLI)', () => {
+  /** `invoke local --data` as an operator types it, with the local database's settings. */
+  const invokeDeadLetters = async (request: Record<string, unknown>) => {
+    const args = ['invoke', 'local', '-f', 'deadLetters', '--data', JSON.stringify(request)];
+    for (const [k, v] of Object.entries(dbEnv)) args.push('--env', `${k}=${v}`);
+    const run = await runServerless(args);
+    expect(run.code, run.stderr + run.stdout).toBe(0);
+    return { answer: lastJson(run.stdout) as Record<string, any>, stdout: run.stdout };
+  };
+
+  it('should run summary, show, redrive (dry run, then real) and purge on dead letters the consumer left', async () => {
+    const topic = 'cli-dead-letters';
+    const t = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
+    // A record PostgreSQL rejects (a constraint, lifted below as a database-side fix would be) beside a valid one.
+    await db.sql`alter table ${t('courses')} add constraint cli_poison check (course_name is distinct from 'cli-poison')`;
+    const poison = { traceId: 'cli-poison-1', course: { courseId: 'CLI-1', courseName: 'cli-poison' }, instructor: { name: 'Jane Doe' } };
+    const valid = { traceId: 'cli-valid-1', course: { courseId: 'CLI-2' }, instructor: { name: 'Jane Doe' } };
+    const dir = mkdtempSync(join(tmpdir(), 'trace-dl-'));
+    // And a tombstone: one rejected report and one dead letter in the same batch (isolation must still end).
+    writeFileSync(join(dir, 'event.json'), JSON.stringify(buildKafkaEvent([{ value: poison }, { value: valid }, { value: null }], { topic })));
+    expect((await invokeLocal('consumer', join(dir, 'event.json'), dbEnv)).code).toBe(0);
+    await db.sql`alter table ${t('courses')} drop constraint cli_poison`;
+
+    const summary = await invokeDeadLetters({ action: 'summary', topic });
+    expect(summary.answer).toMatchObject({ action: 'summary', total: 2, unresolved: 2 });
+    expect(summary.answer.byReason.map((r: { reason: string }) => r.reason).sort()).toEqual(['db_rejected', 'tombstone']);
+    expect(summary.stdout).toContain('"_aws"'); // the EMF document
+
+    const shown = await invokeDeadLetters({ action: 'show', topic, reasons: 'db_rejected' });
+    expect(shown.answer.letters).toEqual([expect.objectContaining({ reason: 'db_rejected', value: expect.objectContaining({ format: 'json', json: poison }) })]);
+    expect(shown.stdout.split('\n').filter((line) => line.includes('"level"')).join('\n')).not.toContain('cli-poison');
+
+    const dry = await invokeDeadLetters({ action: 'redrive', topic, dryRun: true });
+    expect(dry.answer).toMatchObject({ dryRun: true, redriven: 2, results: { stored: 1, dead_lettered: 1 } });
+    const real = await invokeDeadLetters({ action: 'redrive', topic });
+    expect(real.answer).toMatchObject({ dryRun: false, redriven: 2, results: { stored: 1, dead_lettered: 1 }, done: true });
+    const [claim] = await db.sql`select status, kafka_topic from ${t('processed_traces')} where trace_id = 'cli-poison-1'`;
+    expect(claim).toEqual({ status: 'stored', kafka_topic: topic });
+
+    const purgeDry = await invokeDeadLetters({ action: 'purge', topic, redriven: true });
+    expect(purgeDry.answer).toMatchObject({ dryRun: true, purged: 1, byReason: { db_rejected: 1 } });
+    const purged = await invokeDeadLetters({ action: 'purge', topic, redriven: true, dryRun: false });
+    expect(purged.answer).toMatchObject({ dryRun: false, purged: 1 });
+    const left = await db.sql`select reason from ${t('dead_letters')} where kafka_topic = ${topic}`;
+    expect(left).toEqual([{ reason: 'tombstone' }]);
+  }, 300_000); // seven CLI runs, each bundling and starting the function
+});
+
+
+/** `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables. */
+function invokeAsDocumented(fn: string, event: string, shell: Record<string, string>) {
+  return runServerless(['invoke', 'local', '-f', fn, '-p', event], shell);
+}
+
+/** The handler's error as invoke local prints it. */
+type InvokeError = { errorMessage: string; errorType: string; stackTrace: string[] };
+
+describe('mistakes in the setup, through the real CLI', () => {
+  // Each mistake a new user makes: the error code in the log, the words of the fix, and whether it is retried.
+  // The schema version check (lib/schema-check.ts) runs before any write: a missing schema fails the whole
+  // invocation with its own error rather than as a failed batch.
+  const mistakes: { mistake: string; env: Record<string, string>; code: string; fix: string; retried: boolean; errorType?: string }[] = [
+    { mistake: 'a wrong password', env: { DB_PASSWORD: 'wrong' }, code: 'DB_LOGIN_REJECTED', fix: 'Check DB_USER and DB_PASSWORD', retried: false },
+    { mistake: 'a missing database', env: { DB_NAME: 'no_such_database' }, code: 'DB_NOT_FOUND', fix: 'set DB_NAME', retried: false },
+    { mistake: 'a missing schema', env: { DB_SCHEMA: 'no_such_schema' }, code: 'SCHEMA_VERSION_MISMATCH', fix: 'npm run db:apply', retried: false, errorType: 'SchemaVersionError' },
+    { mistake: 'TLS without the CA file', env: { DB_SSL: 'verify-full' }, code: 'DB_SSL_CA_MISSING', fix: 'DB_SSL=disable', retried: false },
+    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, code: 'DB_UNREACHABLE', fix: 'Check DB_HOST and DB_PORT', retried: true },
+  ];
+
+  it.each(mistakes)('should name the cause and fix of $mistake, with stack frames in the TypeScript sources', async ({ env, code, fix, retried, errorType }) => {
+    const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', { ...dbEnv, MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10', DB_CONNECT_TIMEOUT: '2', ...env });
+    expect(run.code).not.toBe(0);
+    const error = lastJson(run.stdout) as InvokeError;
+    expect(error.errorType).toBe(errorType ?? 'BatchFailedError');
+    expect(error.errorMessage).toContain(fix);
+    const logged = logLines(run.stdout).filter((l) => l.level === 'error').map((l) => l.error as { code?: string; cause?: { code?: string } });
+    expect(logged.some((e) => e?.code === code || e?.cause?.code === code), JSON.stringify(logged)).toBe(true);
+    expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
+    const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
+    expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
+    expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+  });
+
+  it('should let --env win over the shell, and the shell over serverless.yml', async () => {
+    // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
+    const run = await runServerless(
+      ['invoke', 'local', '-f', 'health', '-p', 'events/health-ready.json', '--env', `DB_PASSWORD=${dbEnv.DB_PASSWORD}`],
+      { ...dbEnv, DB_PASSWORD: 'wrong' },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(lastJson(run.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
+  });
+
+  it('should answer the health check with the CA file to fix when TLS is asked for without one', async () => {
+    const run = await invokeAsDocumented('health', 'events/health-ready.json', { ...dbEnv, DB_SSL: 'verify-full' });
+    expect(run.code, run.stderr).toBe(0);
+    const answer = lastJson(run.stdout) as { statusCode: number; body: { checks: { name: string; error?: string }[] } };
+    expect(answer.statusCode).toBe(503);
+    expect(answer.body.checks.find((c) => c.name === 'database')?.error).toMatch(/DB_SSL_CA.*DB_SSL=disable/);
+  });
+});
+
+describe('npm run db, then invoke local in another terminal', () => {
+  it('should serve the documented invoke local commands with no flags, stop on Ctrl-C and keep the data', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'trace-npm-run-db-'));
+    const port = String(await freePort());
+    try {
+      const first = await startNpmRunDb(port, data);
+      const exported = first.exports;
+      expect(exported).toMatchObject({ DB_HOST: '127.0.0.1', DB_PORT: port, DB_NAME: 'trace' });
+
+      const consumer = await invokeAsDocumented('consumer', 'events/msk-batch.json', exported);
+      expect(consumer.code, consumer.stdout + consumer.stderr).toBe(0);
+      expect(lastJson(consumer.stdout)).toEqual({ batchItemFailures: [] });
+      const health = await invokeAsDocumented('health', 'events/health-ready.json', exported);
+      expect(health.code, health.stdout + health.stderr).toBe(0);
+      expect(lastJson(health.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
+
+      expect(await first.interrupt()).toMatchObject({ code: 0, output: expect.stringContaining('Stopping PostgreSQL') });
+      expect(existsSync(join(data, 'data', 'postmaster.pid'))).toBe(false); // the server shut down, not just its parent
+      const second = await startNpmRunDb(port, data);
+      try {
+        const sql = postgres({ host: '127.0.0.1', port: Number(port), database: 'trace', username: 'postgres', password: exported.DB_PASSWORD, onnotice: () => {} });
+        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
+        await sql.end();
+        expect(row?.n).toBe(6);
+      } finally {
+        await second.interrupt();
+      }
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
+
+describe('npm start', () => {
+  const npmStart = (args: string[], env: Record<string, string> = {}) =>
+    runCommand('npx', ['tsx', 'scripts/run-local.ts', ...args], { DB_HOST: '', ...env }, 240_000);
+  // npm start runs the CLI, which builds into .esbuild/: under the lock the other CLI runs take.
+  const npmStartLocked = (args: string[], env: Record<string, string> = {}) => withCliLock(() => npmStart(args, env));
+  const gitStatus = async () => (await runCommand('git', ['status', '--porcelain'])).stdout;
+
+  const bad = mkdtempSync(join(tmpdir(), 'trace-start-'));
+  writeFileSync(join(bad, 'not-kafka.json'), '{"eventSource": "aws:kafka"}');
+  writeFileSync(join(bad, 'not-json.json'), 'records:');
+  afterAll(() => rmSync(bad, { recursive: true, force: true }));
+  // Every way of calling it wrongly, alone and after a good event file: refused before any server starts.
+  const mistakes: { args: string[]; env: Record<string, string>; says: string }[] = [
+    { args: ['events/nope.json'], env: {}, says: 'events/nope.json cannot be read (ENOENT)' },
+    { args: ['--bogus'], env: {}, says: "Unknown option '--bogus'" },
+    { args: [join(bad, 'not-kafka.json')], env: {}, says: 'not-kafka.json is not a Kafka event' },
+    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not a Kafka event' },
+    { args: [], env: { DB_HOST: '127.0.0.1', DB_PORT: '1' }, says: 'Add --yes to go ahead' },
+  ];
+  const withGoodFirst = mistakes
+    .flatMap((m) => [m, { ...m, args: ['events/msk-batch.json', ...m.args] }])
+    .map((m) => ({ ...m, call: `npm start -- ${m.args.join(' ')}`.trim() + (m.env.DB_HOST ? ' with DB_HOST set' : '') }));
+
+  it.each(withGoodFirst)('should refuse $call before starting anything, saying why', async ({ args, env, says }) => {
+    const run = await npmStart(args, env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(says);
+    expect(run.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
+    expect(run.stdout).not.toContain('Started an embedded PostgreSQL');
+  });
+
+  it('should print one line per event with its outcome counts, then the tables, and leave git status as it was', async () => {
+    const before = await gitStatus();
+    const run = await npmStartLocked(['events/msk-batch.json', 'events/mixed-batch.json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/events\/msk-batch\.json +6 records: 6 stored\n/);
+    expect(run.stdout).toMatch(/events\/mixed-batch\.json +9 records: 2 stored, 1 duplicate, 1 upstream error, 5 dead-lettered\n/);
+    expect(run.stdout).toContain('processed_traces by status');
+    // The function's raw log and metrics lines (and the sample records' age) only with --verbose.
+    expect(run.stdout).not.toContain('"_aws"');
+    expect(run.stdout).not.toContain('oldestRecordAgeMs');
+    expect(await gitStatus()).toBe(before);
+  }, 240_000);
+
+  it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
+    // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
+    const run = await npmStartLocked(['--verbose', 'events/msk-batch.json'], { TIME_RESERVE_MS: '900000' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/events\/msk-batch\.json +FAILED: 6 of 6 records could not be processed .*about to time out/);
+    expect(run.stdout).toContain('"message":"batch processed"');
+    expect(run.stderr).toContain('1 of 1 batches failed');
+  }, 240_000);
+});
+
+/**
+ * Starts `npm run db` as a user would, resolving with the variables of its `export` line once it is ready. It runs
+ * in a process group of its own, so that `interrupt` is a terminal's Ctrl-C: SIGINT to every process of the group.
+ */
+function startNpmRunDb(port: string, data: string) {
+  // The command behind `npm run db`: npm itself ends by the signal without waiting for its script.
+  const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/db.ts', '--port', port, '--data', data], {
+    cwd: projectRoot,
+    env: { ...process.env, DB_HOST: '' },
+    detached: true,
+  });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  return new Promise<{ exports: Record<string, string>; interrupt: () => Promise<{ code: number | null; output: string }> }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm run db did not get ready:\n${output}`)), 90_000);
+    void exited.then(() => reject(new Error(`npm run db ended early:\n${output}`)));
+    child.stdout.on('data', () => {
+      const line = /^\s*export (.+)$/m.exec(output)?.[1];
+      if (!line || !output.includes('Ctrl-C')) return;
+      clearTimeout(timer);
+      const exports = Object.fromEntries(line.split(' ').map((pair) => pair.split('=') as [string, string]));
+      resolve({ exports, interrupt: () => (process.kill(-child.pid!, 'SIGINT'), exited) });
+    });
+  });
+}
 
 // Packaging runs in this file too: the CLI builds into .esbuild/ in the project, so CLI runs must not overlap.
 const ACCOUNT = '123456789012';
@@ -101,132 +323,4 @@ describe('your own messages, end to end', () => {
   });
 });
 
-describe('serverless package (offline, no AWS credentials)', () => {
-  it('should build Amazon MSK with IAM authentication', async () => {
-    const t = await packageWith({ source: 'msk', mskClusterArn: CLUSTER, mskAuth: 'iam' }, 'prod');
-    const esm = t.Resources.ConsumerEventSourceMapping!;
-    expect(esm.Type).toBe('AWS::Lambda::EventSourceMapping');
-    expect(esm.Properties).toMatchObject({
-      EventSourceArn: CLUSTER,
-      Topics: ['trace-survey-processed'],
-      AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: 'trace-consumer' },
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ProvisionedPollerConfig: { MinimumPollers: 2, MaximumPollers: 10 }, // the prod stage's parameters
-      BatchSize: 1000,
-      StartingPosition: 'TRIM_HORIZON',
-      MaximumRetryAttempts: 10,
-      MaximumRecordAgeInSeconds: 604800,
-      BisectBatchOnFunctionError: true,
-    });
-    expect(esm.Properties.SourceAccessConfigurations).toBeUndefined();
-    expect(esm.Properties.DestinationConfig).toBeUndefined();
-
-    // IAM: the cluster, its topic and consumer group, the database secret; nothing for "*" but EC2's Describe calls.
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:Connect')).toEqual([CLUSTER]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:ReadData')).toEqual([
-      `arn:aws:kafka:us-east-1:${ACCOUNT}:topic/trace-cluster/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3/trace-survey-processed`,
-    ]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:AlterGroup')).toEqual([
-      `arn:aws:kafka:us-east-1:${ACCOUNT}:group/trace-cluster/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3/trace-consumer`,
-    ]);
-    expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn]);
-    for (const role of ['ConsumerRole', 'HealthRole']) {
-      for (const s of statementsOf(t, role)) {
-        if (s.Resource === '*') expect(s.Action.every((a) => a.startsWith('ec2:Describe'))).toBe(true);
-      }
-    }
-    expect(resourceFor(t, 'HealthRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn]);
-    expect(resourceFor(t, 'HealthRole', 'kafka-cluster:ReadData')).toBeUndefined();
-
-    const consumer = t.Resources.ConsumerLambdaFunction!.Properties;
-    expect(consumer).toMatchObject({
-      Runtime: 'nodejs22.x',
-      Architectures: ['arm64'],
-      Role: { 'Fn::GetAtt': ['ConsumerRole', 'Arn'] },
-      VpcConfig: { SubnetIds: ['subnet-0aaa', 'subnet-0bbb'], SecurityGroupIds: ['sg-0ccc'] },
-    });
-    expect(consumer.Environment.Variables).toMatchObject({
-      DB_HOST: common.dbHost,
-      DB_SECRET_ARN: common.dbSecretArn,
-      DB_SCHEMA: 'trace',
-      REPORT_BATCH_ITEM_FAILURES: 'true',
-      LOG_LEVEL: 'info',
-      DB_SSL: 'verify-full',
-    });
-    expect(JSON.stringify(consumer.Environment)).not.toMatch(/PASSWORD/);
-
-    const routes = Object.values(t.Resources).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route').map((r) => r.Properties.RouteKey).sort();
-    expect(routes).toEqual(['GET /healthz', 'GET /healthz/live', 'GET /healthz/ready']);
-    expect(t.Resources.HealthLambdaFunction!.Properties.Role).toEqual({ 'Fn::GetAtt': ['HealthRole', 'Arn'] });
-
-    // prod turns the alarms on: failures, dead letters and lag, on the consumer's EMF metrics.
-    const alarms = Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms.map(([id]) => id).sort()).toEqual(['ConsumerDeadLettersAlarm', 'ConsumerFailuresAlarm', 'ConsumerLagAlarm']);
-    expect(t.Resources.ConsumerLagAlarm!.Properties).toMatchObject({
-      Namespace: 'TraceConsumer', MetricName: 'OldestRecordAge', Statistic: 'Maximum', Threshold: 900_000,
-      Dimensions: [{ Name: 'service', Value: 'trace-consumer' }, { Name: 'topic', Value: 'trace-survey-processed' }],
-    });
-    expect(t.Resources.ConsumerFailuresAlarm!.Properties).toMatchObject({ MetricName: 'RecordsFailed', Statistic: 'Sum', Threshold: 0 });
-    expect(t.Resources.ConsumerDeadLettersAlarm!.Properties).toMatchObject({ MetricName: 'RecordsDeadLettered', Statistic: 'Sum' });
-    expect(consumer.Environment.Variables.METRICS_NAMESPACE).toBe('TraceConsumer');
-  });
-
-  it('should build Amazon MSK with SASL/SCRAM and an SQS on-failure destination', async () => {
-    const secret = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:AmazonMSK_trace-AbCdEf`;
-    const queue = `arn:aws:sqs:us-east-1:${ACCOUNT}:trace-consumer-failures`;
-    const t = await packageWith({
-      source: 'msk', mskClusterArn: CLUSTER, mskAuth: 'sasl-scram', kafkaSecretArn: secret,
-      failureDestinationType: 'sqs', failureDestination: queue, batchSize: '500', startingPosition: 'LATEST',
-    });
-    const esm = t.Resources.ConsumerEventSourceMapping!.Properties;
-    expect(esm.SourceAccessConfigurations).toEqual([{ Type: 'SASL_SCRAM_512_AUTH', URI: secret }]);
-    expect(esm.DestinationConfig).toEqual({ OnFailure: { Destination: queue } });
-    expect(esm).toMatchObject({ BatchSize: 500, StartingPosition: 'LATEST', FunctionResponseTypes: ['ReportBatchItemFailures'], ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 2 } });
-    expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn, secret]);
-    expect(resourceFor(t, 'ConsumerRole', 'sqs:SendMessage')).toEqual([queue]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka-cluster:ReadData')).toBeUndefined(); // SCRAM, not IAM
-    expect(Object.values(t.Resources).some((r) => r.Type === 'AWS::CloudWatch::Alarm')).toBe(false); // dev: off
-  });
-
-  it('should wire the alarms to an SNS topic when asked', async () => {
-    const topic = `arn:aws:sns:us-east-1:${ACCOUNT}:on-call`;
-    const t = await packageWith({ source: 'msk', mskClusterArn: CLUSTER, alarms: 'true', alarmTopicArn: topic, lagAlarmSeconds: '120' });
-    for (const id of ['ConsumerDeadLettersAlarm', 'ConsumerFailuresAlarm', 'ConsumerLagAlarm']) {
-      expect(t.Resources[id]!.Properties).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
-    }
-    expect(t.Resources.ConsumerLagAlarm!.Properties.Threshold).toBe(120_000);
-  });
-
-  it('should build self-managed Kafka with SASL/SCRAM, broker VPC and a Kafka destination', async () => {
-    const secret = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:kafka-scram-AbCdEf`;
-    const t = await packageWith({
-      source: 'self-managed', bootstrapServers: 'kafka-1.internal:9096,kafka-2.internal:9096', kafkaSecretArn: secret,
-      brokerSubnetIds: 'subnet-0kkk,subnet-0lll', brokerSecurityGroupId: 'sg-0kafka', consumerGroup: 'trace-consumer-v2',
-      failureDestinationType: 'kafka', failureDestination: 'kafka://trace-survey-failed', topic: 'trace-survey-processed',
-    });
-    const esm = t.Resources.ConsumerEventSourceMapping!.Properties;
-    expect(esm.EventSourceArn).toBeUndefined();
-    expect(esm).toMatchObject({
-      SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ['kafka-1.internal:9096', 'kafka-2.internal:9096'] } },
-      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: 'trace-consumer-v2' },
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 2 },
-      DestinationConfig: { OnFailure: { Destination: 'kafka://trace-survey-failed' } },
-    });
-    expect(esm.SourceAccessConfigurations).toEqual([
-      { Type: 'SASL_SCRAM_512_AUTH', URI: secret },
-      { Type: 'VPC_SUBNET', URI: 'subnet:subnet-0kkk' },
-      { Type: 'VPC_SUBNET', URI: 'subnet:subnet-0lll' },
-      { Type: 'VPC_SECURITY_GROUP', URI: 'security_group:sg-0kafka' },
-    ]);
-    expect(resourceFor(t, 'ConsumerRole', 'secretsmanager:GetSecretValue')).toEqual([common.dbSecretArn, secret]);
-    expect(resourceFor(t, 'ConsumerRole', 'kafka:DescribeClusterV2')).toBeUndefined();
-  });
-
-  it('should refuse to package without the parameters a deployment needs, naming them', async () => {
-    const run = await runCommand('npx', ['serverless', 'package', '--package', mkdtempSync(join(tmpdir(), 'trace-package-')), '--param=source=self-managed']);
-    expect(run.code).not.toBe(0);
-    expect(run.stdout + run.stderr).toContain('bootstrapServers must list the brokers');
-    expect(run.stdout + run.stderr).toContain('dbSecretArn must be the Secrets Manager ARN');
-  });
-});
+// `serverless package` and the deployment's AWS rules are tested in deploy-templates.test.ts.

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const projectRoot = join(__dirname, '..', '..');
@@ -25,18 +27,45 @@ export function runCommand(command: string, args: string[], env: Record<string, 
   });
 }
 
+const lockDir = join(tmpdir(), `trace-consumer-cli-${Buffer.from(projectRoot).toString('hex').slice(-40)}.lock`);
+
 /**
- * `serverless invoke local` with the database settings passed as --env, as a user would. The local server has no
- * TLS, so DB_SSL=disable overrides the deployed default.
+ * Runs `fn` while holding a lock shared by every test process of this checkout: the Serverless CLI builds into
+ * `.esbuild/` in the project, so two CLI runs from test files running in parallel would overwrite each other's build.
+ * A lock older than ten minutes was left by a killed process and is taken over.
  */
-export function invokeLocal(fn: string, eventPath: string, dbEnv: Record<string, string>) {
-  const args = ['serverless', 'invoke', 'local', '-f', fn, '-p', eventPath];
-  for (const [k, v] of Object.entries({ DB_SSL: 'disable', ...dbEnv })) args.push('--env', `${k}=${v}`);
-  return runCommand('npx', args);
+export async function withCliLock<T>(fn: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(lockDir).mtimeMs > 600_000) rmSync(lockDir, { recursive: true, force: true });
+      } catch {
+        // released meanwhile
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
 }
 
-/** The last JSON document in the CLI's output: invoke local prints the handler's response last. */
-export function lastJson(stdout: string): unknown {
-  const start = stdout.lastIndexOf('\n{\n');
-  return JSON.parse(stdout.slice(start === -1 ? stdout.indexOf('{') : start + 1));
+/** Runs the Serverless CLI (`npx serverless ...args`) under the CLI lock. */
+export const runServerless = (args: string[], env: Record<string, string> = {}) => withCliLock(() => runCommand('npx', ['serverless', ...args], env));
+
+/**
+ * `serverless invoke local` with the database settings passed as --env, as a user may. No DB_SSL: invoke local
+ * defaults to disable (deploy/invoke-local.js).
+ */
+export function invokeLocal(fn: string, eventPath: string, dbEnv: Record<string, string>) {
+  const args = ['invoke', 'local', '-f', fn, '-p', eventPath];
+  for (const [k, v] of Object.entries(dbEnv)) args.push('--env', `${k}=${v}`);
+  return runServerless(args);
 }
+
+export { lastJson } from '../../scripts/invoke-output';

@@ -3,7 +3,8 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
 import { environmentCredentials } from '../../lib/credentials';
 import { Database } from '../../lib/database';
-import { applySchema, createSql, qualifiedTables, type Sql } from '../../lib/db';
+import { createSql, qualifiedTables, type Sql } from '../../lib/db';
+import { applySchema } from '../../lib/migrations';
 import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
 
 export interface TestDatabase {
@@ -17,7 +18,7 @@ export interface TestDatabase {
 }
 
 /**
- * A fresh schema with schema.sql applied, on the run's PostgreSQL server (or on `server`), so that test files
+ * A fresh schema at the newest version (every migration applied), on the run's PostgreSQL server (or on `server`), so that test files
  * running in parallel never see each other's rows. Retries are fast here so that failure paths finish quickly.
  */
 export async function testDatabase(

@@ -50,7 +50,7 @@ export async function snapshot(db: TestDatabase) {
     processed: await db.sql`
       select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset from ${t('processed_traces')} order by trace_id`,
     deadLetters: await db.sql`
-      select kafka_topic, kafka_partition, kafka_offset, key, value, headers, reason, detail from ${t('dead_letters')}
+      select kafka_topic, kafka_partition, kafka_offset, key, value, header_keys, header_values, reason, detail, trace_id from ${t('dead_letters')}
       order by 1, 2, 3`,
   };
 }

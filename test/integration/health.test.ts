@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION } from '../../lib/schema-version';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import type { LocalDatabase } from '../../scripts/local-db';
 import { ownServer, testDatabase, type TestDatabase } from '../helpers/db';
@@ -76,7 +77,7 @@ describe('GET /healthz/ready', () => {
     expect(answer.statusCode).toBe(503);
     expect(answer.body.checks).toEqual([
       { name: 'credentials', ok: true, durationMs: expect.any(Number) },
-      { name: 'database', ok: false, durationMs: expect.any(Number), error: 'password authentication failed' },
+      { name: 'database', ok: false, durationMs: expect.any(Number), error: 'password authentication failed: Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.' },
       { name: 'schema', ok: false, durationMs: 0, error: 'skipped: an earlier check failed' },
     ]);
     const text = JSON.stringify(answer);
@@ -85,13 +86,34 @@ describe('GET /healthz/ready', () => {
     expect(text).not.toMatch(/postgres(ql)?:\/\//);
   });
 
+  // Each setup mistake of a new user, with the words that name it and the variable to fix; combined with both
+  // routes that touch the database.
+  const mistakes: { mistake: string; env: Record<string, string>; names: string[] }[] = [
+    { mistake: 'a wrong password', env: { DB_PASSWORD: 'not-the-password-42' }, names: ['password authentication failed', 'DB_PASSWORD'] },
+    { mistake: 'a database that does not exist', env: { DB_NAME: 'no_such_database' }, names: ['database does not exist', 'DB_NAME'] },
+    { mistake: 'a missing CA file', env: { DB_SSL: 'verify-full', DB_SSL_CA: '/nonexistent/ca.pem' }, names: ['CA bundle', 'DB_SSL_CA', 'DB_SSL=disable'] },
+    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, names: ['connection refused', 'DB_HOST and DB_PORT'] },
+  ];
+  const routes = [
+    { route: 'health-ready', error: (a: HttpAnswer) => a.body.checks?.find((c) => !c.ok)?.error },
+    { route: 'health-freshness', error: (a: HttpAnswer) => a.body.error as string | undefined },
+  ];
+  it.each(mistakes.flatMap((m) => routes.map((r) => ({ ...m, ...r }))))(
+    'should answer $route with 503 naming the cause and fix of $mistake',
+    async ({ env, names, route, error }) => {
+      const answer = await call(db, route, { HEALTH_CHECK_INTERVAL: '0', DB_CONNECT_TIMEOUT: '2', ...env });
+      expect(answer.statusCode).toBe(503);
+      for (const name of names) expect(error(answer)).toContain(name);
+      expect(JSON.stringify(answer)).not.toContain('not-the-password-42');
+    },
+  );
+
   it('should answer 503 when the schema does not exist', async () => {
     const answer = await call(db, 'health-ready', { DB_SCHEMA: 'no_such_schema' });
     expect(answer.statusCode).toBe(503);
     const schema = answer.body.checks?.find((c) => c.name === 'schema');
     expect(schema?.ok).toBe(false);
-    expect(schema?.error).toContain('no_such_schema.processed_traces');
-    expect(schema?.error).toContain('apply schema.sql');
+    expect(schema?.error).toBe(`schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply`);
   });
 
   it('should answer 503 naming the one table that was dropped', async () => {
@@ -188,7 +210,10 @@ describe('a stopped database', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(ready.statusCode).toBe(503);
     expect(ready.body.status).toBe('not_ready');
-    expect(ready.body.checks?.find((c) => c.name === 'database')?.error).toBe('connection refused: the database is not accepting connections');
+    expect(ready.body.checks?.find((c) => c.name === 'database')?.error).toBe(
+      'connection refused: the database is not accepting connections: Check DB_HOST and DB_PORT and that the server is running ' +
+        '(locally: `npm run db`); in Lambda, the subnets and security group that lead to it.',
+    );
     expect((await call(stoppedDb, 'health-live')).statusCode).toBe(200);
   });
 

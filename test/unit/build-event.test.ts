@@ -29,6 +29,6 @@ describe('buildKafkaEvent', () => {
       [0, 40, '{"n":1}'], [0, 41, '{"n":3}'], [1, 40, '{"n":2}'], [1, 41, null],
     ]);
     expect(decoded[0]?.key?.toString()).toBe('k1');
-    expect(decoded[0]?.headers).toEqual({ h: 'v' });
+    expect(decoded[0]?.headers).toEqual([{ key: 'h', value: Buffer.from('v') }]);
   });
 });

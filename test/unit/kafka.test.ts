@@ -17,7 +17,8 @@ describe('decodeEvent', () => {
       },
     };
     const [record] = decodeEvent(event);
-    expect(record).toMatchObject({ topic: 'AWSKafkaTopic', partition: 0, offset: 0, timestamp: 1595035749700, headers: { headerKey: 'headerValue' } });
+    expect(record).toMatchObject({ topic: 'AWSKafkaTopic', partition: 0, offset: 0, timestamp: 1595035749700 });
+    expect(record?.headers).toEqual([{ key: 'headerKey', value: Buffer.from('headerValue') }]);
     expect(record?.key?.toString()).toBe('8d5596b4-1813-4238-b24b-6dad8e3d1c0c');
     expect(record?.value?.toString()).toBe('8d5596b4-1813-4238-b24b-6dad8e3d1c0c');
   });
@@ -44,8 +45,30 @@ describe('decodeEvent', () => {
   it('should mask header bytes as Lambda does and skip malformed headers', () => {
     const event = buildKafkaEvent([{ value: '{}' }]);
     const rec = Object.values(event.records)[0]![0] as Record<string, unknown>;
-    rec.headers = [{ a: [104, 105] }, { b: [256 + 111, 107] }, { c: 'not bytes' }, null];
-    expect(decodeEvent(event)[0]?.headers).toEqual({ a: 'hi', b: 'ok' });
+    rec.headers = [{ a: [104, 105] }, { b: [256 + 111, -21] }, { c: 'not bytes' }, null];
+    expect(decodeEvent(event)[0]?.headers).toEqual([
+      { key: 'a', value: Buffer.from('hi') },
+      { key: 'b', value: Buffer.from([111, 235]) },
+    ]);
+  });
+
+  it('should keep headers byte-exact and in order, repeated keys and binary values included', () => {
+    const headers = [
+      { key: 'trace', value: Buffer.from([0, 255, 0xc3, 0x28]) },
+      { key: 'x', value: Buffer.alloc(0) },
+      { key: 'trace', value: Buffer.from('second') },
+      { key: 'ключ\u0000', value: Buffer.alloc(10_000, 7) },
+    ];
+    expect(decodeEvent(buildKafkaEvent([{ value: '{}', headers }]))[0]?.headers).toEqual(headers);
+  });
+
+  it.each([
+    [-1, null],
+    [-5, null],
+    [0, 0],
+    [1_700_000_000_000, 1_700_000_000_000],
+  ])('should read Kafka timestamp %s as %s (negative means none)', (timestamp, expected) => {
+    expect(decodeEvent(buildKafkaEvent([{ value: '{}', timestamp }]))[0]?.timestamp).toBe(expected);
   });
 
   it('should accept an event with no records in a partition', () => {

@@ -119,4 +119,52 @@ describe('parseMessage', () => {
   it('should reject an upstream failure report without a trace id', () => {
     expect(rejection({ error: 'boom' }).reason).toBe('invalid_message');
   });
+
+  it('should accept a value that starts with a UTF-8 byte order mark, as the Python service did', () => {
+    const input = surveyMessage();
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes(input)]);
+    const result = parseMessage(withBom);
+    expect(result.ok && result.message.traceId).toBe(input.traceId);
+    // Only one, and only at the start: anywhere else it is not JSON.
+    expect(rejection(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]), bytes(input)])).reason).toBe('invalid_json');
+  });
+
+  it.each([
+    ['a string trace id', { traceId: ' t-42 ', course: 5, instructor: { name: 'n' } }, 't-42'],
+    ['a numeric trace id', '{"traceId": 9007199254740993, "course": {"courseId": "c"}}', '9007199254740993'],
+    ['an empty course id', { traceId: 't-43', course: { courseId: ' ' }, instructor: { name: 'n' } }, 't-43'],
+    ['no trace id', { course: { courseId: 'c' }, instructor: { name: 'n' } }, null],
+    ['a trace id of the wrong type', { traceId: { id: 1 }, course: { courseId: 'c' }, instructor: { name: 'n' } }, null],
+    ['an empty trace id', { traceId: '  ', course: { courseId: 'c' }, instructor: { name: 'n' } }, null],
+  ])('should keep the trace id of an invalid message with %s when it is readable', (_name, value, traceId) => {
+    const result = rejection(value);
+    expect(result.reason).toBe('invalid_message');
+    expect(result.traceId).toBe(traceId);
+  });
+
+  it('should keep the exact digits of integer ids beyond 2^53, so different ids stay different', () => {
+    const text = (traceId: string, courseId: string) =>
+      `{"traceId": ${traceId}, "course": {"courseId": ${courseId}, "enrollment": 12, "courseName": 123456789012345678901234567890}, "instructor": {"name": 7}}`;
+    const a = survey(text('9007199254740993', '18446744073709551615'));
+    const b = survey(text('9007199254740992', '-18446744073709551616'));
+    expect([a.traceId, b.traceId]).toEqual(['9007199254740993', '9007199254740992']);
+    expect([a.course.courseId, b.course.courseId]).toEqual(['18446744073709551615', '-18446744073709551616']);
+    expect(a.course.courseName).toBe('123456789012345678901234567890');
+    expect(a.instructor.name).toBe('7');
+    expect(a.course.enrollment).toBe(12);
+  });
+
+  it('should read a long integer in a number field as the number JSON gives, and refuse one in a count', () => {
+    const message = survey('{"traceId": "t", "course": {"courseId": "c"}, "instructor": {"name": "n"}, "ratings": [{"courseMean": 12345678901234567890}]}');
+    expect(message.ratings[0]?.courseMean).toBe(12345678901234567890);
+    expect(rejection('{"traceId": "t", "course": {"courseId": "c", "enrollment": 12345678901234567890}, "instructor": {"name": "n"}}').detail).toMatch(
+      /course\.enrollment: must be at most 2147483647/,
+    );
+  });
+
+  it.each(['9007199254740993.0', '1e17', '9.007199254740993e15'])('should refuse id %s, whose digits cannot be known, instead of rounding it', (id) => {
+    const result = rejection(`{"traceId": ${id}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`);
+    expect(result.reason).toBe('invalid_message');
+    expect(result.detail).toMatch(/traceId: is a whole number beyond 2\^53 .*send it as a string/);
+  });
 });

@@ -4,7 +4,7 @@ import { batchMetrics, offsetRanges, oldestRecordAgeMs } from '../../lib/metrics
 import type { RecordOutcome, RecordState } from '../../lib/report';
 
 const outcome = (topic: string, partition: number, offset: number, state: RecordState, timestamp: number | null = 1_000): RecordOutcome => ({
-  record: { topic, partition, offset, timestamp, key: null, value: null, headers: {} } as KafkaRecord,
+  record: { topic, partition, offset, timestamp, key: null, value: null, headers: [] } as KafkaRecord,
   state,
   traceId: null,
 });

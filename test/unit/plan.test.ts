@@ -4,7 +4,7 @@ import type { SurveyMessage, TraceMessage } from '../../lib/message';
 import { claimRows, collapseTraceIds, compareReports, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../../lib/plan';
 
 function record(offset: number, partition = 0, timestamp: number | null = 1_700_000_000_000): KafkaRecord {
-  return { topic: 't', partition, offset, timestamp, key: null, value: Buffer.from('{}'), headers: {} };
+  return { topic: 't', partition, offset, timestamp, key: null, value: Buffer.from('{}'), headers: [] };
 }
 
 function survey(traceId: string, courseId: string, instructor: string, processedAt: string | null): SurveyMessage {
@@ -51,9 +51,15 @@ describe('collapseTraceIds', () => {
     const first = candidate(survey('x', 'c', 'i', null), 5);
     const again = candidate(survey('x', 'c', 'i', null), 6);
     const other = candidate(survey('y', 'c', 'i', null), 7);
-    const { unique, repeats } = collapseTraceIds([first, again, other]);
+    const third = candidate(survey('x', 'c', 'i', null), 8);
+    const { unique, repeats, nextCopy } = collapseTraceIds([first, again, other, third]);
     expect(unique).toEqual([first, other]);
-    expect(repeats).toEqual([again]);
+    expect(repeats).toEqual([again, third]);
+    // The copies of a trace id are chained in event order, for a corrected resend to take a rejected copy's place.
+    expect(nextCopy.get(first)).toBe(again);
+    expect(nextCopy.get(again)).toBe(third);
+    expect(nextCopy.has(third)).toBe(false);
+    expect(nextCopy.has(other)).toBe(false);
   });
 });
 

@@ -4,7 +4,7 @@ import type { KafkaRecord } from '../../lib/kafka';
 import { summarize, toResponse, type RecordOutcome, type RecordState } from '../../lib/report';
 
 const outcome = (state: RecordState, partition: number, offset: number): RecordOutcome => ({
-  record: { topic: 'trace-survey-processed', partition, offset, timestamp: null, key: null, value: null, headers: {} } as KafkaRecord,
+  record: { topic: 'trace-survey-processed', partition, offset, timestamp: null, key: null, value: null, headers: [] } as KafkaRecord,
   state,
   traceId: null,
 });

@@ -8,9 +8,9 @@ const sysError = (code: string) => Object.assign(new Error(code), { code });
 describe('classifyFailure', () => {
   it.each([
     ['40P01', 'transient'], ['40001', 'transient'], ['57P01', 'transient'], ['57014', 'transient'], ['08006', 'transient'],
-    ['53300', 'transient'], ['55P03', 'transient'], ['28P01', 'transient'],
+    ['53300', 'transient'], ['55P03', 'transient'],
     ['22003', 'data'], ['23514', 'data'], ['22P02', 'data'], ['54000', 'data'],
-    ['42P01', 'fatal'], ['3F000', 'fatal'], ['42501', 'fatal'],
+    ['42P01', 'fatal'], ['3F000', 'fatal'], ['42501', 'fatal'], ['3D000', 'fatal'], ['28P01', 'fatal'], ['28000', 'fatal'],
   ])('should classify SQLSTATE %s as %s', (code, kind) => {
     expect(classifyFailure(pgError(code))).toBe(kind);
   });

@@ -1,0 +1,63 @@
+import { withDatabase, type OperationContext } from './context';
+import type { PurgeRequest } from './request';
+import type { Sql } from '../db';
+import { deadLettersTable, selectionFilter } from './selection';
+
+export interface PurgeReport {
+  dryRun: boolean;
+  /** Dead letters deleted, or that would be deleted by a dry run. */
+  purged: number;
+  byReason: Record<string, number>;
+  /** False when the invocation ran out of time first; run it again to go on. */
+  done: boolean;
+}
+
+/** Redrive results after which a dead letter has nothing left to tell: its record reached a final state. */
+const SETTLED = ['stored', 'duplicate', 'superseded', 'upstream_error'];
+
+/**
+ * Deletes the selected dead letters that match the purge criteria (settled by a redrive, older than the retention
+ * period, or named by id), in batches of `batchSize`, each its own statement and commit, while time remains.
+ * Rows another session holds (a redrive in progress) are skipped. A dry run counts what would go and deletes nothing.
+ */
+export async function purge(ctx: OperationContext, request: PurgeRequest): Promise<PurgeReport> {
+  const matches = (sql: Sql) => sql`
+    where true ${selectionFilter(sql, request)}
+    ${request.redriven ? sql`and redrive_result = any(${SETTLED}::text[])` : sql``}
+    ${request.olderThanDays === undefined ? sql`` : sql`and created_at < now() - make_interval(days => ${request.olderThanDays})`}`;
+  const report: PurgeReport = { dryRun: request.dryRun, purged: 0, byReason: {}, done: false };
+  const add = (rows: readonly { reason: string; n: number }[]) => {
+    for (const { reason, n } of rows) {
+      report.byReason[reason] = (report.byReason[reason] ?? 0) + n;
+      report.purged += n;
+    }
+  };
+
+  if (request.dryRun) {
+    add(
+      await withDatabase(ctx, (sql) => sql<{ reason: string; n: number }[]>`
+        select reason, count(*)::int as n from ${deadLettersTable(sql, ctx.schema)} ${matches(sql)} group by reason order by reason`),
+    );
+    report.done = true;
+    return report;
+  }
+  while (ctx.remainingMs() > 0) {
+    const deleted = await withDatabase(ctx, (sql) => {
+      const table = deadLettersTable(sql, ctx.schema);
+      return sql<{ reason: string; n: number }[]>`
+        with doomed as (
+          select id from ${table} ${matches(sql)} order by id limit ${request.batchSize} for update skip locked
+        ), gone as (
+          delete from ${table} d using doomed where d.id = doomed.id returning d.reason
+        )
+        select reason, count(*)::int as n from gone group by reason`;
+    });
+    add(deleted);
+    if (deleted.reduce((sum, r) => sum + r.n, 0) < request.batchSize) {
+      report.done = true;
+      break;
+    }
+  }
+  report.byReason = Object.fromEntries(Object.entries(report.byReason).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return report;
+}

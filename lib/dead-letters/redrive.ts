@@ -1,0 +1,214 @@
+import type postgres from 'postgres';
+import { inTransaction } from '../db';
+import { parseMessage, type ParseResult } from '../message';
+import { collapseTraceIds, toCandidate, type Candidate } from '../plan';
+import { classifyFailure, errorCode } from '../retry';
+import { writeBatch, type TraceStatus } from '../store';
+import { withDatabase, type OperationContext } from './context';
+import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './record';
+import type { RedriveRequest } from './request';
+import { deadLettersTable, selectionFilter } from './selection';
+
+/** What a redrive made of a dead letter: the state the consumer would have reported for it today. */
+export type RedriveResult = TraceStatus | 'dead_lettered';
+export const REDRIVE_RESULTS: readonly RedriveResult[] = ['stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered'];
+
+export interface RedrivenLetter {
+  id: number;
+  topic: string;
+  partition: number;
+  offset: number;
+  traceId: string | null;
+  result: RedriveResult;
+  /** When dead-lettered again: the new reason code and its detail. */
+  reason?: string;
+  detail?: string;
+}
+
+export interface RedriveReport {
+  dryRun: boolean;
+  /** Dead letters sent through the consumer's path by this invocation. */
+  redriven: number;
+  results: Record<RedriveResult, number>;
+  /** True when the selection has nothing left after `cursor`; false when time, `limit` or an error stopped it. */
+  done: boolean;
+  /** The last dead letter id handled: pass it as `after` to resume. */
+  cursor: number;
+  /** The first {@link LETTERS_SHOWN} dead letters and what became of each. */
+  letters: RedrivenLetter[];
+}
+
+/** Per-letter lines returned at most; the counts always cover everything. */
+export const LETTERS_SHOWN = 200;
+
+export interface RedriveContext extends OperationContext {
+  /** The validation of the deployed code: parseMessage, unless a test stands in a relaxed rule. */
+  parse?: (value: Buffer | null) => ParseResult;
+}
+
+interface BatchOutcome {
+  letters: RedrivenLetter[];
+  /** Rows the batch's select returned: fewer than asked means the selection is exhausted. */
+  selected: number;
+  lastId: number | null;
+}
+
+/**
+ * Sends the selected dead letters through the consumer's own path: the stored bytes are validated by the deployed
+ * code (so a fix deployed since applies), planned and written by writeBatch, exactly as a new Kafka batch would be.
+ * Exactly once and newest-wins hold because the write is the consumer's: trace ids are claimed in processed_traces,
+ * and an older report loses to a newer one (`superseded`).
+ *
+ * Each batch is one transaction: its dead letters are locked (FOR UPDATE SKIP LOCKED, so a concurrent redrive takes
+ * others), written, and their outcome recorded on them, all committed together. A record dead-lettered again keeps
+ * its row (the consumer's insert would conflict with it) and gets the new reason in redrive_reason/redrive_detail.
+ * Dead letters already redriven are not selected again, so a second redrive changes nothing; `again` takes those
+ * that were dead-lettered again. A dry run does all of it in one transaction that is rolled back, so it reports
+ * exactly what a real run would have done at that moment.
+ */
+export async function redrive(request: RedriveRequest, ctx: RedriveContext): Promise<RedriveReport> {
+  if (request.dryRun) {
+    return withDatabase(ctx, (sql) => rolledBack(sql, (tx) => runBatches(request, ctx, (after, size) => redriveBatch(tx, request, ctx, after, size))));
+  }
+  return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => inTransaction(sql, (tx) => redriveBatch(tx, request, ctx, after, size))));
+}
+
+/** Batches from `after` until the selection is exhausted, `limit` is reached or no time is left to start another. */
+async function runBatches(
+  request: RedriveRequest,
+  ctx: RedriveContext,
+  runBatch: (after: number, size: number) => Promise<BatchOutcome>,
+): Promise<RedriveReport> {
+  const report: RedriveReport = {
+    dryRun: request.dryRun,
+    redriven: 0,
+    results: Object.fromEntries(REDRIVE_RESULTS.map((r) => [r, 0])) as Record<RedriveResult, number>,
+    done: false,
+    cursor: request.after,
+    letters: [],
+  };
+  for (;;) {
+    const size = Math.min(request.batchSize, (request.limit ?? Infinity) - report.redriven);
+    if (size <= 0 || ctx.remainingMs() <= 0) return report;
+    const batch = await runBatch(report.cursor, size);
+    for (const letter of batch.letters) {
+      report.results[letter.result] += 1;
+      if (report.letters.length < LETTERS_SHOWN) report.letters.push(letter);
+    }
+    report.redriven += batch.letters.length;
+    if (batch.lastId !== null) report.cursor = batch.lastId;
+    if (batch.selected < size) {
+      report.done = true;
+      return report;
+    }
+  }
+}
+
+async function redriveBatch(
+  tx: postgres.ReservedSql,
+  request: RedriveRequest,
+  ctx: RedriveContext,
+  after: number,
+  size: number,
+): Promise<BatchOutcome> {
+  // The batch's time is fixed when it starts, as the consumer fixes a batch's: its statements may use all of it.
+  const statementTimeoutMs = ctx.remainingMs();
+  const table = deadLettersTable(tx, ctx.schema);
+  const eligible = request.again ? tx`(redriven_at is null or redrive_result = 'dead_lettered')` : tx`redriven_at is null`;
+  const rows = await tx<StoredDeadLetter[]>`
+    select ${tx([...DEAD_LETTER_COLUMNS])} from ${table}
+    where id > ${after} and ${eligible} ${selectionFilter(tx, request)}
+    order by id
+    limit ${size}
+    for update skip locked`;
+
+  const parse = ctx.parse ?? parseMessage;
+  const outcomes = new Map<StoredDeadLetter, Omit<RedrivenLetter, 'id' | 'topic' | 'partition' | 'offset'>>();
+  const rowOf = new Map<Candidate, StoredDeadLetter>();
+  for (const row of rows) {
+    const record = toKafkaRecord(row);
+    const parsed = parse(record.value);
+    if (parsed.ok) rowOf.set(toCandidate(record, parsed.message), row);
+    else outcomes.set(row, { traceId: row.trace_id, result: 'dead_lettered', reason: parsed.reason, detail: parsed.detail });
+  }
+  // A trace id selected twice is written twice, one after the other: the second finds the first's claim and ends
+  // `duplicate`, as a repeat in a Kafka batch does. Each round writes at least one candidate, so the loop ends.
+  let todo = [...rowOf.keys()];
+  while (todo.length > 0) {
+    const { unique, repeats } = collapseTraceIds(todo);
+    for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique, statementTimeoutMs)) outcomes.set(rowOf.get(candidate)!, outcome);
+    todo = repeats;
+  }
+
+  const letters = rows.map((row): RedrivenLetter => ({
+    id: Number(row.id),
+    topic: row.kafka_topic,
+    partition: row.kafka_partition,
+    offset: Number(row.kafka_offset),
+    ...outcomes.get(row)!,
+  }));
+  if (letters.length > 0) {
+    const updates = letters.map((l) => ({ id: l.id, result: l.result, reason: l.reason ?? null, detail: l.detail ?? null, trace_id: l.traceId }));
+    await tx`
+      update ${table} as d set redriven_at = now(), redrive_result = x.result, redrive_reason = x.reason,
+        redrive_detail = x.detail, redrive_count = d.redrive_count + 1, trace_id = coalesce(d.trace_id, x.trace_id)
+      from json_to_recordset(${JSON.stringify(updates)}::text::json) as x(id bigint, result text, reason text, detail text, trace_id text)
+      where d.id = x.id`;
+  }
+  return { letters, selected: rows.length, lastId: letters.at(-1)?.id ?? null };
+}
+
+type WriteOutcome = Omit<RedrivenLetter, 'id' | 'topic' | 'partition' | 'offset'>;
+
+/**
+ * The consumer's write inside a savepoint of the batch's transaction. When PostgreSQL rejects the data, the
+ * savepoint is rolled back and each half is written on its own, down to the one message responsible, which ends
+ * `dead_lettered` with `db_rejected` as the consumer's isolation would. It ends: every call either succeeds, settles
+ * a single candidate, or recurses on two halves each strictly shorter than its input.
+ */
+async function writeIsolating(
+  tx: postgres.ReservedSql,
+  schema: string,
+  candidates: Candidate[],
+  statementTimeoutMs: number,
+): Promise<Map<Candidate, WriteOutcome>> {
+  if (candidates.length === 0) return new Map();
+  await tx`savepoint redrive_write`;
+  try {
+    const statuses = await writeBatch(tx, schema, { candidates, deadLetters: [] }, statementTimeoutMs, tx);
+    await tx`release savepoint redrive_write`;
+    return new Map(candidates.map((c) => [c, { traceId: c.message.traceId, result: statuses.get(c.message.traceId)! }]));
+  } catch (error) {
+    if (classifyFailure(error) !== 'data') throw error;
+    await tx`rollback to savepoint redrive_write`;
+    await tx`release savepoint redrive_write`;
+    const [only] = candidates;
+    if (candidates.length === 1 && only) {
+      const detail = `${errorCode(error) ?? 'unknown'}: ${error instanceof Error ? error.message : String(error)}`;
+      return new Map([[only, { traceId: only.message.traceId, result: 'dead_lettered', reason: 'db_rejected', detail }]]);
+    }
+    const half = Math.ceil(candidates.length / 2);
+    return new Map([
+      ...(await writeIsolating(tx, schema, candidates.slice(0, half), statementTimeoutMs)),
+      ...(await writeIsolating(tx, schema, candidates.slice(half), statementTimeoutMs)),
+    ]);
+  }
+}
+
+/** Thrown to make inTransaction roll back a dry run; carries the run's report out. */
+class DryRunRollback<T> {
+  constructor(readonly result: T) {}
+}
+
+/** Runs `work` in a transaction that is always rolled back, through inTransaction's careful rollback. */
+async function rolledBack<T>(sql: postgres.Sql, work: (tx: postgres.ReservedSql) => Promise<T>): Promise<T> {
+  try {
+    await inTransaction(sql, async (tx) => {
+      throw new DryRunRollback(await work(tx));
+    });
+  } catch (thrown) {
+    if (thrown instanceof DryRunRollback) return thrown.result as T;
+    throw thrown;
+  }
+  throw new Error('unreachable: the dry run transaction committed');
+}

@@ -1,0 +1,244 @@
+/**
+ * Every `npx serverless deploy` command in docs/deploy.md, packaged offline by the real CLI, and each template checked
+ * against the CloudFormation resource specification, the IAM Service Authorization Reference and the permissions AWS
+ * documents for the mapping. Each variant is packaged once (about 6 s each) and shared by the assertions.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { alarmProblems, iamProblems, mappingRoleProblems, type DeploymentFacts } from '../helpers/aws-rules';
+import { specProblems, type Template } from '../helpers/cfn-spec';
+import { projectRoot, runCommand, runServerless } from '../helpers/cli';
+
+interface Variant {
+  title: string;
+  stage: string;
+  params: Record<string, string>;
+}
+
+/** The deploy commands of a Markdown page: `--stage` and every `--param="k=v"`, continuation lines joined. */
+function documentedVariants(file: string): Variant[] {
+  const text = readFileSync(join(projectRoot, file), 'utf8');
+  const commands = [...text.matchAll(/^npx serverless deploy ((?:[^\n]*\\\n)*[^\n]*)/gm)].map((m) => m[1]!.replace(/\\\n/g, ' '));
+  return commands.map((command) => {
+    const stage = /--stage (\S+)/.exec(command)?.[1] ?? 'dev';
+    const params = Object.fromEntries([...command.matchAll(/--param="([^=]+)=([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const title = `${stage}: ${params.source}/${params.mskAuth ?? params.selfManagedAuth ?? 'iam'}` +
+      `${params.failureDestinationType ? ` -> ${params.failureDestinationType}` : ''}${params.mapping ? ` mapping=${params.mapping}` : ''}` +
+      `${params.consumerGroup ? ` group=${params.consumerGroup}` : ''}`;
+    return { title: file === 'docs/deploy.md' ? title : `${file} ${title}`, stage, params };
+  });
+}
+
+async function packageTemplate(stage: string, params: Record<string, string>) {
+  const dir = mkdtempSync(join(tmpdir(), 'trace-package-'));
+  const args = ['package', '--stage', stage, '--package', dir, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
+  const run = await runServerless(args, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' });
+  if (run.code !== 0) return { run, template: undefined };
+  return { run, template: JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template };
+}
+
+const facts = (params: Record<string, string>): DeploymentFacts => ({
+  secretKmsKeyArns: (params.kmsKeyArn ?? '').split(',').filter(Boolean),
+  destinationKmsKeyArn: params.failureDestinationKmsKeyArn || undefined,
+});
+
+async function allProblems(template: Template, params: Record<string, string>) {
+  return [...specProblems(template), ...(await iamProblems(template)), ...mappingRoleProblems(template, facts(params)), ...alarmProblems(template)];
+}
+
+const variants = [...documentedVariants('docs/deploy.md'), ...documentedVariants('README.md')];
+const templates = new Map<string, Template>();
+const failures = new Map<string, string>();
+
+beforeAll(async () => {
+  for (const v of variants) {
+    const { run, template } = await packageTemplate(v.stage, v.params);
+    if (template) templates.set(v.title, template);
+    else failures.set(v.title, run.stdout + run.stderr);
+  }
+}, 900_000);
+
+const get = (title: string) => {
+  const t = templates.get(title);
+  if (!t) throw new Error(`not packaged: ${title}\n${failures.get(title)}`);
+  return t;
+};
+const byTitle = (pattern: RegExp) => variants.find((v) => pattern.test(v.title))!;
+const resourcesOf = (t: Template, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
+
+describe('every documented deploy command (docs/deploy.md, README.md)', () => {
+  it('should document every authentication option, destination and the cutover steps', () => {
+    const titles = variants.map((v) => v.title).join('\n');
+    for (const auth of ['msk/iam', 'msk/sasl-scram', 'msk/mtls', 'self-managed/sasl-scram-512', 'self-managed/sasl-scram-256', 'self-managed/sasl-plain', 'self-managed/mtls']) {
+      expect(titles).toContain(auth);
+    }
+    for (const destination of ['-> sqs', '-> sns', '-> s3', '-> kafka', 'mapping=removed', 'group=trace-consumer']) expect(titles).toContain(destination);
+    expect(variants.some((v) => v.params.kafkaRootCaSecretArn)).toBe(true);
+  });
+
+  it.each(variants.map((v) => [v.title, v] as const))('should package %s and pass the AWS checks', async (title, v) => {
+    expect(failures.get(title) ?? '').toBe('');
+    expect(await allProblems(get(title), v.params)).toEqual([]);
+  });
+});
+
+describe('what the documented templates contain', () => {
+  it('should give every mapping provisioned pollers, partial batch responses and its own metrics', () => {
+    for (const t of templates.values()) {
+      for (const [, esm] of resourcesOf(t, 'AWS::Lambda::EventSourceMapping')) {
+        expect(esm.Properties).toMatchObject({
+          FunctionResponseTypes: ['ReportBatchItemFailures'],
+          MetricsConfig: { Metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
+          ProvisionedPollerConfig: expect.objectContaining({ MinimumPollers: expect.any(Number) }),
+        });
+      }
+    }
+  });
+
+  it('should build the prod MSK IAM stack with alarms that notify, a dashboard and the health URLs', () => {
+    const t = get(byTitle(/^prod: msk\/iam$/).title);
+    const alarms = Object.fromEntries(resourcesOf(t, 'AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties!]));
+    expect(Object.keys(alarms).sort()).toEqual([
+      'ConsumerDeadLettersAlarm', 'ConsumerErrorsAlarm', 'ConsumerFailuresAlarm', 'ConsumerFreshnessAlarm', 'ConsumerLagAlarm',
+      'ConsumerOffsetLagAlarm', 'ConsumerThrottlesAlarm',
+    ]);
+    for (const alarm of Object.values(alarms)) expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+    expect(t.Resources.AlarmTopic!.Type).toBe('AWS::SNS::Topic');
+    expect(alarms.ConsumerOffsetLagAlarm).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'OffsetLag', TreatMissingData: 'breaching' });
+    expect(alarms.ConsumerFreshnessAlarm).toMatchObject({ MetricName: 'RecordsStored', TreatMissingData: 'breaching', ComparisonOperator: 'LessThanThreshold', Period: 3600, EvaluationPeriods: 24 });
+    expect(alarms.ConsumerDeadLettersAlarm).toMatchObject({ MetricName: 'RecordsDeadLettered', Period: 60 });
+    expect(alarms.ConsumerErrorsAlarm).toMatchObject({ MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'ConsumerLambdaFunction' } }] });
+    expect(alarms.ConsumerThrottlesAlarm).toMatchObject({ MetricName: 'Throttles' });
+
+    const body = (t.Resources.ConsumerDashboard!.Properties!.DashboardBody as { 'Fn::Sub': string })['Fn::Sub'];
+    for (const metric of ['RecordsReceived', 'RecordsStored', 'RecordsDeadLettered', 'OffsetLag', 'OldestRecordAge', 'BatchDuration', 'Duration', 'Errors', 'Throttles', 'database write failed']) {
+      expect(body).toContain(metric);
+    }
+    expect(Object.keys(t.Outputs!)).toEqual(expect.arrayContaining(['DashboardUrl', 'HealthReadyUrl', 'HealthLiveUrl', 'HealthFreshnessUrl', 'AlarmTopicArn', 'KafkaConsumerGroupId']));
+    expect(t.Outputs!.HealthReadyUrl!.Value).toEqual({ 'Fn::Sub': 'https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/healthz/ready' });
+    expect(t.Outputs!.KafkaConsumerGroupId!.Value).toBe('trace-consumer-prod');
+    expect(t.Resources.HealthLambdaFunction!.Properties!.ReservedConcurrentExecutions).toBe(5);
+    expect(t.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
+  });
+
+  it('should default the consumer group per stage and take over the old group only when asked', () => {
+    const group = (t: Template) => t.Outputs!.KafkaConsumerGroupId!.Value;
+    expect(group(get(byTitle(/^dev: msk\/iam -> kafka$/).title))).toBe('trace-consumer-dev');
+    expect(group(get(byTitle(/^prod: msk\/iam$/).title))).toBe('trace-consumer-prod');
+    const cutover = get(byTitle(/group=trace-consumer$/).title);
+    expect(cutover.Resources.ConsumerEventSourceMapping!.Properties!.SelfManagedKafkaEventSourceConfig).toEqual({ ConsumerGroupId: 'trace-consumer' });
+    const removed = get(byTitle(/mapping=removed/).title);
+    expect(resourcesOf(removed, 'AWS::Lambda::EventSourceMapping')).toEqual([]);
+    expect(removed.Resources.ConsumerLambdaFunction).toBeDefined();
+    expect(removed.Resources.ConsumerOffsetLagAlarm).toBeUndefined(); // a deliberate pause is not an outage
+    expect(removed.Resources.ConsumerFreshnessAlarm).toBeDefined();
+  });
+});
+
+describe('the checks can fail', () => {
+  const clone = (t: Template) => structuredClone(t);
+  const scramTitle = () => byTitle(/^prod: msk\/sasl-scram -> sqs$/).title;
+
+  it('should report each kind of specification problem', () => {
+    const t = clone(get(scramTitle()));
+    const esm = t.Resources.ConsumerEventSourceMapping!.Properties!;
+    esm.Topicz = ['x']; // unknown property
+    esm.BatchSize = 'lots'; // wrong primitive type
+    (esm.SourceAccessConfigurations as { Type: string }[])[0]!.Type = 'SASL_SCRAM_1024_AUTH'; // not an allowed value
+    esm.FunctionResponseTypes = ['ReportEverything']; // pattern from the Lambda API reference
+    (esm.AmazonManagedKafkaEventSourceConfig as Record<string, unknown>).ConsumerGroupId = 'has spaces'; // pattern
+    esm.MaximumRetryAttempts = 20000; // range
+    delete t.Resources.ConsumerRole!.Properties!.AssumeRolePolicyDocument; // required
+    t.Resources.Extra = { Type: 'AWS::Lambda::EventSourceMappingz', Properties: {} }; // resource type
+    t.Resources.ConsumerLambdaFunction!.Properties!.Role = { 'Fn::GetAtt': ['MissingRole', 'Arn'] }; // GetAtt target
+    t.Outputs!.HealthLiveUrl!.Value = { 'Fn::GetAtt': ['HttpApi', 'NoSuchAttribute'] }; // attribute
+    t.Resources.ConsumerDashboard!.Properties!.DashboardBody = { 'Fn::Sub': '${NotThere}' }; // Sub variable
+    t.Resources.AlarmTopic!.Properties = { TopicName: { Ref: 'Nothing' } }; // Ref target
+    const problems = specProblems(t).join('\n');
+    for (const expected of [
+      'Topicz: not a property', 'BatchSize: expected an integer', 'SourceAccessConfigurations[0].Type: expected one of', '"ReportEverything" does not match',
+      'ConsumerGroupId: "has spaces" does not match', 'MaximumRetryAttempts: 20000 is above', 'AssumeRolePolicyDocument: required property missing',
+      'unknown resource type AWS::Lambda::EventSourceMappingz', 'Fn::GetAtt target MissingRole does not exist', 'has no attribute NoSuchAttribute',
+      '${NotThere} names nothing', 'Ref target "Nothing" does not exist',
+    ]) expect(problems).toContain(expected);
+  });
+
+  it('should report unknown IAM actions and grants scoped against the Service Authorization Reference', async () => {
+    const t = clone(get(scramTitle()));
+    const statements = (t.Resources.ConsumerRole!.Properties!.Policies as { PolicyDocument: { Statement: Record<string, unknown>[] } }[])[0]!.PolicyDocument.Statement;
+    statements.push({ Effect: 'Allow', Action: ['kafka:GetBootstrapBrokerz'], Resource: '*' });
+    statements.push({ Effect: 'Allow', Action: ['kafka:GetBootstrapBrokers'], Resource: ['arn:aws:kafka:us-east-1:123456789012:cluster/trace/x'] });
+    statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: '*' });
+    const problems = (await iamProblems(t)).join('\n');
+    expect(problems).toContain('kafka:GetBootstrapBrokerz is not an action of kafka');
+    expect(problems).toContain('kafka:GetBootstrapBrokers supports no resource-level permissions');
+    expect(problems).toContain('sqs:SendMessage can be scoped to queue, but is granted on "*"');
+  });
+
+  it('should report a mapping role with less or more than AWS documents, and silent alarms', () => {
+    const v = byTitle(/^prod: msk\/sasl-scram -> sqs$/);
+    const t = clone(get(v.title));
+    const statements = (t.Resources.ConsumerRole!.Properties!.Policies as { PolicyDocument: { Statement: { Action: string[] }[] } }[])[0]!.PolicyDocument.Statement;
+    const withoutDecrypt = statements.filter((s) => !s.Action.includes('kms:Decrypt'));
+    withoutDecrypt.push({ Action: ['kafka-cluster:ReadData'], ...{ Effect: 'Allow', Resource: '*' } } as never);
+    (t.Resources.ConsumerRole!.Properties!.Policies as { PolicyDocument: { Statement: unknown[] } }[])[0]!.PolicyDocument.Statement = withoutDecrypt;
+    const problems = mappingRoleProblems(t, facts(v.params)).join('\n');
+    expect(problems).toContain('missing kms:Decrypt');
+    expect(problems).toContain('kafka-cluster:ReadData is more than AWS documents');
+    // Without its key the SCRAM secret cannot be used by MSK at all.
+    expect(mappingRoleProblems(get(v.title), { secretKmsKeyArns: [] }).join('\n')).toContain('customer-managed KMS key');
+
+    const prod = clone(get(byTitle(/^prod: msk\/iam$/).title));
+    delete prod.Resources.ConsumerLagAlarm!.Properties!.AlarmActions;
+    prod.Resources.ConsumerFreshnessAlarm!.Properties!.EvaluationPeriods = 200;
+    const alarmText = alarmProblems(prod).join('\n');
+    expect(alarmText).toContain('ConsumerLagAlarm: no AlarmActions');
+    expect(alarmText).toContain('ConsumerFreshnessAlarm: 200 x 3600 s exceeds');
+  });
+});
+
+// cfn-lint, the standard CloudFormation linter (its own copy of the resource schemas, with their patterns). .ci/run
+// installs it into .cache/cfn-lint; without it this one check is reported as skipped.
+const cfnLint = process.env.CFN_LINT ?? join(projectRoot, '.cache', 'cfn-lint', 'bin', 'cfn-lint');
+
+describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
+  async function lint(named: Record<string, Template>) {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-lint-'));
+    const files = Object.entries(named).map(([name, t], i) => {
+      const file = join(dir, `${i}-${name.replace(/[^\w-]+/g, '_')}.json`);
+      writeFileSync(file, JSON.stringify(t, null, 2));
+      return file;
+    });
+    // W3005: the CLI adds DependsOn entries that a Ref already implies; harmless and not ours to change.
+    const run = await runCommand(cfnLint, ['--format', 'json', '--regions', 'us-east-1', '--ignore-checks', 'W3005', '--', ...files], {}, 300_000);
+    return JSON.parse(run.stdout || '[]') as { Rule: { Id: string }; Message: string; Filename: string }[];
+  }
+
+  it('should find nothing in any documented template', async () => {
+    const findings = await lint(Object.fromEntries(templates));
+    expect(findings.map((f) => `${f.Filename}: ${f.Rule.Id} ${f.Message}`)).toEqual([]);
+  });
+
+  it('should find a malformed security group id and an out-of-range batch size', async () => {
+    const t = structuredClone(get(byTitle(/^prod: msk\/iam$/).title));
+    (t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig as { SecurityGroupIds: string[] }).SecurityGroupIds = ['sg-0ccc'];
+    t.Resources.ConsumerEventSourceMapping!.Properties!.BatchSize = 20000;
+    const ids = (await lint({ broken: t })).map((f) => f.Rule.Id);
+    expect(ids).toContain('E1150');
+    expect(ids.some((id) => id.startsWith('E30'))).toBe(true);
+  });
+});
+
+describe('parameter guard rails (real CLI)', () => {
+  it('should reject misspelled parameters, name the valid ones and show one message without a stack trace', async () => {
+    const { run } = await packageTemplate('dev', { source: 'msk', consumergroup: 'x', mskAuth: 'sasl-scram', kafkaSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf' });
+    const output = run.stdout + run.stderr;
+    expect(run.code).not.toBe(0);
+    expect(output).toContain('unknown parameter "consumergroup" (did you mean "consumerGroup"?); valid parameters: ');
+    expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
+    expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
+    expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+  });
+});

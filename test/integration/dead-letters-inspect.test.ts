@@ -1,0 +1,215 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildKafkaEvent } from '../../scripts/event-builder';
+import { testDatabase, type TestDatabase } from '../helpers/db';
+import { relaxedParse, runAction } from '../helpers/dead-letters';
+import { surveyMessage } from '../helpers/factories';
+import { runBatch } from '../helpers/run';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await testDatabase();
+});
+afterAll(() => db.close());
+
+const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
+let topics = 0;
+const newTopic = () => `inspect-${++topics}-${Math.random().toString(36).slice(2, 7)}`;
+const runs = (n: number) => (process.env.LONG_TESTS === '1' ? n * 5 : n);
+const DAY = 86_400_000;
+// Ages are counted back from now, half a day off any whole day, so that a retention boundary never ties.
+const NOW = Date.now() - DAY / 2;
+
+interface Letter {
+  reason: 'tombstone' | 'invalid_json' | 'invalid_message' | 'db_rejected';
+  partition: number;
+  daysAgo: number;
+  redrive: null | 'stored' | 'duplicate' | 'dead_lettered';
+}
+const letterArb = fc.record({
+  reason: fc.constantFrom('tombstone', 'invalid_json', 'invalid_message', 'db_rejected'),
+  partition: fc.integer({ min: 0, max: 2 }),
+  daysAgo: fc.integer({ min: 0, max: 40 }),
+  redrive: fc.constantFrom(null, 'stored', 'duplicate', 'dead_lettered'),
+}) as fc.Arbitrary<Letter>;
+
+/** Dead letters written directly, so that their age and redrive state can be anything. Offsets follow the order. */
+async function insertLetters(topic: string, letters: readonly Letter[]) {
+  const rows = letters.map((l, i) => ({
+    kafka_topic: topic, kafka_partition: l.partition, kafka_offset: i, reason: l.reason, detail: `detail ${i}`,
+    created_at: new Date(NOW - l.daysAgo * DAY - i * 1000).toISOString(),
+    redriven_at: l.redrive === null ? null : new Date(NOW).toISOString(), redrive_result: l.redrive, redrive_count: l.redrive === null ? 0 : 1,
+  }));
+  await db.sql`
+    insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason, detail, value, created_at, redriven_at, redrive_result, redrive_count)
+    select kafka_topic, kafka_partition, kafka_offset, reason, detail, convert_to('{}', 'UTF8'), created_at, redriven_at, redrive_result, redrive_count
+    from json_to_recordset(${JSON.stringify(rows)}::text::json) as x(kafka_topic text, kafka_partition int, kafka_offset bigint, reason text,
+      detail text, created_at timestamptz, redriven_at timestamptz, redrive_result text, redrive_count int)`;
+  return rows;
+}
+
+const countBy = <T>(items: readonly T[], key: (x: T) => string) => {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+};
+const day = (iso: string) => iso.slice(0, 10);
+
+describe('summary', () => {
+  it('should count the selection by reason, day, partition and redrive result, with the oldest and newest', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(letterArb, { minLength: 1, maxLength: 25 }), async (letters) => {
+        const topic = newTopic();
+        const rows = await insertLetters(topic, letters);
+        const run = await runAction(db, { action: 'summary', topic });
+        expect(run.error).toBeUndefined();
+        const s = run.response!;
+        const created = rows.map((r) => r.created_at).sort();
+        const unresolved = letters.filter((l) => l.redrive === null || l.redrive === 'dead_lettered');
+        expect(s.total).toBe(letters.length);
+        expect(s.unresolved).toBe(unresolved.length);
+        expect(s.oldest?.slice(0, 23)).toBe(created[0]!.slice(0, 23));
+        expect(s.newest?.slice(0, 23)).toBe(created.at(-1)!.slice(0, 23));
+        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.letters]))).toEqual(countBy(letters, (l) => l.reason));
+        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.unresolved]))).toEqual(
+          Object.fromEntries(Object.keys(countBy(letters, (l) => l.reason)).map((reason) => [reason, unresolved.filter((l) => l.reason === reason).length])),
+        );
+        expect(Object.fromEntries(s.byDay.map((d) => [d.day, d.letters]))).toEqual(countBy(rows, (r) => day(r.created_at)));
+        expect(s.byDay.map((d) => d.day)).toEqual([...s.byDay.map((d) => d.day)].sort().reverse());
+        expect(Object.fromEntries(s.byPartition.map((p) => [p.partition, p.letters]))).toEqual(countBy(letters, (l) => String(l.partition)));
+        for (const p of s.byPartition) {
+          const offsets = rows.filter((r) => r.kafka_partition === p.partition).map((r) => r.kafka_offset);
+          expect([p.topic, p.firstOffset, p.lastOffset]).toEqual([topic, Math.min(...offsets), Math.max(...offsets)]);
+        }
+        expect(Object.fromEntries(s.byRedriveResult.map((r) => [r.result, r.letters]))).toEqual(countBy(letters, (l) => l.redrive ?? 'never'));
+        expect(run.metrics[0]).toMatchObject({ action: 'summary', DeadLetters: letters.length, DeadLettersUnresolved: unresolved.length });
+      }),
+      { numRuns: runs(10) },
+    );
+  });
+
+  it('should narrow by reason, time range and Kafka coordinates', async () => {
+    const topic = newTopic();
+    const letters: Letter[] = [
+      { reason: 'tombstone', partition: 0, daysAgo: 10, redrive: null },
+      { reason: 'invalid_json', partition: 1, daysAgo: 5, redrive: null },
+      { reason: 'invalid_json', partition: 1, daysAgo: 1, redrive: null },
+      { reason: 'db_rejected', partition: 2, daysAgo: 0, redrive: null },
+    ];
+    await insertLetters(topic, letters);
+    const total = async (selection: Record<string, unknown>) => (await runAction(db, { action: 'summary', topic, ...selection })).response?.total;
+    expect(await total({ reasons: ['invalid_json', 'tombstone'] })).toBe(3);
+    expect(await total({ from: new Date(NOW - 6 * DAY).toISOString(), to: new Date(NOW - DAY / 2).toISOString() })).toBe(2);
+    expect(await total({ partition: 1, offsetFrom: 2 })).toBe(1);
+    expect(await total({ offsetTo: 1 })).toBe(2);
+    expect(await total({ topic: `${topic}-none` })).toBe(0);
+  });
+});
+
+describe('show', () => {
+  it('should decode each dead letter for a person and log none of its content', async () => {
+    const topic = newTopic();
+    const invalid = surveyMessage({}, { enrollment: -1 });
+    const records = [
+      { value: invalid, key: invalid.traceId, headers: [{ key: 'source', value: 'pdf-parser' }, { key: 'attempt', value: '2' }, { key: 'source', value: Buffer.from([0x00, 0xff]) }] },
+      { value: 'not json at all', key: 'k-text' },
+      { value: Buffer.from([0xff, 0xfe, 0x00, 0x41]), key: Buffer.from([0xc3, 0x28]) },
+      { value: null, key: 'k-tombstone' },
+    ];
+    await runBatch(db, buildKafkaEvent(records, { topic, timestamp: 1_700_000_000_000 }));
+
+    const run = await runAction(db, { action: 'show', topic });
+    const letters = run.response!.letters;
+    expect(letters.map((l) => l.reason)).toEqual(['invalid_message', 'invalid_json', 'invalid_utf8', 'tombstone']);
+    expect(letters[0]).toMatchObject({
+      topic, partition: 0, offset: 0, timestamp: '2023-11-14T22:13:20.000Z',
+      key: { format: 'text', text: invalid.traceId }, value: { format: 'json', json: invalid },
+      headers: [
+        { key: 'source', value: { format: 'text', bytes: 10, text: 'pdf-parser' } },
+        { key: 'attempt', value: { format: 'text', bytes: 1, text: '2' } },
+        { key: 'source', value: { format: 'base64', bytes: 2, base64: Buffer.from([0x00, 0xff]).toString('base64') } },
+      ],
+      detail: 'course.enrollment: must not be negative', redrive: null,
+    });
+    expect(letters[1]?.value).toEqual({ format: 'text', bytes: 15, text: 'not json at all' });
+    expect(letters[2]?.value).toEqual({ format: 'base64', bytes: 4, base64: Buffer.from([0xff, 0xfe, 0x00, 0x41]).toString('base64') });
+    expect(letters[2]?.key).toEqual({ format: 'base64', bytes: 2, base64: 'wyg=' });
+    expect(letters[3]?.value).toBeNull();
+
+    const logged = JSON.stringify(run.logs) + JSON.stringify(run.metrics);
+    for (const secret of [invalid.comments[0]!.commentText, invalid.traceId, 'not json at all', 'pdf-parser']) expect(logged).not.toContain(secret);
+    expect(run.logs.filter((l) => l.message === 'dead-letter action done')).toEqual([
+      expect.objectContaining({ action: 'show', shown: 4, ids: letters.map((l) => l.id) }),
+    ]);
+  });
+
+  it('should page through a selection with nextAfter, and show one dead letter by id with its redrive', async () => {
+    const topic = newTopic();
+    await runBatch(db, buildKafkaEvent(Array.from({ length: 5 }, () => ({ value: surveyMessage({}, { enrollment: -1 }) })), { topic }));
+    const first = await runAction(db, { action: 'show', topic, limit: 2 });
+    const second = await runAction(db, { action: 'show', topic, limit: 2, after: first.response!.nextAfter });
+    const last = await runAction(db, { action: 'show', topic, limit: 2, after: second.response!.nextAfter });
+    const offsets = [first, second, last].flatMap((r) => r.response!.letters.map((l) => l.offset));
+    expect(offsets).toEqual([0, 1, 2, 3, 4]);
+    expect(last.response!.nextAfter).toBeNull();
+
+    const id = first.response!.letters[0]!.id;
+    await runAction(db, { action: 'redrive', ids: id }, { parse: relaxedParse });
+    const one = await runAction(db, { action: 'show', ids: [id] });
+    expect(one.response!.letters).toHaveLength(1);
+    expect(one.response!.letters[0]!.redrive).toMatchObject({ result: 'stored', reason: null, count: 1, at: expect.any(String) });
+  });
+});
+
+describe('purge', () => {
+  it('should delete what the criteria select, only when dryRun is false', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(letterArb, { minLength: 1, maxLength: 20 }),
+        fc.record({ redriven: fc.constantFrom(undefined, true), olderThanDays: fc.constantFrom(undefined, 0, 7, 30) }),
+        fc.integer({ min: 1, max: 5 }),
+        async (letters, criteria, batchSize) => {
+          fc.pre(criteria.redriven !== undefined || criteria.olderThanDays !== undefined);
+          const topic = newTopic();
+          const rows = await insertLetters(topic, letters);
+          const age = async () => Number((await db.sql`select extract(epoch from now())::float8 * 1000 as now`)[0]!.now);
+          const now = await age();
+          const doomed = rows.filter(
+            (r) =>
+              (criteria.redriven === undefined || ['stored', 'duplicate'].includes(String(r.redrive_result))) &&
+              (criteria.olderThanDays === undefined || Date.parse(r.created_at) < now - criteria.olderThanDays * DAY),
+          );
+          const request = { action: 'purge' as const, topic, batchSize, ...criteria };
+          const remaining = async () => (await db.sql`select kafka_offset::int from ${table('dead_letters')} where kafka_topic = ${topic} order by 1`).map((r) => r.kafka_offset);
+
+          const dry = await runAction(db, request);
+          expect(dry.response).toMatchObject({ dryRun: true, purged: doomed.length, byReason: countBy(doomed, (r) => r.reason), done: true });
+          expect(await remaining()).toHaveLength(rows.length);
+
+          const real = await runAction(db, { ...request, dryRun: false });
+          expect(real.response).toMatchObject({ dryRun: false, purged: doomed.length, byReason: countBy(doomed, (r) => r.reason), done: true });
+          expect(await remaining()).toEqual(rows.filter((r) => !doomed.includes(r)).map((r) => r.kafka_offset));
+          expect(real.metrics[0]).toMatchObject({ action: 'purge', DeadLettersPurged: doomed.length });
+        },
+      ),
+      { numRuns: runs(10) },
+    );
+  });
+});
+
+describe('requests the function cannot run', () => {
+  it.each([
+    [{ action: 'delete' }, 'action'],
+    [{ action: 'show', ids: [] }, 'ids'],
+    [{ action: 'show', limit: 1000 }, 'limit'],
+    [{ action: 'redrive', from: 'yesterday' }, 'from'],
+    [{ action: 'redrive', dryrun: true }, 'dryrun'],
+    [{ action: 'purge' }, 'purge needs'],
+    [{ action: 'purge', olderThanDays: -1 }, 'olderThanDays'],
+  ])('should refuse %j with DEAD_LETTER_REQUEST_INVALID naming %s', async (request, named) => {
+    const run = await runAction(db, request as { action: 'show' });
+    expect(run.error).toMatchObject({ code: 'DEAD_LETTER_REQUEST_INVALID' });
+    expect((run.error as Error).message).toContain(named);
+    expect(run.logs).toEqual([expect.objectContaining({ level: 'error', message: 'dead-letter action failed', error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }) })]);
+  });
+});

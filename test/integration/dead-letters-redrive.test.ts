@@ -1,0 +1,304 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedriveResult } from '../../lib/dead-letters/redrive';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
+import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
+import { relaxedParse, runAction } from '../helpers/dead-letters';
+import { surveyMessage } from '../helpers/factories';
+import { runBatch, snapshot } from '../helpers/run';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await testDatabase();
+});
+afterAll(() => db.close());
+
+const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
+let topics = 0;
+const newTopic = () => `redrive-${++topics}-${Math.random().toString(36).slice(2, 7)}`;
+const runs = (n: number) => (process.env.LONG_TESTS === '1' ? n * 5 : n);
+
+/** Kinds of dead letter, each with what a redrive under the relaxed rule must make of it. */
+const KINDS = ['fixable', 'still_invalid', 'not_json', 'tombstone', 'already_stored', 'older', 'repeat'] as const;
+type Kind = (typeof KINDS)[number];
+interface Expected {
+  result: RedriveResult;
+  reason?: string;
+}
+
+/**
+ * Dead letters of the given kinds on a topic of their own, left by the real consumer: first a batch of valid
+ * reports (what is already stored), then a batch of the records that today's validation rejects.
+ */
+async function leaveDeadLetters(kinds: readonly Kind[]) {
+  const topic = newTopic();
+  const stored: RecordInput[] = [];
+  const letters: RecordInput[] = [];
+  const expected: Expected[] = [];
+  const storedByRedrive: string[] = [];
+  const superseded: { traceId: string; newer: string }[] = [];
+  const fixable: ReturnType<typeof surveyMessage>[] = [];
+  kinds.forEach((kind, i) => {
+    const courseId = `${topic}-${i}`;
+    const negative = (m: ReturnType<typeof surveyMessage>) => ({ ...m, course: { ...m.course, enrollment: -1 } });
+    switch (kind) {
+      case 'repeat':
+      case 'fixable': {
+        const first = fixable.at(-1);
+        if (kind === 'repeat' && first) {
+          letters.push({ value: negative(first) });
+          expected.push({ result: 'duplicate' });
+          break;
+        }
+        const m = surveyMessage({}, { courseId });
+        fixable.push(m);
+        letters.push({ value: negative(m) });
+        expected.push({ result: 'stored' });
+        storedByRedrive.push(m.traceId);
+        break;
+      }
+      case 'still_invalid':
+        letters.push({ value: surveyMessage({ instructor: { name: ' ' } }, { courseId }) });
+        expected.push({ result: 'dead_lettered', reason: 'invalid_message' });
+        break;
+      case 'not_json':
+        letters.push({ value: '{"traceId": "cut' });
+        expected.push({ result: 'dead_lettered', reason: 'invalid_json' });
+        break;
+      case 'tombstone':
+        letters.push({ value: null });
+        expected.push({ result: 'dead_lettered', reason: 'tombstone' });
+        break;
+      case 'already_stored': {
+        const m = surveyMessage({}, { courseId });
+        stored.push({ value: m });
+        letters.push({ value: negative(m) });
+        expected.push({ result: 'duplicate' });
+        break;
+      }
+      case 'older': {
+        const newer = surveyMessage({ processedAt: '2024-06-01T00:00:00Z' }, { courseId, processedAt: '2024-06-01T00:00:00Z' });
+        const older = surveyMessage({ processedAt: '2020-01-01T00:00:00Z' }, { courseId, processedAt: '2020-01-01T00:00:00Z' });
+        stored.push({ value: newer });
+        letters.push({ value: negative(older) });
+        expected.push({ result: 'superseded' });
+        superseded.push({ traceId: older.traceId, newer: newer.traceId });
+        break;
+      }
+    }
+  });
+  if (stored.length > 0) expect((await runBatch(db, buildKafkaEvent(stored, { topic }))).result?.summary.stored).toBe(stored.length);
+  const run = await runBatch(db, buildKafkaEvent(letters, { topic, firstOffset: 100 }));
+  expect(run.result?.summary.deadLettered).toBe(letters.length);
+  return { topic, expected, storedByRedrive, superseded };
+}
+
+const outcomes = (letters: readonly { result: string; reason?: string }[]) =>
+  letters.map((l) => (l.result === 'dead_lettered' ? { result: l.result, reason: l.reason } : { result: l.result }));
+
+const redriveColumns = (topic: string) => db.sql`
+  select id::int, redrive_result, redrive_reason, redrive_count, redriven_at is not null as redriven
+  from ${table('dead_letters')} where kafka_topic = ${topic} order by id`;
+
+describe('redrive after a validation rule is relaxed', () => {
+  it('should store every record the fix makes valid exactly once, and report and record every other outcome', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...KINDS), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (kinds, batchSize) => {
+          const { topic, expected, storedByRedrive, superseded } = await leaveDeadLetters(kinds);
+          const request = { action: 'redrive' as const, topic, batchSize };
+
+          // Dry run: says exactly what the real run will do, and changes nothing.
+          const before = await snapshot(db);
+          const dry = await runAction(db, { ...request, dryRun: true }, { parse: relaxedParse });
+          expect(dry.error).toBeUndefined();
+          expect(outcomes(dry.response!.letters)).toEqual(expected);
+          expect(await snapshot(db)).toEqual(before);
+          expect((await redriveColumns(topic)).every((r) => !r.redriven)).toBe(true);
+
+          const real = await runAction(db, request, { parse: relaxedParse });
+          expect(real.error).toBeUndefined();
+          expect(outcomes(real.response!.letters)).toEqual(expected);
+          expect(real.response).toMatchObject({ dryRun: false, redriven: kinds.length, done: true });
+          const recorded = await redriveColumns(topic);
+          expect(recorded.map((r) => (r.redrive_result === 'dead_lettered' ? { result: r.redrive_result, reason: r.redrive_reason } : { result: r.redrive_result })))
+            .toEqual(expected);
+          expect(recorded.every((r) => r.redriven && r.redrive_count === 1)).toBe(true);
+
+          // Stored exactly once, under the dead letter's own Kafka coordinates, with all its ratings.
+          const claims = await db.sql`
+            select trace_id, status, kafka_topic, (select count(*)::int from ${table('ratings')} r where r.trace_id = p.trace_id) as ratings
+            from ${table('processed_traces')} p where trace_id = any(${storedByRedrive}::text[]) order by trace_id`;
+          expect(claims).toEqual([...storedByRedrive].sort().map((trace_id) => ({ trace_id, status: 'stored', kafka_topic: topic, ratings: 2 })));
+          // Newest wins: the older report is superseded and the pair keeps the newer one's data.
+          for (const { traceId, newer } of superseded) {
+            const [claim] = await db.sql`select status from ${table('processed_traces')} where trace_id = ${traceId}`;
+            expect(claim?.status).toBe('superseded');
+            const holders = await db.sql`select distinct trace_id from ${table('ratings')} where trace_id in (${traceId}, ${newer})`;
+            expect(holders).toEqual([{ trace_id: newer }]);
+          }
+
+          // Idempotent: a second redrive of the same selection selects nothing and changes nothing.
+          const settled = await snapshot(db);
+          const again = await runAction(db, request, { parse: relaxedParse });
+          expect(again.response).toMatchObject({ redriven: 0, done: true });
+          expect(await snapshot(db)).toEqual(settled);
+          expect(await redriveColumns(topic)).toEqual(recorded);
+
+          // `again` takes only those dead-lettered again; with no further fix they stay where they are.
+          const retried = await runAction(db, { ...request, again: true }, { parse: relaxedParse });
+          const deadAgain = expected.filter((e) => e.result === 'dead_lettered');
+          expect(outcomes(retried.response!.letters)).toEqual(deadAgain);
+          expect(await snapshot(db)).toEqual(settled);
+          const counts = (await redriveColumns(topic)).map((r) => r.redrive_count);
+          expect(counts).toEqual(expected.map((e) => (e.result === 'dead_lettered' ? 2 : 1)));
+        },
+      ),
+      { numRuns: runs(8) },
+    );
+  });
+
+  it('should leave the records dead-lettered, with their reason, when no fix was deployed', async () => {
+    const { topic } = await leaveDeadLetters(['fixable', 'fixable', 'not_json']);
+    const run = await runAction(db, { action: 'redrive', topic });
+    expect(outcomes(run.response!.letters)).toEqual([
+      { result: 'dead_lettered', reason: 'invalid_message' },
+      { result: 'dead_lettered', reason: 'invalid_message' },
+      { result: 'dead_lettered', reason: 'invalid_json' },
+    ]);
+    const [row] = await db.sql`select redrive_detail from ${table('dead_letters')} where kafka_topic = ${topic} order by id limit 1`;
+    expect(row?.redrive_detail).toBe('course.enrollment: must not be negative');
+  });
+});
+
+describe('redrive after a database-side fix', () => {
+  it('should isolate a record PostgreSQL still rejects as db_rejected and store the rest of its batch', async () => {
+    const topic = newTopic();
+    await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct from 'poison')`;
+    const poison = surveyMessage({}, { courseId: `${topic}-poison`, courseName: 'poison' });
+    const held = surveyMessage({}, { courseId: `${topic}-held`, courseName: 'held' });
+    await db.sql`alter table ${table('courses')} add constraint no_held check (course_name is distinct from 'held')`;
+    await runBatch(db, buildKafkaEvent([{ value: poison }, { value: held }], { topic }));
+    expect((await db.sql`select reason from ${table('dead_letters')} where kafka_topic = ${topic}`).map((r) => r.reason)).toEqual(['db_rejected', 'db_rejected']);
+
+    // The fix: one constraint is lifted; the other record is still rejected and is found by halving the batch.
+    await db.sql`alter table ${table('courses')} drop constraint no_held`;
+    const run = await runAction(db, { action: 'redrive', topic, reasons: 'db_rejected' });
+    await db.sql`alter table ${table('courses')} drop constraint no_poison`;
+
+    expect(run.response?.letters.map((l) => [l.traceId, l.result, l.reason])).toEqual([
+      [poison.traceId, 'dead_lettered', 'db_rejected'],
+      [held.traceId, 'stored', undefined],
+    ]);
+    expect(run.response?.letters[0]?.detail).toMatch(/^23514: .*no_poison/);
+    const claims = await db.sql`select trace_id from ${table('processed_traces')} where trace_id in (${poison.traceId}, ${held.traceId})`;
+    expect(claims).toEqual([{ trace_id: held.traceId }]);
+  });
+});
+
+describe('redrive while the consumer runs', () => {
+  it('should store each trace id once when the consumer receives the same traces during the redrive', async () => {
+    for (let round = 0; round < 3; round++) {
+      const topic = newTopic();
+      const messages = Array.from({ length: 12 }, (_, i) => surveyMessage({}, { courseId: `${topic}-${i % 4}`, enrollment: -1 }))
+        .map((m, i) => ({ ...m, instructor: { name: `Instructor ${i}` } }));
+      await runBatch(db, buildKafkaEvent(messages.map((value) => ({ value })), { topic, partitions: 2 }));
+      const valid = messages.map((m) => ({ ...m, course: { ...m.course, enrollment: 10 } })).reverse();
+      const other = consumerDatabase(db.config);
+      try {
+        const [redriven, consumed] = await Promise.all([
+          runAction(db, { action: 'redrive', topic, batchSize: 5 }, { parse: relaxedParse, database: other }),
+          runBatch(db, buildKafkaEvent(valid.map((value) => ({ value })), { topic: `${topic}-live`, partitions: 3 })),
+        ]);
+        expect(redriven.error).toBeUndefined();
+        expect(consumed.result?.response).toEqual({ batchItemFailures: [] });
+        const byTrace = new Map<string, string[]>();
+        for (const l of redriven.response!.letters) byTrace.set(l.traceId!, [l.result]);
+        for (const o of consumed.result!.outcomes) byTrace.get(o.traceId!)!.push(o.state);
+        // Exactly one of the two stored each trace; the other found its claim.
+        for (const states of byTrace.values()) expect(states.sort()).toEqual(['duplicate', 'stored']);
+      } finally {
+        await other.end();
+      }
+      const ids = messages.map((m) => m.traceId);
+      const [{ claims, ratings }] = (await db.sql`
+        select (select count(*)::int from ${table('processed_traces')} where trace_id = any(${ids}::text[])) as claims,
+               (select count(*)::int from ${table('ratings')} where trace_id = any(${ids}::text[])) as ratings`) as unknown as [{ claims: number; ratings: number }];
+      expect({ claims, ratings }).toEqual({ claims: 12, ratings: 24 });
+    }
+  });
+
+  it('should redrive each dead letter once when two redrives of the same selection run at once', async () => {
+    const { topic } = await leaveDeadLetters(Array.from({ length: 9 }, (): Kind => 'fixable'));
+    const other = consumerDatabase(db.config);
+    try {
+      const [a, b] = await Promise.all([
+        runAction(db, { action: 'redrive', topic, batchSize: 2 }, { parse: relaxedParse }),
+        runAction(db, { action: 'redrive', topic, batchSize: 2 }, { parse: relaxedParse, database: other }),
+      ]);
+      expect(a.response!.redriven + b.response!.redriven).toBe(9);
+      expect(a.response!.results.stored + b.response!.results.stored).toBe(9);
+    } finally {
+      await other.end();
+    }
+    expect((await redriveColumns(topic)).map((r) => [r.redrive_result, r.redrive_count])).toEqual(Array(9).fill(['stored', 1]));
+  });
+});
+
+describe('redrive in bounded batches', () => {
+  it('should stop at the limit or when time runs short, and resume from the cursor', async () => {
+    const { topic } = await leaveDeadLetters(Array.from({ length: 7 }, (): Kind => 'fixable'));
+    const ids = (await redriveColumns(topic)).map((r) => r.id);
+
+    const limited = await runAction(db, { action: 'redrive', topic, batchSize: 2, limit: 3 }, { parse: relaxedParse });
+    expect(limited.response).toMatchObject({ redriven: 3, done: false, cursor: ids[2] });
+
+    // Time: after the first batch of two, only the reserve is left, so no further batch starts.
+    let parsed = 0;
+    let remaining = 60_000;
+    const countingParse = (value: Buffer | null) => {
+      if (++parsed === 2) remaining = db.config.timeReserveMs;
+      return relaxedParse(value);
+    };
+    const timed = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor }, { parse: countingParse, remainingMs: () => remaining });
+    expect(timed.response).toMatchObject({ redriven: 2, done: false, cursor: ids[4] });
+
+    const rest = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: timed.response!.cursor }, { parse: relaxedParse });
+    expect(rest.response).toMatchObject({ redriven: 2, done: true, cursor: ids[6] });
+    expect((await redriveColumns(topic)).map((r) => r.redrive_result)).toEqual(Array(7).fill('stored'));
+  });
+
+  it('should log one summary line and write one metrics document with the outcome counts', async () => {
+    const { topic } = await leaveDeadLetters(['fixable', 'not_json', 'already_stored']);
+    const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
+    const lines = run.logs.filter((l) => l.message === 'dead-letter action done');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ action: 'redrive', redriven: 3, results: { stored: 1, dead_lettered: 1, duplicate: 1 }, done: true });
+    expect(run.metrics).toHaveLength(1);
+    expect(run.metrics[0]).toMatchObject({
+      service: 'trace-consumer-dead-letters', action: 'redrive', DeadLettersRedriven: 3, RedriveStored: 1, RedriveDuplicate: 1,
+      RedriveSuperseded: 0, RedriveDeadLettered: 1,
+    });
+    expect(run.metrics[0]?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'action']]);
+  });
+});
+
+describe('redrive when the database cannot be reached', () => {
+  it('should fail with the cause, log it once, and leave every dead letter for the next redrive', async () => {
+    const { topic } = await leaveDeadLetters(['fixable', 'not_json']);
+    const unreachable = consumerDatabase({ ...db.config, db: { ...db.config.db, port: 1 } });
+    try {
+      const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, database: unreachable });
+      expect(run.error).toMatchObject({ code: 'ECONNREFUSED' });
+      expect(run.logs.filter((l) => l.level === 'error')).toEqual([expect.objectContaining({ message: 'dead-letter action failed', action: 'redrive' })]);
+      expect(run.metrics).toEqual([]);
+    } finally {
+      await unreachable.end();
+    }
+    expect((await redriveColumns(topic)).every((r) => !r.redriven)).toBe(true);
+    const retried = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
+    expect(retried.response?.results).toMatchObject({ stored: 1, dead_lettered: 1 });
+  });
+});

@@ -1,0 +1,95 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { actionMetrics } from '../../lib/dead-letters/metrics';
+import { toKafkaRecord, type StoredDeadLetter } from '../../lib/dead-letters/record';
+import { parseRequest } from '../../lib/dead-letters/request';
+import { decodeBytes } from '../../lib/dead-letters/show';
+import { deadLetterRow } from '../../lib/plan';
+import { requestFromArgs } from '../../scripts/dead-letter-args';
+
+describe('npm run dead-letters arguments', () => {
+  it.each([
+    [['summary'], { action: 'summary' }],
+    [['show', '--ids', '3,4', '--limit', '5'], { action: 'show', ids: [3, 4], limit: 5 }],
+    [['redrive', '--reasons', 'invalid_message', '--dry-run', '--batch-size', '50'], { action: 'redrive', reasons: ['invalid_message'], dryRun: true, batchSize: 50 }],
+    [['redrive', '--trace-id', '0042', '--again'], { action: 'redrive', traceId: '0042', again: true }],
+    [['purge', '--older-than-days', '30', '--no-dry-run'], { action: 'purge', olderThanDays: 30, dryRun: false }],
+    [['--data', '{"action": "show", "ids": 3}'], { action: 'show', ids: 3 }],
+  ])('should read %j as %j', (args, request) => {
+    expect(requestFromArgs(args)).toEqual(request);
+  });
+
+  it('should produce requests the function accepts, for any mix of options', () => {
+    const option = fc.oneof(
+      fc.constant(['--dry-run']), fc.constant(['--no-dry-run']), fc.constant(['--again']),
+      fc.integer({ min: 1, max: 1000 }).map((n) => ['--batch-size', String(n)]),
+      fc.array(fc.integer({ min: 1, max: 10_000 }), { minLength: 1, maxLength: 4 }).map((ids) => ['--ids', ids.join(',')]),
+      fc.constantFrom('invalid_json', 'tombstone').map((r) => ['--reasons', r]),
+      fc.integer({ min: 0, max: 9 }).map((p) => ['--partition', String(p)]),
+      fc.constant(['--from', '2026-01-01T00:00:00Z']),
+    );
+    fc.assert(
+      fc.property(fc.uniqueArray(option, { maxLength: 5, selector: (o) => o[0]!.replace('--no-', '--') }), (options) => {
+        const request = parseRequest(requestFromArgs(['redrive', ...options.flat()]));
+        expect(request.action).toBe('redrive');
+      }),
+    );
+  });
+});
+
+describe('decodeBytes', () => {
+  it('should give JSON for UTF-8 JSON, text for other UTF-8 and base64 for anything else, keeping the size', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue().map((j) => Buffer.from(JSON.stringify(j))), fc.string().map((s) => Buffer.from(s)), fc.uint8Array().map((b) => Buffer.from(b))), (bytes) => {
+        const decoded = decodeBytes(bytes);
+        expect(decoded.bytes).toBe(bytes.length);
+        if (decoded.format === 'json') expect(Buffer.from(JSON.stringify(decoded.json))).toEqual(Buffer.from(JSON.stringify(JSON.parse(bytes.toString()))));
+        if (decoded.format === 'text') expect(Buffer.from(decoded.text)).toEqual(bytes);
+        if (decoded.format === 'base64') expect(Buffer.from(decoded.base64, 'base64')).toEqual(bytes);
+      }),
+    );
+  });
+});
+
+describe('toKafkaRecord', () => {
+  it('should give back the record a dead letter row was made from', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          topic: fc.string({ minLength: 1 }), partition: fc.nat(1000), offset: fc.nat(),
+          timestamp: fc.option(fc.integer({ min: 0, max: 4_000_000_000_000 })),
+          key: fc.option(fc.uint8Array().map((b) => Buffer.from(b))), value: fc.option(fc.uint8Array().map((b) => Buffer.from(b))),
+          headers: fc.array(fc.record({ key: fc.string(), value: fc.uint8Array().map((b) => Buffer.from(b)) })),
+        }),
+        (record) => {
+          // What the consumer writes (bytes as hex), read back as postgres.js returns it: bytea as Buffer, bigint as text.
+          const row = deadLetterRow(record, 'invalid_json', 'detail');
+          const bytes = (hex: string) => Buffer.from(hex, 'hex');
+          const stored = {
+            kafka_topic: row.kafka_topic, kafka_partition: row.kafka_partition, kafka_offset: String(row.kafka_offset),
+            kafka_timestamp: row.kafka_timestamp === null ? null : new Date(row.kafka_timestamp),
+            header_keys: row.header_keys.map(bytes), header_values: row.header_values.map(bytes),
+            key: row.key === null ? null : bytes(row.key), value: row.value === null ? null : bytes(row.value),
+          } as Partial<StoredDeadLetter> as StoredDeadLetter;
+          expect(toKafkaRecord(stored)).toEqual(record);
+        },
+      ),
+    );
+  });
+});
+
+describe('actionMetrics', () => {
+  it('should give one EMF document dimensioned by service and action with every count and the duration', () => {
+    const document = actionMetrics({ DeadLettersPurged: 4 }, { namespace: 'NS', service: 'svc', action: 'purge', durationMs: 12, now: 1_000 });
+    expect(document).toEqual({
+      _aws: {
+        Timestamp: 1_000,
+        CloudWatchMetrics: [{ Namespace: 'NS', Dimensions: [['service', 'action']], Metrics: [{ Name: 'DeadLettersPurged', Unit: 'Count' }, { Name: 'ActionDuration', Unit: 'Milliseconds' }] }],
+      },
+      service: 'svc',
+      action: 'purge',
+      DeadLettersPurged: 4,
+      ActionDuration: 12,
+    });
+  });
+});
