@@ -117,7 +117,7 @@ function splitRow(line: string): string[] {
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The words that document an empty default. */
-const EMPTY = new Set(['', '(empty)', '(unset)', '(none)']);
+const EMPTY = new Set(['', 'empty', '(empty)', '(unset)', '(none)']);
 
 /**
  * Compares a table of names (first column) and defaults (second column) with what the code defines: every name
@@ -143,6 +143,11 @@ export function codesMatch(kind: string, rows: readonly string[][], defined: Rea
 /** The names in a table's first column, where one cell may list several: "`minPollers`, `maxPollers`". */
 export function namesInFirstColumn(rows: readonly string[][]): string[][] {
   return rows.map((r) => (r[0] ?? '').split(',').map((n) => n.trim().replace(/^`|`$/g, '')).filter(Boolean));
+}
+
+/** A table's rows with one row per name, where a first cell may list several names sharing the other cells. */
+export function oneRowPerName(rows: readonly string[][]): string[][] {
+  return rows.flatMap((r) => namesInFirstColumn([r])[0]!.map((name) => [name, ...r.slice(1)]));
 }
 
 /** The parameters and their defaults in serverless.yml's `params.default` block. */

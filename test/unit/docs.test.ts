@@ -2,11 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VARIABLES } from '../../lib/config';
+import { VARIABLES as ESM_VARIABLES } from '../../scripts/esm/settings';
 import {
   brokenLinks,
   codesMatch,
   errorCodes,
   namesInFirstColumn,
+  oneRowPerName,
   readDocs,
   serverlessParams,
   tableMatches,
@@ -26,13 +28,16 @@ const docs = readDocs(root);
 const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
 const errorsSource = readFileSync(join(root, 'lib', 'errors.ts'), 'utf8');
 const params = serverlessParams(readFileSync(join(root, 'serverless.yml'), 'utf8'));
-const configDefaults = new Map(Object.entries(VARIABLES).map(([name, spec]) => [name, spec.default as string]));
+const defaults = (table: Record<string, { default: string }>) => new Map(Object.entries(table).map(([name, spec]) => [name, spec.default]));
+const configDefaults = defaults(VARIABLES);
+const esmDefaults = defaults(ESM_VARIABLES);
 
 /** Where each reference table lives: the file and the heading above it. */
 const TABLES = {
-  configuration: { path: 'README.md', heading: 'Configuration' },
-  errors: { path: 'README.md', heading: 'Errors' },
-  parameters: { path: 'README.md', heading: 'Deploy' },
+  configuration: { path: 'docs/reference.md', heading: 'Configuration' },
+  errors: { path: 'docs/reference.md', heading: 'Errors' },
+  parameters: { path: 'docs/deploy.md', heading: 'Parameters' },
+  kafkaSettings: { path: 'docs/local-kafka.md', heading: 'Settings' },
 };
 
 const doc = (path: string): DocFile => {
@@ -45,8 +50,11 @@ const rowsOf = (table: keyof typeof TABLES, text = doc(TABLES[table].path).text)
 function configProblems(text?: string) {
   return tableMatches('variable', rowsOf('configuration', text), configDefaults);
 }
+function kafkaSettingProblems(text?: string) {
+  return tableMatches('setting', oneRowPerName(rowsOf('kafkaSettings', text)), esmDefaults);
+}
 function errorProblems(text?: string) {
-  return codesMatch('error code', rowsOf('errors', text), errorCodes(errorsSource));
+  return codesMatch('error code', oneRowPerName(rowsOf('errors', text)), errorCodes(errorsSource));
 }
 function paramProblems(text?: string) {
   const documented = namesInFirstColumn(rowsOf('parameters', text)).flat();
@@ -85,6 +93,11 @@ describe('documentation', () => {
     expect(paramProblems()).toEqual([]);
   });
 
+  it('should document every local Kafka setting scripts/esm/settings.ts reads, with its default', () => {
+    expect(esmDefaults.size).toBeGreaterThan(10);
+    expect(kafkaSettingProblems()).toEqual([]);
+  });
+
   it('should document every error code lib/errors.ts defines', () => {
     expect(errorCodes(errorsSource).size).toBeGreaterThan(5);
     expect(errorProblems()).toEqual([]);
@@ -100,6 +113,22 @@ describe('documentation checks', () => {
     ]);
     expect(introduced(errorProblems, withoutRow(doc(TABLES.errors.path).text, 'OUT_OF_TIME'))).toEqual(['error code OUT_OF_TIME is not documented']);
     expect(introduced(paramProblems, withoutRow(doc(TABLES.parameters.path).text, 'topic'))).toEqual(['parameter topic is not documented']);
+    const kafka = doc(TABLES.kafkaSettings.path).text;
+    expect(introduced(kafkaSettingProblems, withoutRow(kafka, 'ESM_BATCH_SIZE'))).toEqual(['setting ESM_BATCH_SIZE is not documented']);
+    // A row naming two settings: dropping one name from it is caught too.
+    expect(introduced(kafkaSettingProblems, kafka.replace('| `KAFKA_USERNAME`, `KAFKA_PASSWORD` |', '| `KAFKA_USERNAME` |'))).toEqual([
+      'setting KAFKA_PASSWORD is not documented',
+    ]);
+  });
+
+  it('should fail when a heading the README links to is removed from the docs', () => {
+    const changed = docs.map((d) =>
+      d.path === 'docs/design.md' ? { ...d, text: d.text.replace('## Guarantees and how they are tested\n', '## Promises\n') } : d,
+    );
+    expect(brokenLinks(changed, root).filter((p) => !brokenLinks(docs, root).includes(p))).toEqual([
+      'README.md: link to docs/design.md#guarantees-and-how-they-are-tested: no heading #guarantees-and-how-they-are-tested in docs/design.md',
+      'docs/design.md: link to #guarantees-and-how-they-are-tested: no heading #guarantees-and-how-they-are-tested in docs/design.md',
+    ]);
   });
 
   it('should fail when a documented name is not defined by the code', () => {
