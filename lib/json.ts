@@ -30,6 +30,13 @@ export function parseJson(text: string): unknown {
   return new ExactReader(text).value();
 }
 
+/** True when `value` (from parseJson) holds an integer that JSON.parse would have rounded. */
+export function holdsExactInteger(value: unknown): boolean {
+  if (value instanceof ExactInteger) return true;
+  if (value === null || typeof value !== 'object') return false;
+  return Object.values(value).some(holdsExactInteger);
+}
+
 /** Reads text that JSON.parse has accepted, so it checks no syntax: it only has to find where each value ends. */
 class ExactReader {
   private at = 0;

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Sql } from '../db';
+import { holdsExactInteger, parseJson } from '../json';
 import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './record';
 import type { ShowRequest } from './request';
 import { deadLettersTable, selectionFilter } from './selection';
@@ -72,13 +73,22 @@ export function decodeText(bytes: Buffer): Extract<DecodedBytes, { format: 'text
   return { format: 'text', bytes: bytes.length, text: bytes.toString('utf8') };
 }
 
+/**
+ * Bytes as parsed JSON when they are UTF-8 JSON (after a byte order mark, which the consumer also accepts), else as
+ * text or base64. JSON holding an integer beyond 2^53 is shown as its text: parsed, the id would read with other
+ * digits than the producer wrote, and the operator would look for a trace that does not exist.
+ */
 export function decodeBytes(bytes: Buffer): DecodedBytes {
   const decoded = decodeText(bytes);
   if (decoded.format === 'base64') return decoded;
-  const text = decoded.text;
+  const { text } = decoded;
+  let json: unknown;
   try {
-    return { format: 'json', bytes: bytes.length, json: JSON.parse(text) };
+    json = parseJson(text.startsWith(BOM) ? text.slice(1) : text);
   } catch {
-    return { format: 'text', bytes: bytes.length, text };
+    return decoded;
   }
+  return holdsExactInteger(json) ? decoded : { format: 'json', bytes: bytes.length, json };
 }
+
+const BOM = '\ufeff';
