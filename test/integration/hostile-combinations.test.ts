@@ -45,6 +45,26 @@ describe('combined kinds', () => {
     }
   });
 
+  it('should write a new pair once when the batch holds two reports of it, a repeat, and a corrected resend of the newer', async () => {
+    for (const partitions of [1, 2, 3]) {
+      const course = `N-${uniq()}`;
+      const older = report(course, '2023-01-01T00:00:00Z', 2);
+      const newer = report(course, '2023-02-01T00:00:00Z', 3);
+      // PostgreSQL rejects the first copy of the newer report (its course's processedAt is in year 0); the copy after it is corrected.
+      const rejectedCopy = { ...newer, course: { ...newer.course, processedAt: '0000-06-15T00:00:00Z' } };
+      // The rejected copy first in event order (partition 0 is listed first), the others spread over the partitions.
+      const records = [rejectedCopy, older, older, newer, newer].map((value, i) => ({ value, partition: i === 0 ? 0 : i % partitions }));
+      const run = await runBatch(db, buildKafkaEvent(records, { topic: `n-${uniq()}`, partitions }));
+      expect(run.error).toBeUndefined();
+      const byTrace = (id: string) => run.result!.outcomes.filter((o) => o.traceId === id).map((o) => o.state).sort();
+      // Stored when isolation wrote it in a transaction before the corrected copy (as an earlier batch would), else superseded.
+      expect([['duplicate', 'stored'], ['duplicate', 'superseded']]).toContainEqual(byTrace(older.traceId));
+      expect(byTrace(newer.traceId)).toEqual(['dead_lettered', 'duplicate', 'stored']);
+      expect(await pairTrace(course)).toEqual([newer.traceId]);
+      expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
+    }
+  });
+
   it('should keep only the newest ratings when concurrent invocations write the same new pair', async () => {
     const other = consumerDatabase(db.config);
     try {
