@@ -35,6 +35,13 @@ export interface ShowPage {
   nextAfter: number | null;
 }
 
+/**
+ * Raw bytes (key, value, headers) one page carries at most. Lambda refuses a response over 6 MB, and bytes shown as
+ * base64 or JSON grow by a third or more: past this, the page ends early and `nextAfter` leads on. A page always
+ * holds at least one dead letter, whose record reached the consumer inside a Lambda event and so fits.
+ */
+export const PAGE_BYTES = 3 * 1024 * 1024;
+
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
 export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
   const rows = await sql<StoredDeadLetter[]>`
@@ -42,8 +49,19 @@ export async function show(sql: Sql, schema: string, request: ShowRequest): Prom
     where id > ${request.after} ${selectionFilter(sql, request)}
     order by id
     limit ${request.limit + 1}`;
-  const page = rows.slice(0, request.limit).map(present);
-  return { letters: page, nextAfter: rows.length > request.limit ? (page.at(-1)?.id ?? null) : null };
+  const page: ShownDeadLetter[] = [];
+  let bytes = 0;
+  for (const row of rows.slice(0, request.limit)) {
+    bytes += rawBytes(row);
+    if (page.length > 0 && bytes > PAGE_BYTES) break;
+    page.push(present(row));
+  }
+  return { letters: page, nextAfter: rows.length > page.length ? (page.at(-1)?.id ?? null) : null };
+}
+
+function rawBytes(row: StoredDeadLetter): number {
+  const sum = (buffers: readonly Buffer[]) => buffers.reduce((n, b) => n + b.length, 0);
+  return (row.key?.length ?? 0) + (row.value?.length ?? 0) + sum(row.header_keys) + sum(row.header_values);
 }
 
 function present(row: StoredDeadLetter): ShownDeadLetter {
