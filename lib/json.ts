@@ -32,9 +32,14 @@ export function parseJson(text: string): unknown {
 
 /** True when `value` (from parseJson) holds an integer that JSON.parse would have rounded. */
 export function holdsExactInteger(value: unknown): boolean {
-  if (value instanceof ExactInteger) return true;
-  if (value === null || typeof value !== 'object') return false;
-  return Object.values(value).some(holdsExactInteger);
+  // A loop, not recursion: JSON.parse accepts nesting far deeper than the call stack allows.
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next instanceof ExactInteger) return true;
+    if (next !== null && typeof next === 'object') for (const item of Object.values(next)) pending.push(item);
+  }
+  return false;
 }
 
 /** Reads text that JSON.parse has accepted, so it checks no syntax: it only has to find where each value ends. */

@@ -61,6 +61,9 @@ describe('decodeBytes', () => {
         expect(shown).toContain(`"traceId": ${digits}`);
       }),
     );
+    const deep = Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+    expect(decodeBytes(deep).format).toBe('json');
+    expect(decodeBytes(Buffer.from(JSON.stringify(Array(300_000).fill(1)))).format).toBe('json');
     const withBom = Buffer.from('\ufeff{"a": 1}');
     expect(decodeBytes(withBom)).toEqual({ format: 'json', bytes: withBom.length, json: { a: 1 } });
   });
