@@ -151,6 +151,28 @@ describe('combined kinds', () => {
   });
 });
 
+describe('values beyond an index entry', () => {
+  it('should dead-letter reports whose trace id, course id or instructor name no index can hold, and store the rest', async () => {
+    const huge = (tag: string) => `${tag}-${Buffer.from(Array.from({ length: 6000 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;
+    const topic = `big-${uniq()}`;
+    const longTrace = huge('t');
+    const records: RecordInput[] = [
+      { value: surveyMessage({ traceId: longTrace }) },
+      { value: surveyMessage({}, { courseId: huge('c') }) },
+      { value: surveyMessage({ instructor: { name: huge('i') } }) },
+      { value: surveyMessage() },
+      { value: surveyMessage({ traceId: longTrace }) },
+      { value: { traceId: longTrace, course: 5 } },
+    ];
+    const run = await runBatch(db, buildKafkaEvent(records, { topic, partitions: 2 }));
+    expect(run.error).toBeUndefined();
+    expect(run.result!.summary).toMatchObject({ stored: 1, deadLettered: 5, failed: 0 });
+    const r = await runAction(db, { action: 'redrive', topic });
+    expect(r.error).toBeUndefined();
+    expect(r.response!.results).toMatchObject({ dead_lettered: 5 });
+  });
+});
+
 describe('odd envelopes', () => {
   it('should settle records with null, absent and empty keys and values at offsets near 2^53', async () => {
     const topic = `odd-${uniq()}`;
