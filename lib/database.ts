@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Config } from './config';
 import type { CredentialSource, Credentials } from './credentials';
-import { createSql, type Sql } from './db';
+import { boundedTimeout, createSql, type Sql } from './db';
 import { OutOfTimeError } from './errors';
 import { CONNECT_FAILED, CONNECTION_LOST, errorCode, LOGIN_REJECTED } from './retry';
 
@@ -77,7 +77,7 @@ export class Database {
       timer = setTimeout(() => {
         this.discard(sql);
         reject(new OutOfTimeError());
-      }, Math.max(0, timeoutMs));
+      }, boundedTimeout(timeoutMs, 0));
     });
     work.catch(() => {}); // settled after the deadline, if ever: nobody is waiting for it any more
     return Promise.race([work, deadline]).finally(() => clearTimeout(timer));

@@ -30,6 +30,18 @@ export function parseJson(text: string): unknown {
   return new ExactReader(text).value();
 }
 
+/** True when `value` (from parseJson) holds an integer that JSON.parse would have rounded. */
+export function holdsExactInteger(value: unknown): boolean {
+  // A loop, not recursion: JSON.parse accepts nesting far deeper than the call stack allows.
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next instanceof ExactInteger) return true;
+    if (next !== null && typeof next === 'object') for (const item of Object.values(next)) pending.push(item);
+  }
+  return false;
+}
+
 /** Reads text that JSON.parse has accepted, so it checks no syntax: it only has to find where each value ends. */
 class ExactReader {
   private at = 0;

@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Sql, Table } from './db';
 import type { KafkaRecord } from './kafka';
-import { inTransaction, qualifiedTables } from './db';
+import { boundedTimeout, inTransaction, qualifiedTables } from './db';
 import { copyRows } from './copy';
 import {
   claimRows,
@@ -60,7 +60,7 @@ export async function writeBatch(
   return transaction(async (tx) => {
     const claims = claimRows(input.candidates);
     const [, claimed] = await Promise.all([
-      tx`select set_config('statement_timeout', ${String(Math.max(1, Math.floor(statementTimeoutMs)))}, true)`,
+      tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
       claims.length === 0
         ? []
         : tx<{ trace_id: string }[]>`

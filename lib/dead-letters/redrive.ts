@@ -63,12 +63,16 @@ interface BatchOutcome {
  * others), written, and their outcome recorded on them, all committed together. A record dead-lettered again keeps
  * its row (the consumer's insert would conflict with it) and gets the new reason in redrive_reason/redrive_detail.
  * Dead letters already redriven are not selected again, so a second redrive changes nothing; `again` takes those
- * that were dead-lettered again. A dry run does all of it in one transaction that is rolled back, so it reports
- * exactly what a real run would have done at that moment.
+ * that were dead-lettered again. A dry run does each batch's work in a transaction that is rolled back at once, so
+ * that it never holds the consumer up for longer than a batch; what it reports is what a real run would do, except
+ * that a report is judged newest-wins against the database, not against letters of an earlier batch of the run.
  */
 export async function redrive(request: RedriveRequest, ctx: RedriveContext): Promise<RedriveReport> {
   if (request.dryRun) {
-    return withDatabase(ctx, (sql) => rolledBack(sql, (tx) => runBatches(request, ctx, (after, size) => redriveBatch(tx, request, ctx, after, size))));
+    // Each batch rolled back at once: a dry run holds the consumer's rows (claims, courses, pairs) for one batch at
+    // most, never for the whole run. Trace ids an earlier batch would have claimed are carried to the later ones.
+    const claimed = new Set<string>();
+    return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => rolledBack(sql, (tx) => redriveBatch(tx, request, ctx, after, size, claimed))));
   }
   return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => inTransaction(sql, (tx) => redriveBatch(tx, request, ctx, after, size))));
 }
@@ -110,6 +114,8 @@ async function redriveBatch(
   ctx: RedriveContext,
   after: number,
   size: number,
+  /** A dry run's trace ids that its earlier, rolled-back batches claimed: a later copy is a duplicate, as for real. */
+  claimedBefore?: Set<string>,
 ): Promise<BatchOutcome> {
   // The batch's time is fixed when it starts, as the consumer fixes a batch's: its statements may use all of it.
   const statementTimeoutMs = ctx.remainingMs();
@@ -128,7 +134,8 @@ async function redriveBatch(
   for (const row of rows) {
     const record = toKafkaRecord(row);
     const parsed = parse(record.value);
-    if (parsed.ok) rowOf.set(toCandidate(record, parsed.message), row);
+    if (parsed.ok && claimedBefore?.has(parsed.message.traceId)) outcomes.set(row, { traceId: parsed.message.traceId, result: 'duplicate' });
+    else if (parsed.ok) rowOf.set(toCandidate(record, parsed.message), row);
     else outcomes.set(row, { traceId: row.trace_id, result: 'dead_lettered', reason: parsed.reason, detail: parsed.detail });
   }
   // A trace id selected twice is written twice, one after the other: the second finds the first's claim and ends
@@ -139,6 +146,7 @@ async function redriveBatch(
     for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique, statementTimeoutMs)) outcomes.set(rowOf.get(candidate)!, outcome);
     todo = repeats;
   }
+  for (const { traceId, result } of outcomes.values()) if (traceId !== null && result !== 'dead_lettered') claimedBefore?.add(traceId);
 
   const letters = rows.map((row): RedrivenLetter => ({
     id: Number(row.id),

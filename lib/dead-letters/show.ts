@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Sql } from '../db';
+import { holdsExactInteger, parseJson } from '../json';
 import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './record';
 import type { ShowRequest } from './request';
 import { deadLettersTable, selectionFilter } from './selection';
@@ -34,6 +35,13 @@ export interface ShowPage {
   nextAfter: number | null;
 }
 
+/**
+ * Raw bytes (key, value, headers) one page carries at most. Lambda refuses a response over 6 MB, and bytes shown as
+ * base64 or JSON grow by a third or more: past this, the page ends early and `nextAfter` leads on. A page always
+ * holds at least one dead letter, whose record reached the consumer inside a Lambda event and so fits.
+ */
+export const PAGE_BYTES = 3 * 1024 * 1024;
+
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
 export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
   const rows = await sql<StoredDeadLetter[]>`
@@ -41,8 +49,19 @@ export async function show(sql: Sql, schema: string, request: ShowRequest): Prom
     where id > ${request.after} ${selectionFilter(sql, request)}
     order by id
     limit ${request.limit + 1}`;
-  const page = rows.slice(0, request.limit).map(present);
-  return { letters: page, nextAfter: rows.length > request.limit ? (page.at(-1)?.id ?? null) : null };
+  const page: ShownDeadLetter[] = [];
+  let bytes = 0;
+  for (const row of rows.slice(0, request.limit)) {
+    bytes += rawBytes(row);
+    if (page.length > 0 && bytes > PAGE_BYTES) break;
+    page.push(present(row));
+  }
+  return { letters: page, nextAfter: rows.length > page.length ? (page.at(-1)?.id ?? null) : null };
+}
+
+function rawBytes(row: StoredDeadLetter): number {
+  const sum = (buffers: readonly Buffer[]) => buffers.reduce((n, b) => n + b.length, 0);
+  return (row.key?.length ?? 0) + (row.value?.length ?? 0) + sum(row.header_keys) + sum(row.header_values);
 }
 
 function present(row: StoredDeadLetter): ShownDeadLetter {
@@ -72,13 +91,22 @@ export function decodeText(bytes: Buffer): Extract<DecodedBytes, { format: 'text
   return { format: 'text', bytes: bytes.length, text: bytes.toString('utf8') };
 }
 
+/**
+ * Bytes as parsed JSON when they are UTF-8 JSON (after a byte order mark, which the consumer also accepts), else as
+ * text or base64. JSON holding an integer beyond 2^53 is shown as its text: parsed, the id would read with other
+ * digits than the producer wrote, and the operator would look for a trace that does not exist.
+ */
 export function decodeBytes(bytes: Buffer): DecodedBytes {
   const decoded = decodeText(bytes);
   if (decoded.format === 'base64') return decoded;
-  const text = decoded.text;
+  const { text } = decoded;
+  let json: unknown;
   try {
-    return { format: 'json', bytes: bytes.length, json: JSON.parse(text) };
+    json = parseJson(text.startsWith(BOM) ? text.slice(1) : text);
   } catch {
-    return { format: 'text', bytes: bytes.length, text };
+    return decoded;
   }
+  return holdsExactInteger(json) ? decoded : { format: 'json', bytes: bytes.length, json };
 }
+
+const BOM = '\ufeff';

@@ -161,6 +161,29 @@ describe('show', () => {
   });
 });
 
+describe('show of large records', () => {
+  it('should keep every page inside Lambda\'s 6 MB response, however large the values and headers, and page through them all', async () => {
+    const topic = newTopic();
+    // Up to 1 MB values (Kafka's default limit), binary so that they are shown as base64, some with large headers.
+    const sizes = [900_000, 1_000_000, 10, 1_000_000, 600_000, 1_000_000, 1_000_000, 50];
+    await runBatch(db, buildKafkaEvent(sizes.map((n, i) => ({
+      value: Buffer.alloc(n, 0xff),
+      headers: i % 3 === 0 ? [{ key: 'trace\u0000bin', value: Buffer.alloc(200_000, 0xfe) }, { key: 'trace\u0000bin', value: Buffer.alloc(0) }] : [],
+    })), { topic }));
+    const offsets: number[] = [];
+    let after = 0;
+    for (let pages = 0; pages < sizes.length; pages++) {
+      const page = await runAction(db, { action: 'show', topic, limit: 100, after });
+      expect(page.error).toBeUndefined();
+      expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
+      offsets.push(...page.response!.letters.map((l) => l.offset));
+      if (page.response!.nextAfter === null) break;
+      after = page.response!.nextAfter;
+    }
+    expect(offsets).toEqual(sizes.map((_, i) => i));
+  });
+});
+
 describe('purge', () => {
   it('should delete what the criteria select, only when dryRun is false', async () => {
     await fc.assert(

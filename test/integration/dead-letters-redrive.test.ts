@@ -230,6 +230,34 @@ describe('redrive while the consumer runs', () => {
     }
   });
 
+  it('should hold the consumer up for one batch at most during a dry run, not for the whole run', async () => {
+    // 150 letters of one course that does not exist yet, redriven one per batch with a validation that takes 20 ms:
+    // the dry run lasts 3 s or more. A live report of the same course arrives half a second in, with 3 s left and
+    // so a 2 s statement timeout (TIME_RESERVE_MS is 1 s here): it must be stored, not wait for the whole dry run.
+    const topic = newTopic();
+    const courseId = `${topic}-course`;
+    const letters = Array.from({ length: 150 }, (_, i) => ({ value: surveyMessage({ instructor: { name: `Dry ${i}` } }, { courseId, enrollment: -1 }) }));
+    await runBatch(db, buildKafkaEvent(letters, { topic }));
+    const slowParse = (value: Buffer | null) => {
+      const until = Date.now() + 20;
+      while (Date.now() < until); // a validation that takes its time, between a batch's select and its writes
+      return relaxedParse(value);
+    };
+    const other = consumerDatabase(db.config);
+    try {
+      const dry = runAction(db, { action: 'redrive', topic, dryRun: true, batchSize: 1 }, { parse: slowParse, database: other });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const deadline = Date.now() + 3_000;
+      const live = surveyMessage({}, { courseId });
+      const consumed = await runBatch(db, buildKafkaEvent([{ value: live }], { topic: `${topic}-live` }), { remainingMs: () => deadline - Date.now() });
+      expect(consumed.result?.outcomes.map((o) => o.state)).toEqual(['stored']);
+      const report = await dry;
+      expect(report.response).toMatchObject({ dryRun: true, redriven: 150, done: true });
+    } finally {
+      await other.end();
+    }
+  });
+
   it('should redrive each dead letter once when two redrives of the same selection run at once', async () => {
     const { topic } = await leaveDeadLetters(Array.from({ length: 9 }, (): Kind => 'fixable'));
     const other = consumerDatabase(db.config);

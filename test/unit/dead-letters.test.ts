@@ -49,6 +49,24 @@ describe('decodeBytes', () => {
       }),
     );
   });
+  it('should never show an id beyond 2^53 with other digits, nor refuse JSON that starts with a byte order mark', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 2n ** 53n + 1n, max: 10n ** 30n }), fc.boolean(), fc.boolean(), (id, negative, bom) => {
+        const digits = `${negative ? '-' : ''}${id}`;
+        const text = `{"traceId": ${digits}, "course": {"courseId": ${digits}}, "n": 1.5}`;
+        const decoded = decodeBytes(Buffer.from(`${bom ? '\ufeff' : ''}${text}`));
+        // JSON.parse would round the id: the operator reads the text as written instead (the BOM left out).
+        const shown = decoded.format === 'text' ? decoded.text : '';
+        expect(decoded.format).toBe('text');
+        expect(shown).toContain(`"traceId": ${digits}`);
+      }),
+    );
+    const deep = Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+    expect(decodeBytes(deep).format).toBe('json');
+    expect(decodeBytes(Buffer.from(JSON.stringify(Array(300_000).fill(1)))).format).toBe('json');
+    const withBom = Buffer.from('\ufeff{"a": 1}');
+    expect(decodeBytes(withBom)).toEqual({ format: 'json', bytes: withBom.length, json: { a: 1 } });
+  });
 });
 
 describe('toKafkaRecord', () => {
