@@ -31,9 +31,9 @@ function documentedVariants(file: string): Variant[] {
   });
 }
 
-async function packageTemplate(stage: string, params: Record<string, string>) {
+async function packageTemplate(stage: string, params: Record<string, string>, extraArgs: string[] = []) {
   const dir = mkdtempSync(join(tmpdir(), 'trace-package-'));
-  const args = ['package', '--stage', stage, '--package', dir, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
+  const args = ['package', '--stage', stage, '--package', dir, ...extraArgs, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
   const run = await runServerless(args, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' });
   if (run.code !== 0) return { run, template: undefined };
   return { run, template: JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template };
@@ -137,6 +137,21 @@ describe('what the documented templates contain', () => {
   });
 });
 
+describe('the dead-letter function (operators only)', () => {
+  it('should run in the consumer\'s VPC with no trigger or route, and answer before `serverless invoke` gives up', () => {
+    for (const [title, t] of templates) {
+      const fn = t.Resources.DeadLettersLambdaFunction!.Properties!;
+      expect(fn.VpcConfig, title).toEqual(t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig);
+      expect(fn.Role, title).toEqual({ 'Fn::GetAtt': ['DeadLettersRole', 'Arn'] });
+      // The CLI's Lambda client waits 120 s for an answer, then invokes again: a redrive would run twice.
+      expect(fn.Timeout as number, title).toBeLessThanOrEqual(110);
+      const refersToIt = (r: unknown) => JSON.stringify(r).includes('"DeadLettersLambdaFunction"');
+      const triggers = Object.entries(t.Resources).filter(([, r]) => ['AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping', 'AWS::ApiGatewayV2::Integration'].includes(r.Type) && refersToIt(r));
+      expect(triggers, title).toEqual([]);
+    }
+  });
+});
+
 describe('the checks can fail', () => {
   const clone = (t: Template) => structuredClone(t);
   const scramTitle = () => byTitle(/^prod: msk\/sasl-scram -> sqs$/).title;
@@ -187,6 +202,14 @@ describe('the checks can fail', () => {
     const problems = mappingRoleProblems(t, facts(v.params)).join('\n');
     expect(problems).toContain('missing kms:Decrypt');
     expect(problems).toContain('kafka-cluster:ReadData is more than AWS documents');
+    // A function without a mapping gets the function's permissions and nothing else.
+    const dl = (t.Resources.DeadLettersRole!.Properties!.Policies as { PolicyDocument: { Statement: unknown[] } }[])[0]!.PolicyDocument.Statement;
+    dl.push({ Effect: 'Allow', Action: ['kafka-cluster:Connect', 'sqs:SendMessage'], Resource: ['arn:aws:sqs:us-east-1:123456789012:trace-failures'] });
+    dl.splice(dl.findIndex((x) => JSON.stringify(x).includes('secretsmanager:GetSecretValue')), 1);
+    const dlProblems = mappingRoleProblems(t, facts(v.params)).join('\n');
+    expect(dlProblems).toContain('DeadLettersRole: kafka-cluster:Connect is more than AWS documents for a function without a mapping');
+    expect(dlProblems).toContain('DeadLettersRole: sqs:SendMessage is more than AWS documents');
+    expect(dlProblems).toContain('DeadLettersRole: missing secretsmanager:GetSecretValue');
     // Without its key the SCRAM secret cannot be used by MSK at all.
     expect(mappingRoleProblems(get(v.title), { secretKmsKeyArns: [] }).join('\n')).toContain('customer-managed KMS key');
 
@@ -240,5 +263,32 @@ describe('parameter guard rails (real CLI)', () => {
     expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
     expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
     expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+  });
+
+  it('should refuse wrong types, settings that would fail in AWS or at cold start, and settings without effect', async () => {
+    const { run } = await packageTemplate('prod', {
+      ...byTitle(/^prod: msk\/iam$/).params,
+      alarms: 'yes', bisectOnError: 'True', // neither may quietly mean false
+      logLevel: 'verbose', dbSsl: 'verify_full', dbPort: 'abc', healthStaleAfterSeconds: '0', // the functions' lib/config.ts
+      dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db', // no suffix: the grant would match nothing
+      consumerReservedConcurrency: '0', consumerGroup: 'trace-*', deadLettersTimeout: '5',
+    }, ['--region', 'eu-west-1']);
+    const output = run.stdout + run.stderr;
+    expect(run.code).not.toBe(0);
+    for (const expected of [
+      'alarms must be "true" or "false"', 'bisectOnError must be "true" or "false"',
+      'logLevel (LOG_LEVEL of the functions) must be one of debug', 'dbSsl (DB_SSL of the functions) must be disable, require or verify-full (got "verify_full")',
+      'dbPort (DB_PORT of the functions) must be a whole number', 'healthStaleAfterSeconds (HEALTH_STALE_AFTER_SECONDS of the functions) must be at least 1',
+      'dbSecretArn must be the Secrets Manager ARN of the database credentials, in full', 'consumerReservedConcurrency must be empty (unreserved) or a whole number 1-1000',
+      'consumerGroup must not contain "*" with mskAuth=iam', 'deadLettersTimeout must be whole seconds, 10-900',
+      'mskClusterArn arn:aws:kafka:us-east-1:123456789012:cluster/trace/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3 is in us-east-1, but the stack deploys to eu-west-1',
+    ]) expect(output).toContain(expected);
+    expect(output.match(/Invalid deploy parameters/g)).toHaveLength(1);
+    expect(output).not.toContain('dbSecretArn (DB_SECRET_ARN'); // said once, in the deploy's words
+    expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+
+    const quiet = await packageTemplate('dev', { ...byTitle(/^dev: msk\/iam -> kafka$/).params, alarmEmail: 'oncall@example.com' });
+    expect(quiet.run.code).not.toBe(0);
+    expect(quiet.run.stdout + quiet.run.stderr).toContain('alarmTopicArn and alarmEmail only take effect with alarms=true');
   });
 });

