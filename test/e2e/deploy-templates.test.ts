@@ -7,7 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { alarmProblems, iamProblems, mappingRoleProblems, type DeploymentFacts } from '../helpers/aws-rules';
+import { batchMetrics } from '../../lib/metrics';
+import { SERVICE } from '../../lib/process-batch';
+import type { RecordOutcome } from '../../lib/report';
+import { alarmProblems, iamProblems, mappingRoleProblems, metricProblems, type DeploymentFacts, type EmittedMetrics } from '../helpers/aws-rules';
 import { specProblems, type Template } from '../helpers/cfn-spec';
 import { projectRoot, runCommand, runServerless } from '../helpers/cli';
 
@@ -44,8 +47,24 @@ const facts = (params: Record<string, string>): DeploymentFacts => ({
   destinationKmsKeyArn: params.failureDestinationKmsKeyArn || undefined,
 });
 
+/** What the consumer writes for a batch of the deployment's topic, from lib/metrics.ts itself. */
+function emitted(params: Record<string, string>): EmittedMetrics {
+  const record = { topic: params.topic ?? 'trace-survey-processed', partition: 0, offset: 1, timestamp: 1, key: null, value: null, headers: [] };
+  const outcome: RecordOutcome = { record, state: 'stored', traceId: 't' };
+  const [doc] = batchMetrics([outcome], { namespace: params.metricsNamespace ?? 'TraceConsumer', service: SERVICE, durationMs: 1, now: 2 });
+  const [directive] = doc!._aws.CloudWatchMetrics;
+  return {
+    namespace: directive!.Namespace,
+    dimensions: Object.fromEntries(directive!.Dimensions[0]!.map((d) => [d, String(doc![d])])),
+    names: directive!.Metrics.map((m) => m.Name),
+  };
+}
+
 async function allProblems(template: Template, params: Record<string, string>) {
-  return [...specProblems(template), ...(await iamProblems(template)), ...mappingRoleProblems(template, facts(params)), ...alarmProblems(template)];
+  return [
+    ...specProblems(template), ...(await iamProblems(template)), ...mappingRoleProblems(template, facts(params)), ...alarmProblems(template),
+    ...metricProblems(template, emitted(params)),
+  ];
 }
 
 const variants = [...documentedVariants('docs/deploy.md'), ...documentedVariants('README.md')];
@@ -219,6 +238,30 @@ describe('the checks can fail', () => {
     const alarmText = alarmProblems(prod).join('\n');
     expect(alarmText).toContain('ConsumerLagAlarm: no AlarmActions');
     expect(alarmText).toContain('ConsumerFreshnessAlarm: 200 x 3600 s exceeds');
+  });
+
+  it('should report dashboard rows and alarms on metrics nobody publishes, and a malformed dashboard', () => {
+    const v = byTitle(/^prod: msk\/iam$/);
+    const t = clone(get(v.title));
+    const body = t.Resources.ConsumerDashboard!.Properties!.DashboardBody as { 'Fn::Sub': string };
+    const parsed = JSON.parse(body['Fn::Sub']) as { widgets: { x: number; properties: { metrics?: unknown[][] } }[] };
+    parsed.widgets[0]!.properties.metrics!.push(['TraceConsumer', 'RecordsStore', 'service', 'trace-consumer', 'topic', 'trace-survey-processed']);
+    parsed.widgets[0]!.properties.metrics!.push(['TraceConsumer', 'RecordsStored', 'service', 'trace-consumer']);
+    parsed.widgets[1]!.properties.metrics!.push(['AWS/Lambda', 'OffsetLag', 'FunctionName']);
+    parsed.widgets[2]!.x = 20;
+    body['Fn::Sub'] = JSON.stringify(parsed);
+    const alarm = t.Resources.ConsumerOffsetLagAlarm!.Properties!;
+    alarm.Dimensions = [{ Name: 'EventSourceArn', Value: 'x' }];
+    t.Resources.ConsumerLagAlarm!.Properties!.Namespace = 'TraceConsumers';
+    const problems = metricProblems(t, emitted(v.params)).join('\n');
+    expect(problems).toContain('the consumer writes no metric RecordsStore');
+    expect(problems).toContain('RecordsStored with dimensions {"service":"trace-consumer"}; the consumer writes');
+    expect(problems).toContain('is not [namespace, name, dimension, value, ..., options?]');
+    expect(problems).toContain('widget 2: not on the 24-column grid');
+    expect(problems).toContain('ConsumerOffsetLagAlarm: AWS/Lambda OffsetLag by EventSourceArn');
+    expect(problems).toContain('ConsumerLagAlarm: namespace TraceConsumers is neither');
+    body['Fn::Sub'] = '{"widgets": [';
+    expect(metricProblems(t, emitted(v.params)).join('\n')).toContain('DashboardBody is not JSON');
   });
 });
 
