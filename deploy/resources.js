@@ -141,6 +141,10 @@ function validate(params, options) {
     need(params.mskAuth === 'iam' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
       params.mskAuth === 'iam' ? 'kafkaSecretArn is not used with mskAuth=iam; remove it' : `kafkaSecretArn must be a Secrets Manager ARN for mskAuth=${params.mskAuth}${FULL_ARN}`);
     // MSK refuses SCRAM secrets under the default aws/secretsmanager key, and the mapping decrypts with the role.
+    // MSK only associates SCRAM secrets whose name starts with AmazonMSK_; the mapping must use that same secret.
+    if (params.mskAuth === 'sasl-scram' && isSecretArn(params.kafkaSecretArn)) {
+      need(/:secret:AmazonMSK_/.test(params.kafkaSecretArn), 'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_');
+    }
     if (params.mskAuth === 'sasl-scram') need(params.kmsKeyArns.length > 0, 'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets encrypted with the default key');
     need(!params.kafkaRootCaSecretArn, 'kafkaRootCaSecretArn is for self-managed brokers only: MSK brokers use certificates Lambda already trusts');
     need(params.brokerSubnetIds.length === 0 && !params.brokerSecurityGroupId && params.bootstrapServers.length === 0,
@@ -206,7 +210,8 @@ function validate(params, options) {
     'consumerGroup must not contain "*" with mskAuth=iam: in the group ARN the role is granted, "*" would allow every matching group');
   // The mapping reads a cluster of its own region, and the functions' SDK clients call their own region's endpoints.
   const arns = [['mskClusterArn', isMsk ? [params.mskClusterArn] : []], ['kafkaSecretArn', [params.kafkaSecretArn]],
-    ['kafkaRootCaSecretArn', [params.kafkaRootCaSecretArn]], ['dbSecretArn', [params.dbSecretArn]], ['kmsKeyArn', params.kmsKeyArns]];
+    ['kafkaRootCaSecretArn', [params.kafkaRootCaSecretArn]], ['dbSecretArn', [params.dbSecretArn]], ['kmsKeyArn', params.kmsKeyArns],
+    ['alarmTopicArn', [params.alarmTopicArn]]]; // CloudWatch alarms notify topics of their own region only
   for (const [name, values] of arns) {
     for (const arn of values.filter((a) => /^arn:[^:]+:[^:]+:[\w-]+:/.test(a))) {
       const region = arn.split(':')[3];
@@ -566,8 +571,13 @@ module.exports = {
       HealthLiveUrl: { Description: 'Liveness', Value: url('/healthz/live') },
       HealthReadyUrl: { Description: 'Readiness: credentials, database, schema', Value: url('/healthz/ready') },
       HealthFreshnessUrl: { Description: 'Freshness: last stored trace', Value: url('/healthz') },
-      KafkaConsumerGroupId: { Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)', Value: params.consumerGroup },
-      KafkaStartingPosition: { Description: 'Starting position of the mapping (ignored when the group has committed offsets)', Value: params.startingPosition },
+      // Only while there is a mapping: after mapping=removed they would describe one that no longer exists.
+      ...(params.mapping === 'enabled'
+        ? {
+            KafkaConsumerGroupId: { Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)', Value: params.consumerGroup },
+            KafkaStartingPosition: { Description: 'Starting position of the mapping (ignored when the group has committed offsets)', Value: params.startingPosition },
+          }
+        : {}),
       ...(params.alarms && !params.alarmTopicArn ? { AlarmTopicArn: { Description: 'SNS topic the alarms notify: subscribe on-call here', Value: { Ref: 'AlarmTopic' } } } : {}),
     };
   },

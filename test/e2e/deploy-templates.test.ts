@@ -153,6 +153,7 @@ describe('what the documented templates contain', () => {
     expect(removed.Resources.ConsumerLambdaFunction).toBeDefined();
     expect(removed.Resources.ConsumerOffsetLagAlarm).toBeUndefined(); // a deliberate pause is not an outage
     expect(removed.Resources.ConsumerFreshnessAlarm).toBeDefined();
+    expect(removed.Outputs!.KafkaConsumerGroupId).toBeUndefined(); // no mapping, no group in use
   });
 });
 
@@ -304,6 +305,7 @@ describe('parameter guard rails (real CLI)', () => {
     expect(run.code).not.toBe(0);
     expect(output).toContain('unknown parameter "consumergroup" (did you mean "consumerGroup"?); valid parameters: ');
     expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
+    expect(output).toContain('kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_');
     expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
     expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
   });
@@ -315,6 +317,7 @@ describe('parameter guard rails (real CLI)', () => {
       logLevel: 'verbose', dbSsl: 'verify_full', dbPort: 'abc', healthStaleAfterSeconds: '0', // the functions' lib/config.ts
       dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db', // no suffix: the grant would match nothing
       consumerReservedConcurrency: '0', consumerGroup: 'trace-*', deadLettersTimeout: '5',
+      alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:oncall',
     }, ['--region', 'eu-west-1']);
     const output = run.stdout + run.stderr;
     expect(run.code).not.toBe(0);
@@ -325,6 +328,7 @@ describe('parameter guard rails (real CLI)', () => {
       'dbSecretArn must be the Secrets Manager ARN of the database credentials, in full', 'consumerReservedConcurrency must be empty (unreserved) or a whole number 1-1000',
       'consumerGroup must not contain "*" with mskAuth=iam', 'deadLettersTimeout must be whole seconds, 10-900',
       'mskClusterArn arn:aws:kafka:us-east-1:123456789012:cluster/trace/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3 is in us-east-1, but the stack deploys to eu-west-1',
+      'alarmTopicArn arn:aws:sns:us-east-1:123456789012:oncall is in us-east-1, but the stack deploys to eu-west-1',
     ]) expect(output).toContain(expected);
     expect(output.match(/Invalid deploy parameters/g)).toHaveLength(1);
     expect(output).not.toContain('dbSecretArn (DB_SECRET_ARN'); // said once, in the deploy's words
