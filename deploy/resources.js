@@ -515,8 +515,9 @@ function dashboard(params) {
  * the CLI itself): a `--param="logLevel=verbose"` would otherwise deploy, and every function would then fail at cold
  * start. Each problem is named by the parameter that sets the variable in serverless.yml.
  */
-async function environmentProblems(options, resolveConfigurationProperty, paramProblems) {
-  if (options && options.function) return []; // invoke local -f: deploy/invoke-local.js sets the environment
+async function environmentProblems(resolveConfigurationProperty, paramProblems) {
+  // Also for commands aimed at one function: `deploy function -f` pushes this environment too. The defaults are
+  // valid, so `invoke local -f` (whose DB_* come from the shell) is only stopped by a parameter that is wrong anyway.
   const environment = (await resolveConfigurationProperty(['provider', 'environment'])) || {};
   const { loadConfig } = require('tsx/cjs/api').require('../lib/config.ts', __filename);
   try {
@@ -536,7 +537,7 @@ async function environmentProblems(options, resolveConfigurationProperty, paramP
 async function build({ options, resolveVariable, resolveConfigurationProperty }) {
   const params = await readParams(resolveVariable);
   const paramProblems = [...(await unknownParamProblems(options, resolveConfigurationProperty)), ...validate(params, options)];
-  const problems = [...paramProblems, ...(await environmentProblems(options, resolveConfigurationProperty, paramProblems))];
+  const problems = [...paramProblems, ...(await environmentProblems(resolveConfigurationProperty, paramProblems))];
   if (problems.length > 0) {
     throw new DeployParameterError(
       `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see docs/deploy.md).`,

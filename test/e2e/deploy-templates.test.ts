@@ -334,6 +334,12 @@ describe('parameter guard rails (real CLI)', () => {
     expect(output).not.toContain('dbSecretArn (DB_SECRET_ARN'); // said once, in the deploy's words
     expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
 
+    // Commands aimed at one function skip the mapping's checks, not the environment: `deploy function -f` pushes it.
+    const oneFunction = await runServerless(['invoke', 'local', '-f', 'consumer', '-p', 'events/msk-batch.json', '--param=logLevel=verbose']);
+    expect(oneFunction.code).not.toBe(0);
+    expect(oneFunction.stdout + oneFunction.stderr).toContain('logLevel (LOG_LEVEL of the functions) must be one of debug');
+    expect(oneFunction.stdout + oneFunction.stderr).not.toMatch(/^\s+at .*\.js:\d+/m);
+
     const quiet = await packageTemplate('dev', { ...byTitle(/^dev: msk\/iam -> kafka$/).params, alarmEmail: 'oncall@example.com' });
     expect(quiet.run.code).not.toBe(0);
     expect(quiet.run.stdout + quiet.run.stderr).toContain('alarmTopicArn and alarmEmail only take effect with alarms=true');
