@@ -383,6 +383,13 @@ function consumerStatements(params) {
   return statements;
 }
 
+/** The console of the stack's partition: the ARN checks accept aws-cn and aws-us-gov, so the dashboard link must too. */
+function consoleHost(region) {
+  if (region.startsWith('cn-')) return 'console.amazonaws.cn';
+  if (region.startsWith('us-gov-')) return 'console.amazonaws-us-gov.com';
+  return `${region}.console.aws.amazon.com`;
+}
+
 function role(name, statements) {
   return {
     Type: 'AWS::IAM::Role',
@@ -567,7 +574,7 @@ module.exports = {
     return {
       DashboardUrl: {
         Description: 'CloudWatch dashboard of the consumer',
-        Value: { 'Fn::Sub': 'https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}' },
+        Value: { 'Fn::Sub': `https://${consoleHost(params.region)}/cloudwatch/home?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}` },
       },
       HealthLiveUrl: { Description: 'Liveness', Value: url('/healthz/live') },
       HealthReadyUrl: { Description: 'Readiness: credentials, database, schema', Value: url('/healthz/ready') },

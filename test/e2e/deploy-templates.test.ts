@@ -142,6 +142,16 @@ describe('what the documented templates contain', () => {
     expect(t.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
   });
 
+  it('should link the dashboard in the console of the stack\'s partition', async () => {
+    const url = (t: Template) => (t.Outputs!.DashboardUrl!.Value as { 'Fn::Sub': string })['Fn::Sub'];
+    expect(url(get(byTitle(/^prod: msk\/iam$/).title))).toBe('https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}');
+    const china = (arn: string) => arn.replace('arn:aws:', 'arn:aws-cn:').replace(':us-east-1:', ':cn-north-1:');
+    const params = byTitle(/^prod: msk\/iam$/).params;
+    const { run, template } = await packageTemplate('prod', { ...params, mskClusterArn: china(params.mskClusterArn!), dbSecretArn: china(params.dbSecretArn!) }, ['--region', 'cn-north-1']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(url(template!)).toMatch(/^https:\/\/console\.amazonaws\.cn\/cloudwatch\/home\?region=\$\{AWS::Region\}#dashboards:name=/);
+  });
+
   it('should default the consumer group per stage and take over the old group only when asked', () => {
     const group = (t: Template) => t.Outputs!.KafkaConsumerGroupId!.Value;
     expect(group(get(byTitle(/^dev: msk\/iam -> kafka$/).title))).toBe('trace-consumer-dev');
