@@ -1,5 +1,5 @@
 /**
- * The throughput chart in the README: records per second against batch size for the three writers, log-log, as a
+ * The throughput chart in docs/performance.md: records per second against batch size for the three writers, log-log, as a
  * dependency-free SVG.
  */
 interface Row {
@@ -16,7 +16,7 @@ export function renderChart(rows: readonly Row[]): string {
   const series = [
     { name: 'consumer (set-based)', color: '#1f77b4', values: rows.map((r) => r.consumer.recordsPerSecond) },
     { name: 'COPY floor', color: '#2ca02c', values: rows.map((r) => r.copy.recordsPerSecond) },
-    { name: 'per-message (seed flow)', color: '#d62728', values: rows.map((r) => r.perMessage.recordsPerSecond) },
+    { name: 'per-message writer', color: '#d62728', values: rows.map((r) => r.perMessage.recordsPerSecond) },
   ];
   const all = series.flatMap((s) => s.values).filter((v) => v > 0);
   const yMin = 10 ** Math.floor(Math.log10(Math.min(...all)));

@@ -60,9 +60,9 @@ async function main() {
   let rejectedMixed: RejectedRow[] | undefined;
   let statementStats = false;
   try {
-    const schemas = ['bench_consumer', 'bench_seed', 'bench_copy', 'bench_memory', 'bench_backfill', 'bench_backfill_copy'];
+    const schemas = ['bench_consumer', 'bench_per_message', 'bench_copy', 'bench_memory', 'bench_backfill', 'bench_backfill_copy'];
     for (const schema of schemas) await admin.unsafe(`drop schema if exists "${schema}" cascade`);
-    for (const schema of ['bench_consumer', 'bench_seed', 'bench_memory', 'bench_backfill']) await applySchema(admin, schema);
+    for (const schema of ['bench_consumer', 'bench_per_message', 'bench_memory', 'bench_backfill']) await applySchema(admin, schema);
     await admin.unsafe(COPY_TABLES_SQL('bench_copy'));
     await admin.unsafe(COPY_TABLES_SQL('bench_backfill_copy'));
 
@@ -81,7 +81,7 @@ async function main() {
     const writers: Writers = {
       consumer: { database: consumerDb, config, logger },
       reference: refSql,
-      schemas: { consumer: 'bench_consumer', 'per-message': 'bench_seed', copy: 'bench_copy' },
+      schemas: { consumer: 'bench_consumer', 'per-message': 'bench_per_message', copy: 'bench_copy' },
       counter,
       stats,
     };
@@ -96,7 +96,7 @@ async function main() {
     }
     const backfillSamples = await measureBackfill(
       writers,
-      { consumer: 'bench_backfill', copy: 'bench_backfill_copy', 'per-message': 'bench_seed' },
+      { consumer: 'bench_backfill', copy: 'bench_backfill_copy', 'per-message': 'bench_per_message' },
       BACKFILL.records,
       BACKFILL.batchSize,
       BACKFILL.segments,

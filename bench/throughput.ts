@@ -9,7 +9,7 @@ import { buildKafkaEvent } from '../scripts/event-builder';
 import { copyBatch } from './copy-floor';
 import { benchMessage } from './generate';
 import type { RoundTripCounter } from './round-trips';
-import { writePerMessage } from './seed-writer';
+import { writePerMessage } from './per-message-writer';
 import type { StatementStats, StatementTimes } from './statements';
 
 export const WRITERS = ['consumer', 'per-message', 'copy'] as const;

@@ -32,9 +32,12 @@ const readiness = cachedReadiness(
   config.health.checkIntervalSeconds,
 );
 
+// Every answer, errors included, is the state at one moment: no cache may keep it.
+const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+
 const json = (statusCode: number, body: unknown): Response => ({
   statusCode,
-  headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' },
+  headers: { 'Content-Type': 'application/json', ...NO_STORE },
   body: JSON.stringify(body),
 });
 
@@ -83,6 +86,12 @@ function notFound({ method, path }: { method: string; path: string }): never {
 /** HTTP API (payload format 2.0) entry point for /healthz, /healthz/live and /healthz/ready. */
 export const handler = middy<Event, Response>()
   .use(closeDatabaseAfterLocalInvoke(database))
+  // Runs after the error handler (middy runs onError in reverse): 404, 405 and 500 answers are not cached either.
+  .use({
+    onError: (request) => {
+      if (request.response) request.response = { ...request.response, headers: { ...request.response.headers, ...NO_STORE } };
+    },
+  })
   // Turns HTTP errors (404, 405) into JSON answers, unlogged; anything else becomes a 500, logged just below.
   .use(httpErrorHandler({ logger: false }))
   // Runs before the error handler (middy runs onError in reverse): a bug is logged with the request id.

@@ -33,7 +33,7 @@ const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
  * One entry per environment variable: its schema and its default (as the string the environment would hold).
  * Defaults follow the Python service where they apply; DB_HOST and DB_USER had cluster-specific defaults there.
  */
-const VARIABLES = {
+export const VARIABLES = {
   DB_HOST: { schema: nonEmpty, default: 'localhost' },
   DB_PORT: { schema: integer(1, 65535), default: '5432' },
   DB_NAME: { schema: nonEmpty, default: 'trace' },

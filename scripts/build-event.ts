@@ -1,14 +1,16 @@
 /**
  * Wraps your own messages into the event Lambda would send, ready for `serverless invoke local -p`.
  *
- *   npm run build-event -- messages.json > events/mine.json            # a JSON object, a JSON array, or JSON lines
- *   npm run build-event -- --source self-managed --partitions 3 a.json b.json --out events/mine.json
- *   cat messages.jsonl | npm run --silent build-event -- --out events/mine.json
+ *   npm run --silent build-event -- messages.json > mine.json            # a JSON object, a JSON array, or JSON lines
+ *   npm run build-event -- --source self-managed --partitions 3 a.json b.json --out my-events/mine.json
+ *   cat messages.jsonl | npm run --silent build-event -- --out my-events/mine.json
+ * (my-events/ is git-ignored; events/ holds the samples the tests pair with events/responses/.)
  *
  * Each message becomes one record: its value the message's JSON (base64, as Lambda sends it), its key the traceId.
  * Records are spread over the partitions round-robin with consecutive offsets.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildKafkaEvent, DEFAULT_TOPIC, type EventSource } from './event-builder';
 
@@ -68,6 +70,7 @@ function main() {
   const event = buildKafkaEvent(records, { source, topic: values.topic, partitions, firstOffset, timestamp: Date.now() });
   const json = JSON.stringify(event, null, 2) + '\n';
   if (values.out) {
+    mkdirSync(dirname(values.out), { recursive: true });
     writeFileSync(values.out, json);
     console.error(`wrote ${records.length} record(s) in ${partitions} partition(s) to ${values.out}`);
   } else {

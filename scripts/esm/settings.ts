@@ -12,7 +12,8 @@ const integer = (min: number, max: number) =>
 const text = v.pipe(v.string(), v.trim());
 const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
 
-const VARIABLES = {
+/** Every variable with its schema and default; docs/local-kafka.md's settings table is checked against it. */
+export const VARIABLES = {
   /** Comma-separated host:port list. */
   KAFKA_BROKERS: { schema: v.pipe(nonEmpty, v.regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port...]')), default: '127.0.0.1:9092' },
   KAFKA_TOPIC: { schema: nonEmpty, default: DEFAULT_TOPIC },

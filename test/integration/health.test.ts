@@ -45,12 +45,13 @@ describe('health samples', () => {
     expect(answer.statusCode).toBe(expected.statusCode);
     expect(answer.body).toMatchObject(expected.body);
     expect(answer.headers['content-type']).toBe('application/json');
+    expect(answer.headers['cache-control']).toBe('no-store');
   });
 
   it('should answer 500 to an event that is not an HTTP API request, and log it with the request id', async () => {
     const handler = await coldStart('health', db);
     const run = await captureLogs(() => handler({ version: '2.0', requestContext: { http: {} } }, lambdaContext()));
-    expect(run.value).toMatchObject({ statusCode: 500 });
+    expect(run.value).toMatchObject({ statusCode: 500, headers: { 'Cache-Control': 'no-store' } });
     expect(run.logs.find((l) => l.message === 'health request failed')).toMatchObject({ level: 'error', requestId: expect.stringMatching(/^req-/), coldStart: true });
   });
 

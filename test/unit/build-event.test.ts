@@ -1,5 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent } from '../../lib/kafka';
+import { parseMessage } from '../../lib/message';
 import { parseMessages } from '../../scripts/build-event';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 
@@ -30,5 +35,27 @@ describe('buildKafkaEvent', () => {
     ]);
     expect(decoded[0]?.key?.toString()).toBe('k1');
     expect(decoded[0]?.headers).toEqual([{ key: 'h', value: Buffer.from('v') }]);
+  });
+});
+
+describe('npm run build-event', () => {
+  // The command docs/local-development.md gives, on the sample file it names, into a folder that does not exist yet.
+  it('should wrap events/my-messages.jsonl into a valid MSK event in a new folder', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'build-event-'));
+    try {
+      const out = join(dir, 'my-events', 'mine.json');
+      execFileSync('npm', ['run', '--silent', 'build-event', '--', '--source', 'msk', '--partitions', '3', 'events/my-messages.jsonl', '--out', out], {
+        cwd: join(__dirname, '..', '..'),
+        stdio: 'pipe',
+      });
+      const event = JSON.parse(readFileSync(out, 'utf8'));
+      expect(event.eventSource).toBe('aws:kafka');
+      const records = decodeEvent(event);
+      expect(records.map((r) => r.partition)).toEqual([0, 1, 2]);
+      expect(records.map((r) => parseMessage(r.value))).toEqual(records.map(() => expect.objectContaining({ ok: true })));
+      expect(records.map((r) => r.key?.toString())).toEqual(['my-trace-1', 'my-trace-2', 'my-trace-3']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
