@@ -13,6 +13,9 @@
  * Every AWS rule encoded here is also checked, independently, by test/helpers/aws-rules.ts on packaged templates.
  */
 
+const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
+
 /** Authentication choices and the SourceAccessConfigurations type each one puts on the mapping. */
 const MSK_AUTH = { iam: null, 'sasl-scram': 'SASL_SCRAM_512_AUTH', mtls: 'CLIENT_CERTIFICATE_TLS_AUTH' };
 const SELF_MANAGED_AUTH = {
@@ -43,8 +46,11 @@ async function readParams(resolveVariable) {
   const p = async (name) => String((await resolveVariable(`param:${name}`)) ?? '').trim();
   const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
   const optionalInt = (s) => (s === '' ? null : Number(s));
+  // Only the two words: "yes" or "True" must not quietly mean false (prod without alarms, a batch never bisected).
+  const flag = (s) => (s === 'true' ? true : s === 'false' ? false : null);
   return {
     stage: String(await resolveVariable('sls:stage')),
+    region: String(await resolveVariable('self:provider.region')),
     source: await p('source'),
     mskClusterArn: await p('mskClusterArn'),
     mskAuth: await p('mskAuth'),
@@ -64,7 +70,7 @@ async function readParams(resolveVariable) {
     maxPollers: Number(await p('maxPollers')),
     maxRetryAttempts: Number(await p('maxRetryAttempts')),
     maxRecordAgeSeconds: Number(await p('maxRecordAgeSeconds')),
-    bisectOnError: (await p('bisectOnError')) === 'true',
+    bisectOnError: flag(await p('bisectOnError')),
     failureDestinationType: await p('failureDestinationType'),
     failureDestination: await p('failureDestination'),
     failureDestinationKmsKeyArn: await p('failureDestinationKmsKeyArn'),
@@ -74,10 +80,11 @@ async function readParams(resolveVariable) {
     kmsKeyArns: list(await p('kmsKeyArn')),
     consumerReservedConcurrency: optionalInt(await p('consumerReservedConcurrency')),
     healthReservedConcurrency: optionalInt(await p('healthReservedConcurrency')),
+    deadLettersTimeout: Number(await p('deadLettersTimeout')),
     healthThrottleRate: Number(await p('healthThrottleRate')),
     healthThrottleBurst: Number(await p('healthThrottleBurst')),
     healthStaleAfterSeconds: await p('healthStaleAfterSeconds'),
-    alarms: (await p('alarms')) === 'true',
+    alarms: flag(await p('alarms')),
     alarmTopicArn: await p('alarmTopicArn'),
     alarmEmail: await p('alarmEmail'),
     metricsNamespace: await p('metricsNamespace'),
@@ -132,8 +139,12 @@ function validate(params, options) {
     need(/^arn:aws[\w-]*:kafka:[\w-]+:\d{12}:cluster\/[^/]+\/[^/]+$/.test(params.mskClusterArn), 'mskClusterArn must be the ARN of an MSK cluster');
     need(params.mskAuth in MSK_AUTH, `mskAuth must be one of ${Object.keys(MSK_AUTH).join(', ')} (got "${params.mskAuth}")`);
     need(params.mskAuth === 'iam' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
-      params.mskAuth === 'iam' ? 'kafkaSecretArn is not used with mskAuth=iam; remove it' : `kafkaSecretArn must be a Secrets Manager ARN for mskAuth=${params.mskAuth}`);
+      params.mskAuth === 'iam' ? 'kafkaSecretArn is not used with mskAuth=iam; remove it' : `kafkaSecretArn must be a Secrets Manager ARN for mskAuth=${params.mskAuth}${FULL_ARN}`);
     // MSK refuses SCRAM secrets under the default aws/secretsmanager key, and the mapping decrypts with the role.
+    // MSK only associates SCRAM secrets whose name starts with AmazonMSK_; the mapping must use that same secret.
+    if (params.mskAuth === 'sasl-scram' && isSecretArn(params.kafkaSecretArn)) {
+      need(/:secret:AmazonMSK_/.test(params.kafkaSecretArn), 'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_');
+    }
     if (params.mskAuth === 'sasl-scram') need(params.kmsKeyArns.length > 0, 'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets encrypted with the default key');
     need(!params.kafkaRootCaSecretArn, 'kafkaRootCaSecretArn is for self-managed brokers only: MSK brokers use certificates Lambda already trusts');
     need(params.brokerSubnetIds.length === 0 && !params.brokerSecurityGroupId && params.bootstrapServers.length === 0,
@@ -143,8 +154,8 @@ function validate(params, options) {
     need(params.bootstrapServers.every((s) => /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s)), 'bootstrapServers must be host:port entries');
     need(params.selfManagedAuth in SELF_MANAGED_AUTH, `selfManagedAuth must be one of ${Object.keys(SELF_MANAGED_AUTH).join(', ')} (got "${params.selfManagedAuth}")`);
     need(params.selfManagedAuth === 'none' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
-      params.selfManagedAuth === 'none' ? 'kafkaSecretArn is set but selfManagedAuth=none: choose sasl-scram-512, sasl-scram-256, sasl-plain or mtls' : `kafkaSecretArn must be a Secrets Manager ARN for selfManagedAuth=${params.selfManagedAuth}`);
-    need(!params.kafkaRootCaSecretArn || isSecretArn(params.kafkaRootCaSecretArn), 'kafkaRootCaSecretArn must be a Secrets Manager ARN');
+      params.selfManagedAuth === 'none' ? 'kafkaSecretArn is set but selfManagedAuth=none: choose sasl-scram-512, sasl-scram-256, sasl-plain or mtls' : `kafkaSecretArn must be a Secrets Manager ARN for selfManagedAuth=${params.selfManagedAuth}${FULL_ARN}`);
+    need(!params.kafkaRootCaSecretArn || isSecretArn(params.kafkaRootCaSecretArn), `kafkaRootCaSecretArn must be a Secrets Manager ARN${FULL_ARN}`);
     need(params.brokerSubnetIds.length === 0 || Boolean(params.brokerSecurityGroupId), 'brokerSecurityGroupId is required with brokerSubnetIds');
     need(!params.brokerSecurityGroupId || params.brokerSubnetIds.length > 0, 'brokerSubnetIds are required with brokerSecurityGroupId');
   }
@@ -172,7 +183,7 @@ function validate(params, options) {
   }
   need(!params.failureDestinationKmsKeyArn || (isKmsKeyArn(params.failureDestinationKmsKeyArn) && ['sqs', 'sns', 's3'].includes(params.failureDestinationType)),
     'failureDestinationKmsKeyArn must be a KMS key ARN, for an sqs, sns or s3 destination');
-  need(isSecretArn(params.dbSecretArn), 'dbSecretArn must be the Secrets Manager ARN of the database credentials');
+  need(isSecretArn(params.dbSecretArn), `dbSecretArn must be the Secrets Manager ARN of the database credentials${FULL_ARN}`);
   need(params.subnetIds.length > 0 && params.securityGroupIds.length > 0, 'subnetIds and securityGroupIds must name the database VPC subnets and security groups');
   // EC2's id formats (8 or 17 hex digits), as CloudFormation checks them: a typo fails here, not mid-deployment.
   for (const [name, ids, prefix] of [['subnetIds', params.subnetIds, 'subnet'], ['brokerSubnetIds', params.brokerSubnetIds, 'subnet'],
@@ -182,7 +193,30 @@ function validate(params, options) {
   }
   for (const name of ['consumerReservedConcurrency', 'healthReservedConcurrency']) {
     const value = params[name];
-    need(value === null || (Number.isInteger(value) && value >= 0 && value <= 1000), `${name} must be empty (unreserved) or a whole number 0-1000`);
+    // 0 is valid for Lambda but throttles every invocation: a consumer that only piles up lag, a health URL that only
+    // answers errors. Pausing the consumer is mapping=removed.
+    need(value === null || (Number.isInteger(value) && value >= 1 && value <= 1000),
+      `${name} must be empty (unreserved) or a whole number 1-1000 (0 would throttle every invocation; to pause the consumer use mapping=removed)`);
+  }
+  // `serverless invoke` waits 120 s for an answer, then gives up and invokes again: an operator's redrive must answer
+  // within that, or set AWS_CLIENT_TIMEOUT (docs/deploy.md).
+  need(Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,
+    'deadLettersTimeout must be whole seconds, 10-900');
+  need(params.bisectOnError !== null, 'bisectOnError must be "true" or "false"');
+  need(params.alarms !== null, 'alarms must be "true" or "false"');
+  need(params.alarms !== false || (!params.alarmTopicArn && !params.alarmEmail),
+    'alarmTopicArn and alarmEmail only take effect with alarms=true: add --param="alarms=true" or leave them out');
+  need(!(isMsk && params.mskAuth === 'iam' && params.consumerGroup.includes('*')),
+    'consumerGroup must not contain "*" with mskAuth=iam: in the group ARN the role is granted, "*" would allow every matching group');
+  // The mapping reads a cluster of its own region, and the functions' SDK clients call their own region's endpoints.
+  const arns = [['mskClusterArn', isMsk ? [params.mskClusterArn] : []], ['kafkaSecretArn', [params.kafkaSecretArn]],
+    ['kafkaRootCaSecretArn', [params.kafkaRootCaSecretArn]], ['dbSecretArn', [params.dbSecretArn]], ['kmsKeyArn', params.kmsKeyArns],
+    ['alarmTopicArn', [params.alarmTopicArn]]]; // CloudWatch alarms notify topics of their own region only
+  for (const [name, values] of arns) {
+    for (const arn of values.filter((a) => /^arn:[^:]+:[^:]+:[\w-]+:/.test(a))) {
+      const region = arn.split(':')[3];
+      need(region === params.region, `${name} ${arn} is in ${region}, but the stack deploys to ${params.region}: use --region ${region}, or resources of ${params.region}`);
+    }
   }
   need(Number.isFinite(params.healthThrottleRate) && params.healthThrottleRate > 0, 'healthThrottleRate must be a positive number of requests per second');
   need(Number.isInteger(params.healthThrottleBurst) && params.healthThrottleBurst > 0, 'healthThrottleBurst must be a positive whole number');
@@ -198,7 +232,9 @@ function validate(params, options) {
   return problems;
 }
 
-const isSecretArn = (s) => /^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/.test(s);
+// The full ARN, with the six characters Secrets Manager appends to the name: a grant on the name alone matches nothing.
+const isSecretArn = (s) => /^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:[\w/+=.@-]+-[A-Za-z0-9]{6}$/.test(s);
+const FULL_ARN = ', in full: arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>';
 const isKmsKeyArn = (s) => /^arn:aws[\w-]*:kms:[\w-]+:\d{12}:key\/[\w-]+$/.test(s);
 
 /** Topic and consumer group ARNs of an MSK cluster, for kafka-cluster: IAM actions. */
@@ -347,6 +383,13 @@ function consumerStatements(params) {
   return statements;
 }
 
+/** The console of the stack's partition: the ARN checks accept aws-cn and aws-us-gov, so the dashboard link must too. */
+function consoleHost(region) {
+  if (region.startsWith('cn-')) return 'console.amazonaws.cn';
+  if (region.startsWith('us-gov-')) return 'console.amazonaws-us-gov.com';
+  return `${region}.console.aws.amazon.com`;
+}
+
 function role(name, statements) {
   return {
     Type: 'AWS::IAM::Role',
@@ -474,9 +517,34 @@ function dashboard(params) {
   };
 }
 
+/**
+ * The functions' environment, checked by the functions' own lib/config.ts (loaded through tsx, a dev dependency like
+ * the CLI itself): a `--param="logLevel=verbose"` would otherwise deploy, and every function would then fail at cold
+ * start. Each problem is named by the parameter that sets the variable in serverless.yml.
+ */
+async function environmentProblems(resolveConfigurationProperty, paramProblems) {
+  // Also for commands aimed at one function: `deploy function -f` pushes this environment too. The defaults are
+  // valid, so `invoke local -f` (whose DB_* come from the shell) is only stopped by a parameter that is wrong anyway.
+  const environment = (await resolveConfigurationProperty(['provider', 'environment'])) || {};
+  const { loadConfig } = require('tsx/cjs/api').require('../lib/config.ts', __filename);
+  try {
+    loadConfig(Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, String(value ?? '')])));
+    return [];
+  } catch (error) {
+    if (!Array.isArray(error.problems)) throw error;
+    const yml = readFileSync(join(__dirname, '..', 'serverless.yml'), 'utf8');
+    const paramOf = Object.fromEntries([...yml.matchAll(/^\s+([A-Z][A-Z0-9_]*): \$\{param:(\w+)\}/gm)].map((m) => [m[1], m[2]]));
+    return error.problems
+      .map(({ variable, problem }) => ({ name: paramOf[variable] ?? variable, text: `${paramOf[variable] ?? variable} (${variable} of the functions) ${problem}` }))
+      .filter(({ name }) => !paramProblems.some((p) => p.startsWith(`${name} `))) // already said, in the deploy's words
+      .map(({ text }) => text);
+  }
+}
+
 async function build({ options, resolveVariable, resolveConfigurationProperty }) {
   const params = await readParams(resolveVariable);
-  const problems = [...(await unknownParamProblems(options, resolveConfigurationProperty)), ...validate(params, options)];
+  const paramProblems = [...(await unknownParamProblems(options, resolveConfigurationProperty)), ...validate(params, options)];
+  const problems = [...paramProblems, ...(await environmentProblems(resolveConfigurationProperty, paramProblems))];
   if (problems.length > 0) {
     throw new DeployParameterError(
       `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see docs/deploy.md).`,
@@ -506,13 +574,18 @@ module.exports = {
     return {
       DashboardUrl: {
         Description: 'CloudWatch dashboard of the consumer',
-        Value: { 'Fn::Sub': 'https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}' },
+        Value: { 'Fn::Sub': `https://${consoleHost(params.region)}/cloudwatch/home?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}` },
       },
       HealthLiveUrl: { Description: 'Liveness', Value: url('/healthz/live') },
       HealthReadyUrl: { Description: 'Readiness: credentials, database, schema', Value: url('/healthz/ready') },
       HealthFreshnessUrl: { Description: 'Freshness: last stored trace', Value: url('/healthz') },
-      KafkaConsumerGroupId: { Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)', Value: params.consumerGroup },
-      KafkaStartingPosition: { Description: 'Starting position of the mapping (ignored when the group has committed offsets)', Value: params.startingPosition },
+      // Only while there is a mapping: after mapping=removed they would describe one that no longer exists.
+      ...(params.mapping === 'enabled'
+        ? {
+            KafkaConsumerGroupId: { Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)', Value: params.consumerGroup },
+            KafkaStartingPosition: { Description: 'Starting position of the mapping (ignored when the group has committed offsets)', Value: params.startingPosition },
+          }
+        : {}),
       ...(params.alarms && !params.alarmTopicArn ? { AlarmTopicArn: { Description: 'SNS topic the alarms notify: subscribe on-call here', Value: { Ref: 'AlarmTopic' } } } : {}),
     };
   },

@@ -21,7 +21,8 @@ export interface BatchDependencies {
   schemaGate?: SchemaGate;
 }
 
-const SERVICE = 'trace-consumer';
+/** The service dimension of the batch metrics (and the logs' service field): alarms and the dashboard select on it. */
+export const SERVICE = 'trace-consumer';
 
 export interface BatchResult {
   response: KafkaBatchResponse;

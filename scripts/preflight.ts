@@ -12,6 +12,11 @@ import { Database } from '../lib/database';
 import { checkReadiness, describeFailure } from '../lib/health';
 import { kafkaSecretProblems, type KafkaSecretPurpose } from '../lib/kafka-secret';
 
+/** What each authentication (this script's words and the deploy parameters' values) needs the secret to hold. */
+const KAFKA_AUTH_PURPOSE: Record<string, KafkaSecretPurpose> = {
+  '': 'sasl', sasl: 'sasl', 'sasl-scram': 'sasl', 'sasl-scram-512': 'sasl', 'sasl-scram-256': 'sasl', 'sasl-plain': 'sasl', mtls: 'mtls',
+};
+
 async function readSecret(client: SecretsManagerClient, arn: string): Promise<string> {
   const answer = await client.send(new GetSecretValueCommand({ SecretId: arn }));
   return answer.SecretString ?? '';
@@ -30,8 +35,15 @@ async function main(): Promise<boolean> {
     await database.end();
   }
   // Deployment settings, not the functions' configuration: read here, by the one script that uses them.
+  // KAFKA_AUTH takes the deploy parameter's value as well (mskAuth, selfManagedAuth); a typo must not check as SASL.
+  const auth = (process.env.KAFKA_AUTH ?? '').trim();
+  const purpose = KAFKA_AUTH_PURPOSE[auth];
+  if (!purpose) {
+    console.log(`FAIL kafka secret: KAFKA_AUTH must be one of ${Object.keys(KAFKA_AUTH_PURPOSE).filter(Boolean).join(', ')} (got "${auth}")`);
+    return false;
+  }
   const kafkaSecrets = [
-    { arn: process.env.KAFKA_SECRET_ARN, purpose: (process.env.KAFKA_AUTH === 'mtls' ? 'mtls' : 'sasl') as KafkaSecretPurpose },
+    { arn: process.env.KAFKA_SECRET_ARN, purpose },
     { arn: process.env.KAFKA_ROOT_CA_SECRET_ARN, purpose: 'root-ca' as KafkaSecretPurpose },
   ].filter((s): s is { arn: string; purpose: KafkaSecretPurpose } => Boolean(s.arn));
   const client = new SecretsManagerClient({});

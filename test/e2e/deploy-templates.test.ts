@@ -7,7 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { alarmProblems, iamProblems, mappingRoleProblems, type DeploymentFacts } from '../helpers/aws-rules';
+import { batchMetrics } from '../../lib/metrics';
+import { SERVICE } from '../../lib/process-batch';
+import type { RecordOutcome } from '../../lib/report';
+import { alarmProblems, iamProblems, mappingRoleProblems, metricProblems, type DeploymentFacts, type EmittedMetrics } from '../helpers/aws-rules';
 import { specProblems, type Template } from '../helpers/cfn-spec';
 import { projectRoot, runCommand, runServerless } from '../helpers/cli';
 
@@ -31,9 +34,9 @@ function documentedVariants(file: string): Variant[] {
   });
 }
 
-async function packageTemplate(stage: string, params: Record<string, string>) {
+async function packageTemplate(stage: string, params: Record<string, string>, extraArgs: string[] = []) {
   const dir = mkdtempSync(join(tmpdir(), 'trace-package-'));
-  const args = ['package', '--stage', stage, '--package', dir, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
+  const args = ['package', '--stage', stage, '--package', dir, ...extraArgs, ...Object.entries(params).map(([k, v]) => `--param=${k}=${v}`)];
   const run = await runServerless(args, { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' });
   if (run.code !== 0) return { run, template: undefined };
   return { run, template: JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template };
@@ -44,8 +47,24 @@ const facts = (params: Record<string, string>): DeploymentFacts => ({
   destinationKmsKeyArn: params.failureDestinationKmsKeyArn || undefined,
 });
 
+/** What the consumer writes for a batch of the deployment's topic, from lib/metrics.ts itself. */
+function emitted(params: Record<string, string>): EmittedMetrics {
+  const record = { topic: params.topic ?? 'trace-survey-processed', partition: 0, offset: 1, timestamp: 1, key: null, value: null, headers: [] };
+  const outcome: RecordOutcome = { record, state: 'stored', traceId: 't' };
+  const [doc] = batchMetrics([outcome], { namespace: params.metricsNamespace ?? 'TraceConsumer', service: SERVICE, durationMs: 1, now: 2 });
+  const [directive] = doc!._aws.CloudWatchMetrics;
+  return {
+    namespace: directive!.Namespace,
+    dimensions: Object.fromEntries(directive!.Dimensions[0]!.map((d) => [d, String(doc![d])])),
+    names: directive!.Metrics.map((m) => m.Name),
+  };
+}
+
 async function allProblems(template: Template, params: Record<string, string>) {
-  return [...specProblems(template), ...(await iamProblems(template)), ...mappingRoleProblems(template, facts(params)), ...alarmProblems(template)];
+  return [
+    ...specProblems(template), ...(await iamProblems(template)), ...mappingRoleProblems(template, facts(params)), ...alarmProblems(template),
+    ...metricProblems(template, emitted(params)),
+  ];
 }
 
 const variants = [...documentedVariants('docs/deploy.md'), ...documentedVariants('README.md')];
@@ -123,6 +142,16 @@ describe('what the documented templates contain', () => {
     expect(t.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
   });
 
+  it('should link the dashboard in the console of the stack\'s partition', async () => {
+    const url = (t: Template) => (t.Outputs!.DashboardUrl!.Value as { 'Fn::Sub': string })['Fn::Sub'];
+    expect(url(get(byTitle(/^prod: msk\/iam$/).title))).toBe('https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}');
+    const china = (arn: string) => arn.replace('arn:aws:', 'arn:aws-cn:').replace(':us-east-1:', ':cn-north-1:');
+    const params = byTitle(/^prod: msk\/iam$/).params;
+    const { run, template } = await packageTemplate('prod', { ...params, mskClusterArn: china(params.mskClusterArn!), dbSecretArn: china(params.dbSecretArn!) }, ['--region', 'cn-north-1']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(url(template!)).toMatch(/^https:\/\/console\.amazonaws\.cn\/cloudwatch\/home\?region=\$\{AWS::Region\}#dashboards:name=/);
+  });
+
   it('should default the consumer group per stage and take over the old group only when asked', () => {
     const group = (t: Template) => t.Outputs!.KafkaConsumerGroupId!.Value;
     expect(group(get(byTitle(/^dev: msk\/iam -> kafka$/).title))).toBe('trace-consumer-dev');
@@ -134,6 +163,22 @@ describe('what the documented templates contain', () => {
     expect(removed.Resources.ConsumerLambdaFunction).toBeDefined();
     expect(removed.Resources.ConsumerOffsetLagAlarm).toBeUndefined(); // a deliberate pause is not an outage
     expect(removed.Resources.ConsumerFreshnessAlarm).toBeDefined();
+    expect(removed.Outputs!.KafkaConsumerGroupId).toBeUndefined(); // no mapping, no group in use
+  });
+});
+
+describe('the dead-letter function (operators only)', () => {
+  it('should run in the consumer\'s VPC with no trigger or route, and answer before `serverless invoke` gives up', () => {
+    for (const [title, t] of templates) {
+      const fn = t.Resources.DeadLettersLambdaFunction!.Properties!;
+      expect(fn.VpcConfig, title).toEqual(t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig);
+      expect(fn.Role, title).toEqual({ 'Fn::GetAtt': ['DeadLettersRole', 'Arn'] });
+      // The CLI's Lambda client waits 120 s for an answer, then invokes again: a redrive would run twice.
+      expect(fn.Timeout as number, title).toBeLessThanOrEqual(110);
+      const refersToIt = (r: unknown) => JSON.stringify(r).includes('"DeadLettersLambdaFunction"');
+      const triggers = Object.entries(t.Resources).filter(([, r]) => ['AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping', 'AWS::ApiGatewayV2::Integration'].includes(r.Type) && refersToIt(r));
+      expect(triggers, title).toEqual([]);
+    }
   });
 });
 
@@ -187,6 +232,14 @@ describe('the checks can fail', () => {
     const problems = mappingRoleProblems(t, facts(v.params)).join('\n');
     expect(problems).toContain('missing kms:Decrypt');
     expect(problems).toContain('kafka-cluster:ReadData is more than AWS documents');
+    // A function without a mapping gets the function's permissions and nothing else.
+    const dl = (t.Resources.DeadLettersRole!.Properties!.Policies as { PolicyDocument: { Statement: unknown[] } }[])[0]!.PolicyDocument.Statement;
+    dl.push({ Effect: 'Allow', Action: ['kafka-cluster:Connect', 'sqs:SendMessage'], Resource: ['arn:aws:sqs:us-east-1:123456789012:trace-failures'] });
+    dl.splice(dl.findIndex((x) => JSON.stringify(x).includes('secretsmanager:GetSecretValue')), 1);
+    const dlProblems = mappingRoleProblems(t, facts(v.params)).join('\n');
+    expect(dlProblems).toContain('DeadLettersRole: kafka-cluster:Connect is more than AWS documents for a function without a mapping');
+    expect(dlProblems).toContain('DeadLettersRole: sqs:SendMessage is more than AWS documents');
+    expect(dlProblems).toContain('DeadLettersRole: missing secretsmanager:GetSecretValue');
     // Without its key the SCRAM secret cannot be used by MSK at all.
     expect(mappingRoleProblems(get(v.title), { secretKmsKeyArns: [] }).join('\n')).toContain('customer-managed KMS key');
 
@@ -196,6 +249,30 @@ describe('the checks can fail', () => {
     const alarmText = alarmProblems(prod).join('\n');
     expect(alarmText).toContain('ConsumerLagAlarm: no AlarmActions');
     expect(alarmText).toContain('ConsumerFreshnessAlarm: 200 x 3600 s exceeds');
+  });
+
+  it('should report dashboard rows and alarms on metrics nobody publishes, and a malformed dashboard', () => {
+    const v = byTitle(/^prod: msk\/iam$/);
+    const t = clone(get(v.title));
+    const body = t.Resources.ConsumerDashboard!.Properties!.DashboardBody as { 'Fn::Sub': string };
+    const parsed = JSON.parse(body['Fn::Sub']) as { widgets: { x: number; properties: { metrics?: unknown[][] } }[] };
+    parsed.widgets[0]!.properties.metrics!.push(['TraceConsumer', 'RecordsStore', 'service', 'trace-consumer', 'topic', 'trace-survey-processed']);
+    parsed.widgets[0]!.properties.metrics!.push(['TraceConsumer', 'RecordsStored', 'service', 'trace-consumer']);
+    parsed.widgets[1]!.properties.metrics!.push(['AWS/Lambda', 'OffsetLag', 'FunctionName']);
+    parsed.widgets[2]!.x = 20;
+    body['Fn::Sub'] = JSON.stringify(parsed);
+    const alarm = t.Resources.ConsumerOffsetLagAlarm!.Properties!;
+    alarm.Dimensions = [{ Name: 'EventSourceArn', Value: 'x' }];
+    t.Resources.ConsumerLagAlarm!.Properties!.Namespace = 'TraceConsumers';
+    const problems = metricProblems(t, emitted(v.params)).join('\n');
+    expect(problems).toContain('the consumer writes no metric RecordsStore');
+    expect(problems).toContain('RecordsStored with dimensions {"service":"trace-consumer"}; the consumer writes');
+    expect(problems).toContain('is not [namespace, name, dimension, value, ..., options?]');
+    expect(problems).toContain('widget 2: not on the 24-column grid');
+    expect(problems).toContain('ConsumerOffsetLagAlarm: AWS/Lambda OffsetLag by EventSourceArn');
+    expect(problems).toContain('ConsumerLagAlarm: namespace TraceConsumers is neither');
+    body['Fn::Sub'] = '{"widgets": [';
+    expect(metricProblems(t, emitted(v.params)).join('\n')).toContain('DashboardBody is not JSON');
   });
 });
 
@@ -238,7 +315,43 @@ describe('parameter guard rails (real CLI)', () => {
     expect(run.code).not.toBe(0);
     expect(output).toContain('unknown parameter "consumergroup" (did you mean "consumerGroup"?); valid parameters: ');
     expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
+    expect(output).toContain('kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_');
     expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
     expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+  });
+
+  it('should refuse wrong types, settings that would fail in AWS or at cold start, and settings without effect', async () => {
+    const { run } = await packageTemplate('prod', {
+      ...byTitle(/^prod: msk\/iam$/).params,
+      alarms: 'yes', bisectOnError: 'True', // neither may quietly mean false
+      logLevel: 'verbose', dbSsl: 'verify_full', dbPort: 'abc', healthStaleAfterSeconds: '0', // the functions' lib/config.ts
+      dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db', // no suffix: the grant would match nothing
+      consumerReservedConcurrency: '0', consumerGroup: 'trace-*', deadLettersTimeout: '5',
+      alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:oncall',
+    }, ['--region', 'eu-west-1']);
+    const output = run.stdout + run.stderr;
+    expect(run.code).not.toBe(0);
+    for (const expected of [
+      'alarms must be "true" or "false"', 'bisectOnError must be "true" or "false"',
+      'logLevel (LOG_LEVEL of the functions) must be one of debug', 'dbSsl (DB_SSL of the functions) must be disable, require or verify-full (got "verify_full")',
+      'dbPort (DB_PORT of the functions) must be a whole number', 'healthStaleAfterSeconds (HEALTH_STALE_AFTER_SECONDS of the functions) must be at least 1',
+      'dbSecretArn must be the Secrets Manager ARN of the database credentials, in full', 'consumerReservedConcurrency must be empty (unreserved) or a whole number 1-1000',
+      'consumerGroup must not contain "*" with mskAuth=iam', 'deadLettersTimeout must be whole seconds, 10-900',
+      'mskClusterArn arn:aws:kafka:us-east-1:123456789012:cluster/trace/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3 is in us-east-1, but the stack deploys to eu-west-1',
+      'alarmTopicArn arn:aws:sns:us-east-1:123456789012:oncall is in us-east-1, but the stack deploys to eu-west-1',
+    ]) expect(output).toContain(expected);
+    expect(output.match(/Invalid deploy parameters/g)).toHaveLength(1);
+    expect(output).not.toContain('dbSecretArn (DB_SECRET_ARN'); // said once, in the deploy's words
+    expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+
+    // Commands aimed at one function skip the mapping's checks, not the environment: `deploy function -f` pushes it.
+    const oneFunction = await runServerless(['invoke', 'local', '-f', 'consumer', '-p', 'events/msk-batch.json', '--param=logLevel=verbose']);
+    expect(oneFunction.code).not.toBe(0);
+    expect(oneFunction.stdout + oneFunction.stderr).toContain('logLevel (LOG_LEVEL of the functions) must be one of debug');
+    expect(oneFunction.stdout + oneFunction.stderr).not.toMatch(/^\s+at .*\.js:\d+/m);
+
+    const quiet = await packageTemplate('dev', { ...byTitle(/^dev: msk\/iam -> kafka$/).params, alarmEmail: 'oncall@example.com' });
+    expect(quiet.run.code).not.toBe(0);
+    expect(quiet.run.stdout + quiet.run.stderr).toContain('alarmTopicArn and alarmEmail only take effect with alarms=true');
   });
 });

