@@ -15,7 +15,7 @@ SET search_path TO :"schema";
 -- Refuse a schema this file would not upgrade: IF NOT EXISTS skips a table that exists, whatever its columns.
 DO $guard$
 DECLARE
-  newest CONSTANT integer := 4; -- the number of the newest file in migrations/
+  newest CONSTANT integer := 5; -- the number of the newest file in migrations/
   current integer;
 BEGIN
   IF to_regclass('schema_migrations') IS NOT NULL THEN
@@ -132,6 +132,22 @@ CREATE TABLE IF NOT EXISTS processed_traces (
 );
 CREATE INDEX IF NOT EXISTS processed_traces_processed_at_idx ON processed_traces (processed_at);
 
+-- Each part is length-prefixed (-1 for null), so that no two different records encode to the same bytes: a null key
+-- differs from an empty one, and bytes cannot move between key, value and headers. Header keys and values are taken
+-- in Kafka order, pairwise. Built-in functions only: PostgreSQL finds them in pg_catalog before the search_path.
+CREATE OR REPLACE FUNCTION dead_letter_digest(key bytea, value bytea, header_keys bytea[], header_values bytea[])
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT sha256(
+    coalesce(int4send(length(key)) || key, '\xffffffff'::bytea)
+    || coalesce(int4send(length(value)) || value, '\xffffffff'::bytea)
+    || int4send(coalesce(cardinality(header_keys), -1))
+    || coalesce((
+      SELECT string_agg(
+        coalesce(int4send(length(k)) || k, '\xffffffff'::bytea)
+        || coalesce(int4send(length(v)) || v, '\xffffffff'::bytea), ''::bytea ORDER BY n)
+      FROM unnest(header_keys, header_values) WITH ORDINALITY AS h(k, v, n)), ''::bytea))
+$$;
+
 -- Records that can never be stored, with their bytes exactly as received and a stable reason code.
 CREATE TABLE IF NOT EXISTS dead_letters (
   id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -157,7 +173,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   redrive_reason  text,
   redrive_detail  text,
   redrive_count   integer NOT NULL DEFAULT 0,
-  UNIQUE (kafka_topic, kafka_partition, kafka_offset)
+  -- A dead letter is its coordinates and its bytes (migration 0005): an identical replay changes nothing, a different
+  -- record at the same coordinates (topic recreated, another cluster) gets its own row instead of being lost.
+  record_digest   bytea NOT NULL GENERATED ALWAYS AS (dead_letter_digest(key, value, header_keys, header_values)) STORED,
+  CONSTRAINT dead_letters_identity_key UNIQUE (kafka_topic, kafka_partition, kafka_offset, record_digest)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_created_at_idx ON dead_letters (created_at);
 COMMENT ON COLUMN dead_letters.headers IS 'Unused since schema version 2: see header_keys and header_values.';
@@ -168,5 +187,6 @@ INSERT INTO schema_migrations (version, name, compatible) VALUES
   (1, 'initial', false),
   (2, 'dead_letter_headers', true),
   (3, 'dead_letter_redrive', true),
-  (4, 'ratings_keyed_by_pair', true)
+  (4, 'ratings_keyed_by_pair', true),
+  (5, 'dead_letter_identity', false)
 ON CONFLICT (version) DO NOTHING;

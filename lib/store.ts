@@ -84,7 +84,9 @@ export async function writeBatch(
             kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[], header_values text[],
             reason text, detail text, trace_id text)
           order by kafka_topic, kafka_partition, kafka_offset
-          on conflict (kafka_topic, kafka_partition, kafka_offset) do nothing`,
+          -- A replay of the same bytes finds its row; another record at the same coordinates (topic recreated,
+          -- another cluster) differs in record_digest, which PostgreSQL computes, and gets its own row.
+          on conflict (kafka_topic, kafka_partition, kafka_offset, record_digest) do nothing`,
     ]);
 
     const claimedIds = new Set(claimed.map((r) => r.trace_id));
