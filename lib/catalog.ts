@@ -3,7 +3,7 @@ import type { Sql } from './db';
 
 /**
  * What a schema is made of, as sorted lines of text: every table, column (type, nullability, default, identity),
- * constraint, index and trigger, the way PostgreSQL itself prints them. Two schemas with equal lines have the same
+ * constraint, index, trigger and function, the way PostgreSQL itself prints them. Two schemas with equal lines have the same
  * structure, however they were built. Column positions are left out on purpose: the code names every column it
  * reads or writes, so a column added by ALTER TABLE at the end equals one written in the middle of schema.sql.
  *
@@ -42,6 +42,10 @@ export async function describeCatalog(tx: Sql | postgres.TransactionSql, schema:
       union all
       select 'trigger ' || replace(pg_get_triggerdef(t.oid), (select prefix from ns), '')
         from pg_trigger t join rel r on r.oid = t.tgrelid where not t.tgisinternal
+      union all
+      -- Functions of the schema (a generated column's digest function, for one), whole definitions.
+      select 'function ' || replace(pg_get_functiondef(p.oid), (select prefix from ns), '')
+        from pg_proc p where p.pronamespace = (select oid from ns)
     ) lines
     order by line collate "C"`;
   return rows.map((r) => r.line);
