@@ -108,14 +108,17 @@ function checkEvent(file: string): number {
     const code = (error as { code?: string }).code;
     throw new UsageError(`${file} cannot be read (${code ?? 'error'}). Give the path of an event file, e.g. events/msk-batch.json.`, USAGE);
   }
+  const build = 'Build one from your messages with npm run build-event.';
+  let json: unknown;
   try {
-    return decodeEvent(JSON.parse(text)).length;
+    json = JSON.parse(text);
   } catch (error) {
-    throw new UsageError(
-      `${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ` +
-        'Build one from your messages with npm run build-event.',
-      USAGE,
-    );
+    throw new UsageError(`${file} is not JSON (${error instanceof Error ? error.message : String(error)}). ${build}`, USAGE);
+  }
+  try {
+    return decodeEvent(json).length;
+  } catch (error) {
+    throw new UsageError(`${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ${build}`, USAGE);
   }
 }
 

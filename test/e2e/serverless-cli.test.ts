@@ -93,6 +93,7 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     expect(purged.answer).toMatchObject({ dryRun: false, purged: 1 });
     const left = await db.sql`select reason from ${t('dead_letters')} where kafka_topic = ${topic}`;
     expect(left).toEqual([{ reason: 'tombstone' }]);
+    rmSync(dir, { recursive: true, force: true });
   }, 300_000); // seven CLI runs, each bundling and starting the function
 });
 
@@ -172,8 +173,18 @@ describe('npm run db, then invoke local in another terminal', () => {
       try {
         const sql = postgres({ host: '127.0.0.1', port: Number(port), database: 'trace', username: 'postgres', password: exported.DB_PASSWORD, onnotice: () => {} });
         const [row] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
-        await sql.end();
         expect(row?.n).toBe(6);
+        // A second `npm run db` on the same data (another terminal, the same command): refused with what to do,
+        // never the advice to --reset, which would delete the running server's data.
+        const clash = await runCommand('npx', ['tsx', 'scripts/db.ts', '--port', String(await freePort()), '--data', data], { DB_HOST: '' });
+        expect(clash.code).toBe(1);
+        expect(clash.stderr).toMatch(/Another PostgreSQL \(PID \d+\) is already running on this data folder/);
+        expect(clash.stderr).toContain('npm run db -- --data <folder> --port');
+        expect(clash.stderr).not.toContain('`npm run db -- --reset` starts');
+        expect(clash.stderr).not.toMatch(/^\s+at /m);
+        const [still] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
+        await sql.end();
+        expect(still?.n).toBe(6);
       } finally {
         await second.interrupt();
       }
@@ -199,7 +210,7 @@ describe('npm start', () => {
     { args: ['events/nope.json'], env: {}, says: 'events/nope.json cannot be read (ENOENT)' },
     { args: ['--bogus'], env: {}, says: "Unknown option '--bogus'" },
     { args: [join(bad, 'not-kafka.json')], env: {}, says: 'not-kafka.json is not a Kafka event' },
-    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not a Kafka event' },
+    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not JSON (' },
     { args: [], env: { DB_HOST: '127.0.0.1', DB_PORT: '1' }, says: 'Add --yes to go ahead' },
   ];
   const withGoodFirst = mistakes
