@@ -272,10 +272,11 @@ export class LocalServerError extends TraceConsumerError {
 
 /**
  * npm run local:esm, produce or replay cannot use Kafka as configured: no broker answers at KAFKA_BROKERS
- * (`KAFKA_UNREACHABLE`), or KAFKA_TOPIC names a topic the broker does not have (`KAFKA_TOPIC_MISSING`).
+ * (`KAFKA_UNREACHABLE`), or KAFKA_TOPIC names a topic the broker does not have (`KAFKA_TOPIC_MISSING`); npm run
+ * kafka cannot listen on KAFKA_PORT because something else does (`KAFKA_PORT_IN_USE`).
  */
 export class KafkaSetupError extends TraceConsumerError {
-  constructor(code: 'KAFKA_UNREACHABLE' | 'KAFKA_TOPIC_MISSING', message: string, cause?: unknown) {
+  constructor(code: 'KAFKA_UNREACHABLE' | 'KAFKA_TOPIC_MISSING' | 'KAFKA_PORT_IN_USE', message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }

@@ -15,10 +15,11 @@ async function main() {
   const { kafka } = loadEsmSettings();
   let messages;
   if (values.event) {
+    const event = readEvent(values.event); // the user's file first, before any connection
     const admin = new Admin(clientOptions(kafka, 'trace-consumer-produce'));
     const metadata = await admin.metadata({ topics: [kafka.topic] }).finally(() => admin.close());
     const partitions = metadata.topics.get(kafka.topic)?.partitionsCount ?? 1;
-    messages = messagesFromEvent(readEvent(values.event), partitions);
+    messages = messagesFromEvent(event, partitions);
   } else {
     const count = Number(values.count);
     if (!Number.isInteger(count) || count < 1) throw new UsageError(`--count must be a positive whole number (got ${values.count})`, USAGE);
