@@ -16,9 +16,10 @@ export class TraceConsumerError extends Error {
 export class ConfigError extends TraceConsumerError {
   readonly problems: ReadonlyArray<{ variable: string; problem: string }>;
 
-  constructor(problems: ReadonlyArray<{ variable: string; problem: string }>) {
+  /** `fix`: what to do, for the function by default; a local script names its own (set the variable, run again). */
+  constructor(problems: ReadonlyArray<{ variable: string; problem: string }>, fix = "Fix the function's environment and redeploy.") {
     const list = problems.map((p) => `${p.variable} ${p.problem}`).join('; ');
-    super('CONFIG_INVALID', `Invalid configuration: ${list}. Fix the function's environment and redeploy.`);
+    super('CONFIG_INVALID', `Invalid configuration: ${list}. ${fix}`);
     this.problems = problems;
   }
 }

@@ -30,6 +30,7 @@ describe('npm run kafka, local:esm, produce and replay on a setup mistake', () =
     { mistake: 'replay of an on-failure file that is not there', script: 'scripts/esm/replay.ts', args: ['--on-failure', 'no-such-file.jsonl'], env: noBroker, says: () => ['cannot be read (ENOENT)', 'only when it gives up'] },
     { mistake: 'produce of an event file that is not there', script: 'scripts/esm/produce.ts', args: ['--event', 'events/nope.json'], env: noBroker, says: () => ['--event events/nope.json cannot be read'] },
     { mistake: 'a second npm run kafka on the same port', script: 'scripts/kafka/run.ts', args: [], env: () => ({ KAFKA_PORT: String(takenPort) }), says: () => [`Port ${takenPort} on 127.0.0.1 is in use`, `KAFKA_PORT=${takenPort + 1}`] },
+    { mistake: 'local:esm with a batch size of 0', script: 'scripts/esm/run.ts', args: [], env: () => ({ ...noBroker(), ESM_BATCH_SIZE: '0' }), says: () => ['ESM_BATCH_SIZE must be at least 1', 'run it again'] },
     { mistake: 'npm run kafka with a partition count that is not a number', script: 'scripts/kafka/run.ts', args: [], env: () => ({ KAFKA_PARTITIONS: 'x' }), says: () => ['KAFKA_PARTITIONS must be a whole number'] },
   ];
 
