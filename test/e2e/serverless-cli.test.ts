@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -236,6 +236,36 @@ describe('npm start', () => {
     expect(run.stdout).not.toContain('"_aws"');
     expect(run.stdout).not.toContain('oldestRecordAgeMs');
     expect(await gitStatus()).toBe(before);
+  }, 240_000);
+
+  it('should stop the embedded server and remove its temporary folder on Ctrl-C while an event runs', async () => {
+    // Its own temporary directory, so that the server's folder can be found (and must be gone) afterwards.
+    const tmp = mkdtempSync(join(tmpdir(), 'trace-start-ctrl-c-'));
+    chmodSync(tmp, 0o755); // as root, the server runs as "postgres", which must enter it
+    try {
+      const run = await withCliLock(async () => {
+        const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/run-local.ts', 'events/large-batch.json'], {
+          cwd: projectRoot,
+          env: { ...process.env, DB_HOST: '', TMPDIR: tmp },
+          detached: true, // a process group of its own: the signal goes to all of it, as a terminal's Ctrl-C does
+        });
+        let output = '';
+        child.stdout.on('data', (d) => (output += d));
+        child.stderr.on('data', (d) => (output += d));
+        const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+        const running = new Promise<void>((resolve) => child.stdout.on('data', () => output.includes('Running serverless invoke local') && resolve()));
+        await Promise.race([running, exited]);
+        const folders = readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'));
+        process.kill(-child.pid!, 'SIGINT');
+        return { code: await exited, output, folders };
+      });
+      expect(run.folders, run.output).toHaveLength(1); // the server's folder existed while it ran
+      expect(run.output).toContain('SIGINT: stopping the embedded PostgreSQL');
+      expect(readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'))).toEqual([]);
+      expect(run.code).not.toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }, 240_000);
 
   it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
