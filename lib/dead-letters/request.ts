@@ -8,11 +8,15 @@ import { canonicalTimestamp } from '../text';
  */
 
 const BIGINT_MAX = Number.MAX_SAFE_INTEGER;
-const whole = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+/** A whole number in a range; every failure says the range, in the words an operator reads. */
+const whole = (min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return v.pipe(v.number(message), v.integer(message), v.minValue(min, message), v.maxValue(max, message));
+};
 /** One value or a list of them, always a non-empty list afterwards: `"ids": 3` and `"ids": [3, 4]` both work. */
-const oneOrMany = <T extends v.GenericSchema>(item: T) =>
+const oneOrMany = <T extends v.GenericSchema>(item: T, what: string) =>
   v.pipe(
-    v.union([item, v.pipe(v.array(item), v.nonEmpty('must not be an empty list'))]),
+    v.union([item, v.pipe(v.array(item), v.nonEmpty('must not be an empty list'))], `must be ${what}, or a list of them`),
     v.transform((x) => (Array.isArray(x) ? x : [x]) as v.InferOutput<T>[]),
   );
 const timestamp = v.pipe(
@@ -27,12 +31,14 @@ const timestamp = v.pipe(
   }),
 );
 
+const flag = v.boolean('must be true or false');
+
 /** Which dead letters an action works on. Every field narrows the selection; none selects them all. */
 const SelectionEntries = {
   /** Dead letter ids (the `id` column). */
-  ids: v.optional(oneOrMany(whole(1, BIGINT_MAX))),
+  ids: v.optional(oneOrMany(whole(1, BIGINT_MAX), 'a dead letter id (a whole number from 1)')),
   /** Reason codes: tombstone, invalid_utf8, invalid_json, not_an_object, invalid_message, db_rejected. */
-  reasons: v.optional(oneOrMany(v.pipe(v.string(), v.nonEmpty()))),
+  reasons: v.optional(oneOrMany(v.pipe(v.string(), v.nonEmpty()), 'a reason code')),
   /** Dead-lettered at or after this time (created_at). */
   from: v.optional(timestamp),
   /** Dead-lettered before this time (created_at). */
@@ -60,9 +66,9 @@ const RedriveRequestSchema = v.strictObject({
   action: v.literal('redrive'),
   ...SelectionEntries,
   /** Say what would happen, write nothing. */
-  dryRun: v.optional(v.boolean(), false),
+  dryRun: v.optional(flag, false),
   /** Also redrive dead letters whose last redrive dead-lettered them again (after a further fix). */
-  again: v.optional(v.boolean(), false),
+  again: v.optional(flag, false),
   /** Dead letters per transaction. */
   batchSize: v.optional(whole(1, 1000), 100),
   /** At most this many dead letters in this invocation; the rest is left for the next (see `cursor`). */
@@ -75,7 +81,7 @@ const PurgeRequestSchema = v.strictObject({
   action: v.literal('purge'),
   ...SelectionEntries,
   /** Dry run unless explicitly false: purging cannot be undone. */
-  dryRun: v.optional(v.boolean(), true),
+  dryRun: v.optional(flag, true),
   /** Only dead letters that a redrive settled (stored, duplicate, superseded, upstream_error). */
   redriven: v.optional(v.literal(true)),
   /** Only dead letters older than this many days (created_at): the retention period. */
@@ -102,11 +108,19 @@ export type DeadLetterAction = DeadLetterRequest['action'];
 export function parseRequest(input: unknown): DeadLetterRequest {
   const parsed = v.safeParse(DeadLetterRequestSchema, input);
   if (!parsed.success) {
-    throw new DeadLetterRequestError(parsed.issues.map((issue) => `${v.getDotPath(issue) ?? 'request'}: ${issue.message}`));
+    throw new DeadLetterRequestError(parsed.issues.map(describeIssue));
   }
   const request = parsed.output;
   if (request.action === 'purge' && !request.redriven && request.olderThanDays === undefined && !request.ids) {
     throw new DeadLetterRequestError(['purge needs "redriven": true, "olderThanDays" or "ids", so that it never empties the table by accident']);
   }
   return request;
+}
+
+/** One problem of a request, in an operator's words: an unknown option is named as such (valibot says "Expected never"). */
+function describeIssue(issue: v.BaseIssue<unknown>): string {
+  const path = v.getDotPath(issue) ?? 'request';
+  if (issue.type === 'strict_object' && issue.expected === 'never') return `${path}: unknown option`;
+  if (path === 'request' && issue.expected === 'Object') return 'the request must be a JSON object with an "action"';
+  return `${path}: ${issue.message}`;
 }

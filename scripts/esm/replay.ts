@@ -9,17 +9,34 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Context } from 'aws-lambda';
+import { UsageError } from '../../lib/errors';
 import { lambdaContext } from './lambda-context';
 import { toLambdaEvent, type PolledRecord } from './mapping';
 import { readRanges, rangesForTime, type OffsetRange } from './range';
 import { loadEsmSettings, type EsmSettings } from './settings';
+import { exitWithKafkaDiagnosis } from './kafka-errors';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
+
+const USAGE = 'usage: npm run replay -- --partition P --from X --to Y | --since ISO [--until ISO] | --on-failure FILE';
+
+/** The on-failure file, which exists only once npm run local:esm has given up on a batch. */
+function readOnFailureFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `--on-failure ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); npm run local:esm writes it ` +
+        '(ESM_ON_FAILURE_FILE, default esm-on-failure.jsonl) only when it gives up on a batch, so nothing may need replaying',
+      USAGE,
+    );
+  }
+}
 
 /** The ranges the arguments name. */
 export async function replayRanges(values: Record<string, string | undefined>, settings: EsmSettings): Promise<OffsetRange[]> {
   if (values['on-failure']) {
-    return readFileSync(values['on-failure'], 'utf8')
+    return readOnFailureFile(values['on-failure'])
       .split('\n')
       .filter((line) => line.trim() !== '')
       .map((line) => JSON.parse(line) as { topic: string; partition: number; firstOffset: number; lastOffset: number })
@@ -29,12 +46,12 @@ export async function replayRanges(values: Record<string, string | undefined>, s
   if (values.since) {
     const since = Date.parse(values.since);
     const until = values.until ? Date.parse(values.until) : Date.now() + 1;
-    if (Number.isNaN(since) || Number.isNaN(until)) throw new Error('--since and --until must be ISO dates, e.g. 2026-01-01T10:00:00Z');
+    if (Number.isNaN(since) || Number.isNaN(until)) throw new UsageError('--since and --until must be ISO dates, e.g. 2026-01-01T10:00:00Z', USAGE);
     return rangesForTime(settings.kafka, since, until);
   }
   const [partition, from, to] = [values.partition, values.from, values.to].map(Number);
   if (![partition, from, to].every((n) => Number.isInteger(n) && n! >= 0)) {
-    throw new Error('name a range: --partition P --from X --to Y, or --since ISO [--until ISO], or --on-failure FILE');
+    throw new UsageError('name a range: --partition P --from X --to Y, or --since ISO [--until ISO], or --on-failure FILE', USAGE);
   }
   return [{ partition: partition!, from: from!, to: to! }];
 }
@@ -77,8 +94,5 @@ async function main() {
 }
 
 if (require.main === module) {
-  main().catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  });
+  main().catch((error: unknown) => exitWithKafkaDiagnosis(error));
 }

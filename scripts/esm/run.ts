@@ -7,6 +7,7 @@ import type { Context } from 'aws-lambda';
 import { describeReport } from './describe';
 import { LocalEventSourceMapping } from './poller';
 import { loadEsmSettings } from './settings';
+import { exitWithKafkaDiagnosis } from './kafka-errors';
 
 async function main() {
   const settings = loadEsmSettings();
@@ -32,7 +33,4 @@ async function main() {
   });
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitWithKafkaDiagnosis(error));

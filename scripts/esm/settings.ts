@@ -74,7 +74,7 @@ export function loadEsmSettings(env: Record<string, string | undefined> = proces
     if (result.success) parsed[name] = result.output;
     else problems.push({ variable: name, problem: `${result.issues[0].message} (got "${name === 'KAFKA_PASSWORD' ? '***' : raw}")` });
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, 'Fix the variable (docs/local-kafka.md lists them) and run it again.');
   const p = parsed as Parsed;
   return {
     kafka: {

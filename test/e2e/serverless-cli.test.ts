@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -93,6 +93,7 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     expect(purged.answer).toMatchObject({ dryRun: false, purged: 1 });
     const left = await db.sql`select reason from ${t('dead_letters')} where kafka_topic = ${topic}`;
     expect(left).toEqual([{ reason: 'tombstone' }]);
+    rmSync(dir, { recursive: true, force: true });
   }, 300_000); // seven CLI runs, each bundling and starting the function
 });
 
@@ -172,8 +173,18 @@ describe('npm run db, then invoke local in another terminal', () => {
       try {
         const sql = postgres({ host: '127.0.0.1', port: Number(port), database: 'trace', username: 'postgres', password: exported.DB_PASSWORD, onnotice: () => {} });
         const [row] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
-        await sql.end();
         expect(row?.n).toBe(6);
+        // A second `npm run db` on the same data (another terminal, the same command): refused with what to do,
+        // never the advice to --reset, which would delete the running server's data.
+        const clash = await runCommand('npx', ['tsx', 'scripts/db.ts', '--port', String(await freePort()), '--data', data], { DB_HOST: '' });
+        expect(clash.code).toBe(1);
+        expect(clash.stderr).toMatch(/Another PostgreSQL \(PID \d+\) is already running on this data folder/);
+        expect(clash.stderr).toContain('npm run db -- --data <folder> --port');
+        expect(clash.stderr).not.toContain('`npm run db -- --reset` starts');
+        expect(clash.stderr).not.toMatch(/^\s+at /m);
+        const [still] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
+        await sql.end();
+        expect(still?.n).toBe(6);
       } finally {
         await second.interrupt();
       }
@@ -199,7 +210,7 @@ describe('npm start', () => {
     { args: ['events/nope.json'], env: {}, says: 'events/nope.json cannot be read (ENOENT)' },
     { args: ['--bogus'], env: {}, says: "Unknown option '--bogus'" },
     { args: [join(bad, 'not-kafka.json')], env: {}, says: 'not-kafka.json is not a Kafka event' },
-    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not a Kafka event' },
+    { args: [join(bad, 'not-json.json')], env: {}, says: 'not-json.json is not JSON (' },
     { args: [], env: { DB_HOST: '127.0.0.1', DB_PORT: '1' }, says: 'Add --yes to go ahead' },
   ];
   const withGoodFirst = mistakes
@@ -225,6 +236,36 @@ describe('npm start', () => {
     expect(run.stdout).not.toContain('"_aws"');
     expect(run.stdout).not.toContain('oldestRecordAgeMs');
     expect(await gitStatus()).toBe(before);
+  }, 240_000);
+
+  it('should stop the embedded server and remove its temporary folder on Ctrl-C while an event runs', async () => {
+    // Its own temporary directory, so that the server's folder can be found (and must be gone) afterwards.
+    const tmp = mkdtempSync(join(tmpdir(), 'trace-start-ctrl-c-'));
+    chmodSync(tmp, 0o755); // as root, the server runs as "postgres", which must enter it
+    try {
+      const run = await withCliLock(async () => {
+        const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/run-local.ts', 'events/large-batch.json'], {
+          cwd: projectRoot,
+          env: { ...process.env, DB_HOST: '', TMPDIR: tmp },
+          detached: true, // a process group of its own: the signal goes to all of it, as a terminal's Ctrl-C does
+        });
+        let output = '';
+        child.stdout.on('data', (d) => (output += d));
+        child.stderr.on('data', (d) => (output += d));
+        const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+        const running = new Promise<void>((resolve) => child.stdout.on('data', () => output.includes('Running serverless invoke local') && resolve()));
+        await Promise.race([running, exited]);
+        const folders = readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'));
+        process.kill(-child.pid!, 'SIGINT');
+        return { code: await exited, output, folders };
+      });
+      expect(run.folders, run.output).toHaveLength(1); // the server's folder existed while it ran
+      expect(run.output).toContain('SIGINT: stopping the embedded PostgreSQL');
+      expect(readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'))).toEqual([]);
+      expect(run.code).not.toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }, 240_000);
 
   it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {

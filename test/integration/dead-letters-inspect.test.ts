@@ -1,7 +1,13 @@
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lib/config';
+import { applySchema } from '../../lib/migrations';
+import { SCHEMA_VERSION } from '../../lib/schema-version';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { relaxedParse, runAction } from '../helpers/dead-letters';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
@@ -229,10 +235,57 @@ describe('requests the function cannot run', () => {
     [{ action: 'redrive', dryrun: true }, 'dryrun'],
     [{ action: 'purge' }, 'purge needs'],
     [{ action: 'purge', olderThanDays: -1 }, 'olderThanDays'],
+    // In the words an operator reads, not the validator's ("Expected never", "Expected (number | Array)").
+    [{ action: 'redrive', bogus: 1 }, 'bogus: unknown option'],
+    [{ action: 'show', ids: ['abc'] }, 'ids: must be a dead letter id (a whole number from 1), or a list of them'],
+    [{ action: 'show', limit: true }, 'limit: must be a whole number from 1 to 100'],
+    [{ action: 'redrive', dryRun: 'yes' }, 'dryRun: must be true or false'],
   ])('should refuse %j with DEAD_LETTER_REQUEST_INVALID naming %s', async (request, named) => {
     const run = await runAction(db, request as { action: 'show' });
     expect(run.error).toMatchObject({ code: 'DEAD_LETTER_REQUEST_INVALID' });
     expect((run.error as Error).message).toContain(named);
     expect(run.logs).toEqual([expect.objectContaining({ level: 'error', message: 'dead-letter action failed', error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }) })]);
+  });
+});
+
+describe('a database the actions cannot use', () => {
+  // Each setup mistake an operator makes, for every action: the typed error that names the fix, in the answer and
+  // in the one log line, never the driver's raw error (or a missing column of a schema behind the code).
+  let behind: string;
+  let migrationsDir: string;
+  beforeAll(async () => {
+    // A schema one migration behind the code: a database the newest migration was not applied to yet.
+    migrationsDir = mkdtempSync(join(tmpdir(), 'trace-dl-behind-'));
+    for (const file of readdirSync('migrations').filter((f) => Number(f.slice(0, 4)) < SCHEMA_VERSION)) cpSync(join('migrations', file), join(migrationsDir, file));
+    behind = `${db.config.db.schema}_behind`;
+    await applySchema(db.sql, behind, migrationsDir);
+  });
+  afterAll(async () => {
+    await db.sql`drop schema if exists ${db.sql(behind)} cascade`;
+    rmSync(migrationsDir, { recursive: true, force: true });
+  });
+
+  const mistakes = [
+    { mistake: 'a wrong password', env: () => ({ DB_PASSWORD: 'wrong' }), code: 'DB_LOGIN_REJECTED', says: 'Check DB_USER and DB_PASSWORD' },
+    { mistake: 'a missing database', env: () => ({ DB_NAME: 'no_such_database' }), code: 'DB_NOT_FOUND', says: 'npm run db:apply' },
+    { mistake: 'a missing schema', env: () => ({ DB_SCHEMA: 'no_such_schema' }), code: 'SCHEMA_VERSION_MISMATCH', says: 'set DB_SCHEMA' },
+    { mistake: 'a schema behind the code', env: () => ({ DB_SCHEMA: behind }), code: 'SCHEMA_VERSION_MISMATCH', says: `needs ${SCHEMA_VERSION}: run npm run db:apply` },
+  ];
+  const requests = [{ action: 'summary' }, { action: 'show' }, { action: 'redrive', dryRun: true }, { action: 'purge', olderThanDays: 0 }] as const;
+  const cases = mistakes.flatMap((m) => requests.map((request) => ({ ...m, request, action: request.action })));
+
+  it.each(cases)('should answer $action on $mistake with $code, naming the fix', async ({ env, code, says, request }) => {
+    const config = loadConfig({ ...db.env, ...env() });
+    const database = consumerDatabase(config);
+    try {
+      const run = await runAction(db, { ...request }, { database, config: { ...db.config, db: config.db } });
+      expect(run.error).toMatchObject({ code });
+      expect((run.error as Error).message).toContain(says);
+      expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+        expect.objectContaining({ message: 'dead-letter action failed', action: request.action, error: expect.objectContaining({ code }) }),
+      ]);
+    } finally {
+      await database.end();
+    }
   });
 });

@@ -114,7 +114,7 @@ describe('GET /healthz/ready', () => {
     expect(answer.statusCode).toBe(503);
     const schema = answer.body.checks?.find((c) => c.name === 'schema');
     expect(schema?.ok).toBe(false);
-    expect(schema?.error).toBe(`schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply`);
+    expect(schema?.error).toBe(`schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`);
   });
 
   it('should answer 503 naming the one table that was dropped', async () => {

@@ -29,6 +29,8 @@ describe('startLocalDatabase', () => {
       code: 'LOCAL_SERVER_FAILED',
       message: expect.stringContaining(says),
     });
-    expect(readdirSync(scratch)).toEqual([]);
+    // As root in a checkout the "postgres" user cannot enter, the binaries are copied to TMPDIR once per checkout
+    // and kept on purpose (scripts/local-db.ts): a cache, not something the failed start left.
+    expect(readdirSync(scratch).filter((f) => !f.startsWith('trace-consumer-embedded-postgres-'))).toEqual([]);
   });
 });

@@ -10,6 +10,10 @@ import { captureLogs, coldStart } from '../helpers/handler';
 import { schemaSql } from '../../lib/db';
 import { NEWEST, schemaAtVersion, schemaWorkspace } from '../helpers/schemas';
 
+/** The message for a database behind the code; version 0 (no version table) may also be a wrong DB_SCHEMA. */
+const behindMessage = (version: number) =>
+  `schema version ${version}, needs ${NEWEST}: run npm run db:apply` + (version === 0 ? ' (or set DB_SCHEMA to the schema that holds the tables)' : '');
+
 /*
  * The consumer and the health function against databases at the wrong schema version: behind (never migrated,
  * from before versioned migrations, one migration short) or ahead (a newer migration, compatible or not).
@@ -66,7 +70,7 @@ describe('the consumer', () => {
       const handler = await coldStart('consumer', db, { DB_SCHEMA: schema });
       const before = await storedTraces(schema); // a schema at an earlier version holds the fixture rows of that version
       const failed = await captureLogs(() => handler(event, lambdaContext()));
-      expect(failed.error, label).toMatchObject({ code: 'SCHEMA_VERSION_MISMATCH', message: `schema version ${version}, needs ${NEWEST}: run npm run db:apply` });
+      expect(failed.error, label).toMatchObject({ code: 'SCHEMA_VERSION_MISMATCH', message: behindMessage(version) });
       expect(failed.logs.map((l) => l.message), label).toEqual(['schema version mismatch; the batch is left for Lambda to retry']);
       expect(await storedTraces(schema), label).toBe(before);
 
@@ -133,7 +137,7 @@ describe('GET /healthz/ready', () => {
     for (const { label, schema, version } of await behindSchemas()) {
       expect(await ready(schema), label).toEqual({
         statusCode: 503,
-        schemaCheck: { name: 'schema', ok: false, durationMs: expect.any(Number), error: `schema version ${version}, needs ${NEWEST}: run npm run db:apply` },
+        schemaCheck: { name: 'schema', ok: false, durationMs: expect.any(Number), error: behindMessage(version) },
       });
     }
   });

@@ -19,6 +19,15 @@ describe('npm run dead-letters arguments', () => {
     expect(requestFromArgs(args)).toEqual(request);
   });
 
+  it.each([
+    [['redrive', '--data', '{bad'], '--data is not JSON'],
+    [['--data', '[1, 2]'], '--data must be a JSON object'],
+    [['--data'], '--data needs a JSON request'],
+    [['show', 'redrive'], 'unexpected argument "redrive"'],
+  ])('should refuse %j with a usage message saying %s', (args, says) => {
+    expect(() => requestFromArgs(args)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(says) }));
+  });
+
   it('should produce requests the function accepts, for any mix of options', () => {
     const option = fc.oneof(
       fc.constant(['--dry-run']), fc.constant(['--no-dry-run']), fc.constant(['--again']),
