@@ -115,11 +115,14 @@ export interface Config {
   health: { checkIntervalSeconds: number; timeoutMs: number; staleAfterSeconds: number | null };
 }
 
+/** What a local script's ConfigError tells the user to do: the default speaks of a deployed function. */
+export const SCRIPT_CONFIG_FIX = 'Fix the variable in your shell (or unset it for its default) and run the command again.';
+
 /**
  * Reads and validates the configuration from `env`. Every invalid variable is named in one {@link ConfigError}, so a
  * broken deploy is fixed in one round. An empty string counts as unset, as it does in most deploy tools.
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, fix?: string): Config {
   const problems: { variable: string; problem: string }[] = [];
   const parsed: Partial<Record<keyof Variables, unknown>> = {};
   for (const [name, spec] of Object.entries(VARIABLES) as [keyof Variables, Variables[keyof Variables]][]) {
@@ -128,7 +131,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (result.success) parsed[name] = result.output;
     else problems.push({ variable: name, problem: `${result.issues[0].message} (got "${redact(name, raw)}")` });
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, fix);
   const p = parsed as Parsed;
   return {
     db: {

@@ -6,7 +6,7 @@
  *   npm run db:apply -- path/to/folder    # another folder of NNNN_name.sql files (tests)
  */
 import { resolve } from 'node:path';
-import { loadConfig, type Config } from '../lib/config';
+import { loadConfig, type Config, SCRIPT_CONFIG_FIX } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { createSql, type Sql } from '../lib/db';
 import { diagnoseDatabaseFailure } from '../lib/diagnose';
@@ -17,7 +17,7 @@ import { errorCode } from '../lib/retry';
 
 async function main() {
   const dir = process.argv[2] ? resolve(process.argv[2]) : MIGRATIONS_DIR;
-  const config = loadConfig();
+  const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const settings: Config['db'] = { ...config.db, ...(await credentialSource(config.db).get()) };
   const where = `${settings.host}:${settings.port}/${settings.database}`;
   if (await createDatabaseIfMissing(settings)) console.log(`Created database "${settings.database}" on ${settings.host}:${settings.port}.`);

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../lib/config';
+import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
 import { applySchema, createSql } from '../lib/db';
 import { UsageError } from '../lib/errors';
 import { closedFolder, startLocalDatabase } from './local-db';
@@ -38,7 +38,7 @@ async function main() {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  const config = loadConfig({ ...db.env, DB_SCHEMA: process.env.DB_SCHEMA });
+  const config = loadConfig({ ...db.env, DB_SCHEMA: process.env.DB_SCHEMA }, SCRIPT_CONFIG_FIX);
   const sql = createSql(config.db);
   let migrated;
   try {

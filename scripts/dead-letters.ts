@@ -6,7 +6,7 @@
  *   npm run dead-letters -- purge --redriven --no-dry-run
  * Prints the answer as JSON on standard output and the log line on standard error. See docs/dead-letters.md.
  */
-import { loadConfig } from '../lib/config';
+import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { Database } from '../lib/database';
 import { runDeadLetterAction } from '../lib/dead-letters/operate';
@@ -19,7 +19,7 @@ const TIME_BUDGET_MS = 15 * 60_000;
 
 async function main() {
   const request = requestFromArgs(process.argv.slice(2));
-  const config = loadConfig();
+  const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const database = new Database(config.db, credentialSource(config.db));
   const deadline = Date.now() + TIME_BUDGET_MS;
   try {

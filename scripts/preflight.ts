@@ -6,7 +6,7 @@
  * a certificate. Exits 1 with the reasons otherwise.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { loadConfig } from '../lib/config';
+import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { Database } from '../lib/database';
 import { checkReadiness, describeFailure } from '../lib/health';
@@ -23,7 +23,7 @@ async function readSecret(client: SecretsManagerClient, arn: string): Promise<st
 }
 
 async function main(): Promise<boolean> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const credentials = credentialSource(config.db);
   const database = new Database(config.db, credentials, { connect_timeout: 5 });
   let ok = true;

@@ -11,7 +11,7 @@ import { spawn, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../lib/config';
+import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
 import { createSql, qualifiedTables, type Sql } from '../lib/db';
 import { UsageError } from '../lib/errors';
 import { decodeEvent } from '../lib/kafka';
@@ -51,7 +51,7 @@ async function main() {
     process.once('SIGTERM', interrupted);
   }
   const env = { ...process.env, ...db.env };
-  const config = loadConfig(env);
+  const config = loadConfig(env, SCRIPT_CONFIG_FIX);
   console.log(
     db.embedded
       ? `Started an embedded PostgreSQL on port ${db.env.DB_PORT}; it is removed at the end.`

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../lib/config';
+import { loadConfig, SCRIPT_CONFIG_FIX } from '../../lib/config';
 import { ConfigError } from '../../lib/errors';
 
 describe('loadConfig', () => {
@@ -77,5 +77,20 @@ describe('loadConfig', () => {
     } catch (e) {
       expect(String((e as Error).message)).not.toContain('hunter2');
     }
+  });
+
+  it('should tell a function to redeploy and a local script to run again', () => {
+    const bad = { DB_PORT: 'abc' };
+    expect(() => loadConfig(bad)).toThrow(/DB_PORT must be a whole number.*Fix the function's environment and redeploy\./);
+    let fromScript: unknown;
+    try {
+      loadConfig(bad, SCRIPT_CONFIG_FIX);
+    } catch (error) {
+      fromScript = error;
+    }
+    expect(fromScript).toBeInstanceOf(ConfigError);
+    expect((fromScript as ConfigError).code).toBe('CONFIG_INVALID');
+    expect((fromScript as ConfigError).message).toContain('run the command again');
+    expect((fromScript as ConfigError).message).not.toContain('redeploy');
   });
 });
