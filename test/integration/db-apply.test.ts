@@ -45,7 +45,7 @@ describe('npm run db:apply', () => {
     const cases: { label: string; env: Record<string, string>; args?: string[]; stderr: RegExp }[] = [
       { label: 'wrong password', env: { DB_PASSWORD: 'not-the-password' }, stderr: /^npm run db:apply could not log in: password authentication failed\. Next: check DB_USER and DB_PASSWORD/ },
       { label: 'nothing listening', env: { DB_PORT: '1' }, stderr: /^npm run db:apply could not reach the database: connection refused.*Next: check that it is running/ },
-      { label: 'bad configuration', env: { DB_SCHEMA: 'Not-An-Identifier' }, stderr: /^Invalid configuration: DB_SCHEMA .*Fix the function's environment/ },
+      { label: 'bad configuration', env: { DB_SCHEMA: 'Not-An-Identifier' }, stderr: /^Invalid configuration: DB_SCHEMA .*run the command again/ },
       {
         label: 'failing migration',
         env: { DB_SCHEMA: schema },
