@@ -8,7 +8,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** A PostgreSQL identifier we can quote safely and that needs no quoting to be typed by hand. */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
-const integer = (min: number, max: number) =>
+export const integer = (min: number, max: number) =>
   v.pipe(
     v.string(),
     v.trim(),
@@ -27,7 +27,7 @@ const boolean = v.pipe(
   v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
 );
 
-const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
+export const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
 
 /**
  * One entry per environment variable: its schema and its default (as the string the environment would hold).
@@ -86,8 +86,27 @@ export const VARIABLES = {
   },
 } as const;
 
-type Variables = typeof VARIABLES;
-type Parsed = { [K in keyof Variables]: v.InferOutput<Variables[K]['schema']> };
+/** A table of environment variables: each one's schema, and its default as the string the environment would hold. */
+export type VariableSpecs = Record<string, { readonly schema: v.GenericSchema; readonly default: string }>;
+export type ParsedVariables<V extends VariableSpecs> = { [K in keyof V]: v.InferOutput<V[K]['schema']> };
+
+/**
+ * Validates every variable of `specs` from `env`, an empty string counting as unset. All problems are named in one
+ * {@link ConfigError} (with `fix` as what to do), so a broken setup is fixed in one round; passwords and secrets are
+ * never echoed.
+ */
+export function parseVariables<V extends VariableSpecs>(specs: V, env: Record<string, string | undefined>, fix?: string): ParsedVariables<V> {
+  const problems: { variable: string; problem: string }[] = [];
+  const parsed: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const raw = env[name];
+    const result = v.safeParse(spec.schema, raw === undefined || raw === '' ? spec.default : raw);
+    if (result.success) parsed[name] = result.output;
+    else problems.push({ variable: name, problem: `${result.issues[0].message} (got "${redact(name, raw)}")` });
+  }
+  if (problems.length > 0) throw new ConfigError(problems, fix);
+  return parsed as ParsedVariables<V>;
+}
 
 export interface Config {
   db: {
@@ -123,16 +142,7 @@ export const SCRIPT_CONFIG_FIX = 'Fix the variable in your shell (or unset it fo
  * broken deploy is fixed in one round. An empty string counts as unset, as it does in most deploy tools.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env, fix?: string): Config {
-  const problems: { variable: string; problem: string }[] = [];
-  const parsed: Partial<Record<keyof Variables, unknown>> = {};
-  for (const [name, spec] of Object.entries(VARIABLES) as [keyof Variables, Variables[keyof Variables]][]) {
-    const raw = env[name];
-    const result = v.safeParse(spec.schema, raw === undefined || raw === '' ? spec.default : raw);
-    if (result.success) parsed[name] = result.output;
-    else problems.push({ variable: name, problem: `${result.issues[0].message} (got "${redact(name, raw)}")` });
-  }
-  if (problems.length > 0) throw new ConfigError(problems, fix);
-  const p = parsed as Parsed;
+  const p = parseVariables(VARIABLES, env, fix);
   return {
     db: {
       host: p.DB_HOST,

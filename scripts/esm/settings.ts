@@ -4,13 +4,10 @@
  * them. The KAFKA_* names are the Python service's, so its .env files work unchanged.
  */
 import * as v from 'valibot';
-import { ConfigError } from '../../lib/errors';
+import { integer, nonEmpty, parseVariables } from '../../lib/config';
 import { DEFAULT_TOPIC } from '../event-builder';
 
-const integer = (min: number, max: number) =>
-  v.pipe(v.string(), v.trim(), v.regex(/^-?\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(min, `must be at least ${min}`), v.maxValue(max, `must be at most ${max}`));
 const text = v.pipe(v.string(), v.trim());
-const nonEmpty = v.pipe(v.string(), v.trim(), v.nonEmpty('must not be empty'));
 
 /** Every variable with its schema and default; docs/local-kafka.md's settings table is checked against it. */
 export const VARIABLES = {
@@ -41,9 +38,6 @@ export const VARIABLES = {
   ESM_STARTING_POSITION: { schema: v.picklist(['TRIM_HORIZON', 'LATEST'], 'must be TRIM_HORIZON or LATEST'), default: 'TRIM_HORIZON' },
 } as const;
 
-type Variables = typeof VARIABLES;
-type Parsed = { [K in keyof Variables]: v.InferOutput<Variables[K]['schema']> };
-
 export interface KafkaSettings {
   brokers: string[];
   topic: string;
@@ -64,18 +58,9 @@ export interface EsmSettings {
   startingPosition: 'TRIM_HORIZON' | 'LATEST';
 }
 
-/** Reads every variable; all problems are named in one {@link ConfigError}. An empty string counts as unset. */
+/** Reads every variable; all problems are named in one ConfigError. An empty string counts as unset. */
 export function loadEsmSettings(env: Record<string, string | undefined> = process.env): EsmSettings {
-  const problems: { variable: string; problem: string }[] = [];
-  const parsed: Partial<Record<keyof Variables, unknown>> = {};
-  for (const [name, spec] of Object.entries(VARIABLES) as [keyof Variables, Variables[keyof Variables]][]) {
-    const raw = env[name];
-    const result = v.safeParse(spec.schema, raw === undefined || raw === '' ? spec.default : raw);
-    if (result.success) parsed[name] = result.output;
-    else problems.push({ variable: name, problem: `${result.issues[0].message} (got "${name === 'KAFKA_PASSWORD' ? '***' : raw}")` });
-  }
-  if (problems.length > 0) throw new ConfigError(problems, 'Fix the variable (docs/local-kafka.md lists them) and run it again.');
-  const p = parsed as Parsed;
+  const p = parseVariables(VARIABLES, env, 'Fix the variable (docs/local-kafka.md lists them) and run it again.');
   return {
     kafka: {
       brokers: p.KAFKA_BROKERS.split(','),
