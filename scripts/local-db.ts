@@ -5,7 +5,8 @@ import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import postgres from 'postgres';
+import { loadConfig } from '../lib/config';
+import { createDatabaseIfMissing } from '../lib/db';
 import { LocalServerError } from '../lib/errors';
 
 /** Connection settings in the consumer's own environment variables. */
@@ -84,7 +85,7 @@ export async function startLocalDatabase(
     if (!existsSync(join(dataDir, 'PG_VERSION'))) await pg.initialise();
     await pg.start();
     running = true;
-    await createDatabaseIfMissing(env);
+    await createDatabaseIfMissing(loadConfig({ ...env }).db);
   } catch (error) {
     if (running) await pg.stop().catch(() => {});
     if (!options.dir) {
@@ -115,17 +116,6 @@ export async function startLocalDatabase(
 
 /** The password of every embedded server: it listens on 127.0.0.1 only. */
 const LOCAL_PASSWORD = 'trace-local';
-
-/** Creates the database `env` names unless it exists, connecting to the server's `postgres` database. */
-async function createDatabaseIfMissing(env: DatabaseEnv): Promise<void> {
-  const sql = postgres({ host: env.DB_HOST, port: Number(env.DB_PORT), database: 'postgres', username: env.DB_USER, password: env.DB_PASSWORD, onnotice: () => {} });
-  try {
-    const [found] = await sql`select 1 from pg_database where datname = ${env.DB_NAME}`;
-    if (!found) await sql`create database ${sql(env.DB_NAME)}`;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
