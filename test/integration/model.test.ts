@@ -36,7 +36,12 @@ beforeAll(async () => {
     for (const table of TABLES) await sql`alter table ${sql(`trace.${table}`)} set (autovacuum_enabled = false, toast.autovacuum_enabled = false)`;
   });
   connectionCost = await calibrate();
+  // The embedded test server runs without autovacuum, so every count is exact; a configured server may run it, and
+  // then a batch during which autovacuum worked is left out of the bound (see runCounted).
+  const [setting] = await admin<{ autovacuum: string }[]>`show autovacuum`;
+  autovacuumRunning = setting?.autovacuum !== 'off';
 });
+let autovacuumRunning = true;
 
 /** Transactions a consumer client spends on its connection before any work: postgres.js reads pg_type once. */
 let connectionCost = 0;
@@ -79,11 +84,13 @@ async function transactionsSoFar(): Promise<number> {
 
 /**
  * One batch through the real core on a fresh consumer client (ended afterwards, so its counts are reported).
- * `transactions` is null when autovacuum worked in the database meanwhile (on the system catalogs: it is off for
- * the tables), because its transactions count in pg_stat_database too.
+ * `transactions` is null when the server runs autovacuum and it worked in the database meanwhile (on the system
+ * catalogs: it is off for the tables), because its transactions count in pg_stat_database too. A worker's visit that
+ * vacuums nothing also counts two transactions and leaves no trace to detect, which is why the embedded test server
+ * runs with autovacuum off.
  */
 async function runCounted(event: unknown): Promise<{ result?: BatchResult; error?: unknown; transactions: number | null }> {
-  const vacuumsBefore = await withChecker(autovacuumRuns);
+  const vacuumsBefore = autovacuumRunning ? await withChecker(autovacuumRuns) : 0;
   const before = await transactionsSoFar();
   const consumer = consumerDatabase(config);
   const deadline = Date.now() + 15_000; // a clock that runs down: a loop would end in failures, not hang the test
@@ -97,7 +104,7 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
   await consumer.end();
   // One connection while the database is healthy; its own cost is not the batch's.
   const transactions = (await transactionsSoFar()) - before - connectionCost;
-  const undisturbed = (await withChecker(autovacuumRuns)) === vacuumsBefore;
+  const undisturbed = !autovacuumRunning || (await withChecker(autovacuumRuns)) === vacuumsBefore;
   return { ...outcome, transactions: undisturbed ? transactions : null };
 }
 
@@ -390,7 +397,8 @@ describe('the model of bad input never blocking a partition', () => {
         ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
       },
     );
-    // The bound was checked on most batches: only those autovacuum disturbed are left out.
-    expect(counted).toBeGreaterThan(disturbed);
+    // The bound was checked on every batch, or (on a server that runs autovacuum) on most of them.
+    if (autovacuumRunning) expect(counted).toBeGreaterThan(disturbed);
+    else expect(disturbed).toBe(0);
   }, LONG ? 1_800_000 : 300_000); // a few seconds a case on a loaded machine, and shrinking a failure takes more
 });
