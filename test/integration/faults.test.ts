@@ -58,19 +58,27 @@ async function replayStoresExactlyOnce(event: unknown, tag: string, n = 6) {
   expect(await snapshot(db)).toEqual(once);
 }
 
-/** Holds a lock on the courses table from another session (its own client) until `release` is called. */
+/**
+ * Holds a lock on the courses table from another session (its own client) until `release` is called. Returns once
+ * the lock is held: a fixed pause is not enough on a loaded machine, where the locker's connection can take longer to
+ * open than the consumer's, which then takes the table first and never waits.
+ */
 async function holdCoursesLock() {
   const locker = createSql(db.config.db, { max: 1 });
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((r) => (locked = r));
   // The session may die with the server in the test that stops it: keep its failure from going unhandled.
   const holding = locker
     .begin(async (tx) => {
       await tx`lock table ${table('courses')} in exclusive mode`;
+      locked();
       await released;
     })
     .catch((error: unknown) => error);
-  await sleep(50);
+  const failure = await Promise.race([isLocked, holding]);
+  if (failure !== undefined) throw new Error(`could not lock the courses table: ${String(failure)}`);
   return {
     release: async () => {
       release();
@@ -133,13 +141,19 @@ describe('database faults', () => {
     const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-deadlock', deadlock_timeout: '100ms' } });
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const pairLocked = new Promise<void>((r) => (locked = r));
     const other = db.sql.begin(async (tx) => {
       await tx`set local deadlock_timeout = '2s'`;
       await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update`;
+      locked();
       await waitForLockWait('fault-deadlock');
       await tx`insert into ${table('instructors')} (name) values (${`${tag} teacher 1`}) on conflict (name) do nothing`.catch(() => {});
       release();
     }).catch(() => release());
+    // The consumer starts once the pair row is locked: started together, it could take the row first on a slow
+    // machine, finish without waiting, and no deadlock would happen.
+    await Promise.race([pairLocked, other]);
     const run = await runBatch(db, event, { database: consumer });
     await done;
     await other;
@@ -159,10 +173,15 @@ describe('database faults', () => {
     const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-serial', default_transaction_isolation: 'repeatable read' } });
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
+    let updated!: () => void;
+    const rowUpdated = new Promise<void>((r) => (updated = r));
     const other = db.sql.begin(async (tx) => {
       await tx`update ${table('courses')} set updated_at = now() where course_id = ${`${tag}-COURSE-0`}`;
+      updated();
       await released;
     });
+    // The consumer starts once the row is changed: started together, it could update the row first and never wait.
+    await Promise.race([rowUpdated, other]);
     const running = runBatch(db, event, { database: consumer });
     await waitForLockWait('fault-serial');
     release();
