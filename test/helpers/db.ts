@@ -84,3 +84,19 @@ export async function ownServer(extraEnv: Record<string, string> = {}) {
     },
   };
 }
+
+/**
+ * Terminates the sessions `which` selects from pg_stat_activity and waits until they are gone. pg_terminate_backend
+ * only signals: a loaded machine may not have run the backend yet when the test's next query arrives on its
+ * connection, which then still works, and the test would not exercise the broken connection it means to.
+ */
+export async function terminateSessions(sql: Sql, which: { applicationName: string } | { user: string }): Promise<number> {
+  const matches = 'applicationName' in which ? sql`application_name = ${which.applicationName}` : sql`usename = ${which.user}`;
+  const [killed] = await sql<{ n: number }[]>`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
+  for (let i = 0; ; i++) {
+    const [left] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
+    if (left?.n === 0) return killed?.n ?? 0;
+    if (i >= 500) throw new Error(`sessions ${JSON.stringify(which)} still open 10 s after pg_terminate_backend`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

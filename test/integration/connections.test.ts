@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, terminateSessions, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
 
@@ -18,8 +18,7 @@ describe('a connection broken between invocations', () => {
     try {
       expect((await runBatch(db, batch(), { database: consumer })).result?.summary.stored).toBe(2);
       // While the environment is frozen, the server (or a failover, or a NAT timeout) drops the connection.
-      const [killed] = await db.sql`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where application_name = 'frozen-consumer'`;
-      expect(killed?.n).toBe(1);
+      expect(await terminateSessions(db.sql, { applicationName: 'frozen-consumer' })).toBe(1);
 
       const next = await runBatch(db, batch(), { database: consumer });
       expect(next.error).toBeUndefined();

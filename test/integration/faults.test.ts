@@ -3,7 +3,7 @@ import { createSql } from '../../lib/db';
 import { BatchFailedError } from '../../lib/errors';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import type { LocalDatabase } from '../../scripts/local-db';
-import { consumerDatabase, countRows, ownServer, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, ownServer, terminateSessions, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot, type Run } from '../helpers/run';
 
@@ -96,7 +96,7 @@ describe('database faults', () => {
     const lock = await holdCoursesLock();
     const running = runBatch(db, event, { database: consumer });
     await waitForLockWait('fault-terminate');
-    await db.sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'fault-terminate'`;
+    await terminateSessions(db.sql, { applicationName: 'fault-terminate' });
     expect(await traceCount(tag)).toBe(0); // the claim rolled back with the connection
     await sleep(100);
     await lock.release();

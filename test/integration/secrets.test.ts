@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import type { LocalDatabase } from '../../scripts/local-db';
-import { countRows, ownServer, testDatabase, type TestDatabase } from '../helpers/db';
+import { countRows, ownServer, terminateSessions, testDatabase, type TestDatabase } from '../helpers/db';
 import { FakeSecretsManager } from '../helpers/fake-secrets-manager';
 import { lambdaContext, surveyMessage } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
@@ -75,7 +75,7 @@ describe('credentials from Secrets Manager', () => {
     const second = newPassword();
     await db.sql`alter role ${db.sql(role)} password ${db.sql.unsafe(`'${second}'`)}`;
     secretsManager.setSecret(SECRET_ARN, { username: role, password: second, host: db.env.DB_HOST, port: Number(db.env.DB_PORT), dbname: db.env.DB_NAME });
-    await db.sql`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${role}`;
+    await terminateSessions(db.sql, { user: role });
 
     const after = await invoke(handler, batch());
     expect(after.error).toBeUndefined();
