@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -29,24 +29,44 @@ export function runCommand(command: string, args: string[], env: Record<string, 
 
 const lockDir = join(tmpdir(), `trace-consumer-cli-${Buffer.from(projectRoot).toString('hex').slice(-40)}.lock`);
 
+/** True when the lock names a process that no longer runs: a test run killed while it held the lock. */
+function ownerGone(): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(lockDir, 'pid'), 'utf8'));
+  } catch {
+    return false; // just taken, its owner not written yet (or released meanwhile)
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /**
  * Runs `fn` while holding a lock shared by every test process of this checkout: the Serverless CLI builds into
  * `.esbuild/` in the project, so two CLI runs from test files running in parallel would overwrite each other's build.
- * A lock older than ten minutes was left by a killed process and is taken over.
+ * A lock left by a killed run (it lives in the temporary folder, which outlives the run) is taken over at once when
+ * its owner's process is gone, or after ten minutes; before, the next run's CLI tests waited out their timeouts.
  */
 export async function withCliLock<T>(fn: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       mkdirSync(lockDir);
-      break;
     } catch {
       try {
-        if (Date.now() - statSync(lockDir).mtimeMs > 600_000) rmSync(lockDir, { recursive: true, force: true });
+        if (ownerGone() || Date.now() - statSync(lockDir).mtimeMs > 600_000) rmSync(lockDir, { recursive: true, force: true });
       } catch {
         // released meanwhile
       }
       await new Promise((r) => setTimeout(r, 100));
+      continue;
     }
+    writeFileSync(join(lockDir, 'pid'), String(process.pid));
+    break;
   }
   try {
     return await fn();
