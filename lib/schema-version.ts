@@ -1,2 +1,2 @@
 /** The schema version this code needs: the number of the highest migration in migrations/. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
