@@ -27,6 +27,7 @@ import { COPY_TABLES_SQL } from './copy-floor';
 import { benchMessage, instructorName } from './generate';
 import { RoundTripCounter } from './round-trips';
 import { renderChart } from './chart';
+import { measureGuarantees, printGuarantees, type GuaranteeRow } from './guarantees';
 import { measureRejected, printRejected, type RejectedRow } from './rejected';
 import { StatementStats, STATEMENT_STATS_FLAGS } from './statements';
 import { median, round, summary } from './stats';
@@ -58,6 +59,7 @@ async function main() {
   let decode10k: { samples: number[]; eventMb: number } = { samples: [], eventMb: 0 };
   let poison: Record<string, number> | undefined;
   let rejectedMixed: RejectedRow[] | undefined;
+  let guarantees: GuaranteeRow[] | undefined;
   let statementStats = false;
   try {
     const schemas = ['bench_consumer', 'bench_per_message', 'bench_copy', 'bench_memory', 'bench_backfill', 'bench_backfill_copy'];
@@ -103,6 +105,8 @@ async function main() {
     );
     backfill = backfillReport(backfillSamples, stagesBySize[BACKFILL.batchSize] ?? []);
     process.stderr.write(`  backfill of ${BACKFILL.records} records: done\n`);
+    guarantees = await measureGuarantees(admin, writers, quick ? 2 : 9);
+    process.stderr.write(`  guarantees: done\n`);
     poison = await measurePoison(consumerDb, config, logger);
     rejectedMixed = await measureRejected(config, logger, quick ? 1 : 5);
     await consumerDb.end();
@@ -172,6 +176,7 @@ async function main() {
     batches: rows,
     breakdown: breakdowns,
     backfill,
+    guarantees,
     poisonIn1000: poison,
     rejectedMixedIn1000: rejectedMixed,
     decodeValidate10k: { eventMb: decode10k.eventMb, medianMs: round(median(decode10k.samples), 1), samplesMs: decode10k.samples.map((x) => round(x, 1)) },
@@ -218,6 +223,7 @@ type Report = {
   batches: { size: number; consumer: Stat; perMessage: Stat; copy: Stat; vsPerMessage: number; vsCopy: number; vsCopySpread: number[] }[];
   breakdown: Breakdown[];
   backfill?: ReturnType<typeof backfillReport>;
+  guarantees?: GuaranteeRow[];
   decodeValidate10k: { medianMs: number; eventMb: number };
   poisonIn1000?: Record<string, number>;
   memory?: { records: number; eventMb: number; maxRssMb: number };
@@ -250,6 +256,7 @@ function printReport(report: Report) {
   }
   if (report.statementStats) printBreakdown([...report.breakdown, ...(f ? [{ ...f.breakdown, label: 'backfill, per 100' }] : [])]);
   else console.log('\nPer-statement times left out: the server has no pg_stat_statements loaded.');
+  if (report.guarantees) printGuarantees(report.guarantees);
   console.log(`\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ${report.decodeValidate10k.medianMs} ms (median)`);
   if (report.poisonIn1000) {
     const p = report.poisonIn1000;

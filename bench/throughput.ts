@@ -1,7 +1,9 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { BATCH_STAGE_CHANNEL, type BatchStage, type BatchStageMark } from '../lib/batch-stages';
 import type { Config } from '../lib/config';
 import type { Database } from '../lib/database';
 import type { Sql } from '../lib/db';
-import { decodeEvent } from '../lib/kafka';
+import { decodeEvent, type KafkaRecord } from '../lib/kafka';
 import type { Logger } from '../lib/log';
 import { parseMessage, type SurveyMessage } from '../lib/message';
 import { processBatch } from '../lib/process-batch';
@@ -20,6 +22,20 @@ export interface Sample {
   roundTrips: number;
   /** Server-side milliseconds per statement kind (empty without pg_stat_statements). */
   statements: StatementTimes;
+  /** Client-side milliseconds per stage of this batch. */
+  stages: Stages;
+}
+
+/**
+ * decode: the event's records; validate: typed messages (the consumer also sorts out dead letters and repeated
+ * trace ids); write: the transaction, from its first statement to its commit; report: the consumer's outcomes, log
+ * and metrics (none for the references).
+ */
+export interface Stages {
+  decode: number;
+  validate: number;
+  write: number;
+  report: number;
 }
 
 /** The writers and what they write into. */
@@ -40,31 +56,61 @@ export function eventOf(run: string, size: number, firstOffset = 0) {
 }
 
 /** Decode and validate, as every writer must: the references get the same typed messages the consumer works on. */
-function surveyMessages(event: unknown): SurveyMessage[] {
-  return decodeEvent(event).map((r) => {
+function surveyMessages(records: readonly KafkaRecord[]): SurveyMessage[] {
+  return records.map((r) => {
     const parsed = parseMessage(r.value);
     if (!parsed.ok || parsed.message.kind !== 'survey') throw new Error('benchmark message did not validate');
     return parsed.message;
   });
 }
 
-/** One batch through one writer, timed from the event to the commit; statistics read outside the timed part. */
+/**
+ * One batch through one writer, timed from the event to the commit; statistics read outside the timed part. The
+ * stages split the same batch: the consumer marks them itself (lib/batch-stages.ts), the references are timed here.
+ */
 export async function runBatch(w: Writers, writer: Writer, event: unknown, schemas = w.schemas): Promise<Sample> {
   await w.stats.reset();
   w.counter.reset();
+  const marks: BatchStageMark[] = [];
+  const mark = (m: unknown) => void marks.push(m as BatchStageMark);
   const started = performance.now();
+  let stages: Stages;
   if (writer === 'consumer') {
     const config = { ...w.consumer.config, db: { ...w.consumer.config.db, schema: schemas.consumer } };
-    const { summary } = await processBatch(event, { ...w.consumer, config, remainingMs: () => 900_000 });
-    if (summary.failed > 0 || summary.deadLettered > 0) throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
-  } else if (writer === 'per-message') {
-    await writePerMessage(w.reference, schemas['per-message'], surveyMessages(event));
+    subscribe(BATCH_STAGE_CHANNEL, mark);
+    try {
+      const { summary } = await processBatch(event, { ...w.consumer, config, remainingMs: () => 900_000 });
+      if (summary.failed > 0 || summary.deadLettered > 0) throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
+    } finally {
+      unsubscribe(BATCH_STAGE_CHANNEL, mark);
+    }
+    stages = stagesFrom(started, marks);
   } else {
-    await copyBatch(w.reference, schemas.copy, surveyMessages(event));
+    const records = decodeEvent(event);
+    const decoded = performance.now();
+    const messages = surveyMessages(records);
+    const validated = performance.now();
+    if (writer === 'per-message') await writePerMessage(w.reference, schemas['per-message'], messages);
+    else await copyBatch(w.reference, schemas.copy, messages);
+    stages = { decode: decoded - started, validate: validated - decoded, write: performance.now() - validated, report: 0 };
   }
   const ms = performance.now() - started;
   const roundTrips = w.counter.count;
-  return { ms, roundTrips, statements: await w.stats.read(schemas[writer]) };
+  return { ms, roundTrips, statements: await w.stats.read(schemas[writer]), stages };
+}
+
+function stagesFrom(started: number, marks: readonly BatchStageMark[]): Stages {
+  const at = (stage: BatchStage) => {
+    const m = marks.find((x) => x.stage === stage);
+    if (!m) throw new Error(`the consumer marked no '${stage}' stage`);
+    return m.at;
+  };
+  return {
+    decode: at('decoded') - started,
+    validate: at('validated') - at('decoded'),
+    write: at('written') - at('validated'),
+    report: at('reported') - at('written'),
+  };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { markStage } from './batch-stages';
 import type { Config } from './config';
 import type { Database } from './database';
 import { decodeEvent } from './kafka';
@@ -40,6 +41,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   const started = Date.now();
   const records = decodeEvent(event);
   await deps.schemaGate?.ensure(deps.database, deps.logger, deps.remainingMs() - deps.config.timeReserveMs);
+  markStage('decoded');
 
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.
   const parsed = records.map((record): Unit => {
@@ -51,6 +53,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   const { unique, repeats, nextCopy } = collapseTraceIds(parsed.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])));
   const firstCopies = new Set(unique);
   const units = parsed.filter((u) => u.kind === 'dead_letter' || firstCopies.has(u.candidate));
+  markStage('validated');
 
   const settled = await settleBatch(
     { units, nextCopy },
@@ -62,6 +65,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
     },
   );
 
+  markStage('written');
   const byRecord = new Map<string, RecordOutcome>();
   const byTraceId = new Map<string, RecordOutcome>();
   for (const s of settled) {
@@ -114,7 +118,9 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   for (const document of batchMetrics(outcomes, { namespace: deps.config.metricsNamespace, service: SERVICE, durationMs, now })) {
     deps.emitMetrics?.(document);
   }
-  return { response: toResponse(outcomes, deps.config.reportBatchItemFailures), summary, outcomes };
+  const response = toResponse(outcomes, deps.config.reportBatchItemFailures);
+  markStage('reported');
+  return { response, summary, outcomes };
 }
 
 function toOutcome(s: Settled): RecordOutcome {

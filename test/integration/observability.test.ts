@@ -1,10 +1,13 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BATCH_STAGE_CHANNEL, type BatchStageMark } from '../../lib/batch-stages';
 import { decodeEvent } from '../../lib/kafka';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import { lambdaContext } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
+import { runBatch } from '../helpers/run';
 
 const mixed = () => JSON.parse(readFileSync(join(__dirname, '../../events/mixed-batch.json'), 'utf8'));
 const isMetrics = (l: Record<string, unknown>) => '_aws' in l;
@@ -91,5 +94,25 @@ describe('logs and metrics of real invocations', () => {
     void handler;
     const text = JSON.stringify(run.logs);
     for (const content of ['Clear lectures', 'Fundamentals', 'PDF could not be parsed', 'truncated', 'an", "array']) expect(text).not.toContain(content);
+  });
+
+  it('should mark each stage of a batch, in order and once, for whoever subscribes to the stage channel', async () => {
+    const marks: BatchStageMark[] = [];
+    const listen = (m: unknown) => void marks.push(m as BatchStageMark);
+    subscribe(BATCH_STAGE_CHANNEL, listen);
+    const before = performance.now();
+    try {
+      const run = await runBatch(db, mixed());
+      expect(run.result?.summary.failed).toBe(0);
+    } finally {
+      unsubscribe(BATCH_STAGE_CHANNEL, listen);
+    }
+    expect(marks.map((m) => m.stage)).toEqual(['decoded', 'validated', 'written', 'reported']);
+    const times = marks.map((m) => m.at);
+    expect(times[0]).toBeGreaterThanOrEqual(before);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    // Unsubscribed, a batch publishes nothing more.
+    await runBatch(db, mixed());
+    expect(marks).toHaveLength(4);
   });
 });

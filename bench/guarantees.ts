@@ -1,0 +1,111 @@
+/**
+ * What the write path's schema-borne guarantees cost: the consumer writes the same 1,000-record batches into its
+ * schema as shipped and into copies that each lack one mechanism a guarantee rests on, round by round in
+ * alternating order, beside the COPY floor. The difference in server time (pg_stat_statements) is that mechanism's
+ * price. The variants are measurements, not options: each one gives up a promise (docs/performance.md says which).
+ * The guarantees that are statements rather than schema (the claim, newest wins) show in the breakdown by statement.
+ */
+import type { Sql } from '../lib/db';
+import { applySchema } from '../lib/migrations';
+import { median, medianByKey, round } from './stats';
+import { eventOf, runBatch, type Sample, type Writers } from './throughput';
+
+interface Variant {
+  name: string;
+  /** What is given up. */
+  without: string;
+  /** SQL that removes the mechanism from a schema as shipped. */
+  sql: (schema: string) => string;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'shipped', without: 'nothing', sql: () => '' },
+  {
+    name: 'no_pair_fks',
+    without: "course_instructors' foreign keys to courses and instructors (referential integrity for readers)",
+    sql: (s) => `alter table "${s}".course_instructors drop constraint course_instructors_course_id_fkey, drop constraint course_instructors_instructor_id_fkey`,
+  },
+  {
+    name: 'no_row_ids',
+    without: 'the id of ratings and comments (a stable identity per row; the pair index stays)',
+    sql: (s) =>
+      ['ratings', 'comments']
+        .map((t) => `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id; create index on "${s}".${t} (course_id, instructor_id)`)
+        .join('; '),
+  },
+  {
+    name: 'no_row_keys',
+    without: 'every key and index of ratings and comments (replacing a pair\'s rows would scan the whole table)',
+    sql: (s) => dropRowKeys(s),
+  },
+  {
+    name: 'none',
+    without: 'all of the above',
+    sql: (s) => `${VARIANTS[1]!.sql(s)}; ${dropRowKeys(s)}`,
+  },
+];
+
+function dropRowKeys(s: string): string {
+  return ['ratings', 'comments'].map((t) => `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id`).join('; ');
+}
+
+export interface GuaranteeRow {
+  name: string;
+  without: string;
+  wallMs: number;
+  serverMs: number;
+  /** Median milliseconds per statement kind. */
+  statements: Record<string, number>;
+  /** Median over rounds of floor time / this variant's time for the same messages. */
+  vsCopy: number;
+}
+
+export const GUARANTEE_RECORDS = 1000;
+
+export async function measureGuarantees(admin: Sql, w: Writers, rounds: number): Promise<GuaranteeRow[]> {
+  const schemaOf = (v: Variant) => `bench_guarantee_${v.name}`;
+  for (const v of VARIANTS) {
+    await admin.unsafe(`drop schema if exists "${schemaOf(v)}" cascade`);
+    await applySchema(admin, schemaOf(v));
+    const sql = v.sql(schemaOf(v));
+    if (sql) await admin.unsafe(sql);
+  }
+  const samples = new Map<string, Sample[]>(VARIANTS.map((v) => [v.name, []]));
+  const floor: Sample[] = [];
+  for (let r = -1; r < rounds; r++) {
+    const event = eventOf(`guarantees-${r}`, GUARANTEE_RECORDS);
+    const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+    const copy = await runBatch(w, 'copy', event);
+    if (r >= 0) floor.push(copy);
+    for (const v of order) {
+      const sample = await runBatch(w, 'consumer', event, { ...w.schemas, consumer: schemaOf(v) });
+      if (r >= 0) samples.get(v.name)!.push(sample);
+    }
+  }
+  for (const v of VARIANTS) await admin.unsafe(`drop schema if exists "${schemaOf(v)}" cascade`);
+  return VARIANTS.map((v) => {
+    const mine = samples.get(v.name)!;
+    return {
+      name: v.name,
+      without: v.without,
+      wallMs: round(median(mine.map((s) => s.ms)), 1),
+      serverMs: round(median(mine.map((s) => Object.values(s.statements).reduce((a, x) => a + x, 0))), 1),
+      statements: medianByKey(mine.map((s) => s.statements), 1),
+      vsCopy: round(median(mine.map((s, i) => floor[i]!.ms / s.ms)), 2),
+    };
+  });
+}
+
+export function printGuarantees(rows: readonly GuaranteeRow[]): void {
+  const shipped = rows.find((r) => r.name === 'shipped');
+  if (!shipped) return;
+  console.log(`\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch (medians; server = pg_stat_statements)`);
+  console.log('variant      | server ms | saved | wall ms | x COPY | pairs | COPY ratings | COPY comments | without');
+  for (const r of rows) {
+    const s = (kind: string) => (r.statements[kind] ?? 0).toFixed(1);
+    console.log(
+      `${r.name.padEnd(12)} | ${r.serverMs.toFixed(1).padStart(9)} | ${(shipped.serverMs - r.serverMs).toFixed(1).padStart(5)} | ${r.wallMs.toFixed(1).padStart(7)} | ` +
+        `${r.vsCopy.toFixed(2).padStart(6)} | ${s('insert course_instructors').padStart(5)} | ${s('copy ratings').padStart(12)} | ${s('copy comments').padStart(13)} | ${r.without}`,
+    );
+  }
+}
