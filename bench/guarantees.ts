@@ -100,12 +100,13 @@ export function printGuarantees(rows: readonly GuaranteeRow[]): void {
   const shipped = rows.find((r) => r.name === 'shipped');
   if (!shipped) return;
   console.log(`\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch (medians; server = pg_stat_statements)`);
-  console.log('variant      | server ms | saved | wall ms | x COPY | pairs | COPY ratings | COPY comments | without');
+  console.log('variant      | server ms | saved | wall ms | x COPY | pairs | COPY ratings | COPY comments | deletes | without');
   for (const r of rows) {
-    const s = (kind: string) => (r.statements[kind] ?? 0).toFixed(1);
+    const ms = (...kinds: string[]) => kinds.reduce((a, k) => a + (r.statements[k] ?? 0), 0).toFixed(1);
     console.log(
       `${r.name.padEnd(12)} | ${r.serverMs.toFixed(1).padStart(9)} | ${(shipped.serverMs - r.serverMs).toFixed(1).padStart(5)} | ${r.wallMs.toFixed(1).padStart(7)} | ` +
-        `${r.vsCopy.toFixed(2).padStart(6)} | ${s('insert course_instructors').padStart(5)} | ${s('copy ratings').padStart(12)} | ${s('copy comments').padStart(13)} | ${r.without}`,
+        `${r.vsCopy.toFixed(2).padStart(6)} | ${ms('insert course_instructors').padStart(5)} | ${ms('copy ratings').padStart(12)} | ${ms('copy comments').padStart(13)} | ` +
+        `${ms('delete ratings', 'delete comments').padStart(7)} | ${r.without}`,
     );
   }
 }

@@ -105,7 +105,7 @@ async function main() {
     );
     backfill = backfillReport(backfillSamples, stagesBySize[BACKFILL.batchSize] ?? []);
     process.stderr.write(`  backfill of ${BACKFILL.records} records: done\n`);
-    guarantees = await measureGuarantees(admin, writers, quick ? 2 : 9);
+    guarantees = await measureGuarantees(admin, writers, quick ? 2 : 15);
     process.stderr.write(`  guarantees: done\n`);
     poison = await measurePoison(consumerDb, config, logger);
     rejectedMixed = await measureRejected(config, logger, quick ? 1 : 5);
