@@ -1,7 +1,7 @@
 /**
  * What the write path's schema-borne guarantees cost: the consumer writes the same 1,000-record batches into its
  * schema as shipped and into copies that each lack one mechanism a guarantee rests on, round by round in
- * alternating order, beside the COPY floor. The difference in server time (pg_stat_statements) is that mechanism's
+ * alternating order. The difference in server time (pg_stat_statements) is that mechanism's
  * price. The variants are measurements, not options: each one gives up a promise (docs/performance.md says which).
  * The guarantees that are statements rather than schema (the claim, newest wins) show in the breakdown by statement.
  */
@@ -56,8 +56,6 @@ export interface GuaranteeRow {
   serverMs: number;
   /** Median milliseconds per statement kind. */
   statements: Record<string, number>;
-  /** Median over rounds of floor time / this variant's time for the same messages. */
-  vsCopy: number;
 }
 
 export const GUARANTEE_RECORDS = 1000;
@@ -71,12 +69,9 @@ export async function measureGuarantees(admin: Sql, w: Writers, rounds: number):
     if (sql) await admin.unsafe(sql);
   }
   const samples = new Map<string, Sample[]>(VARIANTS.map((v) => [v.name, []]));
-  const floor: Sample[] = [];
   for (let r = -1; r < rounds; r++) {
     const event = eventOf(`guarantees-${r}`, GUARANTEE_RECORDS);
     const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
-    const copy = await runBatch(w, 'copy', event);
-    if (r >= 0) floor.push(copy);
     for (const v of order) {
       const sample = await runBatch(w, 'consumer', event, { ...w.schemas, consumer: schemaOf(v) });
       if (r >= 0) samples.get(v.name)!.push(sample);
@@ -91,7 +86,6 @@ export async function measureGuarantees(admin: Sql, w: Writers, rounds: number):
       wallMs: round(median(mine.map((s) => s.ms)), 1),
       serverMs: round(median(mine.map((s) => Object.values(s.statements).reduce((a, x) => a + x, 0))), 1),
       statements: medianByKey(mine.map((s) => s.statements), 1),
-      vsCopy: round(median(mine.map((s, i) => floor[i]!.ms / s.ms)), 2),
     };
   });
 }
@@ -100,12 +94,12 @@ export function printGuarantees(rows: readonly GuaranteeRow[]): void {
   const shipped = rows.find((r) => r.name === 'shipped');
   if (!shipped) return;
   console.log(`\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch (medians; server = pg_stat_statements)`);
-  console.log('variant      | server ms | saved | wall ms | x COPY | pairs | COPY ratings | COPY comments | deletes | without');
+  console.log('variant      | server ms | saved | wall ms | pairs | COPY ratings | COPY comments | deletes | without');
   for (const r of rows) {
     const ms = (...kinds: string[]) => kinds.reduce((a, k) => a + (r.statements[k] ?? 0), 0).toFixed(1);
     console.log(
       `${r.name.padEnd(12)} | ${r.serverMs.toFixed(1).padStart(9)} | ${(shipped.serverMs - r.serverMs).toFixed(1).padStart(5)} | ${r.wallMs.toFixed(1).padStart(7)} | ` +
-        `${r.vsCopy.toFixed(2).padStart(6)} | ${ms('insert course_instructors').padStart(5)} | ${ms('copy ratings').padStart(12)} | ${ms('copy comments').padStart(13)} | ` +
+        `${ms('insert course_instructors').padStart(5)} | ${ms('copy ratings').padStart(12)} | ${ms('copy comments').padStart(13)} | ` +
         `${ms('delete ratings', 'delete comments').padStart(7)} | ${r.without}`,
     );
   }
