@@ -257,17 +257,19 @@ export class UsageError extends TraceConsumerError {
 
 /** The embedded PostgreSQL of npm start, npm run db or the tests did not start; its last log lines say why. */
 export class LocalServerError extends TraceConsumerError {
-  constructor(port: number, log: string, cause?: unknown) {
+  /** `port` is null when the server failed before one was chosen (initdb). */
+  constructor(port: number | null, log: string, cause?: unknown) {
     const running = /lock file "postmaster\.pid" already exists[\s\S]*?\(PID (\d+)\)/.exec(log);
+    const otherPort = port === null ? '<another port>' : String(port + 1);
     const hint = running
       ? // --reset here would delete the data of the server that is running: never suggest it.
         `Another PostgreSQL (PID ${running[1]}) is already running on this data folder, probably another ` +
         '`npm run db`: use that one (its `export` line), or stop it with Ctrl-C in its terminal. A second server ' +
-        `needs a folder and port of its own: npm run db -- --data <folder> --port ${port + 1}.`
+        `needs a folder and port of its own: npm run db -- --data <folder> --port ${otherPort}.`
       : /already in use/i.test(log)
-        ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${port + 1}).`
+        ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${otherPort}).`
         : 'See its log below; `npm run db -- --reset` starts from empty data (it deletes the data folder).';
-    super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start on port ${port}. ${hint}\n${log}`, { cause });
+    super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start${port === null ? '' : ` on port ${port}`}. ${hint}\n${log}`, { cause });
   }
 }
 

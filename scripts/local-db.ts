@@ -63,37 +63,44 @@ export async function startLocalDatabase(
   // handler stops the server, then exits).
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   if (!options.dir) process.once('exit', removeDir);
-  const port = options.port ?? (await freePort());
   const dataDir = join(dir, 'data');
   const logs: string[] = [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: LOCAL_PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // PostgreSQL refuses to run as root; CI and these machines run as root, so the package creates a user for it.
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off', ...(options.postgresFlags ?? [])],
-    onLog: (message) => void logs.push(message),
-    onError: (message) => void logs.push(String(message)),
-  });
-  const env: DatabaseEnv = { DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_NAME: 'trace', DB_USER: 'postgres', DB_PASSWORD: LOCAL_PASSWORD };
+  const create = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: 'postgres',
+      password: LOCAL_PASSWORD,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      // PostgreSQL refuses to run as root; CI and these machines run as root, so the package creates a user for it.
+      createPostgresUser: true,
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off', ...(options.postgresFlags ?? [])],
+      onLog: (message) => void logs.push(message),
+      onError: (message) => void logs.push(String(message)),
+    });
+  let port: number | null = options.port ?? null;
+  let server: ReturnType<typeof create> | null = null;
   let running = false;
   try {
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) await pg.initialise();
-    await pg.start();
+    // initdb does not listen, so a free port is chosen after it, just before the server binds it: one chosen before
+    // initdb's few seconds could meanwhile be taken by another process, or by an outgoing connection.
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await create(port ?? 5432).initialise();
+    port = options.port ?? (await freePort());
+    server = create(port);
+    await server.start();
     running = true;
-    await createDatabaseIfMissing(loadConfig({ ...env }).db);
+    await createDatabaseIfMissing(loadConfig({ ...localEnv(port) }).db);
   } catch (error) {
-    if (running) await pg.stop().catch(() => {});
+    if (running) await server?.stop().catch(() => {});
     if (!options.dir) {
       process.removeListener('exit', removeDir);
       removeDir();
     }
     throw new LocalServerError(port, logs.join('').slice(-2000), error);
   }
+  const pg = server;
+  const env = localEnv(port);
   return {
     env,
     embedded: true,
@@ -116,6 +123,8 @@ export async function startLocalDatabase(
 
 /** The password of every embedded server: it listens on 127.0.0.1 only. */
 const LOCAL_PASSWORD = 'trace-local';
+
+const localEnv = (port: number): DatabaseEnv => ({ DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_NAME: 'trace', DB_USER: 'postgres', DB_PASSWORD: LOCAL_PASSWORD });
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
