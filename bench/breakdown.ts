@@ -63,12 +63,12 @@ const ROWS: [string, string][] = [
 /** The breakdown as a table: one column pair (consumer, floor) per batch size. */
 export function printBreakdown(breakdowns: readonly (Breakdown & { label?: string })[]): void {
   const cell = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1)).padStart(8);
-  const header = breakdowns.map((b) => (b.label ?? `${b.size.toLocaleString('en-US')} records`).padStart(17)).join(' |');
+  const header = breakdowns.map((b) => (b.label ?? `${b.size.toLocaleString('en-US')} records`).padStart(18)).join(' |');
   console.log(`\nWhere the time goes, ms per batch (medians of the same batches; server = planning + execution in pg_stat_statements)`);
   console.log(`${''.padEnd(26)} |${header}`);
-  console.log(`${'stage'.padEnd(26)} |${breakdowns.map(() => `${'consumer'.padStart(8)} ${'floor'.padStart(8)}`).join(' |')}`);
+  console.log(`${'stage'.padEnd(26)} |${breakdowns.map(() => ` ${'consumer'.padStart(8)} ${'floor'.padStart(8)}`).join(' |')}`);
   const line = (name: string, values: [number | undefined, number | undefined][]) =>
-    console.log(`${name.padEnd(26)} |${values.map(([c, f]) => `${cell(c)} ${cell(f)}`).join(' |')}`);
+    console.log(`${name.padEnd(26)} |${values.map(([c, f]) => ` ${cell(c)} ${cell(f)}`).join(' |')}`);
   line('decode (JS)', breakdowns.map((b) => [b.consumer.stages.decode, b.copy.stages.decode]));
   line('validate (JS)', breakdowns.map((b) => [b.consumer.stages.validate, b.copy.stages.validate]));
   for (const [kind, name] of ROWS) {

@@ -62,22 +62,26 @@ export const GUARANTEE_RECORDS = 1000;
 
 export async function measureGuarantees(admin: Sql, w: Writers, rounds: number): Promise<GuaranteeRow[]> {
   const schemaOf = (v: Variant) => `bench_guarantee_${v.name}`;
-  for (const v of VARIANTS) {
-    await admin.unsafe(`drop schema if exists "${schemaOf(v)}" cascade`);
-    await applySchema(admin, schemaOf(v));
-    const sql = v.sql(schemaOf(v));
-    if (sql) await admin.unsafe(sql);
-  }
   const samples = new Map<string, Sample[]>(VARIANTS.map((v) => [v.name, []]));
-  for (let r = -1; r < rounds; r++) {
-    const event = eventOf(`guarantees-${r}`, GUARANTEE_RECORDS);
-    const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
-    for (const v of order) {
-      const sample = await runBatch(w, 'consumer', event, { ...w.schemas, consumer: schemaOf(v) });
-      if (r >= 0) samples.get(v.name)!.push(sample);
+  // Dropped whatever happens: with DB_HOST set, the variants live in the user's own database.
+  try {
+    for (const v of VARIANTS) {
+      await admin.unsafe(`drop schema if exists "${schemaOf(v)}" cascade`);
+      await applySchema(admin, schemaOf(v));
+      const sql = v.sql(schemaOf(v));
+      if (sql) await admin.unsafe(sql);
     }
+    for (let r = -1; r < rounds; r++) {
+      const event = eventOf(`guarantees-${r}`, GUARANTEE_RECORDS);
+      const order = r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+      for (const v of order) {
+        const sample = await runBatch(w, 'consumer', event, { ...w.schemas, consumer: schemaOf(v) });
+        if (r >= 0) samples.get(v.name)!.push(sample);
+      }
+    }
+  } finally {
+    for (const v of VARIANTS) await admin.unsafe(`drop schema if exists "${schemaOf(v)}" cascade`);
   }
-  for (const v of VARIANTS) await admin.unsafe(`drop schema if exists "${schemaOf(v)}" cascade`);
   return VARIANTS.map((v) => {
     const mine = samples.get(v.name)!;
     return {

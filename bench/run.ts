@@ -189,7 +189,6 @@ async function main() {
   writeFileSync(join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   writeFileSync(join(outDir, 'throughput.svg'), renderChart(rows));
   printReport(report);
-  if (rejectedMixed) printRejected(rejectedMixed);
 }
 
 /** The machine's load while the benchmark ran: other work on a shared machine shows up in every figure. */
@@ -226,13 +225,15 @@ type Report = {
   guarantees?: GuaranteeRow[];
   decodeValidate10k: { medianMs: number; eventMb: number };
   poisonIn1000?: Record<string, number>;
+  rejectedMixedIn1000?: RejectedRow[];
   memory?: { records: number; eventMb: number; maxRssMb: number };
   bundle?: { bytes: number; coldLoadMsMedian: number };
 };
 type Stat = { recordsPerSecond: number; spread: number[]; msPerBatch: number; roundTrips: number };
 
 function printReport(report: Report) {
-  console.log(`\nMachine: ${Object.entries(report.machine).map(([k, v]) => (k === 'loadAverage' ? `load average ${v}` : v)).join(', ')}\n`);
+  const units: Record<string, (v: unknown) => string> = { cores: (v) => `${v} cores`, memoryGb: (v) => `${v} GiB`, loadAverage: (v) => `load average ${v}` };
+  console.log(`\nMachine: ${Object.entries(report.machine).map(([k, v]) => units[k]?.(v) ?? String(v)).join(', ')}\n`);
   console.log('records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | x COPY (median, min-max)');
   console.log('--------+-------------+-----------------------------+----------+-------------+---------------+-------------------------');
   for (const b of report.batches) {
@@ -262,6 +263,7 @@ function printReport(report: Report) {
     const p = report.poisonIn1000;
     console.log(`One bad record in 1,000: clean ${p.cleanMs} ms, invalid message ${p.invalidMs} ms (${p.invalidRatio}x), rejected by PostgreSQL ${p.rejectedMs} ms (${p.rejectedRatio}x)`);
   }
+  if (report.rejectedMixedIn1000) printRejected(report.rejectedMixedIn1000);
   if (report.memory) console.log(`Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ${report.memory.maxRssMb} MB`);
   if (report.bundle) console.log(`Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ${report.bundle.coldLoadMsMedian} ms (median)`);
   console.log(`\nWrote ${relative(root, join(outDir, 'latest.json'))} and ${relative(root, join(outDir, 'throughput.svg'))} in ${report.durationSeconds} s`);
