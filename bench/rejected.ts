@@ -11,6 +11,7 @@ import type { Logger } from '../lib/log';
 import { processBatch } from '../lib/process-batch';
 import { buildKafkaEvent, type RecordInput } from '../scripts/event-builder';
 import { benchMessage } from './generate';
+import { median, round } from './stats';
 
 export interface RejectedRow {
   rejected: number;
@@ -40,8 +41,6 @@ function batch(run: string, rejected: number): RecordInput[] {
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export async function measureRejected(config: Config, logger: Logger, rounds: number): Promise<RejectedRow[]> {
   let begins = 0;
@@ -75,7 +74,7 @@ export async function measureRejected(config: Config, logger: Logger, rounds: nu
         records: RECORDS,
         ms: round(median(samples.map((s) => s.ms)), 1),
         cleanMs: round(median(samples.map((s) => s.cleanMs)), 1),
-        ratio: round(median(samples.map((s) => s.ms / s.cleanMs))),
+        ratio: round(median(samples.map((s) => s.ms / s.cleanMs)), 2),
         transactions: Math.max(...samples.map((s) => s.transactions)),
         bound: 1 + rejected * (2 * Math.ceil(Math.log2(RECORDS)) + 1),
       });
