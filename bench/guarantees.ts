@@ -23,7 +23,7 @@ const VARIANTS: Variant[] = [
   {
     name: 'no_pair_fks',
     without: "course_instructors' foreign keys to courses and instructors (referential integrity for readers)",
-    sql: (s) => `alter table "${s}".course_instructors drop constraint course_instructors_course_id_fkey, drop constraint course_instructors_instructor_id_fkey`,
+    sql: (s) => dropPairForeignKeys(s),
   },
   {
     name: 'no_row_ids',
@@ -41,9 +41,13 @@ const VARIANTS: Variant[] = [
   {
     name: 'none',
     without: 'all of the above',
-    sql: (s) => `${VARIANTS[1]!.sql(s)}; ${dropRowKeys(s)}`,
+    sql: (s) => `${dropPairForeignKeys(s)}; ${dropRowKeys(s)}`,
   },
 ];
+
+function dropPairForeignKeys(s: string): string {
+  return `alter table "${s}".course_instructors drop constraint course_instructors_course_id_fkey, drop constraint course_instructors_instructor_id_fkey`;
+}
 
 function dropRowKeys(s: string): string {
   return ['ratings', 'comments'].map((t) => `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id`).join('; ');
