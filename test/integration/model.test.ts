@@ -43,7 +43,7 @@ beforeAll(async () => {
   if (autovacuumRunning) visitTraceOfCheck = await calibrateVisitTrace();
 });
 let autovacuumRunning = true;
-/** What one autovacuumRuns check adds to the count itself (its view reads pg_class); see calibrateVisitTrace. */
+/** What one autovacuumVisitTrace check adds to the count itself (its view reads pg_class); see calibrateVisitTrace. */
 let visitTraceOfCheck = 0;
 
 /**
@@ -95,11 +95,11 @@ async function transactionsSoFar(): Promise<number> {
 /**
  * One batch through the real core on a fresh consumer client (ended afterwards, so its counts are reported).
  * `transactions` is null when the server runs autovacuum and a worker visited the database meanwhile (it is off for
- * the tables, but a visit that vacuums nothing still counts two transactions in pg_stat_database), as autovacuumRuns
- * sees. The embedded test server runs with autovacuum off, so there every batch is counted.
+ * the tables, but a visit that vacuums nothing still counts two transactions in pg_stat_database), as
+ * autovacuumVisitTrace sees. The embedded test server runs with autovacuum off, so there every batch is counted.
  */
 async function runCounted(event: unknown): Promise<{ result?: BatchResult; error?: unknown; transactions: number | null }> {
-  const vacuumsBefore = autovacuumRunning ? await withChecker(autovacuumRuns) : 0;
+  const vacuumsBefore = autovacuumRunning ? await withChecker(autovacuumVisitTrace) : 0;
   const before = await transactionsSoFar();
   const consumer = consumerDatabase(config);
   const deadline = Date.now() + 15_000; // a clock that runs down: a loop would end in failures, not hang the test
@@ -113,8 +113,19 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
   await consumer.end();
   // One connection while the database is healthy; its own cost is not the batch's.
   const transactions = (await transactionsSoFar()) - before - connectionCost;
-  const undisturbed = !autovacuumRunning || (await withChecker(autovacuumRuns)) - vacuumsBefore === visitTraceOfCheck;
+  const undisturbed = !autovacuumRunning || (await withChecker(autovacuumVisitTrace)) - vacuumsBefore === visitTraceOfCheck;
   return { ...outcome, transactions: undisturbed ? transactions : null };
+}
+
+/** The smallest change between two checks with nothing between them, over a few tries (a visit may fall in one). */
+async function calibrateVisitTrace(): Promise<number> {
+  const deltas: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const first = await withChecker(autovacuumVisitTrace);
+    await transactionsSoFar(); // waits until the checker's session has ended and reported its counts
+    deltas.push((await withChecker(autovacuumVisitTrace)) - first);
+  }
+  return Math.min(...deltas);
 }
 
 /**
@@ -124,18 +135,7 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
  * calibrateVisitTrace measures that share. A batch that moved the count more is left out of the bound; should the
  * consumer itself ever scan pg_class, every batch would be left out and the test fail on counted > disturbed.
  */
-/** The smallest change between two checks with nothing between them, over a few tries (a visit may fall in one). */
-async function calibrateVisitTrace(): Promise<number> {
-  const deltas: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const first = await withChecker(autovacuumRuns);
-    await transactionsSoFar(); // waits until the checker's session has ended and reported its counts
-    deltas.push((await withChecker(autovacuumRuns)) - first);
-  }
-  return Math.min(...deltas);
-}
-
-async function autovacuumRuns(sql: Sql): Promise<number> {
+async function autovacuumVisitTrace(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
     select (select coalesce(sum(autovacuum_count + autoanalyze_count), 0) from pg_stat_all_tables)
       + (select coalesce(seq_scan, 0) from pg_stat_sys_tables where relid = 'pg_catalog.pg_class'::regclass) as n`;
