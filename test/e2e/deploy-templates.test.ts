@@ -210,7 +210,7 @@ describe('the health function (docs/operations.md)', () => {
     const none = get(byTitle(/health=none$/).title);
     expect(Object.values(none.Resources).filter((r) => r.Type.startsWith('AWS::ApiGatewayV2::'))).toEqual([]);
     expect(resourcesOf(none, 'AWS::Lambda::Permission').filter(([, r]) => JSON.stringify(r).includes('HealthLambdaFunction'))).toEqual([]);
-    expect(Object.keys(none.Outputs!).filter((k) => k.startsWith('Health'))).toEqual([]);
+    expect(Object.keys(none.Outputs!).filter((k) => /^Health.*Url$/.test(k) || k === 'HttpApiUrl')).toEqual([]);
     expect(none.Resources.HealthLambdaFunction).toBeDefined();
   });
 
