@@ -15,7 +15,7 @@
  * Plain CommonJS because the CLI loads plugins with require().
  */
 class InvokeLocalDefaults {
-  /** @param {{ service: { provider: { environment?: Record<string, unknown> } } }} serverless */
+  /** @param {{ service: { provider: { environment?: Record<string, unknown> }, functions?: Record<string, { environment?: Record<string, unknown> }> } }} serverless */
   constructor(serverless) {
     // Read at start-up, before invoke local overwrites process.env with the function's environment.
     /** @type {Record<string, string>} */
@@ -30,6 +30,10 @@ class InvokeLocalDefaults {
       'before:invoke:local:loadEnvVars': () => {
         const environment = (serverless.service.provider.environment ??= {});
         Object.assign(environment, local);
+        // A function's own DB_* (the health function's DB_SECRET_ARN) would win over the provider's: the shell's too.
+        for (const fn of Object.values(serverless.service.functions ?? {})) {
+          for (const name of Object.keys(fn.environment ?? {})) if (name in local) fn.environment[name] = local[name];
+        }
         Object.assign(process.env, local);
         process.setSourceMapsEnabled(true);
       },

@@ -26,6 +26,9 @@ const SELF_MANAGED_AUTH = {
   mtls: 'CLIENT_CERTIFICATE_TLS_AUTH',
 };
 const DESTINATION_SERVICES = { sqs: 'sqs', sns: 'sns', s3: 's3' };
+/** How the health function is reached: a public HTTP API, one that needs SigV4-signed requests, or only `invoke`. */
+const HEALTH_ROUTES = ['public', 'iam', 'none'];
+const HEALTH_PATHS = ['/healthz', '/healthz/live', '/healthz/ready'];
 
 /**
  * Raised for a deployment's parameter mistakes. The CLI prints `error.stack` of whatever a variable resolver throws;
@@ -77,6 +80,8 @@ async function readParams(resolveVariable) {
     subnetIds: list(await p('subnetIds')),
     securityGroupIds: list(await p('securityGroupIds')),
     dbSecretArn: await p('dbSecretArn'),
+    healthDbSecretArn: await p('healthDbSecretArn'),
+    healthRoute: await p('healthRoute'),
     kmsKeyArns: list(await p('kmsKeyArn')),
     consumerReservedConcurrency: optionalInt(await p('consumerReservedConcurrency')),
     healthReservedConcurrency: optionalInt(await p('healthReservedConcurrency')),
@@ -218,6 +223,9 @@ function validate(params, options) {
       need(region === params.region, `${name} ${arn} is in ${region}, but the stack deploys to ${params.region}: use --region ${region}, or resources of ${params.region}`);
     }
   }
+  need(!params.healthDbSecretArn || isSecretArn(params.healthDbSecretArn), `healthDbSecretArn must be the Secrets Manager ARN of the health function's read-only credentials${FULL_ARN}`);
+  need(params.healthDbSecretArn !== params.dbSecretArn, 'healthDbSecretArn must name the read-only role\'s secret, not the consumer\'s (dbSecretArn); leave it out to use that one');
+  need(HEALTH_ROUTES.includes(params.healthRoute), `healthRoute must be one of ${HEALTH_ROUTES.join(', ')} (got "${params.healthRoute}")`);
   need(Number.isFinite(params.healthThrottleRate) && params.healthThrottleRate > 0, 'healthThrottleRate must be a positive number of requests per second');
   need(Number.isInteger(params.healthThrottleBurst) && params.healthThrottleBurst > 0, 'healthThrottleBurst must be a positive whole number');
   need(params.healthStaleAfterSeconds === 'never' || /^\d+$/.test(params.healthStaleAfterSeconds), 'healthStaleAfterSeconds must be "never" or whole seconds');
@@ -553,14 +561,40 @@ async function build({ options, resolveVariable, resolveConfigurationProperty })
   return params;
 }
 
+/**
+ * The secret the health function connects with: its own read-only role's (healthDbSecretArn), or, when none is
+ * given, the consumer's read-write one. The fallback keeps existing stacks deployable; packaging says so once.
+ */
+const healthSecretArn = (params) => params.healthDbSecretArn || params.dbSecretArn;
+
+let warnedAboutHealthSecret = false;
+function warnAboutHealthSecret(params, options) {
+  if (params.healthDbSecretArn || (options && options.function) || warnedAboutHealthSecret) return;
+  warnedAboutHealthSecret = true;
+  process.stderr.write(
+    'Warning: healthDbSecretArn is not set, so the public health function connects with the consumer\'s read-write ' +
+      'credentials (dbSecretArn). Create the read-only role of docs/operations.md ("A read-only role for the health ' +
+      'function") and pass its secret as --param="healthDbSecretArn=...".\n',
+  );
+}
+
+/** The health function's HTTP API routes: none at all with healthRoute=none (reached by `serverless invoke` only). */
+function healthEvents(params) {
+  if (params.healthRoute === 'none') return [];
+  const authorizer = params.healthRoute === 'iam' ? { authorizer: { type: 'aws_iam' } } : {};
+  return HEALTH_PATHS.map((path) => ({ httpApi: { method: 'GET', path, ...authorizer } }));
+}
+
 module.exports = {
   /** CloudFormation resources: the mapping, one least-privilege role per function, alarms and the dashboard. */
   async resources(context) {
     const params = await build(context);
+    warnAboutHealthSecret(params, context.options);
     return {
       ...(params.mapping === 'enabled' ? { ConsumerEventSourceMapping: eventSourceMapping(params) } : {}),
       ConsumerRole: role('trace-consumer', consumerStatements(params)),
-      HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
+      // The health function reads its own secret only: with healthDbSecretArn, never the consumer's credentials.
+      HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([healthSecretArn(params)], params.kmsKeyArns)]),
       ConsumerDashboard: dashboard(params),
       // The dead-letter function reaches the database and nothing else: no Kafka, no HTTP route.
       DeadLettersRole: role('trace-consumer-dead-letters', [logStatement('deadLetters'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
@@ -576,9 +610,14 @@ module.exports = {
         Description: 'CloudWatch dashboard of the consumer',
         Value: { 'Fn::Sub': `https://${consoleHost(params.region)}/cloudwatch/home?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}` },
       },
-      HealthLiveUrl: { Description: 'Liveness', Value: url('/healthz/live') },
-      HealthReadyUrl: { Description: 'Readiness: credentials, database, schema', Value: url('/healthz/ready') },
-      HealthFreshnessUrl: { Description: 'Freshness: last stored trace', Value: url('/healthz') },
+      // No URLs with healthRoute=none: there is no HTTP API then.
+      ...(params.healthRoute === 'none'
+        ? {}
+        : {
+            HealthLiveUrl: { Description: 'Liveness', Value: url('/healthz/live') },
+            HealthReadyUrl: { Description: 'Readiness: credentials, database, schema', Value: url('/healthz/ready') },
+            HealthFreshnessUrl: { Description: 'Freshness: last stored trace', Value: url('/healthz') },
+          }),
       // Only while there is a mapping: after mapping=removed they would describe one that no longer exists.
       ...(params.mapping === 'enabled'
         ? {
@@ -597,16 +636,28 @@ module.exports = {
       ...(params.consumerReservedConcurrency === null ? {} : { ConsumerLambdaFunction: concurrency(params.consumerReservedConcurrency) }),
       ...(params.healthReservedConcurrency === null ? {} : { HealthLambdaFunction: concurrency(params.healthReservedConcurrency) }),
       // Each health request may open a database connection: a rate limit keeps a public URL from exhausting them.
-      HttpApiStage: {
-        Properties: {
-          DefaultRouteSettings: {
-            DetailedMetricsEnabled: false,
-            ThrottlingRateLimit: params.healthThrottleRate,
-            ThrottlingBurstLimit: params.healthThrottleBurst,
-          },
-        },
-      },
+      ...(params.healthRoute === 'none'
+        ? {}
+        : {
+            HttpApiStage: {
+              Properties: {
+                DefaultRouteSettings: {
+                  DetailedMetricsEnabled: false,
+                  ThrottlingRateLimit: params.healthThrottleRate,
+                  ThrottlingBurstLimit: params.healthThrottleBurst,
+                },
+              },
+            },
+          }),
     };
+  },
+  /** The health function's HTTP API events (healthRoute). */
+  async healthEvents({ resolveVariable }) {
+    return healthEvents(await readParams(resolveVariable));
+  },
+  /** The secret the health function connects with (DB_SECRET_ARN of that function only). */
+  async healthSecretArn({ resolveVariable }) {
+    return healthSecretArn(await readParams(resolveVariable));
   },
   /** The functions' VPC: the database's subnets and security groups. */
   async vpc({ resolveVariable }) {

@@ -6,7 +6,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { loadConfig } from '../lib/config';
 import { credentialSource } from '../lib/credentials';
 import { Database } from '../lib/database';
-import { cachedReadiness, checkReadiness, describeFailure, readFreshness } from '../lib/health';
+import { cachedCheck, checkFreshness, checkReadiness } from '../lib/health';
 import { createLogger } from '../lib/log';
 import { closeDatabaseAfterLocalInvoke } from './local-invoke';
 import { invocationLogger } from './observability';
@@ -21,7 +21,8 @@ const logger = createLogger(config.logLevel, { service: 'trace-consumer-health' 
 const credentials = credentialSource(config.db);
 const database = new Database(config.db, credentials, { connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)) });
 
-const readiness = cachedReadiness(
+// Readiness and freshness are both cached: the routes are public, and each uncached answer costs database time.
+const readiness = cachedCheck(
   () =>
     checkReadiness({
       database,
@@ -29,6 +30,10 @@ const readiness = cachedReadiness(
       timeoutMs: config.health.timeoutMs,
       resolveCredentials: () => credentials.get(),
     }),
+  config.health.checkIntervalSeconds,
+);
+const freshness = cachedCheck(
+  () => checkFreshness(database, config.db.schema, config.health.staleAfterSeconds, config.health.timeoutMs),
   config.health.checkIntervalSeconds,
 );
 
@@ -60,13 +65,10 @@ const routes: Route<Event, Response>[] = [
     method: 'GET',
     path: '/healthz',
     handler: async (_event: Event, context: Context) => {
-      try {
-        const freshness = await database.run((sql) => readFreshness(sql, config.db.schema, config.health.staleAfterSeconds));
-        return json(200, { status: freshness.stale ? 'stale' : 'ok', ...freshness });
-      } catch (error) {
-        invocationLogger(logger, context).warn('freshness could not be read', { error });
-        return json(503, { status: 'unavailable', error: describeFailure(error) });
-      }
+      const { result, cached } = await freshness();
+      if (result.ok) return json(200, { status: result.freshness.stale ? 'stale' : 'ok', ...result.freshness, checkedAt: result.checkedAt, cached });
+      if (!cached) invocationLogger(logger, context).warn('freshness could not be read', { error: result.cause });
+      return json(503, { status: 'unavailable', error: result.error, checkedAt: result.checkedAt, cached });
     },
   },
 ];

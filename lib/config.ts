@@ -75,9 +75,9 @@ export const VARIABLES = {
   TIME_RESERVE_MS: { schema: integer(0, 900_000), default: '5000' },
   /** CloudWatch namespace of the batch metrics (Embedded Metric Format). */
   METRICS_NAMESPACE: { schema: v.pipe(v.string(), v.trim(), v.regex(/^[\w./#:-]{1,255}$/, 'must be a CloudWatch namespace (letters, digits, . _ - / # :)')), default: 'TraceConsumer' },
-  /** Seconds a readiness result is reused, so that monitors cannot overload the database. */
+  /** Seconds a readiness or freshness result is reused, so that monitors cannot overload the database. */
   HEALTH_CHECK_INTERVAL: { schema: integer(0, 86_400), default: '60' },
-  /** Milliseconds each readiness check may take before it counts as failed. */
+  /** Milliseconds each readiness check, and the freshness query, may take before it counts as failed. */
   HEALTH_TIMEOUT_MS: { schema: integer(100, 60_000), default: '2000' },
   /** Seconds without a stored trace after which /healthz reports stale; "never" turns staleness off. */
   HEALTH_STALE_AFTER_SECONDS: {

@@ -234,6 +234,21 @@ export class OutOfTimeError extends TraceConsumerError {
   }
 }
 
+/**
+ * The connection broke after a transaction's COMMIT was sent, and whether it committed could not be learnt before
+ * the time ran out. Nothing is run again: the work may have happened once already.
+ */
+export class CommitUnknownError extends TraceConsumerError {
+  constructor(what: string, cause?: unknown) {
+    super(
+      'COMMIT_UNKNOWN',
+      `The connection broke after ${what} was committed, and whether it committed is unknown. Run the action again: ` +
+        'what committed is skipped (summary shows it), what did not is done then.',
+      { cause },
+    );
+  }
+}
+
 /** A dead-letter operation (summary, show, redrive, purge) was asked for with parameters it cannot use. */
 export class DeadLetterRequestError extends TraceConsumerError {
   readonly problems: readonly string[];

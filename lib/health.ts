@@ -1,8 +1,8 @@
 import type { Database } from './database';
 import type { Sql } from './db';
-import { qualifiedTables } from './db';
+import { inTransaction, qualifiedTables } from './db';
 import { publicReason } from './diagnose';
-import { HealthCheckTimeoutError, SchemaMissingError, SchemaVersionError } from './errors';
+import { HealthCheckTimeoutError, OutOfTimeError, SchemaMissingError, SchemaVersionError } from './errors';
 import { errorCode } from './retry';
 import { readAppliedMigrations, verifySchemaVersion } from './schema-check';
 
@@ -28,6 +28,7 @@ export interface Readiness {
 export interface ReadinessDependencies {
   database: Database;
   schema: string;
+  /** Milliseconds each check may take (HEALTH_TIMEOUT_MS). */
   timeoutMs: number;
   /** Resolves the database credentials (from Secrets Manager, when configured); throws when they cannot be had. */
   resolveCredentials: () => Promise<unknown>;
@@ -58,12 +59,12 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
     await deps.resolveCredentials();
   });
   await run('database', async () => {
-    await deps.database.run((sql) => sql`select 1`);
+    await healthQuery(deps.database, deps.timeoutMs, (sql) => sql`select 1`);
   });
   await run('schema', async () => {
     // The version first: a schema that is behind, or not there at all (version 0), needs npm run db:apply.
-    verifySchemaVersion(await deps.database.run((sql) => readAppliedMigrations(sql, deps.schema)));
-    const missing = await deps.database.run((sql) => missingTables(sql, deps.schema));
+    verifySchemaVersion(await healthQuery(deps.database, deps.timeoutMs, (sql) => readAppliedMigrations(sql, deps.schema)));
+    const missing = await healthQuery(deps.database, deps.timeoutMs, (sql) => missingTables(sql, deps.schema));
     if (missing.length > 0) throw new SchemaMissingError(missing);
   });
   return {
@@ -78,6 +79,40 @@ async function missingTables(sql: Sql, schema: string): Promise<string[]> {
   const rows = await sql<{ name: string; found: boolean }[]>`
     select name, to_regclass(name) is not null as found from unnest(${names}::text[]) as t(name)`;
   return rows.filter((r) => !r.found).map((r) => r.name);
+}
+
+/**
+ * Shares of a health query's time after which the server gives up by itself (lock_timeout, then statement_timeout):
+ * its error reaches the client before the client's own timeout fires, and the answer names the cause (a locked
+ * table, a slow query) instead of a bare "no answer". The lock wait ends first, so a lock is named as such.
+ */
+const LOCK_SHARE = 0.6;
+const STATEMENT_SHARE = 0.75;
+
+/**
+ * Runs one health query so that it cannot hurt the database, whoever calls the public URL how often: in a
+ * transaction whose statement_timeout and lock_timeout (set_config(..., true): this transaction only) end the
+ * backend's work on the server, and under a client timeout that drops the connection when the server does not
+ * answer at all. A request behind a locked table therefore leaves no backend queued for the lock after it gave up:
+ * PostgreSQL does not notice a vanished client while a backend waits for a lock, only lock_timeout ends that wait.
+ * `timeoutMs` is a duration measured from now, so a caller holding an absolute deadline passes `deadline - now`.
+ */
+export async function healthQuery<T>(database: Database, timeoutMs: number, work: (sql: Sql) => Promise<T>): Promise<T> {
+  const share = (part: number) => String(Math.max(1, Math.floor(timeoutMs * part)));
+  try {
+    return await database.run(
+      (sql) =>
+        inTransaction(sql, async (tx) => {
+          await tx`select set_config('statement_timeout', ${share(STATEMENT_SHARE)}, true), set_config('lock_timeout', ${share(LOCK_SHARE)}, true)`;
+          return work(tx);
+        }),
+      timeoutMs,
+    );
+  } catch (error) {
+    // Database.run dropped the silent connection; to a monitor that is "no answer in time".
+    if (error instanceof OutOfTimeError) throw new HealthCheckTimeoutError(timeoutMs);
+    throw error;
+  }
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -101,6 +136,8 @@ const REASONS: Record<string, string> = {
   CONNECTION_ENDED: 'the client was shut down',
   '57P03': 'the database is starting up or shutting down',
   '53300': 'too many connections',
+  '55P03': 'a table it reads is locked (lock_timeout): the answer is unknown, ask again later',
+  '57014': 'the query took too long and was cancelled (statement_timeout): the answer is unknown, ask again later',
 };
 
 export function describeFailure(error: unknown): string {
@@ -116,49 +153,65 @@ export function describeFailure(error: unknown): string {
 export interface Freshness {
   lastStoredAt: string | null;
   secondsSinceLastStored: number | null;
-  stored: { lastHour: number; lastDay: number };
-  deadLettered: { lastHour: number; lastDay: number };
+  stored: { lastHour: number };
+  deadLettered: { lastHour: number };
   stale: boolean;
   staleAfterSeconds: number | null;
 }
 
 /**
- * When the last trace was stored and how much was stored and dead-lettered lately. `stale` is true when nothing
- * was stored for longer than `staleAfterSeconds` (never, when that is null). One round trip, served by the
- * processed_at and created_at indexes.
+ * When the last trace was stored and how much was stored and dead-lettered in the last hour. `stale` is true when
+ * nothing was stored for longer than `staleAfterSeconds` (never, when that is null). One round trip whose cost does
+ * not grow with the table: the last stored trace is the first entry of a backward scan of the processed_at index
+ * (almost every row is `stored`, so it stops at once), and the counts read one hour of the processed_at and
+ * created_at indexes. Counts over a day would read a day's rows (about 250 ms of database time at 1M traces a
+ * day); the daily totals are in the RecordsStored and RecordsDeadLettered metrics instead.
  */
 export async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
   const t = qualifiedTables(schema);
-  const [row] = await sql<
-    { last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; stored_day: number; dead_hour: number; dead_day: number }[]
-  >`
+  const [row] = await sql<{ last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; dead_hour: number }[]>`
     select last.at as last_stored_at,
       extract(epoch from now() - last.at)::float8 as seconds_since,
       (select count(*)::int from ${sql(t.processed_traces)} where status = 'stored' and processed_at > now() - interval '1 hour') as stored_hour,
-      (select count(*)::int from ${sql(t.processed_traces)} where status = 'stored' and processed_at > now() - interval '1 day') as stored_day,
-      (select count(*)::int from ${sql(t.dead_letters)} where created_at > now() - interval '1 hour') as dead_hour,
-      (select count(*)::int from ${sql(t.dead_letters)} where created_at > now() - interval '1 day') as dead_day
-    from (select max(processed_at) as at from ${sql(t.processed_traces)} where status = 'stored') as last`;
+      (select count(*)::int from ${sql(t.dead_letters)} where created_at > now() - interval '1 hour') as dead_hour
+    from (select (select processed_at from ${sql(t.processed_traces)} where status = 'stored' order by processed_at desc limit 1) as at) as last`;
   if (!row) throw new Error('The freshness query returned no row.');
   const secondsSince = row.seconds_since === null ? null : Math.round(row.seconds_since);
   return {
     lastStoredAt: row.last_stored_at?.toISOString() ?? null,
     secondsSinceLastStored: secondsSince,
-    stored: { lastHour: row.stored_hour, lastDay: row.stored_day },
-    deadLettered: { lastHour: row.dead_hour, lastDay: row.dead_day },
+    stored: { lastHour: row.stored_hour },
+    deadLettered: { lastHour: row.dead_hour },
     stale: staleAfterSeconds !== null && (secondsSince === null || secondsSince > staleAfterSeconds),
     staleAfterSeconds,
   };
 }
 
+/** A freshness answer as it is cached: the figures, or why they could not be read (failures are cached too). */
+export type FreshnessCheck = { checkedAt: string } & ({ ok: true; freshness: Freshness } | { ok: false; error: string; cause: unknown });
+
 /**
- * Reuses a readiness result for `intervalSeconds`, so that however many monitors poll, the database sees at most
- * one check per interval per execution environment. Concurrent callers share one check in flight.
+ * Reads freshness under the health timeouts (see healthQuery). Never throws: a failure is an answer too, and is
+ * cached like one, so that a locked or unreachable database is not asked again by every request.
  */
-export function cachedReadiness(check: () => Promise<Readiness>, intervalSeconds: number, now: () => number = Date.now) {
-  let last: { at: number; result: Readiness } | undefined;
-  let inFlight: Promise<Readiness> | undefined;
-  return async (): Promise<{ result: Readiness; cached: boolean }> => {
+export async function checkFreshness(database: Database, schema: string, staleAfterSeconds: number | null, timeoutMs: number): Promise<FreshnessCheck> {
+  const checkedAt = new Date().toISOString();
+  try {
+    return { checkedAt, ok: true, freshness: await healthQuery(database, timeoutMs, (sql) => readFreshness(sql, schema, staleAfterSeconds)) };
+  } catch (error) {
+    return { checkedAt, ok: false, error: describeFailure(error), cause: error };
+  }
+}
+
+/**
+ * Reuses a check's result (readiness, freshness) for `intervalSeconds`, so that however many monitors poll, the
+ * database sees at most one check per interval per execution environment. Concurrent callers share one check in
+ * flight. `check` must not throw: a failure is a result like any other, and is reused too.
+ */
+export function cachedCheck<T>(check: () => Promise<T>, intervalSeconds: number, now: () => number = Date.now) {
+  let last: { at: number; result: T } | undefined;
+  let inFlight: Promise<T> | undefined;
+  return async (): Promise<{ result: T; cached: boolean }> => {
     if (last && now() - last.at < intervalSeconds * 1000) return { result: last.result, cached: true };
     inFlight ??= check().finally(() => (inFlight = undefined));
     const result = await inFlight;

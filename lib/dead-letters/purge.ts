@@ -1,4 +1,5 @@
 import { withDatabase, type OperationContext } from './context';
+import { inTransactionOnce } from './once';
 import type { PurgeRequest } from './request';
 import type { Sql } from '../db';
 import { deadLettersTable, selectionFilter } from './selection';
@@ -8,7 +9,7 @@ export interface PurgeReport {
   /** Dead letters deleted, or that would be deleted by a dry run. */
   purged: number;
   byReason: Record<string, number>;
-  /** False when the invocation ran out of time first; run it again to go on. */
+  /** False when the invocation ran out of time or reached `limit` first; run it again to go on. */
   done: boolean;
 }
 
@@ -17,8 +18,10 @@ const SETTLED = ['stored', 'duplicate', 'superseded', 'upstream_error'];
 
 /**
  * Deletes the selected dead letters that match the purge criteria (settled by a redrive, older than the retention
- * period, or named by id), in batches of `batchSize`, each its own statement and commit, while time remains.
- * Rows another session holds (a redrive in progress) are skipped. A dry run counts what would go and deletes nothing.
+ * period, or named by id), in batches of `batchSize`, each its own transaction, while time remains and until
+ * `limit` are gone. Rows another session holds (a redrive in progress) are skipped. A dry run counts what would go
+ * (at most `limit`) and deletes nothing. A batch whose COMMIT answer was lost is not run again (inTransactionOnce):
+ * it would delete a further batch, past `limit`, and count one.
  */
 export async function purge(ctx: OperationContext, request: PurgeRequest): Promise<PurgeReport> {
   const matches = (sql: Sql) => sql`
@@ -33,27 +36,33 @@ export async function purge(ctx: OperationContext, request: PurgeRequest): Promi
     }
   };
 
+  const limit = request.limit ?? Infinity;
   if (request.dryRun) {
     add(
       await withDatabase(ctx, (sql) => sql<{ reason: string; n: number }[]>`
-        select reason, count(*)::int as n from ${deadLettersTable(sql, ctx.schema)} ${matches(sql)} group by reason order by reason`),
+        select reason, count(*)::int as n from (
+          select reason from ${deadLettersTable(sql, ctx.schema)} ${matches(sql)} order by id
+          ${limit === Infinity ? sql`` : sql`limit ${limit}`}
+        ) as doomed group by reason order by reason`),
     );
-    report.done = true;
+    report.done = report.purged < limit;
     return report;
   }
   while (ctx.remainingMs() > 0) {
-    const deleted = await withDatabase(ctx, (sql) => {
-      const table = deadLettersTable(sql, ctx.schema);
-      return sql<{ reason: string; n: number }[]>`
+    const size = Math.min(request.batchSize, limit - report.purged);
+    if (size <= 0) break;
+    const deleted = await inTransactionOnce(ctx, 'a purge batch', (tx) => {
+      const table = deadLettersTable(tx, ctx.schema);
+      return tx<{ reason: string; n: number }[]>`
         with doomed as (
-          select id from ${table} ${matches(sql)} order by id limit ${request.batchSize} for update skip locked
+          select id from ${table} ${matches(tx)} order by id limit ${size} for update skip locked
         ), gone as (
           delete from ${table} d using doomed where d.id = doomed.id returning d.reason
         )
         select reason, count(*)::int as n from gone group by reason`;
     });
     add(deleted);
-    if (deleted.reduce((sum, r) => sum + r.n, 0) < request.batchSize) {
+    if (deleted.reduce((sum, r) => sum + r.n, 0) < size) {
       report.done = true;
       break;
     }

@@ -5,6 +5,7 @@ import { collapseTraceIds, toCandidate, type Candidate } from '../plan';
 import { classifyFailure, errorCode } from '../retry';
 import { writeBatch, type TraceStatus } from '../store';
 import { withDatabase, type OperationContext } from './context';
+import { inTransactionOnce } from './once';
 import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './record';
 import type { RedriveRequest } from './request';
 import { deadLettersTable, selectionFilter } from './selection';
@@ -74,7 +75,8 @@ export async function redrive(request: RedriveRequest, ctx: RedriveContext): Pro
     const claimed = new Set<string>();
     return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => rolledBack(sql, (tx) => redriveBatch(tx, request, ctx, after, size, claimed))));
   }
-  return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => inTransaction(sql, (tx) => redriveBatch(tx, request, ctx, after, size))));
+  // Never twice: a batch whose COMMIT answer was lost is not run again on the next letters (see inTransactionOnce).
+  return runBatches(request, ctx, (after, size) => inTransactionOnce(ctx, 'a redrive batch', (tx) => redriveBatch(tx, request, ctx, after, size)));
 }
 
 /** Batches from `after` until the selection is exhausted, `limit` is reached or no time is left to start another. */

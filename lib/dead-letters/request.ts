@@ -88,6 +88,8 @@ const PurgeRequestSchema = v.strictObject({
   olderThanDays: v.optional(whole(0, 36_500)),
   /** Dead letters per delete statement. */
   batchSize: v.optional(whole(1, 10_000), 1000),
+  /** At most this many dead letters in this invocation (or counted, by a dry run). */
+  limit: v.optional(whole(1, 1_000_000)),
 });
 
 export const DeadLetterRequestSchema = v.variant(

@@ -29,7 +29,7 @@ function documentedVariants(file: string): Variant[] {
     const params = Object.fromEntries([...command.matchAll(/--param="([^=]+)=([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
     const title = `${stage}: ${params.source}/${params.mskAuth ?? params.selfManagedAuth ?? 'iam'}` +
       `${params.failureDestinationType ? ` -> ${params.failureDestinationType}` : ''}${params.mapping ? ` mapping=${params.mapping}` : ''}` +
-      `${params.consumerGroup ? ` group=${params.consumerGroup}` : ''}`;
+      `${params.consumerGroup ? ` group=${params.consumerGroup}` : ''}${params.healthRoute ? ` health=${params.healthRoute}` : ''}`;
     return { title: file === 'docs/deploy.md' ? title : `${file} ${title}`, stage, params };
   });
 }
@@ -164,6 +164,62 @@ describe('what the documented templates contain', () => {
     expect(removed.Resources.ConsumerOffsetLagAlarm).toBeUndefined(); // a deliberate pause is not an outage
     expect(removed.Resources.ConsumerFreshnessAlarm).toBeDefined();
     expect(removed.Outputs!.KafkaConsumerGroupId).toBeUndefined(); // no mapping, no group in use
+  });
+});
+
+describe('the health function (docs/operations.md)', () => {
+  const secretGrants = (t: Template, roleId: string) =>
+    ((t.Resources[roleId]!.Properties!.Policies as { PolicyDocument: { Statement: { Action: string[]; Resource: unknown }[] } }[])[0]!
+      .PolicyDocument.Statement.filter((s) => s.Action.includes('secretsmanager:GetSecretValue')).flatMap((s) => s.Resource as string[]));
+  const healthEnv = (t: Template) => (t.Resources.HealthLambdaFunction!.Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
+  const routes = (t: Template) => resourcesOf(t, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties!);
+
+  it('should connect with its own secret in every documented command, and may read no other', () => {
+    for (const v of variants) {
+      const t = get(v.title);
+      expect(v.params.healthDbSecretArn, v.title).toMatch(/:secret:trace-health-db-/);
+      expect(healthEnv(t).DB_SECRET_ARN, v.title).toBe(v.params.healthDbSecretArn);
+      expect(secretGrants(t, 'HealthRole'), v.title).toEqual([v.params.healthDbSecretArn]);
+      // The consumer keeps its read-write secret, which the health role cannot read.
+      expect((t.Resources.ConsumerLambdaFunction!.Properties!.Environment as { Variables: Record<string, unknown> }).Variables.DB_SECRET_ARN, v.title).toBe(v.params.dbSecretArn);
+      expect(secretGrants(t, 'ConsumerRole'), v.title).toContain(v.params.dbSecretArn);
+      expect(secretGrants(t, 'HealthRole'), v.title).not.toContain(v.params.dbSecretArn);
+    }
+  });
+
+  it('should fall back to the consumer\'s secret without healthDbSecretArn, and say so when packaging', async () => {
+    const { healthDbSecretArn: _, ...params } = byTitle(/^prod: msk\/iam$/).params;
+    const { run, template } = await packageTemplate('prod', params);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout + run.stderr).toContain('Warning: healthDbSecretArn is not set');
+    expect(healthEnv(template!).DB_SECRET_ARN).toBe(params.dbSecretArn);
+    expect(secretGrants(template!, 'HealthRole')).toEqual([params.dbSecretArn]);
+  });
+
+  it('should serve public routes by default, AWS_IAM-authorized ones with healthRoute=iam, and none with healthRoute=none', () => {
+    const paths = ['GET /healthz', 'GET /healthz/live', 'GET /healthz/ready'];
+    const open = get(byTitle(/^prod: msk\/iam$/).title);
+    expect(routes(open).map((r) => r.RouteKey).sort()).toEqual(paths);
+    for (const r of routes(open)) expect(r.AuthorizationType ?? 'NONE').toBe('NONE');
+
+    const signed = get(byTitle(/health=iam$/).title);
+    expect(routes(signed).map((r) => r.RouteKey).sort()).toEqual(paths);
+    for (const r of routes(signed)) expect(r.AuthorizationType).toBe('AWS_IAM');
+    expect(signed.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5 });
+
+    const none = get(byTitle(/health=none$/).title);
+    expect(Object.values(none.Resources).filter((r) => r.Type.startsWith('AWS::ApiGatewayV2::'))).toEqual([]);
+    expect(resourcesOf(none, 'AWS::Lambda::Permission').filter(([, r]) => JSON.stringify(r).includes('HealthLambdaFunction'))).toEqual([]);
+    expect(Object.keys(none.Outputs!).filter((k) => /^Health.*Url$/.test(k) || k === 'HttpApiUrl')).toEqual([]);
+    expect(none.Resources.HealthLambdaFunction).toBeDefined();
+  });
+
+  it('should refuse a healthRoute it does not know, and the consumer\'s secret given as the health secret', async () => {
+    const params = byTitle(/^prod: msk\/iam$/).params;
+    const { run } = await packageTemplate('prod', { ...params, healthRoute: 'private', healthDbSecretArn: params.dbSecretArn! });
+    expect(run.code).not.toBe(0);
+    expect(run.stdout + run.stderr).toContain('healthRoute must be one of public, iam, none (got "private")');
+    expect(run.stdout + run.stderr).toContain('healthDbSecretArn must name the read-only role\'s secret');
   });
 });
 

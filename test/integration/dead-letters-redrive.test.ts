@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedriveResult } from '../../lib/dead-letters/redrive';
 import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
+import type { Database } from '../../lib/database';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
+import { lossyProxy } from '../helpers/lost-commit';
 import { relaxedParse, runAction } from '../helpers/dead-letters';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot } from '../helpers/run';
@@ -310,6 +312,99 @@ describe('redrive in bounded batches', () => {
       RedriveSuperseded: 0, RedriveDeadLettered: 1,
     });
     expect(run.metrics[0]?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'action']]);
+  });
+});
+
+describe('redrive and purge never exceed their limit', () => {
+  // A database reached through a proxy that can lose a COMMIT's answer after the server carried it out: the retry
+  // that follows must not redrive or purge a second batch (issue 21: limit 2 marked 4 letters and reported 2).
+  let proxy: Awaited<ReturnType<typeof lossyProxy>>;
+  let lossy: Database;
+  beforeAll(async () => {
+    proxy = await lossyProxy({ host: db.config.db.host, port: db.config.db.port });
+    lossy = consumerDatabase({ ...db.config, db: { ...db.config.db, host: '127.0.0.1', port: proxy.port } }, { prepare: false });
+  });
+  afterAll(async () => {
+    await lossy.end();
+    await proxy.close();
+  });
+
+  const marked = async (topic: string) => (await redriveColumns(topic)).filter((r) => r.redriven).length;
+  const remaining = async (topic: string) => (await redriveColumns(topic)).length;
+
+  it('should mark at most `limit` letters and report exactly those, whatever the batch size, dry run, outcome or lost COMMIT', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }), // limit
+        fc.integer({ min: 1, max: 4 }), // letters beyond the limit
+        fc.integer({ min: 1, max: 4 }), // batch size
+        fc.array(fc.constantFrom<Kind>('fixable', 'still_invalid'), { minLength: 7, maxLength: 7 }), // some fail again
+        fc.boolean(), // dry run
+        fc.integer({ min: 0, max: 2 }), // COMMIT answers lost
+        async (limit, extra, batchSize, kinds, dryRun, lose) => {
+          const { topic } = await leaveDeadLetters(kinds.slice(0, limit + extra));
+          proxy.loseCommits(lose);
+          const lostBefore = proxy.lost;
+          const run = await runAction(db, { action: 'redrive', topic, batchSize, limit, dryRun }, { parse: relaxedParse, database: lossy });
+          proxy.loseCommits(-(lose - (proxy.lost - lostBefore))); // a dry run commits nothing: disarm what is left
+          expect(run.error).toBeUndefined();
+          const report = run.response!;
+          expect(report.redriven).toBe(limit);
+          expect(Object.values(report.results).reduce((a, b) => a + b, 0)).toBe(limit);
+          expect(report.letters).toHaveLength(limit);
+          expect(report.done).toBe(false);
+          expect(await marked(topic)).toBe(dryRun ? 0 : limit);
+          if (!dryRun) {
+            const rows = await redriveColumns(topic);
+            expect(rows.filter((r) => r.redriven).map((r) => r.id)).toEqual(report.letters.map((l) => l.id));
+            expect(rows.every((r) => r.redrive_count <= 1)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: runs(16) },
+    );
+  });
+
+  it('should have lost COMMIT answers in that property: the check is not vacuous', async () => {
+    const { topic } = await leaveDeadLetters(['fixable', 'fixable', 'still_invalid', 'fixable']);
+    const before = proxy.lost;
+    proxy.loseCommits(1);
+    const run = await runAction(db, { action: 'redrive', topic, batchSize: 2, limit: 2 }, { parse: relaxedParse, database: lossy });
+    expect(proxy.lost).toBe(before + 1);
+    expect(run.response).toMatchObject({ redriven: 2, results: { stored: 2 } });
+    expect(await marked(topic)).toBe(2);
+  });
+
+  it('should purge at most `limit` letters and count exactly those, dry run or not, with lost COMMIT answers', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 2 }),
+        async (limit, extra, batchSize, dryRun, lose) => {
+          const { topic } = await leaveDeadLetters(Array.from({ length: limit + extra }, (): Kind => 'not_json'));
+          const before = await remaining(topic);
+          proxy.loseCommits(lose);
+          const lostBefore = proxy.lost;
+          const run = await runAction(db, { action: 'purge', topic, olderThanDays: 0, batchSize, limit, dryRun }, { database: lossy });
+          proxy.loseCommits(-(lose - (proxy.lost - lostBefore)));
+          expect(run.error).toBeUndefined();
+          expect(run.response).toMatchObject({ purged: limit, byReason: { invalid_json: limit }, done: false });
+          expect(before - (await remaining(topic))).toBe(dryRun ? 0 : limit);
+        },
+      ),
+      { numRuns: runs(12) },
+    );
+  });
+
+  it('should go on to the end without a limit, and say done', async () => {
+    const { topic } = await leaveDeadLetters(['not_json', 'not_json', 'not_json']);
+    proxy.loseCommits(1);
+    const run = await runAction(db, { action: 'purge', topic, olderThanDays: 0, batchSize: 2, dryRun: false }, { database: lossy });
+    expect(run.response).toMatchObject({ purged: 3, done: true });
+    expect(await remaining(topic)).toBe(0);
   });
 });
 

@@ -2,10 +2,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSql } from '../../lib/db';
 import { SCHEMA_VERSION } from '../../lib/schema-version';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import type { LocalDatabase } from '../../scripts/local-db';
-import { ownServer, testDatabase, type TestDatabase } from '../helpers/db';
+import { ownServer, terminateSessions, testDatabase, type TestDatabase } from '../helpers/db';
 import { lambdaContext, surveyMessage } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
 import { runBatch } from '../helpers/run';
@@ -171,15 +172,15 @@ describe('GET /healthz', () => {
     const fresh = await testDatabase();
     try {
       const before = await call(fresh, 'health-freshness');
-      expect(before.body).toMatchObject({ status: 'ok', lastStoredAt: null, stored: { lastHour: 0, lastDay: 0 }, stale: false });
+      expect(before.body).toMatchObject({ status: 'ok', lastStoredAt: null, stored: { lastHour: 0 }, stale: false });
 
       await runBatch(fresh, buildKafkaEvent([{ value: surveyMessage() }, { value: surveyMessage() }, { value: 'garbage' }]));
       const after = await call(fresh, 'health-freshness');
       expect(after.statusCode).toBe(200);
       expect(after.body).toMatchObject({
         status: 'ok',
-        stored: { lastHour: 2, lastDay: 2 },
-        deadLettered: { lastHour: 1, lastDay: 1 },
+        stored: { lastHour: 2 },
+        deadLettered: { lastHour: 1 },
         stale: false,
         staleAfterSeconds: null,
       });
@@ -198,6 +199,145 @@ describe('GET /healthz', () => {
       expect(answer.body).toMatchObject({ status: 'stale', stale: true, staleAfterSeconds: 3600 });
     } finally {
       await empty.close();
+    }
+  });
+});
+
+/** Holds ACCESS EXCLUSIVE on `table` from a session of the test's own until `release` is called. */
+async function lockTable(of: TestDatabase, table: string) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const holding = of.sql.begin(async (tx) => {
+    await tx`lock table ${tx(`${of.config.db.schema}.${table}`)} in access exclusive mode`;
+    locked();
+    await released;
+  });
+  await isLocked;
+  return { release: async () => (release(), await holding) };
+}
+
+/** Sessions waiting for a lock on `table` (of the test's own schema), whoever they are. */
+async function lockWaiters(of: TestDatabase, table: string): Promise<number> {
+  const [row] = await of.sql<{ n: number }[]>`
+    select count(*)::int as n from pg_locks where not granted and relation = to_regclass(${`${of.config.db.schema}.${table}`})`;
+  return row?.n ?? 0;
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, tries = 200) {
+  for (let i = 0; i < tries; i++) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** `promise`, or a failure naming `what` once `ms` have passed: a request that hangs fails the test instead. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+describe('health that cannot hurt the database', () => {
+  it('should answer /healthz within its timeout while the table is locked, and leave no backend waiting for the lock', async () => {
+    const locked = await testDatabase();
+    const lock = await lockTable(locked, 'processed_traces');
+    try {
+      // HEALTH_CHECK_INTERVAL=0: every request asks the database, as a flood of distinct environments would.
+      const handler = await coldStart('health', locked, { HEALTH_TIMEOUT_MS: '1000', HEALTH_CHECK_INTERVAL: '0' });
+      for (let i = 0; i < 3; i++) {
+        const answer = await within(ask(handler, 'health-freshness'), 8_000, `request ${i + 1}`);
+        expect(answer.statusCode).toBe(503);
+        expect(answer.body).toMatchObject({ status: 'unavailable', cached: false });
+        // The server gave up (lock_timeout, 55P03), before the client's own timeout had to drop the connection.
+        expect(answer.body.error).toBe('a table it reads is locked (lock_timeout): the answer is unknown, ask again later');
+      }
+      // Nothing is left queued behind the lock: lock_timeout ended each wait on the server.
+      await waitFor(async () => (await lockWaiters(locked, 'processed_traces')) === 0, 'the health backends to stop waiting', 80);
+    } finally {
+      await lock.release();
+      await locked.close();
+    }
+  });
+
+  it('should ask the database once per HEALTH_CHECK_INTERVAL for /healthz, however many requests arrive at once', async () => {
+    const busy = await testDatabase();
+    await runBatch(busy, buildKafkaEvent([{ value: surveyMessage() }]));
+    const lock = await lockTable(busy, 'processed_traces');
+    let released = false;
+    try {
+      // A pool of 5 could run 5 queries side by side: only one may be asked.
+      const handler = await coldStart('health', busy, { HEALTH_TIMEOUT_MS: '20000', HEALTH_CHECK_INTERVAL: '60', DB_POOL_MAX: '5' });
+      const answers = Array.from({ length: 8 }, () => ask(handler, 'health-freshness'));
+      await waitFor(async () => (await lockWaiters(busy, 'processed_traces')) > 0, 'a freshness query to wait for the lock');
+      await new Promise((r) => setTimeout(r, 300)); // time for any further query to queue up too
+      expect(await lockWaiters(busy, 'processed_traces')).toBe(1);
+      await lock.release();
+      released = true;
+      const bodies = (await Promise.all(answers)).map((a) => a.body);
+      expect(bodies.map((b) => b.status)).toEqual(Array(8).fill('ok'));
+      expect(new Set(bodies.map((b) => b.checkedAt)).size).toBe(1);
+
+      // Within the interval, a later request is answered from the cache: a trace stored meanwhile is not seen yet.
+      await runBatch(busy, buildKafkaEvent([{ value: surveyMessage() }]));
+      const later = await ask(handler, 'health-freshness');
+      expect(later.body).toMatchObject({ cached: true, checkedAt: bodies[0]!.checkedAt, stored: { lastHour: 1 } });
+    } finally {
+      if (!released) await lock.release();
+      await busy.close();
+    }
+  });
+
+  it('should cache a failure too, so that a locked table is not asked again by every request', async () => {
+    const locked = await testDatabase();
+    const lock = await lockTable(locked, 'processed_traces');
+    try {
+      const handler = await coldStart('health', locked, { HEALTH_TIMEOUT_MS: '500', HEALTH_CHECK_INTERVAL: '60' });
+      const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
+      const second = await ask(handler, 'health-freshness');
+      expect(first.body).toMatchObject({ status: 'unavailable', cached: false });
+      expect(second).toMatchObject({ statusCode: 503, body: { status: 'unavailable', cached: true, checkedAt: first.body.checkedAt } });
+    } finally {
+      await lock.release();
+      await locked.close();
+    }
+  });
+});
+
+describe('a read-only role for the health function', () => {
+  it('should answer ready and fresh when connected as a role that may only read, as docs/operations.md creates it', async () => {
+    const own = await testDatabase();
+    const role = `trace_health_${own.config.db.schema}`;
+    const schema = own.config.db.schema;
+    try {
+      await own.sql.unsafe(`create role ${role} login password 'health-secret-1'`);
+      // The grants of docs/operations.md, for this test's schema.
+      await own.sql.unsafe(`grant usage on schema ${schema} to ${role}`);
+      await own.sql.unsafe(`grant select on ${schema}.schema_migrations, ${schema}.processed_traces, ${schema}.dead_letters to ${role}`);
+      await runBatch(own, buildKafkaEvent([{ value: surveyMessage() }]));
+      // No DB_SECRET_ARN: the health function needs only its own credentials, never the consumer's secret.
+      const env = { DB_USER: role, DB_PASSWORD: 'health-secret-1', DB_SECRET_ARN: '', HEALTH_CHECK_INTERVAL: '0' };
+      const ready = await call(own, 'health-ready', env);
+      expect(ready.statusCode).toBe(200);
+      const fresh = await call(own, 'health-freshness', env);
+      expect(fresh).toMatchObject({ statusCode: 200, body: { status: 'ok', stored: { lastHour: 1 } } });
+
+      // The role really is read-only: what the consumer writes, it may not.
+      const asHealth = createSql({ ...own.config.db, user: role, password: 'health-secret-1' }, { max: 1 });
+      try {
+        await expect(asHealth`delete from ${asHealth(`${schema}.processed_traces`)}`).rejects.toMatchObject({ code: '42501' });
+      } finally {
+        await asHealth.end({ timeout: 5 });
+      }
+    } finally {
+      await terminateSessions(own.sql, { user: role });
+      await own.sql.unsafe(`drop owned by ${role}`);
+      await own.sql.unsafe(`drop role ${role}`);
+      await own.close();
     }
   });
 });
