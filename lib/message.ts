@@ -193,8 +193,11 @@ export type UpstreamErrorMessage = { kind: 'upstream_error'; traceId: string; er
 
 export type TraceMessage = SurveyMessage | UpstreamErrorMessage;
 
-/** Stable reason codes for dead letters; the README's error catalogue explains each. */
-export type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message';
+/**
+ * Stable reason codes for dead letters decided before the database (docs/dead-letters.md explains each). `too_slow`
+ * comes from validateBatch (lib/validate-batch.ts), never from parseMessage.
+ */
+export type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message' | 'too_slow';
 
 export type ParseResult =
   | { ok: true; message: TraceMessage }

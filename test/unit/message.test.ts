@@ -175,7 +175,7 @@ describe('parseMessage', () => {
   it('should say a required field is missing, never "expected" its own name, for every required field', () => {
     const full = { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' } };
     const without = (path: string[]): unknown => {
-      const copy = structuredClone(full) as Record<string, Record<string, unknown>>;
+      const copy = structuredClone(full) as unknown as Record<string, Record<string, unknown>>;
       if (path.length === 1) delete copy[path[0]!];
       else delete copy[path[0]!]![path[1]!];
       return copy;
