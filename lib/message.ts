@@ -89,7 +89,7 @@ const requiredText = v.pipe(
  * n ways, and tried them all when the run ended in a non-digit: quadratic, 12 s for 40,000 digits. Linear now
  * (test/unit/linear-time.test.ts), and never run on more than NUMBER_TEXT_MAX_CHARS characters.
  */
-const NUMERIC = /^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
+export const NUMERIC = /^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
 
 /** A finite number, or a string holding one ("4.5"); null when absent or an empty string. */
 function toNumber(ctx: Ctx): number | null | typeof ctx.NEVER {
