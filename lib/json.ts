@@ -42,49 +42,63 @@ export function holdsExactInteger(value: unknown): boolean {
   return false;
 }
 
-/** Reads text that JSON.parse has accepted, so it checks no syntax: it only has to find where each value ends. */
+/**
+ * Reads text that JSON.parse has accepted, so it checks no syntax: it only has to find where each value ends.
+ * A loop over an explicit stack of open containers, not recursion: JSON.parse accepts nesting far deeper than the
+ * call stack allows (100,000 levels of `[` is valid JSON), and a reader that recursed would throw RangeError on
+ * such a message, which the consumer would then misreport as `invalid_json`. Every character is visited once.
+ */
 class ExactReader {
   private at = 0;
   constructor(private readonly text: string) {}
 
   value(): unknown {
-    this.skipWhitespace();
-    const c = this.text[this.at];
-    if (c === '{') return this.object();
-    if (c === '[') return this.array();
-    if (c === '"') return this.string();
-    if (c === 't' || c === 'n') return this.literal(4, c === 't' ? true : null);
-    if (c === 'f') return this.literal(5, false);
-    return this.number();
-  }
-
-  private object(): Record<string, unknown> {
-    const object: Record<string, unknown> = {};
-    this.at++;
-    this.skipWhitespace();
-    if (this.text[this.at] === '}') return this.after(object);
+    /** Open containers, innermost last; for an object, the key whose value is being read. */
+    const open: Array<{ container: unknown[] } | { container: Record<string, unknown>; key: string }> = [];
     for (;;) {
+      // Read one value; an opening bracket with content pushes its container and reads its first value.
       this.skipWhitespace();
-      const key = this.string();
-      this.skipWhitespace();
-      this.at++; // ':'
-      // defineProperty, as JSON.parse does: a "__proto__" key is data, never the prototype.
-      Object.defineProperty(object, key, { value: this.value(), enumerable: true, writable: true, configurable: true });
-      this.skipWhitespace();
-      if (this.text[this.at++] === '}') return object;
+      const c = this.text[this.at];
+      let value: unknown;
+      if (c === '{' || c === '[') {
+        this.at++;
+        this.skipWhitespace();
+        if (this.text[this.at] === (c === '{' ? '}' : ']')) {
+          this.at++;
+          value = c === '{' ? {} : [];
+        } else {
+          open.push(c === '{' ? { container: {}, key: this.key() } : { container: [] });
+          continue;
+        }
+      } else if (c === '"') value = this.string();
+      else if (c === 't' || c === 'n') value = this.literal(4, c === 't' ? true : null);
+      else if (c === 'f') value = this.literal(5, false);
+      else value = this.number();
+      // Store it in its container; a closing bracket completes the container, which is then stored in its own.
+      for (;;) {
+        const top = open.at(-1);
+        if (top === undefined) return value;
+        // defineProperty, as JSON.parse does: a "__proto__" key is data, never the prototype.
+        if ('key' in top) Object.defineProperty(top.container, top.key, { value, enumerable: true, writable: true, configurable: true });
+        else top.container.push(value);
+        this.skipWhitespace();
+        if (this.text[this.at++] === ',') {
+          if ('key' in top) top.key = this.key();
+          break;
+        }
+        open.pop();
+        value = top.container;
+      }
     }
   }
 
-  private array(): unknown[] {
-    const array: unknown[] = [];
-    this.at++;
+  /** An object key and the colon after it. */
+  private key(): string {
     this.skipWhitespace();
-    if (this.text[this.at] === ']') return this.after(array);
-    for (;;) {
-      array.push(this.value());
-      this.skipWhitespace();
-      if (this.text[this.at++] === ']') return array;
-    }
+    const key = this.string();
+    this.skipWhitespace();
+    this.at++; // ':'
+    return key;
   }
 
   private string(): string {
@@ -113,11 +127,6 @@ class ExactReader {
 
   private literal<T>(length: number, value: T): T {
     this.at += length;
-    return value;
-  }
-
-  private after<T>(value: T): T {
-    this.at++;
     return value;
   }
 

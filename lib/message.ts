@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import * as v from 'valibot';
 import { ExactInteger, parseJson } from './json';
+import { ID_MAX_CHARS, MESSAGE_MAX_BYTES, NUMBER_TEXT_MAX_CHARS, TEXT_MAX_CHARS, TIMESTAMP_MAX_CHARS } from './limits';
 import { canonicalTimestamp, normaliseName, storableText } from './text';
 
 /*
@@ -37,20 +38,35 @@ function numberAsText(x: unknown): string | 'inexact' | undefined {
 }
 const INEXACT = 'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
 
+/*
+ * Length caps (lib/limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
+ * more than the cap, and the detail gives the length, never the value.
+ */
+const tooLong = (max: number) => `must be at most ${max} characters long`;
+const longerThan = (x: unknown, max: number) => (typeof x === 'string' || x instanceof ExactInteger) && (typeof x === 'string' ? x : x.digits).length > max;
+
 /** Optional text: a string, or a number written as text; null when absent. */
 const optionalText = optional((ctx): string | null => {
-    const x = ctx.dataset.value;
-    if (x === undefined || x === null) return null;
-    if (typeof x === 'string') return storableText(x);
-    const digits = numberAsText(x);
-    if (digits === 'inexact') return fail(ctx, INEXACT);
-    return digits ?? fail(ctx, 'must be a string');
+  const x = ctx.dataset.value;
+  if (x === undefined || x === null) return null;
+  if (longerThan(x, TEXT_MAX_CHARS)) return fail(ctx, tooLong(TEXT_MAX_CHARS));
+  if (typeof x === 'string') return storableText(x);
+  const digits = numberAsText(x);
+  if (digits === 'inexact') return fail(ctx, INEXACT);
+  return digits ?? fail(ctx, 'must be a string');
 });
 
-/** An identifier's text: a string trimmed and made storable, or a number's digits; undefined when neither. */
-function identifierText(x: unknown): string | 'inexact' | undefined {
+/**
+ * An identifier's text: a string trimmed and made storable, or a number's digits; undefined when neither,
+ * 'too_long' beyond {@link ID_MAX_CHARS}.
+ */
+function identifierText(x: unknown): string | 'inexact' | 'too_long' | undefined {
+  if (longerThan(x, ID_MAX_CHARS)) return 'too_long';
   return typeof x === 'string' ? storableText(x).trim() : numberAsText(x);
 }
+
+/** What valibot's object schema reports for an absent key, and a required field reports for undefined. */
+const MISSING = 'is required but missing';
 
 /** Required identifier: text that is not empty once surrounding whitespace is removed; stored trimmed. */
 const requiredText = v.pipe(
@@ -59,18 +75,27 @@ const requiredText = v.pipe(
     const x = ctx.dataset.value;
     const text = identifierText(x);
     if (text === 'inexact') return fail(ctx, INEXACT);
-    if (text === undefined) return fail(ctx, x === undefined ? 'is required' : 'must be a string');
+    if (text === 'too_long') return fail(ctx, tooLong(ID_MAX_CHARS));
+    if (text === undefined) return fail(ctx, x === undefined ? MISSING : 'must be a string');
     if (text === '') return fail(ctx, 'must not be empty');
     return text;
   }),
 );
 
-const NUMERIC = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+/**
+ * A decimal number as text, as Number() reads it but without hex, binary, octal or Infinity. Written so that every
+ * character can be matched in only one way: digits before the point are `\d+`, and digits after it can only be
+ * reached through the point. The former `\d+\.?\d*` could split a run of n digits between its two quantifiers in
+ * n ways, and tried them all when the run ended in a non-digit: quadratic, 12 s for 40,000 digits. Linear now
+ * (test/unit/linear-time.test.ts), and never run on more than NUMBER_TEXT_MAX_CHARS characters.
+ */
+export const NUMERIC = /^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$/;
 
 /** A finite number, or a string holding one ("4.5"); null when absent or an empty string. */
 function toNumber(ctx: Ctx): number | null | typeof ctx.NEVER {
   const x = ctx.dataset.value;
   if (x === undefined || x === null || x === '') return null;
+  if (typeof x === 'string' && x.length > NUMBER_TEXT_MAX_CHARS) return fail(ctx, tooLong(NUMBER_TEXT_MAX_CHARS));
   const n =
     typeof x === 'number' ? x : x instanceof ExactInteger ? Number(x.digits) : typeof x === 'string' && NUMERIC.test(x) ? Number(x) : undefined;
   if (n === undefined) return fail(ctx, 'must be a number');
@@ -100,6 +125,7 @@ const optionalYear = optionalInteger(1900, 2200, 'from 1900 to 2200');
 const optionalTimestamp = optional((ctx): string | null => {
   const x = ctx.dataset.value;
   if (x === undefined || x === null) return null;
+  if (typeof x === 'string' && x.length > TIMESTAMP_MAX_CHARS) return fail(ctx, tooLong(TIMESTAMP_MAX_CHARS));
   const canonical = typeof x === 'string' ? canonicalTimestamp(x) : null;
   return canonical ?? fail(ctx, 'must be an ISO-8601 timestamp');
 });
@@ -160,15 +186,18 @@ export type SurveyMessage = v.InferOutput<typeof SurveyMessageSchema> & { kind: 
 /** An upstream failure report: a message whose `error` is a non-empty string. Only its trace id must be usable. */
 export const UpstreamErrorMessageSchema = v.object({
   traceId: requiredText,
-  error: v.pipe(v.string(), v.transform(storableText), v.trim(), v.nonEmpty()),
+  error: v.pipe(v.string(), v.maxLength(TEXT_MAX_CHARS, tooLong(TEXT_MAX_CHARS)), v.transform(storableText), v.trim(), v.nonEmpty()),
   processedAt: v.optional(v.unknown()),
 });
 export type UpstreamErrorMessage = { kind: 'upstream_error'; traceId: string; error: string; processedAt: string | null };
 
 export type TraceMessage = SurveyMessage | UpstreamErrorMessage;
 
-/** Stable reason codes for dead letters; the README's error catalogue explains each. */
-export type RejectReason = 'tombstone' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message';
+/**
+ * Stable reason codes for dead letters decided before the database (docs/dead-letters.md explains each). `too_slow`
+ * comes from validateBatch (lib/validate-batch.ts), never from parseMessage.
+ */
+export type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message' | 'too_slow';
 
 export type ParseResult =
   | { ok: true; message: TraceMessage }
@@ -181,6 +210,11 @@ const BOM = '\ufeff';
 /** Bytes of a Kafka record value to a validated message, or the reason it can never be stored. */
 export function parseMessage(value: Buffer | null): ParseResult {
   if (value === null) return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)', traceId: null };
+  // Before anything reads it: the time validation takes grows with the size, and the size is bounded here.
+  if (value.length > MESSAGE_MAX_BYTES) {
+    const detail = `value is ${value.length} bytes, more than the ${MESSAGE_MAX_BYTES} the consumer reads (Kafka's default maximum message size)`;
+    return { ok: false, reason: 'too_large', detail, traceId: null };
+  }
   // isUtf8 is a native check, several times faster than a fatal TextDecoder.
   if (!isUtf8(value)) return { ok: false, reason: 'invalid_utf8', detail: 'value is not valid UTF-8', traceId: null };
   const decoded = value.toString('utf8');
@@ -205,7 +239,8 @@ function validateMessage(json: Record<string, unknown>): ParseResult {
   if (typeof json.error === 'string' && json.error.trim() !== '') {
     const parsed = v.safeParse(UpstreamErrorMessageSchema, json);
     if (!parsed.success) return invalid(parsed.issues, json.traceId);
-    const processedAt = typeof json.processedAt === 'string' ? canonicalTimestamp(json.processedAt) : null;
+    const { processedAt: at } = json;
+    const processedAt = typeof at === 'string' && at.length <= TIMESTAMP_MAX_CHARS ? canonicalTimestamp(at) : null;
     return { ok: true, message: { kind: 'upstream_error', traceId: parsed.output.traceId, error: parsed.output.error, processedAt } };
   }
   const parsed = v.safeParse(SurveyMessageSchema, json);
@@ -222,12 +257,15 @@ function invalid(issues: [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]], trac
     .slice(0, 5)
     .map((issue) => {
       const path = v.getDotPath(issue) ?? '(message)';
+      // An absent key: valibot's object schema reports it as expecting the key's name, which reads as nonsense.
+      if (issue.kind === 'schema' && issue.type === 'object' && issue.input === undefined && v.getDotPath(issue) !== null) return `${path}: ${MISSING}`;
       if (issue.kind === 'schema') return `${path}: expected ${issue.expected}, got ${typeName(issue.input)}`;
       return `${path}: ${issue.message}`;
     })
     .join('; ');
   const readable = identifierText(traceId);
-  return { ok: false, reason: 'invalid_message', detail, traceId: readable === undefined || readable === 'inexact' || readable === '' ? null : readable };
+  const usable = readable !== undefined && readable !== 'inexact' && readable !== 'too_long' && readable !== '';
+  return { ok: false, reason: 'invalid_message', detail, traceId: usable ? readable : null };
 }
 
 function typeName(x: unknown): string {

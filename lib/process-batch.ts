@@ -1,14 +1,16 @@
 import { markStage } from './batch-stages';
 import type { Config } from './config';
 import type { Database } from './database';
+import { OutOfTimeError } from './errors';
 import { decodeEvent } from './kafka';
 import type { Logger } from './log';
-import { parseMessage } from './message';
+import type { ParseResult } from './message';
 import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from './metrics';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './plan';
 import type { SchemaGate } from './schema-check';
 import { summarize, toResponse, type BatchSummary, type KafkaBatchResponse, type RecordOutcome } from './report';
 import { settleBatch, type Settled, type Unit } from './settle';
+import { validateBatch } from './validate-batch';
 
 export interface BatchDependencies {
   database: Database;
@@ -20,6 +22,10 @@ export interface BatchDependencies {
   emitMetrics?: (document: EmfDocument) => void;
   /** Checks the schema version before the first write of an execution environment; the consumer always passes one. */
   schemaGate?: SchemaGate;
+  /** The clock validation reads, in epoch milliseconds: Date.now unless a test stands in a fake one. */
+  now?: () => number;
+  /** The validation of each record: parseMessage unless a test stands in a slow one. */
+  parse?: (value: Buffer | null) => ParseResult;
 }
 
 /** The service dimension of the batch metrics (and the logs' service field): alarms and the dashboard select on it. */
@@ -43,12 +49,18 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   await deps.schemaGate?.ensure(deps.database, deps.logger, deps.remainingMs() - deps.config.timeReserveMs);
   markStage('decoded');
 
+  // Validation stops at its share of the time left (lib/validate-batch.ts); a record it did not reach is retried.
+  const clock = deps.now ?? Date.now;
+  const deadline = clock() + deps.remainingMs() - deps.config.timeReserveMs;
+  const results = validateBatch(records, { deadline, now: clock }, deps.parse);
+  const notValidated = records.filter((_, i) => results[i] === null);
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.
-  const parsed = records.map((record): Unit => {
-    const result = parseMessage(record.value);
+  const parsed = records.flatMap((record, i): Unit[] => {
+    const result = results[i];
+    if (result === null || result === undefined) return [];
     return result.ok
-      ? { kind: 'candidate', candidate: toCandidate(record, result.message) }
-      : { kind: 'dead_letter', deadLetter: { record, row: deadLetterRow(record, result.reason, result.detail, result.traceId) } };
+      ? [{ kind: 'candidate', candidate: toCandidate(record, result.message) }]
+      : [{ kind: 'dead_letter', deadLetter: { record, row: deadLetterRow(record, result.reason, result.detail, result.traceId) } }];
   });
   const { unique, repeats, nextCopy } = collapseTraceIds(parsed.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])));
   const firstCopies = new Set(unique);
@@ -68,6 +80,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   markStage('written');
   const byRecord = new Map<string, RecordOutcome>();
   const byTraceId = new Map<string, RecordOutcome>();
+  for (const record of notValidated) byRecord.set(refKey(record), { record, state: 'failed', traceId: null, error: new OutOfTimeError() });
   for (const s of settled) {
     const outcome = toOutcome(s);
     byRecord.set(refKey(outcome.record), outcome);

@@ -5,11 +5,15 @@ import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './rec
 import type { ShowRequest } from './request';
 import { deadLettersTable, selectionFilter } from './selection';
 
-/** Bytes decoded for a person: parsed JSON when they are UTF-8 JSON, else text when UTF-8, else base64. */
+/**
+ * Bytes decoded for a person: parsed JSON when they are UTF-8 JSON, else text when UTF-8, else base64. `bytes` is
+ * always the full size; `truncated` marks text or base64 cut to fit the response, `shownBytes` how many it shows.
+ */
 export type DecodedBytes =
   | { format: 'json'; bytes: number; json: unknown }
-  | { format: 'text'; bytes: number; text: string }
-  | { format: 'base64'; bytes: number; base64: string };
+  | ({ format: 'text'; bytes: number; text: string } & Truncation)
+  | ({ format: 'base64'; bytes: number; base64: string } & Truncation);
+type Truncation = { truncated?: true; shownBytes?: number };
 
 export interface ShownDeadLetter {
   id: number;
@@ -20,8 +24,11 @@ export interface ShownDeadLetter {
   key: DecodedBytes | null;
   /** null for a tombstone. */
   value: DecodedBytes | null;
-  /** In Kafka order, repeats kept; each value as text when it is UTF-8, else as base64 (header values are not JSON). */
-  headers: Array<{ key: string; value: DecodedBytes }>;
+  /**
+   * In Kafka order, repeats kept; each value as text when it is UTF-8, else as base64 (header values are not JSON).
+   * `keyTruncated` marks a key cut to fit HEADERS_SHOWN_BYTES.
+   */
+  headers: Array<{ key: string; keyTruncated?: true; value: DecodedBytes }>;
   reason: string;
   detail: string | null;
   traceId: string | null;
@@ -35,12 +42,26 @@ export interface ShowPage {
   nextAfter: number | null;
 }
 
-/**
- * Raw bytes (key, value, headers) one page carries at most. Lambda refuses a response over 6 MB, and bytes shown as
- * base64 or JSON grow by a third or more: past this, the page ends early and `nextAfter` leads on. A page always
- * holds at least one dead letter, whose record reached the consumer inside a Lambda event and so fits.
+/*
+ * Lambda refuses a response over 6 MB, and bytes grow when shown: base64 by a third, a control character written as
+ * `\u0001` six times (a 1.1 MB value of them made a 6.6 MB answer). So sizes are counted as shown, in JSON, not as
+ * stored: a value, a key and a letter's headers each show at most a fixed amount (cut with `truncated: true`), so
+ * that one letter always fits, and a page ends before PAGE_BYTES as shown, `nextAfter` leading on.
  */
-export const PAGE_BYTES = 3 * 1024 * 1024;
+
+/** Bytes of JSON one page carries at most, letters and all; Lambda's limit is 6 MB, this leaves room to spare. */
+export const PAGE_BYTES = 5 * 1024 * 1024;
+/** Bytes of JSON a value is shown in at most; beyond, it is shown as text or base64 cut to this size. */
+export const VALUE_SHOWN_BYTES = 2 * 1024 * 1024;
+/** Bytes of JSON a key is shown in at most. */
+export const KEY_SHOWN_BYTES = 256 * 1024;
+/** Bytes of JSON all of a letter's header keys and values are shown in at most, together. */
+export const HEADERS_SHOWN_BYTES = 1024 * 1024;
+/**
+ * Levels of nesting a value is shown as parsed JSON with; a deeper one is shown as text. JSON.stringify, which
+ * writes the response (and the CLI's output), recurses, and overflows the stack near 10,000 levels.
+ */
+export const SHOWN_DEPTH = 1000;
 
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
 export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
@@ -52,28 +73,34 @@ export async function show(sql: Sql, schema: string, request: ShowRequest): Prom
   const page: ShownDeadLetter[] = [];
   let bytes = 0;
   for (const row of rows.slice(0, request.limit)) {
-    bytes += rawBytes(row);
+    const letter = present(row);
+    bytes += shownBytes(letter);
     if (page.length > 0 && bytes > PAGE_BYTES) break;
-    page.push(present(row));
+    page.push(letter);
   }
   return { letters: page, nextAfter: rows.length > page.length ? (page.at(-1)?.id ?? null) : null };
 }
 
-function rawBytes(row: StoredDeadLetter): number {
-  const sum = (buffers: readonly Buffer[]) => buffers.reduce((n, b) => n + b.length, 0);
-  return (row.key?.length ?? 0) + (row.value?.length ?? 0) + sum(row.header_keys) + sum(row.header_values);
-}
+const shownBytes = (x: unknown) => Buffer.byteLength(JSON.stringify(x));
 
 function present(row: StoredDeadLetter): ShownDeadLetter {
+  let headersLeft = HEADERS_SHOWN_BYTES;
+  const headers = storedHeaders(row).map((h) => {
+    const key = cutText(h.key, Math.max(0, headersLeft));
+    headersLeft -= shownBytes(key.text);
+    const value = fit(decodeText(h.value), Math.max(0, headersLeft));
+    headersLeft -= shownBytes(value);
+    return { key: key.text, ...(key.truncated ? { keyTruncated: true as const } : {}), value };
+  });
   return {
     id: Number(row.id),
     topic: row.kafka_topic,
     partition: row.kafka_partition,
     offset: Number(row.kafka_offset),
     timestamp: row.kafka_timestamp?.toISOString() ?? null,
-    key: row.key === null ? null : decodeBytes(row.key),
-    value: row.value === null ? null : decodeBytes(row.value),
-    headers: storedHeaders(row).map((h) => ({ key: h.key, value: decodeText(h.value) })),
+    key: row.key === null ? null : fit(decodeBytes(row.key), KEY_SHOWN_BYTES),
+    value: row.value === null ? null : fit(decodeBytes(row.value), VALUE_SHOWN_BYTES),
+    headers,
     reason: row.reason,
     detail: row.detail,
     traceId: row.trace_id,
@@ -106,7 +133,61 @@ export function decodeBytes(bytes: Buffer): DecodedBytes {
   } catch {
     return decoded;
   }
-  return holdsExactInteger(json) ? decoded : { format: 'json', bytes: bytes.length, json };
+  return holdsExactInteger(json) || depthOver(json, SHOWN_DEPTH) ? decoded : { format: 'json', bytes: bytes.length, json };
+}
+
+/** True when `value` nests deeper than `max` levels. A loop, not recursion, for the reason SHOWN_DEPTH gives. */
+function depthOver(value: unknown, max: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
+ * `decoded` as it is when its JSON takes at most `max` bytes; else cut to fit: JSON shown as text, text and base64
+ * cut at a character (or a 3-byte group), marked `truncated` with the number of bytes shown. `bytes` stays the full
+ * size. Linear in the size.
+ */
+export function fit(decoded: DecodedBytes, max: number): DecodedBytes {
+  if (shownBytes(decoded) <= max) return decoded;
+  // Room for the fields around the shown text ({"format":"text","bytes":N,"truncated":true,"shownBytes":N,"text":""}).
+  const room = Math.max(0, max - 100);
+  if (decoded.format === 'base64') {
+    const shown = Math.floor(room / 4) * 3;
+    const base64 = Buffer.from(decoded.base64, 'base64').subarray(0, shown).toString('base64');
+    return { format: 'base64', bytes: decoded.bytes, truncated: true, shownBytes: shown, base64 };
+  }
+  const text = decoded.format === 'text' ? decoded.text : JSON.stringify(decoded.json);
+  const cut = cutText(text, room);
+  return { format: 'text', bytes: decoded.bytes, truncated: true, shownBytes: Buffer.byteLength(cut.text), text: cut.text };
+}
+
+/** The longest start of `text` whose JSON string takes at most `max` bytes, never splitting a surrogate pair. */
+function cutText(text: string, max: number): { text: string; truncated: boolean } {
+  let used = 2; // the quotes
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const pair = code >= 0xd800 && code <= 0xdbff && i + 1 < text.length;
+    used += shownCharBytes(code, pair);
+    if (used > max) return { text: text.slice(0, i), truncated: true };
+    if (pair) i++;
+  }
+  return { text, truncated: false };
+}
+
+/** Bytes JSON.stringify writes for one UTF-16 unit (a surrogate pair counted at its high half). */
+function shownCharBytes(code: number, pair: boolean): number {
+  if (code === 0x22 || code === 0x5c || code === 0x08 || code === 0x09 || code === 0x0a || code === 0x0c || code === 0x0d) return 2;
+  if (code < 0x20) return 6;
+  if (code < 0x80) return 1;
+  if (code < 0x800) return 2;
+  if (code >= 0xd800 && code <= 0xdfff) return pair ? 4 : 6;
+  return 3;
 }
 
 const BOM = '\ufeff';

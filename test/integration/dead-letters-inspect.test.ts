@@ -190,6 +190,48 @@ describe('show of large records', () => {
   });
 });
 
+describe('show of values that grow when shown (issue 21, point 7)', () => {
+  it('should answer under 6 MB for control characters and deep nesting, marking what it cut and giving the full size', async () => {
+    const topic = newTopic();
+    const depth = 100_000;
+    const deepWithLongInteger = `{"traceId": "deep-${topic}", "course": {"courseId": "c"}, "x": ${'['.repeat(depth)}12345678901234567890${']'.repeat(depth)}}`;
+    const controls = Buffer.alloc(1_100_000, 0x01);
+    const run = await runBatch(db, buildKafkaEvent([
+      { value: deepWithLongInteger },
+      { value: `{"a": ${'['.repeat(depth)}${']'.repeat(depth)}}` },
+      { value: controls, key: Buffer.alloc(300_000, 0x02), headers: [{ key: 'h', value: Buffer.alloc(700_000, 0x03) }, { key: 'h2', value: Buffer.alloc(700_000, 0x04) }] },
+      { value: Buffer.from(JSON.stringify({ s: '\u0001'.repeat(150_000) })) },
+    ], { topic }));
+    // The deep message is read, not misreported as invalid_json: it lacks its instructor, and says so.
+    expect(run.result!.outcomes.map((o) => [o.reason, o.detail])).toEqual([
+      ['invalid_message', 'instructor: is required but missing'],
+      ['invalid_message', 'traceId: is required but missing; course: is required but missing; instructor: is required but missing'],
+      ['too_large', expect.stringContaining('1100000 bytes')],
+      ['invalid_message', expect.any(String)],
+    ]);
+    const ids: number[] = [];
+    let after = 0;
+    for (let pages = 0; pages < 4; pages++) {
+      const page = await runAction(db, { action: 'show', topic, limit: 100, after });
+      expect(page.error).toBeUndefined();
+      expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
+      ids.push(...page.response!.letters.map((l) => l.offset));
+      for (const letter of page.response!.letters) {
+        if (letter.offset === 0 || letter.offset === 1) expect(letter.value).toMatchObject({ format: 'text' });
+        if (letter.offset === 2) {
+          expect(letter.value).toMatchObject({ format: 'text', bytes: 1_100_000, truncated: true, shownBytes: expect.any(Number) });
+          expect(letter.key).toMatchObject({ bytes: 300_000, truncated: true });
+          expect(letter.headers.map((h) => h.value.bytes)).toEqual([700_000, 700_000]);
+          expect(letter.headers.map((h) => h.value)).toContainEqual(expect.objectContaining({ truncated: true }));
+        }
+      }
+      if (page.response!.nextAfter === null) break;
+      after = page.response!.nextAfter;
+    }
+    expect(ids).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe('purge', () => {
   it('should delete what the criteria select, only when dryRun is false', async () => {
     await fc.assert(

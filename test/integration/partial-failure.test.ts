@@ -18,8 +18,9 @@ async function runOutOfTimeMidway(extraEnv: Record<string, string> = {}) {
   const messages = [surveyMessage(), surveyMessage(), surveyMessage(), surveyMessage({}, { courseId: 'P', courseName: 'poison' })];
   const event = buildKafkaEvent(messages.map((value) => ({ value })), { partitions: 2, firstOffset: 10 });
   let calls = 0;
-  // Each write attempt asks for the remaining time twice (before starting, and for its statement timeout).
-  const remainingMs = () => (++calls <= 4 ? 60_000 : db.config.timeReserveMs - 1);
+  // Validation asks for the remaining time once (its deadline), then each write attempt twice (before starting, and
+  // for its statement timeout).
+  const remainingMs = () => (++calls <= 5 ? 60_000 : db.config.timeReserveMs - 1);
   return runBatch(db, event, { remainingMs });
 }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../lib/database';
+import { parseMessage } from '../../lib/message';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
@@ -50,3 +51,46 @@ describe('poison in bulk', () => {
     expect(statements.filter((s) => s === 'begin').length).toBeLessThanOrEqual(2 * Math.ceil(Math.log2(1000)) + 2);
   });
 });
+
+// Issue 21: validation ignored the remaining time, so a record slow to validate made every delivery of its batch
+// time out. A fake clock stands in for a record slower than the time the invocation can give it.
+describe('a record too slow to validate', () => {
+  it('should be dead-lettered with its bytes, the records before it stored and the ones after it retried, then stored', async () => {
+    const topic = `slow-${Date.now()}`;
+    const slow = surveyMessage({ traceId: `slow-${Date.now()}` });
+    const others = Array.from({ length: 4 }, (_, i) => surveyMessage({ traceId: `near-${Date.now()}-${i}` }));
+    const event = buildKafkaEvent([others[0], slow, others[1], others[2], others[3]].map((value, i) => ({ value, partition: i < 4 ? 0 : 1 })), { topic });
+    let t = 0;
+    const run = await runBatch(db, event, {
+      database: consumer,
+      remainingMs: () => 60_000,
+      now: () => t,
+      // The slow record takes 40 s of the fake clock; the time left after the reserve is 55 s, validation's share half.
+      parse: (value) => {
+        if (value?.toString().includes(slow.traceId)) t += 40_000;
+        return parseMessage(value);
+      },
+    });
+    expect(run.error).toBeUndefined();
+    const states = run.result!.outcomes.map((o) => [o.traceId, o.state, o.reason]);
+    expect(states).toEqual([
+      [others[0]!.traceId, 'stored', undefined],
+      [slow.traceId, 'dead_lettered', 'too_slow'],
+      [null, 'failed', undefined],
+      [null, 'failed', undefined],
+      [others[3]!.traceId, 'stored', undefined],
+    ]);
+    expect(run.result!.response.batchItemFailures).toEqual([
+      { itemIdentifier: { partition: `${topic}-0`, offset: 2 } },
+      { itemIdentifier: { partition: `${topic}-0`, offset: 3 } },
+    ]);
+    const [letter] = await db.sql<{ value: Buffer; reason: string; trace_id: string }[]>`
+      select value, reason, trace_id from ${db.sql(`${db.config.db.schema}.dead_letters`)} where kafka_topic = ${topic}`;
+    expect(letter).toEqual({ value: Buffer.from(JSON.stringify(slow)), reason: 'too_slow', trace_id: slow.traceId });
+
+    // Lambda delivers the partition again from the first failed offset: the records left over are stored.
+    const again = await runBatch(db, buildKafkaEvent([others[1], others[2]].map((value) => ({ value })), { topic, firstOffset: 2 }), { database: consumer });
+    expect(again.result!.outcomes.map((o) => o.state)).toEqual(['stored', 'stored']);
+  });
+});
+

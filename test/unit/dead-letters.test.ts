@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { actionMetrics } from '../../lib/dead-letters/metrics';
 import { toKafkaRecord, type StoredDeadLetter } from '../../lib/dead-letters/record';
 import { parseRequest } from '../../lib/dead-letters/request';
-import { decodeBytes } from '../../lib/dead-letters/show';
+import { decodeBytes, decodeText, fit, SHOWN_DEPTH, VALUE_SHOWN_BYTES } from '../../lib/dead-letters/show';
 import { deadLetterRow } from '../../lib/plan';
 import { requestFromArgs } from '../../scripts/dead-letter-args';
 
@@ -70,11 +70,42 @@ describe('decodeBytes', () => {
         expect(shown).toContain(`"traceId": ${digits}`);
       }),
     );
-    const deep = Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`);
-    expect(decodeBytes(deep).format).toBe('json');
+    // Parsed, 100,000 levels would overflow JSON.stringify, which writes the response: shown as text instead.
+    for (const deep of [`${'['.repeat(100_000)}${']'.repeat(100_000)}`, `${'{"a":['.repeat(50_000)}12345678901234567890${']}'.repeat(50_000)}`]) {
+      const shown = decodeBytes(Buffer.from(deep));
+      expect(shown.format).toBe('text');
+      expect(JSON.stringify(shown).length).toBeGreaterThan(deep.length);
+    }
+    expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH)}${']'.repeat(SHOWN_DEPTH)}`)).format).toBe('json');
+    expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH + 1)}${']'.repeat(SHOWN_DEPTH + 1)}`)).format).toBe('text');
     expect(decodeBytes(Buffer.from(JSON.stringify(Array(300_000).fill(1)))).format).toBe('json');
     const withBom = Buffer.from('\ufeff{"a": 1}');
     expect(decodeBytes(withBom)).toEqual({ format: 'json', bytes: withBom.length, json: { a: 1 } });
+  });
+});
+
+describe('fit', () => {
+  it('should cut a shown value to its size in JSON, marking it and keeping the full size, for any bytes', () => {
+    // Control characters grow sixfold when shown (a 1.1 MB value made a 6.6 MB answer), base64 by a third.
+    const worst = [Buffer.alloc(1_100_000, 0x01), Buffer.alloc(1_700_000, 0xff), Buffer.from('"é\\𝄞'.repeat(300_000)), Buffer.from(JSON.stringify(Array(400_000).fill(1e21)))];
+    for (const bytes of worst) {
+      const shown = fit(decodeBytes(bytes), VALUE_SHOWN_BYTES);
+      expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(VALUE_SHOWN_BYTES);
+      expect(shown).toMatchObject({ bytes: bytes.length, truncated: true });
+      const prefix = shown.format === 'base64' ? Buffer.from(shown.base64, 'base64') : Buffer.from(shown.format === 'text' ? shown.text : '');
+      expect(prefix.length).toBe((shown as { shownBytes: number }).shownBytes);
+      expect(prefix.length).toBeGreaterThan(VALUE_SHOWN_BYTES / 8);
+    }
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('\u0001', '"', 'a', 'é', '\n') })), fc.integer({ min: 0, max: 400 }), (text, max) => {
+        const shown = fit(decodeText(Buffer.from(text)), max);
+        if (!('truncated' in shown)) expect(shown).toEqual(decodeText(Buffer.from(text)));
+        else {
+          expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(Math.max(max, 100));
+          if (shown.format === 'text') expect(text.startsWith(shown.text)).toBe(true);
+        }
+      }),
+    );
   });
 });
 

@@ -62,3 +62,24 @@ describe('parseJson on ordinary messages', () => {
     expect(parseJson(text)).toEqual(JSON.parse(text));
   });
 });
+
+describe('parseJson on deep nesting', () => {
+  // Issue 21: the exact reader recursed, so valid JSON with a 16+ digit integer and ~20,000 levels threw RangeError
+  // and the message was dead-lettered as invalid_json. JSON.parse itself accepts such nesting.
+  it.each([
+    ['arrays', (d: number) => `${'['.repeat(d)}12345678901234567890${']'.repeat(d)}`],
+    ['objects', (d: number) => `${'{"a":'.repeat(d)}12345678901234567890${'}'.repeat(d)}`],
+    ['mixed, with whitespace and siblings', (d: number) => `${'{"x": [1, "s"], "a" : [ '.repeat(d)}-12345678901234567890${' ] }'.repeat(d)}`],
+  ])('should read 100,000 levels of %s holding a long integer', (_name, build) => {
+    const depth = 100_000;
+    let value = parseJson(build(depth));
+    let levels = 0;
+    while (value !== null && typeof value === 'object' && !(value instanceof ExactInteger)) {
+      value = Array.isArray(value) ? value.at(-1) : (value as Record<string, unknown>).a;
+      levels++;
+    }
+    expect(levels).toBeGreaterThanOrEqual(depth);
+    expect(value).toBeInstanceOf(ExactInteger);
+    expect((value as ExactInteger).digits).toMatch(/^-?12345678901234567890$/);
+  });
+});

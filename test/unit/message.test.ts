@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ID_MAX_CHARS, MESSAGE_MAX_BYTES, NUMBER_TEXT_MAX_CHARS, TEXT_MAX_CHARS, TIMESTAMP_MAX_CHARS } from '../../lib/limits';
 import { parseMessage, type SurveyMessage } from '../../lib/message';
 import { surveyMessage } from '../helpers/factories';
 
@@ -63,9 +64,12 @@ describe('parseMessage', () => {
   });
 
   it.each([
-    ['traceId missing', { course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId'],
+    ['traceId missing', { course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId: is required but missing'],
     ['traceId blank', { traceId: '  ', course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId: must not be empty'],
-    ['course missing', { traceId: 't', instructor: { name: 'n' } }, 'course'],
+    ['course missing', { traceId: 't', instructor: { name: 'n' } }, 'course: is required but missing'],
+    ['courseId missing', { traceId: 't', course: {}, instructor: { name: 'n' } }, 'course.courseId: is required but missing'],
+    ['instructor name missing', { traceId: 't', course: { courseId: 'c' }, instructor: {} }, 'instructor.name: is required but missing'],
+    ['upstream error without trace id', { error: 'boom' }, 'traceId: is required but missing'],
     ['courseId blank', { traceId: 't', course: { courseId: '' }, instructor: { name: 'n' } }, 'course.courseId'],
     ['instructor name blank', { traceId: 't', course: { courseId: 'c' }, instructor: { name: ' \t ' } }, 'instructor.name'],
     ['negative count', { traceId: 't', course: { courseId: 'c', enrollment: -1 }, instructor: { name: 'n' } }, 'course.enrollment: must not be negative'],
@@ -166,5 +170,55 @@ describe('parseMessage', () => {
     const result = rejection(`{"traceId": ${id}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`);
     expect(result.reason).toBe('invalid_message');
     expect(result.detail).toMatch(/traceId: is a whole number beyond 2\^53 .*send it as a string/);
+  });
+
+  it('should say a required field is missing, never "expected" its own name, for every required field', () => {
+    const full = { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' } };
+    const without = (path: string[]): unknown => {
+      const copy = structuredClone(full) as unknown as Record<string, Record<string, unknown>>;
+      if (path.length === 1) delete copy[path[0]!];
+      else delete copy[path[0]!]![path[1]!];
+      return copy;
+    };
+    for (const path of [['traceId'], ['course'], ['course', 'courseId'], ['instructor'], ['instructor', 'name']]) {
+      const { detail } = rejection(without(path));
+      expect(detail).toBe(`${path.join('.')}: is required but missing`);
+    }
+  });
+
+  it('should dead-letter a value beyond the message cap as too_large before reading it, and read one at the cap', () => {
+    const padded = (size: number) => {
+      const text = JSON.stringify({ ...surveyMessage(), pad: '' });
+      return Buffer.from(text.replace('"pad":""', `"pad":"${' '.repeat(size - Buffer.byteLength(text))}"`));
+    };
+    expect(parseMessage(padded(MESSAGE_MAX_BYTES)).ok).toBe(true);
+    const over = rejection(padded(MESSAGE_MAX_BYTES + 1));
+    expect(over).toEqual({ ok: false, reason: 'too_large', traceId: null, detail: expect.stringContaining(`${MESSAGE_MAX_BYTES + 1} bytes`) });
+    // Not even UTF-8 or JSON is checked: the cap comes first.
+    expect(rejection(Buffer.alloc(MESSAGE_MAX_BYTES + 1, 0xff)).reason).toBe('too_large');
+  });
+
+  it.each([
+    ['traceId', ID_MAX_CHARS, (s: string) => ({ traceId: s, course: { courseId: 'c' }, instructor: { name: 'n' } })],
+    ['course.courseId', ID_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: s }, instructor: { name: 'n' } })],
+    ['instructor.name', ID_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: s } })],
+    ['comments.0.commentText', TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, comments: [{ commentText: s }] })],
+    ['error', TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', error: s })],
+    ['ratings.0.courseMean', NUMBER_TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: s }] })],
+    ['course.year', NUMBER_TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c', year: s }, instructor: { name: 'n' } })],
+    ['processedAt', TIMESTAMP_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, processedAt: s })],
+  ])('should accept %s at its cap of %i characters and refuse it one character longer', (path, max, build) => {
+    // A value valid for every field kind at any length: a number padded with leading whitespace, or a timestamp.
+    const value = (n: number) => (path === 'processedAt' ? `${' '.repeat(n - 20)}2023-01-01T00:00:00Z` : path === 'course.year' ? `${' '.repeat(n - 4)}2023` : `${' '.repeat(n - 1)}7`);
+    expect(parseMessage(bytes(build(value(max)))).ok).toBe(true);
+    const result = rejection(build(value(max + 1)));
+    expect(result.detail).toBe(`${path}: must be at most ${max} characters long`);
+    // An id beyond the cap is not kept as the dead letter's trace id either.
+    if (path === 'traceId') expect(result.traceId).toBeNull();
+  });
+
+  it('should refuse a digit run beyond 2^53 longer than the id cap, given as a JSON number', () => {
+    const result = rejection(`{"traceId": ${'9'.repeat(ID_MAX_CHARS + 1)}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`);
+    expect(result.detail).toBe(`traceId: must be at most ${ID_MAX_CHARS} characters long`);
   });
 });

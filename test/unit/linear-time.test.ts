@@ -1,0 +1,137 @@
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { parseJson } from '../../lib/json';
+import { NUMERIC, parseMessage } from '../../lib/message';
+import { canonicalTimestamp, normaliseName, storableText } from '../../lib/text';
+
+/*
+ * Issue 21: a regex that backtracks quadratically turns one record of a few dozen kilobytes into a batch that times
+ * out on every delivery. These tests time every step that reads input, on inputs of growing size and hostile shape
+ * (long runs that end in the one character that fails the match), and require near-linear growth.
+ *
+ * Robust on a loaded 2-core machine: each size is timed per call over runs of at least 10 ms, the fastest of five
+ * runs kept (load only ever adds time), and the size grows 16-fold: linear work grows about 16 times, quadratic 256
+ * times. The bound, 48, leaves a factor of three to noise on either side. No absolute duration is asserted.
+ */
+
+const GROWTH = 16;
+const LINEAR_BOUND = 3 * GROWTH;
+
+/** Seconds per call of `fn`, the fastest of five runs of at least 10 ms each. */
+function perCall(fn: () => unknown): number {
+  let best = Infinity;
+  for (let trial = 0; trial < 5; trial++) {
+    let calls = 0;
+    const start = performance.now();
+    let elapsed = 0;
+    do {
+      fn();
+      calls++;
+      elapsed = performance.now() - start;
+    } while (elapsed < 10);
+    best = Math.min(best, elapsed / calls);
+  }
+  return best;
+}
+
+/** How much longer `fn(build(n * GROWTH))` takes than `fn(build(n))`. */
+function growth<T>(n: number, build: (n: number) => T, fn: (input: T) => unknown): number {
+  const small = build(n);
+  const large = build(n * GROWTH);
+  fn(small); // warm up the compiled code paths first
+  fn(large);
+  return perCall(() => fn(large)) / perCall(() => fn(small));
+}
+
+const N = 2_500;
+const digits = (n: number) => '1'.repeat(n);
+const spaces = (n: number) => ' '.repeat(n);
+
+describe('linear time: every pattern on input, beyond the size caps', () => {
+  // The caps (lib/limits.ts) keep fields far shorter than these sizes; the patterns must be linear regardless.
+  it.each<[string, (n: number) => string]>([
+    ['digits ending in a letter', (n) => `${digits(n)}x`],
+    ['digits, a point, digits, a letter', (n) => `${digits(n)}.${digits(n)}x`],
+    ['digits, an exponent, digits, a letter', (n) => `1e${digits(n)}x`],
+    ['digits then an exponent sign', (n) => `${digits(n)}e`],
+    ['whitespace around a number, then a letter', (n) => `${spaces(n)}1${spaces(n)}x`],
+    ['many points', (n) => '.'.repeat(n)],
+    ['many minus signs', (n) => '-'.repeat(n)],
+    ['many exponents', (n) => 'e'.repeat(n)],
+    ['alternating digits and points', (n) => '1.'.repeat(n)],
+    ['alternating digits and exponents', (n) => '1e'.repeat(n)],
+  ])('numbers as text (NUMERIC): %s', (_name, build) => {
+    expect(growth(N, build, (s) => NUMERIC.test(s))).toBeLessThan(LINEAR_BOUND);
+  });
+
+  it.each<[string, (n: number) => string]>([
+    ['fraction digits ending in a letter', (n) => `2023-01-01T00:00:00.${digits(n)}x`],
+    ['whitespace before a zone, then a letter', (n) => `2023-01-01T00:00:00${spaces(n)}Zx`],
+    ['whitespace after a date, then a letter', (n) => `2023-01-01${spaces(n)}+`],
+    ['only digits', (n) => digits(n)],
+    ['repeated date prefixes', (n) => '2023-01-'.repeat(n)],
+    ['repeated colons', (n) => `2023-01-01T00${':00'.repeat(n)}`],
+  ])('timestamps (canonicalTimestamp): %s', (_name, build) => {
+    expect(growth(N, build, canonicalTimestamp)).toBeLessThan(LINEAR_BOUND);
+  });
+
+  it.each<[string, (n: number) => string]>([
+    ['whitespace runs between letters', (n) => 'a \t\n'.repeat(n)],
+    ['one long whitespace run, then a letter', (n) => `${spaces(n)}a${'\u00a0'.repeat(n)}`],
+    ['NULs and lone surrogates', (n) => '\u0000\ud800a'.repeat(n)],
+  ])('names and identifiers (normaliseName, storableText, trim): %s', (_name, build) => {
+    expect(growth(N, build, (s) => normaliseName(storableText(s)).trim())).toBeLessThan(LINEAR_BOUND);
+  });
+
+  it.each<[string, (n: number) => string]>([
+    ['a long integer run', (n) => `[${digits(n)}]`],
+    ['a long integer run inside a string, ending in a point', (n) => `["${digits(n)}."]`],
+    ['16-digit runs each ending in a point', (n) => `["${`${digits(16)}.`.repeat(n / 16)}", 12345678901234567890]`],
+    ['16-digit runs each ending in an exponent', (n) => `["${`${digits(16)}e`.repeat(n / 16)}", 12345678901234567890]`],
+    ['deep arrays around a long integer', (n) => `${'['.repeat(n)}12345678901234567890${']'.repeat(n)}`],
+    ['deep objects around a long integer', (n) => `${'{"a":'.repeat(n)}12345678901234567890${'}'.repeat(n)}`],
+    ['many long integers with whitespace', (n) => `[${' 12345678901234567890 ,'.repeat(n / 8)} 1]`],
+    ['escaped strings beside a long integer', (n) => `["${'\\"\\\\'.repeat(n)}", 12345678901234567890]`],
+  ])('the JSON reader (parseJson): %s', (_name, build) => {
+    expect(growth(N * 4, build, parseJson)).toBeLessThan(LINEAR_BOUND);
+  });
+});
+
+/*
+ * Whole messages with several hostile fields at once, in every combination of shape and field: what one record can
+ * do to validation. The fields grow with the message, so that a field cap that is missing shows too.
+ */
+const shapes: Array<(n: number) => string> = [
+  (n) => `${digits(n)}x`,
+  (n) => `${digits(n)}.${digits(n)}e`,
+  (n) => `${spaces(n)}1${spaces(n)}x`,
+  (n) => `2023-01-01T00:00:00.${digits(n)}x`,
+  (n) => `${spaces(n)}a${'\t '.repeat(n)}`,
+  (n) => '-.e'.repeat(n),
+];
+const numberFields = ['responses', 'responseRate', 'courseMean', 'deptMean', 'univMean', 'courseMedian', 'deptMedian', 'univMedian'];
+
+function hostileMessage(n: number, variant: number): Buffer {
+  const shape = (i: number) => shapes[(i + variant) % shapes.length]!(n);
+  const ratings = Array.from({ length: 4 }, (_, r) => Object.fromEntries(numberFields.map((f, i) => [f, shape(r + i)])));
+  const message = {
+    traceId: shape(0), processedAt: shape(1),
+    course: { courseId: shape(2), year: shape(3), enrollment: shape(4), processedAt: shape(5), courseName: shape(6) },
+    instructor: { name: shape(7) },
+    ratings,
+    comments: [{ commentText: shape(8), responseNumber: shape(9) }],
+  };
+  // Deep nesting and a long digit run beside the fields, in an ignored key: the JSON reader's worst case too.
+  const text = JSON.stringify(message).replace(/}$/, `, "extra": ${'['.repeat(n)}${digits(n)}${']'.repeat(n)}}`);
+  return Buffer.from(text);
+}
+
+describe('linear time: whole messages combining hostile fields', () => {
+  it.each([0, 1, 2, 3, 4, 5])('should validate a message of growing hostile fields in near-linear time (variant %i)', (variant) => {
+    // At the larger size the message is about 950 KB: under the 1 MiB cap, so every field is read.
+    const n = 400;
+    expect(hostileMessage(n * GROWTH, variant).length).toBeLessThan(1024 * 1024);
+    expect(parseMessage(hostileMessage(n * GROWTH, variant)).ok).toBe(false);
+    expect(growth(n, (size) => hostileMessage(size, variant), parseMessage)).toBeLessThan(LINEAR_BOUND);
+  });
+});
