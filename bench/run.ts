@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
+import { bundleOptions } from './bundle';
 import { loadConfig } from '../lib/config';
 import { environmentCredentials } from '../lib/credentials';
 import { Database } from '../lib/database';
@@ -349,20 +350,6 @@ function measureMemory(bundled: string, dir: string, dbEnv: Record<string, strin
   const { maxRssMb } = JSON.parse(run.stdout.trim().split('\n').pop()!) as { maxRssMb: number };
   return { records, eventMb: round(statSync(eventFile).size / 2 ** 20, 2), maxRssMb };
 }
-
-/** The consumer bundled as serverless.yml builds it (esbuild, minified, AWS SDK left to the runtime). */
-const bundleOptions = (outfile: string) => ({
-  entryPoints: [join(root, 'functions', 'consumer.ts')],
-  outfile,
-  bundle: true,
-  minify: true,
-  keepNames: true,
-  platform: 'node' as const,
-  target: 'node22',
-  format: 'cjs' as const,
-  external: ['@aws-sdk/*'],
-  logLevel: 'error' as const,
-});
 
 /** Size of the bundle, and the time to load it (module init, configuration, client) in a fresh process. */
 function measureColdLoad(bundled: string) {

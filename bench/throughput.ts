@@ -56,7 +56,7 @@ export function eventOf(run: string, size: number, firstOffset = 0) {
 }
 
 /** Decode and validate, as every writer must: the references get the same typed messages the consumer works on. */
-function surveyMessages(records: readonly KafkaRecord[]): SurveyMessage[] {
+export function surveyMessages(records: readonly KafkaRecord[]): SurveyMessage[] {
   return records.map((r) => {
     const parsed = parseMessage(r.value);
     if (!parsed.ok || parsed.message.kind !== 'survey') throw new Error('benchmark message did not validate');

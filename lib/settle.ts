@@ -3,7 +3,7 @@ import { diagnoseDatabaseFailure } from './diagnose';
 import type { Logger } from './log';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './plan';
 import { classifyFailure, errorCode, withRetry, type RetryOptions } from './retry';
-import { writeBatch, type DeadLetter, type TraceStatus } from './store';
+import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './store';
 
 /** One thing a batch writes: a valid message (a candidate) or the dead letter of a record that can never be stored. */
 export type Unit =
@@ -49,8 +49,26 @@ export interface SettleContext {
  * Transient failures are retried (each retry is one more transaction); what still fails is returned as failed, for
  * Lambda to deliver again. Nothing a record contains makes it fail: only the database being unavailable does.
  */
-export function settleBatch(input: SettleInput, ctx: SettleContext): Promise<Settled[]> {
+export async function settleBatch(input: SettleInput, ctx: SettleContext): Promise<Settled[]> {
+  await settleReferenceRows(input.units, ctx);
   return settleUnits(input.units, { ...ctx, nextCopy: input.nextCopy ?? new Map() });
+}
+
+/**
+ * The batch's instructors, committed in a short transaction of their own before any batch transaction, so that
+ * concurrent invocations never wait on one another's batch for a shared new name (docs/design.md, "Shared reference
+ * rows"). Once per batch, not per attempt: isolation and retries find the names there. Best effort: if it fails,
+ * the batch transaction inserts what is missing itself, as it always can, and only the waiting comes back.
+ */
+async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): Promise<void> {
+  const names = units.flatMap((u) => (u.kind === 'candidate' && u.candidate.message.kind === 'survey' ? [u.candidate.message.instructor.name] : []));
+  const remaining = ctx.retry.remainingMs();
+  if (names.length === 0 || remaining <= 0) return;
+  try {
+    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, names, remaining), remaining + DEADLINE_GRACE_MS);
+  } catch (error) {
+    ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
+  }
 }
 
 type Context = SettleContext & { nextCopy: ReadonlyMap<Candidate, Candidate> };

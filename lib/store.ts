@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import type { Sql, Table } from './db';
 import type { KafkaRecord } from './kafka';
 import { boundedTimeout, inTransaction, qualifiedTables } from './db';
+import { CONNECTION_LOST, errorCode } from './retry';
 import { copyRows } from './copy';
 import {
   claimRows,
@@ -101,11 +102,11 @@ export async function writeBatch(
 
     const plan = planSurvey(survey);
     await Promise.all([
-      tx`
-        insert into ${t.instructors} (name)
-        select name from unnest(${plan.instructors}::text[]) as x(name)
-        order by name
-        on conflict (name) do nothing`,
+      // Normally settleInstructors has already committed every name, so this finds them all and inserts nothing:
+      // no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip that
+      // step (a dead-letter redrive inside its own transaction, a name whose early insert failed), so that the
+      // pairs statement below always finds its instructors.
+      insertInstructors(tx, t.instructors, plan.instructors),
       tx`
         insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
           responses, declines, processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset,
@@ -177,6 +178,55 @@ export async function writeBatch(
     for (const id of superseded) statuses.set(id, 'superseded');
     return statuses;
   });
+}
+
+/**
+ * Inserts the instructor names that are missing, in a short transaction of their own that commits before the
+ * batch's transaction begins: a statement timeout, then the insert, pipelined in one round trip.
+ *
+ * Why apart: a row inserted inside the batch's transaction stays uncommitted until that transaction ends, and a
+ * concurrent invocation inserting the same new name (`ON CONFLICT` must know whether the row will exist) waits for
+ * it, the whole batch long. Committed first, the row is simply there for everyone. An instructor is immutable
+ * reference data found by name: inserting it before the report that names it is stored changes no promise, even
+ * if that report is then superseded, rejected or retried (see docs/design.md, "Shared reference rows").
+ *
+ * Two invocations inserting the same new name at the same moment still meet here, but only for this one statement
+ * (names in sorted order, so they cannot deadlock): microseconds, not a batch.
+ */
+export async function settleInstructors(sql: Sql, schema: string, names: readonly string[], statementTimeoutMs: number): Promise<void> {
+  if (names.length === 0) return;
+  const { instructors } = tableIdentifiers(sql, schema);
+  const sorted = [...new Set(names)].sort();
+  const tx = await sql.reserve();
+  try {
+    // One transaction (one count in pg_stat_database), one round trip: the statements are pipelined. Should the
+    // insert fail, COMMIT ends the aborted transaction as a rollback and the insert's error is thrown.
+    await Promise.all([
+      tx`begin`,
+      tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
+      insertInstructors(tx, instructors, sorted),
+      tx`commit`,
+    ]);
+  } catch (error) {
+    if (!CONNECTION_LOST.has(errorCode(error) ?? '')) await tx`rollback`.catch(() => {});
+    throw error;
+  } finally {
+    tx.release();
+  }
+}
+
+/**
+ * The names of `names` (sorted, distinct) that are not there yet. Names already stored are filtered out before the
+ * insert, so that they neither take a value from the identity sequence nor write anything: in the steady state,
+ * where every instructor exists, the statement reads only.
+ */
+function insertInstructors(tx: postgres.ReservedSql, table: postgres.Helper<string, []>, names: readonly string[]) {
+  return tx`
+    insert into ${table} (name)
+    select name from unnest(${names as string[]}::text[]) as x(name)
+    where not exists (select from ${table} i where i.name = x.name)
+    order by name
+    on conflict (name) do nothing`;
 }
 
 function tableIdentifiers(sql: Sql, schema: string) {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildKafkaEvent } from '../../scripts/event-builder';
+import type { Database } from '../../lib/database';
 import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
@@ -91,4 +92,80 @@ describe('concurrent invocations', () => {
       await Promise.all(environments.map((e) => e.end()));
     }
   });
+
+  it('should never make an invocation wait on the open batch transaction of another for new shared instructors', async () => {
+    // Invocation A's transaction is held open by a third session's lock on a course it updates, after A has met its
+    // new instructors; B and C then write reports by the same new instructors (other courses and traces). Before
+    // the instructors were settled in their own short transaction, B and C waited on A's uncommitted inserts
+    // (Lock:transactionid) until A committed. Not timed: what is checked is who waited on whom.
+    const teachers = ['New Teacher 1', 'New Teacher 2', 'New Teacher 3'];
+    const report = (traceId: string, courseId: string, i: number, processedAt = '2024-01-01T00:00:00Z') =>
+      ({ value: surveyMessage({ traceId, processedAt, instructor: { name: teachers[i % teachers.length] } }, { courseId }) });
+    const seed = await runBatch(db, buildKafkaEvent([report('seed', 'HELD', 0, '2000-01-01T00:00:00Z')].map((r) => ({ value: { ...r.value, instructor: { name: 'Seed Teacher' } } }))));
+    expect(seed.result?.summary.stored).toBe(1);
+    const client = (name: string) => consumerDatabase(db.config, { connection: { application_name: name } });
+    const environments: Record<string, Database> = { a: client('shared-a'), b: client('shared-b'), c: client('shared-c') };
+    const holder = await db.sql.reserve();
+    let released = false;
+    const release = async () => {
+      if (!released) await holder`commit`;
+      released = true;
+    };
+    try {
+      await holder`begin`;
+      await holder`select 1 from ${db.sql(`${db.config.db.schema}.courses`)} where course_id = 'HELD' for update`;
+      const [{ pid: holderPid } = { pid: -1 }] = await holder<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const eventOf = (who: string, offset: number, courses: string[]) =>
+        buildKafkaEvent(teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)), { partitions: 1, firstOffset: offset });
+      // A's courses statement reaches HELD (sorted first: 'A-...' < 'HELD') after its instructors, and waits there.
+      const runA = runBatch(db, eventOf('a', 100, ['A-1', 'HELD']), { database: environments.a });
+      const [a] = await waitFor(async () => (await backends('shared-a')).find((x) => x.blockedBy.includes(holderPid)));
+      const waitsOnA: string[] = [];
+      let others: Awaited<ReturnType<typeof runBatch>>[] | undefined;
+      const runOthers = Promise.all([
+        runBatch(db, eventOf('b', 200, ['B-1', 'B-2']), { database: environments.b }),
+        runBatch(db, eventOf('c', 300, ['C-1', 'C-2']), { database: environments.c }),
+      ]).then((r) => (others = r));
+      while (others === undefined) {
+        for (const x of [...(await backends('shared-b')), ...(await backends('shared-c'))]) {
+          if (x.blockedBy.includes(a!.pid)) waitsOnA.push(`${x.application} waited on A: ${x.waitEvent}`);
+        }
+        if (waitsOnA.length > 0) break; // it would wait until A commits: let A go, so that the test ends and fails
+        await sleep(10);
+      }
+      const stillHeld = (await backends('shared-a')).some((x) => x.blockedBy.includes(holderPid));
+      await release();
+      const [b, c] = await runOthers;
+      const doneA = await runA;
+      expect(waitsOnA).toEqual([]);
+      expect(stillHeld).toBe(true); // B and C finished while A's transaction was still open
+      for (const run of [b!, c!, doneA]) {
+        expect(run.error).toBeUndefined();
+        expect(run.result?.summary).toMatchObject({ stored: 3, failed: 0 });
+      }
+      expect(await countRows(db)).toMatchObject({ instructors: 4, processed_traces: 10, courses: 6, course_instructors: 10 });
+    } finally {
+      await release().catch(() => {});
+      holder.release();
+      await Promise.all(Object.values(environments).map((e) => e.end()));
+    }
+  });
 });
+
+/** The sessions of `application`, with what they are waiting on and the sessions that block them. */
+async function backends(application: string) {
+  return db.sql<{ pid: number; application: string; waitEvent: string | null; blockedBy: number[] }[]>`
+    select pid, application_name as application, wait_event_type || ':' || wait_event as "waitEvent", pg_blocking_pids(pid) as "blockedBy"
+    from pg_stat_activity where application_name = ${application}`;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>): Promise<[T]> {
+  for (let i = 0; i < 1000; i++) {
+    const found = await probe();
+    if (found !== undefined) return [found];
+    await sleep(20);
+  }
+  throw new Error('the condition was not met within 20 s');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -135,8 +135,9 @@ describe('database faults', () => {
   it('should retry a deadlock with another session and store everything once', async () => {
     const tag = 'deadlock';
     const event = batch(tag, 2);
-    // The other session locks the pair row the consumer will need, then waits on an instructor the consumer has
-    // just inserted: each waits for the other, and PostgreSQL aborts one with 40P01.
+    // The other session locks the pair row the consumer will need, then waits on a course the consumer has just
+    // inserted: each waits for the other, and PostgreSQL aborts one with 40P01. (Not on an instructor: those are
+    // committed before the batch's transaction begins, so that no one waits on them.)
     await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: `${tag}-seed`, instructor: { name: `${tag} teacher 0` }, processedAt: '2000-01-01T00:00:00Z' }, { courseId: `${tag}-COURSE-0` }) }]));
     const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-deadlock', deadlock_timeout: '100ms' } });
     let release!: () => void;
@@ -145,10 +146,11 @@ describe('database faults', () => {
     const pairLocked = new Promise<void>((r) => (locked = r));
     const other = db.sql.begin(async (tx) => {
       await tx`set local deadlock_timeout = '2s'`;
-      await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update`;
+      await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update of ci`;
       locked();
       await waitForLockWait('fault-deadlock');
-      await tx`insert into ${table('instructors')} (name) values (${`${tag} teacher 1`}) on conflict (name) do nothing`.catch(() => {});
+      await tx`insert into ${table('courses')} (course_id, trace_id, report_at, report_offset, report_partition)
+               values (${`${tag}-COURSE-1`}, ${`${tag}-other`}, '1999-01-01', 0, 0) on conflict (course_id) do nothing`.catch(() => {});
       release();
     }).catch(() => release());
     // The consumer starts once the pair row is locked: started together, it could take the row first on a slow

@@ -46,6 +46,8 @@ describe('Lambda\'s largest batch', () => {
 
     // A constant number of statements, whatever the batch size: no statement per row or per message.
     expect(large.statements).toEqual(small.statements);
-    expect(large.statements.length).toBeLessThanOrEqual(12);
+    // At most 12 in the batch's transaction, and 4 in the short one that settles its instructors first
+    // (begin, statement timeout, insert, commit).
+    expect(large.statements.length).toBeLessThanOrEqual(12 + 4);
   });
 });
