@@ -51,7 +51,7 @@ export async function measureRejected(config: Config, logger: Logger, rounds: nu
     begins = 0;
     const started = performance.now();
     const { summary } = await processBatch(buildKafkaEvent(batch(name, rejected), { partitions: 4 }), {
-      database, config, logger, remainingMs: () => 900_000,
+      database, config, logger, deadline: Date.now() + 900_000,
     });
     const ms = performance.now() - started;
     const dead = rejected === 0 ? 0 : DEAD_LETTERS;

@@ -79,7 +79,7 @@ export async function runBatch(w: Writers, writer: Writer, event: unknown, schem
     const config = { ...w.consumer.config, db: { ...w.consumer.config.db, schema: schemas.consumer } };
     subscribe(BATCH_STAGE_CHANNEL, mark);
     try {
-      const { summary } = await processBatch(event, { ...w.consumer, config, remainingMs: () => 900_000 });
+      const { summary } = await processBatch(event, { ...w.consumer, config, deadline: Date.now() + 900_000 });
       if (summary.failed > 0 || summary.deadLettered > 0) throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
     } finally {
       unsubscribe(BATCH_STAGE_CHANNEL, mark);

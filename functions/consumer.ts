@@ -28,9 +28,11 @@ export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
   .handler(async (event, context) => {
     const result = await processBatch(event, {
       database,
-      config,
+      // `serverless invoke local` has a person waiting at the terminal: a deployment-class failure answers at once.
+      config: process.env.IS_LOCAL === 'true' ? { ...config, setupFailureHoldMs: 0 } : config,
       logger: invocationLogger(logger, context),
-      remainingMs: () => context.getRemainingTimeInMillis(),
+      // The invocation's one deadline, fixed before anything runs: every step and every retry shares it.
+      deadline: Date.now() + context.getRemainingTimeInMillis() - config.timeReserveMs,
       emitMetrics: writeMetrics,
       schemaGate,
     });

@@ -24,7 +24,8 @@ export const handler = middy<unknown, DeadLetterResponse, Error, Context>()
       database,
       config,
       logger: invocationLogger(logger, context),
-      remainingMs: () => context.getRemainingTimeInMillis(),
+      // The invocation's one deadline, fixed before anything runs.
+      deadline: Date.now() + context.getRemainingTimeInMillis() - config.timeReserveMs,
       emitMetrics: writeMetrics,
     }),
   );

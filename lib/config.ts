@@ -73,6 +73,12 @@ export const VARIABLES = {
   REPORT_BATCH_ITEM_FAILURES: { schema: boolean, default: 'true' },
   /** Milliseconds of the invocation kept free: no new database attempt starts with less time than this left. */
   TIME_RESERVE_MS: { schema: integer(0, 900_000), default: '5000' },
+  /**
+   * Seconds a consumer invocation waits before failing on a deployment-class failure (schema version, rejected
+   * login, missing database or grants): Lambda's retries then span minutes instead of milliseconds. Capped by the
+   * invocation's deadline; 0 fails at once.
+   */
+  SETUP_FAILURE_HOLD_SECONDS: { schema: integer(0, 900), default: '60' },
   /** CloudWatch namespace of the batch metrics (Embedded Metric Format). */
   METRICS_NAMESPACE: { schema: v.pipe(v.string(), v.trim(), v.regex(/^[\w./#:-]{1,255}$/, 'must be a CloudWatch namespace (letters, digits, . _ - / # :)')), default: 'TraceConsumer' },
   /** Seconds a readiness or freshness result is reused, so that monitors cannot overload the database. */
@@ -130,6 +136,7 @@ export interface Config {
   logLevel: LogLevel;
   reportBatchItemFailures: boolean;
   timeReserveMs: number;
+  setupFailureHoldMs: number;
   metricsNamespace: string;
   health: { checkIntervalSeconds: number; timeoutMs: number; staleAfterSeconds: number | null };
 }
@@ -165,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: p.LOG_LEVEL,
     reportBatchItemFailures: p.REPORT_BATCH_ITEM_FAILURES,
     timeReserveMs: p.TIME_RESERVE_MS,
+    setupFailureHoldMs: p.SETUP_FAILURE_HOLD_SECONDS * 1000,
     metricsNamespace: p.METRICS_NAMESPACE,
     health: {
       checkIntervalSeconds: p.HEALTH_CHECK_INTERVAL,

@@ -1,11 +1,17 @@
 import type postgres from 'postgres';
 import type { Config } from './config';
 import type { CredentialSource, Credentials } from './credentials';
-import { boundedTimeout, createSql, type Sql } from './db';
-import { OutOfTimeError } from './errors';
+import { boundedTimeout, commitStatus, createSql, type Sql } from './db';
+import { canStartAttempt, timeLeft, type Deadline } from './deadline';
+import { CommitUnconfirmedError, OutOfTimeError } from './errors';
 import { CONNECT_FAILED, CONNECTION_LOST, errorCode, LOGIN_REJECTED } from './retry';
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
+/** How long to keep asking whether a transaction whose COMMIT lost its answer committed, when no deadline is given. */
+const COMMIT_CHECK_MS = 10_000;
+/** The pause between two such questions while the server still has the transaction in progress. */
+const COMMIT_POLL_MS = 50;
 
 /**
  * The database of one execution environment: a postgres.js client created on first use (not at cold start, so an
@@ -25,20 +31,36 @@ export class Database {
   ) {}
 
   /**
-   * Runs `work` with the client; reconnects once after a broken connection and once after a rejected login. With
-   * `timeoutMs`, gives up when that time has passed, dropping the client: whatever the socket does, the invocation
-   * answers before Lambda's timeout, and the next attempt starts on a fresh connection.
+   * Runs `work` with the client; reconnects once after a broken connection and once after a rejected login. Every
+   * pass (the first, a reconnect, a re-login with the secret fetched again) starts only with MIN_ATTEMPT_MS left
+   * before `deadline` and is cut off at it, dropping the client: whatever the socket does, the invocation answers in
+   * time, and the next attempt starts on a fresh connection. A reconnect never restarts the clock.
+   *
+   * A transaction whose COMMIT lost its answer (CommitUnconfirmedError) is not run again blindly: a new connection
+   * asks whether it committed, and if it did, its result is the answer.
    */
-  async run<T>(work: (sql: Sql) => Promise<T>, timeoutMs?: number): Promise<T> {
+  async run<T>(work: (sql: Sql) => Promise<T>, deadline: Deadline = Infinity, now: () => number = Date.now): Promise<T> {
     let reconnected = false;
     let renewedLogin = false;
+    let lastError: unknown;
     for (;;) {
-      const sql = await this.sql();
+      if (!canStartAttempt(deadline, now)) throw new OutOfTimeError(lastError);
       try {
-        return await (timeoutMs === undefined ? work(sql) : this.withDeadline(sql, work(sql), timeoutMs));
+        return await this.beforeDeadline((sql) => work(sql), deadline, now);
       } catch (error) {
+        lastError = error;
+        if (error instanceof CommitUnconfirmedError) {
+          const status = await this.resolveCommit(error.transactionId, deadline, now);
+          if (status === 'committed') return error.result as T;
+          // Aborted: nothing of it committed, as after any lost connection. Unknown: the error goes up, and a retry
+          // runs the work again; the trace-id claims keep that exactly once, only its report may say duplicate.
+          if (status === 'aborted' && !reconnected) {
+            reconnected = true;
+            continue;
+          }
+          throw error;
+        }
         const code = errorCode(error) ?? '';
-        if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code)) this.discard(sql);
         // Nothing of the transaction committed on a connection that broke (reset, terminated, frozen past its idle
         // timeout), so the work runs again at once on a new client.
         if (CONNECTION_LOST.has(code) && !reconnected) {
@@ -47,12 +69,37 @@ export class Database {
         }
         if (LOGIN_REJECTED.has(code) && !renewedLogin) {
           renewedLogin = true;
-          this.replaceClient(await this.credentials.refresh());
+          // The secret is fetched again only if a pass can still start with it.
+          if (!canStartAttempt(deadline, now)) throw new OutOfTimeError(error);
+          this.replaceClient(await this.race(this.credentials.refresh(), deadline, now, () => {}));
           continue;
         }
         throw error;
       }
     }
+  }
+
+  /**
+   * What became of a transaction whose COMMIT lost its answer, asked on new connections until the server knows:
+   * its backend may still be finishing when we ask. 'unknown' when the deadline (or, with none, COMMIT_CHECK_MS)
+   * passes first, or the question itself keeps failing.
+   */
+  private async resolveCommit(transactionId: string, deadline: Deadline, now: () => number): Promise<'committed' | 'aborted' | 'unknown'> {
+    const giveUpAt = Math.min(deadline, now() + COMMIT_CHECK_MS);
+    let failures = 0;
+    while (timeLeft(giveUpAt, now) > 0) {
+      let status: Awaited<ReturnType<typeof commitStatus>>;
+      try {
+        status = await this.beforeDeadline((sql) => commitStatus(sql, transactionId), giveUpAt, now);
+      } catch {
+        if (++failures > 2) return 'unknown';
+        continue;
+      }
+      if (status === 'committed' || status === 'aborted') return status;
+      if (status === null) return 'unknown';
+      await new Promise((resolve) => setTimeout(resolve, COMMIT_POLL_MS));
+    }
+    return 'unknown';
   }
 
   /** The client for the current credentials, created if there is none yet or the credentials changed. */
@@ -71,16 +118,37 @@ export class Database {
     await old?.sql.end({ timeout: 5 });
   }
 
-  private withDeadline<T>(sql: Sql, work: Promise<T>, timeoutMs: number): Promise<T> {
+  /**
+   * One pass of `work` on the current client (fetching the credentials first if need be), cut off at `deadline`. A
+   * client whose connection broke, or that is cut off, is dropped.
+   */
+  private beforeDeadline<T>(work: (sql: Sql) => Promise<T>, deadline: Deadline, now: () => number): Promise<T> {
+    let current: Sql | undefined;
+    const running = (async () => {
+      const sql = (current = await this.sql());
+      try {
+        return await work(sql);
+      } catch (error) {
+        const code = errorCode(error) ?? '';
+        if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code) || error instanceof CommitUnconfirmedError) this.discard(sql);
+        throw error;
+      }
+    })();
+    return this.race(running, deadline, now, () => current && this.discard(current));
+  }
+
+  /** `work`, or OutOfTimeError at `deadline` (after `onExpire`), whichever comes first. */
+  private race<T>(work: Promise<T>, deadline: Deadline, now: () => number, onExpire: () => void): Promise<T> {
+    if (deadline === Infinity) return work;
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
+    const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        this.discard(sql);
+        onExpire();
         reject(new OutOfTimeError());
-      }, boundedTimeout(timeoutMs, 0));
+      }, boundedTimeout(timeLeft(deadline, now), 0));
     });
     work.catch(() => {}); // settled after the deadline, if ever: nobody is waiting for it any more
-    return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
   }
 
   /** Drops `sql` if it is still the current client, closing it at once without waiting for its queries. */

@@ -3,7 +3,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
-import { CaFileMissingError } from './errors';
+import { CaFileMissingError, CommitUnconfirmedError } from './errors';
 import { CONNECTION_LOST, errorCode } from './retry';
 
 export type Sql = postgres.Sql;
@@ -127,20 +127,39 @@ export function schemaSql(schema: string, text = readFileSync(join(__dirname, '.
  * Runs `work` in a transaction on one reserved connection. Unlike postgres.js's `sql.begin`, it sends no ROLLBACK
  * on a connection that is gone: the server rolls back by itself, and postgres.js 3.4 throws an uncaught TypeError
  * (crashing the process) when a statement is written to a socket that has closed.
+ *
+ * When the connection is lost while COMMIT is on its way, the transaction may or may not have committed: it throws
+ * CommitUnconfirmedError with the transaction's id and the work's result, for `commitStatus` to settle on another
+ * connection. The id is asked for together with BEGIN (pipelined: no extra round trip).
  */
 export async function inTransaction<T>(sql: Sql, work: (tx: postgres.ReservedSql) => Promise<T>): Promise<T> {
   const tx = await sql.reserve();
   try {
-    await tx`begin`;
+    const [, [started]] = await Promise.all([tx`begin`, tx<{ id: string }[]>`select txid_current()::text as id`]);
     const result = await work(tx);
-    await tx`commit`;
+    try {
+      await tx`commit`;
+    } catch (error) {
+      if (started !== undefined && CONNECTION_LOST.has(errorCode(error) ?? '')) throw new CommitUnconfirmedError(started.id, result, error);
+      throw error;
+    }
     return result;
   } catch (error) {
-    if (!CONNECTION_LOST.has(errorCode(error) ?? '')) await tx`rollback`.catch(() => {});
+    if (!CONNECTION_LOST.has(errorCode(error) ?? '') && !(error instanceof CommitUnconfirmedError)) await tx`rollback`.catch(() => {});
     throw error;
   } finally {
     tx.release();
   }
+}
+
+/**
+ * What became of transaction `transactionId` (from txid_current): committed, aborted, or still in progress (its
+ * backend has not yet noticed that its client is gone). Null when the server no longer knows (far too old).
+ * https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-SNAPSHOT
+ */
+export async function commitStatus(sql: Sql, transactionId: string): Promise<'committed' | 'aborted' | 'in progress' | null> {
+  const [row] = await sql<{ status: 'committed' | 'aborted' | 'in progress' | null }[]>`select txid_status(${transactionId}::bigint) as status`;
+  return row?.status ?? null;
 }
 
 /**

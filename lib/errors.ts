@@ -249,6 +249,28 @@ export class CommitUnknownError extends TraceConsumerError {
   }
 }
 
+/**
+ * The connection was lost after COMMIT was sent, so whether the transaction committed is not known from it. Carries
+ * the transaction's id (txid_current) and what the transaction's work returned: Database.run asks a new connection
+ * for the transaction's status (txid_status) and, when it committed, answers with `result` instead of running the
+ * work again (which would report what it had just stored as duplicates).
+ */
+export class CommitUnconfirmedError<T = unknown> extends TraceConsumerError {
+  readonly transactionId: string;
+  readonly result: T;
+
+  constructor(transactionId: string, result: T, cause: unknown) {
+    super(
+      'COMMIT_UNCONFIRMED',
+      `The connection was lost after COMMIT of transaction ${transactionId} was sent; whether it committed is checked ` +
+        'on a new connection. Seen alone in a log, the check itself could not run: the records are reported for retry.',
+      { cause },
+    );
+    this.transactionId = transactionId;
+    this.result = result;
+  }
+}
+
 /** A dead-letter operation (summary, show, redrive, purge) was asked for with parameters it cannot use. */
 export class DeadLetterRequestError extends TraceConsumerError {
   readonly problems: readonly string[];

@@ -2,11 +2,13 @@ import { markStage } from './batch-stages';
 import type { Config } from './config';
 import type { Database } from './database';
 import { OutOfTimeError } from './errors';
+import type { Deadline } from './deadline';
 import { decodeEvent } from './kafka';
 import type { Logger } from './log';
 import type { ParseResult } from './message';
 import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from './metrics';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './plan';
+import { errorCode, isDeploymentFailure } from './retry';
 import type { SchemaGate } from './schema-check';
 import { summarize, toResponse, type BatchSummary, type KafkaBatchResponse, type RecordOutcome } from './report';
 import { settleBatch, type Settled, type Unit } from './settle';
@@ -14,16 +16,21 @@ import { validateBatch } from './validate-batch';
 
 export interface BatchDependencies {
   database: Database;
-  config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'timeReserveMs' | 'metricsNamespace'>;
+  config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'metricsNamespace' | 'setupFailureHoldMs'>;
   logger: Logger;
-  /** Milliseconds until the invocation times out (Lambda's context.getRemainingTimeInMillis). */
-  remainingMs: () => number;
+  /**
+   * When the batch must be settled (epoch ms): the invocation's end less TIME_RESERVE_MS, fixed once when it starts.
+   * Every step measures against it; none gets a fresh duration of its own (see lib/deadline.ts).
+   */
+  deadline: Deadline;
+  /** The clock of `deadline`; Date.now unless a test drives time. */
+  now?: () => number;
+  /** Waits `ms`; setTimeout unless a test stands in. Used for the hold after a deployment-class failure. */
+  sleep?: (ms: number) => Promise<void>;
   /** Writes a metrics document (CloudWatch EMF) where CloudWatch reads it: a line on stdout in Lambda. */
   emitMetrics?: (document: EmfDocument) => void;
   /** Checks the schema version before the first write of an execution environment; the consumer always passes one. */
   schemaGate?: SchemaGate;
-  /** The clock validation reads, in epoch milliseconds: Date.now unless a test stands in a fake one. */
-  now?: () => number;
   /** The validation of each record: parseMessage unless a test stands in a slow one. */
   parse?: (value: Buffer | null) => ParseResult;
 }
@@ -44,15 +51,19 @@ export interface BatchResult {
  * version does not fit the code (nothing written), and BatchFailedError when nothing could be settled.
  */
 export async function processBatch(event: unknown, deps: BatchDependencies): Promise<BatchResult> {
-  const started = Date.now();
+  const now = deps.now ?? Date.now;
+  const started = now();
   const records = decodeEvent(event);
-  await deps.schemaGate?.ensure(deps.database, deps.logger, deps.remainingMs() - deps.config.timeReserveMs);
+  try {
+    await deps.schemaGate?.ensure(deps.database, deps.logger, deps.deadline, now);
+  } catch (error) {
+    await holdAfterDeploymentFailure(error, started, deps);
+    throw error;
+  }
   markStage('decoded');
 
   // Validation stops at its share of the time left (lib/validate-batch.ts); a record it did not reach is retried.
-  const clock = deps.now ?? Date.now;
-  const deadline = clock() + deps.remainingMs() - deps.config.timeReserveMs;
-  const results = validateBatch(records, { deadline, now: clock }, deps.parse);
+  const results = validateBatch(records, { deadline: deps.deadline, now }, deps.parse);
   const notValidated = records.filter((_, i) => results[i] === null);
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.
   const parsed = records.flatMap((record, i): Unit[] => {
@@ -73,7 +84,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
       database: deps.database,
       schema: deps.config.db.schema,
       logger: deps.logger,
-      retry: { ...deps.config.retry, remainingMs: () => deps.remainingMs() - deps.config.timeReserveMs },
+      retry: { ...deps.config.retry, deadline: deps.deadline, now },
     },
   );
 
@@ -120,20 +131,41 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
     }
   }
   const summary = summarize(outcomes);
-  const now = Date.now();
-  const durationMs = now - started;
+  const ended = now();
+  const durationMs = ended - started;
   deps.logger.info('batch processed', {
     ...summary,
     durationMs,
-    oldestRecordAgeMs: oldestRecordAgeMs(outcomes, now),
+    oldestRecordAgeMs: oldestRecordAgeMs(outcomes, ended),
     partitions: offsetRanges(outcomes),
   });
-  for (const document of batchMetrics(outcomes, { namespace: deps.config.metricsNamespace, service: SERVICE, durationMs, now })) {
+  for (const document of batchMetrics(outcomes, { namespace: deps.config.metricsNamespace, service: SERVICE, durationMs, now: ended })) {
     deps.emitMetrics?.(document);
   }
+  const deploymentFailure = outcomes.find((o) => o.state === 'failed' && isDeploymentFailure(o.error));
+  if (deploymentFailure?.state === 'failed') await holdAfterDeploymentFailure(deploymentFailure.error, started, deps);
   const response = toResponse(outcomes, deps.config.reportBatchItemFailures);
   markStage('reported');
   return { response, summary, outcomes };
+}
+
+/**
+ * A failure only a person can end (schema version, rejected login, see isDeploymentFailure) answers at once in a few
+ * milliseconds, and Lambda's retries of the batch (maxRetryAttempts) would all be spent within a second: then the
+ * records are discarded, or sent to the failure destination, before anyone could act. Waiting here before answering,
+ * until SETUP_FAILURE_HOLD_SECONDS after the invocation started or the deadline, whichever comes first, stretches
+ * those retries over minutes. The log says why the invocation waits.
+ */
+async function holdAfterDeploymentFailure(error: unknown, started: number, deps: BatchDependencies): Promise<void> {
+  if (!isDeploymentFailure(error)) return;
+  const now = deps.now ?? Date.now;
+  const holdMs = Math.floor(Math.min(started + deps.config.setupFailureHoldMs, deps.deadline) - now());
+  if (holdMs <= 0) return;
+  deps.logger.error('deployment-class failure: holding the invocation before failing, so that Lambda\'s retries span minutes', {
+    code: errorCode(error),
+    holdMs,
+  });
+  await (deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(holdMs);
 }
 
 function toOutcome(s: Settled): RecordOutcome {

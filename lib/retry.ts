@@ -1,3 +1,4 @@
+import { canStartAttempt, MIN_ATTEMPT_MS, timeLeft, type Deadline } from './deadline';
 import { OutOfTimeError } from './errors';
 
 /**
@@ -24,10 +25,10 @@ export const LOGIN_REJECTED = new Set(['28P01', '28000']);
 export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
- * The way to the database failed, not a statement: the connection was lost or never made, Secrets Manager was
- * unreachable, or there was no time left to try.
+ * The way to the database failed, not a statement: the connection was lost or never made (or lost with a COMMIT
+ * whose outcome could not be learnt), Secrets Manager was unreachable, or there was no time left to try.
  */
-const TRANSIENT_CODES = new Set([...CONNECTION_LOST, ...CONNECT_FAILED, 'SECRET_UNAVAILABLE', 'OUT_OF_TIME']);
+const TRANSIENT_CODES = new Set([...CONNECTION_LOST, ...CONNECT_FAILED, 'SECRET_UNAVAILABLE', 'OUT_OF_TIME', 'COMMIT_UNCONFIRMED']);
 
 /** SQLSTATE classes caused by the data itself: data exception, integrity constraint, program limit (row too big). */
 const DATA_CLASSES = new Set(['22', '23', '54']);
@@ -50,6 +51,20 @@ export function classifyFailure(error: unknown): FailureKind {
   return 'transient'; // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 55 lock, 57 shutdown/timeout
 }
 
+/**
+ * Failures of the deployment rather than of the moment or the data: the schema is behind (or ahead) of the code, the
+ * login is rejected even with the secret fetched again, the database, schema, a table or a grant is missing, the
+ * CA bundle or the secret cannot be used. Only a person ends them, so no retry can help until one acts.
+ */
+const DEPLOYMENT_CODES = new Set([
+  'SCHEMA_VERSION_MISMATCH', 'SCHEMA_MISSING', 'DB_LOGIN_REJECTED', 'DB_NOT_FOUND', 'DB_SSL_CA_MISSING', 'SECRET_INVALID',
+  '28000', '28P01', '3D000', '3F000', '42501', '42P01',
+]);
+
+export function isDeploymentFailure(error: unknown): boolean {
+  return DEPLOYMENT_CODES.has(errorCode(error) ?? '');
+}
+
 /** The SQLSTATE or system error code of an error, if it has one. */
 export function errorCode(error: unknown): string | undefined {
   if (error !== null && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
@@ -64,8 +79,10 @@ export interface RetryOptions {
   maxRetries: number;
   /** Delay before the first retry in milliseconds; doubled for each further retry, with jitter. */
   backoffMs: number;
-  /** Milliseconds the invocation can still spend before it must answer; no attempt or wait outlasts it. */
-  remainingMs: () => number;
+  /** When the work must be finished (epoch ms, see lib/deadline.ts); no attempt starts, or wait ends, past it. */
+  deadline: Deadline;
+  /** The clock the deadline is measured on; Date.now unless a test drives time. */
+  now?: () => number;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -79,15 +96,17 @@ export interface RetryOptions {
 export async function withRetry<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
+  const now = options.now ?? Date.now;
   for (let retry = 0; ; retry++) {
-    if (options.remainingMs() <= 0) throw new OutOfTimeError();
+    if (!canStartAttempt(options.deadline, now)) throw new OutOfTimeError();
     try {
       return await attempt();
     } catch (error) {
       if (classifyFailure(error) !== 'transient' || retry >= options.maxRetries) throw error;
       const ceiling = options.backoffMs * 2 ** retry;
       const delay = Math.round(ceiling / 2 + random() * (ceiling / 2));
-      if (delay >= options.remainingMs()) throw new OutOfTimeError(error);
+      // A wait is worth it only if an attempt can still start after it.
+      if (delay + MIN_ATTEMPT_MS > timeLeft(options.deadline, now)) throw new OutOfTimeError(error);
       options.onRetry?.(error, retry + 1, delay);
       await sleep(delay);
     }

@@ -1,5 +1,6 @@
 import type { Database } from './database';
 import type { Sql } from './db';
+import type { Deadline } from './deadline';
 import { SchemaVersionError } from './errors';
 import type { Logger } from './log';
 import { SCHEMA_VERSION } from './schema-version';
@@ -60,11 +61,11 @@ export class SchemaGate {
     private readonly required: number = SCHEMA_VERSION,
   ) {}
 
-  async ensure(database: Database, logger: Logger, timeoutMs: number): Promise<void> {
+  async ensure(database: Database, logger: Logger, deadline: Deadline, now: () => number = Date.now): Promise<void> {
     if (this.verified) return;
     let applied: AppliedMigration[];
     try {
-      applied = await database.run((sql) => readAppliedMigrations(sql, this.schema), timeoutMs);
+      applied = await database.run((sql) => readAppliedMigrations(sql, this.schema), deadline, now);
     } catch (error) {
       logger.warn('schema version could not be read; checked again on the next invocation', { error });
       return;

@@ -2,6 +2,7 @@ import type { Database } from './database';
 import { diagnoseDatabaseFailure } from './diagnose';
 import type { Logger } from './log';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './plan';
+import { canStartAttempt, statementTimeoutMs } from './deadline';
 import { classifyFailure, errorCode, withRetry, type RetryOptions } from './retry';
 import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './store';
 
@@ -28,13 +29,11 @@ export type Settled =
   | { kind: 'candidate'; candidate: Candidate; status: 'failed'; error: unknown }
   | { kind: 'dead_letter'; deadLetter: DeadLetter; status: 'failed'; error: unknown };
 
-/** How long after the statement timeout the client gives up on a silent connection. Less than TIME_RESERVE_MS. */
-const DEADLINE_GRACE_MS = 250;
-
 export interface SettleContext {
   database: Database;
   schema: string;
   logger: Logger;
+  /** Retries, and the invocation's one deadline (`retry.deadline`) that every attempt of every unit shares. */
   retry: Omit<RetryOptions, 'onRetry'>;
 }
 
@@ -45,7 +44,8 @@ export interface SettleContext {
  * row is rejected is written as a minimal row. One bad message never holds back the others.
  *
  * Cost, for n units of which k are rejected: at most 1 + k(2⌈log2 n⌉ + 1) write transactions (see isolate), and
- * never more than the remaining time allows: once it is spent, what is left is reported failed without a try.
+ * never more than the deadline allows: every attempt starts with at least MIN_ATTEMPT_MS left before the one
+ * deadline and is cut off at it, so once the time is spent what is left is reported failed without a try.
  * Transient failures are retried (each retry is one more transaction); what still fails is returned as failed, for
  * Lambda to deliver again. Nothing a record contains makes it fail: only the database being unavailable does.
  */
@@ -62,10 +62,10 @@ export async function settleBatch(input: SettleInput, ctx: SettleContext): Promi
  */
 async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): Promise<void> {
   const names = units.flatMap((u) => (u.kind === 'candidate' && u.candidate.message.kind === 'survey' ? [u.candidate.message.instructor.name] : []));
-  const remaining = ctx.retry.remainingMs();
-  if (names.length === 0 || remaining <= 0) return;
+  const { deadline, now = Date.now } = ctx.retry;
+  if (names.length === 0 || !canStartAttempt(deadline, now)) return;
   try {
-    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, names, remaining), remaining + DEADLINE_GRACE_MS);
+    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, names, statementTimeoutMs(deadline, now)), deadline, now);
   } catch (error) {
     ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
   }
@@ -141,13 +141,12 @@ function write(units: readonly Unit[], ctx: Context): Promise<Map<string, TraceS
     candidates: units.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])),
     deadLetters: units.flatMap((u) => (u.kind === 'dead_letter' ? [u.deadLetter] : [])),
   };
+  const { deadline, now = Date.now } = ctx.retry;
   return withRetry(
-    () => {
-      // PostgreSQL's statement_timeout ends a slow statement; the client-side deadline, a little later and still
-      // inside the reserved time, ends a connection that stopped answering altogether.
-      const remaining = ctx.retry.remainingMs();
-      return ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, remaining), remaining + DEADLINE_GRACE_MS);
-    },
+    // The statement_timeout is computed when each attempt (each reconnect inside Database.run too) starts, from the
+    // one deadline: PostgreSQL ends a slow statement just before it, and Database.run's timer, at the deadline
+    // itself, ends a connection that stopped answering altogether.
+    () => ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, statementTimeoutMs(deadline, now)), deadline, now),
     {
       ...ctx.retry,
       onRetry: (error, attempt, delayMs) =>

@@ -21,13 +21,13 @@ async function main() {
   const request = requestFromArgs(process.argv.slice(2));
   const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const database = new Database(config.db, credentialSource(config.db));
-  const deadline = Date.now() + TIME_BUDGET_MS;
+  const deadline = Date.now() + TIME_BUDGET_MS - config.timeReserveMs;
   try {
     const response = await runDeadLetterAction(request, {
       database,
       config,
       logger: createLogger(config.logLevel, { service: 'trace-consumer-dead-letters' }, (line) => process.stderr.write(line + '\n')),
-      remainingMs: () => deadline - Date.now(),
+      deadline,
     });
     process.stdout.write(JSON.stringify(response, null, 2) + '\n');
   } finally {

@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import type { Database } from '../database';
+import { timeLeft, type Deadline } from '../deadline';
 import { diagnoseDatabaseFailure } from '../diagnose';
 import type { Logger } from '../log';
 import type { ParseResult } from '../message';
@@ -17,8 +18,10 @@ export interface DeadLetterDependencies {
   database: Database;
   config: Pick<Config, 'db' | 'retry' | 'timeReserveMs' | 'metricsNamespace'>;
   logger: Logger;
-  /** Milliseconds until the invocation times out (Lambda's context.getRemainingTimeInMillis). */
-  remainingMs: () => number;
+  /** When the work must be finished (epoch ms): the invocation's end less TIME_RESERVE_MS, fixed when it starts. */
+  deadline: Deadline;
+  /** The clock of `deadline`; Date.now unless a test drives time. */
+  now?: () => number;
   emitMetrics?: (document: EmfDocument) => void;
   /** The validation redrive applies; the deployed parseMessage unless a test stands in a changed rule. */
   parse?: (value: Buffer | null) => ParseResult;
@@ -61,7 +64,9 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
     schema: deps.config.db.schema,
     logger: deps.logger,
     retry: deps.config.retry,
-    remainingMs: () => deps.remainingMs() - deps.config.timeReserveMs,
+    deadline: deps.deadline,
+    now: deps.now ?? Date.now,
+    remainingMs: () => timeLeft(deps.deadline, deps.now),
   };
   // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
   // missing column; this says `npm run db:apply` instead. One query; an operator's action is rare.

@@ -3,7 +3,7 @@ import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
 import { environmentCredentials } from '../../lib/credentials';
 import { Database } from '../../lib/database';
-import { createSql, qualifiedTables, type Sql } from '../../lib/db';
+import { createSql, qualifiedTables, type Sql, type Table } from '../../lib/db';
 import { applySchema } from '../../lib/migrations';
 import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
 
@@ -32,6 +32,8 @@ export async function testDatabase(
     MAX_RETRIES: '2',
     RETRY_BACKOFF_MS: '20',
     TIME_RESERVE_MS: '1000',
+    // A deployment-class failure answers at once here; the tests of the hold set their own.
+    SETUP_FAILURE_HOLD_SECONDS: '0',
     LOG_LEVEL: 'error',
     ...extraEnv,
   };
@@ -99,4 +101,44 @@ export async function terminateSessions(sql: Sql, which: { applicationName: stri
     if (i >= 500) throw new Error(`sessions ${JSON.stringify(which)} still open 10 s after pg_terminate_backend`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Waits until a backend of `application` is blocked on a lock, i.e. the consumer is inside its transaction. */
+export async function waitForLockWait(db: TestDatabase, application: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
+    if ((row?.n ?? 0) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`${application} never waited for a lock`);
+}
+
+/**
+ * Holds a lock on `table` of the test schema from another session (its own client) until `release` is called.
+ * Returns once the lock is held: a fixed pause is not enough on a loaded machine, where the locker's connection can
+ * take longer to open than the consumer's, which then takes the table first and never waits.
+ */
+export async function holdTableLock(db: TestDatabase, table: Table) {
+  const locker = createSql(db.config.db, { max: 1 });
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((r) => (locked = r));
+  // The session may die with the server in a test that stops it: keep its failure from going unhandled.
+  const holding = locker
+    .begin(async (tx) => {
+      await tx`lock table ${tx(`${db.config.db.schema}.${table}`)} in exclusive mode`;
+      locked();
+      await released;
+    })
+    .catch((error: unknown) => error);
+  const failure = await Promise.race([isLocked, holding]);
+  if (failure !== undefined) throw new Error(`could not lock the ${table} table: ${String(failure)}`);
+  return {
+    release: async () => {
+      release();
+      await holding;
+      await locker.end({ timeout: 1 });
+    },
+  };
 }

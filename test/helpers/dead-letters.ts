@@ -24,7 +24,7 @@ export async function runAction<A extends DeadLetterResponse['action']>(
       database: db.database,
       config: db.config,
       logger: createLogger('debug', {}, (line) => logs.push(JSON.parse(line))),
-      remainingMs: () => 60_000,
+      deadline: Date.now() + 60_000,
       emitMetrics: (d) => metrics.push(d),
       ...overrides,
     });

@@ -15,7 +15,7 @@ export async function runBatch(db: TestDatabase, event: unknown, overrides: Part
     database: db.database,
     config: db.config,
     logger: createLogger('debug', {}, (line) => logs.push(JSON.parse(line))),
-    remainingMs: () => 60_000,
+    deadline: Date.now() + 60_000,
     ...overrides,
   };
   try {

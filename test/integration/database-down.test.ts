@@ -46,7 +46,7 @@ describe('the database is down', () => {
   });
 
   it('should fail fast when there is no time left, and retry nothing', async () => {
-    const run = await runBatch(db, mixedEvent(), { remainingMs: () => db.config.timeReserveMs - 1 });
+    const run = await runBatch(db, mixedEvent(), { deadline: Date.now() - 1 });
     expect(run.error).toBeInstanceOf(BatchFailedError);
     expect(run.logs.find((l) => l.message === 'batch processed')).toMatchObject({ failed: 9 });
   });

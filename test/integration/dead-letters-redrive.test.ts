@@ -251,7 +251,7 @@ describe('redrive while the consumer runs', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const deadline = Date.now() + 3_000;
       const live = surveyMessage({}, { courseId });
-      const consumed = await runBatch(db, buildKafkaEvent([{ value: live }], { topic: `${topic}-live` }), { remainingMs: () => deadline - Date.now() });
+      const consumed = await runBatch(db, buildKafkaEvent([{ value: live }], { topic: `${topic}-live` }), { deadline: deadline - db.config.timeReserveMs });
       expect(consumed.result?.outcomes.map((o) => o.state)).toEqual(['stored']);
       const report = await dry;
       expect(report.response).toMatchObject({ dryRun: true, redriven: 150, done: true });
@@ -287,12 +287,16 @@ describe('redrive in bounded batches', () => {
 
     // Time: after the first batch of two, only the reserve is left, so no further batch starts.
     let parsed = 0;
-    let remaining = 60_000;
+    let late = 0;
     const countingParse = (value: Buffer | null) => {
-      if (++parsed === 2) remaining = db.config.timeReserveMs;
+      if (++parsed === 2) late = 60_000;
       return relaxedParse(value);
     };
-    const timed = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor }, { parse: countingParse, remainingMs: () => remaining });
+    const timed = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor }, {
+      parse: countingParse,
+      deadline: Date.now() + 60_000,
+      now: () => Date.now() + late,
+    });
     expect(timed.response).toMatchObject({ redriven: 2, done: false, cursor: ids[4] });
 
     const rest = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: timed.response!.cursor }, { parse: relaxedParse });

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSql } from '../../lib/db';
 import { BatchFailedError } from '../../lib/errors';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import type { LocalDatabase } from '../../scripts/local-db';
-import { consumerDatabase, countRows, ownServer, terminateSessions, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, holdTableLock, ownServer, terminateSessions, waitForLockWait as waitForLockWaitOf, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot, type Run } from '../helpers/run';
 
@@ -32,16 +31,6 @@ function batch(tag: string, n = 6) {
   );
 }
 
-/** Waits until a backend of `application` is blocked on a lock, i.e. the consumer is inside its transaction. */
-async function waitForLockWait(application: string) {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await db.sql`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
-    if ((row?.n ?? 0) > 0) return;
-    await sleep(25);
-  }
-  throw new Error(`${application} never waited for a lock`);
-}
-
 async function traceCount(tag: string) {
   const [row] = await db.sql`select count(*)::int as n from ${table('processed_traces')} where trace_id like ${tag + '-%'}`;
   return row?.n ?? 0;
@@ -58,35 +47,8 @@ async function replayStoresExactlyOnce(event: unknown, tag: string, n = 6) {
   expect(await snapshot(db)).toEqual(once);
 }
 
-/**
- * Holds a lock on the courses table from another session (its own client) until `release` is called. Returns once
- * the lock is held: a fixed pause is not enough on a loaded machine, where the locker's connection can take longer to
- * open than the consumer's, which then takes the table first and never waits.
- */
-async function holdCoursesLock() {
-  const locker = createSql(db.config.db, { max: 1 });
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((r) => (locked = r));
-  // The session may die with the server in the test that stops it: keep its failure from going unhandled.
-  const holding = locker
-    .begin(async (tx) => {
-      await tx`lock table ${table('courses')} in exclusive mode`;
-      locked();
-      await released;
-    })
-    .catch((error: unknown) => error);
-  const failure = await Promise.race([isLocked, holding]);
-  if (failure !== undefined) throw new Error(`could not lock the courses table: ${String(failure)}`);
-  return {
-    release: async () => {
-      release();
-      await holding;
-      await locker.end({ timeout: 1 });
-    },
-  };
-}
+const holdCoursesLock = () => holdTableLock(db, 'courses');
+const waitForLockWait = (application: string) => waitForLockWaitOf(db, application);
 
 describe('database faults', () => {
   it('should survive a connection terminated mid-transaction', async () => {
@@ -121,14 +83,12 @@ describe('database faults', () => {
     const tag = 'timeout';
     const event = batch(tag);
     const lock = await holdCoursesLock();
-    // 1.3 s left and 1 s reserved: each attempt's statement_timeout is what remains, so the lock outlasts them all.
-    let deadline = Date.now() + 1_300;
-    const run = await runBatch(db, event, { remainingMs: () => deadline - Date.now() });
+    // 1.5 s to the deadline: each attempt's statement_timeout is what remains of it, so the lock outlasts them all.
+    const run = await runBatch(db, event, { deadline: Date.now() + 1_500 });
     await lock.release();
     expect(run.error).toBeInstanceOf(BatchFailedError);
     expect(JSON.stringify(run.logs)).toContain('"code":"57014"'); // canceling statement due to statement timeout
     expect(await traceCount(tag)).toBe(0);
-    deadline = Date.now() + 60_000;
     await replayStoresExactlyOnce(event, tag);
   });
 
@@ -203,7 +163,7 @@ describe('database faults', () => {
     const lock = await holdCoursesLock();
     // A real invocation's clock: whatever the dying server does, the batch must answer within it.
     const deadline = Date.now() + 20_000;
-    const running = runBatch(db, event, { database: consumer, remainingMs: () => deadline - Date.now() });
+    const running = runBatch(db, event, { database: consumer, deadline });
     await waitForLockWait('fault-stop');
     await server.stop();
     const run = await running;

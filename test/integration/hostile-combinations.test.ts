@@ -215,7 +215,7 @@ describe('clock', () => {
   it('should store a batch whatever the remaining time a caller without a Lambda deadline passes', async () => {
     for (const remaining of [3_000_000_000, Number.MAX_SAFE_INTEGER, Infinity]) {
       const m = surveyMessage();
-      const run = await runBatch(db, buildKafkaEvent([{ value: m }, { value: null }], { topic: `clk-${uniq()}` }), { remainingMs: () => remaining });
+      const run = await runBatch(db, buildKafkaEvent([{ value: m }, { value: null }], { topic: `clk-${uniq()}` }), { deadline: Date.now() + remaining });
       expect(run.error).toBeUndefined();
       expect(run.result!.outcomes.map((o) => o.state)).toEqual(['stored', 'dead_lettered']);
     }
@@ -225,7 +225,7 @@ describe('clock', () => {
     const topic = `clkr-${uniq()}`;
     const m = surveyMessage();
     await runBatch(db, buildKafkaEvent([{ value: { ...m, course: { ...m.course, enrollment: -1 } } }], { topic }));
-    const r = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, remainingMs: () => Infinity });
+    const r = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, deadline: Infinity });
     expect(r.error).toBeUndefined();
     expect(r.response!.results.stored).toBe(1);
   });

@@ -103,7 +103,7 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
   const before = await transactionsSoFar();
   const consumer = consumerDatabase(config);
   const deadline = Date.now() + 15_000; // a clock that runs down: a loop would end in failures, not hang the test
-  const deps = { database: consumer, config, logger: createLogger('error', {}, () => {}), remainingMs: () => deadline - Date.now() };
+  const deps = { database: consumer, config, logger: createLogger('error', {}, () => {}), deadline };
   let outcome: { result?: BatchResult; error?: unknown };
   try {
     outcome = { result: await processBatch(event, deps) };

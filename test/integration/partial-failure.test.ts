@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
 import { buildKafkaEvent } from '../../scripts/event-builder';
-import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
 
@@ -17,11 +17,14 @@ async function runOutOfTimeMidway(extraEnv: Record<string, string> = {}) {
   await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct from 'poison')`;
   const messages = [surveyMessage(), surveyMessage(), surveyMessage(), surveyMessage({}, { courseId: 'P', courseName: 'poison' })];
   const event = buildKafkaEvent(messages.map((value) => ({ value })), { partitions: 2, firstOffset: 10 });
-  let calls = 0;
-  // Validation asks for the remaining time once (its deadline), then each write attempt twice (before starting, and
-  // for its statement timeout).
-  const remainingMs = () => (++calls <= 5 ? 60_000 : db.config.timeReserveMs - 1);
-  return runBatch(db, event, { remainingMs });
+  // The clock runs out as soon as the first half's transaction sends its COMMIT (the second COMMIT: the instructors'
+  // own short transaction sends the first): the whole batch's transaction was rolled back (the poison), the first
+  // half is stored, and the second half finds no time to start.
+  let commits = 0;
+  const database = consumerDatabase(db.config, { debug: (_connection: number, query: string) => void (/^\s*commit/i.test(query) && commits++) });
+  const run = await runBatch(db, event, { database, deadline: Date.now() + 60_000, now: () => Date.now() + (commits > 1 ? 120_000 : 0) });
+  await database.end();
+  return run;
 }
 
 afterEach(() => db.close());

@@ -65,7 +65,7 @@ describe('a record too slow to validate', () => {
     let t = 0;
     const run = await runBatch(db, event, {
       database: consumer,
-      remainingMs: () => 60_000,
+      deadline: 55_000,
       now: () => t,
       // The slow record takes 40 s of the fake clock; the time left after the reserve is 55 s, validation's share half.
       parse: (value) => {

@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       reportBatchItemFailures: true,
       timeReserveMs: 5000,
+      setupFailureHoldMs: 60_000,
       metricsNamespace: 'TraceConsumer',
       health: { checkIntervalSeconds: 60, timeoutMs: 2000, staleAfterSeconds: null },
     });

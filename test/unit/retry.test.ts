@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MIN_ATTEMPT_MS } from '../../lib/deadline';
 import { OutOfTimeError } from '../../lib/errors';
 import { classifyFailure, withRetry } from '../../lib/retry';
 
@@ -26,7 +27,7 @@ describe('classifyFailure', () => {
 });
 
 describe('withRetry', () => {
-  const fast = { maxRetries: 3, backoffMs: 100, remainingMs: () => 60_000, random: () => 0.5 };
+  const fast = { maxRetries: 3, backoffMs: 100, deadline: Infinity, random: () => 0.5 };
 
   it('should retry transient failures with growing, jittered delays, then succeed', async () => {
     const delays: number[] = [];
@@ -65,13 +66,33 @@ describe('withRetry', () => {
   });
 
   it('should not start an attempt or a wait that outlasts the invocation', async () => {
-    await expect(withRetry(async () => 'never', { ...fast, remainingMs: () => 0 })).rejects.toBeInstanceOf(OutOfTimeError);
+    await expect(withRetry(async () => 'never', { ...fast, deadline: Date.now() })).rejects.toBeInstanceOf(OutOfTimeError);
     let calls = 0;
     const attempt = async () => {
       calls += 1;
       throw pgError('40001');
     };
-    await expect(withRetry(attempt, { ...fast, remainingMs: () => 50, sleep: async () => {} })).rejects.toBeInstanceOf(OutOfTimeError);
-    expect(calls).toBe(1);
+    await expect(withRetry(attempt, { ...fast, deadline: Date.now() + 50, sleep: async () => {} })).rejects.toBeInstanceOf(OutOfTimeError);
+    expect(calls).toBe(0);
+  });
+
+  it('should measure every attempt and wait against the one deadline, on the clock it is given', async () => {
+    // A driven clock: each attempt takes 300 ms, each wait as long as it says. Whatever the retry budget, no attempt
+    // starts with less than MIN_ATTEMPT_MS left before the deadline.
+    for (const [deadlineIn, attempts] of [[700, 1], [1_300, 2], [1_900, 3], [10_000, 4]] as const) {
+      let clock = 1_000_000;
+      const deadline = clock + deadlineIn;
+      const starts: number[] = [];
+      const attempt = async () => {
+        starts.push(clock);
+        clock += 300;
+        throw sysError('ECONNRESET');
+      };
+      const options = { ...fast, backoffMs: 100, deadline, now: () => clock, sleep: async (ms: number) => void (clock += ms) };
+      const failure = withRetry(attempt, options);
+      await expect(failure).rejects.toMatchObject({ code: attempts === 4 ? 'ECONNRESET' : 'OUT_OF_TIME' });
+      expect(starts).toHaveLength(attempts);
+      for (const start of starts) expect(deadline - start).toBeGreaterThanOrEqual(MIN_ATTEMPT_MS);
+    }
   });
 });

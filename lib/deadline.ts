@@ -1,0 +1,39 @@
+/*
+ * One deadline per invocation. The handler fixes it once, as an absolute time (epoch milliseconds: Lambda's end
+ * less TIME_RESERVE_MS), and every step below it measures its time against that same instant: the schema check,
+ * every database attempt, each reconnect and re-login inside one, every retry's wait. A duration handed down
+ * instead would restart with each step that received it: a reconnect after a lost connection then got the whole
+ * timeout again, and a batch with 4 s left ended after 5.6 s (issue 21).
+ */
+
+/** Epoch milliseconds by which work must be finished; Infinity when nothing bounds it. */
+export type Deadline = number;
+
+/**
+ * The least time worth starting a database attempt with. A batch transaction takes some ten round trips; an attempt
+ * started with less than this would almost surely be cut off, and only add a cancelled transaction to the server's
+ * load. Units that cannot start are reported failed (OutOfTimeError) for Lambda to deliver again.
+ */
+export const MIN_ATTEMPT_MS = 500;
+
+/**
+ * How much earlier than the deadline PostgreSQL's statement_timeout ends a statement. The server's cancel keeps the
+ * connection usable and names the cause (57014); the client-side timer, at the deadline itself, is the backstop for
+ * a connection that stopped answering altogether.
+ */
+export const STATEMENT_GRACE_MS = 100;
+
+/** Milliseconds left until `deadline` (negative once it has passed). */
+export function timeLeft(deadline: Deadline, now: () => number = Date.now): number {
+  return deadline - now();
+}
+
+/** True when an attempt may still start: at least MIN_ATTEMPT_MS is left. */
+export function canStartAttempt(deadline: Deadline, now: () => number = Date.now): boolean {
+  return timeLeft(deadline, now) >= MIN_ATTEMPT_MS;
+}
+
+/** The statement_timeout for work that starts now: what is left, less STATEMENT_GRACE_MS. */
+export function statementTimeoutMs(deadline: Deadline, now: () => number = Date.now): number {
+  return timeLeft(deadline, now) - STATEMENT_GRACE_MS;
+}
