@@ -150,6 +150,19 @@ describe('concurrent invocations', () => {
       await Promise.all(Object.values(environments).map((e) => e.end()));
     }
   });
+
+  it('should settle no instructor ahead of the batch for a report whose trace id is already stored', async () => {
+    // A corrected resend of a stored trace id is a duplicate: exactly once keeps the first report, and a name only
+    // the resend carries belongs to no stored report. The early step used to insert it all the same.
+    const first = await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 't-1', instructor: { name: 'Original Name' } }) }]));
+    expect(first.result?.summary.stored).toBe(1);
+    const resend = surveyMessage({ traceId: 't-1', instructor: { name: 'Corrected Name' } });
+    const fresh = surveyMessage({ traceId: 't-2', instructor: { name: 'Another Name' } });
+    const again = await runBatch(db, buildKafkaEvent([{ value: resend }, { value: fresh }], { firstOffset: 50 }));
+    expect(again.result?.summary).toMatchObject({ duplicates: 1, stored: 1, failed: 0 });
+    const names = await db.sql<{ name: string }[]>`select name from ${db.sql(`${db.config.db.schema}.instructors`)} order by name`;
+    expect(names.map((r) => r.name)).toEqual(['Another Name', 'Original Name']);
+  });
 });
 
 /** The sessions of `application`, with what they are waiting on and the sessions that block them. */
