@@ -105,8 +105,7 @@ export async function writeBatch(
       // Normally settleInstructors has already committed every name, so this finds them all and inserts nothing:
       // no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip that
       // step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the next
-      // copy of a rejected report), so that the
-      // pairs statement below always finds its instructors.
+      // copy of a rejected report), so that the pairs statement below always finds its instructors.
       insertInstructors(tx, t.instructors, plan.instructors),
       tx`
         insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
