@@ -106,16 +106,8 @@ describe('concurrent invocations', () => {
     expect(seed.result?.summary.stored).toBe(1);
     const client = (name: string) => consumerDatabase(db.config, { connection: { application_name: name } });
     const environments: Record<string, Database> = { a: client('shared-a'), b: client('shared-b'), c: client('shared-c') };
-    const holder = await db.sql.reserve();
-    let released = false;
-    const release = async () => {
-      if (!released) await holder`commit`;
-      released = true;
-    };
+    const { pid: holderPid, release } = await holdCourse('HELD');
     try {
-      await holder`begin`;
-      await holder`select 1 from ${db.sql(`${db.config.db.schema}.courses`)} where course_id = 'HELD' for update`;
-      const [{ pid: holderPid } = { pid: -1 }] = await holder<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const eventOf = (who: string, offset: number, courses: string[]) =>
         buildKafkaEvent(teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)), { partitions: 1, firstOffset: offset });
       // A's courses statement reaches HELD (sorted first: 'A-...' < 'HELD') after its instructors, and waits there.
@@ -147,7 +139,6 @@ describe('concurrent invocations', () => {
       expect(await countRows(db)).toMatchObject({ instructors: 4, processed_traces: 10, courses: 6, course_instructors: 10 });
     } finally {
       await release().catch(() => {});
-      holder.release();
       await Promise.all(Object.values(environments).map((e) => e.end()));
     }
   });
@@ -168,7 +159,6 @@ describe('concurrent invocations', () => {
   it('should never make an invocation wait on an open dead-letter redrive batch for a new instructor', async () => {
     // A redrive writes through writeBatch inside its own transaction. A new instructor its letters name must not be
     // left uncommitted there: a consumer batch naming it would wait (Lock:transactionid) the redrive batch long.
-    const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
     const seed = await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 'seed', processedAt: '2000-01-01T00:00:00Z' }, { courseId: 'HELD' }) }]));
     expect(seed.result?.summary.stored).toBe(1);
     const letter = surveyMessage({ traceId: 'letter', instructor: { name: 'Redriven Teacher' } }, { courseId: 'HELD', enrollment: -1 });
@@ -176,16 +166,8 @@ describe('concurrent invocations', () => {
     expect(left.result?.summary.deadLettered).toBe(1);
     const redriver = consumerDatabase(db.config, { connection: { application_name: 'redriver' } });
     const consumer = consumerDatabase(db.config, { connection: { application_name: 'consumer-x' } });
-    const holder = await db.sql.reserve();
-    let released = false;
-    const release = async () => {
-      if (!released) await holder`commit`;
-      released = true;
-    };
+    const { pid: holderPid, release } = await holdCourse('HELD');
     try {
-      await holder`begin`;
-      await holder`select 1 from ${table('courses')} where course_id = 'HELD' for update`;
-      const [{ pid: holderPid } = { pid: -1 }] = await holder<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const redrive = runAction(db, { action: 'redrive', dryRun: false }, { database: redriver, parse: relaxedParse });
       const [r] = await waitFor(async () => (await backends('redriver')).find((x) => x.blockedBy.includes(holderPid)));
       const waits: string[] = [];
@@ -208,11 +190,32 @@ describe('concurrent invocations', () => {
       expect(await countRows(db)).toMatchObject({ processed_traces: 3, course_instructors: 3 });
     } finally {
       await release().catch(() => {});
-      holder.release();
       await Promise.all([redriver.end(), consumer.end()]);
     }
   });
 });
+
+/**
+ * A third session's transaction holding `courseId`'s row (FOR UPDATE): a batch that upserts that course waits there,
+ * its transaction open. `release` commits and returns the connection; it may be called more than once.
+ */
+async function holdCourse(courseId: string) {
+  const holder = await db.sql.reserve();
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    try {
+      await holder`commit`;
+    } finally {
+      holder.release();
+    }
+  };
+  await holder`begin`;
+  await holder`select 1 from ${db.sql(`${db.config.db.schema}.courses`)} where course_id = ${courseId} for update`;
+  const [{ pid } = { pid: -1 }] = await holder<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  return { pid, release };
+}
 
 /** The sessions of `application`, with what they are waiting on and the sessions that block them. */
 async function backends(application: string) {
