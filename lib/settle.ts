@@ -61,11 +61,15 @@ export async function settleBatch(input: SettleInput, ctx: SettleContext): Promi
  * the batch transaction inserts what is missing itself, as it always can, and only the waiting comes back.
  */
 async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): Promise<void> {
-  const names = units.flatMap((u) => (u.kind === 'candidate' && u.candidate.message.kind === 'survey' ? [u.candidate.message.instructor.name] : []));
+  const reports = units.flatMap((u) =>
+    u.kind === 'candidate' && u.candidate.message.kind === 'survey'
+      ? [{ name: u.candidate.message.instructor.name, traceId: u.candidate.message.traceId }]
+      : [],
+  );
   const { deadline, now = Date.now } = ctx.retry;
-  if (names.length === 0 || !canStartAttempt(deadline, now)) return;
+  if (reports.length === 0 || !canStartAttempt(deadline, now)) return;
   try {
-    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, names, statementTimeoutMs(deadline, now)), deadline, now);
+    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, reports, statementTimeoutMs(deadline, now)), deadline, now);
   } catch (error) {
     ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
   }

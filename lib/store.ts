@@ -104,8 +104,8 @@ export async function writeBatch(
     await Promise.all([
       // Normally settleInstructors has already committed every name, so this finds them all and inserts nothing:
       // no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip that
-      // step (a dead-letter redrive inside its own transaction, a name whose early insert failed), so that the
-      // pairs statement below always finds its instructors.
+      // step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the next
+      // copy of a rejected report), so that the pairs statement below always finds its instructors.
       insertInstructors(tx, t.instructors, plan.instructors),
       tx`
         insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
@@ -180,6 +180,12 @@ export async function writeBatch(
   });
 }
 
+/** An instructor name and the trace id of the report that names it. */
+export interface InstructorOfReport {
+  name: string;
+  traceId: string;
+}
+
 /**
  * Inserts the instructor names that are missing, in a short transaction of their own that commits before the
  * batch's transaction begins: a statement timeout, then the insert, pipelined in one round trip.
@@ -193,10 +199,14 @@ export async function writeBatch(
  * Two invocations inserting the same new name at the same moment still meet here, but only for this one statement
  * (names in sorted order, so they cannot deadlock): microseconds, not a batch.
  */
-export async function settleInstructors(sql: Sql, schema: string, names: readonly string[], statementTimeoutMs: number): Promise<void> {
-  if (names.length === 0) return;
-  const { instructors } = tableIdentifiers(sql, schema);
-  const sorted = [...new Set(names)].sort();
+export async function settleInstructors(
+  sql: Sql,
+  schema: string,
+  reports: readonly InstructorOfReport[],
+  statementTimeoutMs: number,
+): Promise<void> {
+  if (reports.length === 0) return;
+  const { instructors, processed_traces } = tableIdentifiers(sql, schema);
   const tx = await sql.reserve();
   try {
     // One transaction (one count in pg_stat_database), one round trip: the statements are pipelined. Should the
@@ -204,7 +214,15 @@ export async function settleInstructors(sql: Sql, schema: string, names: readonl
     await Promise.all([
       tx`begin`,
       tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
-      insertInstructors(tx, instructors, sorted),
+      // Only for reports whose trace id is not claimed yet: a redelivered report is a duplicate, and a name only it
+      // carries (a corrected resend of a stored trace id) must not appear; its batch would never insert it.
+      tx`
+        insert into ${instructors} (name)
+        select distinct x.name from unnest(${reports.map((r) => r.name)}::text[], ${reports.map((r) => r.traceId)}::text[]) as x(name, trace_id)
+        where not exists (select from ${processed_traces} p where p.trace_id = x.trace_id)
+          and not exists (select from ${instructors} i where i.name = x.name)
+        order by x.name
+        on conflict (name) do nothing`,
       tx`commit`,
     ]);
   } catch (error) {

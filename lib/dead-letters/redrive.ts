@@ -3,7 +3,10 @@ import { inTransaction } from '../db';
 import { parseMessage, type ParseResult } from '../message';
 import { collapseTraceIds, toCandidate, type Candidate } from '../plan';
 import { classifyFailure, errorCode } from '../retry';
-import { writeBatch, type TraceStatus } from '../store';
+import type { Sql } from '../db';
+import { diagnoseDatabaseFailure } from '../diagnose';
+import { statementTimeoutMs } from '../deadline';
+import { settleInstructors, writeBatch, type TraceStatus } from '../store';
 import { withDatabase, type OperationContext } from './context';
 import { inTransactionOnce } from './once';
 import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './record';
@@ -76,7 +79,40 @@ export async function redrive(request: RedriveRequest, ctx: RedriveContext): Pro
     return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => rolledBack(sql, (tx) => redriveBatch(tx, request, ctx, after, size, claimed))));
   }
   // Never twice: a batch whose COMMIT answer was lost is not run again on the next letters (see inTransactionOnce).
-  return runBatches(request, ctx, (after, size) => inTransactionOnce(ctx, 'a redrive batch', (tx) => redriveBatch(tx, request, ctx, after, size)));
+  return runBatches(request, ctx, async (after, size) => {
+    await settleLettersInstructors(request, ctx, after, size);
+    return inTransactionOnce(ctx, 'a redrive batch', (tx) => redriveBatch(tx, request, ctx, after, size));
+  });
+}
+
+/**
+ * The instructors the next batch's letters name, committed in a short transaction of their own before the batch's,
+ * as the consumer settles a batch's (docs/design.md, "Shared reference rows"): a new name inserted inside the redrive
+ * batch's transaction would make every consumer batch that names it wait for that transaction to end. The letters
+ * are read here without a lock; should the batch then select others (a concurrent redrive took some), writeBatch
+ * inserts what is missing itself. Best effort, as the consumer's (retried as all dead-letter work is): a failure only
+ * brings the waiting back. A dry run
+ * commits nothing, so it does not do this.
+ */
+async function settleLettersInstructors(request: RedriveRequest, ctx: RedriveContext, after: number, size: number): Promise<void> {
+  const parse = ctx.parse ?? parseMessage;
+  const eligible = (sql: Sql) => (request.again ? sql`(redriven_at is null or redrive_result = 'dead_lettered')` : sql`redriven_at is null`);
+  try {
+    await withDatabase(ctx, async (sql) => {
+      const rows = await sql<{ value: Buffer | null }[]>`
+        select value from ${deadLettersTable(sql, ctx.schema)}
+        where id > ${after} and ${eligible(sql)} ${selectionFilter(sql, request)}
+        order by id
+        limit ${size}`;
+      const reports = rows.flatMap((row) => {
+        const parsed = parse(row.value);
+        return parsed.ok && parsed.message.kind === 'survey' ? [{ name: parsed.message.instructor.name, traceId: parsed.message.traceId }] : [];
+      });
+      await settleInstructors(sql, ctx.schema, reports, statementTimeoutMs(ctx.deadline, ctx.now));
+    });
+  } catch (error) {
+    ctx.logger.warn('instructors not settled ahead of the redrive batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
+  }
 }
 
 /** Batches from `after` until the selection is exhausted, `limit` is reached or no time is left to start another. */

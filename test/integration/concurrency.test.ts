@@ -3,6 +3,7 @@ import { buildKafkaEvent } from '../../scripts/event-builder';
 import type { Database } from '../../lib/database';
 import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
+import { relaxedParse, runAction } from '../helpers/dead-letters';
 import { runBatch } from '../helpers/run';
 
 let db: TestDatabase;
@@ -105,16 +106,8 @@ describe('concurrent invocations', () => {
     expect(seed.result?.summary.stored).toBe(1);
     const client = (name: string) => consumerDatabase(db.config, { connection: { application_name: name } });
     const environments: Record<string, Database> = { a: client('shared-a'), b: client('shared-b'), c: client('shared-c') };
-    const holder = await db.sql.reserve();
-    let released = false;
-    const release = async () => {
-      if (!released) await holder`commit`;
-      released = true;
-    };
+    const { pid: holderPid, release } = await holdCourse('HELD');
     try {
-      await holder`begin`;
-      await holder`select 1 from ${db.sql(`${db.config.db.schema}.courses`)} where course_id = 'HELD' for update`;
-      const [{ pid: holderPid } = { pid: -1 }] = await holder<{ pid: number }[]>`select pg_backend_pid() as pid`;
       const eventOf = (who: string, offset: number, courses: string[]) =>
         buildKafkaEvent(teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)), { partitions: 1, firstOffset: offset });
       // A's courses statement reaches HELD (sorted first: 'A-...' < 'HELD') after its instructors, and waits there.
@@ -146,11 +139,83 @@ describe('concurrent invocations', () => {
       expect(await countRows(db)).toMatchObject({ instructors: 4, processed_traces: 10, courses: 6, course_instructors: 10 });
     } finally {
       await release().catch(() => {});
-      holder.release();
       await Promise.all(Object.values(environments).map((e) => e.end()));
     }
   });
+
+  it('should settle no instructor ahead of the batch for a report whose trace id is already stored', async () => {
+    // A corrected resend of a stored trace id is a duplicate: exactly once keeps the first report, and a name only
+    // the resend carries belongs to no stored report. The early step used to insert it all the same.
+    const first = await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 't-1', instructor: { name: 'Original Name' } }) }]));
+    expect(first.result?.summary.stored).toBe(1);
+    const resend = surveyMessage({ traceId: 't-1', instructor: { name: 'Corrected Name' } });
+    const fresh = surveyMessage({ traceId: 't-2', instructor: { name: 'Another Name' } });
+    const again = await runBatch(db, buildKafkaEvent([{ value: resend }, { value: fresh }], { firstOffset: 50 }));
+    expect(again.result?.summary).toMatchObject({ duplicates: 1, stored: 1, failed: 0 });
+    const names = await db.sql<{ name: string }[]>`select name from ${db.sql(`${db.config.db.schema}.instructors`)} order by name`;
+    expect(names.map((r) => r.name)).toEqual(['Another Name', 'Original Name']);
+  });
+
+  it('should never make an invocation wait on an open dead-letter redrive batch for a new instructor', async () => {
+    // A redrive writes through writeBatch inside its own transaction. A new instructor its letters name must not be
+    // left uncommitted there: a consumer batch naming it would wait (Lock:transactionid) the redrive batch long.
+    const seed = await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 'seed', processedAt: '2000-01-01T00:00:00Z' }, { courseId: 'HELD' }) }]));
+    expect(seed.result?.summary.stored).toBe(1);
+    const letter = surveyMessage({ traceId: 'letter', instructor: { name: 'Redriven Teacher' } }, { courseId: 'HELD', enrollment: -1 });
+    const left = await runBatch(db, buildKafkaEvent([{ value: letter }], { firstOffset: 10 }));
+    expect(left.result?.summary.deadLettered).toBe(1);
+    const redriver = consumerDatabase(db.config, { connection: { application_name: 'redriver' } });
+    const consumer = consumerDatabase(db.config, { connection: { application_name: 'consumer-x' } });
+    const { pid: holderPid, release } = await holdCourse('HELD');
+    try {
+      const redrive = runAction(db, { action: 'redrive', dryRun: false }, { database: redriver, parse: relaxedParse });
+      const [r] = await waitFor(async () => (await backends('redriver')).find((x) => x.blockedBy.includes(holderPid)));
+      const waits: string[] = [];
+      let done: Awaited<ReturnType<typeof runBatch>> | undefined;
+      const run = runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 'fresh', instructor: { name: 'Redriven Teacher' } }, { courseId: 'ELSEWHERE' }) }], { firstOffset: 20 }), {
+        database: consumer,
+      }).then((x) => (done = x));
+      while (done === undefined) {
+        for (const x of await backends('consumer-x')) if (x.blockedBy.includes(r!.pid)) waits.push(`consumer waited on the redrive: ${x.waitEvent}`);
+        if (waits.length > 0) break;
+        await sleep(10);
+      }
+      const stillHeld = (await backends('redriver')).some((x) => x.blockedBy.includes(holderPid));
+      await release();
+      const [consumed, redriven] = await Promise.all([run, redrive]);
+      expect(waits).toEqual([]);
+      expect(stillHeld).toBe(true); // the consumer finished while the redrive's transaction was still open
+      expect(consumed.result?.summary).toMatchObject({ stored: 1, failed: 0 });
+      expect(redriven.response?.results.stored).toBe(1);
+      expect(await countRows(db)).toMatchObject({ processed_traces: 3, course_instructors: 3 });
+    } finally {
+      await release().catch(() => {});
+      await Promise.all([redriver.end(), consumer.end()]);
+    }
+  });
 });
+
+/**
+ * A third session's transaction holding `courseId`'s row (FOR UPDATE): a batch that upserts that course waits there,
+ * its transaction open. `release` commits and returns the connection; it may be called more than once.
+ */
+async function holdCourse(courseId: string) {
+  const holder = await db.sql.reserve();
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    try {
+      await holder`commit`;
+    } finally {
+      holder.release();
+    }
+  };
+  await holder`begin`;
+  await holder`select 1 from ${db.sql(`${db.config.db.schema}.courses`)} where course_id = ${courseId} for update`;
+  const [{ pid } = { pid: -1 }] = await holder<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  return { pid, release };
+}
 
 /** The sessions of `application`, with what they are waiting on and the sessions that block them. */
 async function backends(application: string) {

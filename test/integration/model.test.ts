@@ -246,7 +246,8 @@ class Model {
   deadLetters = new Map<string, DeadLetter>();
   /**
    * Instructors settled ahead of the batch transaction: those of the first copy of every trace id that is a valid
-   * report, stored or not (rejected, duplicate, superseded). They are reference data, committed before the batch.
+   * report and not claimed before the batch, stored or not (rejected, superseded). A report whose trace id an
+   * earlier batch claimed is a duplicate and names no instructor, even one it alone carries (a corrected resend).
    */
   referenced = new Set<string>();
 
@@ -260,7 +261,7 @@ class Model {
       if (['survey', 'rejected_survey', 'upstream_error', 'rejected_error'].includes(u.kind) && !firstCopies.has(u.traceId)) firstCopies.set(u.traceId, u);
     }
     const surveys = [...firstCopies.values()].filter((u) => u.kind === 'survey' || u.kind === 'rejected_survey');
-    for (const u of surveys) this.referenced.add(u.instructor);
+    for (const u of surveys) if (!this.claims.has(u.traceId)) this.referenced.add(u.instructor);
     const states: string[] = [];
     const done = new Set<string>(); // trace ids settled in this batch: later copies are duplicates
     let rejected = 0;
