@@ -130,8 +130,14 @@ const optionalTimestamp = optional((ctx): string | null => {
   return canonical ?? fail(ctx, 'must be an ISO-8601 timestamp');
 });
 
+/**
+ * valibot's object schema accepts an array (an array is an object, and its absent keys read as undefined): `[]` or
+ * `[1, 2]` in a list of ratings would be stored as a rating of nothing but nulls. A list item must be a JSON object.
+ */
+const notAnArray = v.check((x: unknown) => !Array.isArray(x), 'must be an object, not an array');
+
 const optionalList = <T extends v.GenericSchema>(item: T) =>
-  v.pipe(v.optional(v.nullable(v.array(item)), null), v.transform((x) => x ?? []));
+  v.pipe(v.optional(v.nullable(v.array(v.pipe(v.unknown(), notAnArray, item))), null), v.transform((x) => x ?? []));
 
 export const RatingSchema = v.object({
   questionText: optionalText,
