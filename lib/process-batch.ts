@@ -45,14 +45,15 @@ export interface BatchResult {
  */
 export async function processBatch(event: unknown, deps: BatchDependencies): Promise<BatchResult> {
   const started = Date.now();
+  const clock = deps.now ?? Date.now;
+  const begun = clock();
   const records = decodeEvent(event);
   await deps.schemaGate?.ensure(deps.database, deps.logger, deps.remainingMs() - deps.config.timeReserveMs);
   markStage('decoded');
 
   // Validation stops at its share of the time left (lib/validate-batch.ts); a record it did not reach is retried.
-  const clock = deps.now ?? Date.now;
   const deadline = clock() + deps.remainingMs() - deps.config.timeReserveMs;
-  const results = validateBatch(records, { deadline, now: clock }, deps.parse);
+  const results = validateBatch(records, { deadline, now: clock, begun }, deps.parse);
   const notValidated = records.filter((_, i) => results[i] === null);
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.
   const parsed = records.flatMap((record, i): Unit[] => {
