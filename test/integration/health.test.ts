@@ -308,6 +308,31 @@ describe('health that cannot hurt the database', () => {
   });
 });
 
+describe('a Secrets Manager that never answers', () => {
+  it('should answer /healthz within HEALTH_TIMEOUT_MS, and the next request from the cache, not wait on the secret', async () => {
+    // The SDK waits on a silent endpoint without limit, and the credentials are fetched before any query's timeout:
+    // /healthz waited more than 20 s, and every later request of the environment joined the same wait.
+    const silent: Server = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const handler = await coldStart('health', db, {
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key', AWS_EC2_METADATA_DISABLED: 'true',
+        DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-health-AbCdEf',
+        HEALTH_TIMEOUT_MS: '500', HEALTH_CHECK_INTERVAL: '60',
+      });
+      const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
+      expect(first.statusCode).toBe(503);
+      expect(first.body).toMatchObject({ status: 'unavailable', error: 'no answer within 500 ms', cached: false });
+      const second = await within(ask(handler, 'health-freshness'), 8_000, 'the second request');
+      expect(second.body).toMatchObject({ status: 'unavailable', cached: true, checkedAt: first.body.checkedAt });
+    } finally {
+      silent.close();
+    }
+  });
+});
+
 describe('a read-only role for the health function', () => {
   it('should answer ready and fresh when connected as a role that may only read, as docs/operations.md creates it', async () => {
     const own = await testDatabase();
