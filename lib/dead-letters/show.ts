@@ -65,22 +65,59 @@ export const HEADERS_SHOWN_BYTES = 1024 * 1024;
  */
 export const SHOWN_DEPTH = 1000;
 
+/**
+ * Stored bytes (key, value, headers) read from the database at a time. A page shows at most PAGE_BYTES, but a
+ * letter's stored bytes can be several MB (a `too_large` value): read all at once, 100 of them took over 600 MB, more
+ * than the function's memory. So the page's letters are read in parts of about this size (at least one letter),
+ * and no further part is read once the page is full.
+ */
+export const READ_BYTES = 8 * 1024 * 1024;
+
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
 export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
-  const rows = await sql<StoredDeadLetter[]>`
-    select ${sql([...DEAD_LETTER_COLUMNS])} from ${deadLettersTable(sql, schema)}
+  const table = deadLettersTable(sql, schema);
+  // First which letters and how large, without their bytes.
+  const selected = await sql<{ id: string; stored: number }[]>`
+    select id, (coalesce(octet_length(key), 0) + coalesce(octet_length(value), 0)
+      + coalesce((select sum(octet_length(h)) from unnest(header_keys || header_values) as h), 0))::float8 as stored
+    from ${table}
     where id > ${request.after} ${selectionFilter(sql, request)}
     order by id
     limit ${request.limit + 1}`;
   const page: ShownDeadLetter[] = [];
   let bytes = 0;
-  for (const row of rows.slice(0, request.limit)) {
-    const letter = present(row);
-    bytes += shownBytes(letter);
-    if (page.length > 0 && bytes > PAGE_BYTES) break;
-    page.push(letter);
+  let full = false;
+  for (const part of parts(selected.slice(0, request.limit))) {
+    const rows = await sql<StoredDeadLetter[]>`
+      select ${sql([...DEAD_LETTER_COLUMNS])} from ${table} where id = any(${part}::bigint[]) order by id`;
+    for (const row of rows) {
+      const letter = present(row);
+      bytes += shownBytes(letter);
+      if (page.length > 0 && bytes > PAGE_BYTES) {
+        full = true;
+        break;
+      }
+      page.push(letter);
+    }
+    if (full) break;
   }
-  return { letters: page, nextAfter: rows.length > page.length ? (page.at(-1)?.id ?? null) : null };
+  const more = full || selected.length > request.limit;
+  return { letters: page, nextAfter: more ? (page.at(-1)?.id ?? null) : null };
+}
+
+/** Ids in order, grouped so that each group's stored bytes stay within READ_BYTES (a larger letter alone). */
+function parts(selected: ReadonlyArray<{ id: string; stored: number }>): string[][] {
+  const groups: string[][] = [];
+  let size = Infinity;
+  for (const { id, stored } of selected) {
+    if (size + stored > READ_BYTES) {
+      groups.push([]);
+      size = 0;
+    }
+    groups.at(-1)!.push(id);
+    size += stored;
+  }
+  return groups;
 }
 
 const shownBytes = (x: unknown) => Buffer.byteLength(JSON.stringify(x));
