@@ -13,13 +13,17 @@ export async function copyRows(
   columns: readonly string[],
   rows: Iterable<readonly unknown[]>,
 ): Promise<void> {
-  if (isEmpty(rows)) return;
+  // No statement for no rows; rows may be made as they are read (replacementRows), so the first is looked at.
+  const iterator = rows[Symbol.iterator]();
+  const first = iterator.next();
+  if (first.done) return;
   const target = await tx`copy ${table} (${tx(columns as string[])}) from stdin`.writable();
-  await pipeline(Readable.from(copyChunks(rows)), target);
+  await pipeline(Readable.from(copyChunks(withFirst(first.value, iterator))), target);
 }
 
-function isEmpty(rows: Iterable<readonly unknown[]>): boolean {
-  return Array.isArray(rows) && rows.length === 0;
+function* withFirst<T>(first: T, rest: Iterator<T>): Generator<T> {
+  yield first;
+  for (let next = rest.next(); !next.done; next = rest.next()) yield next.value;
 }
 
 /** Rows as COPY text lines, gathered into chunks of about 64 KiB so that the socket sees few large writes. */

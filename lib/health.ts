@@ -96,18 +96,24 @@ const STATEMENT_SHARE = 0.75;
  * answer at all. A request behind a locked table therefore leaves no backend queued for the lock after it gave up:
  * PostgreSQL does not notice a vanished client while a backend waits for a lock, only lock_timeout ends that wait.
  * `timeoutMs` is a duration measured from now, so a caller holding an absolute deadline passes `deadline - now`.
+ * It bounds the whole call, not only each attempt: Database.run fetches the credentials (Secrets Manager, which the
+ * SDK waits on without limit) outside its own timeout, and after a lost connection tries again with the full time.
  */
 export async function healthQuery<T>(database: Database, timeoutMs: number, work: (sql: Sql) => Promise<T>): Promise<T> {
   const share = (part: number) => String(Math.max(1, Math.floor(timeoutMs * part)));
   try {
-    return await database.run(
+    // Database.run takes the instant it must be done by: the whole check, reconnect and re-login included.
+    const deadline = Date.now() + timeoutMs;
+    const run = database.run(
       (sql) =>
         inTransaction(sql, async (tx) => {
           await tx`select set_config('statement_timeout', ${share(STATEMENT_SHARE)}, true), set_config('lock_timeout', ${share(LOCK_SHARE)}, true)`;
           return work(tx);
         }),
-      timeoutMs,
+      deadline,
     );
+    run.catch(() => {}); // settled after the timeout, if ever: nobody is waiting for it any more
+    return await withTimeout(run, timeoutMs);
   } catch (error) {
     // Database.run dropped the silent connection; to a monitor that is "no answer in time".
     if (error instanceof OutOfTimeError) throw new HealthCheckTimeoutError(timeoutMs);

@@ -17,6 +17,12 @@ export interface ValidationClock {
   deadline: number;
   /** The current time in epoch milliseconds (Date.now; a test stands in a fake clock). */
   now: () => number;
+  /**
+   * Epoch milliseconds at which the invocation's work began (before decoding and the schema check); the start of
+   * validation when absent. `too_slow` is judged against the share of the time from here to the deadline: the time
+   * any delivery of the record gets, not what this one happens to have left.
+   */
+  begun?: number;
 }
 
 /**
@@ -25,7 +31,8 @@ export interface ValidationClock {
  *
  * Records are taken one per partition in turn (the first of every partition, then the second, ...), so that when
  * time runs out every partition the batch holds has had its oldest record validated, not only the first partition.
- * A record whose own validation took longer than the whole share is `too_slow`: it is dead-lettered with its bytes
+ * A record whose own validation took longer than the whole share (of the invocation's time, counted from `begun`,
+ * so that a delivery left short by a slow start does not condemn a record) is `too_slow`: it is dead-lettered with its bytes
  * (and its trace id when it has a readable one) whatever its result, because it would take the same share on every
  * delivery and leave the write no time; dead-lettered, it stops there and a redrive, with the dead-letter
  * function's own time, can still store it. A record that merely finished after the share ran out because others
@@ -35,20 +42,23 @@ export function validateBatch(records: readonly KafkaRecord[], clock: Validation
   const results: Array<ParseResult | null> = records.map(() => null);
   const started = clock.now();
   const budgetMs = Math.max(0, clock.deadline - started) * VALIDATION_SHARE;
+  // A slow cold start (the schema check waiting on the database) can leave this delivery little time: a record that
+  // only outlasts that little is not slow, and the next delivery, validating it first, has the whole share.
+  const slowMs = Math.max(budgetMs, Math.max(0, clock.deadline - (clock.begun ?? started)) * VALIDATION_SHARE);
   for (const i of onePerPartitionInTurn(records)) {
     const before = clock.now();
     if (before - started >= budgetMs) break;
     const result = parse(records[i]!.value);
     const tookMs = clock.now() - before;
-    results[i] = tookMs > budgetMs ? tooSlow(result, tookMs, budgetMs) : result;
+    results[i] = tookMs > slowMs ? tooSlow(result, tookMs, slowMs) : result;
   }
   return results;
 }
 
 function tooSlow(result: ParseResult, tookMs: number, budgetMs: number): ParseResult {
   const detail =
-    `validation took ${Math.round(tookMs)} ms, more than the ${Math.round(budgetMs)} ms this invocation could give it ` +
-    `(${VALIDATION_SHARE * 100}% of the time left before the deadline); redrive it, or show it to see why it is slow`;
+    `validation took ${Math.round(tookMs)} ms, more than the ${Math.round(budgetMs)} ms an invocation can give it ` +
+    `(${VALIDATION_SHARE * 100}% of its time before the deadline); redrive it, or show it to see why it is slow`;
   return { ok: false, reason: 'too_slow', detail, traceId: result.ok ? result.message.traceId : result.traceId };
 }
 

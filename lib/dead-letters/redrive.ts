@@ -184,8 +184,6 @@ async function redriveBatch(
     for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique, statementTimeoutMs)) outcomes.set(rowOf.get(candidate)!, outcome);
     todo = repeats;
   }
-  for (const { traceId, result } of outcomes.values()) if (traceId !== null && result !== 'dead_lettered') claimedBefore?.add(traceId);
-
   const letters = rows.map((row): RedrivenLetter => ({
     id: Number(row.id),
     topic: row.kafka_topic,
@@ -201,6 +199,9 @@ async function redriveBatch(
       from json_to_recordset(${JSON.stringify(updates)}::text::json) as x(id bigint, result text, reason text, detail text, trace_id text)
       where d.id = x.id`;
   }
+  // Only once the batch's last statement has answered: a batch that fails before this runs again (a lost connection)
+  // and must not find its own trace ids claimed, which made a dry run report every letter `duplicate`.
+  for (const { traceId, result } of outcomes.values()) if (traceId !== null && result !== 'dead_lettered') claimedBefore?.add(traceId);
   return { letters, selected: rows.length, lastId: letters.at(-1)?.id ?? null };
 }
 

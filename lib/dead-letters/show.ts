@@ -26,9 +26,11 @@ export interface ShownDeadLetter {
   value: DecodedBytes | null;
   /**
    * In Kafka order, repeats kept; each value as text when it is UTF-8, else as base64 (header values are not JSON).
-   * `keyTruncated` marks a key cut to fit HEADERS_SHOWN_BYTES.
+   * `keyTruncated` marks a key cut to fit HEADERS_SHOWN_BYTES; headers past it are counted in `headersOmitted`.
    */
   headers: Array<{ key: string; keyTruncated?: true; value: DecodedBytes }>;
+  /** Headers not listed because those before them filled HEADERS_SHOWN_BYTES; absent when every one is listed. */
+  headersOmitted?: number;
   reason: string;
   detail: string | null;
   traceId: string | null;
@@ -63,35 +65,97 @@ export const HEADERS_SHOWN_BYTES = 1024 * 1024;
  */
 export const SHOWN_DEPTH = 1000;
 
+/**
+ * Stored bytes (key, value, headers) read from the database at a time. A page shows at most PAGE_BYTES, but a
+ * letter's stored bytes can be several MB (a `too_large` value): read all at once, 100 of them took over 600 MB, more
+ * than the function's memory. So the page's letters are read in parts of about this size (at least one letter),
+ * and no further part is read once the page is full.
+ */
+export const READ_BYTES = 8 * 1024 * 1024;
+
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
 export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
-  const rows = await sql<StoredDeadLetter[]>`
-    select ${sql([...DEAD_LETTER_COLUMNS])} from ${deadLettersTable(sql, schema)}
+  const table = deadLettersTable(sql, schema);
+  // First which letters and how large, without their bytes.
+  const selected = await sql<{ id: string; stored: number }[]>`
+    select id, (coalesce(octet_length(key), 0) + coalesce(octet_length(value), 0)
+      + coalesce((select sum(octet_length(h)) from unnest(header_keys || header_values) as h), 0))::float8 as stored
+    from ${table}
     where id > ${request.after} ${selectionFilter(sql, request)}
     order by id
     limit ${request.limit + 1}`;
   const page: ShownDeadLetter[] = [];
   let bytes = 0;
-  for (const row of rows.slice(0, request.limit)) {
-    const letter = present(row);
-    bytes += shownBytes(letter);
-    if (page.length > 0 && bytes > PAGE_BYTES) break;
-    page.push(letter);
+  let full = false;
+  for (const part of parts(selected.slice(0, request.limit))) {
+    const rows = await sql<StoredDeadLetter[]>`
+      select ${sql([...DEAD_LETTER_COLUMNS])} from ${table} where id = any(${part}::bigint[]) order by id`;
+    for (const row of rows) {
+      const letter = present(row);
+      bytes += shownBytes(letter);
+      if (page.length > 0 && bytes > PAGE_BYTES) {
+        full = true;
+        break;
+      }
+      page.push(letter);
+    }
+    if (full) break;
   }
-  return { letters: page, nextAfter: rows.length > page.length ? (page.at(-1)?.id ?? null) : null };
+  const more = full || selected.length > request.limit;
+  return { letters: page, nextAfter: more ? (page.at(-1)?.id ?? null) : null };
+}
+
+/** Ids in order, grouped so that each group's stored bytes stay within READ_BYTES (a larger letter alone). */
+function parts(selected: ReadonlyArray<{ id: string; stored: number }>): string[][] {
+  const groups: string[][] = [];
+  let size = Infinity;
+  for (const { id, stored } of selected) {
+    if (size + stored > READ_BYTES) {
+      groups.push([]);
+      size = 0;
+    }
+    groups.at(-1)!.push(id);
+    size += stored;
+  }
+  return groups;
 }
 
 const shownBytes = (x: unknown) => Buffer.byteLength(JSON.stringify(x));
 
+/**
+ * Bytes of JSON around one shown header's key and value (`{"key":,"keyTruncated":true,"value":}` and a comma),
+ * kept free when cutting them, so that the header as shown, not only its key and value, fits what is left.
+ */
+const HEADER_FRAME_BYTES = 64;
+/** Bytes of JSON a header cut to nothing is shown in (frame, empty key, empty value and its fields), about 120. */
+const CUT_HEADER_BYTES = 160;
+
+/**
+ * A letter's headers as shown, all of them together within HEADERS_SHOWN_BYTES of JSON. Each header is counted as
+ * shown, frame and all: a record may carry hundreds of thousands of empty headers (two bytes each in Kafka), whose
+ * keys and values weigh nothing but whose entries made an 8 MB answer. The headers past the budget are not listed;
+ * `omitted` says how many.
+ */
+function presentHeaders(row: StoredDeadLetter): { headers: ShownDeadLetter['headers']; omitted: number } {
+  const stored = storedHeaders(row);
+  const headers: ShownDeadLetter['headers'] = [];
+  let left = HEADERS_SHOWN_BYTES;
+  for (const [i, h] of stored.entries()) {
+    // A large header leaves room for the ones after it to be listed, cut (at most half of what is left).
+    const room = left - Math.min(Math.floor(left / 2), CUT_HEADER_BYTES * (stored.length - i - 1));
+    const key = cutText(h.key, Math.max(0, room - HEADER_FRAME_BYTES));
+    const value = fit(decodeText(h.value), Math.max(0, room - HEADER_FRAME_BYTES - shownBytes(key.text)));
+    const shown = { key: key.text, ...(key.truncated ? { keyTruncated: true as const } : {}), value };
+    const bytes = shownBytes(shown) + 1;
+    if (bytes > left) break;
+    left -= bytes;
+    headers.push(shown);
+  }
+  return { headers, omitted: stored.length - headers.length };
+}
+
 function present(row: StoredDeadLetter): ShownDeadLetter {
-  let headersLeft = HEADERS_SHOWN_BYTES;
-  const headers = storedHeaders(row).map((h) => {
-    const key = cutText(h.key, Math.max(0, headersLeft));
-    headersLeft -= shownBytes(key.text);
-    const value = fit(decodeText(h.value), Math.max(0, headersLeft));
-    headersLeft -= shownBytes(value);
-    return { key: key.text, ...(key.truncated ? { keyTruncated: true as const } : {}), value };
-  });
+  const { headers, omitted } = presentHeaders(row);
   return {
     id: Number(row.id),
     topic: row.kafka_topic,
@@ -101,6 +165,7 @@ function present(row: StoredDeadLetter): ShownDeadLetter {
     key: row.key === null ? null : fit(decodeBytes(row.key), KEY_SHOWN_BYTES),
     value: row.value === null ? null : fit(decodeBytes(row.value), VALUE_SHOWN_BYTES),
     headers,
+    ...(omitted > 0 ? { headersOmitted: omitted } : {}),
     reason: row.reason,
     detail: row.detail,
     traceId: row.trace_id,

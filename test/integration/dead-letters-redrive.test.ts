@@ -380,6 +380,18 @@ describe('redrive and purge never exceed their limit', () => {
     expect(await marked(topic)).toBe(2);
   });
 
+  it('should report a dry run as stored, not duplicate, when a batch is run again after its connection was lost', async () => {
+    // The dry run's batch counted its trace ids as claimed before its last statement; that statement's answer lost,
+    // the batch ran again and found its own trace ids claimed: every letter reported `duplicate`.
+    const { topic } = await leaveDeadLetters(['fixable', 'fixable']);
+    proxy.loseAnswerTo('set redriven_at = now()');
+    const before = proxy.lost;
+    const run = await runAction(db, { action: 'redrive', topic, dryRun: true }, { parse: relaxedParse, database: lossy });
+    expect(proxy.lost).toBe(before + 1);
+    expect(run.response).toMatchObject({ redriven: 2, results: { stored: 2, duplicate: 0 } });
+    expect(await marked(topic)).toBe(0);
+  });
+
   it('should purge at most `limit` letters and count exactly those, dry run or not, with lost COMMIT answers', async () => {
     await fc.assert(
       fc.asyncProperty(

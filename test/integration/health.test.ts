@@ -308,16 +308,51 @@ describe('health that cannot hurt the database', () => {
   });
 });
 
+describe('a Secrets Manager that never answers', () => {
+  it('should answer /healthz within HEALTH_TIMEOUT_MS, and the next request from the cache, not wait on the secret', async () => {
+    // The SDK waits on a silent endpoint without limit, and the credentials are fetched before any query's timeout:
+    // /healthz waited more than 20 s, and every later request of the environment joined the same wait.
+    const silent: Server = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const handler = await coldStart('health', db, {
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key', AWS_EC2_METADATA_DISABLED: 'true',
+        DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-health-AbCdEf',
+        HEALTH_TIMEOUT_MS: '500', HEALTH_CHECK_INTERVAL: '60',
+      });
+      const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
+      expect(first.statusCode).toBe(503);
+      expect(first.body).toMatchObject({ status: 'unavailable', error: 'no answer within 500 ms', cached: false });
+      const second = await within(ask(handler, 'health-freshness'), 8_000, 'the second request');
+      expect(second.body).toMatchObject({ status: 'unavailable', cached: true, checkedAt: first.body.checkedAt });
+    } finally {
+      silent.close();
+    }
+  });
+});
+
 describe('a read-only role for the health function', () => {
   it('should answer ready and fresh when connected as a role that may only read, as docs/operations.md creates it', async () => {
     const own = await testDatabase();
     const role = `trace_health_${own.config.db.schema}`;
     const schema = own.config.db.schema;
     try {
-      await own.sql.unsafe(`create role ${role} login password 'health-secret-1'`);
-      // The grants of docs/operations.md, for this test's schema.
-      await own.sql.unsafe(`grant usage on schema ${schema} to ${role}`);
-      await own.sql.unsafe(`grant select on ${schema}.schema_migrations, ${schema}.processed_traces, ${schema}.dead_letters to ${role}`);
+      // The statements of docs/operations.md as written there, for this test's role, password and schema.
+      const docs = readFileSync(join(__dirname, '../../docs/operations.md'), 'utf8');
+      const block = /### A read-only role for the health function[\s\S]*?```sql\n([\s\S]*?)```/.exec(docs)?.[1];
+      expect(block).toBeDefined();
+      const statements = block!
+        .replaceAll('trace_health', role)
+        .replaceAll('<a generated password>', 'health-secret-1')
+        .replaceAll(/\btrace\./g, `${schema}.`)
+        .replaceAll('schema trace ', `schema ${schema} `)
+        .split(';')
+        .map((x) => x.trim())
+        .filter(Boolean);
+      expect(statements.length).toBeGreaterThanOrEqual(3);
+      for (const statement of statements) await own.sql.unsafe(statement);
       await runBatch(own, buildKafkaEvent([{ value: surveyMessage() }]));
       // No DB_SECRET_ARN: the health function needs only its own credentials, never the consumer's secret.
       const env = { DB_USER: role, DB_PASSWORD: 'health-secret-1', DB_SECRET_ARN: '', HEALTH_CHECK_INTERVAL: '0' };
@@ -329,7 +364,14 @@ describe('a read-only role for the health function', () => {
       // The role really is read-only: what the consumer writes, it may not.
       const asHealth = createSql({ ...own.config.db, user: role, password: 'health-secret-1' }, { max: 1 });
       try {
+        // Nor what every role may do through PUBLIC: a temporary table, filled at will, is refused (read-only).
+        await expect(asHealth`create temporary table hog (x int)`).rejects.toMatchObject({ code: '25006' });
+        // The privileges hold even in a session that turns read-only off.
+        await asHealth`set default_transaction_read_only = off`;
         await expect(asHealth`delete from ${asHealth(`${schema}.processed_traces`)}`).rejects.toMatchObject({ code: '42501' });
+        // And however many environments or holders of its password there are, it holds a bounded number of backends.
+        const [limits] = await own.sql<{ rolconnlimit: number }[]>`select rolconnlimit from pg_roles where rolname = ${role}`;
+        expect(limits!.rolconnlimit).toBeGreaterThan(0);
       } finally {
         await asHealth.end({ timeout: 5 });
       }

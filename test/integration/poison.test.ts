@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../lib/database';
 import { parseMessage } from '../../lib/message';
+import { SchemaGate } from '../../lib/schema-check';
 import { buildKafkaEvent } from '../../scripts/event-builder';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
@@ -96,3 +97,34 @@ describe('a record too slow to validate', () => {
   });
 });
 
+// A delivery can start validating with little time left: the first invocation of an environment checks the schema
+// first, and that waits on the database. A record that outlasts half of that little time is not slow: dead-lettered
+// as too_slow it would be lost to the consumer for what a later delivery validates at once.
+describe('a delivery left short by a slow start', () => {
+  it('should store a record that outlasts the time this delivery had left but not an invocation\'s share', async () => {
+    const topic = `short-${Date.now()}`;
+    const record = surveyMessage({ traceId: `short-${Date.now()}` });
+    let t = 0;
+    const end = 60_000;
+    // The schema check (a real one) takes 52 s of the fake clock: 7 s are left before the deadline, 3.5 s for validation.
+    class SlowGate extends SchemaGate {
+      override async ensure(...args: Parameters<SchemaGate['ensure']>) {
+        t += 52_000;
+        return super.ensure(...args);
+      }
+    }
+    const run = await runBatch(db, buildKafkaEvent([{ value: record }], { topic }), {
+      database: consumer,
+      schemaGate: new SlowGate(db.config.db.schema),
+      deadline: end - db.config.timeReserveMs,
+      now: () => t,
+      // The record takes 5 s: more than this delivery's 3.5 s, far less than half of an invocation's 59 s.
+      parse: (value) => {
+        t += 5_000;
+        return parseMessage(value);
+      },
+    });
+    expect(run.error).toBeUndefined();
+    expect(run.result!.outcomes.map((o) => [o.traceId, o.state, o.reason])).toEqual([[record.traceId, 'stored', undefined]]);
+  });
+});

@@ -44,6 +44,20 @@ describe('validateBatch', () => {
     expect(clock.visited).toEqual(['a', 'slow']);
   });
 
+  it('should not call a record too slow for outlasting a delivery that a slow start left short', () => {
+    // The invocation began 9 s before validation (a slow schema check), 1 s before the deadline. A record taking
+    // 800 ms outlasts half of that second, but not half of the invocation's 10 s: it keeps its result, and
+    // validation stops after it. One taking 6 s would outlast any delivery's share, and is too_slow.
+    const records = [record(0, 0, surveyMessage({ traceId: 'slow' })), record(1, 0, surveyMessage({ traceId: 'b' }))];
+    for (const [slowMs, expected] of [[800, 'ok'], [6_000, 'too_slow']] as const) {
+      const clock = fakeClock((v) => (v!.toString().includes('"slow"') ? slowMs : 300));
+      const begun = clock.at() - 9_000;
+      const results = validateBatch(records, { deadline: clock.at() + 1_000, now: clock.now, begun }, clock.parse);
+      expect(results[0]).toMatchObject(expected === 'ok' ? { ok: true } : { ok: false, reason: 'too_slow', detail: expect.stringMatching(/more than the 5000 ms/) });
+      expect(results[1]).toBeNull();
+    }
+  });
+
   it('should keep the result of a record that finished after the share ran out only because others used it', () => {
     const records = Array.from({ length: 10 }, (_, i) => record(0, i, surveyMessage({ traceId: `r${i}` })));
     // 1,000 ms to the deadline, 500 for validation, 120 ms a record: the fifth ends at 600 ms, the sixth is not started.
