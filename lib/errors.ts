@@ -119,8 +119,7 @@ export class DatabaseLoginError extends DatabaseSetupError {
       'DB_LOGIN_REJECTED',
       `PostgreSQL rejected the login${forTarget(target)}: ${detail}`,
       sqlState === '28P01' ? 'password authentication failed' : 'the database rejected the user',
-      'Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names, and that DB_HOST and DB_PORT lead to the ' +
-        'server you mean (another PostgreSQL may be listening there).',
+      'Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.',
       cause,
     );
   }
