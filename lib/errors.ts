@@ -33,7 +33,8 @@ export class EnvelopeError extends TraceConsumerError {
     super(
       'EVENT_MALFORMED',
       `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ` +
-        'Check that the function is triggered by a Kafka event source mapping, or rebuild the sample event.',
+        'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into an event ' +
+        'with `npm run build-event` (docs/local-development.md).',
     );
   }
 }
