@@ -11,12 +11,20 @@
  * - Stack traces point at the TypeScript sources: invoke local runs the bundle in the CLI's own process, where
  *   NODE_OPTIONS=--enable-source-maps from serverless.yml comes too late, so source maps are switched on here,
  *   before the bundle (built with `sourcemap: linked`) is loaded.
+ * - The consumer takes the Kafka event Lambda sends, not a message: given a message (or a list of them) it stops
+ *   before invoking and says how to wrap it (`npm run build-event`), instead of failing inside with EVENT_MALFORMED.
  *
  * Plain CommonJS because the CLI loads plugins with require().
  */
+const { readFileSync } = require('node:fs');
+const { resolve } = require('node:path');
+
 class InvokeLocalDefaults {
-  /** @param {{ service: { provider: { environment?: Record<string, unknown> }, functions?: Record<string, { environment?: Record<string, unknown> }> } }} serverless */
-  constructor(serverless) {
+  /**
+   * @param {{ service: { provider: { environment?: Record<string, unknown> }, functions?: Record<string, { environment?: Record<string, unknown> }> }, serviceDir: string, classes: { Error: new (message: string) => Error } }} serverless
+   * @param {{ function?: string, path?: string, data?: unknown }} options
+   */
+  constructor(serverless, options) {
     // Read at start-up, before invoke local overwrites process.env with the function's environment.
     /** @type {Record<string, string>} */
     const shell = {};
@@ -28,6 +36,9 @@ class InvokeLocalDefaults {
       // provider.environment and writes process.env; setting both holds whichever of the two runs first. The
       // `--env` options are applied afterwards, in invoke:local:loadEnvVars.
       'before:invoke:local:loadEnvVars': () => {
+        // First, and before serverless-esbuild builds (before:invoke:local:invoke): the CLI does not exit after
+        // an error that comes once its build has started.
+        refuseMessages(serverless, options);
         const environment = (serverless.service.provider.environment ??= {});
         Object.assign(environment, local);
         // A function's own DB_* (the health function's DB_SECRET_ARN) would win over the provider's: the shell's too.
@@ -39,6 +50,43 @@ class InvokeLocalDefaults {
       },
     };
   }
+}
+
+/**
+ * Stops `invoke local -f consumer` given a message (or a list of them) rather than the Kafka event Lambda sends,
+ * saying how to wrap it. The event is read here as the CLI reads it (`-p` file, or `--data`), since the CLI may
+ * parse it only after this hook. Anything else, even an event lib/kafka.ts will refuse, goes through.
+ * @param {{ serviceDir: string, classes: { Error: new (message: string) => Error } }} serverless
+ * @param {{ function?: string, path?: string, data?: unknown }} options
+ */
+function refuseMessages(serverless, options) {
+  if (options.function !== 'consumer') return;
+  let data = options.data;
+  try {
+    if (!data && options.path && !options.path.endsWith('.js')) data = readFileSync(resolve(serverless.serviceDir, options.path), 'utf8');
+    if (typeof data === 'string') data = JSON.parse(data);
+  } catch {
+    return; // not readable or not JSON: the CLI says so itself
+  }
+  const problem = notAKafkaEvent(data);
+  if (!problem) return;
+  const file = options.path || 'messages.json';
+  throw new serverless.classes.Error(
+    `The consumer takes the Kafka event Lambda sends, and ${options.path || 'this event'} ${problem}. ` +
+      `Wrap your messages into one: npm run --silent build-event -- ${file} > my-events/mine.json, then ` +
+      'npx serverless invoke local -f consumer -p my-events/mine.json (docs/local-development.md).',
+  );
+}
+
+/**
+ * Why `data` is a message rather than a Kafka event, or null when it may be an event (lib/kafka.ts judges the rest:
+ * an object with `records` that is malformed still fails there, with EVENT_MALFORMED).
+ * @param {unknown} data
+ */
+function notAKafkaEvent(data) {
+  if (Array.isArray(data)) return 'is a list (of messages?) rather than an event';
+  if (data === null || typeof data !== 'object' || 'records' in data) return null;
+  return 'traceId' in data || 'course' in data ? 'is a survey message, not an event' : 'has no "records": it is not a Kafka event';
 }
 
 module.exports = InvokeLocalDefaults;

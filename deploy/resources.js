@@ -73,6 +73,7 @@ async function readParams(resolveVariable) {
     maxPollers: Number(await p('maxPollers')),
     maxRetryAttempts: Number(await p('maxRetryAttempts')),
     maxRecordAgeSeconds: Number(await p('maxRecordAgeSeconds')),
+    allowDiscard: flag(await p('allowDiscard')),
     bisectOnError: flag(await p('bisectOnError')),
     failureDestinationType: await p('failureDestinationType'),
     failureDestination: await p('failureDestination'),
@@ -82,6 +83,8 @@ async function readParams(resolveVariable) {
     dbSecretArn: await p('dbSecretArn'),
     healthDbSecretArn: await p('healthDbSecretArn'),
     healthRoute: await p('healthRoute'),
+    dbSsl: await p('dbSsl'),
+    allowInsecureDb: flag(await p('allowInsecureDb')),
     kmsKeyArns: list(await p('kmsKeyArn')),
     consumerReservedConcurrency: optionalInt(await p('consumerReservedConcurrency')),
     healthReservedConcurrency: optionalInt(await p('healthReservedConcurrency')),
@@ -186,6 +189,20 @@ function validate(params, options) {
   } else {
     need(!params.failureDestination, 'failureDestination is set but failureDestinationType=none');
   }
+  // Without a destination, a batch that exhausts its retries or its age is dropped with no trace: a deploy before
+  // `db:apply` spends 11 attempts in ~40 ms, a rejected password in ~600 ms. Unbounded, it waits for the fix, and the
+  // alarms (OffsetLag, OldestRecordAge, errors) say it is waiting.
+  need(params.allowDiscard !== null, 'allowDiscard must be "true" or "false"');
+  if (params.failureDestinationType === 'none' && params.allowDiscard === false) {
+    const bounded = [
+      ...(params.maxRetryAttempts !== -1 ? [`maxRetryAttempts=${params.maxRetryAttempts}`] : []),
+      ...(params.maxRecordAgeSeconds !== -1 ? [`maxRecordAgeSeconds=${params.maxRecordAgeSeconds}`] : []),
+    ];
+    need(bounded.length === 0,
+      `${bounded.join(' and ')} without a failure destination: Lambda would discard a batch that reaches ${bounded.length > 1 ? 'either limit' : 'it'}, ` +
+      'records lost without a trace. Leave the default -1 (retried until the cause is fixed), or set failureDestinationType ' +
+      'and failureDestination, or accept the loss with --param="allowDiscard=true" (docs/deploy.md, "Retries and failed records")');
+  }
   need(!params.failureDestinationKmsKeyArn || (isKmsKeyArn(params.failureDestinationKmsKeyArn) && ['sqs', 'sns', 's3'].includes(params.failureDestinationType)),
     'failureDestinationKmsKeyArn must be a KMS key ARN, for an sqs, sns or s3 destination');
   need(isSecretArn(params.dbSecretArn), `dbSecretArn must be the Secrets Manager ARN of the database credentials${FULL_ARN}`);
@@ -207,6 +224,14 @@ function validate(params, options) {
   // within that, or set AWS_CLIENT_TIMEOUT (docs/deploy.md).
   need(Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,
     'deadLettersTimeout must be whole seconds, 10-900');
+  // A production stage must verify the database's certificate: with disable or require, whoever answers at dbHost
+  // gets the connection (lib/db-socket.ts still keeps the password from it unless it asks by SCRAM).
+  need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
+  if (isProductionStage(params.stage) && params.allowInsecureDb === false) {
+    need(params.dbSsl === 'verify-full' || !['disable', 'require'].includes(params.dbSsl),
+      `dbSsl=${params.dbSsl} on the production stage "${params.stage}": the functions would not verify the database's certificate. ` +
+      'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with --param="allowInsecureDb=true"');
+  }
   need(params.bisectOnError !== null, 'bisectOnError must be "true" or "false"');
   need(params.alarms !== null, 'alarms must be "true" or "false"');
   need(params.alarms !== false || (!params.alarmTopicArn && !params.alarmEmail),
@@ -238,6 +263,27 @@ function validate(params, options) {
     need(Number.isInteger(params.offsetLagAlarmRecords) && params.offsetLagAlarmRecords > 0, 'offsetLagAlarmRecords must be a positive whole number');
   }
   return problems;
+}
+
+/** Stages held to production rules (verified TLS to the database): prod, production, and prod-<anything>. */
+const isProductionStage = (stage) => /^prod(uction)?(-|$)/i.test(stage);
+
+/**
+ * What packages but deserves a second look: printed by the CLI run, without stopping it. Alarms that notify a topic
+ * nobody reads are the same as no alarms; a failing batch waits for its fix silently without them.
+ */
+function warnings(params, options) {
+  if (options && options.function) return [];
+  const result = [];
+  if (params.alarms && !params.alarmTopicArn && !params.alarmEmail) {
+    result.push('alarms=true, but nobody is subscribed to the alarm topic the stack creates: add --param="alarmEmail=<on-call address>" ' +
+      'or --param="alarmTopicArn=<your topic>", or subscribe to the AlarmTopicArn output after the deploy.');
+  }
+  if (!params.alarms && params.failureDestinationType === 'none' && params.mapping === 'enabled') {
+    result.push('alarms=false and no failure destination: a batch that keeps failing (database down, schema not applied) holds ' +
+      'its partition until fixed, and no alarm says so. Add --param="alarms=true" with alarmEmail, or watch the dashboard.');
+  }
+  return result;
 }
 
 // The full ARN, with the six characters Secrets Manager appends to the name: a grant on the name alone matches nothing.
@@ -558,6 +604,7 @@ async function build({ options, resolveVariable, resolveConfigurationProperty })
       `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see docs/deploy.md).`,
     );
   }
+  for (const warning of warnings(params, options)) process.stderr.write(`Warning: ${warning}\n`);
   return params;
 }
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { connect, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import type { Config } from './config';
+import { databaseSocket, type TlsSettings } from './db-socket';
 import { CaFileMissingError, CommitUnconfirmedError } from './errors';
 import { CONNECTION_LOST, errorCode } from './retry';
 
@@ -18,7 +18,8 @@ type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
  * one. https://docs.aws.amazon.com/lambda/latest/dg/services-rds.html
  */
 export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql {
-  const options: ClientOptions & { socket: ReturnType<typeof tcpSocket> } = {
+  const target = { host: db.host, port: db.port, database: db.database, user: db.user };
+  const options: ClientOptions & { socket: ReturnType<typeof databaseSocket> } = {
     host: db.host,
     port: db.port,
     database: db.database,
@@ -29,8 +30,9 @@ export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql 
     max_lifetime: db.maxLifetimeSeconds || undefined, // seconds
     connect_timeout: db.connectTimeoutSeconds,
     prepare: db.prepare,
-    ssl: sslOptions(db),
-    socket: tcpSocket(db.connectTimeoutSeconds),
+    // TLS is negotiated by the socket (lib/db-socket.ts), which also keeps the password from an unverified server.
+    ssl: false,
+    socket: databaseSocket(target, tlsSettings(db), Number(overrides.connect_timeout ?? db.connectTimeoutSeconds)),
     connection: { application_name: 'trace-consumer' },
     onnotice: () => {},
     ...overrides,
@@ -38,37 +40,9 @@ export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql 
   return postgres(options); // `socket` is a documented option that postgres.js's type definitions leave out
 }
 
-/**
- * TCP sockets with Nagle's algorithm off, as libpq and node-postgres do. postgres.js leaves it on, and then a COPY's
- * small trailing writes wait for the server's delayed acknowledgement: about 40 ms each, 180 ms a batch here. The
- * connect timeout is enforced here too, because postgres.js starts its own timer only once a socket exists.
- */
-function tcpSocket(connectTimeoutSeconds: number) {
-  return (options: { host: string[]; port: number[] }) =>
-    new Promise<Socket>((resolve, reject) => {
-      const host = options.host[0]!;
-      const port = options.port[0]!;
-      const socket = connect({ host, port, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(Object.assign(new Error(`write CONNECT_TIMEOUT ${host}:${port}`), { code: 'CONNECT_TIMEOUT' }));
-      }, connectTimeoutSeconds * 1000);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        resolve(socket);
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
-}
-
-function sslOptions(db: Config['db']): ClientOptions['ssl'] {
-  if (db.ssl === 'disable') return false;
-  if (db.ssl === 'require') return 'require'; // encrypted, certificate not checked
-  // Full verification: the certificate must chain to the CA bundle and name the host we connect to.
-  return { rejectUnauthorized: true, ca: readCaBundle(db.sslCa), ...(isIP(db.host) ? {} : { servername: db.host }) };
+/** How the connection is encrypted; the CA bundle is read when the client is created, so a missing one fails at once. */
+function tlsSettings(db: Config['db']): TlsSettings {
+  return db.ssl === 'verify-full' ? { mode: 'verify-full', ca: readCaBundle(db.sslCa) } : { mode: db.ssl };
 }
 
 /** The CA bundle, or an error naming DB_SSL_CA: a missing file is a setup mistake, never retried as transient. */

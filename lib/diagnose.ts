@@ -6,6 +6,7 @@ import {
   SchemaMissingError,
   TraceConsumerError,
 } from './errors';
+import { targetOf } from './db-socket';
 import { CONNECT_FAILED, errorCode, LOGIN_REJECTED } from './retry';
 
 /**
@@ -18,10 +19,12 @@ export function diagnoseDatabaseFailure(error: unknown): unknown {
   const code = errorCode(error);
   if (code === undefined) return error;
   const detail = `${error instanceof Error ? error.message : String(error)} (${code})`;
-  if (LOGIN_REJECTED.has(code)) return new DatabaseLoginError(code, detail, error);
-  if (code === '3D000') return new DatabaseNotFoundError(detail, error);
+  // Which server refused whom: set by the connection's socket (lib/db-socket.ts) on the errors of its startup.
+  const target = targetOf(error);
+  if (LOGIN_REJECTED.has(code)) return new DatabaseLoginError(code, detail, error, target);
+  if (code === '3D000') return new DatabaseNotFoundError(detail, error, target);
   if (code === '42P01') return new SchemaMissingError([relationName(error) ?? 'of the schema']);
-  if (CONNECT_FAILED.has(code)) return new DatabaseUnreachableError(code, detail, error);
+  if (CONNECT_FAILED.has(code)) return new DatabaseUnreachableError(code, detail, error, target);
   return error;
 }
 

@@ -33,7 +33,8 @@ export class EnvelopeError extends TraceConsumerError {
     super(
       'EVENT_MALFORMED',
       `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ` +
-        'Check that the function is triggered by a Kafka event source mapping, or rebuild the sample event.',
+        'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into an event ' +
+        'with `npm run build-event` (docs/local-development.md).',
     );
   }
 }
@@ -93,12 +94,31 @@ export class DatabaseSetupError extends TraceConsumerError {
   }
 }
 
-/** PostgreSQL rejected the login (28P01, 28000): wrong user or password, or a secret that no longer matches. */
+/** Where and as whom a connection logs in: what a person needs to tell which server said no. Never the password. */
+export interface DatabaseTarget {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+/** `user "trace" on database "trace" at db.example.com:5432`: the words every connection error uses for its target. */
+export function describeTarget(target: DatabaseTarget): string {
+  return `user "${target.user}" on database "${target.database}" at ${target.host}:${target.port}`;
+}
+
+/** " (user "trace" on database "trace" at host:5432)", or nothing when the target is not known. */
+const forTarget = (target?: DatabaseTarget) => (target ? ` (${describeTarget(target)})` : '');
+
+/**
+ * PostgreSQL rejected the login (28P01, 28000): wrong user or password, a secret that no longer matches, or another
+ * server than the one meant answering at DB_HOST:DB_PORT. The message names that server, the database and the user.
+ */
 export class DatabaseLoginError extends DatabaseSetupError {
-  constructor(sqlState: string, detail: string, cause?: unknown) {
+  constructor(sqlState: string, detail: string, cause?: unknown, target?: DatabaseTarget) {
     super(
       'DB_LOGIN_REJECTED',
-      `PostgreSQL rejected the login: ${detail}`,
+      `PostgreSQL rejected the login${forTarget(target)}: ${detail}`,
       sqlState === '28P01' ? 'password authentication failed' : 'the database rejected the user',
       'Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.',
       cause,
@@ -108,10 +128,10 @@ export class DatabaseLoginError extends DatabaseSetupError {
 
 /** The server answered, but the database DB_NAME names does not exist on it (3D000). */
 export class DatabaseNotFoundError extends DatabaseSetupError {
-  constructor(detail: string, cause?: unknown) {
+  constructor(detail: string, cause?: unknown, target?: DatabaseTarget) {
     super(
       'DB_NOT_FOUND',
-      `PostgreSQL answered, but ${detail}`,
+      `PostgreSQL answered${forTarget(target)}, but ${detail}`,
       'the database does not exist',
       'Create it (`npm run db:apply` does, or CREATE DATABASE) or set DB_NAME to an existing one.',
       cause,
@@ -132,10 +152,10 @@ const UNREACHABLE: Record<string, string> = {
 
 /** No connection could be made: nothing listens at DB_HOST:DB_PORT, the name does not resolve, or the network drops it. */
 export class DatabaseUnreachableError extends DatabaseSetupError {
-  constructor(errorCode: string, detail: string, cause?: unknown) {
+  constructor(errorCode: string, detail: string, cause?: unknown, target?: DatabaseTarget) {
     super(
       'DB_UNREACHABLE',
-      `PostgreSQL could not be reached: ${detail}`,
+      `PostgreSQL could not be reached${forTarget(target)}: ${detail}`,
       UNREACHABLE[errorCode] ?? 'the database could not be reached',
       'Check DB_HOST and DB_PORT and that the server is running (locally: `npm run db`); in Lambda, the subnets and ' +
         'security group that lead to it.',
@@ -155,6 +175,40 @@ export class CaFileMissingError extends DatabaseSetupError {
       'Set DB_SSL_CA to the CA file of your database server, or DB_SSL=disable for a server without TLS ' +
         '(`serverless invoke local` defaults to disable).',
       cause,
+    );
+  }
+}
+
+/**
+ * The server asked for the password in cleartext or as an MD5 hash on a connection whose server was not verified
+ * (DB_SSL=disable or require). The password was not sent: whoever answers at DB_HOST:DB_PORT, or sits between, could
+ * ask exactly this to collect it. SCRAM-SHA-256 is not refused: it never reveals the password to the server.
+ */
+export class DatabaseInsecureAuthError extends DatabaseSetupError {
+  readonly method: 'cleartext' | 'md5';
+
+  constructor(target: DatabaseTarget, method: 'cleartext' | 'md5', ssl: string) {
+    super(
+      'DB_INSECURE_AUTH',
+      `The server${forTarget(target)} asked for the password ${method === 'md5' ? 'as an MD5 hash' : 'in cleartext'} ` +
+        `over a connection whose server is not verified (DB_SSL=${ssl}); the password was not sent`,
+      'the server asked for the password in a form that reveals it, over a connection whose server is not verified',
+      'Set DB_SSL=verify-full (in Lambda the RDS CAs ship with the runtime; elsewhere set DB_SSL_CA to the RDS bundle ' +
+        'global-bundle.pem), or let the server use scram-sha-256 (password_encryption = scram-sha-256, set the ' +
+        'password again, scram-sha-256 in pg_hba.conf).',
+    );
+    this.method = method;
+  }
+}
+
+/** DB_SSL=require or verify-full, and the server answered that it does not accept TLS connections. */
+export class DatabaseTlsUnavailableError extends DatabaseSetupError {
+  constructor(target: DatabaseTarget, ssl: string) {
+    super(
+      'DB_TLS_UNAVAILABLE',
+      `DB_SSL=${ssl}, but the server${forTarget(target)} does not accept TLS connections`,
+      'the database does not accept TLS connections',
+      'Turn TLS on in the server (ssl = on; RDS always has it), or set DB_SSL=disable for a local server without TLS.',
     );
   }
 }

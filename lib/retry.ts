@@ -54,10 +54,12 @@ export function classifyFailure(error: unknown): FailureKind {
 /**
  * Failures of the deployment rather than of the moment or the data: the schema is behind (or ahead) of the code, the
  * login is rejected even with the secret fetched again, the database, schema, a table or a grant is missing, the
- * CA bundle or the secret cannot be used. Only a person ends them, so no retry can help until one acts.
+ * CA bundle or the secret cannot be used, the server would take the password unverified. Only a person ends them,
+ * so no retry can help until one acts.
  */
 const DEPLOYMENT_CODES = new Set([
   'SCHEMA_VERSION_MISMATCH', 'SCHEMA_MISSING', 'DB_LOGIN_REJECTED', 'DB_NOT_FOUND', 'DB_SSL_CA_MISSING', 'SECRET_INVALID',
+  'DB_INSECURE_AUTH', 'DB_TLS_UNAVAILABLE',
   '28000', '28P01', '3D000', '3F000', '42501', '42P01',
 ]);
 

@@ -70,10 +70,12 @@ async function allProblems(template: Template, params: Record<string, string>) {
 const variants = [...documentedVariants('docs/deploy.md'), ...documentedVariants('README.md')];
 const templates = new Map<string, Template>();
 const failures = new Map<string, string>();
+const outputs = new Map<string, string>();
 
 beforeAll(async () => {
   for (const v of variants) {
     const { run, template } = await packageTemplate(v.stage, v.params);
+    outputs.set(v.title, run.stdout + run.stderr);
     if (template) templates.set(v.title, template);
     else failures.set(v.title, run.stdout + run.stderr);
   }
@@ -140,6 +142,29 @@ describe('what the documented templates contain', () => {
     expect(t.Outputs!.KafkaConsumerGroupId!.Value).toBe('trace-consumer-prod');
     expect(t.Resources.HealthLambdaFunction!.Properties!.ReservedConcurrentExecutions).toBe(5);
     expect(t.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
+  });
+
+  it('should never let a documented mapping discard a failing batch: retried until fixed, or set aside in a destination', () => {
+    for (const [title, t] of templates) {
+      for (const [, esm] of resourcesOf(t, 'AWS::Lambda::EventSourceMapping')) {
+        const p = esm.Properties!;
+        const limits = { title, retries: p.MaximumRetryAttempts, age: p.MaximumRecordAgeInSeconds };
+        if (!p.DestinationConfig) expect(limits).toEqual({ title, retries: -1, age: -1 });
+      }
+    }
+  });
+
+  it('should subscribe someone to the alarms in every documented prod command, with no warning left', () => {
+    const prod = variants.filter((v) => v.stage === 'prod');
+    expect(prod.length).toBeGreaterThan(3);
+    for (const v of prod) {
+      const t = get(v.title);
+      const subscribed = resourcesOf(t, 'AWS::SNS::Subscription').length > 0 || Boolean(v.params.alarmTopicArn);
+      expect({ title: v.title, subscribed }).toEqual({ title: v.title, subscribed: true });
+      expect(outputs.get(v.title)).not.toContain('Warning: alarms=true, but nobody is subscribed');
+      // Production verifies the database's certificate.
+      expect(t.Resources.ConsumerLambdaFunction!.Properties!.Environment).toMatchObject({ Variables: { DB_SSL: 'verify-full' } });
+    }
   });
 
   it('should link the dashboard in the console of the stack\'s partition', async () => {
@@ -374,6 +399,31 @@ describe('parameter guard rails (real CLI)', () => {
     expect(output).toContain('kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_');
     expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
     expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+  });
+
+  it('should refuse finite retries without a destination and an unverified database on prod, each unless overridden by name', async () => {
+    const params = byTitle(/^prod: msk\/iam$/).params;
+    const refused = await packageTemplate('prod', { ...params, maxRetryAttempts: '10', maxRecordAgeSeconds: '604800', dbSsl: 'require' });
+    const output = refused.run.stdout + refused.run.stderr;
+    expect(refused.run.code).not.toBe(0);
+    for (const expected of [
+      'maxRetryAttempts=10 and maxRecordAgeSeconds=604800 without a failure destination: Lambda would discard a batch',
+      '--param="allowDiscard=true"',
+      'dbSsl=require on the production stage "prod"', 'Use dbSsl=verify-full', '--param="allowInsecureDb=true"',
+    ]) expect(output).toContain(expected);
+
+    // Both overrides, and no alarm subscriber: packaged, with a warning that the alarms reach nobody.
+    const { alarmEmail: _, ...withoutSubscriber } = params;
+    const accepted = await packageTemplate('prod', { ...withoutSubscriber, maxRetryAttempts: '10', dbSsl: 'require', allowDiscard: 'true', allowInsecureDb: 'true' });
+    const acceptedOutput = accepted.run.stdout + accepted.run.stderr;
+    expect(accepted.run.code, acceptedOutput).toBe(0);
+    expect(accepted.template!.Resources.ConsumerEventSourceMapping!.Properties!.MaximumRetryAttempts).toBe(10);
+    expect(accepted.template!.Resources.ConsumerLambdaFunction!.Properties!.Environment).toMatchObject({ Variables: { DB_SSL: 'require' } });
+    expect(acceptedOutput).toContain('Warning: alarms=true, but nobody is subscribed to the alarm topic');
+
+    // Outside production, dbSsl=require needs no override (the client still keeps the password from an unverified server).
+    const dev = await packageTemplate('dev', { ...byTitle(/^dev: msk\/iam -> kafka$/).params, dbSsl: 'require', maxRetryAttempts: '3' });
+    expect(dev.run.code, dev.run.stdout + dev.run.stderr).toBe(0); // a destination takes what the retries give up
   });
 
   it('should refuse wrong types, settings that would fail in AWS or at cold start, and settings without effect', async () => {

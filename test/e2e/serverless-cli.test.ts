@@ -364,4 +364,19 @@ describe('your own messages, end to end', () => {
   });
 });
 
+describe('a message instead of an event', () => {
+  it('should point to npm run build-event when invoke local is given a raw message, before running anything', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trace-raw-'));
+    const message = join(dir, 'message.json');
+    writeFileSync(message, JSON.stringify({ traceId: 'raw-1', course: { courseId: 'RAW-1' }, instructor: { name: 'Jane Doe' } }));
+    const run = await invokeLocal('consumer', message, dbEnv);
+    const output = run.stdout + run.stderr;
+    expect(run.code).not.toBe(0);
+    expect(output).toContain('is a survey message, not an event');
+    expect(output).toContain(`npm run --silent build-event -- ${message} > my-events/mine.json`);
+    expect(output).not.toContain('batch processed'); // stopped before the handler ran
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 // `serverless package` and the deployment's AWS rules are tested in deploy-templates.test.ts.

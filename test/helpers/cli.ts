@@ -27,7 +27,8 @@ export function runCommand(command: string, args: string[], env: Record<string, 
   });
 }
 
-const lockDir = join(tmpdir(), `trace-consumer-cli-${Buffer.from(projectRoot).toString('hex').slice(-40)}.lock`);
+// Outside the run's own temporary folder (test/helpers/run-tmp.ts): concurrent runs of the checkout share the lock.
+const lockDir = join(process.env.TRACE_TEST_SHARED_TMPDIR || tmpdir(), `trace-consumer-cli-${Buffer.from(projectRoot).toString('hex').slice(-40)}.lock`);
 
 /** True when the lock names a process that no longer runs: a test run killed while it held the lock. */
 function ownerGone(): boolean {
