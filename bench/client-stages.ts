@@ -1,7 +1,7 @@
-import { copyChunks } from '../lib/copy';
-import { decodeEvent } from '../lib/kafka';
-import { parseMessage } from '../lib/message';
-import { claimRows, collapseTraceIds, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../lib/plan';
+import { copyChunks } from '../lib/postgres/copy-rows';
+import { decodeEvent } from '../lib/aws/kafka-event';
+import { parseMessage } from '../lib/batch/trace-message';
+import { claimRows, collapseTraceIds, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../lib/batch/write-plan';
 
 /**
  * The consumer's JavaScript work on one batch, stage by stage and without a database: what the client spends before

@@ -1,6 +1,6 @@
-import { copyRows } from '../lib/copy';
-import { inTransaction, type Sql } from '../lib/db';
-import type { SurveyMessage } from '../lib/message';
+import { copyRows } from '../lib/postgres/copy-rows';
+import { inTransaction, type Sql } from '../lib/postgres/client';
+import type { SurveyMessage } from '../lib/batch/trace-message';
 
 /**
  * The floor no upserting writer can beat: COPY of the same rows into tables without keys, indexes or constraints,

@@ -5,8 +5,8 @@
  * price. The variants are measurements, not options: each one gives up a promise (docs/performance.md says which).
  * The guarantees that are statements rather than schema (the claim, newest wins) show in the breakdown by statement.
  */
-import type { Sql } from '../lib/db';
-import { applySchema } from '../lib/migrations';
+import type { Sql } from '../lib/postgres/client';
+import { applySchema } from '../scripts/db/migrations';
 import { median, medianByKey, round } from './stats';
 import { eventOf, runBatch, type Sample, type Writers } from './throughput';
 

@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { applySchema, createSql } from '../lib/db';
+import { createSql } from '../lib/postgres/client';
 import { startBroker } from '../scripts/kafka/broker';
 import { LocalEventSourceMapping } from '../scripts/esm/poller';
 import { publish } from '../scripts/esm/publish';
@@ -18,6 +18,7 @@ import { loadEsmSettings } from '../scripts/esm/settings';
 import { startLocalDatabase } from '../scripts/local-db';
 import { drained } from '../test/helpers/kafka';
 import { benchMessage } from './generate';
+import { applySchema } from '../scripts/db/migrations';
 
 const TOPIC = 'trace-survey-processed';
 const PARTITIONS = 4;

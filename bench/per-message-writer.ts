@@ -1,5 +1,5 @@
-import type { Sql } from '../lib/db';
-import type { SurveyMessage } from '../lib/message';
+import type { Sql } from '../lib/postgres/client';
+import type { SurveyMessage } from '../lib/batch/trace-message';
 
 /**
  * The reference a user would otherwise have: the Python service's data flow, literally. One transaction per

@@ -5,11 +5,11 @@
  * transactions are counted against the bound 1 + k(2⌈log2 n⌉ + 1).
  */
 import type { Config } from '../lib/config';
-import { environmentCredentials } from '../lib/credentials';
-import { Database } from '../lib/database';
+import { environmentCredentials } from '../lib/aws/database-credentials';
+import { Database } from '../lib/postgres/database';
 import type { Logger } from '../lib/log';
-import { processBatch } from '../lib/process-batch';
-import { buildKafkaEvent, type RecordInput } from '../scripts/event-builder';
+import { processBatch } from '../lib/batch/process-batch';
+import { buildKafkaEvent, type RecordInput } from '../scripts/encode-kafka-event';
 import { benchMessage } from './generate';
 import { median, round } from './stats';
 

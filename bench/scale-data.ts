@@ -1,4 +1,4 @@
-import { buildKafkaEvent } from '../scripts/event-builder';
+import { buildKafkaEvent } from '../scripts/encode-kafka-event';
 import { benchMessage, INSTRUCTOR_POOL, instructorName } from './generate';
 
 /**

@@ -6,8 +6,8 @@
  */
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { createSql } from '../lib/db';
-import { decodeEvent } from '../lib/kafka';
+import { createSql } from '../lib/postgres/client';
+import { decodeEvent } from '../lib/aws/kafka-event';
 import { copyBatch } from './copy-floor';
 import { scaleEvent, type Cell } from './scale-data';
 import { surveyMessages } from './throughput';

@@ -1,4 +1,4 @@
-import type { Sql } from '../lib/db';
+import type { Sql } from '../lib/postgres/client';
 
 /**
  * Server-side time per statement, from pg_stat_statements on the benchmark's own server: reset before a timed

@@ -1,18 +1,19 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { BATCH_STAGE_CHANNEL, type BatchStage, type BatchStageMark } from '../lib/batch-stages';
+import { BATCH_STAGE_CHANNEL, type BatchStage, type BatchStageMark } from '../lib/batch/stage-marks';
 import type { Config } from '../lib/config';
-import type { Database } from '../lib/database';
-import type { Sql } from '../lib/db';
-import { decodeEvent, type KafkaRecord } from '../lib/kafka';
+import type { Database } from '../lib/postgres/database';
+import type { Sql } from '../lib/postgres/client';
+import { decodeEvent } from '../lib/aws/kafka-event';
 import type { Logger } from '../lib/log';
-import { parseMessage, type SurveyMessage } from '../lib/message';
-import { processBatch } from '../lib/process-batch';
-import { buildKafkaEvent } from '../scripts/event-builder';
+import { parseMessage, type SurveyMessage } from '../lib/batch/trace-message';
+import { processBatch } from '../lib/batch/process-batch';
+import { buildKafkaEvent } from '../scripts/encode-kafka-event';
 import { copyBatch } from './copy-floor';
 import { benchMessage } from './generate';
 import type { RoundTripCounter } from './round-trips';
 import { writePerMessage } from './per-message-writer';
 import type { StatementStats, StatementTimes } from './statements';
+import type { KafkaRecord } from '../lib/batch/kafka-record';
 
 export const WRITERS = ['consumer', 'per-message', 'copy'] as const;
 export type Writer = (typeof WRITERS)[number];

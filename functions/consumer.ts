@@ -1,14 +1,14 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { credentialSource } from '../lib/credentials';
-import { Database } from '../lib/database';
+import { credentialSource } from '../lib/aws/database-credentials';
+import { Database } from '../lib/postgres/database';
 import { createLogger } from '../lib/log';
-import { processBatch } from '../lib/process-batch';
-import { SchemaGate } from '../lib/schema-check';
-import type { KafkaBatchResponse } from '../lib/report';
-import { closeDatabaseAfterLocalInvoke } from './local-invoke';
+import { processBatch } from '../lib/batch/process-batch';
+import { SchemaGate } from '../lib/postgres/schema-version-gate';
+import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger, writeMetrics } from './observability';
+import type { KafkaBatchResponse } from '../lib/aws/kafka-batch-response';
 
 // Cold start: configuration is read and validated once, and one database client serves every invocation of this
 // execution environment. A configuration error fails the init phase with a message naming the variable. The

@@ -1,11 +1,11 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { credentialSource } from '../lib/credentials';
-import { Database } from '../lib/database';
-import { runDeadLetterAction, type DeadLetterResponse } from '../lib/dead-letters/operate';
+import { credentialSource } from '../lib/aws/database-credentials';
+import { Database } from '../lib/postgres/database';
+import { runDeadLetterAction, type DeadLetterResponse } from '../lib/dead-letters/run-action';
 import { createLogger } from '../lib/log';
-import { closeDatabaseAfterLocalInvoke } from './local-invoke';
+import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger, writeMetrics } from './observability';
 
 // Cold start, as the consumer: configuration validated once, one database client per execution environment.

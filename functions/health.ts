@@ -4,12 +4,14 @@ import httpRouterHandler, { type Route } from '@middy/http-router';
 import { createError } from '@middy/util';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { loadConfig } from '../lib/config';
-import { credentialSource } from '../lib/credentials';
-import { Database } from '../lib/database';
-import { cachedCheck, checkFreshness, checkReadiness } from '../lib/health';
+import { credentialSource } from '../lib/aws/database-credentials';
+import { Database } from '../lib/postgres/database';
+import { checkReadiness } from '../lib/health/readiness';
 import { createLogger } from '../lib/log';
-import { closeDatabaseAfterLocalInvoke } from './local-invoke';
+import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger } from './observability';
+import { checkFreshness } from '../lib/health/freshness';
+import { cachedCheck } from '../lib/ttl-cache';
 
 type Event = APIGatewayProxyEventV2;
 type Response = APIGatewayProxyStructuredResultV2;

@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import type { Logger } from '../lib/log';
-import type { EmfDocument } from '../lib/metrics';
+import type { EmfDocument } from '../lib/aws/emf-metrics';
 
 // True until the first invocation of this execution environment has asked for its logger.
 let coldStart = true;

@@ -37,3 +37,15 @@ export function canStartAttempt(deadline: Deadline, now: () => number = Date.now
 export function statementTimeoutMs(deadline: Deadline, now: () => number = Date.now): number {
   return timeLeft(deadline, now) - STATEMENT_GRACE_MS;
 }
+
+/**
+ * The longest timeout both Node's timers and PostgreSQL's statement_timeout accept (2^31 - 1 ms, about 24.8 days).
+ * Beyond it Node fires a timer after 1 ms and PostgreSQL refuses the setting (SQLSTATE 22023, which would read as
+ * bad data): a caller with no deadline (Infinity, or a month) must get "no timeout to speak of", never those.
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** `ms` as a timeout both accept: at least `min`, at most MAX_TIMEOUT_MS, `min` when it is not a number at all. */
+export function boundedTimeout(ms: number, min: number): number {
+  return Number.isNaN(ms) ? min : Math.min(MAX_TIMEOUT_MS, Math.max(min, Math.floor(ms)));
+}

@@ -7,13 +7,14 @@
  */
 import { resolve } from 'node:path';
 import { loadConfig, type Config, SCRIPT_CONFIG_FIX } from '../lib/config';
-import { credentialSource } from '../lib/credentials';
-import { createDatabaseIfMissing, createSql } from '../lib/db';
-import { diagnoseDatabaseFailure } from '../lib/diagnose';
+import { credentialSource } from '../lib/aws/database-credentials';
+import { createSql } from '../lib/postgres/client';
+import { diagnoseDatabaseFailure } from '../lib/postgres/diagnose-failure';
 import { DatabaseSetupError, TraceConsumerError } from '../lib/errors';
-import { describeFailure } from '../lib/health';
-import { applySchema, MIGRATIONS_DIR } from '../lib/migrations';
-import { errorCode } from '../lib/retry';
+import { describeFailure } from '../lib/health/readiness';
+import { applySchema, MIGRATIONS_DIR } from './db/migrations';
+import { errorCode } from '../lib/postgres/failure-kind';
+import { createDatabaseIfMissing } from './db/create-database';
 
 async function main() {
   const dir = process.argv[2] ? resolve(process.argv[2]) : MIGRATIONS_DIR;

@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildKafkaEvent, DEFAULT_TOPIC, type EventSource } from './event-builder';
+import { buildKafkaEvent, DEFAULT_TOPIC, type EventSource } from './encode-kafka-event';
 
 /** Messages in a text: one JSON value (an array is a list of messages), or JSON lines. */
 export function parseMessages(text: string, origin: string): unknown[] {

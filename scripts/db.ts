@@ -14,10 +14,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
-import { applySchema, createSql } from '../lib/db';
-import { UsageError } from '../lib/errors';
+import { createSql } from '../lib/postgres/client';
 import { closedFolder, startLocalDatabase } from './local-db';
-import { exitWithDiagnosis } from './script-errors';
+import { exitWithDiagnosis } from './exit-with-diagnosis';
+import { applySchema } from './db/migrations';
+import { UsageError } from './errors';
 
 const root = join(__dirname, '..');
 const USAGE = 'usage: npm run db [-- [--port <1024-65535>] [--data <folder>] [--reset]]';

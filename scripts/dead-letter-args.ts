@@ -1,13 +1,5 @@
-/**
- * Command-line arguments of `npm run dead-letters` as the request the dead-letter function takes:
- *   summary --reasons invalid_json,invalid_message     ->  {"action": "summary", "reasons": ["invalid_json", "invalid_message"]}
- *   redrive --ids 3,4 --dry-run                        ->  {"action": "redrive", "ids": [3, 4], "dryRun": true}
- *   purge --older-than-days 30 --no-dry-run            ->  {"action": "purge", "olderThanDays": 30, "dryRun": false}
- *   --data '{"action": "show", "ids": 3}'              ->  the JSON as given
- * The request is validated by the function's own schema afterwards; this only translates spelling (and refuses
- * what cannot be spelled into a request at all, with a UsageError).
- */
-import { UsageError } from '../lib/errors';
+import { UsageError } from './errors';
+
 
 export const USAGE =
   'usage: npm run --silent dead-letters -- summary|show|redrive|purge [--option value ...] | --data \'{"action": ...}\' (docs/dead-letters.md)';

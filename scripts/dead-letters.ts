@@ -7,12 +7,12 @@
  * Prints the answer as JSON on standard output and the log line on standard error. See docs/dead-letters.md.
  */
 import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
-import { credentialSource } from '../lib/credentials';
-import { Database } from '../lib/database';
-import { runDeadLetterAction } from '../lib/dead-letters/operate';
+import { credentialSource } from '../lib/aws/database-credentials';
+import { Database } from '../lib/postgres/database';
+import { runDeadLetterAction } from '../lib/dead-letters/run-action';
 import { createLogger } from '../lib/log';
 import { requestFromArgs } from './dead-letter-args';
-import { exitWithDiagnosis } from './script-errors';
+import { exitWithDiagnosis } from './exit-with-diagnosis';
 
 /** A run from a terminal has no Lambda deadline; long redrives stop after this and say where to resume. */
 const TIME_BUDGET_MS = 15 * 60_000;

@@ -6,8 +6,8 @@ import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../lib/config';
-import { createDatabaseIfMissing } from '../lib/db';
-import { LocalServerError } from '../lib/errors';
+import { createDatabaseIfMissing } from './db/create-database';
+import { LocalServerError } from './errors';
 
 /** Connection settings in the consumer's own environment variables. */
 export interface DatabaseEnv {

@@ -7,10 +7,10 @@
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
-import { credentialSource } from '../lib/credentials';
-import { Database } from '../lib/database';
-import { checkReadiness, describeFailure } from '../lib/health';
-import { kafkaSecretProblems, type KafkaSecretPurpose } from '../lib/kafka-secret';
+import { credentialSource } from '../lib/aws/database-credentials';
+import { Database } from '../lib/postgres/database';
+import { checkReadiness, describeFailure } from '../lib/health/readiness';
+import { kafkaSecretProblems, type KafkaSecretPurpose } from './kafka-secret-check';
 
 /** What each authentication (this script's words and the deploy parameters' values) needs the secret to hold. */
 const KAFKA_AUTH_PURPOSE: Record<string, KafkaSecretPurpose> = {

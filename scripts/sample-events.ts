@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildKafkaEvent, type RecordInput } from './event-builder';
+import { buildKafkaEvent, type RecordInput } from './encode-kafka-event';
 
 const dir = join(__dirname, '..', 'events');
 

@@ -1,8 +1,8 @@
-import { withDatabase, type OperationContext } from './context';
-import { inTransactionOnce } from './once';
+import { withDatabase, type OperationContext } from './operation-context';
+import { inTransactionOnce } from './in-transaction-once';
 import type { PurgeRequest } from './request';
-import type { Sql } from '../db';
-import { deadLettersTable, selectionFilter } from './selection';
+import type { Sql } from '../postgres/client';
+import { deadLettersTable, selectionFilter } from './selection-filter';
 
 export interface PurgeReport {
   dryRun: boolean;

@@ -1,17 +1,17 @@
 import type postgres from 'postgres';
-import { inTransaction } from '../db';
-import { parseMessage, type ParseResult } from '../message';
-import { collapseTraceIds, toCandidate, type Candidate } from '../plan';
-import { classifyFailure, errorCode } from '../retry';
-import type { Sql } from '../db';
-import { diagnoseDatabaseFailure } from '../diagnose';
+import { inTransaction } from '../postgres/client';
+import { parseMessage, type ParseResult } from '../batch/trace-message';
+import { collapseTraceIds, toCandidate, type Candidate } from '../batch/write-plan';
+import { classifyFailure, errorCode } from '../postgres/failure-kind';
+import type { Sql } from '../postgres/client';
+import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import { statementTimeoutMs } from '../deadline';
-import { settleInstructors, writeBatch, type TraceStatus } from '../store';
-import { withDatabase, type OperationContext } from './context';
-import { inTransactionOnce } from './once';
-import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './record';
+import { settleInstructors, writeBatch, type TraceStatus } from '../batch/write-batch';
+import { withDatabase, type OperationContext } from './operation-context';
+import { inTransactionOnce } from './in-transaction-once';
+import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './stored-dead-letter';
 import type { RedriveRequest } from './request';
-import { deadLettersTable, selectionFilter } from './selection';
+import { deadLettersTable, selectionFilter } from './selection-filter';
 
 /** What a redrive made of a dead letter: the state the consumer would have reported for it today. */
 export type RedriveResult = TraceStatus | 'dead_lettered';

@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { DeadLetterRequestError } from '../errors';
-import { canonicalTimestamp } from '../text';
+import { canonicalTimestamp } from '../batch/storable-text';
 
 /*
  * What an operator asks of the dead-letter function, validated at the edge: the same JSON arrives from

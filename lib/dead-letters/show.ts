@@ -1,9 +1,9 @@
 import { isUtf8 } from 'node:buffer';
-import type { Sql } from '../db';
-import { holdsExactInteger, parseJson } from '../json';
-import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './record';
+import type { Sql } from '../postgres/client';
+import { holdsExactInteger, parseJson } from '../batch/exact-json';
+import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './stored-dead-letter';
 import type { ShowRequest } from './request';
-import { deadLettersTable, selectionFilter } from './selection';
+import { deadLettersTable, selectionFilter } from './selection-filter';
 
 /**
  * Bytes decoded for a person: parsed JSON when they are UTF-8 JSON, else text when UTF-8, else base64. `bytes` is

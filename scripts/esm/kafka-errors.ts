@@ -1,6 +1,7 @@
-import { KafkaSetupError, UsageError } from '../../lib/errors';
-import { DEFAULT_TOPIC } from '../event-builder';
-import { exitWithDiagnosis } from '../script-errors';
+
+import { DEFAULT_TOPIC } from '../encode-kafka-event';
+import { exitWithDiagnosis } from '../exit-with-diagnosis';
+import { KafkaSetupError, UsageError } from '../errors';
 
 /**
  * Ends npm run local:esm, produce or replay after a failure, naming its cause and the next step. The Kafka client

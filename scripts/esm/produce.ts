@@ -3,12 +3,12 @@
  * 100, keyed by trace id, with headers) or the records of a saved Lambda event to KAFKA_TOPIC on KAFKA_BROKERS.
  */
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../../lib/errors';
 import { parseArgs } from 'node:util';
 import { Admin } from '@platformatic/kafka';
 import { messagesFromEvent, publish, sampleMessages } from './publish';
 import { clientOptions, loadEsmSettings } from './settings';
 import { exitWithKafkaDiagnosis } from './kafka-errors';
+import { UsageError } from '../errors';
 
 async function main() {
   const { values } = parseArgs({ options: { count: { type: 'string', default: '100' }, from: { type: 'string', default: '0' }, event: { type: 'string' } } });

@@ -9,12 +9,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Context } from 'aws-lambda';
-import { UsageError } from '../../lib/errors';
 import { lambdaContext } from './lambda-context';
 import { toLambdaEvent, type PolledRecord } from './mapping';
 import { readRanges, rangesForTime, type OffsetRange } from './range';
 import { loadEsmSettings, type EsmSettings } from './settings';
 import { exitWithKafkaDiagnosis } from './kafka-errors';
+import { UsageError } from '../errors';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 

@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import { integer, nonEmpty, parseVariables } from '../../lib/config';
-import { DEFAULT_TOPIC } from '../event-builder';
+import { DEFAULT_TOPIC } from '../encode-kafka-event';
 
 const text = v.pipe(v.string(), v.trim());
 

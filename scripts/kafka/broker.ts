@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin } from '@platformatic/kafka';
-import { KafkaBrokerError } from '../../lib/errors';
 import { freePort } from '../local-db';
+import { KafkaBrokerError } from '../errors';
 
 /** Must match `kafka.version` in scripts/kafka/pom.xml. */
 export const KAFKA_VERSION = '4.1.1';

@@ -4,10 +4,10 @@
  * KAFKA_PORT picks the port (default 9092), KAFKA_PARTITIONS the topic's partition count (default 4).
  */
 import { createServer } from 'node:net';
-import { KafkaSetupError, UsageError } from '../../lib/errors';
-import { DEFAULT_TOPIC } from '../event-builder';
-import { exitWithDiagnosis } from '../script-errors';
+import { DEFAULT_TOPIC } from '../encode-kafka-event';
+import { exitWithDiagnosis } from '../exit-with-diagnosis';
 import { startBroker } from './broker';
+import { KafkaSetupError, UsageError } from '../errors';
 
 const USAGE = 'usage: [KAFKA_PORT=9092] [KAFKA_PARTITIONS=4] [KAFKA_TOPIC=trace-survey-processed] npm run kafka';
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logLines } from '../../scripts/invoke-output';
+import { logLines } from '../../scripts/parse-invoke-output';
 import { freePort } from '../../scripts/local-db';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { invokeLocal, lastJson, projectRoot, runCommand, runServerless, withCliLock } from '../helpers/cli';
 
 let db: TestDatabase;

@@ -89,4 +89,4 @@ export function invokeLocal(fn: string, eventPath: string, dbEnv: Record<string,
   return runServerless(args);
 }
 
-export { lastJson } from '../../scripts/invoke-output';
+export { lastJson } from '../../scripts/parse-invoke-output';

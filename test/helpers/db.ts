@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
-import { environmentCredentials } from '../../lib/credentials';
-import { Database } from '../../lib/database';
-import { createSql, qualifiedTables, type Sql, type Table } from '../../lib/db';
-import { applySchema } from '../../lib/migrations';
+import { environmentCredentials } from '../../lib/aws/database-credentials';
+import { Database } from '../../lib/postgres/database';
+import { createSql, type Sql } from '../../lib/postgres/client';
+import { applySchema } from '../../scripts/db/migrations';
 import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
+import { qualifiedTables, type Table } from '../../lib/postgres/table-names';
 
 export interface TestDatabase {
   config: Config;

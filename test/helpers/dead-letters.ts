@@ -1,7 +1,7 @@
 import { createLogger } from '../../lib/log';
-import { parseMessage, type ParseResult } from '../../lib/message';
-import type { EmfDocument } from '../../lib/metrics';
-import { runDeadLetterAction, type DeadLetterDependencies, type DeadLetterResponse } from '../../lib/dead-letters/operate';
+import { parseMessage, type ParseResult } from '../../lib/batch/trace-message';
+import type { EmfDocument } from '../../lib/aws/emf-metrics';
+import { runDeadLetterAction, type DeadLetterDependencies, type DeadLetterResponse } from '../../lib/dead-letters/run-action';
 import type { TestDatabase } from './db';
 
 export interface ActionRun<R = DeadLetterResponse> {

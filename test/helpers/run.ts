@@ -1,5 +1,5 @@
 import { createLogger } from '../../lib/log';
-import { processBatch, type BatchDependencies, type BatchResult } from '../../lib/process-batch';
+import { processBatch, type BatchDependencies, type BatchResult } from '../../lib/batch/process-batch';
 import type { TestDatabase } from './db';
 
 export interface Run {

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeCatalog } from '../../lib/catalog';
-import type { Sql } from '../../lib/db';
-import { applySchema, MIGRATIONS_DIR, readMigrations } from '../../lib/migrations';
-import { VERSION_TABLE } from '../../lib/schema-check';
+import { describeCatalog } from '../../scripts/db/catalog';
+import type { Sql } from '../../lib/postgres/client';
+import { applySchema, MIGRATIONS_DIR, readMigrations } from '../../scripts/db/migrations';
+import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 
 /** Every migration in migrations/, and the newest version: the upgrade tests cover whatever the folder holds. */
 export const MIGRATIONS = readMigrations();

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildKafkaEvent } from '../../scripts/event-builder';
-import type { Database } from '../../lib/database';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
+import type { Database } from '../../lib/postgres/database';
 import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { relaxedParse, runAction } from '../helpers/dead-letters';

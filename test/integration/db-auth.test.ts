@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { createSql } from '../../lib/db';
-import { diagnoseDatabaseFailure, publicReason } from '../../lib/diagnose';
-import { classifyFailure } from '../../lib/retry';
+import { createSql } from '../../lib/postgres/client';
+import { diagnoseDatabaseFailure, publicReason } from '../../lib/postgres/diagnose-failure';
+import { classifyFailure } from '../../lib/postgres/failure-kind';
 import { fakePostgres, splitMessages, type AskFor } from '../helpers/fake-postgres';
 
 const PASSWORD = 'the-password-Xy9';

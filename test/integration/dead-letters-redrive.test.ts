@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedriveResult } from '../../lib/dead-letters/redrive';
-import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
-import type { Database } from '../../lib/database';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
+import type { Database } from '../../lib/postgres/database';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { lossyProxy } from '../helpers/lost-commit';
 import { relaxedParse, runAction } from '../helpers/dead-letters';

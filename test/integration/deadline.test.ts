@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Credentials, CredentialSource } from '../../lib/credentials';
-import { Database } from '../../lib/database';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import type { Credentials, CredentialSource } from '../../lib/aws/database-credentials';
+import { Database } from '../../lib/postgres/database';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { holdTableLock, terminateSessions, testDatabase, waitForLockWait, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';

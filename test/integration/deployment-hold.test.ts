@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchFailedError, SchemaVersionError } from '../../lib/errors';
-import { SchemaGate } from '../../lib/schema-check';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { SchemaGate } from '../../lib/postgres/schema-version-gate';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import type { LocalDatabase } from '../../scripts/local-db';
 import { consumerDatabase, countRows, holdTableLock, ownServer, terminateSessions, waitForLockWait as waitForLockWaitOf, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';

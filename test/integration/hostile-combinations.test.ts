@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { relaxedParse, runAction } from '../helpers/dead-letters';
 import { surveyMessage } from '../helpers/factories';

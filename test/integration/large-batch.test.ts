@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../lib/database';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import type { Database } from '../../lib/postgres/database';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { sampleMessage } from '../../scripts/sample-events';
 import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { runBatch } from '../helpers/run';

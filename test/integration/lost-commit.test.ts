@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EmfDocument } from '../../lib/metrics';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import type { EmfDocument } from '../../lib/aws/emf-metrics';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { commitDroppingProxy } from '../helpers/proxy';

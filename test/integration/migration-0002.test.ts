@@ -1,13 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applySchema, schemaSql } from '../../lib/db';
-import { readMigrations } from '../../lib/migrations';
-import { SCHEMA_VERSION } from '../../lib/schema-version';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { readMigrations, applySchema } from '../../scripts/db/migrations';
+import { SCHEMA_VERSION } from '../../lib/postgres/schema-version';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
+import { schemaSql } from '../helpers/schema-file';
 
 // Upgrading a database that holds version-1 rows (schema.sql as it was before migrations existed) in place.
 const root = join(__dirname, '../..');

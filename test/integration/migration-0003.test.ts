@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION } from '../../lib/schema-version';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { SCHEMA_VERSION } from '../../lib/postgres/schema-version';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import { relaxedParse, runAction } from '../helpers/dead-letters';
 import { surveyMessage } from '../helpers/factories';

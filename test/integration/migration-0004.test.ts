@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION } from '../../lib/schema-version';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { SCHEMA_VERSION } from '../../lib/postgres/schema-version';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot } from '../helpers/run';

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSql, schemaSql } from '../../lib/db';
-import { MigrationError } from '../../lib/errors';
-import { applySchema } from '../../lib/migrations';
-import { VERSION_TABLE } from '../../lib/schema-check';
+import { createSql } from '../../lib/postgres/client';
+import { applySchema } from '../../scripts/db/migrations';
+import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import {
   catalogOf,
@@ -18,6 +17,8 @@ import {
   tableData,
   versionRows,
 } from '../helpers/schemas';
+import { schemaSql } from '../helpers/schema-file';
+import { MigrationError } from '../../scripts/errors';
 
 let db: TestDatabase;
 let workspace: ReturnType<typeof schemaWorkspace>;

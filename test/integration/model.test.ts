@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
-import { applySchema, createSql, TABLES, type Sql } from '../../lib/db';
+import { createSql, type Sql } from '../../lib/postgres/client';
 import { createLogger } from '../../lib/log';
-import { processBatch, type BatchResult } from '../../lib/process-batch';
-import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
+import { processBatch, type BatchResult } from '../../lib/batch/process-batch';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
 import { consumerDatabase } from '../helpers/db';
+import { applySchema } from '../../scripts/db/migrations';
+import { TABLES } from '../../lib/postgres/table-names';
 
 /*
  * A model-based test of the promise "bad input never blocks a partition". It generates batches that mix every kind

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../lib/database';
-import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
+import type { Database } from '../../lib/postgres/database';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot } from '../helpers/run';

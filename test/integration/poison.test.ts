@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../lib/database';
-import { parseMessage } from '../../lib/message';
-import { SchemaGate } from '../../lib/schema-check';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import type { Database } from '../../lib/postgres/database';
+import { parseMessage } from '../../lib/batch/trace-message';
+import { SchemaGate } from '../../lib/postgres/schema-version-gate';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildKafkaEvent, type RecordInput } from '../../scripts/event-builder';
-import { normaliseName, storableText } from '../../lib/text';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
+import { normaliseName, storableText } from '../../lib/batch/storable-text';
 import { anyJson, hostileSurvey } from '../helpers/arbitraries';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { runBatch } from '../helpers/run';

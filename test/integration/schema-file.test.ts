@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catalogDifferences } from '../../lib/catalog';
-import { applySchema } from '../../lib/migrations';
+import { catalogDifferences } from '../../scripts/db/catalog';
+import { applySchema } from '../../scripts/db/migrations';
 import { testDatabase, type TestDatabase } from '../helpers/db';
-import { schemaSql } from '../../lib/db';
 import { catalogOf, NEWEST, schemaAtVersion, schemaWorkspace, versionRows } from '../helpers/schemas';
+import { schemaSql } from '../helpers/schema-file';
 
 /*
  * schema.sql is the whole schema in one file for psql users; migrations/ is how deployed databases get there. The

@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log';
-import { applySchema } from '../../lib/migrations';
-import { SchemaGate, VERSION_TABLE } from '../../lib/schema-check';
+import { applySchema } from '../../scripts/db/migrations';
+import { SchemaGate, VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
 import { lambdaContext } from '../helpers/factories';
 import { captureLogs, coldStart } from '../helpers/handler';
-import { schemaSql } from '../../lib/db';
 import { NEWEST, schemaAtVersion, schemaWorkspace } from '../helpers/schemas';
+import { schemaSql } from '../helpers/schema-file';
 
 /** The message for a database behind the code; version 0 (no version table) may also be a wrong DB_SCHEMA. */
 const behindMessage = (version: number) =>

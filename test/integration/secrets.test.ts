@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import type { LocalDatabase } from '../../scripts/local-db';
 import { countRows, ownServer, terminateSessions, testDatabase, type TestDatabase } from '../helpers/db';
 import { FakeSecretsManager } from '../helpers/fake-secrets-manager';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeEvent } from '../../lib/kafka';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { decodeEvent } from '../../lib/aws/kafka-event';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { countRows, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot, summaryLine } from '../helpers/run';

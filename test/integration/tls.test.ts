@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { createSql } from '../../lib/db';
+import { createSql } from '../../lib/postgres/client';
 import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
 
 // A PostgreSQL server with TLS on, and its certificate as the CA bundle: as an RDS instance and the RDS CA bundle.

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeEvent } from '../../lib/kafka';
-import { parseMessage } from '../../lib/message';
+import { decodeEvent } from '../../lib/aws/kafka-event';
+import { parseMessage } from '../../lib/batch/trace-message';
 import { parseMessages } from '../../scripts/build-event';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 
 describe('parseMessages', () => {
   it('should read one object, an array, or JSON lines', () => {

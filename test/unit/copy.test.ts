@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { copyField } from '../../lib/copy';
+import { copyField } from '../../lib/postgres/copy-rows';
 
 describe('copyField', () => {
   it.each([

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import type { CredentialSource } from '../../lib/credentials';
-import { Database } from '../../lib/database';
+import type { CredentialSource } from '../../lib/aws/database-credentials';
+import { Database } from '../../lib/postgres/database';
 import { MIN_ATTEMPT_MS } from '../../lib/deadline';
 
 /*

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { actionMetrics } from '../../lib/dead-letters/metrics';
-import { toKafkaRecord, type StoredDeadLetter } from '../../lib/dead-letters/record';
+import { actionMetrics } from '../../lib/dead-letters/action-metrics';
+import { toKafkaRecord, type StoredDeadLetter } from '../../lib/dead-letters/stored-dead-letter';
 import { parseRequest } from '../../lib/dead-letters/request';
 import { decodeBytes, decodeText, fit, SHOWN_DEPTH, VALUE_SHOWN_BYTES } from '../../lib/dead-letters/show';
-import { deadLetterRow } from '../../lib/plan';
+import { deadLetterRow } from '../../lib/batch/write-plan';
 import { requestFromArgs } from '../../scripts/dead-letter-args';
 
 describe('npm run dead-letters arguments', () => {

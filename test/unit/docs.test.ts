@@ -26,7 +26,8 @@ import {
 const root = join(__dirname, '..', '..');
 const docs = readDocs(root);
 const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-const errorsSource = readFileSync(join(root, 'lib', 'errors.ts'), 'utf8');
+// The consumer's errors and the scripts' own (usage, local server, Kafka, migrations) share one table.
+const errorsSource = ['lib/errors.ts', 'scripts/errors.ts'].map((p) => readFileSync(join(root, p), 'utf8')).join('\n');
 const params = serverlessParams(readFileSync(join(root, 'serverless.yml'), 'utf8'));
 const defaults = (table: Record<string, { default: string }>) => new Map(Object.entries(table).map(([name, spec]) => [name, spec.default]));
 const configDefaults = defaults(VARIABLES);

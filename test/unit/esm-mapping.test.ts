@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeEvent } from '../../lib/kafka';
+import { decodeEvent } from '../../lib/aws/kafka-event';
 import { batchLength, batchReady, decide, MAX_PAYLOAD_BYTES, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type PolledRecord } from '../../scripts/esm/mapping';
 import { loadEsmSettings } from '../../scripts/esm/settings';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ExactInteger, parseJson } from '../../lib/json';
+import { ExactInteger, parseJson } from '../../lib/batch/exact-json';
 
 /** JSON.parse's result with every ExactInteger turned back into the number JSON.parse would have given. */
 const rounded = (x: unknown): unknown => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kafkaSecretProblems, type KafkaSecretPurpose } from '../../lib/kafka-secret';
+import { kafkaSecretProblems, type KafkaSecretPurpose } from '../../scripts/kafka-secret-check';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
 const FIELDS = { username: 'trace', password: 'p4ss', certificate: PEM, privateKey: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----' };

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EnvelopeError } from '../../lib/errors';
-import { decodeEvent, partitionKey } from '../../lib/kafka';
-import { buildKafkaEvent } from '../../scripts/event-builder';
+import { decodeEvent } from '../../lib/aws/kafka-event';
+import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
+import { partitionKey } from '../../lib/batch/kafka-record';
 
 describe('decodeEvent', () => {
   it('should decode AWS\'s own MSK fixture: base64 key and value, byte-array headers', () => {

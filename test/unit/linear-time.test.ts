@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { parseJson } from '../../lib/json';
-import { NUMERIC, parseMessage } from '../../lib/message';
-import { canonicalTimestamp, normaliseName, storableText } from '../../lib/text';
+import { parseJson } from '../../lib/batch/exact-json';
+import { NUMERIC, parseMessage } from '../../lib/batch/trace-message';
+import { canonicalTimestamp, normaliseName, storableText } from '../../lib/batch/storable-text';
 
 /*
  * Issue 21: a regex that backtracks quadratically turns one record of a few dozen kilobytes into a batch that times

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ID_MAX_CHARS, MESSAGE_MAX_BYTES, NUMBER_TEXT_MAX_CHARS, TEXT_MAX_CHARS, TIMESTAMP_MAX_CHARS } from '../../lib/limits';
-import { parseMessage, type SurveyMessage } from '../../lib/message';
+import { ID_MAX_CHARS, MESSAGE_MAX_BYTES, NUMBER_TEXT_MAX_CHARS, TEXT_MAX_CHARS, TIMESTAMP_MAX_CHARS } from '../../lib/batch/input-limits';
+import { parseMessage, type SurveyMessage } from '../../lib/batch/trace-message';
 import { surveyMessage } from '../helpers/factories';
 
 const bytes = (x: unknown) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x), 'utf8');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { KafkaRecord } from '../../lib/kafka';
-import { batchMetrics, offsetRanges, oldestRecordAgeMs } from '../../lib/metrics';
-import type { RecordOutcome, RecordState } from '../../lib/report';
+import { batchMetrics, offsetRanges, oldestRecordAgeMs } from '../../lib/aws/emf-metrics';
+import type { RecordOutcome, RecordState } from '../../lib/batch/record-outcomes';
+import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 const outcome = (topic: string, partition: number, offset: number, state: RecordState, timestamp: number | null = 1_000): RecordOutcome => ({
   record: { topic, partition, offset, timestamp, key: null, value: null, headers: [] } as KafkaRecord,

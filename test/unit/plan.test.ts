@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { KafkaRecord } from '../../lib/kafka';
-import type { SurveyMessage, TraceMessage } from '../../lib/message';
-import { claimRows, collapseTraceIds, compareReports, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../../lib/plan';
+import type { SurveyMessage, TraceMessage } from '../../lib/batch/trace-message';
+import { claimRows, collapseTraceIds, compareReports, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../../lib/batch/write-plan';
+import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 function record(offset: number, partition = 0, timestamp: number | null = 1_700_000_000_000): KafkaRecord {
   return { topic: 't', partition, offset, timestamp, key: null, value: Buffer.from('{}'), headers: [] };

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EnvelopeError } from '../../lib/errors';
-import { decodeEvent } from '../../lib/kafka';
-import { parseMessage } from '../../lib/message';
-import { normaliseName, storableText } from '../../lib/text';
+import { decodeEvent } from '../../lib/aws/kafka-event';
+import { parseMessage } from '../../lib/batch/trace-message';
+import { normaliseName, storableText } from '../../lib/batch/storable-text';
 import { anyJson, edgeNumber, hostileSurvey } from '../helpers/arbitraries';
 
 // LONG_TESTS=1 (set by .ci/run) runs ten times as many cases.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
-import type { KafkaRecord } from '../../lib/kafka';
-import { summarize, toResponse, type RecordOutcome, type RecordState } from '../../lib/report';
+import { summarize, type RecordOutcome, type RecordState } from '../../lib/batch/record-outcomes';
+import { toResponse } from '../../lib/aws/kafka-batch-response';
+import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 const outcome = (state: RecordState, partition: number, offset: number): RecordOutcome => ({
   record: { topic: 'trace-survey-processed', partition, offset, timestamp: null, key: null, value: null, headers: [] } as KafkaRecord,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MIN_ATTEMPT_MS } from '../../lib/deadline';
 import { OutOfTimeError } from '../../lib/errors';
-import { classifyFailure, withRetry } from '../../lib/retry';
+import { classifyFailure } from '../../lib/postgres/failure-kind';
+import { withRetry } from '../../lib/postgres/retry';
 
 const pgError = (code: string) => Object.assign(new Error(`pg ${code}`), { name: 'PostgresError', code });
 const sysError = (code: string) => Object.assign(new Error(code), { code });

@@ -2,11 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MigrationError, SchemaVersionError } from '../../lib/errors';
-import { readMigrations } from '../../lib/migrations';
-import { classifyFailure } from '../../lib/retry';
-import { verifySchemaVersion, type AppliedMigration } from '../../lib/schema-check';
-import { SCHEMA_VERSION } from '../../lib/schema-version';
+import { SchemaVersionError } from '../../lib/errors';
+import { readMigrations } from '../../scripts/db/migrations';
+import { classifyFailure } from '../../lib/postgres/failure-kind';
+import { verifySchemaVersion, type AppliedMigration } from '../../lib/postgres/schema-version-gate';
+import { SCHEMA_VERSION } from '../../lib/postgres/schema-version';
+import { MigrationError } from '../../scripts/errors';
 
 const root = join(__dirname, '../..');
 

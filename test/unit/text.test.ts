@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalTimestamp, fromEpochMs, normaliseName, storableText } from '../../lib/text';
+import { canonicalTimestamp, fromEpochMs, normaliseName, storableText } from '../../lib/batch/storable-text';
 
 describe('canonicalTimestamp', () => {
   it.each([

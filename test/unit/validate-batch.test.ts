@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { KafkaRecord } from '../../lib/kafka';
-import { parseMessage } from '../../lib/message';
-import { VALIDATION_SHARE, validateBatch } from '../../lib/validate-batch';
+import { parseMessage } from '../../lib/batch/trace-message';
+import { VALIDATION_SHARE, validateBatch } from '../../lib/batch/validate-batch';
 import { surveyMessage } from '../helpers/factories';
+import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 const record = (partition: number, offset: number, value: unknown): KafkaRecord => ({
   topic: 't', partition, offset, timestamp: null, key: null, headers: [], value: Buffer.from(JSON.stringify(value)),

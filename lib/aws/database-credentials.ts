@@ -1,0 +1,108 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import * as v from 'valibot';
+import type { Config } from '../config';
+import { SecretInvalidError, SecretUnavailableError } from '../errors';
+
+/** Where and as whom to connect. The password never leaves this object except into the database client. */
+export interface Credentials {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+}
+
+export interface CredentialSource {
+  /** The current credentials, from cache while they are fresh. */
+  get(): Promise<Credentials>;
+  /** Fetches anew, e.g. after the database rejected the password because the secret was rotated. */
+  refresh(): Promise<Credentials>;
+}
+
+/** Credentials from DB_* alone: nothing to fetch, nothing to refresh. */
+export function environmentCredentials(db: Config['db']): CredentialSource {
+  const credentials: Credentials = { host: db.host, port: db.port, database: db.database, user: db.user, password: db.password };
+  return { get: async () => credentials, refresh: async () => credentials };
+}
+
+/**
+ * The JSON that RDS and Secrets Manager rotation write. `username` and `password` are required; `host`, `port`
+ * and `dbname` override DB_HOST, DB_PORT and DB_NAME when present. Other fields (engine, dbClusterIdentifier, ...)
+ * are ignored. https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_secret_json_structure.html
+ */
+const SecretSchema = v.object({
+  username: v.pipe(v.string(), v.nonEmpty()),
+  password: v.string(),
+  host: v.optional(v.pipe(v.string(), v.nonEmpty())),
+  port: v.optional(v.pipe(v.union([v.number(), v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number))]), v.integer(), v.minValue(1), v.maxValue(65535))),
+  dbname: v.optional(v.pipe(v.string(), v.nonEmpty())),
+});
+
+/**
+ * Credentials from a Secrets Manager secret, cached for `ttlSeconds` per execution environment. Nothing is fetched
+ * at cold start: an unreachable Secrets Manager fails a batch as a transient error, never the init phase, so the
+ * function cannot fall into a crash loop while AWS recovers. Concurrent callers share one request.
+ */
+export function secretCredentials(
+  db: Config['db'],
+  secretArn: string,
+  client: Pick<SecretsManagerClient, 'send'> = defaultClient(),
+  now: () => number = Date.now,
+): CredentialSource {
+  let cached: { at: number; credentials: Credentials } | undefined;
+  let inFlight: Promise<Credentials> | undefined;
+
+  const fetch = async (): Promise<Credentials> => {
+    let secretString: string | undefined;
+    try {
+      const answer = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+      secretString = answer.SecretString;
+    } catch (error) {
+      throw new SecretUnavailableError(secretArn, error);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(secretString ?? '');
+    } catch {
+      throw new SecretInvalidError(secretArn, 'it is not JSON');
+    }
+    const parsed = v.safeParse(SecretSchema, json);
+    if (!parsed.success) {
+      // Name the fields only: the issue's input could be the password.
+      const fields = parsed.issues.map((i) => v.getDotPath(i) ?? '(secret)').join(', ');
+      throw new SecretInvalidError(secretArn, `these fields are missing or malformed: ${fields}`);
+    }
+    const s = parsed.output;
+    const credentials = {
+      host: s.host ?? db.host,
+      port: s.port ?? db.port,
+      database: s.dbname ?? db.database,
+      user: s.username,
+      password: s.password,
+    };
+    cached = { at: now(), credentials };
+    return credentials;
+  };
+
+  const load = () => (inFlight ??= fetch().finally(() => (inFlight = undefined)));
+  return {
+    get: async () => (cached && now() - cached.at < db.secretTtlSeconds * 1000 ? cached.credentials : load()),
+    refresh: load,
+  };
+}
+
+/**
+ * One SDK client per execution environment. Short timeouts and two attempts: a batch waits on it, and the
+ * consumer's own retries (MAX_RETRIES) come on top.
+ */
+function defaultClient(): SecretsManagerClient {
+  return new SecretsManagerClient({
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
+  });
+}
+
+/** The source the configuration asks for: the secret when DB_SECRET_ARN is set, the environment otherwise. */
+export function credentialSource(db: Config['db']): CredentialSource {
+  return db.secretArn ? secretCredentials(db, db.secretArn) : environmentCredentials(db);
+}

@@ -1,0 +1,175 @@
+import type { Database } from '../postgres/database';
+import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
+import type { Logger } from '../log';
+import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './write-plan';
+import { canStartAttempt, statementTimeoutMs } from '../deadline';
+import { classifyFailure, errorCode } from '../postgres/failure-kind';
+import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './write-batch';
+import { withRetry, type RetryOptions } from '../postgres/retry';
+
+/** One thing a batch writes: a valid message (a candidate) or the dead letter of a record that can never be stored. */
+export type Unit =
+  | { kind: 'candidate'; candidate: Candidate }
+  | { kind: 'dead_letter'; deadLetter: DeadLetter; /** The minimal row written when the full one was rejected. */ lastResort?: true };
+
+export interface SettleInput {
+  /** In event order; candidates have distinct trace ids. */
+  units: readonly Unit[];
+  /**
+   * The next copy of a candidate's trace id in the batch. When PostgreSQL rejects a candidate, its next copy is
+   * written in its place (a corrected resend), as a later batch would have written it.
+   */
+  nextCopy?: ReadonlyMap<Candidate, Candidate>;
+}
+
+/** The final state of a unit: a candidate's trace status, a dead letter written, or a failure to retry. */
+export type Settled =
+  | { kind: 'candidate'; candidate: Candidate; status: TraceStatus }
+  | { kind: 'candidate'; candidate: Candidate; status: 'dead_lettered'; reason: string; detail: string }
+  | { kind: 'dead_letter'; deadLetter: DeadLetter; status: 'dead_lettered' }
+  | { kind: 'candidate'; candidate: Candidate; status: 'failed'; error: unknown }
+  | { kind: 'dead_letter'; deadLetter: DeadLetter; status: 'failed'; error: unknown };
+
+export interface SettleContext {
+  database: Database;
+  schema: string;
+  logger: Logger;
+  /** Retries, and the invocation's one deadline (`retry.deadline`) that every attempt of every unit shares. */
+  retry: Omit<RetryOptions, 'onRetry'>;
+}
+
+/**
+ * Writes the batch and settles every unit of it. The normal path is one transaction. When PostgreSQL rejects the
+ * data, the units are split in halves and each half written on its own, down to the unit responsible: a candidate
+ * is dead-lettered as `db_rejected` (and its trace id's next copy in the batch gets its chance), a dead letter whose
+ * row is rejected is written as a minimal row. One bad message never holds back the others.
+ *
+ * Cost, for n units of which k are rejected: at most 1 + k(2⌈log2 n⌉ + 1) write transactions (see isolate), and
+ * never more than the deadline allows: every attempt starts with at least MIN_ATTEMPT_MS left before the one
+ * deadline and is cut off at it, so once the time is spent what is left is reported failed without a try.
+ * Transient failures are retried (each retry is one more transaction); what still fails is returned as failed, for
+ * Lambda to deliver again. Nothing a record contains makes it fail: only the database being unavailable does.
+ */
+export async function settleBatch(input: SettleInput, ctx: SettleContext): Promise<Settled[]> {
+  await settleReferenceRows(input.units, ctx);
+  return settleUnits(input.units, { ...ctx, nextCopy: input.nextCopy ?? new Map() });
+}
+
+/**
+ * The batch's instructors, committed in a short transaction of their own before any batch transaction, so that
+ * concurrent invocations never wait on one another's batch for a shared new name (docs/design.md, "Shared reference
+ * rows"). Once per batch, not per attempt: isolation and retries find the names there. Best effort: if it fails,
+ * the batch transaction inserts what is missing itself, as it always can, and only the waiting comes back.
+ */
+async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): Promise<void> {
+  const reports = units.flatMap((u) =>
+    u.kind === 'candidate' && u.candidate.message.kind === 'survey'
+      ? [{ name: u.candidate.message.instructor.name, traceId: u.candidate.message.traceId }]
+      : [],
+  );
+  const { deadline, now = Date.now } = ctx.retry;
+  if (reports.length === 0 || !canStartAttempt(deadline, now)) return;
+  try {
+    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, reports, statementTimeoutMs(deadline, now)), deadline, now);
+  } catch (error) {
+    ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
+  }
+}
+
+type Context = SettleContext & { nextCopy: ReadonlyMap<Candidate, Candidate> };
+
+async function settleUnits(units: readonly Unit[], ctx: Context): Promise<Settled[]> {
+  if (units.length === 0) return [];
+  let statuses: Map<string, TraceStatus>;
+  try {
+    statuses = await write(units, ctx);
+  } catch (error) {
+    if (classifyFailure(error) !== 'data') return failAll(units, error, ctx.logger);
+    const [unit] = units;
+    if (units.length === 1 && unit !== undefined) return rejectUnit(unit, error, ctx);
+    return isolate(units, ctx);
+  }
+  return units.map((unit): Settled => {
+    if (unit.kind === 'dead_letter') return { kind: 'dead_letter', deadLetter: unit.deadLetter, status: 'dead_lettered' };
+    const { candidate } = unit;
+    const status = statuses.get(candidate.message.traceId);
+    // writeBatch settles every candidate; a gap is a bug, reported (the records retried), never guessed at.
+    if (status === undefined) throw new Error(`The write returned no status for trace id ${candidate.message.traceId}.`);
+    return { kind: 'candidate', candidate, status };
+  });
+}
+
+/**
+ * PostgreSQL rejected something among `units` (n ≥ 2): write each half on its own.
+ *
+ * Termination: splitting at ⌊n/2⌋ gives two lists that are both non-empty and both shorter than n, whatever mix of
+ * candidates and dead letters they hold, so every path down ends at single units after at most ⌈log2 n⌉ splits.
+ * (Halving candidates and dead letters separately did not: one of each "split" into itself and an empty half.)
+ *
+ * Bound: a list is split only when its transaction failed, so only when it holds a rejected unit. The lists at one
+ * depth are disjoint, so at most k of them fail there, and each costs two transactions for its halves: at most
+ * 2k⌈log2 n⌉ after the first. Each rejected unit then costs one more, for its dead letter (with its trace id's next
+ * copy, whose own rejection counts as another of the k): 1 + k(2⌈log2 n⌉ + 1) in all.
+ */
+async function isolate(units: readonly Unit[], ctx: Context): Promise<Settled[]> {
+  const middle = Math.floor(units.length / 2);
+  return [...(await settleUnits(units.slice(0, middle), ctx)), ...(await settleUnits(units.slice(middle), ctx))];
+}
+
+/** One unit PostgreSQL rejects on its own. */
+async function rejectUnit(unit: Unit, error: unknown, ctx: Context): Promise<Settled[]> {
+  const why = `${errorCode(error) ?? 'unknown'}: ${error instanceof Error ? error.message : String(error)}`;
+  if (unit.kind === 'dead_letter') {
+    // Cannot happen with rows from deadLetterRow, whose text is storable and whose bytes travel as bytea; if it
+    // does anyway, keep the record's bytes and reason rather than block the partition.
+    if (unit.lastResort) return failAll([unit], error, ctx.logger);
+    const { record, row } = unit.deadLetter;
+    ctx.logger.error('dead letter row rejected; writing a minimal one', { error, reason: row.reason, offset: record.offset });
+    const minimal = minimalDeadLetterRow(record, row.reason, `${row.detail} [headers, timestamp and trace id not kept: ${why}]`);
+    return settleUnits([{ kind: 'dead_letter', deadLetter: { record, row: minimal }, lastResort: true }], ctx);
+  }
+  // A rejected report is dead-lettered with the database's reason, and its trace id's next copy takes its place.
+  const { candidate } = unit;
+  const deadLetter: DeadLetter = { record: candidate.record, row: deadLetterRow(candidate.record, 'db_rejected', why, candidate.message.traceId) };
+  const next = ctx.nextCopy.get(candidate);
+  const replacement: Unit[] = [{ kind: 'dead_letter', deadLetter }, ...(next ? [{ kind: 'candidate' as const, candidate: next }] : [])];
+  return (await settleUnits(replacement, ctx)).map((s): Settled => {
+    if (s.kind !== 'dead_letter' || s.deadLetter.record !== candidate.record) return s;
+    if (s.status === 'failed') return { kind: 'candidate', candidate, status: 'failed', error: s.error };
+    return { kind: 'candidate', candidate, status: 'dead_lettered', reason: s.deadLetter.row.reason, detail: s.deadLetter.row.detail };
+  });
+}
+
+/** One transaction for `units`, retried on transient failures. */
+function write(units: readonly Unit[], ctx: Context): Promise<Map<string, TraceStatus>> {
+  const input = {
+    candidates: units.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])),
+    deadLetters: units.flatMap((u) => (u.kind === 'dead_letter' ? [u.deadLetter] : [])),
+  };
+  const { deadline, now = Date.now } = ctx.retry;
+  return withRetry(
+    // The statement_timeout is computed when each attempt (each reconnect inside Database.run too) starts, from the
+    // one deadline: PostgreSQL ends a slow statement just before it, and Database.run's timer, at the deadline
+    // itself, ends a connection that stopped answering altogether.
+    () => ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, statementTimeoutMs(deadline, now)), deadline, now),
+    {
+      ...ctx.retry,
+      onRetry: (error, attempt, delayMs) =>
+        ctx.logger.warn('database write failed, retrying', { error, attempt, delayMs, records: units.length }),
+    },
+  );
+}
+
+function failAll(units: readonly Unit[], error: unknown, logger: Logger): Settled[] {
+  logger.error('database write failed; the records are reported for retry', {
+    error: diagnoseDatabaseFailure(error),
+    failure: classifyFailure(error),
+    records: units.length,
+  });
+  return units.map(
+    (u): Settled =>
+      u.kind === 'candidate'
+        ? { kind: 'candidate', candidate: u.candidate, status: 'failed', error }
+        : { kind: 'dead_letter', deadLetter: u.deadLetter, status: 'failed', error },
+  );
+}

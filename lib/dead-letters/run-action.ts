@@ -1,0 +1,129 @@
+import type { Config } from '../config';
+import type { Database } from '../postgres/database';
+import { timeLeft, type Deadline } from '../deadline';
+import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
+import type { Logger } from '../log';
+import type { ParseResult } from '../batch/trace-message';
+import type { EmfDocument } from '../aws/emf-metrics';
+import { readAppliedMigrations, verifySchemaVersion } from '../postgres/schema-version-gate';
+import { withDatabase, type OperationContext } from './operation-context';
+import { actionMetrics } from './action-metrics';
+import { purge, type PurgeReport } from './purge';
+import { redrive, type RedriveReport } from './redrive';
+import { parseRequest } from './request';
+import { show, type ShowPage } from './show';
+import { summarize, type DeadLetterSummary } from './summarize';
+
+export interface DeadLetterDependencies {
+  database: Database;
+  config: Pick<Config, 'db' | 'retry' | 'timeReserveMs' | 'metricsNamespace'>;
+  logger: Logger;
+  /** When the work must be finished (epoch ms): the invocation's end less TIME_RESERVE_MS, fixed when it starts. */
+  deadline: Deadline;
+  /** The clock of `deadline`; Date.now unless a test drives time. */
+  now?: () => number;
+  emitMetrics?: (document: EmfDocument) => void;
+  /** The validation redrive applies; the deployed parseMessage unless a test stands in a changed rule. */
+  parse?: (value: Buffer | null) => ParseResult;
+}
+
+export type DeadLetterResponse =
+  | ({ action: 'summary' } & DeadLetterSummary)
+  | ({ action: 'show' } & ShowPage)
+  | ({ action: 'redrive' } & RedriveReport)
+  | ({ action: 'purge' } & PurgeReport);
+
+const SERVICE = 'trace-consumer-dead-letters';
+
+/**
+ * Runs one operator request (summary, show, redrive or purge) and returns its answer. Logs one summary line and
+ * writes one metrics document per action, with counts only: what `show` returns is never logged.
+ * Throws DeadLetterRequestError for a request it cannot run, SchemaVersionError for a database whose schema does
+ * not fit the code, and the database's error (diagnosed, see lib/diagnose.ts) when it stays unusable.
+ */
+export async function runDeadLetterAction(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
+  try {
+    return await run(input, deps);
+  } catch (error) {
+    // The one line of a failed action: what was asked and why it failed. Committed redrive batches stay committed;
+    // running the action again continues after them.
+    // A setup mistake (wrong password, missing database or schema, unreachable server) is reported as the typed
+    // error that names its fix, not as the driver's raw error.
+    const diagnosed = diagnoseDatabaseFailure(error);
+    const action = (input as { action?: unknown } | null)?.action;
+    deps.logger.error('dead-letter action failed', { action: typeof action === 'string' ? action : null, error: diagnosed });
+    throw diagnosed;
+  }
+}
+
+async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
+  const started = Date.now();
+  const request = parseRequest(input);
+  const ctx: OperationContext = {
+    database: deps.database,
+    schema: deps.config.db.schema,
+    logger: deps.logger,
+    retry: deps.config.retry,
+    deadline: deps.deadline,
+    now: deps.now ?? Date.now,
+    remainingMs: () => timeLeft(deps.deadline, deps.now),
+  };
+  // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
+  // missing column; this says `npm run db:apply` instead. One query; an operator's action is rare.
+  verifySchemaVersion(await withDatabase(ctx, (sql) => readAppliedMigrations(sql, ctx.schema)));
+  let response: DeadLetterResponse;
+  switch (request.action) {
+    case 'summary':
+      response = { action: 'summary', ...(await withDatabase(ctx, (sql) => summarize(sql, ctx.schema, request))) };
+      break;
+    case 'show':
+      response = { action: 'show', ...(await withDatabase(ctx, (sql) => show(sql, ctx.schema, request))) };
+      break;
+    case 'redrive':
+      response = { action: 'redrive', ...(await redrive(request, { ...ctx, ...(deps.parse ? { parse: deps.parse } : {}) })) };
+      break;
+    case 'purge':
+      response = { action: 'purge', ...(await purge(ctx, request)) };
+      break;
+  }
+  const { action, counts, fields } = describe(response);
+  const durationMs = Date.now() - started;
+  deps.logger.info('dead-letter action done', { action, ...fields, durationMs });
+  deps.emitMetrics?.(actionMetrics(counts, { namespace: deps.config.metricsNamespace, service: SERVICE, action, durationMs, now: Date.now() }));
+  return response;
+}
+
+/** The metric counts and the log fields of a response: identifiers and counts, never dead-letter content. */
+function describe(response: DeadLetterResponse): { action: string; counts: Record<string, number>; fields: Record<string, unknown> } {
+  switch (response.action) {
+    case 'summary':
+      return {
+        action: 'summary',
+        counts: { DeadLetters: response.total, DeadLettersUnresolved: response.unresolved },
+        fields: { total: response.total, unresolved: response.unresolved, oldest: response.oldest },
+      };
+    case 'show':
+      return {
+        action: 'show',
+        counts: { DeadLettersShown: response.letters.length },
+        fields: { shown: response.letters.length, ids: response.letters.map((l) => l.id), nextAfter: response.nextAfter },
+      };
+    case 'redrive': {
+      const r = response.results;
+      return {
+        action: response.dryRun ? 'redrive-dry-run' : 'redrive',
+        counts: {
+          DeadLettersRedriven: response.redriven, RedriveStored: r.stored, RedriveDuplicate: r.duplicate,
+          RedriveSuperseded: r.superseded, RedriveUpstreamError: r.upstream_error, RedriveDeadLettered: r.dead_lettered,
+        },
+        fields: { dryRun: response.dryRun, redriven: response.redriven, results: r, done: response.done, cursor: response.cursor },
+      };
+    }
+    case 'purge':
+      return {
+        action: response.dryRun ? 'purge-dry-run' : 'purge',
+        counts: { DeadLettersPurged: response.purged },
+        fields: { dryRun: response.dryRun, purged: response.purged, byReason: response.byReason, done: response.done },
+      };
+  }
+}

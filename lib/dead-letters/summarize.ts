@@ -1,0 +1,58 @@
+import type { Sql } from '../postgres/client';
+import type { Selection } from './request';
+import { deadLettersTable, selectionFilter } from './selection-filter';
+
+export interface DeadLetterSummary {
+  total: number;
+  /** Never redriven, or dead-lettered again by their last redrive: what still needs a person. */
+  unresolved: number;
+  oldest: string | null;
+  newest: string | null;
+  byReason: { reason: string; letters: number; unresolved: number; oldest: string; newest: string }[];
+  /** Per UTC day of created_at, newest day first. */
+  byDay: { day: string; letters: number }[];
+  byPartition: { topic: string; partition: number; letters: number; firstOffset: number; lastOffset: number; oldest: string; newest: string }[];
+  /** Outcomes of past redrives; `never` counts those not redriven yet. */
+  byRedriveResult: { result: string; letters: number }[];
+}
+
+/** Counts of the selected dead letters by reason, day, partition and redrive result; reads only. */
+export async function summarize(sql: Sql, schema: string, selection: Selection): Promise<DeadLetterSummary> {
+  const table = deadLettersTable(sql, schema);
+  const where = () => sql`where true ${selectionFilter(sql, selection)}`;
+  // Fresh fragments per use: a fragment is a query object, built into the statement that embeds it.
+  const unresolved = () => sql`count(*) filter (where redriven_at is null or redrive_result = 'dead_lettered')`;
+  const oldest = () => sql`to_char(min(created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  const newest = () => sql`to_char(max(created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  const [[totals], byReason, byDay, byPartition, byRedriveResult] = await Promise.all([
+    sql<{ total: number; unresolved: number; oldest: string | null; newest: string | null }[]>`
+      select count(*)::int as total, ${unresolved()}::int as unresolved,
+        ${oldest()} as oldest, ${newest()} as newest
+      from ${table} ${where()}`,
+    sql<DeadLetterSummary['byReason']>`
+      select reason, count(*)::int as letters, ${unresolved()}::int as unresolved,
+        ${oldest()} as oldest, ${newest()} as newest
+      from ${table} ${where()} group by reason order by letters desc, reason`,
+    sql<DeadLetterSummary['byDay']>`
+      select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day, count(*)::int as letters
+      from ${table} ${where()} group by 1 order by 1 desc`,
+    sql<DeadLetterSummary['byPartition']>`
+      select kafka_topic as topic, kafka_partition as partition, count(*)::int as letters,
+        min(kafka_offset)::float8 as "firstOffset", max(kafka_offset)::float8 as "lastOffset",
+        ${oldest()} as oldest, ${newest()} as newest
+      from ${table} ${where()} group by 1, 2 order by 1, 2`,
+    sql<DeadLetterSummary['byRedriveResult']>`
+      select coalesce(redrive_result, 'never') as result, count(*)::int as letters
+      from ${table} ${where()} group by 1 order by 2 desc, 1`,
+  ]);
+  return {
+    total: totals?.total ?? 0,
+    unresolved: totals?.unresolved ?? 0,
+    oldest: totals?.oldest ?? null,
+    newest: totals?.newest ?? null,
+    byReason: [...byReason],
+    byDay: [...byDay],
+    byPartition: [...byPartition],
+    byRedriveResult: [...byRedriveResult],
+  };
+}

@@ -1,0 +1,85 @@
+import type { Database } from './database';
+import type { Sql } from './client';
+import type { Deadline } from '../deadline';
+import { SchemaVersionError } from '../errors';
+import type { Logger } from '../log';
+import { SCHEMA_VERSION } from './schema-version';
+
+/**
+ * The table in the target schema where the migration runner (and schema.sql) records each applied migration. The
+ * code reads it to know the version; it never needs the migration files, so the Lambda bundles do not carry them.
+ */
+export const VERSION_TABLE = 'schema_migrations';
+
+export interface AppliedMigration {
+  version: number;
+  compatible: boolean;
+}
+
+/** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
+export async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
+  const table = `${schema}.${VERSION_TABLE}`;
+  const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
+  if (!found?.exists) return [];
+  return sql<AppliedMigration[]>`select version, compatible from ${sql(table)} order by version`;
+}
+
+export interface VersionVerdict {
+  /** The database's version: the highest applied migration, 0 for an empty schema or one without version table. */
+  current: number;
+  required: number;
+  /** The database is ahead of the code, and every migration above `required` is marked compatible. */
+  ahead: boolean;
+}
+
+/**
+ * Can code that needs schema version `required` work on a database where `applied` are applied? Behind: no. Ahead:
+ * only when every migration above `required` declared itself compatible with the code before it, which is what
+ * makes a rollback of the code (never of the database) safe. Throws SchemaVersionError when it cannot.
+ */
+export function verifySchemaVersion(applied: readonly AppliedMigration[], required: number = SCHEMA_VERSION): VersionVerdict {
+  const current = applied.reduce((max, m) => Math.max(max, m.version), 0);
+  if (current < required) throw new SchemaVersionError(current, required);
+  const incompatible = applied.filter((m) => m.version > required && !m.compatible).map((m) => m.version);
+  if (incompatible.length > 0) throw new SchemaVersionError(current, required, incompatible);
+  return { current, required, ahead: current > required };
+}
+
+/**
+ * The consumer's schema check, once per execution environment: the first invocation reads the version table, and
+ * once the version is right no later invocation asks again (a migration that makes it wrong is applied before new
+ * code, see docs/schema-upgrades.md). A wrong version throws SchemaVersionError every time, so that the invocation
+ * fails and Lambda delivers the batch again later, after someone ran npm run db:apply. A check that could not run
+ * (the database is unreachable) decides nothing: the batch goes on to the usual retries, and the next invocation
+ * checks again.
+ */
+export class SchemaGate {
+  private verified = false;
+
+  constructor(
+    private readonly schema: string,
+    private readonly required: number = SCHEMA_VERSION,
+  ) {}
+
+  async ensure(database: Database, logger: Logger, deadline: Deadline, now: () => number = Date.now): Promise<void> {
+    if (this.verified) return;
+    let applied: AppliedMigration[];
+    try {
+      applied = await database.run((sql) => readAppliedMigrations(sql, this.schema), deadline, now);
+    } catch (error) {
+      logger.warn('schema version could not be read; checked again on the next invocation', { error });
+      return;
+    }
+    let verdict: VersionVerdict;
+    try {
+      verdict = verifySchemaVersion(applied, this.required);
+    } catch (error) {
+      logger.error('schema version mismatch; the batch is left for Lambda to retry', { error });
+      throw error;
+    }
+    if (verdict.ahead) {
+      logger.warn('database schema is ahead of the code, and compatible with it', { current: verdict.current, required: verdict.required });
+    }
+    this.verified = true;
+  }
+}
