@@ -88,6 +88,7 @@ async function readParams(resolveVariable) {
     kmsKeyArns: list(await p('kmsKeyArn')),
     consumerReservedConcurrency: optionalInt(await p('consumerReservedConcurrency')),
     healthReservedConcurrency: optionalInt(await p('healthReservedConcurrency')),
+    timeout: Number(await p('timeout')),
     deadLettersTimeout: Number(await p('deadLettersTimeout')),
     healthThrottleRate: Number(await p('healthThrottleRate')),
     healthThrottleBurst: Number(await p('healthThrottleBurst')),
@@ -220,6 +221,10 @@ function validate(params, options) {
     need(value === null || (Number.isInteger(value) && value >= 1 && value <= 1000),
       `${name} must be empty (unreserved) or a whole number 1-1000 (0 would throttle every invocation; to pause the consumer use mapping=removed)`);
   }
+  // The consumer answers TIME_RESERVE_MS (5 s) before Lambda's timeout and validates and writes in what is left: with
+  // timeout=5 nothing is left, every record of every batch is reported for retry, and every partition stalls.
+  need(Number.isInteger(params.timeout) && params.timeout >= 10 && params.timeout <= 900,
+    'timeout must be whole seconds, 10-900: the consumer keeps 5 s (TIME_RESERVE_MS) to answer in and needs seconds more to work');
   // `serverless invoke` waits 120 s for an answer, then gives up and invokes again: an operator's redrive must answer
   // within that, or set AWS_CLIENT_TIMEOUT (docs/deploy.md).
   need(Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,

@@ -432,7 +432,7 @@ describe('parameter guard rails (real CLI)', () => {
       alarms: 'yes', bisectOnError: 'True', // neither may quietly mean false
       logLevel: 'verbose', dbSsl: 'verify_full', dbPort: 'abc', healthStaleAfterSeconds: '0', // the functions' lib/config.ts
       dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db', // no suffix: the grant would match nothing
-      consumerReservedConcurrency: '0', consumerGroup: 'trace-*', deadLettersTimeout: '5',
+      consumerReservedConcurrency: '0', consumerGroup: 'trace-*', deadLettersTimeout: '5', timeout: '5',
       alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:oncall',
     }, ['--region', 'eu-west-1']);
     const output = run.stdout + run.stderr;
@@ -443,6 +443,7 @@ describe('parameter guard rails (real CLI)', () => {
       'dbPort (DB_PORT of the functions) must be a whole number', 'healthStaleAfterSeconds (HEALTH_STALE_AFTER_SECONDS of the functions) must be at least 1',
       'dbSecretArn must be the Secrets Manager ARN of the database credentials, in full', 'consumerReservedConcurrency must be empty (unreserved) or a whole number 1-1000',
       'consumerGroup must not contain "*" with mskAuth=iam', 'deadLettersTimeout must be whole seconds, 10-900',
+      'timeout must be whole seconds, 10-900',
       'mskClusterArn arn:aws:kafka:us-east-1:123456789012:cluster/trace/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3 is in us-east-1, but the stack deploys to eu-west-1',
       'alarmTopicArn arn:aws:sns:us-east-1:123456789012:oncall is in us-east-1, but the stack deploys to eu-west-1',
     ]) expect(output).toContain(expected);
