@@ -418,6 +418,20 @@ const bound = (n: number, k: number, reference: boolean) => (reference ? 1 : 0) 
 // ---------------------------------------------------------------------------------------------------------------
 
 const LONG = process.env.LONG_TESTS === '1';
+/** Cases per property; FC_SEED and FC_PATH replay a reported run or counterexample. */
+const RUNS = {
+  numRuns: LONG ? 250 : 25,
+  ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+  ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
+};
+
+/**
+ * Every table emptied. DELETE, not TRUNCATE: a truncate rewrites catalog rows, and the churn brings autovacuum to the
+ * catalogs.
+ */
+async function emptyTables(sql: Sql): Promise<void> {
+  for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
+}
 let counted = 0;
 let disturbed = 0;
 
@@ -425,10 +439,7 @@ describe('the model of bad input never blocking a partition', () => {
   it('should settle every batch as the model does, with no failures, within the transaction bound, and replay to no change', async () => {
     await fc.assert(
       fc.asyncProperty(batches, async (generated) => {
-        // DELETE, not TRUNCATE: a truncate rewrites catalog rows, and the churn brings autovacuum to the catalogs.
-        await withChecker(async (sql) => {
-          for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
-        });
+        await withChecker(emptyTables);
         const model = new Model();
         const events: unknown[] = [];
         const references: boolean[] = [];
@@ -450,7 +461,7 @@ describe('the model of bad input never blocking a partition', () => {
             counted += 1;
             expect(outcome.transactions).toBeGreaterThanOrEqual(1);
             expect(outcome.transactions).toBeLessThanOrEqual(bound(units.length, expected.rejected, expected.reference));
-            // Each attempt of the search is one write transaction (no transient failures here): the channel counts true.
+            // Each attempt of the search is one write transaction (no transient failures here): the channel is true.
             expect(outcome.attempts).toBe(outcome.transactions - (expected.reference ? 1 : 0));
           }
         }
@@ -466,11 +477,7 @@ describe('the model of bad input never blocking a partition', () => {
         }
         expect(await withChecker(readDatabase)).toEqual(stored);
       }),
-      {
-        numRuns: LONG ? 250 : 25,
-        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
-        ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
-      },
+      RUNS,
     );
     // The bound was checked on every batch, or (on a server that runs autovacuum) on most of them.
     if (autovacuumRunning) expect(counted).toBeGreaterThan(disturbed);
@@ -480,9 +487,7 @@ describe('the model of bad input never blocking a partition', () => {
   it('should redrive the same batches, stored as dead letters, to the outcomes and tables of the model, within the savepoint bound', async () => {
     await fc.assert(
       fc.asyncProperty(batches, async (generated) => {
-        await withChecker(async (sql) => {
-          for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
-        });
+        await withChecker(emptyTables);
         const model = new Model();
         const referenced = new Set<string>();
         const database = consumerDatabase(config);
@@ -490,7 +495,7 @@ describe('the model of bad input never blocking a partition', () => {
           for (const [b, units] of generated.entries()) {
             const firstOffset = 1000 * (b + 1);
             const placed = place(units, firstOffset);
-            // Each batch's records stored as dead letters, in event order, as a rule since relaxed would have left them.
+            // The batch's records stored as dead letters, in event order, as a rule since relaxed would have left them.
             const records = decodeEvent(buildKafkaEvent(units.map(toInput), { firstOffset }));
             const deadLetters = records.map((record) => ({ record, row: deadLetterRow(record, 'invalid_message', 'stored for the redrive model') }));
             // One at a time, so that their ids (the redrive's order) follow the event's, not writeBatch's.
@@ -545,11 +550,7 @@ describe('the model of bad input never blocking a partition', () => {
         const claimed = [...model.claims.values()].filter((c) => !c.upstream).map((c) => c.unit.instructor);
         expect(instructors).toEqual([...new Set([...referenced, ...claimed])].sort().map((name) => ({ name })));
       }),
-      {
-        numRuns: LONG ? 250 : 25,
-        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
-        ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
-      },
+      RUNS,
     );
   }, LONG ? 1_800_000 : 300_000);
 });
