@@ -3,7 +3,8 @@ import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './write-plan';
 import { canStartAttempt, statementTimeoutMs } from '../deadline';
-import { classifyFailure, errorCode } from '../postgres/failure-kind';
+import { classifyFailure, failureDetail } from '../postgres/failure-kind';
+import { halvingSearch, type HalvingSteps } from './halving-search';
 import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './write-batch';
 import { withRetry, type RetryOptions } from '../postgres/retry';
 
@@ -44,7 +45,7 @@ export interface SettleContext {
  * is dead-lettered as `db_rejected` (and its trace id's next copy in the batch gets its chance), a dead letter whose
  * row is rejected is written as a minimal row. One bad message never holds back the others.
  *
- * Cost, for n units of which k are rejected: at most 1 + k(2⌈log2 n⌉ + 1) write transactions (see isolate), and
+ * Cost, for n units of which k are rejected: at most 1 + k(2⌈log2 n⌉ + 1) write transactions (see halvingSearch), and
  * never more than the deadline allows: every attempt starts with at least MIN_ATTEMPT_MS left before the one
  * deadline and is cut off at it, so once the time is spent what is left is reported failed without a try.
  * Transient failures are retried (each retry is one more transaction); what still fails is returned as failed, for
@@ -78,47 +79,38 @@ async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): 
 
 type Context = SettleContext & { nextCopy: ReadonlyMap<Candidate, Candidate> };
 
-async function settleUnits(units: readonly Unit[], ctx: Context): Promise<Settled[]> {
-  if (units.length === 0) return [];
-  let statuses: Map<string, TraceStatus>;
-  try {
-    statuses = await write(units, ctx);
-  } catch (error) {
-    if (classifyFailure(error) !== 'data') return failAll(units, error, ctx.logger);
-    const [unit] = units;
-    if (units.length === 1 && unit !== undefined) return rejectUnit(unit, error, ctx);
-    return isolate(units, ctx);
-  }
-  return units.map((unit): Settled => {
-    if (unit.kind === 'dead_letter') return { kind: 'dead_letter', deadLetter: unit.deadLetter, status: 'dead_lettered' };
-    const { candidate } = unit;
-    const status = statuses.get(candidate.message.traceId);
-    // writeBatch settles every candidate; a gap is a bug, reported (the records retried), never guessed at.
-    if (status === undefined) throw new Error(`The write returned no status for trace id ${candidate.message.traceId}.`);
-    return { kind: 'candidate', candidate, status };
-  });
+/** The units settled by the halving search, each attempt one transaction through `write`. */
+function settleUnits(units: readonly Unit[], ctx: Context): Promise<Settled[]> {
+  return halvingSearch(units, consumerSteps(ctx), 'consumer');
 }
 
 /**
- * PostgreSQL rejected something among `units` (n ≥ 2): write each half on its own.
- *
- * Termination: splitting at ⌊n/2⌋ gives two lists that are both non-empty and both shorter than n, whatever mix of
- * candidates and dead letters they hold, so every path down ends at single units after at most ⌈log2 n⌉ splits.
- * (Halving candidates and dead letters separately did not: one of each "split" into itself and an empty half.)
- *
- * Bound: a list is split only when its transaction failed, so only when it holds a rejected unit. The lists at one
- * depth are disjoint, so at most k of them fail there, and each costs two transactions for its halves: at most
- * 2k⌈log2 n⌉ after the first. Each rejected unit then costs one more, for its dead letter (with its trace id's next
- * copy, whose own rejection counts as another of the k): 1 + k(2⌈log2 n⌉ + 1) in all.
+ * The consumer's steps of the halving search (lib/batch/halving-search.ts, which holds the termination and bound
+ * argument): each attempt one transaction, retried on transient failures; a rejected unit settled by rejectUnit,
+ * whose dead letter (with the trace id's next copy) is one more search; anything else reported failed.
  */
-async function isolate(units: readonly Unit[], ctx: Context): Promise<Settled[]> {
-  const middle = Math.floor(units.length / 2);
-  return [...(await settleUnits(units.slice(0, middle), ctx)), ...(await settleUnits(units.slice(middle), ctx))];
+function consumerSteps(ctx: Context): HalvingSteps<Unit, Settled> {
+  return {
+    attempt: async (units) => {
+      const statuses = await write(units, ctx);
+      return units.map((unit): Settled => {
+        if (unit.kind === 'dead_letter') return { kind: 'dead_letter', deadLetter: unit.deadLetter, status: 'dead_lettered' };
+        const { candidate } = unit;
+        const status = statuses.get(candidate.message.traceId);
+        // writeBatch settles every candidate; a gap is a bug, reported (the records retried), never guessed at.
+        if (status === undefined) throw new Error(`The write returned no status for trace id ${candidate.message.traceId}.`);
+        return { kind: 'candidate', candidate, status };
+      });
+    },
+    isRejection: (error) => classifyFailure(error) === 'data',
+    rejectOne: (unit, error) => rejectUnit(unit, error, ctx),
+    failAll: (units, error) => failAll(units, error, ctx.logger),
+  };
 }
 
 /** One unit PostgreSQL rejects on its own. */
 async function rejectUnit(unit: Unit, error: unknown, ctx: Context): Promise<Settled[]> {
-  const why = `${errorCode(error) ?? 'unknown'}: ${error instanceof Error ? error.message : String(error)}`;
+  const why = failureDetail(error);
   if (unit.kind === 'dead_letter') {
     // Cannot happen with rows from deadLetterRow, whose text is storable and whose bytes travel as bytea; if it
     // does anyway, keep the record's bytes and reason rather than block the partition.

@@ -1,8 +1,9 @@
 import type postgres from 'postgres';
-import { inTransaction } from '../postgres/client';
+import { inSavepoint, inTransaction } from '../postgres/client';
 import { parseMessage, type ParseResult } from '../batch/trace-message';
 import { collapseTraceIds, toCandidate, type Candidate } from '../batch/write-plan';
-import { classifyFailure, errorCode } from '../postgres/failure-kind';
+import { classifyFailure, failureDetail } from '../postgres/failure-kind';
+import { halvingSearch } from '../batch/halving-search';
 import type { Sql } from '../postgres/client';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import { statementTimeoutMs } from '../deadline';
@@ -208,10 +209,11 @@ async function redriveBatch(
 type WriteOutcome = Omit<RedrivenLetter, 'id' | 'topic' | 'partition' | 'offset'>;
 
 /**
- * The consumer's write inside a savepoint of the batch's transaction. When PostgreSQL rejects the data, the
- * savepoint is rolled back and each half is written on its own, down to the one message responsible, which ends
- * `dead_lettered` with `db_rejected` as the consumer's isolation would. It ends: every call either succeeds, settles
- * a single candidate, or recurses on two halves each strictly shorter than its input.
+ * The consumer's write, each attempt inside a savepoint of the batch's transaction, by the halving search
+ * (lib/batch/halving-search.ts, which holds the termination and bound argument: 1 + 2k⌈log2 n⌉ savepoints for n
+ * candidates of which k are rejected). A message PostgreSQL rejects on its own ends `dead_lettered` with
+ * `db_rejected`, as the consumer's isolation would, without a write: its outcome is recorded with the batch. Any
+ * other failure aborts the batch's transaction, which is retried whole.
  */
 async function writeIsolating(
   tx: postgres.ReservedSql,
@@ -219,27 +221,22 @@ async function writeIsolating(
   candidates: Candidate[],
   statementTimeoutMs: number,
 ): Promise<Map<Candidate, WriteOutcome>> {
-  if (candidates.length === 0) return new Map();
-  await tx`savepoint redrive_write`;
-  try {
-    const statuses = await writeBatch(tx, schema, { candidates, deadLetters: [] }, statementTimeoutMs, tx);
-    await tx`release savepoint redrive_write`;
-    return new Map(candidates.map((c) => [c, { traceId: c.message.traceId, result: statuses.get(c.message.traceId)! }]));
-  } catch (error) {
-    if (classifyFailure(error) !== 'data') throw error;
-    await tx`rollback to savepoint redrive_write`;
-    await tx`release savepoint redrive_write`;
-    const [only] = candidates;
-    if (candidates.length === 1 && only) {
-      const detail = `${errorCode(error) ?? 'unknown'}: ${error instanceof Error ? error.message : String(error)}`;
-      return new Map([[only, { traceId: only.message.traceId, result: 'dead_lettered', reason: 'db_rejected', detail }]]);
-    }
-    const half = Math.ceil(candidates.length / 2);
-    return new Map([
-      ...(await writeIsolating(tx, schema, candidates.slice(0, half), statementTimeoutMs)),
-      ...(await writeIsolating(tx, schema, candidates.slice(half), statementTimeoutMs)),
-    ]);
-  }
+  const settled = await halvingSearch<Candidate, [Candidate, WriteOutcome]>(
+    candidates,
+    {
+      attempt: async (some) => {
+        const statuses = await inSavepoint(tx, () => writeBatch(tx, schema, { candidates: some, deadLetters: [] }, statementTimeoutMs, tx));
+        return some.map((c) => [c, { traceId: c.message.traceId, result: statuses.get(c.message.traceId)! }]);
+      },
+      isRejection: (error) => classifyFailure(error) === 'data',
+      rejectOne: async (c, error) => [[c, { traceId: c.message.traceId, result: 'dead_lettered', reason: 'db_rejected', detail: failureDetail(error) }]],
+      failAll: (_, error) => {
+        throw error;
+      },
+    },
+    'redrive',
+  );
+  return new Map(settled);
 }
 
 /** Thrown to make inTransaction roll back a dry run; carries the run's report out. */

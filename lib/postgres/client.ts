@@ -83,6 +83,26 @@ export async function inTransaction<T>(sql: Sql, work: (tx: postgres.ReservedSql
 }
 
 /**
+ * Runs `work` inside a savepoint of the transaction `tx`: released when it succeeds; when it fails, the transaction is
+ * rolled back to the savepoint (so that it can go on) and the error rethrown. As inTransaction, nothing is sent on a
+ * connection that is gone. Savepoints of one name nest: each statement names the newest.
+ */
+export async function inSavepoint<T>(tx: postgres.ReservedSql, work: () => Promise<T>): Promise<T> {
+  await tx`savepoint in_savepoint`;
+  try {
+    const result = await work();
+    await tx`release savepoint in_savepoint`;
+    return result;
+  } catch (error) {
+    if (!CONNECTION_LOST.has(errorCode(error) ?? '')) {
+      await tx`rollback to savepoint in_savepoint`;
+      await tx`release savepoint in_savepoint`;
+    }
+    throw error;
+  }
+}
+
+/**
  * What became of transaction `transactionId` (from txid_current): committed, aborted, or still in progress (its
  * backend has not yet noticed that its client is gone). Null when the server no longer knows (far too old).
  * https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-SNAPSHOT

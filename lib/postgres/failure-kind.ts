@@ -72,6 +72,14 @@ export function errorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * The detail of a `db_rejected` dead letter, "<SQLSTATE>: <message>" (stored data, documented in docs/dead-letters.md):
+ * the same words whether the consumer or a redrive found the rejection.
+ */
+export function failureDetail(error: unknown): string {
+  return `${errorCode(error) ?? 'unknown'}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
 function isPostgresError(error: unknown): boolean {
   return error instanceof Error && error.name === 'PostgresError';
 }

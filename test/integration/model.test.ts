@@ -1,14 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
-import { createSql, type Sql } from '../../lib/postgres/client';
+import { createSql, inTransaction, type Sql } from '../../lib/postgres/client';
 import { createLogger } from '../../lib/log';
 import { processBatch, type BatchResult } from '../../lib/batch/process-batch';
 import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
 import { consumerDatabase } from '../helpers/db';
 import { applySchema } from '../../scripts/db/migrations';
 import { TABLES } from '../../lib/postgres/table-names';
+import { HALVING_ATTEMPT_CHANNEL, type HalvingAttempt, type HalvingCaller } from '../../lib/batch/halving-search';
+import { decodeEvent } from '../../lib/aws/kafka-event';
+import { deadLetterRow } from '../../lib/batch/write-plan';
+import { writeBatch } from '../../lib/batch/write-batch';
+import { runDeadLetterAction } from '../../lib/dead-letters/run-action';
 
 /*
  * A model-based test of the promise "bad input never blocks a partition". It generates batches that mix every kind
@@ -18,8 +24,12 @@ import { TABLES } from '../../lib/postgres/table-names';
  * database of its own, and checks:
  * - every record's outcome and the database against a reference model of the promised semantics (below);
  * - no record is reported failed while the database is up;
- * - the transactions spent, counted by PostgreSQL (pg_stat_database), stay within 1 + k(2⌈log2 n⌉ + 1);
+ * - the transactions spent, counted by PostgreSQL (pg_stat_database), stay within 1 + k(2⌈log2 n⌉ + 1), and equal
+ *   the attempts the halving search publishes on its diagnostics channel (which checks the channel);
  * - replaying a batch changes nothing.
+ * The same batches, stored as dead letters and redriven, check the other caller of the halving search: each letter
+ * ends as the model says, the tables as the consumer left them, and the search's attempts (savepoints, which
+ * pg_stat_database cannot count: the channel does) stay within 1 + 2k⌈log2 n⌉ for each search.
  * FC_SEED=<seed> (and FC_PATH=<path>) replay a reported run or counterexample; LONG_TESTS=1 runs more cases.
  */
 
@@ -45,6 +55,14 @@ beforeAll(async () => {
   if (autovacuumRunning) visitTraceOfCheck = await calibrateVisitTrace();
 });
 let autovacuumRunning = true;
+
+/** Attempts of the halving search so far, by caller, as published on its diagnostics channel. */
+const halvingAttempts: Record<HalvingCaller, number> = { consumer: 0, redrive: 0 };
+const countAttempt = (message: unknown) => {
+  halvingAttempts[(message as HalvingAttempt).caller] += 1;
+};
+beforeAll(() => subscribe(HALVING_ATTEMPT_CHANNEL, countAttempt));
+afterAll(() => unsubscribe(HALVING_ATTEMPT_CHANNEL, countAttempt));
 /** What one autovacuumVisitTrace check adds to the count itself (its view reads pg_class); see calibrateVisitTrace. */
 let visitTraceOfCheck = 0;
 
@@ -100,9 +118,10 @@ async function transactionsSoFar(): Promise<number> {
  * the tables, but a visit that vacuums nothing still counts two transactions in pg_stat_database), as
  * autovacuumVisitTrace sees. The embedded test server runs with autovacuum off, so there every batch is counted.
  */
-async function runCounted(event: unknown): Promise<{ result?: BatchResult; error?: unknown; transactions: number | null }> {
+async function runCounted(event: unknown): Promise<{ result?: BatchResult; error?: unknown; transactions: number | null; attempts: number }> {
   const vacuumsBefore = autovacuumRunning ? await withChecker(autovacuumVisitTrace) : 0;
   const before = await transactionsSoFar();
+  const attemptsBefore = halvingAttempts.consumer;
   const consumer = consumerDatabase(config);
   const deadline = Date.now() + 15_000; // a clock that runs down: a loop would end in failures, not hang the test
   const deps = { database: consumer, config, logger: createLogger('error', {}, () => {}), deadline };
@@ -116,7 +135,7 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
   // One connection while the database is healthy; its own cost is not the batch's.
   const transactions = (await transactionsSoFar()) - before - connectionCost;
   const undisturbed = !autovacuumRunning || (await withChecker(autovacuumVisitTrace)) - vacuumsBefore === visitTraceOfCheck;
-  return { ...outcome, transactions: undisturbed ? transactions : null };
+  return { ...outcome, transactions: undisturbed ? transactions : null, attempts: halvingAttempts.consumer - attemptsBefore };
 }
 
 /** The smallest change between two checks with nothing between them, over a few tries (a visit may fall in one). */
@@ -399,6 +418,20 @@ const bound = (n: number, k: number, reference: boolean) => (reference ? 1 : 0) 
 // ---------------------------------------------------------------------------------------------------------------
 
 const LONG = process.env.LONG_TESTS === '1';
+/** Cases per property; FC_SEED and FC_PATH replay a reported run or counterexample. */
+const RUNS = {
+  numRuns: LONG ? 250 : 25,
+  ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
+  ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
+};
+
+/**
+ * Every table emptied. DELETE, not TRUNCATE: a truncate rewrites catalog rows, and the churn brings autovacuum to the
+ * catalogs.
+ */
+async function emptyTables(sql: Sql): Promise<void> {
+  for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
+}
 let counted = 0;
 let disturbed = 0;
 
@@ -406,12 +439,10 @@ describe('the model of bad input never blocking a partition', () => {
   it('should settle every batch as the model does, with no failures, within the transaction bound, and replay to no change', async () => {
     await fc.assert(
       fc.asyncProperty(batches, async (generated) => {
-        // DELETE, not TRUNCATE: a truncate rewrites catalog rows, and the churn brings autovacuum to the catalogs.
-        await withChecker(async (sql) => {
-          for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
-        });
+        await withChecker(emptyTables);
         const model = new Model();
         const events: unknown[] = [];
+        const references: boolean[] = [];
         for (const [b, units] of generated.entries()) {
           const firstOffset = 1000 * (b + 1);
           const placed = place(units, firstOffset);
@@ -420,6 +451,7 @@ describe('the model of bad input never blocking a partition', () => {
           const expected = model.apply(placed);
 
           const outcome = await runCounted(event);
+          references.push(expected.reference);
           expect(outcome.error).toBeUndefined();
           const states = outcome.result!.outcomes.map((o) => (o.state === 'stored' || o.state === 'superseded' ? 'survey' : o.state));
           expect(states).toEqual(expected.states);
@@ -429,27 +461,96 @@ describe('the model of bad input never blocking a partition', () => {
             counted += 1;
             expect(outcome.transactions).toBeGreaterThanOrEqual(1);
             expect(outcome.transactions).toBeLessThanOrEqual(bound(units.length, expected.rejected, expected.reference));
+            // Each attempt of the search is one write transaction (no transient failures here): the channel is true.
+            expect(outcome.attempts).toBe(outcome.transactions - (expected.reference ? 1 : 0));
           }
         }
         const stored = await withChecker(readDatabase);
         expect(stored).toEqual(expectedDatabase(model));
 
         // A replay (Lambda delivering the same batches again) settles everything again and changes nothing.
-        for (const event of events) {
+        for (const [b, event] of events.entries()) {
           const again = await runCounted(event);
           expect(again.result?.summary.failed).toBe(0);
           expect(again.result?.summary.stored).toBe(0);
+          if (again.transactions !== null) expect(again.attempts).toBe(again.transactions - (references[b] ? 1 : 0));
         }
         expect(await withChecker(readDatabase)).toEqual(stored);
       }),
-      {
-        numRuns: LONG ? 250 : 25,
-        ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
-        ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
-      },
+      RUNS,
     );
     // The bound was checked on every batch, or (on a server that runs autovacuum) on most of them.
     if (autovacuumRunning) expect(counted).toBeGreaterThan(disturbed);
     else expect(disturbed).toBe(0);
   }, LONG ? 1_800_000 : 300_000); // a few seconds a case on a loaded machine, and shrinking a failure takes more
+
+  it('should redrive the same batches, stored as dead letters, to the outcomes and tables of the model, within the savepoint bound', async () => {
+    await fc.assert(
+      fc.asyncProperty(batches, async (generated) => {
+        await withChecker(emptyTables);
+        const model = new Model();
+        const referenced = new Set<string>();
+        const database = consumerDatabase(config);
+        try {
+          for (const [b, units] of generated.entries()) {
+            const firstOffset = 1000 * (b + 1);
+            const placed = place(units, firstOffset);
+            // The batch's records stored as dead letters, in event order, as a rule since relaxed would have left them.
+            const records = decodeEvent(buildKafkaEvent(units.map(toInput), { firstOffset }));
+            const deadLetters = records.map((record) => ({ record, row: deadLetterRow(record, 'invalid_message', 'stored for the redrive model') }));
+            // One at a time, so that their ids (the redrive's order) follow the event's, not writeBatch's.
+            await withChecker((sql) =>
+              inTransaction(sql, async (tx) => {
+                for (const letter of deadLetters) await writeBatch(tx, 'trace', { candidates: [], deadLetters: [letter] }, 10_000, tx);
+              }),
+            );
+
+            // Instructors are settled ahead of the redrive batch for every report it holds whose trace id is unclaimed.
+            for (const u of placed) if ((u.kind === 'survey' || u.kind === 'rejected_survey') && !model.claims.has(u.traceId)) referenced.add(u.instructor);
+            const expected = model.apply(placed);
+            const attemptsBefore = halvingAttempts.redrive;
+            const response = await runDeadLetterAction(
+              { action: 'redrive', batchSize: 1000 },
+              { database, config, logger: createLogger('error', {}, () => {}), deadline: Date.now() + 15_000 },
+            );
+            if (response.action !== 'redrive') throw new Error(`unexpected response ${response.action}`);
+            expect(response.done).toBe(true);
+
+            // (a) each letter as the model says; a report PostgreSQL rejects is written even after its trace id was
+            // stored in the batch (a redrive writes every copy, one round after another), so it is always db_rejected.
+            expect(response.letters.map((l) => `${l.partition}/${l.offset}`)).toEqual(placed.map((u) => `${u.partition}/${u.offset}`));
+            const results = response.letters.map((l) => {
+              return l.result === 'dead_lettered' ? `dead_lettered:${l.reason}` : l.result === 'superseded' ? 'stored' : l.result;
+            });
+            const states = placed.map((u, i) => {
+              if (u.kind === 'rejected_survey' || u.kind === 'rejected_error') return 'dead_lettered:db_rejected';
+              if (expected.states[i] === 'dead_lettered') return `dead_lettered:${model.deadLetters.get(`${u.partition}/${u.offset}`)!.reason}`;
+              return expected.states[i] === 'survey' ? 'stored' : expected.states[i];
+            });
+            expect(results).toEqual(states);
+
+            // (c) the search's attempts: each round (the copies of a trace id are written one round after another) is
+            // one search of at most n candidates, and the k rejected ones are spread over the rounds.
+            const parseable = placed.filter((u) => ['survey', 'rejected_survey', 'upstream_error', 'rejected_error'].includes(u.kind));
+            const copies = new Map<string, number>();
+            for (const u of parseable) copies.set(u.traceId, (copies.get(u.traceId) ?? 0) + 1);
+            const rounds = Math.max(0, ...copies.values());
+            const rejected = parseable.filter((u) => u.kind.startsWith('rejected')).length;
+            const log = parseable.length === 0 ? 0 : Math.ceil(Math.log2(parseable.length));
+            expect(halvingAttempts.redrive - attemptsBefore).toBeLessThanOrEqual(rounds + 2 * rejected * log);
+            expect(halvingAttempts.redrive - attemptsBefore).toBeGreaterThanOrEqual(rounds);
+          }
+        } finally {
+          await database.end();
+        }
+        // (b) the tables as the consumer leaves them (dead letters aside: they were there before the redrive).
+        const { deadLetters: _stored, instructors, ...tables } = await withChecker(readDatabase);
+        const { deadLetters: _expected, instructors: _consumers, ...expectedTables } = expectedDatabase(model);
+        expect(tables).toEqual(expectedTables);
+        const claimed = [...model.claims.values()].filter((c) => !c.upstream).map((c) => c.unit.instructor);
+        expect(instructors).toEqual([...new Set([...referenced, ...claimed])].sort().map((name) => ({ name })));
+      }),
+      RUNS,
+    );
+  }, LONG ? 1_800_000 : 300_000);
 });
