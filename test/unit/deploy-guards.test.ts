@@ -1,0 +1,52 @@
+/**
+ * The deploy guard rails of deploy/resources.js called directly, with the parameters the CLI would resolve (the
+ * defaults of serverless.yml plus overrides): fast checks of spellings the real-CLI tests (test/e2e) do not try.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { load } from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+
+const root = join(__dirname, '..', '..');
+const require = createRequire(__filename);
+const resources = require(join(root, 'deploy', 'resources.js')) as {
+  resources(context: unknown): Promise<Record<string, unknown>>;
+};
+const yml = load(readFileSync(join(root, 'serverless.yml'), 'utf8')) as {
+  params: Record<string, Record<string, unknown>>;
+  provider: { environment: Record<string, string> };
+};
+
+/** What `serverless package --stage <stage>` with `--param` overrides would hand deploy/resources.js. */
+async function problemsOf(stage: string, overrides: Record<string, string>): Promise<string> {
+  const params: Record<string, string> = Object.fromEntries(
+    Object.entries({ ...yml.params.default, ...yml.params[stage] }).map(([k, v]) => [k, String(v).replace('${sls:stage}', stage)]),
+  );
+  Object.assign(params, {
+    mskClusterArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/trace/0123abcd-4567',
+    dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-AbCdEf',
+    subnetIds: 'subnet-0123abcd', securityGroupIds: 'sg-0123abcd', alarmEmail: 'oncall@example.com', alarms: 'true',
+    ...overrides,
+  });
+  const environment = Object.fromEntries(
+    Object.entries(yml.provider.environment).map(([k, v]) => [k, String(v).replace(/\$\{param:(\w+)\}/g, (_, name: string) => params[name] ?? '')]),
+  );
+  const context = {
+    options: { param: Object.keys(overrides).map((k) => `${k}=${overrides[k]}`) },
+    resolveVariable: async (name: string) => (name === 'sls:stage' ? stage : name === 'self:provider.region' ? 'us-east-1' : params[name.replace(/^param:/, '')]),
+    resolveConfigurationProperty: async (path: string[]) => (path[0] === 'provider' ? environment : path[0] === 'params' ? yml.params : undefined),
+  };
+  return resources.resources(context).then(() => '', (error: Error) => error.message);
+}
+
+describe('a production stage with an unverified database', () => {
+  it('should accept the defaults (the check can pass)', async () => {
+    expect(await problemsOf('prod', {})).toBe('');
+  });
+
+  it.each(['require', 'Require', 'DISABLE', ' Disable '])('should refuse dbSsl=%j, however it is spelled (the functions read it case-insensitively)', async (dbSsl) => {
+    expect(await problemsOf('prod', { dbSsl })).toMatch(/dbSsl=.* on the production stage "prod"/);
+    expect(await problemsOf('prod', { dbSsl, allowInsecureDb: 'true' })).toBe('');
+  });
+});
