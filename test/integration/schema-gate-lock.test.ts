@@ -6,10 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createSql } from '../../lib/postgres/client';
 import { SchemaGate, VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
-import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
+import { consumerDatabase, holdTableLock, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
 
@@ -19,31 +18,9 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-/** Holds ACCESS EXCLUSIVE on the version table from a session of its own until `release`. */
-async function lockVersionTable() {
-  const locker = createSql(db.config.db, { max: 1 });
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => (locked = resolve));
-  const holding = locker
-    .begin(async (tx) => {
-      await tx`lock table ${tx(`${db.config.db.schema}.${VERSION_TABLE}`)} in access exclusive mode`;
-      locked();
-      await released;
-    })
-    .catch((error: unknown) => error);
-  await Promise.race([isLocked, holding]);
-  return async () => {
-    release();
-    await holding;
-    await locker.end({ timeout: 1 });
-  };
-}
-
 it('should give up on a locked version table in time, leave no backend waiting for the lock, and store the batch', async () => {
   const tag = `gate-${randomBytes(3).toString('hex')}`;
-  const release = await lockVersionTable();
+  const lock = await holdTableLock(db, VERSION_TABLE, 'access exclusive');
   const consumer = consumerDatabase(db.config, { connection: { application_name: tag } });
   try {
     const event = buildKafkaEvent([{ value: surveyMessage({ traceId: `${tag}-0` }, { courseId: `${tag}-C0` }) }], { topic: tag });
@@ -55,7 +32,7 @@ it('should give up on a locked version table in time, leave no backend waiting f
     const waiting = await db.sql`select pid from pg_stat_activity where application_name = ${tag} and wait_event_type = 'Lock'`;
     expect(waiting).toHaveLength(0);
   } finally {
-    await release();
+    await lock.release();
     await consumer.end();
   }
 });
