@@ -233,7 +233,8 @@ function validate(params, options) {
   // gets the connection (lib/db-socket.ts still keeps the password from it unless it asks by SCRAM).
   need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
   if (isProductionStage(params.stage) && params.allowInsecureDb === false) {
-    need(params.dbSsl === 'verify-full' || !['disable', 'require'].includes(params.dbSsl),
+    // Compared as lib/config.ts reads DB_SSL (case-insensitively): "Require" must not slip past as "not require".
+    need(!['disable', 'require'].includes(params.dbSsl.toLowerCase()),
       `dbSsl=${params.dbSsl} on the production stage "${params.stage}": the functions would not verify the database's certificate. ` +
       'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with --param="allowInsecureDb=true"');
   }

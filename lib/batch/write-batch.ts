@@ -63,8 +63,12 @@ export async function writeBatch(
   const transaction = <T>(work: (tx: postgres.ReservedSql) => Promise<T>) => (openTransaction ? work(openTransaction) : inTransaction(sql, work));
   return transaction(async (tx) => {
     const claims = claimRows(input.candidates);
+    const timeout = String(boundedTimeout(statementTimeoutMs, 1));
     const [, claimed] = await Promise.all([
-      tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
+      // idle_in_transaction_session_timeout too: a connection that goes silent mid-transaction is dropped by the
+      // client at the deadline, but the server does not notice a silent client, and its backend would hold the
+      // batch's claims and row locks until TCP keepalive ends it (hours), stalling every redelivery of the batch.
+      tx`select set_config('statement_timeout', ${timeout}, true), set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
       claims.length === 0
         ? []
         : tx<{ trace_id: string }[]>`
@@ -216,7 +220,7 @@ export async function settleInstructors(
     // insert fail, COMMIT ends the aborted transaction as a rollback and the insert's error is thrown.
     await Promise.all([
       tx`begin`,
-      tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
+      tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true), set_config('idle_in_transaction_session_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
       // Only for reports whose trace id is not claimed yet: a redelivered report is a duplicate, and a name only it
       // carries (a corrected resend of a stored trace id) must not appear; its batch would never insert it.
       tx`

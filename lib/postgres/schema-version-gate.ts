@@ -1,6 +1,6 @@
 import type { Database } from './database';
-import type { Sql } from './client';
-import type { Deadline } from '../deadline';
+import { inTransaction, type Sql } from './client';
+import { boundedTimeout, statementTimeoutMs, timeLeft, type Deadline } from '../deadline';
 import { SchemaVersionError } from '../errors';
 import type { Logger } from '../log';
 import { SCHEMA_VERSION } from './schema-version';
@@ -65,7 +65,21 @@ export class SchemaGate {
     if (this.verified) return;
     let applied: AppliedMigration[];
     try {
-      applied = await database.run((sql) => readAppliedMigrations(sql, this.schema), deadline, now);
+      // Bounded on the server too: Database.run's timer only drops the connection, and PostgreSQL does not notice a
+      // vanished client while its backend waits for a lock, so a locked version table (VACUUM FULL, an ALTER) would
+      // keep one backend queued per invocation. The lock wait gets a quarter of the time left: a check that cannot
+      // run decides nothing, and the batch keeps the rest.
+      applied = await database.run(
+        (sql) =>
+          inTransaction(sql, async (tx) => {
+            const statement = boundedTimeout(statementTimeoutMs(deadline, now), 1);
+            const lock = boundedTimeout(Math.min(statement, timeLeft(deadline, now) / 4), 1);
+            await tx`select set_config('statement_timeout', ${String(statement)}, true), set_config('lock_timeout', ${String(lock)}, true)`;
+            return readAppliedMigrations(tx, this.schema);
+          }),
+        deadline,
+        now,
+      );
     } catch (error) {
       logger.warn('schema version could not be read; checked again on the next invocation', { error });
       return;

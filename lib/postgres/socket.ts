@@ -82,12 +82,18 @@ const AUTH_MD5 = 5;
  *   same PostgresError postgres.js would raise, plus the target, so that the message can say which server refused
  *   whom (see lib/diagnose.ts).
  *
- * Once the server sends ReadyForQuery, everything buffered goes to postgres.js and the socket is left as it was.
+ * Once the server sends ReadyForQuery, everything buffered goes to postgres.js. A verified server is then left alone.
+ * On an unverified connection the guard keeps watching message boundaries (headers only, nothing buffered): postgres.js
+ * answers an authentication request at any time, so an impostor could skip authentication ("trust"), send
+ * ReadyForQuery, and ask for the cleartext password with the first query. PostgreSQL never asks after startup.
  */
 function guardStartup(socket: Socket, target: DatabaseTarget, mode: TlsSettings['mode'], verified: boolean): void {
   const emit = socket.emit as (this: Socket, event: string | symbol, ...args: unknown[]) => boolean;
   let pending = Buffer.alloc(0);
-  const stepAside = () => Reflect.deleteProperty(socket, 'emit');
+  const stepAside = () => {
+    Reflect.deleteProperty(socket, 'emit');
+    if (!verified) watchAfterStartup(socket, target, mode);
+  };
   const refuse = (error: Error) => {
     stepAside();
     socket.destroy(error);
@@ -118,6 +124,42 @@ function guardStartup(socket: Socket, target: DatabaseTarget, mode: TlsSettings[
     const whole = pending.subarray(0, end);
     pending = pending.subarray(end);
     return whole.length === 0 || emit.call(this, 'data', whole);
+  };
+}
+
+/**
+ * After startup on an unverified connection: refuses any Authentication message (a request for the password that a
+ * real server never sends once ready). Follows message boundaries across chunks by their lengths, keeping at most a
+ * header's 5 bytes, so the cost per chunk is one step per message.
+ */
+function watchAfterStartup(socket: Socket, target: DatabaseTarget, mode: TlsSettings['mode']): void {
+  const emit = socket.emit as (this: Socket, event: string | symbol, ...args: unknown[]) => boolean;
+  let header = Buffer.alloc(0); // the start of a message header split across chunks
+  let skip = 0; // bytes left of the current message's body
+  socket.emit = function (this: Socket, event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'data') return emit.call(this, event, ...args);
+    const chunk = args[0] as Buffer;
+    for (let i = 0; i < chunk.length; ) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - i);
+        i += n;
+        skip -= n;
+        continue;
+      }
+      const take = Math.min(5 - header.length, chunk.length - i);
+      header = Buffer.concat([header, chunk.subarray(i, i + take)]);
+      i += take;
+      if (header.length < 5) break;
+      const length = header.readUInt32BE(1);
+      if (header[0] === AUTHENTICATION || length < 4) {
+        Reflect.deleteProperty(socket, 'emit');
+        socket.destroy(new DatabaseInsecureAuthError(target, 'cleartext', mode));
+        return true;
+      }
+      skip = length - 4;
+      header = Buffer.alloc(0);
+    }
+    return emit.call(this, 'data', chunk);
   };
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
 import { environmentCredentials } from '../../lib/aws/database-credentials';
+import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 import { Database } from '../../lib/postgres/database';
 import { createSql, type Sql } from '../../lib/postgres/client';
 import { applySchema } from '../../scripts/db/migrations';
@@ -119,7 +120,7 @@ export async function waitForLockWait(db: TestDatabase, application: string): Pr
  * Returns once the lock is held: a fixed pause is not enough on a loaded machine, where the locker's connection can
  * take longer to open than the consumer's, which then takes the table first and never waits.
  */
-export async function holdTableLock(db: TestDatabase, table: Table) {
+export async function holdTableLock(db: TestDatabase, table: Table | typeof VERSION_TABLE, mode: 'exclusive' | 'access exclusive' = 'exclusive') {
   const locker = createSql(db.config.db, { max: 1 });
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
@@ -128,7 +129,9 @@ export async function holdTableLock(db: TestDatabase, table: Table) {
   // The session may die with the server in a test that stops it: keep its failure from going unhandled.
   const holding = locker
     .begin(async (tx) => {
-      await tx`lock table ${tx(`${db.config.db.schema}.${table}`)} in exclusive mode`;
+      const name = tx(`${db.config.db.schema}.${table}`);
+      // access exclusive: readers wait too (VACUUM FULL, most ALTER TABLE forms)
+      await (mode === 'exclusive' ? tx`lock table ${name} in exclusive mode` : tx`lock table ${name} in access exclusive mode`);
       locked();
       await released;
     })
