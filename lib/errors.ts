@@ -185,17 +185,21 @@ export class CaFileMissingError extends DatabaseSetupError {
  * ask exactly this to collect it. SCRAM-SHA-256 is not refused: it never reveals the password to the server.
  */
 export class DatabaseInsecureAuthError extends DatabaseSetupError {
-  readonly method: 'cleartext' | 'md5';
+  readonly method: 'cleartext' | 'md5' | 'scram-iterations';
 
-  constructor(target: DatabaseTarget, method: 'cleartext' | 'md5', ssl: string) {
+  constructor(target: DatabaseTarget, method: 'cleartext' | 'md5' | 'scram-iterations', ssl: string, iterations?: number) {
+    const asked =
+      method === 'md5' ? 'for the password as an MD5 hash'
+      : method === 'cleartext' ? 'for the password in cleartext'
+      : `for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations (accepted: 4096 to 1,000,000)`;
     super(
       'DB_INSECURE_AUTH',
-      `The server${forTarget(target)} asked for the password ${method === 'md5' ? 'as an MD5 hash' : 'in cleartext'} ` +
-        `over a connection whose server is not verified (DB_SSL=${ssl}); the password was not sent`,
+      `The server${forTarget(target)} asked ${asked} over a connection whose server is not verified (DB_SSL=${ssl}); ` +
+        `the ${method === 'scram-iterations' ? 'proof was not computed' : 'password was not sent'}`,
       'the server asked for the password in a form that reveals it, over a connection whose server is not verified',
       'Set DB_SSL=verify-full (in Lambda the RDS CAs ship with the runtime; elsewhere set DB_SSL_CA to the RDS bundle ' +
         'global-bundle.pem), or let the server use scram-sha-256 (password_encryption = scram-sha-256, set the ' +
-        'password again, scram-sha-256 in pg_hba.conf).',
+        'password again, scram-sha-256 in pg_hba.conf, scram_iterations at its default of 4096 or up to 1,000,000).',
     );
     this.method = method;
   }

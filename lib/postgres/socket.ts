@@ -68,6 +68,14 @@ const ERROR_RESPONSE = 0x45; // 'E'
 const READY_FOR_QUERY = 0x5a; // 'Z'
 const AUTH_CLEARTEXT = 3;
 const AUTH_MD5 = 5;
+const AUTH_SASL_CONTINUE = 11;
+
+/**
+ * The SCRAM iteration counts an unverified server may name. Below PostgreSQL's default (4096, also RDS's) a captured
+ * proof is cheap to guess from; far above it, postgres.js computes the proof synchronously for seconds to hours,
+ * and no timer (the invocation's deadline among them) fires meanwhile. 1,000,000 costs about half a second.
+ */
+export const SCRAM_ITERATIONS = { min: 4096, max: 1_000_000 } as const;
 
 /**
  * Stands between the socket and postgres.js until the server is ready for the first query, as an override of the socket's
@@ -77,7 +85,8 @@ const AUTH_MD5 = 5;
  *   (DB_SSL=disable or require), never reaches postgres.js, which would answer it: the connection is closed with
  *   DB_INSECURE_AUTH and the password is not sent. Anyone between the function and the database, or answering at its
  *   address, could ask exactly this. SCRAM-SHA-256 goes through: the server only ever receives a proof that the
- *   password cannot be recovered from without guessing it.
+ *   password cannot be recovered from without guessing it, unless the server names an iteration count outside
+ *   SCRAM_ITERATIONS (a proof cheap to guess from, or one that blocks the process while it is computed).
  * - An error before the connection is ready (wrong password, unknown database, too many connections) becomes the
  *   same PostgresError postgres.js would raise, plus the target, so that the message can say which server refused
  *   whom (see lib/diagnose.ts).
@@ -115,6 +124,13 @@ function guardStartup(socket: Socket, target: DatabaseTarget, mode: TlsSettings[
         const request = pending.readUInt32BE(end + 5);
         if ((request === AUTH_CLEARTEXT || request === AUTH_MD5) && !verified) {
           return refuse(new DatabaseInsecureAuthError(target, request === AUTH_MD5 ? 'md5' : 'cleartext', mode));
+        }
+        if (request === AUTH_SASL_CONTINUE && !verified) {
+          // server-first-message: r=<nonce>,s=<salt>,i=<iterations>
+          const iterations = Number(/(?:^|,)i=(\d{1,12})(?:,|$)/.exec(pending.toString('latin1', end + 9, next))?.[1] ?? NaN);
+          if (!(iterations >= SCRAM_ITERATIONS.min && iterations <= SCRAM_ITERATIONS.max)) {
+            return refuse(new DatabaseInsecureAuthError(target, 'scram-iterations', mode, iterations));
+          }
         }
       } else if (type === ERROR_RESPONSE) {
         return refuse(startupError(pending.subarray(end, next), target));

@@ -31,7 +31,12 @@ const errorResponse = (code: string, text: string) =>
  * startup message, asks for `askFor`, follows a SCRAM exchange up to the client's proof, then rejects the login
  * with 28P01. Everything the client sends is kept, to check what it gave away.
  */
-export async function fakePostgres(askFor: AskFor, tls?: { key: string; cert: string }): Promise<FakePostgres> {
+export async function fakePostgres(
+  askFor: AskFor,
+  tls?: { key: string; cert: string },
+  /** The SCRAM iteration count the server names (PostgreSQL's default: 4096). */
+  scramIterations = 4096,
+): Promise<FakePostgres> {
   const received: Buffer[] = [];
   const askedForTls: boolean[] = [];
   const sockets = new Set<Socket>();
@@ -76,7 +81,7 @@ export async function fakePostgres(askFor: AskFor, tls?: { key: string; cert: st
       if (askFor === 'scram' && messages.length === 1) {
         const clientFirst = messages[0]!.toString('utf8');
         const nonce = /r=([^,\0]+)/.exec(clientFirst)?.[1] ?? '';
-        const serverFirst = `r=${nonce}${randomBytes(9).toString('base64')},s=${randomBytes(16).toString('base64')},i=4096`;
+        const serverFirst = `r=${nonce}${randomBytes(9).toString('base64')},s=${randomBytes(16).toString('base64')},i=${scramIterations}`;
         socket.write(authRequest(11, Buffer.from(serverFirst)));
         return;
       }

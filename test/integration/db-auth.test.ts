@@ -31,8 +31,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 type Ssl = 'disable' | 'require' | 'verify-full';
 
 /** Logs in to a fake server asking for `askFor`; returns the error and what the server received. */
-async function login(ssl: Ssl, askFor: AskFor) {
-  const server = await fakePostgres(askFor, cert);
+async function login(ssl: Ssl, askFor: AskFor, scramIterations?: number) {
+  const server = await fakePostgres(askFor, cert, scramIterations);
   const config = loadConfig({
     DB_HOST: 'localhost', DB_PORT: String(server.port), DB_NAME: 'trace', DB_USER: 'trace', DB_PASSWORD: PASSWORD,
     DB_SSL: ssl, DB_SSL_CA: join(dir, 'fake.crt'),
@@ -88,6 +88,30 @@ describe('SCRAM-SHA-256, which never reveals the password', () => {
     expect(messages[1]).toMatch(/c=biws,r=[^,]+,p=/); // the client's proof
     expect(received.includes(PASSWORD)).toBe(false);
     expect(code(error)).toBe('28P01');
+  });
+});
+
+// Found by the hostile review of issue 21: postgres.js takes the server's iteration count as given. An impostor naming
+// i=1 gets a proof that is cheap to guess the password from; one naming i=2000000000 blocks the process (no timer,
+// the deadline's included, fires while the proof is computed).
+describe('SCRAM with an iteration count an impostor would choose', () => {
+  it.each([
+    ['disable', 1], ['disable', 4095], ['require', 1], ['disable', 1_000_001], ['require', 2_000_000_000],
+  ] as const)('should not compute or send a proof with DB_SSL=%s and i=%i', async (ssl, iterations) => {
+    const { error, received } = await login(ssl, 'scram', iterations);
+    expect(code(error)).toBe('DB_INSECURE_AUTH');
+    expect((error as Error).message).toContain(`SCRAM proof with ${iterations} iterations`);
+    const messages = splitMessages(received).map((m) => m.toString('latin1'));
+    expect(messages).toHaveLength(1); // the client's first message only: no proof
+    expect(messages[0]).toContain('SCRAM-SHA-256');
+  });
+
+  it('should go ahead with a verified server whatever the count, and with an unverified one at the default', async () => {
+    for (const [ssl, iterations] of [['verify-full', 1], ['disable', 4096], ['require', 100_000]] as const) {
+      const { error, received } = await login(ssl, 'scram', iterations);
+      expect(splitMessages(received).map((m) => m.toString('latin1'))[1]).toMatch(/c=biws,r=[^,]+,p=/);
+      expect(code(error)).toBe('28P01');
+    }
   });
 });
 
