@@ -5,7 +5,7 @@ import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
 import type { ParseResult } from '../batch/trace-message';
 import type { EmfDocument } from '../aws/emf-metrics';
-import { readAppliedMigrations, verifySchemaVersion } from '../postgres/schema-version-gate';
+import { checkSchemaVersion } from '../postgres/schema-version-gate';
 import { withDatabase, type OperationContext } from './operation-context';
 import { actionMetrics } from './action-metrics';
 import { purge, type PurgeReport } from './purge';
@@ -70,7 +70,7 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
   };
   // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
   // missing column; this says `npm run db:apply` instead. One query; an operator's action is rare.
-  verifySchemaVersion(await withDatabase(ctx, (sql) => readAppliedMigrations(sql, ctx.schema)));
+  await checkSchemaVersion((work) => withDatabase(ctx, work), ctx.schema);
   let response: DeadLetterResponse;
   switch (request.action) {
     case 'summary':
