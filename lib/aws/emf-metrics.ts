@@ -1,6 +1,5 @@
 
-import type { BatchSummary, RecordOutcome } from '../batch/record-outcomes';
-import { summarize } from '../batch/record-outcomes';
+import { type BatchSummary, countOutcomes, type RecordOutcome } from '../batch/record-outcomes';
 import { partitionKey } from '../batch/kafka-record';
 
 /**
@@ -11,10 +10,13 @@ import { partitionKey } from '../batch/kafka-record';
 export interface EmfDocument {
   _aws: {
     Timestamp: number;
-    CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[];
+    CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: MetricUnit }[] }[];
   };
   [key: string]: unknown;
 }
+
+/** The units this code reports in (CloudWatch knows more). */
+type MetricUnit = 'Count' | 'Milliseconds';
 
 /** Metric name, its unit, and how a topic's share of the batch gives its value. */
 const COUNTS: [string, keyof BatchSummary][] = [
@@ -42,25 +44,47 @@ export function batchMetrics(outcomes: readonly RecordOutcome[], ctx: MetricCont
     else byTopic.set(o.record.topic, [o]);
   }
   return [...byTopic].map(([topic, topicOutcomes]) => {
-    const summary = summarize(topicOutcomes);
+    const summary = countOutcomes(topicOutcomes);
     const oldest = oldestRecordAgeMs(topicOutcomes, ctx.now);
-    const metrics = [
-      ...COUNTS.map(([name]) => ({ Name: name, Unit: 'Count' })),
-      { Name: 'BatchDuration', Unit: 'Milliseconds' },
-      ...(oldest === null ? [] : [{ Name: 'OldestRecordAge', Unit: 'Milliseconds' }]),
-    ];
-    return {
-      _aws: {
-        Timestamp: ctx.now,
-        CloudWatchMetrics: [{ Namespace: ctx.namespace, Dimensions: [['service', 'topic']], Metrics: metrics }],
+    return emfDocument({
+      namespace: ctx.namespace,
+      dimensions: { service: ctx.service, topic },
+      values: {
+        ...Object.fromEntries(COUNTS.map(([name, field]) => [name, summary[field]])),
+        BatchDuration: ctx.durationMs,
+        ...(oldest === null ? {} : { OldestRecordAge: oldest }),
       },
-      service: ctx.service,
-      topic,
-      ...Object.fromEntries(COUNTS.map(([name, field]) => [name, summary[field]])),
-      BatchDuration: ctx.durationMs,
-      ...(oldest === null ? {} : { OldestRecordAge: oldest }),
-    };
+      units: { BatchDuration: 'Milliseconds', OldestRecordAge: 'Milliseconds' },
+      now: ctx.now,
+    });
   });
+}
+
+/**
+ * One EMF document: every value a metric in `namespace`, dimensioned by every entry of `dimensions` (in their order),
+ * its unit from `units` or Count. The one place the envelope is written, for the batch and the dead-letter actions.
+ */
+export function emfDocument(o: {
+  namespace: string;
+  dimensions: Record<string, string>;
+  values: Record<string, number>;
+  units?: Partial<Record<string, MetricUnit>>;
+  now: number;
+}): EmfDocument {
+  return {
+    _aws: {
+      Timestamp: o.now,
+      CloudWatchMetrics: [
+        {
+          Namespace: o.namespace,
+          Dimensions: [Object.keys(o.dimensions)],
+          Metrics: Object.keys(o.values).map((name) => ({ Name: name, Unit: o.units?.[name] ?? 'Count' })),
+        },
+      ],
+    },
+    ...o.dimensions,
+    ...o.values,
+  };
 }
 
 /** Consumer lag in time: how long ago the oldest record of the batch was written to Kafka. */

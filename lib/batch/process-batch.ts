@@ -10,7 +10,7 @@ import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from 
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './write-plan';
 import { errorCode, isDeploymentFailure } from '../postgres/failure-kind';
 import type { SchemaGate } from '../postgres/schema-version-gate';
-import { summarize, type BatchSummary, type RecordOutcome } from './record-outcomes';
+import { countOutcomes, type BatchSummary, type RecordOutcome } from './record-outcomes';
 import { settleBatch, type Settled, type Unit } from './settle-batch';
 import { validateBatch } from './validate-batch';
 import { toResponse, type KafkaBatchResponse } from '../aws/kafka-batch-response';
@@ -131,7 +131,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
       });
     }
   }
-  const summary = summarize(outcomes);
+  const summary = countOutcomes(outcomes);
   const ended = now();
   const durationMs = ended - started;
   deps.logger.info('batch processed', {

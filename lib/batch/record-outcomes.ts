@@ -25,7 +25,8 @@ export interface BatchSummary {
   failed: number;
 }
 
-export function summarize(outcomes: readonly RecordOutcome[]): BatchSummary {
+/** How many records of `outcomes` ended in each state: the summary log line, the metrics and the tests read it. */
+export function countOutcomes(outcomes: readonly RecordOutcome[]): BatchSummary {
   const count = (state: RecordState) => outcomes.filter((o) => o.state === state).length;
   return {
     received: outcomes.length,

@@ -12,7 +12,7 @@ import { purge, type PurgeReport } from './purge';
 import { redrive, type RedriveReport } from './redrive';
 import { parseRequest } from './request';
 import { show, type ShowPage } from './show';
-import { summarize, type DeadLetterSummary } from './summarize';
+import { summarizeDeadLetters, type DeadLetterSummary } from './summarize';
 
 export interface DeadLetterDependencies {
   database: Database;
@@ -74,7 +74,7 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
   let response: DeadLetterResponse;
   switch (request.action) {
     case 'summary':
-      response = { action: 'summary', ...(await withDatabase(ctx, (sql) => summarize(sql, ctx.schema, request))) };
+      response = { action: 'summary', ...(await withDatabase(ctx, (sql) => summarizeDeadLetters(sql, ctx.schema, request))) };
       break;
     case 'show':
       response = { action: 'show', ...(await withDatabase(ctx, (sql) => show(sql, ctx.schema, request))) };
