@@ -63,7 +63,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   }
   markStage('decoded');
 
-  // Validation stops at its share of the time left (lib/validate-batch.ts); a record it did not reach is retried.
+  // Validation stops at its share of the time left (lib/batch/validate-batch.ts); a record it did not reach is retried.
   const results = validateBatch(records, { deadline: deps.deadline, now, begun: started }, deps.parse);
   const notValidated = records.filter((_, i) => results[i] === null);
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.

@@ -39,7 +39,7 @@ function numberAsText(x: unknown): string | 'inexact' | undefined {
 const INEXACT = 'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
 
 /*
- * Length caps (lib/limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
+ * Length caps (lib/batch/input-limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
  * more than the cap, and the detail gives the length, never the value.
  */
 const tooLong = (max: number) => `must be at most ${max} characters long`;
@@ -201,7 +201,7 @@ export type TraceMessage = SurveyMessage | UpstreamErrorMessage;
 
 /**
  * Stable reason codes for dead letters decided before the database (docs/dead-letters.md explains each). `too_slow`
- * comes from validateBatch (lib/validate-batch.ts), never from parseMessage.
+ * comes from validateBatch (lib/batch/validate-batch.ts), never from parseMessage.
  */
 export type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message' | 'too_slow';
 

@@ -39,7 +39,7 @@ const SERVICE = 'trace-consumer-dead-letters';
  * Runs one operator request (summary, show, redrive or purge) and returns its answer. Logs one summary line and
  * writes one metrics document per action, with counts only: what `show` returns is never logged.
  * Throws DeadLetterRequestError for a request it cannot run, SchemaVersionError for a database whose schema does
- * not fit the code, and the database's error (diagnosed, see lib/diagnose.ts) when it stays unusable.
+ * not fit the code, and the database's error (diagnosed, see lib/postgres/diagnose-failure.ts) when it stays unusable.
  */
 export async function runDeadLetterAction(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
   try {

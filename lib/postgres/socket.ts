@@ -80,7 +80,7 @@ const AUTH_MD5 = 5;
  *   password cannot be recovered from without guessing it.
  * - An error before the connection is ready (wrong password, unknown database, too many connections) becomes the
  *   same PostgresError postgres.js would raise, plus the target, so that the message can say which server refused
- *   whom (see lib/diagnose.ts).
+ *   whom (see lib/postgres/diagnose-failure.ts).
  *
  * Once the server sends ReadyForQuery, everything buffered goes to postgres.js and the socket is left as it was.
  */
@@ -147,7 +147,7 @@ function withTarget<E extends Error>(error: E, target: DatabaseTarget): E {
   return error;
 }
 
-/** The target a database error was raised for, when it was raised by a connection of lib/db.ts. */
+/** The target a database error was raised for, when it was raised by a connection of lib/postgres/client.ts. */
 export function targetOf(error: unknown): DatabaseTarget | undefined {
   if (error === null || typeof error !== 'object' || !('target' in error)) return undefined;
   const t = error.target as Partial<DatabaseTarget> | null;
