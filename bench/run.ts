@@ -286,7 +286,7 @@ async function measurePoison(database: Database, config: ReturnType<typeof loadC
     });
     const event = buildKafkaEvent(records, { partitions: 4 });
     const started = performance.now();
-    const { summary } = await processBatch(event, { database, config, logger, deadline: Date.now() + 900_000 });
+    const { summary } = await processBatch(decodeEvent(event), { database, config, logger, deadline: Date.now() + 900_000 });
     if (summary.stored + summary.superseded !== (poison ? 999 : 1000) || summary.failed > 0) throw new Error(`poison run settled wrongly: ${JSON.stringify(summary)}`);
     return performance.now() - started;
   };

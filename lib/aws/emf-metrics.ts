@@ -1,6 +1,8 @@
+import type { BatchTiming } from '../batch/process-batch';
+import { type BatchSummary, countOutcomes, oldestRecordAgeMs, type RecordOutcome } from '../batch/record-outcomes';
 
-import { type BatchSummary, countOutcomes, type RecordOutcome } from '../batch/record-outcomes';
-import { partitionKey } from '../batch/kafka-record';
+/** The service dimension of the batch metrics (and the logs' service field): alarms and the dashboard select on it. */
+export const SERVICE = 'trace-consumer';
 
 /**
  * Batch metrics in CloudWatch Embedded Metric Format: a JSON log line that CloudWatch turns into metrics, with no
@@ -18,7 +20,7 @@ export interface EmfDocument {
 /** The units this code reports in (CloudWatch knows more). */
 type MetricUnit = 'Count' | 'Milliseconds';
 
-/** Metric name, its unit, and how a topic's share of the batch gives its value. */
+/** Metric name, and the count of a topic's share of the batch that gives its value. */
 const COUNTS: [string, keyof BatchSummary][] = [
   ['RecordsReceived', 'received'],
   ['RecordsStored', 'stored'],
@@ -87,28 +89,15 @@ export function emfDocument(o: {
   };
 }
 
-/** Consumer lag in time: how long ago the oldest record of the batch was written to Kafka. */
-export function oldestRecordAgeMs(outcomes: readonly RecordOutcome[], now: number): number | null {
-  let oldest: number | null = null;
-  for (const o of outcomes) {
-    const t = o.record.timestamp;
-    if (t !== null && (oldest === null || t < oldest)) oldest = t;
-  }
-  return oldest === null ? null : Math.max(0, now - oldest);
-}
-
-/** First and last offset and record count per `"<topic>-<partition>"`, for the summary log line. */
-export function offsetRanges(outcomes: readonly RecordOutcome[]): Record<string, { first: number; last: number; records: number }> {
-  const ranges: Record<string, { first: number; last: number; records: number }> = {};
-  for (const { record } of outcomes) {
-    const key = partitionKey(record);
-    const range = ranges[key];
-    if (!range) ranges[key] = { first: record.offset, last: record.offset, records: 1 };
-    else {
-      range.first = Math.min(range.first, record.offset);
-      range.last = Math.max(range.last, record.offset);
-      range.records += 1;
-    }
-  }
-  return ranges;
+/**
+ * processBatch's metrics hook for the consumer: one document per topic (batchMetrics), each handed to `write` (a line
+ * on stdout in Lambda, where CloudWatch reads it).
+ */
+export function batchMetricsWriter(
+  namespace: string,
+  write: (document: EmfDocument) => void,
+): (outcomes: readonly RecordOutcome[], timing: BatchTiming) => void {
+  return (outcomes, timing) => {
+    for (const document of batchMetrics(outcomes, { namespace, service: SERVICE, ...timing })) write(document);
+  };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { batchMetrics, emfDocument, offsetRanges, oldestRecordAgeMs } from '../../lib/aws/emf-metrics';
-import type { RecordOutcome, RecordState } from '../../lib/batch/record-outcomes';
+import { batchMetrics, emfDocument } from '../../lib/aws/emf-metrics';
+import { offsetRanges, oldestRecordAgeMs, type RecordOutcome, type RecordState } from '../../lib/batch/record-outcomes';
 import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 const outcome = (topic: string, partition: number, offset: number, state: RecordState, timestamp: number | null = 1_000): RecordOutcome => ({
