@@ -15,7 +15,7 @@ export type DecodedBytes =
   | ({ format: 'base64'; bytes: number; base64: string } & Truncation);
 type Truncation = { truncated?: true; shownBytes?: number };
 
-export interface ShownDeadLetter {
+interface ShownDeadLetter {
   id: number;
   topic: string;
   partition: number;
@@ -52,11 +52,11 @@ export interface ShowPage {
  */
 
 /** Bytes of JSON one page carries at most, letters and all; Lambda's limit is 6 MB, this leaves room to spare. */
-export const PAGE_BYTES = 5 * 1024 * 1024;
+const PAGE_BYTES = 5 * 1024 * 1024;
 /** Bytes of JSON a value is shown in at most; beyond, it is shown as text or base64 cut to this size. */
 export const VALUE_SHOWN_BYTES = 2 * 1024 * 1024;
 /** Bytes of JSON a key is shown in at most. */
-export const KEY_SHOWN_BYTES = 256 * 1024;
+const KEY_SHOWN_BYTES = 256 * 1024;
 /** Bytes of JSON all of a letter's header keys and values are shown in at most, together. */
 export const HEADERS_SHOWN_BYTES = 1024 * 1024;
 /**

@@ -12,7 +12,7 @@ import { qualifiedTables } from '../postgres/table-names';
  * person can act on, never a connection string, a password or a stack trace.
  */
 
-export interface CheckResult {
+interface CheckResult {
   name: 'credentials' | 'database' | 'schema';
   ok: boolean;
   durationMs: number;

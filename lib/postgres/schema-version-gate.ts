@@ -18,7 +18,7 @@ export interface AppliedMigration {
 }
 
 /** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
-export async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
+async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
   const table = `${schema}.${VERSION_TABLE}`;
   const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
   if (!found?.exists) return [];

@@ -41,7 +41,7 @@ interface Constraint {
  * Patterns and ranges from the AWS Lambda API reference (CreateEventSourceMapping and its types), keyed by
  * "<resource type>/<property path>", `[]` standing for an array element.
  */
-export const CONSTRAINTS: Record<string, Constraint> = {
+const CONSTRAINTS: Record<string, Constraint> = {
   'AWS::Lambda::EventSourceMapping/BatchSize': { min: 1, max: 10000 },
   'AWS::Lambda::EventSourceMapping/FunctionResponseTypes[]': { pattern: /^ReportBatchItemFailures$/ },
   'AWS::Lambda::EventSourceMapping/StartingPosition': { pattern: /^(TRIM_HORIZON|LATEST|AT_TIMESTAMP)$/ },
