@@ -339,7 +339,10 @@ function measureDecode(): { samples: number[]; eventMb: number } {
 function measureMemory(bundled: string, dir: string, dbEnv: Record<string, string>) {
   let records = 1000;
   let event = eventOf('memory', records);
-  while (JSON.stringify(event).length > 6 * 1024 * 1024) event = eventOf('memory', (records = Math.floor(records * 0.9)));
+  while (JSON.stringify(event).length > 6 * 1024 * 1024) {
+    records = Math.floor(records * 0.9);
+    event = eventOf('memory', records);
+  }
   const eventFile = join(dir, 'event.json');
   writeFileSync(eventFile, JSON.stringify(event));
   const run = spawnSync(process.execPath, [join(__dirname, 'memory-child.cjs'), bundled, eventFile], {

@@ -1,9 +1,8 @@
 import type postgres from 'postgres';
-import { inTransaction } from '../postgres/client';
+import { inTransaction, type Sql } from '../postgres/client';
 import { parseMessage, type ParseResult } from '../batch/trace-message';
 import { collapseTraceIds, toCandidate, type Candidate } from '../batch/write-plan';
 import { classifyFailure, errorCode } from '../postgres/failure-kind';
-import type { Sql } from '../postgres/client';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import { statementTimeoutMs } from '../deadline';
 import { settleInstructors, writeBatch, type TraceStatus } from '../batch/write-batch';

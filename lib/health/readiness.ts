@@ -1,6 +1,5 @@
 import type { Database } from '../postgres/database';
-import type { Sql } from '../postgres/client';
-import { inTransaction } from '../postgres/client';
+import { inTransaction, type Sql } from '../postgres/client';
 import { publicReason } from '../postgres/diagnose-failure';
 import { HealthCheckTimeoutError, OutOfTimeError, SchemaMissingError, SchemaVersionError } from '../errors';
 import { errorCode } from '../postgres/failure-kind';

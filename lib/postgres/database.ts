@@ -125,7 +125,8 @@ export class Database {
   private beforeDeadline<T>(work: (sql: Sql) => Promise<T>, deadline: Deadline, now: () => number): Promise<T> {
     let current: Sql | undefined;
     const running = (async () => {
-      const sql = (current = await this.sql());
+      const sql = await this.sql();
+      current = sql;
       try {
         return await work(sql);
       } catch (error) {

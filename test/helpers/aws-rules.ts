@@ -35,7 +35,10 @@ function allStatements(template: Template): { where: string; statement: Statemen
   const found: { where: string; statement: Statement; identity: boolean }[] = [];
   for (const [id, resource] of Object.entries(template.Resources)) {
     const visit = (value: unknown, identity: boolean) => {
-      if (Array.isArray(value)) return value.forEach((v) => visit(v, identity));
+      if (Array.isArray(value)) {
+        for (const v of value) visit(v, identity);
+        return;
+      }
       if (typeof value !== 'object' || value === null) return;
       for (const [k, v] of Object.entries(value)) {
         if ((k === 'PolicyDocument' || k === 'AssumeRolePolicyDocument') && typeof v === 'object' && v !== null) {

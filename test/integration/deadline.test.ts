@@ -56,7 +56,10 @@ describe('a batch near its deadline', () => {
     let secret = first;
     let cached = first;
     const credentials = (password: string): Credentials => ({ host: db.config.db.host, port: db.config.db.port, database: db.config.db.database, user: role, password });
-    const source: CredentialSource = { get: async () => credentials(cached), refresh: async () => credentials((cached = secret)) };
+    const source: CredentialSource = { get: async () => credentials(cached), refresh: async () => {
+      cached = secret;
+      return credentials(cached);
+    } };
     const consumer = new Database(db.config.db, source, { connection: { application_name: application } });
     const event = buildKafkaEvent(
       Array.from({ length: 4 }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }) })),
