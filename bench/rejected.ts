@@ -5,7 +5,7 @@
  * transactions are counted against the bound 1 + k(2⌈log2 n⌉ + 1).
  */
 import type { Config } from '../lib/config';
-import { environmentCredentials } from '../lib/aws/database-credentials';
+import { environmentCredentials } from '../lib/postgres/credentials';
 import { Database } from '../lib/postgres/database';
 import type { Logger } from '../lib/log';
 import { processBatch } from '../lib/batch/process-batch';

@@ -12,7 +12,7 @@ import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle';
 import { loadConfig } from '../lib/config';
-import { environmentCredentials } from '../lib/aws/database-credentials';
+import { environmentCredentials } from '../lib/postgres/credentials';
 import { Database } from '../lib/postgres/database';
 import { createSql } from '../lib/postgres/client';
 import { applySchema } from '../scripts/db/migrations';

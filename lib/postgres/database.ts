@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Config } from '../config';
-import type { CredentialSource, Credentials } from '../aws/database-credentials';
+import type { CredentialSource, Credentials } from './credentials';
 import { commitStatus, createSql, type Sql } from './client';
 import { canStartAttempt, timeLeft, type Deadline, boundedTimeout } from '../deadline';
 import { CommitUnconfirmedError, OutOfTimeError } from '../errors';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
-import { environmentCredentials } from '../../lib/aws/database-credentials';
+import { environmentCredentials } from '../../lib/postgres/credentials';
 import { Database } from '../../lib/postgres/database';
 import { createSql, type Sql } from '../../lib/postgres/client';
 import { applySchema } from '../../scripts/db/migrations';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Credentials, CredentialSource } from '../../lib/aws/database-credentials';
+import type { Credentials, CredentialSource } from '../../lib/postgres/credentials';
 import { Database } from '../../lib/postgres/database';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { holdTableLock, terminateSessions, testDatabase, waitForLockWait, type TestDatabase } from '../helpers/db';
