@@ -227,7 +227,7 @@ export function alarmProblems(template: Template): string[] {
   return problems;
 }
 
-/** What the code writes to CloudWatch (from lib/metrics.ts's own documents): namespace, dimensions, metric names. */
+/** What the code writes to CloudWatch (from lib/aws/emf-metrics.ts's own documents): namespace, dimensions, metric names. */
 export interface EmittedMetrics {
   namespace: string;
   dimensions: Record<string, string>;
