@@ -44,7 +44,7 @@ export function renderChart(rows: readonly Row[]): string {
   series.forEach((s, i) => {
     const points = s.values.map((v, j) => `${x(sizes[j]!)},${y(Math.max(v, yMin))}`).join(' ');
     parts.push(`<polyline points="${points}" fill="none" stroke="${s.color}" stroke-width="2.5"/>`);
-    s.values.forEach((v, j) => parts.push(`<circle cx="${x(sizes[j]!)}" cy="${y(Math.max(v, yMin))}" r="4" fill="${s.color}"/>`));
+    for (const [j, v] of s.values.entries()) parts.push(`<circle cx="${x(sizes[j]!)}" cy="${y(Math.max(v, yMin))}" r="4" fill="${s.color}"/>`);
     const ly = m.top + 10 + i * 22;
     parts.push(`<line x1="${width - m.right + 15}" x2="${width - m.right + 40}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"/>`);
     parts.push(`<text x="${width - m.right + 46}" y="${ly + 4}">${s.name}</text>`);

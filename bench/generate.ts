@@ -43,7 +43,8 @@ let clock = Date.UTC(2024, 4, 1);
 /** Message number `n` of run `run`: unique trace id, a course and instructor drawn from the pools. */
 export function benchMessage(run: string, n: number) {
   const rnd = random(hash(run) ^ Math.imul(n + 1, 0x9e3779b1));
-  const processedAt = new Date((clock += 1000)).toISOString();
+  clock += 1000;
+  const processedAt = new Date(clock).toISOString();
   const course = Math.floor(rnd() * COURSE_POOL);
   const subject = SUBJECTS[course % SUBJECTS.length]!;
   const sentence = (words: number) => Array.from({ length: words }, () => WORDS[Math.floor(rnd() * WORDS.length)]).join(' ');

@@ -5,10 +5,11 @@
  * transactions are counted against the bound 1 + k(2⌈log2 n⌉ + 1).
  */
 import type { Config } from '../lib/config';
-import { environmentCredentials } from '../lib/aws/database-credentials';
+import { environmentCredentials } from '../lib/postgres/credentials';
 import { Database } from '../lib/postgres/database';
 import type { Logger } from '../lib/log';
 import { processBatch } from '../lib/batch/process-batch';
+import { decodeEvent } from '../lib/aws/kafka-event';
 import { buildKafkaEvent, type RecordInput } from '../scripts/encode-kafka-event';
 import { benchMessage } from './generate';
 import { median, round } from './stats';
@@ -50,7 +51,7 @@ export async function measureRejected(config: Config, logger: Logger, rounds: nu
   const run = async (name: string, rejected: number) => {
     begins = 0;
     const started = performance.now();
-    const { summary } = await processBatch(buildKafkaEvent(batch(name, rejected), { partitions: 4 }), {
+    const { summary } = await processBatch(decodeEvent(buildKafkaEvent(batch(name, rejected), { partitions: 4 })), {
       database, config, logger, deadline: Date.now() + 900_000,
     });
     const ms = performance.now() - started;

@@ -12,7 +12,7 @@ import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { bundleOptions } from './bundle';
 import { loadConfig } from '../lib/config';
-import { environmentCredentials } from '../lib/aws/database-credentials';
+import { environmentCredentials } from '../lib/postgres/credentials';
 import { Database } from '../lib/postgres/database';
 import { createSql } from '../lib/postgres/client';
 import { applySchema } from '../scripts/db/migrations';
@@ -286,7 +286,7 @@ async function measurePoison(database: Database, config: ReturnType<typeof loadC
     });
     const event = buildKafkaEvent(records, { partitions: 4 });
     const started = performance.now();
-    const { summary } = await processBatch(event, { database, config, logger, deadline: Date.now() + 900_000 });
+    const { summary } = await processBatch(decodeEvent(event), { database, config, logger, deadline: Date.now() + 900_000 });
     if (summary.stored + summary.superseded !== (poison ? 999 : 1000) || summary.failed > 0) throw new Error(`poison run settled wrongly: ${JSON.stringify(summary)}`);
     return performance.now() - started;
   };
@@ -339,7 +339,10 @@ function measureDecode(): { samples: number[]; eventMb: number } {
 function measureMemory(bundled: string, dir: string, dbEnv: Record<string, string>) {
   let records = 1000;
   let event = eventOf('memory', records);
-  while (JSON.stringify(event).length > 6 * 1024 * 1024) event = eventOf('memory', (records = Math.floor(records * 0.9)));
+  while (JSON.stringify(event).length > 6 * 1024 * 1024) {
+    records = Math.floor(records * 0.9);
+    event = eventOf('memory', records);
+  }
   const eventFile = join(dir, 'event.json');
   writeFileSync(eventFile, JSON.stringify(event));
   const run = spawnSync(process.execPath, [join(__dirname, 'memory-child.cjs'), bundled, eventFile], {

@@ -31,7 +31,7 @@ export function renderScaleChart(rows: readonly Row[]): string {
     const x = width / 2 - 120 + i * 140;
     parts.push(`<line x1="${x}" x2="${x + 25}" y1="42" y2="42" stroke="${s.color}" stroke-width="2.5"/><text x="${x + 31}" y="46">${s.name}</text>`);
   });
-  panels.forEach((panel, p) => parts.push(...renderPanel(panel, 20 + (p % columns) * pw, 60 + Math.floor(p / columns) * ph, pw, ph)));
+  for (const [p, panel] of panels.entries()) parts.push(...renderPanel(panel, 20 + (p % columns) * pw, 60 + Math.floor(p / columns) * ph, pw, ph));
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }

@@ -67,7 +67,7 @@ export function surveyMessages(records: readonly KafkaRecord[]): SurveyMessage[]
 
 /**
  * One batch through one writer, timed from the event to the commit; statistics read outside the timed part. The
- * stages split the same batch: the consumer marks them itself (lib/batch-stages.ts), the references are timed here.
+ * stages split the same batch: the consumer marks them itself (lib/batch/stage-marks.ts), the references are timed here.
  */
 export async function runBatch(w: Writers, writer: Writer, event: unknown, schemas = w.schemas): Promise<Sample> {
   await w.stats.reset();
@@ -80,7 +80,7 @@ export async function runBatch(w: Writers, writer: Writer, event: unknown, schem
     const config = { ...w.consumer.config, db: { ...w.consumer.config.db, schema: schemas.consumer } };
     subscribe(BATCH_STAGE_CHANNEL, mark);
     try {
-      const { summary } = await processBatch(event, { ...w.consumer, config, deadline: Date.now() + 900_000 });
+      const { summary } = await processBatch(decodeEvent(event), { ...w.consumer, config, deadline: Date.now() + 900_000 });
       if (summary.failed > 0 || summary.deadLettered > 0) throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
     } finally {
       unsubscribe(BATCH_STAGE_CHANNEL, mark);

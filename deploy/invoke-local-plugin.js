@@ -39,7 +39,8 @@ class InvokeLocalDefaults {
         // First, and before serverless-esbuild builds (before:invoke:local:invoke): the CLI does not exit after
         // an error that comes once its build has started.
         refuseMessages(serverless, options);
-        const environment = (serverless.service.provider.environment ??= {});
+        serverless.service.provider.environment ??= {};
+        const environment = serverless.service.provider.environment;
         Object.assign(environment, local);
         // A function's own DB_* (the health function's DB_SECRET_ARN) would win over the provider's: the shell's too.
         for (const fn of Object.values(serverless.service.functions ?? {})) {

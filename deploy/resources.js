@@ -25,7 +25,6 @@ const SELF_MANAGED_AUTH = {
   'sasl-plain': 'BASIC_AUTH',
   mtls: 'CLIENT_CERTIFICATE_TLS_AUTH',
 };
-const DESTINATION_SERVICES = { sqs: 'sqs', sns: 'sns', s3: 's3' };
 /** How the health function is reached: a public HTTP API, one that needs SigV4-signed requests, or only `invoke`. */
 const HEALTH_ROUTES = ['public', 'iam', 'none'];
 const HEALTH_PATHS = ['/healthz', '/healthz/live', '/healthz/ready'];
@@ -123,7 +122,7 @@ function distance(a, b) {
  * (`--param="consumergroup=..."`) would deploy the default instead of what the user asked for.
  */
 async function unknownParamProblems(options, resolveConfigurationProperty) {
-  const given = [].concat((options && options.param) || []).map((entry) => String(entry).split('=')[0].trim());
+  const given = [].concat(options?.param || []).map((entry) => String(entry).split('=')[0].trim());
   const declared = (await resolveConfigurationProperty(['params'])) || {};
   const valid = [...new Set(Object.values(declared).flatMap((stage) => Object.keys(stage || {})))].sort();
   const unknown = given.filter((name) => !valid.includes(name));
@@ -139,7 +138,7 @@ async function unknownParamProblems(options, resolveConfigurationProperty) {
  * `logs -f`) do not create the mapping, so they are not held up by a missing cluster.
  */
 function validate(params, options) {
-  if (options && options.function) return [];
+  if (options?.function) return [];
   const problems = [];
   const need = (ok, message) => ok || problems.push(message);
   const isMsk = params.source === 'msk';
@@ -279,7 +278,7 @@ const isProductionStage = (stage) => /^prod(uction)?(-|$)/i.test(stage);
  * nobody reads are the same as no alarms; a failing batch waits for its fix silently without them.
  */
 function warnings(params, options) {
-  if (options && options.function) return [];
+  if (options?.function) return [];
   const result = [];
   if (params.alarms && !params.alarmTopicArn && !params.alarmEmail) {
     result.push('alarms=true, but nobody is subscribed to the alarm topic the stack creates: add --param="alarmEmail=<on-call address>" ' +
@@ -622,7 +621,7 @@ const healthSecretArn = (params) => params.healthDbSecretArn || params.dbSecretA
 
 let warnedAboutHealthSecret = false;
 function warnAboutHealthSecret(params, options) {
-  if (params.healthDbSecretArn || (options && options.function) || warnedAboutHealthSecret) return;
+  if (params.healthDbSecretArn || options?.function || warnedAboutHealthSecret) return;
   warnedAboutHealthSecret = true;
   process.stderr.write(
     'Warning: healthDbSecretArn is not set, so the public health function connects with the consumer\'s read-write ' +

@@ -8,33 +8,40 @@ import { processBatch } from '../lib/batch/process-batch';
 import { SchemaGate } from '../lib/postgres/schema-version-gate';
 import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger, writeMetrics } from './observability';
-import type { KafkaBatchResponse } from '../lib/aws/kafka-batch-response';
+import { decodeEvent } from '../lib/aws/kafka-event';
+import { toResponse, type KafkaBatchResponse } from '../lib/aws/kafka-batch-response';
+import { batchMetricsWriter, SERVICE } from '../lib/aws/emf-metrics';
 
 // Cold start: configuration is read and validated once, and one database client serves every invocation of this
 // execution environment. A configuration error fails the init phase with a message naming the variable. The
 // credentials (Secrets Manager, when DB_SECRET_ARN is set) are fetched on first use, not here.
 const config = loadConfig();
-const logger = createLogger(config.logLevel, { service: 'trace-consumer' });
+const logger = createLogger(config.logLevel, { service: SERVICE });
 const database = new Database(config.db, credentialSource(config.db));
 // The schema version is checked on the first invocation and, after a failed check, on every one until it passes.
 const schemaGate = new SchemaGate(config.db.schema);
 
+const recordMetrics = batchMetricsWriter(config.metricsNamespace, writeMetrics);
+
 /**
- * Lambda entry point for Amazon MSK and self-managed Kafka event source mappings. Returns the records to retry as
- * a partial batch response; throws when no record could be settled.
+ * Lambda entry point for Amazon MSK and self-managed Kafka event source mappings: decodes the event (EnvelopeError
+ * when it is not a Kafka event), runs the pipeline, and returns the records to retry as a partial batch response;
+ * throws BatchFailedError when no record could be settled (see toResponse).
  */
 export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
   .use(closeDatabaseAfterLocalInvoke(database))
   .handler(async (event, context) => {
-    const result = await processBatch(event, {
+    // The invocation's one deadline, fixed before anything runs: every step and every retry shares it.
+    const deadline = Date.now() + context.getRemainingTimeInMillis() - config.timeReserveMs;
+    const records = decodeEvent(event);
+    const { outcomes } = await processBatch(records, {
       database,
       // `serverless invoke local` has a person waiting at the terminal: a deployment-class failure answers at once.
       config: process.env.IS_LOCAL === 'true' ? { ...config, setupFailureHoldMs: 0 } : config,
       logger: invocationLogger(logger, context),
-      // The invocation's one deadline, fixed before anything runs: every step and every retry shares it.
-      deadline: Date.now() + context.getRemainingTimeInMillis() - config.timeReserveMs,
-      emitMetrics: writeMetrics,
+      deadline,
+      recordMetrics,
       schemaGate,
     });
-    return result.response;
+    return toResponse(outcomes, config.reportBatchItemFailures);
   });

@@ -11,7 +11,7 @@ import { createLogger } from '../lib/log';
 import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger } from './observability';
 import { checkFreshness } from '../lib/health/freshness';
-import { cachedCheck } from '../lib/ttl-cache';
+import { ttlCache } from '../lib/ttl-cache';
 
 type Event = APIGatewayProxyEventV2;
 type Response = APIGatewayProxyStructuredResultV2;
@@ -24,7 +24,8 @@ const credentials = credentialSource(config.db);
 const database = new Database(config.db, credentials, { connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)) });
 
 // Readiness and freshness are both cached: the routes are public, and each uncached answer costs database time.
-const readiness = cachedCheck(
+// A check never throws: a failed one is an answer (not_ready, unavailable), reused for the interval like any other.
+const readiness = ttlCache(
   () =>
     checkReadiness({
       database,
@@ -32,11 +33,11 @@ const readiness = cachedCheck(
       timeoutMs: config.health.timeoutMs,
       resolveCredentials: () => credentials.get(),
     }),
-  config.health.checkIntervalSeconds,
+  config.health.checkIntervalSeconds * 1000,
 );
-const freshness = cachedCheck(
+const freshness = ttlCache(
   () => checkFreshness(database, config.db.schema, config.health.staleAfterSeconds, config.health.timeoutMs),
-  config.health.checkIntervalSeconds,
+  config.health.checkIntervalSeconds * 1000,
 );
 
 // Every answer, errors included, is the state at one moment: no cache may keep it.
@@ -58,7 +59,7 @@ const routes: Route<Event, Response>[] = [
     method: 'GET',
     path: '/healthz/ready',
     handler: async (_event: Event, context: Context) => {
-      const { result, cached } = await readiness();
+      const { value: result, cached } = await readiness.get();
       if (result.status !== 'ready' && !cached) invocationLogger(logger, context).warn('not ready', { checks: result.checks });
       return json(result.status === 'ready' ? 200 : 503, { ...result, cached });
     },
@@ -67,7 +68,7 @@ const routes: Route<Event, Response>[] = [
     method: 'GET',
     path: '/healthz',
     handler: async (_event: Event, context: Context) => {
-      const { result, cached } = await freshness();
+      const { value: result, cached } = await freshness.get();
       if (result.ok) return json(200, { status: result.freshness.stale ? 'stale' : 'ok', ...result.freshness, checkedAt: result.checkedAt, cached });
       if (!cached) invocationLogger(logger, context).warn('freshness could not be read', { error: result.cause });
       return json(503, { status: 'unavailable', error: result.error, checkedAt: result.checkedAt, cached });

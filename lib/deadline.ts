@@ -21,7 +21,7 @@ export const MIN_ATTEMPT_MS = 500;
  * connection usable and names the cause (57014); the client-side timer, at the deadline itself, is the backstop for
  * a connection that stopped answering altogether.
  */
-export const STATEMENT_GRACE_MS = 100;
+const STATEMENT_GRACE_MS = 100;
 
 /** Milliseconds left until `deadline` (negative once it has passed). */
 export function timeLeft(deadline: Deadline, now: () => number = Date.now): number {
@@ -43,7 +43,7 @@ export function statementTimeoutMs(deadline: Deadline, now: () => number = Date.
  * Beyond it Node fires a timer after 1 ms and PostgreSQL refuses the setting (SQLSTATE 22023, which would read as
  * bad data): a caller with no deadline (Infinity, or a month) must get "no timeout to speak of", never those.
  */
-export const MAX_TIMEOUT_MS = 2_147_483_647;
+const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /** `ms` as a timeout both accept: at least `min`, at most MAX_TIMEOUT_MS, `min` when it is not a number at all. */
 export function boundedTimeout(ms: number, min: number): number {

@@ -103,7 +103,7 @@ export interface DatabaseTarget {
 }
 
 /** `user "trace" on database "trace" at db.example.com:5432`: the words every connection error uses for its target. */
-export function describeTarget(target: DatabaseTarget): string {
+function describeTarget(target: DatabaseTarget): string {
   return `user "${target.user}" on database "${target.database}" at ${target.host}:${target.port}`;
 }
 

@@ -39,7 +39,7 @@ async function main() {
   }
 }
 
-/** The cause in a few words: a setup mistake's summary (lib/diagnose.ts), else the health function's wording. */
+/** The cause in a few words: a setup mistake's summary (lib/postgres/diagnose-failure.ts), else the health function's wording. */
 function cause(error: unknown): string {
   const diagnosed = diagnoseDatabaseFailure(error);
   return diagnosed instanceof DatabaseSetupError ? diagnosed.summary : describeFailure(error);

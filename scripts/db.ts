@@ -41,7 +41,7 @@ async function main() {
 
   const config = loadConfig({ ...db.env, DB_SCHEMA: process.env.DB_SCHEMA }, SCRIPT_CONFIG_FIX);
   const sql = createSql(config.db);
-  let migrated;
+  let migrated: Awaited<ReturnType<typeof applySchema>>;
   try {
     migrated = await applySchema(sql, config.db.schema);
   } finally {
@@ -71,7 +71,7 @@ async function main() {
 }
 
 function readArgs(args: string[]): { port: number; reset: boolean; data: string | undefined } {
-  let values;
+  let values: { port?: string; reset?: boolean; data?: string };
   try {
     ({ values } = parseArgs({ args, options: { port: { type: 'string' }, reset: { type: 'boolean' }, data: { type: 'string' } }, strict: true }));
   } catch (error) {

@@ -50,7 +50,8 @@ export function buildKafkaEvent(records: readonly RecordInput[], options: EventO
     if (input.key !== undefined && input.key !== null) record.key = Buffer.from(input.key).toString('base64');
     const bytes = toBytes(input.value);
     if (bytes !== null) record.value = bytes.toString('base64');
-    (grouped[`${topic}-${partition}`] ??= []).push(record);
+    grouped[`${topic}-${partition}`] ??= [];
+    grouped[`${topic}-${partition}`]?.push(record);
   });
   return source === 'msk'
     ? { eventSource: 'aws:kafka', eventSourceArn: MSK_ARN, bootstrapServers: 'b-1.trace-cluster.kafka.us-east-1.amazonaws.com:9098', records: grouped }

@@ -83,7 +83,7 @@ async function main() {
 
 /** Checks every argument and event file before anything is started. */
 function readArgs(args: string[]): Options {
-  let parsed;
+  let parsed: { positionals: string[]; values: { verbose?: boolean; yes?: boolean } };
   try {
     parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { verbose: { type: 'boolean' }, yes: { type: 'boolean' } } });
   } catch (error) {

@@ -2,28 +2,8 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import * as v from 'valibot';
 import type { Config } from '../config';
 import { SecretInvalidError, SecretUnavailableError } from '../errors';
-
-/** Where and as whom to connect. The password never leaves this object except into the database client. */
-export interface Credentials {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  password: string;
-}
-
-export interface CredentialSource {
-  /** The current credentials, from cache while they are fresh. */
-  get(): Promise<Credentials>;
-  /** Fetches anew, e.g. after the database rejected the password because the secret was rotated. */
-  refresh(): Promise<Credentials>;
-}
-
-/** Credentials from DB_* alone: nothing to fetch, nothing to refresh. */
-export function environmentCredentials(db: Config['db']): CredentialSource {
-  const credentials: Credentials = { host: db.host, port: db.port, database: db.database, user: db.user, password: db.password };
-  return { get: async () => credentials, refresh: async () => credentials };
-}
+import { type Credentials, type CredentialSource, environmentCredentials } from '../postgres/credentials';
+import { ttlCache } from '../ttl-cache';
 
 /**
  * The JSON that RDS and Secrets Manager rotation write. `username` and `password` are required; `host`, `port`
@@ -43,15 +23,12 @@ const SecretSchema = v.object({
  * at cold start: an unreachable Secrets Manager fails a batch as a transient error, never the init phase, so the
  * function cannot fall into a crash loop while AWS recovers. Concurrent callers share one request.
  */
-export function secretCredentials(
+function secretCredentials(
   db: Config['db'],
   secretArn: string,
   client: Pick<SecretsManagerClient, 'send'> = defaultClient(),
   now: () => number = Date.now,
 ): CredentialSource {
-  let cached: { at: number; credentials: Credentials } | undefined;
-  let inFlight: Promise<Credentials> | undefined;
-
   const fetch = async (): Promise<Credentials> => {
     let secretString: string | undefined;
     try {
@@ -73,22 +50,18 @@ export function secretCredentials(
       throw new SecretInvalidError(secretArn, `these fields are missing or malformed: ${fields}`);
     }
     const s = parsed.output;
-    const credentials = {
+    return {
       host: s.host ?? db.host,
       port: s.port ?? db.port,
       database: s.dbname ?? db.database,
       user: s.username,
       password: s.password,
     };
-    cached = { at: now(), credentials };
-    return credentials;
   };
 
-  const load = () => (inFlight ??= fetch().finally(() => (inFlight = undefined)));
-  return {
-    get: async () => (cached && now() - cached.at < db.secretTtlSeconds * 1000 ? cached.credentials : load()),
-    refresh: load,
-  };
+  // A failed fetch is not cached: the next batch asks Secrets Manager again.
+  const cache = ttlCache(fetch, db.secretTtlSeconds * 1000, now);
+  return { get: async () => (await cache.get()).value, refresh: () => cache.refresh() };
 }
 
 /**

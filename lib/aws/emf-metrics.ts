@@ -1,7 +1,8 @@
+import type { BatchTiming } from '../batch/process-batch';
+import { type BatchSummary, countOutcomes, oldestRecordAgeMs, type RecordOutcome } from '../batch/record-outcomes';
 
-import type { BatchSummary, RecordOutcome } from '../batch/record-outcomes';
-import { summarize } from '../batch/record-outcomes';
-import { partitionKey } from '../batch/kafka-record';
+/** The service dimension of the batch metrics (and the logs' service field): alarms and the dashboard select on it. */
+export const SERVICE = 'trace-consumer';
 
 /**
  * Batch metrics in CloudWatch Embedded Metric Format: a JSON log line that CloudWatch turns into metrics, with no
@@ -11,12 +12,15 @@ import { partitionKey } from '../batch/kafka-record';
 export interface EmfDocument {
   _aws: {
     Timestamp: number;
-    CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[];
+    CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: MetricUnit }[] }[];
   };
   [key: string]: unknown;
 }
 
-/** Metric name, its unit, and how a topic's share of the batch gives its value. */
+/** The units this code reports in (CloudWatch knows more). */
+type MetricUnit = 'Count' | 'Milliseconds';
+
+/** Metric name, and the count of a topic's share of the batch that gives its value. */
 const COUNTS: [string, keyof BatchSummary][] = [
   ['RecordsReceived', 'received'],
   ['RecordsStored', 'stored'],
@@ -42,49 +46,58 @@ export function batchMetrics(outcomes: readonly RecordOutcome[], ctx: MetricCont
     else byTopic.set(o.record.topic, [o]);
   }
   return [...byTopic].map(([topic, topicOutcomes]) => {
-    const summary = summarize(topicOutcomes);
+    const summary = countOutcomes(topicOutcomes);
     const oldest = oldestRecordAgeMs(topicOutcomes, ctx.now);
-    const metrics = [
-      ...COUNTS.map(([name]) => ({ Name: name, Unit: 'Count' })),
-      { Name: 'BatchDuration', Unit: 'Milliseconds' },
-      ...(oldest === null ? [] : [{ Name: 'OldestRecordAge', Unit: 'Milliseconds' }]),
-    ];
-    return {
-      _aws: {
-        Timestamp: ctx.now,
-        CloudWatchMetrics: [{ Namespace: ctx.namespace, Dimensions: [['service', 'topic']], Metrics: metrics }],
+    return emfDocument({
+      namespace: ctx.namespace,
+      dimensions: { service: ctx.service, topic },
+      values: {
+        ...Object.fromEntries(COUNTS.map(([name, field]) => [name, summary[field]])),
+        BatchDuration: ctx.durationMs,
+        ...(oldest === null ? {} : { OldestRecordAge: oldest }),
       },
-      service: ctx.service,
-      topic,
-      ...Object.fromEntries(COUNTS.map(([name, field]) => [name, summary[field]])),
-      BatchDuration: ctx.durationMs,
-      ...(oldest === null ? {} : { OldestRecordAge: oldest }),
-    };
+      units: { BatchDuration: 'Milliseconds', OldestRecordAge: 'Milliseconds' },
+      now: ctx.now,
+    });
   });
 }
 
-/** Consumer lag in time: how long ago the oldest record of the batch was written to Kafka. */
-export function oldestRecordAgeMs(outcomes: readonly RecordOutcome[], now: number): number | null {
-  let oldest: number | null = null;
-  for (const o of outcomes) {
-    const t = o.record.timestamp;
-    if (t !== null && (oldest === null || t < oldest)) oldest = t;
-  }
-  return oldest === null ? null : Math.max(0, now - oldest);
+/**
+ * One EMF document: every value a metric in `namespace`, dimensioned by every entry of `dimensions` (in their order),
+ * its unit from `units` or Count. The one place the envelope is written, for the batch and the dead-letter actions.
+ */
+export function emfDocument(o: {
+  namespace: string;
+  dimensions: Record<string, string>;
+  values: Record<string, number>;
+  units?: Partial<Record<string, MetricUnit>>;
+  now: number;
+}): EmfDocument {
+  return {
+    _aws: {
+      Timestamp: o.now,
+      CloudWatchMetrics: [
+        {
+          Namespace: o.namespace,
+          Dimensions: [Object.keys(o.dimensions)],
+          Metrics: Object.keys(o.values).map((name) => ({ Name: name, Unit: o.units?.[name] ?? 'Count' })),
+        },
+      ],
+    },
+    ...o.dimensions,
+    ...o.values,
+  };
 }
 
-/** First and last offset and record count per `"<topic>-<partition>"`, for the summary log line. */
-export function offsetRanges(outcomes: readonly RecordOutcome[]): Record<string, { first: number; last: number; records: number }> {
-  const ranges: Record<string, { first: number; last: number; records: number }> = {};
-  for (const { record } of outcomes) {
-    const key = partitionKey(record);
-    const range = ranges[key];
-    if (!range) ranges[key] = { first: record.offset, last: record.offset, records: 1 };
-    else {
-      range.first = Math.min(range.first, record.offset);
-      range.last = Math.max(range.last, record.offset);
-      range.records += 1;
-    }
-  }
-  return ranges;
+/**
+ * processBatch's metrics hook for the consumer: one document per topic (batchMetrics), each handed to `write` (a line
+ * on stdout in Lambda, where CloudWatch reads it).
+ */
+export function batchMetricsWriter(
+  namespace: string,
+  write: (document: EmfDocument) => void,
+): (outcomes: readonly RecordOutcome[], timing: BatchTiming) => void {
+  return (outcomes, timing) => {
+    for (const document of batchMetrics(outcomes, { namespace, service: SERVICE, ...timing })) write(document);
+  };
 }

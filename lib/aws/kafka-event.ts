@@ -22,8 +22,6 @@ const KafkaEventSchema = v.object({
   records: v.record(v.string(), v.array(KafkaRecordSchema)),
 });
 
-export type KafkaEvent = v.InferInput<typeof KafkaEventSchema>;
-
 /**
  * Decodes every record of every partition, in event order. Throws {@link EnvelopeError} only when the envelope
  * itself is not a Kafka event; a record's odd key, value or headers are kept for the message step to judge.

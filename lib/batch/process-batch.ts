@@ -3,21 +3,19 @@ import type { Config } from '../config';
 import type { Database } from '../postgres/database';
 import { OutOfTimeError } from '../errors';
 import type { Deadline } from '../deadline';
-import { decodeEvent } from '../aws/kafka-event';
 import type { Logger } from '../log';
+import type { KafkaRecord } from './kafka-record';
 import type { ParseResult } from './trace-message';
-import { batchMetrics, offsetRanges, oldestRecordAgeMs, type EmfDocument } from '../aws/emf-metrics';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './write-plan';
 import { errorCode, isDeploymentFailure } from '../postgres/failure-kind';
 import type { SchemaGate } from '../postgres/schema-version-gate';
-import { summarize, type BatchSummary, type RecordOutcome } from './record-outcomes';
+import { countOutcomes, offsetRanges, oldestRecordAgeMs, type BatchSummary, type RecordOutcome } from './record-outcomes';
 import { settleBatch, type Settled, type Unit } from './settle-batch';
 import { validateBatch } from './validate-batch';
-import { toResponse, type KafkaBatchResponse } from '../aws/kafka-batch-response';
 
 export interface BatchDependencies {
   database: Database;
-  config: Pick<Config, 'db' | 'retry' | 'reportBatchItemFailures' | 'metricsNamespace' | 'setupFailureHoldMs'>;
+  config: Pick<Config, 'db' | 'retry' | 'setupFailureHoldMs'>;
   logger: Logger;
   /**
    * When the batch must be settled (epoch ms): the invocation's end less TIME_RESERVE_MS, fixed once when it starts.
@@ -28,33 +26,39 @@ export interface BatchDependencies {
   now?: () => number;
   /** Waits `ms`; setTimeout unless a test stands in. Used for the hold after a deployment-class failure. */
   sleep?: (ms: number) => Promise<void>;
-  /** Writes a metrics document (CloudWatch EMF) where CloudWatch reads it: a line on stdout in Lambda. */
-  emitMetrics?: (document: EmfDocument) => void;
+  /**
+   * Receives the outcomes once they are counted and logged, before any hold: the consumer writes its metrics here
+   * (CloudWatch EMF, see batchMetricsWriter in lib/aws/emf-metrics.ts), so that the pipeline knows no metrics format.
+   */
+  recordMetrics?: (outcomes: readonly RecordOutcome[], timing: BatchTiming) => void;
   /** Checks the schema version before the first write of an execution environment; the consumer always passes one. */
   schemaGate?: SchemaGate;
   /** The validation of each record: parseMessage unless a test stands in a slow one. */
   parse?: (value: Buffer | null) => ParseResult;
 }
 
-/** The service dimension of the batch metrics (and the logs' service field): alarms and the dashboard select on it. */
-export const SERVICE = 'trace-consumer';
+export interface BatchTiming {
+  /** How long processBatch took, from its start to the outcomes counted. */
+  durationMs: number;
+  /** When the outcomes were counted (epoch ms, the clock of `deadline`). */
+  now: number;
+}
 
-export interface BatchResult {
-  response: KafkaBatchResponse;
-  summary: BatchSummary;
+export interface BatchOutcomes {
+  /** One outcome per record, in the order of `records`. */
   outcomes: RecordOutcome[];
+  summary: BatchSummary;
 }
 
 /**
- * Decodes, validates and stores one Kafka batch, and settles every record in exactly one state. Knows nothing of
- * Lambda beyond the event's shape: the handler passes the remaining time and returns the response.
- * Throws EnvelopeError for an event that is not a Kafka event, SchemaVersionError when the database's schema
- * version does not fit the code (nothing written), and BatchFailedError when nothing could be settled.
+ * Validates and stores one batch of decoded Kafka records, and settles every record in exactly one state. Knows
+ * nothing of Lambda or AWS: the handler decodes the event (lib/aws/kafka-event.ts), passes the deadline, and turns
+ * the outcomes into Lambda's response (lib/aws/kafka-batch-response.ts). Throws SchemaVersionError when the
+ * database's schema version does not fit the code (nothing written).
  */
-export async function processBatch(event: unknown, deps: BatchDependencies): Promise<BatchResult> {
+export async function processBatch(records: readonly KafkaRecord[], deps: BatchDependencies): Promise<BatchOutcomes> {
   const now = deps.now ?? Date.now;
   const started = now();
-  const records = decodeEvent(event);
   try {
     await deps.schemaGate?.ensure(deps.database, deps.logger, deps.deadline, now);
   } catch (error) {
@@ -63,7 +67,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
   }
   markStage('decoded');
 
-  // Validation stops at its share of the time left (lib/validate-batch.ts); a record it did not reach is retried.
+  // Validation stops at its share of the time left (lib/batch/validate-batch.ts); a record it did not reach is retried.
   const results = validateBatch(records, { deadline: deps.deadline, now, begun: started }, deps.parse);
   const notValidated = records.filter((_, i) => results[i] === null);
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.
@@ -131,7 +135,7 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
       });
     }
   }
-  const summary = summarize(outcomes);
+  const summary = countOutcomes(outcomes);
   const ended = now();
   const durationMs = ended - started;
   deps.logger.info('batch processed', {
@@ -140,14 +144,11 @@ export async function processBatch(event: unknown, deps: BatchDependencies): Pro
     oldestRecordAgeMs: oldestRecordAgeMs(outcomes, ended),
     partitions: offsetRanges(outcomes),
   });
-  for (const document of batchMetrics(outcomes, { namespace: deps.config.metricsNamespace, service: SERVICE, durationMs, now: ended })) {
-    deps.emitMetrics?.(document);
-  }
+  deps.recordMetrics?.(outcomes, { durationMs, now: ended });
   const deploymentFailure = outcomes.find((o) => o.state === 'failed' && isDeploymentFailure(o.error));
   if (deploymentFailure?.state === 'failed') await holdAfterDeploymentFailure(deploymentFailure.error, started, deps);
-  const response = toResponse(outcomes, deps.config.reportBatchItemFailures);
   markStage('reported');
-  return { response, summary, outcomes };
+  return { outcomes, summary };
 }
 
 /**

@@ -10,9 +10,10 @@ import { channel } from 'node:diagnostics_channel';
 export const BATCH_STAGE_CHANNEL = 'trace-consumer:batch-stage';
 
 /**
- * decoded: the event's records read (and, on an execution environment's first batch, the schema version checked);
- * validated: every record a candidate or a dead letter; written: every unit settled in the database; reported:
- * outcomes, log, metrics and response ready.
+ * decoded: the records in hand (the caller decoded the event before calling processBatch) and, on an execution
+ * environment's first batch, the schema version checked; validated: every record a candidate or a dead letter;
+ * written: every unit settled in the database; reported: outcomes, log and metrics ready (the handler builds
+ * Lambda's response from the outcomes).
  */
 export type BatchStage = 'decoded' | 'validated' | 'written' | 'reported';
 

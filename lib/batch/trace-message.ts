@@ -39,7 +39,7 @@ function numberAsText(x: unknown): string | 'inexact' | undefined {
 const INEXACT = 'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
 
 /*
- * Length caps (lib/limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
+ * Length caps (lib/batch/input-limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
  * more than the cap, and the detail gives the length, never the value.
  */
 const tooLong = (max: number) => `must be at most ${max} characters long`;
@@ -139,7 +139,7 @@ const notAnArray = v.check((x: unknown) => !Array.isArray(x), 'must be an object
 const optionalList = <T extends v.GenericSchema>(item: T) =>
   v.pipe(v.optional(v.nullable(v.array(v.pipe(v.unknown(), notAnArray, item))), null), v.transform((x) => x ?? []));
 
-export const RatingSchema = v.object({
+const RatingSchema = v.object({
   questionText: optionalText,
   category: optionalText,
   responses: optionalCount,
@@ -151,17 +151,15 @@ export const RatingSchema = v.object({
   deptMedian: optionalNumber,
   univMedian: optionalNumber,
 });
-export type Rating = v.InferOutput<typeof RatingSchema>;
 
-export const CommentSchema = v.object({
+const CommentSchema = v.object({
   category: optionalText,
   questionText: optionalText,
   responseNumber: optionalCount,
   commentText: optionalText,
 });
-export type Comment = v.InferOutput<typeof CommentSchema>;
 
-export const CourseSchema = v.object({
+const CourseSchema = v.object({
   courseId: requiredText,
   courseName: optionalText,
   subject: optionalText,
@@ -176,10 +174,9 @@ export const CourseSchema = v.object({
   gcsBucket: optionalText,
   gcsPath: optionalText,
 });
-export type Course = v.InferOutput<typeof CourseSchema>;
 
 /** A survey report: what gets stored. */
-export const SurveyMessageSchema = v.object({
+const SurveyMessageSchema = v.object({
   traceId: requiredText,
   course: CourseSchema,
   instructor: v.object({ name: v.pipe(requiredText, v.transform(normaliseName)) }),
@@ -190,20 +187,20 @@ export const SurveyMessageSchema = v.object({
 export type SurveyMessage = v.InferOutput<typeof SurveyMessageSchema> & { kind: 'survey' };
 
 /** An upstream failure report: a message whose `error` is a non-empty string. Only its trace id must be usable. */
-export const UpstreamErrorMessageSchema = v.object({
+const UpstreamErrorMessageSchema = v.object({
   traceId: requiredText,
   error: v.pipe(v.string(), v.maxLength(TEXT_MAX_CHARS, tooLong(TEXT_MAX_CHARS)), v.transform(storableText), v.trim(), v.nonEmpty()),
   processedAt: v.optional(v.unknown()),
 });
-export type UpstreamErrorMessage = { kind: 'upstream_error'; traceId: string; error: string; processedAt: string | null };
+type UpstreamErrorMessage = { kind: 'upstream_error'; traceId: string; error: string; processedAt: string | null };
 
 export type TraceMessage = SurveyMessage | UpstreamErrorMessage;
 
 /**
  * Stable reason codes for dead letters decided before the database (docs/dead-letters.md explains each). `too_slow`
- * comes from validateBatch (lib/validate-batch.ts), never from parseMessage.
+ * comes from validateBatch (lib/batch/validate-batch.ts), never from parseMessage.
  */
-export type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message' | 'too_slow';
+type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message' | 'too_slow';
 
 export type ParseResult =
   | { ok: true; message: TraceMessage }

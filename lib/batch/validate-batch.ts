@@ -4,7 +4,7 @@ import { partitionKey, type KafkaRecord } from './kafka-record';
 
 /*
  * Validation under the invocation's deadline. Every step of parseMessage is linear in a record's size and the size
- * is capped (lib/limits.ts), so one record takes milliseconds; but a batch holds up to 6 MB, the invocation may
+ * is capped (lib/batch/input-limits.ts), so one record takes milliseconds; but a batch holds up to 6 MB, the invocation may
  * start with little time left, and a record may still be slower than expected. Validation checks the clock between
  * records and never takes more than its share of the time, so that the write of what was validated still fits.
  * The argument that no partition stalls is in docs/design.md (Time bound).

@@ -1,6 +1,5 @@
 import type postgres from 'postgres';
-import type { Sql } from '../postgres/client';
-import { inTransaction } from '../postgres/client';
+import { inTransaction, type Sql } from '../postgres/client';
 import { CONNECTION_LOST, errorCode } from '../postgres/failure-kind';
 import { copyRows } from '../postgres/copy-rows';
 import {
@@ -14,8 +13,7 @@ import {
   type SurveyCandidate,
   type Winner,
 } from './write-plan';
-import type { Table } from '../postgres/table-names';
-import { qualifiedTables } from '../postgres/table-names';
+import { qualifiedTables, type Table } from '../postgres/table-names';
 import { boundedTimeout } from '../deadline';
 import type { KafkaRecord } from './kafka-record';
 

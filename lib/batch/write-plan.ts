@@ -83,7 +83,7 @@ export interface ClaimRow extends Version {
   kafka_offset: number;
 }
 
-export interface CourseRow extends Version {
+interface CourseRow extends Version {
   course_id: string;
   course_name: string | null;
   subject: string | null;
@@ -100,7 +100,7 @@ export interface CourseRow extends Version {
   trace_id: string;
 }
 
-export interface PairRow extends Version {
+interface PairRow extends Version {
   trace_id: string;
   course_id: string;
   instructor: string;

@@ -1,4 +1,4 @@
-import type { EmfDocument } from '../aws/emf-metrics';
+import { type EmfDocument, emfDocument } from '../aws/emf-metrics';
 
 /**
  * One EMF document per dead-letter action, dimensioned by service and action. A dry run is its own action
@@ -9,20 +9,11 @@ export function actionMetrics(
   counts: Record<string, number>,
   ctx: { namespace: string; service: string; action: string; durationMs: number; now: number },
 ): EmfDocument {
-  const values = { ...counts, ActionDuration: ctx.durationMs };
-  return {
-    _aws: {
-      Timestamp: ctx.now,
-      CloudWatchMetrics: [
-        {
-          Namespace: ctx.namespace,
-          Dimensions: [['service', 'action']],
-          Metrics: Object.keys(values).map((name) => ({ Name: name, Unit: name === 'ActionDuration' ? 'Milliseconds' : 'Count' })),
-        },
-      ],
-    },
-    service: ctx.service,
-    action: ctx.action,
-    ...values,
-  };
+  return emfDocument({
+    namespace: ctx.namespace,
+    dimensions: { service: ctx.service, action: ctx.action },
+    values: { ...counts, ActionDuration: ctx.durationMs },
+    units: { ActionDuration: 'Milliseconds' },
+    now: ctx.now,
+  });
 }

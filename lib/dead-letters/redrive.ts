@@ -1,10 +1,9 @@
 import type postgres from 'postgres';
-import { inSavepoint, inTransaction } from '../postgres/client';
+import { inSavepoint, inTransaction, type Sql } from '../postgres/client';
 import { parseMessage, type ParseResult } from '../batch/trace-message';
 import { collapseTraceIds, toCandidate, type Candidate } from '../batch/write-plan';
 import { classifyFailure, failureDetail } from '../postgres/failure-kind';
 import { halvingSearch } from '../batch/halving-search';
-import type { Sql } from '../postgres/client';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import { statementTimeoutMs } from '../deadline';
 import { settleInstructors, writeBatch, type TraceStatus } from '../batch/write-batch';
@@ -16,9 +15,9 @@ import { deadLettersTable, selectionFilter } from './selection-filter';
 
 /** What a redrive made of a dead letter: the state the consumer would have reported for it today. */
 export type RedriveResult = TraceStatus | 'dead_lettered';
-export const REDRIVE_RESULTS: readonly RedriveResult[] = ['stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered'];
+const REDRIVE_RESULTS: readonly RedriveResult[] = ['stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered'];
 
-export interface RedrivenLetter {
+interface RedrivenLetter {
   id: number;
   topic: string;
   partition: number;
@@ -44,7 +43,7 @@ export interface RedriveReport {
 }
 
 /** Per-letter lines returned at most; the counts always cover everything. */
-export const LETTERS_SHOWN = 200;
+const LETTERS_SHOWN = 200;
 
 export interface RedriveContext extends OperationContext {
   /** The validation of the deployed code: parseMessage, unless a test stands in a relaxed rule. */

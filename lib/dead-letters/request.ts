@@ -92,19 +92,18 @@ const PurgeRequestSchema = v.strictObject({
   limit: v.optional(whole(1, 1_000_000)),
 });
 
-export const DeadLetterRequestSchema = v.variant(
+const DeadLetterRequestSchema = v.variant(
   'action',
   [SummaryRequestSchema, ShowRequestSchema, RedriveRequestSchema, PurgeRequestSchema],
   'action must be "summary", "show", "redrive" or "purge"',
 );
 
 export type DeadLetterRequest = v.InferOutput<typeof DeadLetterRequestSchema>;
-export type SummaryRequest = v.InferOutput<typeof SummaryRequestSchema>;
+type SummaryRequest = v.InferOutput<typeof SummaryRequestSchema>;
 export type ShowRequest = v.InferOutput<typeof ShowRequestSchema>;
 export type RedriveRequest = v.InferOutput<typeof RedriveRequestSchema>;
 export type PurgeRequest = v.InferOutput<typeof PurgeRequestSchema>;
 export type Selection = Pick<SummaryRequest, keyof typeof SelectionEntries>;
-export type DeadLetterAction = DeadLetterRequest['action'];
 
 /** Validates a request; every problem is named in one {@link DeadLetterRequestError}. */
 export function parseRequest(input: unknown): DeadLetterRequest {

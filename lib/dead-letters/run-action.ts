@@ -5,14 +5,14 @@ import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
 import type { ParseResult } from '../batch/trace-message';
 import type { EmfDocument } from '../aws/emf-metrics';
-import { readAppliedMigrations, verifySchemaVersion } from '../postgres/schema-version-gate';
+import { checkSchemaVersion } from '../postgres/schema-version-gate';
 import { withDatabase, type OperationContext } from './operation-context';
 import { actionMetrics } from './action-metrics';
 import { purge, type PurgeReport } from './purge';
 import { redrive, type RedriveReport } from './redrive';
 import { parseRequest } from './request';
 import { show, type ShowPage } from './show';
-import { summarize, type DeadLetterSummary } from './summarize';
+import { summarizeDeadLetters, type DeadLetterSummary } from './summarize';
 
 export interface DeadLetterDependencies {
   database: Database;
@@ -39,7 +39,7 @@ const SERVICE = 'trace-consumer-dead-letters';
  * Runs one operator request (summary, show, redrive or purge) and returns its answer. Logs one summary line and
  * writes one metrics document per action, with counts only: what `show` returns is never logged.
  * Throws DeadLetterRequestError for a request it cannot run, SchemaVersionError for a database whose schema does
- * not fit the code, and the database's error (diagnosed, see lib/diagnose.ts) when it stays unusable.
+ * not fit the code, and the database's error (diagnosed, see lib/postgres/diagnose-failure.ts) when it stays unusable.
  */
 export async function runDeadLetterAction(input: unknown, deps: DeadLetterDependencies): Promise<DeadLetterResponse> {
   try {
@@ -70,11 +70,11 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
   };
   // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
   // missing column; this says `npm run db:apply` instead. One query; an operator's action is rare.
-  verifySchemaVersion(await withDatabase(ctx, (sql) => readAppliedMigrations(sql, ctx.schema)));
+  await checkSchemaVersion((work) => withDatabase(ctx, work), ctx.schema);
   let response: DeadLetterResponse;
   switch (request.action) {
     case 'summary':
-      response = { action: 'summary', ...(await withDatabase(ctx, (sql) => summarize(sql, ctx.schema, request))) };
+      response = { action: 'summary', ...(await withDatabase(ctx, (sql) => summarizeDeadLetters(sql, ctx.schema, request))) };
       break;
     case 'show':
       response = { action: 'show', ...(await withDatabase(ctx, (sql) => show(sql, ctx.schema, request))) };

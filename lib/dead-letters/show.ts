@@ -15,7 +15,7 @@ export type DecodedBytes =
   | ({ format: 'base64'; bytes: number; base64: string } & Truncation);
 type Truncation = { truncated?: true; shownBytes?: number };
 
-export interface ShownDeadLetter {
+interface ShownDeadLetter {
   id: number;
   topic: string;
   partition: number;
@@ -52,11 +52,11 @@ export interface ShowPage {
  */
 
 /** Bytes of JSON one page carries at most, letters and all; Lambda's limit is 6 MB, this leaves room to spare. */
-export const PAGE_BYTES = 5 * 1024 * 1024;
+const PAGE_BYTES = 5 * 1024 * 1024;
 /** Bytes of JSON a value is shown in at most; beyond, it is shown as text or base64 cut to this size. */
 export const VALUE_SHOWN_BYTES = 2 * 1024 * 1024;
 /** Bytes of JSON a key is shown in at most. */
-export const KEY_SHOWN_BYTES = 256 * 1024;
+const KEY_SHOWN_BYTES = 256 * 1024;
 /** Bytes of JSON all of a letter's header keys and values are shown in at most, together. */
 export const HEADERS_SHOWN_BYTES = 1024 * 1024;
 /**
@@ -144,7 +144,7 @@ function presentHeaders(row: StoredDeadLetter): { headers: ShownDeadLetter['head
     // A large header leaves room for the ones after it to be listed, cut (at most half of what is left).
     const room = left - Math.min(Math.floor(left / 2), CUT_HEADER_BYTES * (stored.length - i - 1));
     const key = cutText(h.key, Math.max(0, room - HEADER_FRAME_BYTES));
-    const value = fit(decodeText(h.value), Math.max(0, room - HEADER_FRAME_BYTES - shownBytes(key.text)));
+    const value = fitToBytes(decodeText(h.value), Math.max(0, room - HEADER_FRAME_BYTES - shownBytes(key.text)));
     const shown = { key: key.text, ...(key.truncated ? { keyTruncated: true as const } : {}), value };
     const bytes = shownBytes(shown) + 1;
     if (bytes > left) break;
@@ -162,8 +162,8 @@ function present(row: StoredDeadLetter): ShownDeadLetter {
     partition: row.kafka_partition,
     offset: Number(row.kafka_offset),
     timestamp: row.kafka_timestamp?.toISOString() ?? null,
-    key: row.key === null ? null : fit(decodeBytes(row.key), KEY_SHOWN_BYTES),
-    value: row.value === null ? null : fit(decodeBytes(row.value), VALUE_SHOWN_BYTES),
+    key: row.key === null ? null : fitToBytes(decodeBytes(row.key), KEY_SHOWN_BYTES),
+    value: row.value === null ? null : fitToBytes(decodeBytes(row.value), VALUE_SHOWN_BYTES),
     headers,
     ...(omitted > 0 ? { headersOmitted: omitted } : {}),
     reason: row.reason,
@@ -218,7 +218,7 @@ function depthOver(value: unknown, max: number): boolean {
  * cut at a character (or a 3-byte group), marked `truncated` with the number of bytes shown. `bytes` stays the full
  * size. Linear in the size.
  */
-export function fit(decoded: DecodedBytes, max: number): DecodedBytes {
+export function fitToBytes(decoded: DecodedBytes, max: number): DecodedBytes {
   if (shownBytes(decoded) <= max) return decoded;
   // Room for the fields around the shown text ({"format":"text","bytes":N,"truncated":true,"shownBytes":N,"text":""}).
   const room = Math.max(0, max - 100);

@@ -17,7 +17,7 @@ export interface DeadLetterSummary {
 }
 
 /** Counts of the selected dead letters by reason, day, partition and redrive result; reads only. */
-export async function summarize(sql: Sql, schema: string, selection: Selection): Promise<DeadLetterSummary> {
+export async function summarizeDeadLetters(sql: Sql, schema: string, selection: Selection): Promise<DeadLetterSummary> {
   const table = deadLettersTable(sql, schema);
   const where = () => sql`where true ${selectionFilter(sql, selection)}`;
   // Fresh fragments per use: a fragment is a query object, built into the statement that embeds it.

@@ -3,7 +3,7 @@ import type { Sql } from '../postgres/client';
 import { qualifiedTables } from '../postgres/table-names';
 import { healthQuery, describeFailure } from './readiness';
 
-export interface Freshness {
+interface Freshness {
   lastStoredAt: string | null;
   secondsSinceLastStored: number | null;
   stored: { lastHour: number };
@@ -20,7 +20,7 @@ export interface Freshness {
  * created_at indexes. Counts over a day would read a day's rows (about 250 ms of database time at 1M traces a
  * day); the daily totals are in the RecordsStored and RecordsDeadLettered metrics instead.
  */
-export async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
+async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
   const t = qualifiedTables(schema);
   const [row] = await sql<{ last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; dead_hour: number }[]>`
     select last.at as last_stored_at,

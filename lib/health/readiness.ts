@@ -1,10 +1,9 @@
 import type { Database } from '../postgres/database';
-import type { Sql } from '../postgres/client';
-import { inTransaction } from '../postgres/client';
+import { inTransaction, type Sql } from '../postgres/client';
 import { publicReason } from '../postgres/diagnose-failure';
 import { HealthCheckTimeoutError, OutOfTimeError, SchemaMissingError, SchemaVersionError } from '../errors';
 import { errorCode } from '../postgres/failure-kind';
-import { readAppliedMigrations, verifySchemaVersion } from '../postgres/schema-version-gate';
+import { checkSchemaVersion } from '../postgres/schema-version-gate';
 import { qualifiedTables } from '../postgres/table-names';
 
 /*
@@ -12,7 +11,7 @@ import { qualifiedTables } from '../postgres/table-names';
  * person can act on, never a connection string, a password or a stack trace.
  */
 
-export interface CheckResult {
+interface CheckResult {
   name: 'credentials' | 'database' | 'schema';
   ok: boolean;
   durationMs: number;
@@ -37,7 +36,7 @@ export interface ReadinessDependencies {
 
 /**
  * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, the schema is at
- * a version this code works with (lib/schema-check.ts), and every table of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
+ * a version this code works with (checkSchemaVersion), and every table of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
  * skipped, so the answer always names every check.
  */
 export async function checkReadiness(deps: ReadinessDependencies): Promise<Readiness> {
@@ -64,7 +63,7 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
   });
   await run('schema', async () => {
     // The version first: a schema that is behind, or not there at all (version 0), needs npm run db:apply.
-    verifySchemaVersion(await healthQuery(deps.database, deps.timeoutMs, (sql) => readAppliedMigrations(sql, deps.schema)));
+    await checkSchemaVersion((work) => healthQuery(deps.database, deps.timeoutMs, work), deps.schema);
     const missing = await healthQuery(deps.database, deps.timeoutMs, (sql) => missingTables(sql, deps.schema));
     if (missing.length > 0) throw new SchemaMissingError(missing);
   });

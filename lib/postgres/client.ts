@@ -29,7 +29,7 @@ export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql 
     max_lifetime: db.maxLifetimeSeconds || undefined, // seconds
     connect_timeout: db.connectTimeoutSeconds,
     prepare: db.prepare,
-    // TLS is negotiated by the socket (lib/db-socket.ts), which also keeps the password from an unverified server.
+    // TLS is negotiated by the socket (lib/postgres/socket.ts), which also keeps the password from an unverified server.
     ssl: false,
     socket: databaseSocket(target, tlsSettings(db), Number(overrides.connect_timeout ?? db.connectTimeoutSeconds)),
     connection: { application_name: 'trace-consumer' },

@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Config } from '../config';
-import type { CredentialSource, Credentials } from '../aws/database-credentials';
+import type { CredentialSource, Credentials } from './credentials';
 import { commitStatus, createSql, type Sql } from './client';
 import { canStartAttempt, timeLeft, type Deadline, boundedTimeout } from '../deadline';
 import { CommitUnconfirmedError, OutOfTimeError } from '../errors';
@@ -125,7 +125,8 @@ export class Database {
   private beforeDeadline<T>(work: (sql: Sql) => Promise<T>, deadline: Deadline, now: () => number): Promise<T> {
     let current: Sql | undefined;
     const running = (async () => {
-      const sql = (current = await this.sql());
+      const sql = await this.sql();
+      current = sql;
       try {
         return await work(sql);
       } catch (error) {

@@ -19,7 +19,7 @@ export function diagnoseDatabaseFailure(error: unknown): unknown {
   const code = errorCode(error);
   if (code === undefined) return error;
   const detail = `${error instanceof Error ? error.message : String(error)} (${code})`;
-  // Which server refused whom: set by the connection's socket (lib/db-socket.ts) on the errors of its startup.
+  // Which server refused whom: set by the connection's socket (lib/postgres/socket.ts) on the errors of its startup.
   const target = targetOf(error);
   if (LOGIN_REJECTED.has(code)) return new DatabaseLoginError(code, detail, error, target);
   if (code === '3D000') return new DatabaseNotFoundError(detail, error, target);

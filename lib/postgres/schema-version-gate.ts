@@ -3,6 +3,7 @@ import { inTransaction, type Sql } from './client';
 import { boundedTimeout, statementTimeoutMs, timeLeft, type Deadline } from '../deadline';
 import { SchemaVersionError } from '../errors';
 import type { Logger } from '../log';
+import { type TtlCache, ttlCache } from '../ttl-cache';
 import { SCHEMA_VERSION } from './schema-version';
 
 /**
@@ -17,7 +18,7 @@ export interface AppliedMigration {
 }
 
 /** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
-export async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
+async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
   const table = `${schema}.${VERSION_TABLE}`;
   const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
   if (!found?.exists) return [];
@@ -46,54 +47,71 @@ export function verifySchemaVersion(applied: readonly AppliedMigration[], requir
 }
 
 /**
+ * Reads the migrations applied to `schema` through `run` (the caller's way to reach the database: the consumer's
+ * deadline, health's timeouts, the dead-letter action's context) and verifies them against `required`. The one
+ * schema-version check of the consumer, the health function and the dead-letter function. Throws
+ * SchemaVersionError when the code cannot work on this database, and whatever `run` throws when it cannot be read.
+ */
+export async function checkSchemaVersion(
+  run: (work: (sql: Sql) => Promise<AppliedMigration[]>) => Promise<AppliedMigration[]>,
+  schema: string,
+  required: number = SCHEMA_VERSION,
+): Promise<VersionVerdict> {
+  return verifySchemaVersion(await run((sql) => readAppliedMigrations(sql, schema)), required);
+}
+
+/**
  * The consumer's schema check, once per execution environment: the first invocation reads the version table, and
  * once the version is right no later invocation asks again (a migration that makes it wrong is applied before new
  * code, see docs/schema-upgrades.md). A wrong version throws SchemaVersionError every time, so that the invocation
  * fails and Lambda delivers the batch again later, after someone ran npm run db:apply. A check that could not run
  * (the database is unreachable) decides nothing: the batch goes on to the usual retries, and the next invocation
- * checks again.
+ * checks again. Neither failure is cached.
  */
 export class SchemaGate {
-  private verified = false;
+  private readonly verified: TtlCache<VersionVerdict, [Database, Deadline, () => number]>;
 
   constructor(
     private readonly schema: string,
     private readonly required: number = SCHEMA_VERSION,
-  ) {}
+  ) {
+    this.verified = ttlCache(
+      (database: Database, deadline: Deadline, now: () => number) =>
+        checkSchemaVersion((work) => database.run((sql) => boundedCheck(sql, work, deadline, now), deadline, now), this.schema, this.required),
+      () => Infinity,
+    );
+  }
 
   async ensure(database: Database, logger: Logger, deadline: Deadline, now: () => number = Date.now): Promise<void> {
-    if (this.verified) return;
-    let applied: AppliedMigration[];
+    let verdict: { value: VersionVerdict; cached: boolean };
     try {
-      // Bounded on the server too: Database.run's timer only drops the connection, and PostgreSQL does not notice a
-      // vanished client while its backend waits for a lock, so a locked version table (VACUUM FULL, an ALTER) would
-      // keep one backend queued per invocation. The lock wait gets a quarter of the time left: a check that cannot
-      // run decides nothing, and the batch keeps the rest.
-      applied = await database.run(
-        (sql) =>
-          inTransaction(sql, async (tx) => {
-            const statement = boundedTimeout(statementTimeoutMs(deadline, now), 1);
-            const lock = boundedTimeout(Math.min(statement, timeLeft(deadline, now) / 4), 1);
-            await tx`select set_config('statement_timeout', ${String(statement)}, true), set_config('lock_timeout', ${String(lock)}, true)`;
-            return readAppliedMigrations(tx, this.schema);
-          }),
-        deadline,
-        now,
-      );
+      verdict = await this.verified.get(database, deadline, now);
     } catch (error) {
+      if (error instanceof SchemaVersionError) {
+        logger.error('schema version mismatch; the batch is left for Lambda to retry', { error });
+        throw error;
+      }
       logger.warn('schema version could not be read; checked again on the next invocation', { error });
       return;
     }
-    let verdict: VersionVerdict;
-    try {
-      verdict = verifySchemaVersion(applied, this.required);
-    } catch (error) {
-      logger.error('schema version mismatch; the batch is left for Lambda to retry', { error });
-      throw error;
+    const { value, cached } = verdict;
+    if (value.ahead && !cached) {
+      logger.warn('database schema is ahead of the code, and compatible with it', { current: value.current, required: value.required });
     }
-    if (verdict.ahead) {
-      logger.warn('database schema is ahead of the code, and compatible with it', { current: verdict.current, required: verdict.required });
-    }
-    this.verified = true;
   }
+}
+
+/**
+ * `work` in a transaction bounded on the server too: Database.run's timer only drops the connection, and PostgreSQL
+ * does not notice a vanished client while its backend waits for a lock, so a locked version table (VACUUM FULL, an
+ * ALTER) would keep one backend queued per invocation. The lock wait gets a quarter of the time left: a check that
+ * cannot run decides nothing, and the batch keeps the rest.
+ */
+function boundedCheck<T>(sql: Sql, work: (sql: Sql) => Promise<T>, deadline: Deadline, now: () => number): Promise<T> {
+  return inTransaction(sql, async (tx) => {
+    const statement = boundedTimeout(statementTimeoutMs(deadline, now), 1);
+    const lock = boundedTimeout(Math.min(statement, timeLeft(deadline, now) / 4), 1);
+    await tx`select set_config('statement_timeout', ${String(statement)}, true), set_config('lock_timeout', ${String(lock)}, true)`;
+    return work(tx);
+  });
 }

@@ -75,7 +75,7 @@ const AUTH_SASL_CONTINUE = 11;
  * proof is cheap to guess from; far above it, postgres.js computes the proof synchronously for seconds to hours,
  * and no timer (the invocation's deadline among them) fires meanwhile. 1,000,000 costs about half a second.
  */
-export const SCRAM_ITERATIONS = { min: 4096, max: 1_000_000 } as const;
+const SCRAM_ITERATIONS = { min: 4096, max: 1_000_000 } as const;
 
 /**
  * Stands between the socket and postgres.js until the server is ready for the first query, as an override of the socket's
@@ -89,7 +89,7 @@ export const SCRAM_ITERATIONS = { min: 4096, max: 1_000_000 } as const;
  *   SCRAM_ITERATIONS (a proof cheap to guess from, or one that blocks the process while it is computed).
  * - An error before the connection is ready (wrong password, unknown database, too many connections) becomes the
  *   same PostgresError postgres.js would raise, plus the target, so that the message can say which server refused
- *   whom (see lib/diagnose.ts).
+ *   whom (see lib/postgres/diagnose-failure.ts).
  *
  * Once the server sends ReadyForQuery, everything buffered goes to postgres.js. A verified server is then left alone.
  * On an unverified connection the guard keeps watching message boundaries (headers only, nothing buffered): postgres.js
@@ -205,7 +205,7 @@ function withTarget<E extends Error>(error: E, target: DatabaseTarget): E {
   return error;
 }
 
-/** The target a database error was raised for, when it was raised by a connection of lib/db.ts. */
+/** The target a database error was raised for, when it was raised by a connection of lib/postgres/client.ts. */
 export function targetOf(error: unknown): DatabaseTarget | undefined {
   if (error === null || typeof error !== 'object' || !('target' in error)) return undefined;
   const t = error.target as Partial<DatabaseTarget> | null;

@@ -59,7 +59,8 @@ export function toLambdaEvent(records: readonly PolledRecord[], source: EventSou
     };
     if (r.key !== null) record.key = r.key.toString('base64');
     if (r.value !== null) record.value = r.value.toString('base64');
-    (grouped[`${r.topic}-${r.partition}`] ??= []).push(record);
+    grouped[`${r.topic}-${r.partition}`] ??= [];
+    grouped[`${r.topic}-${r.partition}`]?.push(record);
   }
   for (const list of Object.values(grouped)) list.sort((a, b) => a.offset - b.offset);
   return source.kind === 'msk'

@@ -13,7 +13,7 @@ import { UsageError } from '../errors';
 async function main() {
   const { values } = parseArgs({ options: { count: { type: 'string', default: '100' }, from: { type: 'string', default: '0' }, event: { type: 'string' } } });
   const { kafka } = loadEsmSettings();
-  let messages;
+  let messages: Parameters<typeof publish>[1];
   if (values.event) {
     const event = readEvent(values.event); // the user's file first, before any connection
     const admin = new Admin(clientOptions(kafka, 'trace-consumer-produce'));

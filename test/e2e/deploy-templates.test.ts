@@ -7,8 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchMetrics } from '../../lib/aws/emf-metrics';
-import { SERVICE } from '../../lib/batch/process-batch';
+import { batchMetrics, SERVICE } from '../../lib/aws/emf-metrics';
 import type { RecordOutcome } from '../../lib/batch/record-outcomes';
 import { alarmProblems, iamProblems, mappingRoleProblems, metricProblems, type DeploymentFacts, type EmittedMetrics } from '../helpers/aws-rules';
 import { specProblems, type Template } from '../helpers/cfn-spec';
@@ -47,7 +46,7 @@ const facts = (params: Record<string, string>): DeploymentFacts => ({
   destinationKmsKeyArn: params.failureDestinationKmsKeyArn || undefined,
 });
 
-/** What the consumer writes for a batch of the deployment's topic, from lib/metrics.ts itself. */
+/** What the consumer writes for a batch of the deployment's topic, from lib/aws/emf-metrics.ts itself. */
 function emitted(params: Record<string, string>): EmittedMetrics {
   const record = { topic: params.topic ?? 'trace-survey-processed', partition: 0, offset: 1, timestamp: 1, key: null, value: null, headers: [] };
   const outcome: RecordOutcome = { record, state: 'stored', traceId: 't' };

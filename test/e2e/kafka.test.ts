@@ -45,14 +45,21 @@ const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
 async function deadLetterKeys(): Promise<Record<string, string[]>> {
   const rows = await db.sql<{ reason: string; key: Buffer }[]>`select reason, key from ${table('dead_letters')}`;
   const byReason: Record<string, string[]> = {};
-  for (const r of rows) (byReason[r.reason] ??= []).push(r.key.toString('utf8'));
+  for (const r of rows) {
+    byReason[r.reason] ??= [];
+    byReason[r.reason]!.push(r.key.toString('utf8'));
+  }
   for (const list of Object.values(byReason)) list.sort();
   return byReason;
 }
 
 function expectedDeadLetters(plan: readonly Planned[]): Record<string, string[]> {
   const byReason: Record<string, string[]> = {};
-  for (const p of plan) if (p.kind !== 'valid' && p.kind !== 'repeat') (byReason[p.kind] ??= []).push(p.message.key!.toString('utf8'));
+  for (const p of plan) {
+    if (p.kind === 'valid' || p.kind === 'repeat') continue;
+    byReason[p.kind] ??= [];
+    byReason[p.kind]!.push(p.message.key!.toString('utf8'));
+  }
   for (const list of Object.values(byReason)) list.sort();
   return byReason;
 }

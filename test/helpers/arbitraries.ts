@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 
 /** Text anyone could send: any code point, plus the characters PostgreSQL and our formats treat specially. */
-export const hostileText = fc.oneof(
+const hostileText = fc.oneof(
   { weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
   { weight: 1, arbitrary: fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfffy', '\ud83d', "'; DROP TABLE trace.comments; --", 'Robert\'); DELETE FROM instructors;--', '\\N', '\t\n\r\\', '$1', '${sql}', '"quoted"', '课程 👍🏽', 'e\u0301') },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 200, maxLength: 2000 }) },

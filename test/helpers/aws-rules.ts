@@ -35,7 +35,10 @@ function allStatements(template: Template): { where: string; statement: Statemen
   const found: { where: string; statement: Statement; identity: boolean }[] = [];
   for (const [id, resource] of Object.entries(template.Resources)) {
     const visit = (value: unknown, identity: boolean) => {
-      if (Array.isArray(value)) return value.forEach((v) => visit(v, identity));
+      if (Array.isArray(value)) {
+        for (const v of value) visit(v, identity);
+        return;
+      }
       if (typeof value !== 'object' || value === null) return;
       for (const [k, v] of Object.entries(value)) {
         if ((k === 'PolicyDocument' || k === 'AssumeRolePolicyDocument') && typeof v === 'object' && v !== null) {
@@ -224,7 +227,7 @@ export function alarmProblems(template: Template): string[] {
   return problems;
 }
 
-/** What the code writes to CloudWatch (from lib/metrics.ts's own documents): namespace, dimensions, metric names. */
+/** What the code writes to CloudWatch (from lib/aws/emf-metrics.ts's own documents): namespace, dimensions, metric names. */
 export interface EmittedMetrics {
   namespace: string;
   dimensions: Record<string, string>;

@@ -41,7 +41,7 @@ interface Constraint {
  * Patterns and ranges from the AWS Lambda API reference (CreateEventSourceMapping and its types), keyed by
  * "<resource type>/<property path>", `[]` standing for an array element.
  */
-export const CONSTRAINTS: Record<string, Constraint> = {
+const CONSTRAINTS: Record<string, Constraint> = {
   'AWS::Lambda::EventSourceMapping/BatchSize': { min: 1, max: 10000 },
   'AWS::Lambda::EventSourceMapping/FunctionResponseTypes[]': { pattern: /^ReportBatchItemFailures$/ },
   'AWS::Lambda::EventSourceMapping/StartingPosition': { pattern: /^(TRIM_HORIZON|LATEST|AT_TIMESTAMP)$/ },
@@ -108,7 +108,7 @@ function checkValue(value: unknown, type: PropertyType, path: string, problems: 
       return;
     case 'array':
       if (!Array.isArray(value)) return void fail('an array');
-      value.forEach((v, i) => checkValue(v, type.element, `${path}[${i}]`, problems));
+      for (const [i, v] of value.entries()) checkValue(v, type.element, `${path}[${i}]`, problems);
       return;
     case 'map':
       if (typeof value !== 'object' || value === null || Array.isArray(value)) return void fail('a map');
@@ -157,7 +157,7 @@ function checkConstraints(type: string, id: string, properties: Record<string, u
       if (constraint.min !== undefined && Number(value) < constraint.min) problems.push(`${where}: ${String(value)} is below ${constraint.min}`);
       if (constraint.max !== undefined && Number(value) > constraint.max) problems.push(`${where}: ${String(value)} is above ${constraint.max}`);
     }
-    if (Array.isArray(value)) value.forEach((v) => visit(v, `${path}[]`));
+    if (Array.isArray(value)) for (const v of value) visit(v, `${path}[]`);
     else if (typeof value === 'object' && value !== null && !isIntrinsic(value)) {
       for (const [k, v] of Object.entries(value)) visit(v, path ? `${path}.${k}` : k);
     }
@@ -176,7 +176,10 @@ function checkReferences(value: unknown, where: string, template: Template, prob
     const attributes = resourceSpec(resource.Type)?.attributes ?? {};
     if (!(attribute in attributes)) problems.push(`${where}: ${resource.Type} has no attribute ${attribute} (has ${Object.keys(attributes).join(', ')})`);
   };
-  if (Array.isArray(value)) return value.forEach((v) => checkReferences(v, where, template, problems));
+  if (Array.isArray(value)) {
+    for (const v of value) checkReferences(v, where, template, problems);
+    return;
+  }
   if (typeof value !== 'object' || value === null) return;
   for (const [key, inner] of Object.entries(value)) {
     if (key === 'Ref') {

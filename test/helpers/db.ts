@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
-import { environmentCredentials } from '../../lib/aws/database-credentials';
-import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
+import { environmentCredentials } from '../../lib/postgres/credentials';
+import type { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 import { Database } from '../../lib/postgres/database';
 import { createSql, type Sql } from '../../lib/postgres/client';
 import { applySchema } from '../../scripts/db/migrations';

@@ -34,7 +34,7 @@ function withoutCode(text: string): string {
 }
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens; repeats get -1, -2, ... */
-export function anchors(text: string): Set<string> {
+function anchors(text: string): Set<string> {
   const seen = new Map<string, number>();
   const result = new Set<string>();
   for (const match of withoutCode(text).matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
@@ -115,6 +115,32 @@ function splitRow(line: string): string[] {
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The folders and files of `paths` (under lib/) that the project layout table does not name: a folder by its path in
+ * a row's first cell (`lib/batch/`), each of its files by name without `.ts` in that row's second cell
+ * (`process-batch`), a file directly in lib/ by its path in a first cell (`lib/log.ts`).
+ */
+export function unlistedInLayout(rows: readonly string[][], files: readonly string[]): string[] {
+  // A first cell lists paths separated by commas (its outer backticks already gone); a second cell is prose in which
+  // the names are the backticked words.
+  const paths = (cell = '') => cell.split(',').map((p) => p.trim().replace(/^`|`$/g, ''));
+  const ticked = (cell = '') => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1] as string);
+  const rowFor = (name: string) => rows.find((r) => paths(r[0]).includes(name));
+  const problems = new Set<string>();
+  for (const path of files) {
+    const slash = path.lastIndexOf('/');
+    const folder = path.slice(0, slash + 1);
+    if (folder === 'lib/') {
+      if (!rowFor(path)) problems.add(`${path} is not in the layout table`);
+      continue;
+    }
+    const row = rowFor(folder);
+    if (!row) problems.add(`${folder} is not in the layout table`);
+    else if (!ticked(row[1]).includes(path.slice(slash + 1).replace(/\.ts$/, ''))) problems.add(`${path} is not named in the ${folder} row`);
+  }
+  return [...problems];
+}
 
 /** The words that document an empty default. */
 const EMPTY = new Set(['', 'empty', '(empty)', '(unset)', '(none)']);

@@ -1,6 +1,36 @@
 import { createLogger } from '../../lib/log';
-import { processBatch, type BatchDependencies, type BatchResult } from '../../lib/batch/process-batch';
+import type { Config } from '../../lib/config';
+import { processBatch, type BatchDependencies } from '../../lib/batch/process-batch';
+import type { BatchSummary, RecordOutcome } from '../../lib/batch/record-outcomes';
+import { decodeEvent } from '../../lib/aws/kafka-event';
+import { toResponse, type KafkaBatchResponse } from '../../lib/aws/kafka-batch-response';
+import { batchMetricsWriter, type EmfDocument } from '../../lib/aws/emf-metrics';
 import type { TestDatabase } from './db';
+
+/** What the consumer's handler makes of one event: Lambda's response, and the outcomes behind it. */
+export interface BatchResult {
+  response: KafkaBatchResponse;
+  summary: BatchSummary;
+  outcomes: RecordOutcome[];
+}
+
+export type EventDependencies = Omit<BatchDependencies, 'config'> & {
+  config: BatchDependencies['config'] & Pick<Config, 'reportBatchItemFailures' | 'metricsNamespace'>;
+  /** Receives the batch's EMF documents, as the handler writes them to stdout. */
+  emitMetrics?: (document: EmfDocument) => void;
+};
+
+/**
+ * One event through the same steps as functions/consumer.ts, without Lambda: decode (EnvelopeError), processBatch,
+ * the metrics the handler writes, and the response (BatchFailedError when nothing could be settled).
+ */
+export async function processEvent(event: unknown, deps: EventDependencies): Promise<BatchResult> {
+  const { emitMetrics, ...rest } = deps;
+  const records = decodeEvent(event);
+  const recordMetrics = rest.recordMetrics ?? (emitMetrics && batchMetricsWriter(rest.config.metricsNamespace, emitMetrics));
+  const { outcomes, summary } = await processBatch(records, { ...rest, recordMetrics });
+  return { response: toResponse(outcomes, deps.config.reportBatchItemFailures), summary, outcomes };
+}
 
 export interface Run {
   result?: BatchResult;
@@ -9,9 +39,9 @@ export interface Run {
 }
 
 /** Runs one batch through the core with a capturing logger; never throws, so tests can assert on either outcome. */
-export async function runBatch(db: TestDatabase, event: unknown, overrides: Partial<BatchDependencies> = {}): Promise<Run> {
+export async function runBatch(db: TestDatabase, event: unknown, overrides: Partial<EventDependencies> = {}): Promise<Run> {
   const logs: Record<string, unknown>[] = [];
-  const deps: BatchDependencies = {
+  const deps: EventDependencies = {
     database: db.database,
     config: db.config,
     logger: createLogger('debug', {}, (line) => logs.push(JSON.parse(line))),
@@ -19,7 +49,7 @@ export async function runBatch(db: TestDatabase, event: unknown, overrides: Part
     ...overrides,
   };
   try {
-    return { result: await processBatch(event, deps), logs };
+    return { result: await processEvent(event, deps), logs };
   } catch (error) {
     return { error, logs };
   }

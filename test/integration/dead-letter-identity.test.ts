@@ -58,7 +58,9 @@ const asInput = (b: Bytes, offset: number): RecordInput & { offset: number } => 
 /** One batch of records at chosen offsets of partition 0 of `topic`, as Lambda would deliver them. */
 function eventAt(topic: string, records: ReadonlyArray<RecordInput & { offset: number }>) {
   const event = buildKafkaEvent(records, { topic, partitions: 1 }) as { records: Record<string, { offset: number }[]> };
-  for (const list of Object.values(event.records)) list.forEach((r, i) => (r.offset = records[i]!.offset));
+  for (const list of Object.values(event.records)) {
+    for (const [i, r] of list.entries()) r.offset = records[i]!.offset;
+  }
   return event;
 }
 

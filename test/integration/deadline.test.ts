@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Credentials, CredentialSource } from '../../lib/aws/database-credentials';
+import type { Credentials, CredentialSource } from '../../lib/postgres/credentials';
 import { Database } from '../../lib/postgres/database';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { holdTableLock, terminateSessions, testDatabase, waitForLockWait, type TestDatabase } from '../helpers/db';
@@ -56,7 +56,10 @@ describe('a batch near its deadline', () => {
     let secret = first;
     let cached = first;
     const credentials = (password: string): Credentials => ({ host: db.config.db.host, port: db.config.db.port, database: db.config.db.database, user: role, password });
-    const source: CredentialSource = { get: async () => credentials(cached), refresh: async () => credentials((cached = secret)) };
+    const source: CredentialSource = { get: async () => credentials(cached), refresh: async () => {
+      cached = secret;
+      return credentials(cached);
+    } };
     const consumer = new Database(db.config.db, source, { connection: { application_name: application } });
     const event = buildKafkaEvent(
       Array.from({ length: 4 }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }) })),

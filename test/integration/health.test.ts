@@ -215,7 +215,12 @@ async function lockTable(of: TestDatabase, table: string) {
     await released;
   });
   await isLocked;
-  return { release: async () => (release(), await holding) };
+  return {
+    release: async () => {
+      release();
+      return await holding;
+    },
+  };
 }
 
 /** Sessions waiting for a lock on `table` (of the test's own schema), whoever they are. */

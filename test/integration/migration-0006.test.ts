@@ -117,6 +117,7 @@ async function upgradeAndWrite(db: TestDatabase, schema: string) {
     const lowest = (traces: string[]) => {
       const mine = added.filter((r) => traces.includes(r.row.trace_id as string)).map((r) => BigInt(r.id));
       expect(mine.length, `${table}: rows of each environment`).toBeGreaterThan(0);
+      // biome-ignore lint/complexity/useMathMinMax: BigInt ids, which Math.min does not take
       return mine.reduce((a, b) => (b < a ? b : a));
     };
     const [first, second] = [lowest(written[0]!), lowest(written[1]!)];

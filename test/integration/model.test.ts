@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
 import { createSql, inTransaction, type Sql } from '../../lib/postgres/client';
 import { createLogger } from '../../lib/log';
-import { processBatch, type BatchResult } from '../../lib/batch/process-batch';
+import { processEvent, type BatchResult } from '../helpers/run';
 import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
 import { consumerDatabase } from '../helpers/db';
 import { applySchema } from '../../scripts/db/migrations';
@@ -127,7 +127,7 @@ async function runCounted(event: unknown): Promise<{ result?: BatchResult; error
   const deps = { database: consumer, config, logger: createLogger('error', {}, () => {}), deadline };
   let outcome: { result?: BatchResult; error?: unknown };
   try {
-    outcome = { result: await processBatch(event, deps) };
+    outcome = { result: await processEvent(event, deps) };
   } catch (error) {
     outcome = { error };
   }

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, countRows, testDatabase, type TestDatabase } from '../helpers/db';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import type { CredentialSource } from '../../lib/aws/database-credentials';
+import type { CredentialSource } from '../../lib/postgres/credentials';
 import { Database } from '../../lib/postgres/database';
 import { MIN_ATTEMPT_MS } from '../../lib/deadline';
 

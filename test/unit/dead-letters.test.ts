@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { actionMetrics } from '../../lib/dead-letters/action-metrics';
 import { toKafkaRecord, type StoredDeadLetter } from '../../lib/dead-letters/stored-dead-letter';
 import { parseRequest } from '../../lib/dead-letters/request';
-import { decodeBytes, decodeText, fit, SHOWN_DEPTH, VALUE_SHOWN_BYTES } from '../../lib/dead-letters/show';
+import { decodeBytes, decodeText, fitToBytes, SHOWN_DEPTH, VALUE_SHOWN_BYTES } from '../../lib/dead-letters/show';
 import { deadLetterRow } from '../../lib/batch/write-plan';
 import { requestFromArgs } from '../../scripts/dead-letter-args';
 
@@ -84,12 +84,12 @@ describe('decodeBytes', () => {
   });
 });
 
-describe('fit', () => {
+describe('fitToBytes', () => {
   it('should cut a shown value to its size in JSON, marking it and keeping the full size, for any bytes', () => {
     // Control characters grow sixfold when shown (a 1.1 MB value made a 6.6 MB answer), base64 by a third.
     const worst = [Buffer.alloc(1_100_000, 0x01), Buffer.alloc(1_700_000, 0xff), Buffer.from('"é\\𝄞'.repeat(300_000)), Buffer.from(JSON.stringify(Array(400_000).fill(1e21)))];
     for (const bytes of worst) {
-      const shown = fit(decodeBytes(bytes), VALUE_SHOWN_BYTES);
+      const shown = fitToBytes(decodeBytes(bytes), VALUE_SHOWN_BYTES);
       expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(VALUE_SHOWN_BYTES);
       expect(shown).toMatchObject({ bytes: bytes.length, truncated: true });
       const prefix = shown.format === 'base64' ? Buffer.from(shown.base64, 'base64') : Buffer.from(shown.format === 'text' ? shown.text : '');
@@ -98,7 +98,7 @@ describe('fit', () => {
     }
     fc.assert(
       fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('\u0001', '"', 'a', 'é', '\n') })), fc.integer({ min: 0, max: 400 }), (text, max) => {
-        const shown = fit(decodeText(Buffer.from(text)), max);
+        const shown = fitToBytes(decodeText(Buffer.from(text)), max);
         if (!('truncated' in shown)) expect(shown).toEqual(decodeText(Buffer.from(text)));
         else {
           expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(Math.max(max, 100));

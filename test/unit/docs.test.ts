@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VARIABLES } from '../../lib/config';
 import { VARIABLES as ESM_VARIABLES } from '../../scripts/esm/settings';
@@ -14,6 +14,7 @@ import {
   tableMatches,
   tableUnder,
   unknownScripts,
+  unlistedInLayout,
   type DocFile,
 } from '../helpers/doc-checks';
 
@@ -75,6 +76,13 @@ function withoutRow(text: string, name: string): string {
   return text.replace(`${row}\n`, '');
 }
 
+/** Every folder and file under lib/, as paths from the root. */
+const libPaths = readdirSync(join(root, 'lib'), { withFileTypes: true, recursive: true })
+  .filter((e) => e.isFile())
+  .map((e) => relative(root, join(e.parentPath, e.name)))
+  .sort();
+const layoutRows = (text?: string) => tableUnder(text ?? doc('docs/reference.md').text, 'Project layout');
+
 describe('documentation', () => {
   it('should have relative links and anchors that resolve', () => {
     expect(brokenLinks(docs, root)).toEqual([]);
@@ -99,6 +107,11 @@ describe('documentation', () => {
     expect(kafkaSettingProblems()).toEqual([]);
   });
 
+  it('should name every folder and file under lib/ in the project layout table', () => {
+    expect(libPaths.length).toBeGreaterThan(30);
+    expect(unlistedInLayout(layoutRows(), libPaths)).toEqual([]);
+  });
+
   it('should document every error code lib/errors.ts defines', () => {
     expect(errorCodes(errorsSource).size).toBeGreaterThan(5);
     expect(errorProblems()).toEqual([]);
@@ -119,6 +132,18 @@ describe('documentation checks', () => {
     // A row naming two settings: dropping one name from it is caught too.
     expect(introduced(kafkaSettingProblems, kafka.replace('| `KAFKA_USERNAME`, `KAFKA_PASSWORD` |', '| `KAFKA_USERNAME` |'))).toEqual([
       'setting KAFKA_PASSWORD is not documented',
+    ]);
+  });
+
+  it('should fail when a file or folder under lib/ is missing from the project layout table', () => {
+    const reference = doc('docs/reference.md').text;
+    expect(unlistedInLayout(layoutRows(reference.replace('`settle-batch` (retry, isolation), ', '')), libPaths)).toEqual([
+      'lib/batch/settle-batch.ts is not named in the lib/batch/ row',
+    ]);
+    expect(unlistedInLayout(layoutRows(), [...libPaths, 'lib/batch/retry-queue.ts', 'lib/queue/sqs.ts', 'lib/clock.ts'])).toEqual([
+      'lib/batch/retry-queue.ts is not named in the lib/batch/ row',
+      'lib/queue/ is not in the layout table',
+      'lib/clock.ts is not in the layout table',
     ]);
   });
 

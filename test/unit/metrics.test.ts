@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { batchMetrics, offsetRanges, oldestRecordAgeMs } from '../../lib/aws/emf-metrics';
-import type { RecordOutcome, RecordState } from '../../lib/batch/record-outcomes';
+import { batchMetrics, emfDocument } from '../../lib/aws/emf-metrics';
+import { offsetRanges, oldestRecordAgeMs, type RecordOutcome, type RecordState } from '../../lib/batch/record-outcomes';
 import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 const outcome = (topic: string, partition: number, offset: number, state: RecordState, timestamp: number | null = 1_000): RecordOutcome => ({
@@ -37,6 +37,34 @@ describe('batchMetrics', () => {
     expect(doc).not.toHaveProperty('OldestRecordAge');
     expect(doc?._aws.CloudWatchMetrics[0]?.Metrics.map((m) => m.Name)).not.toContain('OldestRecordAge');
     expect(oldestRecordAgeMs([], 5)).toBeNull();
+  });
+});
+
+describe('emfDocument', () => {
+  it('should write the envelope once: dimensions in order, every value a metric, Count unless a unit is given', () => {
+    const document = emfDocument({
+      namespace: 'NS',
+      dimensions: { service: 'svc', action: 'redrive' },
+      values: { DeadLettersRedriven: 3, ActionDuration: 40 },
+      units: { ActionDuration: 'Milliseconds' },
+      now: 7,
+    });
+    expect(JSON.stringify(document)).toBe(
+      JSON.stringify({
+        _aws: {
+          Timestamp: 7,
+          CloudWatchMetrics: [{
+            Namespace: 'NS',
+            Dimensions: [['service', 'action']],
+            Metrics: [{ Name: 'DeadLettersRedriven', Unit: 'Count' }, { Name: 'ActionDuration', Unit: 'Milliseconds' }],
+          }],
+        },
+        service: 'svc',
+        action: 'redrive',
+        DeadLettersRedriven: 3,
+        ActionDuration: 40,
+      }),
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
-import { summarize, type RecordOutcome, type RecordState } from '../../lib/batch/record-outcomes';
+import { countOutcomes, type RecordOutcome, type RecordState } from '../../lib/batch/record-outcomes';
 import { toResponse } from '../../lib/aws/kafka-batch-response';
 import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
@@ -36,10 +36,10 @@ describe('toResponse', () => {
   });
 });
 
-describe('summarize', () => {
+describe('countOutcomes', () => {
   it('should count every state so that the counts add up to the records received', () => {
     const states: RecordState[] = ['stored', 'stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered', 'failed'];
-    const summary = summarize(states.map((s, i) => outcome(s, 0, i)));
+    const summary = countOutcomes(states.map((s, i) => outcome(s, 0, i)));
     expect(summary).toEqual({ received: 7, stored: 2, duplicates: 1, superseded: 1, upstreamErrors: 1, deadLettered: 1, failed: 1 });
     const { received, ...rest } = summary;
     expect(Object.values(rest).reduce((a, b) => a + b, 0)).toBe(received);

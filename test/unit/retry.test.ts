@@ -89,7 +89,9 @@ describe('withRetry', () => {
         clock += 300;
         throw sysError('ECONNRESET');
       };
-      const options = { ...fast, backoffMs: 100, deadline, now: () => clock, sleep: async (ms: number) => void (clock += ms) };
+      const options = { ...fast, backoffMs: 100, deadline, now: () => clock, sleep: async (ms: number) => {
+        clock += ms;
+      } };
       const failure = withRetry(attempt, options);
       await expect(failure).rejects.toMatchObject({ code: attempts === 4 ? 'ECONNRESET' : 'OUT_OF_TIME' });
       expect(starts).toHaveLength(attempts);
