@@ -4,12 +4,8 @@ import type { Deadline } from '../deadline';
 import { SchemaVersionError } from '../errors';
 import type { Logger } from '../log';
 import { SCHEMA_VERSION } from './schema-version';
-
-/**
- * The table in the target schema where the migration runner (and schema.sql) records each applied migration. The
- * code reads it to know the version; it never needs the migration files, so the Lambda bundles do not carry them.
- */
-export const VERSION_TABLE = 'schema_migrations';
+import { tableIdentifiers, tableName, VERSION_TABLE } from './table-names';
+import { runWithRetry } from './retry';
 
 export interface AppliedMigration {
   version: number;
@@ -18,10 +14,9 @@ export interface AppliedMigration {
 
 /** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
 export async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
-  const table = `${schema}.${VERSION_TABLE}`;
-  const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
+  const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${tableName(schema, VERSION_TABLE)}) is not null as exists`;
   if (!found?.exists) return [];
-  return sql<AppliedMigration[]>`select version, compatible from ${sql(table)} order by version`;
+  return sql<AppliedMigration[]>`select version, compatible from ${tableIdentifiers(sql, schema)[VERSION_TABLE]} order by version`;
 }
 
 export interface VersionVerdict {
@@ -65,7 +60,7 @@ export class SchemaGate {
     if (this.verified) return;
     let applied: AppliedMigration[];
     try {
-      applied = await database.run((sql) => readAppliedMigrations(sql, this.schema), deadline, now);
+      applied = await runWithRetry(database, (sql) => readAppliedMigrations(sql, this.schema), { deadline, now, maxRetries: 0, backoffMs: 0 });
     } catch (error) {
       logger.warn('schema version could not be read; checked again on the next invocation', { error });
       return;

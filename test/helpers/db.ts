@@ -6,7 +6,7 @@ import { Database } from '../../lib/postgres/database';
 import { createSql, type Sql } from '../../lib/postgres/client';
 import { applySchema } from '../../scripts/db/migrations';
 import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
-import { qualifiedTables, type Table } from '../../lib/postgres/table-names';
+import { CONSUMER_TABLES, tableIdentifiers, type Table } from '../../lib/postgres/table-names';
 
 export interface TestDatabase {
   config: Config;
@@ -58,8 +58,9 @@ export async function testDatabase(
 /** Row counts of every table in the test's schema. */
 export async function countRows(db: TestDatabase): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
-  for (const [table, name] of Object.entries(qualifiedTables(db.config.db.schema))) {
-    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${db.sql(name)}`;
+  const t = tableIdentifiers(db.sql, db.config.db.schema);
+  for (const table of CONSUMER_TABLES) {
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${t[table]}`;
     counts[table] = row?.n ?? 0;
   }
   return counts;
@@ -128,7 +129,7 @@ export async function holdTableLock(db: TestDatabase, table: Table) {
   // The session may die with the server in a test that stops it: keep its failure from going unhandled.
   const holding = locker
     .begin(async (tx) => {
-      await tx`lock table ${tx(`${db.config.db.schema}.${table}`)} in exclusive mode`;
+      await tx`lock table ${tableIdentifiers(tx, db.config.db.schema)[table]} in exclusive mode`;
       locked();
       await released;
     })

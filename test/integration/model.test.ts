@@ -8,7 +8,7 @@ import { processBatch, type BatchResult } from '../../lib/batch/process-batch';
 import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
 import { consumerDatabase } from '../helpers/db';
 import { applySchema } from '../../scripts/db/migrations';
-import { TABLES } from '../../lib/postgres/table-names';
+import { CONSUMER_TABLES } from '../../lib/postgres/table-names';
 
 /*
  * A model-based test of the promise "bad input never blocks a partition". It generates batches that mix every kind
@@ -35,7 +35,7 @@ beforeAll(async () => {
   await withChecker(async (sql) => {
     await applySchema(sql, 'trace');
     // Autovacuum's workers run transactions in the database too; off, so that every transaction counted is ours.
-    for (const table of TABLES) await sql`alter table ${sql(`trace.${table}`)} set (autovacuum_enabled = false, toast.autovacuum_enabled = false)`;
+    for (const table of CONSUMER_TABLES) await sql`alter table ${sql(`trace.${table}`)} set (autovacuum_enabled = false, toast.autovacuum_enabled = false)`;
   });
   connectionCost = await calibrate();
   // The embedded test server runs without autovacuum, so every count is exact; a configured server may run it, and
@@ -408,7 +408,7 @@ describe('the model of bad input never blocking a partition', () => {
       fc.asyncProperty(batches, async (generated) => {
         // DELETE, not TRUNCATE: a truncate rewrites catalog rows, and the churn brings autovacuum to the catalogs.
         await withChecker(async (sql) => {
-          for (const table of [...TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
+          for (const table of [...CONSUMER_TABLES].reverse()) await sql`delete from ${sql(`trace.${table}`)}`;
         });
         const model = new Model();
         const events: unknown[] = [];
