@@ -5,6 +5,7 @@ import { catalogDifferences, describeCatalog } from './catalog';
 import { inTransaction, type Sql } from '../../lib/postgres/client';
 import { tableIdentifiers, VERSION_TABLE } from '../../lib/postgres/table-names';
 import { MigrationError } from '../errors';
+import { describeDatabaseError } from '../../lib/postgres/failure-kind';
 
 /*
  * The migration runner behind npm run db:apply, the tests and npm start (never the Lambda functions). Why our own
@@ -130,9 +131,8 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
       try {
         await tx.unsafe(migration.sql);
       } catch (error) {
-        const pg = error as { message?: string; code?: string };
         throw new MigrationError(
-          `Migration ${migration.file} failed on schema "${schema}": ${pg.message ?? String(error)}${pg.code ? ` (SQLSTATE ${pg.code})` : ''}. ` +
+          `Migration ${migration.file} failed on schema "${schema}": ${describeDatabaseError(error)}. ` +
             `It was rolled back whole; the schema stays at version ${current}. Fix the migration or the data it trips on, then run npm run db:apply again.`,
           { cause: error },
         );
