@@ -15,7 +15,7 @@ export const CONSUMER_TABLES = ['instructors', 'courses', 'course_instructors', 
  */
 export const VERSION_TABLE = 'schema_migrations';
 
-export type ConsumerTable = (typeof CONSUMER_TABLES)[number];
+type ConsumerTable = (typeof CONSUMER_TABLES)[number];
 export type Table = ConsumerTable | typeof VERSION_TABLE;
 
 /** `schema.table`, as text. */
