@@ -28,9 +28,9 @@ export function timeLeft(deadline: Deadline, now: () => number = Date.now): numb
   return deadline - now();
 }
 
-/** True when an attempt may still start: at least MIN_ATTEMPT_MS is left. */
-export function canStartAttempt(deadline: Deadline, now: () => number = Date.now): boolean {
-  return timeLeft(deadline, now) >= MIN_ATTEMPT_MS;
+/** True when an attempt may still start: at least `minMs` (MIN_ATTEMPT_MS unless the work is one short query) is left. */
+export function canStartAttempt(deadline: Deadline, now: () => number = Date.now, minMs: number = MIN_ATTEMPT_MS): boolean {
+  return timeLeft(deadline, now) >= minMs;
 }
 
 /** The statement_timeout for work that starts now: what is left, less STATEMENT_GRACE_MS. */
@@ -48,4 +48,20 @@ const MAX_TIMEOUT_MS = 2_147_483_647;
 /** `ms` as a timeout both accept: at least `min`, at most MAX_TIMEOUT_MS, `min` when it is not a number at all. */
 export function boundedTimeout(ms: number, min: number): number {
   return Number.isNaN(ms) ? min : Math.min(MAX_TIMEOUT_MS, Math.max(min, Math.floor(ms)));
+}
+
+/**
+ * `work`, or the error `onTimeout()` returns once `deadline` passes, whichever comes first. The timer is cleared
+ * either way; a result that arrives late is ignored (nobody waits for it any more). With no deadline (Infinity),
+ * `work` itself. The one way this code bounds a promise in time: the database client's timer, health's checks and
+ * the local mapping's handler timeout all use it.
+ */
+export function raceDeadline<T>(work: Promise<T>, deadline: Deadline, onTimeout: () => Error, now: () => number = Date.now): Promise<T> {
+  if (deadline === Infinity) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), boundedTimeout(timeLeft(deadline, now), 0));
+  });
+  work.catch(() => {});
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

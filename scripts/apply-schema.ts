@@ -13,7 +13,7 @@ import { diagnoseDatabaseFailure } from '../lib/postgres/diagnose-failure';
 import { DatabaseSetupError, TraceConsumerError } from '../lib/errors';
 import { describeFailure } from '../lib/health/readiness';
 import { applySchema, MIGRATIONS_DIR } from './db/migrations';
-import { errorCode } from '../lib/postgres/failure-kind';
+import { describeDatabaseError, errorCode } from '../lib/postgres/failure-kind';
 import { createDatabaseIfMissing } from './db/create-database';
 
 async function main() {
@@ -54,7 +54,7 @@ function explain(error: unknown): string {
     return `npm run db:apply could not log in: ${cause(error)}. Next: check DB_USER and DB_PASSWORD (or the secret DB_SECRET_ARN names), then run it again.`;
   }
   if (/^[0-9A-Z]{5}$/.test(code)) {
-    return `npm run db:apply was refused by the database: ${message} (SQLSTATE ${code}). Next: fix what it names (the user needs CREATE on the database), then run it again.`;
+    return `npm run db:apply was refused by the database: ${describeDatabaseError(error)}. Next: fix what it names (the user needs CREATE on the database), then run it again.`;
   }
   return `npm run db:apply could not reach the database: ${cause(error)}. Next: check that it is running and that DB_HOST, DB_PORT and DB_SSL reach it from here, then run it again.`;
 }

@@ -2,11 +2,11 @@ import type { Database } from '../postgres/database';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './write-plan';
-import { canStartAttempt, statementTimeoutMs } from '../deadline';
+import { canStartAttempt } from '../deadline';
 import { classifyFailure, failureDetail } from '../postgres/failure-kind';
 import { halvingSearch, type HalvingSteps } from './halving-search';
 import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './write-batch';
-import { withRetry, type RetryOptions } from '../postgres/retry';
+import { runInTransaction, type RetryOptions } from '../postgres/retry';
 
 /** One thing a batch writes: a valid message (a candidate) or the dead letter of a record that can never be stored. */
 export type Unit =
@@ -68,10 +68,9 @@ async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): 
       ? [{ name: u.candidate.message.instructor.name, traceId: u.candidate.message.traceId }]
       : [],
   );
-  const { deadline, now = Date.now } = ctx.retry;
-  if (reports.length === 0 || !canStartAttempt(deadline, now)) return;
+  if (reports.length === 0 || !canStartAttempt(ctx.retry.deadline, ctx.retry.now)) return;
   try {
-    await ctx.database.run((sql) => settleInstructors(sql, ctx.schema, reports, statementTimeoutMs(deadline, now)), deadline, now);
+    await runInTransaction(ctx.database, (tx) => settleInstructors(tx, ctx.schema, reports), { ...ctx.retry, maxRetries: 0 });
   } catch (error) {
     ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
   }
@@ -138,18 +137,10 @@ function write(units: readonly Unit[], ctx: Context): Promise<Map<string, TraceS
     candidates: units.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])),
     deadLetters: units.flatMap((u) => (u.kind === 'dead_letter' ? [u.deadLetter] : [])),
   };
-  const { deadline, now = Date.now } = ctx.retry;
-  return withRetry(
-    // The statement_timeout is computed when each attempt (each reconnect inside Database.run too) starts, from the
-    // one deadline: PostgreSQL ends a slow statement just before it, and Database.run's timer, at the deadline
-    // itself, ends a connection that stopped answering altogether.
-    () => ctx.database.run((sql) => writeBatch(sql, ctx.schema, input, statementTimeoutMs(deadline, now)), deadline, now),
-    {
-      ...ctx.retry,
-      onRetry: (error, attempt, delayMs) =>
-        ctx.logger.warn('database write failed, retrying', { error, attempt, delayMs, records: units.length }),
-    },
-  );
+  return runInTransaction(ctx.database, (tx) => writeBatch(tx, ctx.schema, input), {
+    ...ctx.retry,
+    onRetry: (error, attempt, delayMs) => ctx.logger.warn('database write failed, retrying', { error, attempt, delayMs, records: units.length }),
+  });
 }
 
 function failAll(units: readonly Unit[], error: unknown, logger: Logger): Settled[] {

@@ -1,6 +1,4 @@
 import type postgres from 'postgres';
-import { inTransaction, type Sql } from '../postgres/client';
-import { CONNECTION_LOST, errorCode } from '../postgres/failure-kind';
 import { copyRows } from '../postgres/copy-rows';
 import {
   claimRows,
@@ -13,8 +11,7 @@ import {
   type SurveyCandidate,
   type Winner,
 } from './write-plan';
-import { qualifiedTables, type Table } from '../postgres/table-names';
-import { boundedTimeout } from '../deadline';
+import { tableIdentifiers } from '../postgres/table-names';
 import type { KafkaRecord } from './kafka-record';
 
 /** What became of a claimed or repeated trace id. */
@@ -33,7 +30,8 @@ export interface DeadLetter {
 }
 
 /**
- * Writes one batch in one transaction with a fixed number of set-based statements, whatever the batch size. Rows
+ * Writes one batch, in the transaction `tx` (lib/postgres/retry.ts runInTransaction: its statement_timeout is set
+ * there, from the deadline), with a fixed number of set-based statements, whatever the batch size. Rows
  * travel as one JSON parameter per table (read with json_to_recordset), so PostgreSQL's 65,535-parameter limit
  * never applies; ratings and comments, the bulk, are streamed with COPY. Independent statements are pipelined: about
  * ten round trips in all, whatever the batch size.
@@ -42,147 +40,130 @@ export interface DeadLetter {
  * earlier batch, or by a concurrent one that commits first (the insert waits for it), is not returned and its
  * message writes nothing. Newer reports win through the conditional upserts on courses and course_instructors.
  *
- * Returns the status of every candidate's trace id. Throws whatever PostgreSQL throws; the transaction is then
- * rolled back whole, and the caller decides whether to retry or to isolate a bad message.
+ * Returns the status of every candidate's trace id. Throws whatever PostgreSQL throws; the caller's transaction is
+ * then rolled back whole (or to a savepoint: dead-letter redrive writes inside its own batch transaction), and the
+ * caller decides whether to retry or to isolate a bad message.
  */
-export async function writeBatch(
-  sql: Sql,
-  schema: string,
-  input: WriteInput,
-  statementTimeoutMs: number,
-  /**
-   * A transaction the caller already opened: the write joins it instead of opening and committing its own, so that
-   * the caller's bookkeeping commits with it, or a dry run rolls both back (dead-letter redrive).
-   */
-  openTransaction?: postgres.ReservedSql,
-): Promise<Map<string, TraceStatus>> {
-  const t = tableIdentifiers(sql, schema);
+export async function writeBatch(tx: postgres.ReservedSql, schema: string, input: WriteInput): Promise<Map<string, TraceStatus>> {
+  const t = tableIdentifiers(tx, schema);
   const json = (rows: unknown) => JSON.stringify(rows);
-  const transaction = <T>(work: (tx: postgres.ReservedSql) => Promise<T>) => (openTransaction ? work(openTransaction) : inTransaction(sql, work));
-  return transaction(async (tx) => {
-    const claims = claimRows(input.candidates);
-    const timeout = String(boundedTimeout(statementTimeoutMs, 1));
-    const [, claimed] = await Promise.all([
-      // idle_in_transaction_session_timeout too: a connection that goes silent mid-transaction is dropped by the
-      // client at the deadline, but the server does not notice a silent client, and its backend would hold the
-      // batch's claims and row locks until TCP keepalive ends it (hours), stalling every redelivery of the batch.
-      tx`select set_config('statement_timeout', ${timeout}, true), set_config('idle_in_transaction_session_timeout', ${timeout}, true)`,
-      claims.length === 0
-        ? []
-        : tx<{ trace_id: string }[]>`
-          insert into ${t.processed_traces} (trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at)
-          select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at
-          from json_to_recordset(${json(claims)}::text::json) as x(trace_id text, status text, error text, kafka_topic text,
-            kafka_partition integer, kafka_offset bigint, report_at timestamptz)
-          order by trace_id
-          on conflict (trace_id) do nothing
-          returning trace_id`,
-      input.deadLetters.length === 0
-        ? null
-        : tx`
-          insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value,
-            header_keys, header_values, reason, detail, trace_id)
-          select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'hex'), decode(value, 'hex'),
-            array(select decode(h, 'hex') from unnest(header_keys) with ordinality as u(h, n) order by n),
-            array(select decode(h, 'hex') from unnest(header_values) with ordinality as u(h, n) order by n),
-            reason, detail, trace_id
-          from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text, kafka_partition integer,
-            kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[], header_values text[],
-            reason text, detail text, trace_id text)
-          order by kafka_topic, kafka_partition, kafka_offset
-          -- A replay of the same bytes finds its row; another record at the same coordinates (topic recreated,
-          -- another cluster) differs in record_digest, which PostgreSQL computes, and gets its own row.
-          on conflict (kafka_topic, kafka_partition, kafka_offset, record_digest) do nothing`,
-    ]);
+  const claims = claimRows(input.candidates);
+  const [claimed] = await Promise.all([
+    claims.length === 0
+      ? []
+      : tx<{ trace_id: string }[]>`
+        insert into ${t.processed_traces} (trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at)
+        select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at
+        from json_to_recordset(${json(claims)}::text::json) as x(trace_id text, status text, error text, kafka_topic text,
+          kafka_partition integer, kafka_offset bigint, report_at timestamptz)
+        order by trace_id
+        on conflict (trace_id) do nothing
+        returning trace_id`,
+    input.deadLetters.length === 0
+      ? null
+      : tx`
+        insert into ${t.dead_letters} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value,
+          header_keys, header_values, reason, detail, trace_id)
+        select kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, decode(key, 'hex'), decode(value, 'hex'),
+          array(select decode(h, 'hex') from unnest(header_keys) with ordinality as u(h, n) order by n),
+          array(select decode(h, 'hex') from unnest(header_values) with ordinality as u(h, n) order by n),
+          reason, detail, trace_id
+        from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text, kafka_partition integer,
+          kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[], header_values text[],
+          reason text, detail text, trace_id text)
+        order by kafka_topic, kafka_partition, kafka_offset
+        -- A replay of the same bytes finds its row; another record at the same coordinates (topic recreated,
+        -- another cluster) differs in record_digest, which PostgreSQL computes, and gets its own row.
+        on conflict (kafka_topic, kafka_partition, kafka_offset, record_digest) do nothing`,
+  ]);
 
-    const claimedIds = new Set(claimed.map((r) => r.trace_id));
-    const statuses = new Map<string, TraceStatus>();
-    const survey: SurveyCandidate[] = [];
-    for (const c of input.candidates) {
-      if (!claimedIds.has(c.message.traceId)) statuses.set(c.message.traceId, 'duplicate');
-      else if (c.message.kind === 'upstream_error') statuses.set(c.message.traceId, 'upstream_error');
-      else survey.push(c as SurveyCandidate);
-    }
-    if (survey.length === 0) return statuses;
+  const claimedIds = new Set(claimed.map((r) => r.trace_id));
+  const statuses = new Map<string, TraceStatus>();
+  const survey: SurveyCandidate[] = [];
+  for (const c of input.candidates) {
+    if (!claimedIds.has(c.message.traceId)) statuses.set(c.message.traceId, 'duplicate');
+    else if (c.message.kind === 'upstream_error') statuses.set(c.message.traceId, 'upstream_error');
+    else survey.push(c as SurveyCandidate);
+  }
+  if (survey.length === 0) return statuses;
 
-    const plan = planSurvey(survey);
-    await Promise.all([
-      // Normally settleInstructors has already committed every name, so this finds them all and inserts nothing:
-      // no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip that
-      // step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the next
-      // copy of a rejected report), so that the pairs statement below always finds its instructors.
-      insertInstructors(tx, t.instructors, plan.instructors),
-      tx`
-        insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
-          responses, declines, processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset,
-          report_partition)
-        select course_id, course_name, subject, catalog_section, semester, year, enrollment, responses, declines,
-          processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset, report_partition
-        from json_to_recordset(${json(plan.courses)}::text::json) as x(course_id text, course_name text, subject text,
-          catalog_section text, semester text, year integer, enrollment integer, responses integer, declines integer,
-          processed_at timestamptz, original_file_name text, gcs_bucket text, gcs_path text, trace_id text,
-          report_at timestamptz, report_offset bigint, report_partition integer)
-        order by course_id
-        on conflict (course_id) do update set
-          course_name = excluded.course_name, subject = excluded.subject, catalog_section = excluded.catalog_section,
-          semester = excluded.semester, year = excluded.year, enrollment = excluded.enrollment,
-          responses = excluded.responses, declines = excluded.declines, processed_at = excluded.processed_at,
-          original_file_name = excluded.original_file_name, gcs_bucket = excluded.gcs_bucket,
-          gcs_path = excluded.gcs_path, trace_id = excluded.trace_id, report_at = excluded.report_at,
-          report_offset = excluded.report_offset, report_partition = excluded.report_partition, updated_at = now()
-        where (c.report_at, c.report_offset, c.report_partition)
-            < (excluded.report_at, excluded.report_offset, excluded.report_partition)`,
-    ]);
-
-    // The pair row names the report whose ratings and comments the pair holds. A report wins only if it is newer;
-    // the row lock taken here also orders concurrent invocations that write the same pair.
-    const winners = await tx<Winner[]>`
-      insert into ${t.course_instructors} as ci (course_id, instructor_id, trace_id, report_at, report_offset, report_partition)
-      select c.id, i.id, x.trace_id, x.report_at, x.report_offset, x.report_partition
-      from json_to_recordset(${json(plan.pairs)}::text::json) as x(trace_id text, course_id text, instructor text,
+  const plan = planSurvey(survey);
+  await Promise.all([
+    // Normally settleInstructors has already committed every name, so this finds them all and inserts nothing:
+    // no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip that
+    // step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the next
+    // copy of a rejected report), so that the pairs statement below always finds its instructors.
+    insertInstructors(tx, t.instructors, plan.instructors),
+    tx`
+      insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
+        responses, declines, processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset,
+        report_partition)
+      select course_id, course_name, subject, catalog_section, semester, year, enrollment, responses, declines,
+        processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset, report_partition
+      from json_to_recordset(${json(plan.courses)}::text::json) as x(course_id text, course_name text, subject text,
+        catalog_section text, semester text, year integer, enrollment integer, responses integer, declines integer,
+        processed_at timestamptz, original_file_name text, gcs_bucket text, gcs_path text, trace_id text,
         report_at timestamptz, report_offset bigint, report_partition integer)
-      join ${t.courses} c on c.course_id = x.course_id
-      join ${t.instructors} i on i.name = x.instructor
-      order by c.id, i.id
-      on conflict (course_id, instructor_id) do update set
-        trace_id = excluded.trace_id, report_at = excluded.report_at, report_offset = excluded.report_offset,
-        report_partition = excluded.report_partition, updated_at = now()
-      where (ci.report_at, ci.report_offset, ci.report_partition)
-          < (excluded.report_at, excluded.report_offset, excluded.report_partition)
-      returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`;
+      order by course_id
+      on conflict (course_id) do update set
+        course_name = excluded.course_name, subject = excluded.subject, catalog_section = excluded.catalog_section,
+        semester = excluded.semester, year = excluded.year, enrollment = excluded.enrollment,
+        responses = excluded.responses, declines = excluded.declines, processed_at = excluded.processed_at,
+        original_file_name = excluded.original_file_name, gcs_bucket = excluded.gcs_bucket,
+        gcs_path = excluded.gcs_path, trace_id = excluded.trace_id, report_at = excluded.report_at,
+        report_offset = excluded.report_offset, report_partition = excluded.report_partition, updated_at = now()
+      where (c.report_at, c.report_offset, c.report_partition)
+          < (excluded.report_at, excluded.report_offset, excluded.report_partition)`,
+  ]);
 
-    const byTraceId = new Map(survey.map((c) => [c.message.traceId, c]));
-    const { ratings, comments } = replacementRows(winners, byTraceId);
-    const winnerIds = new Set(winners.map((w) => w.trace_id));
-    const superseded = survey.map((c) => c.message.traceId).filter((id) => !winnerIds.has(id));
-    // Only a pair that existed before this statement can hold ratings and comments: they are written nowhere but
-    // here, in the transaction that inserts or updates their pair row (xmax = 0 marks a row this statement inserted
-    // rather than updated). In a backfill nearly every pair is new, and probing for rows that cannot exist cost as
-    // much as a tenth of the batch.
-    const replaced = winners.filter((w) => !w.inserted);
-    const pairs = json(replaced.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
+  // The pair row names the report whose ratings and comments the pair holds. A report wins only if it is newer;
+  // the row lock taken here also orders concurrent invocations that write the same pair.
+  const winners = await tx<Winner[]>`
+    insert into ${t.course_instructors} as ci (course_id, instructor_id, trace_id, report_at, report_offset, report_partition)
+    select c.id, i.id, x.trace_id, x.report_at, x.report_offset, x.report_partition
+    from json_to_recordset(${json(plan.pairs)}::text::json) as x(trace_id text, course_id text, instructor text,
+      report_at timestamptz, report_offset bigint, report_partition integer)
+    join ${t.courses} c on c.course_id = x.course_id
+    join ${t.instructors} i on i.name = x.instructor
+    order by c.id, i.id
+    on conflict (course_id, instructor_id) do update set
+      trace_id = excluded.trace_id, report_at = excluded.report_at, report_offset = excluded.report_offset,
+      report_partition = excluded.report_partition, updated_at = now()
+    where (ci.report_at, ci.report_offset, ci.report_partition)
+        < (excluded.report_at, excluded.report_offset, excluded.report_partition)
+    returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`;
 
-    await Promise.all([
-      replaced.length === 0
-        ? null
-        : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
-             where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
-      replaced.length === 0
-        ? null
-        : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
-             where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
-      superseded.length === 0
-        ? null
-        : tx`update ${t.processed_traces} set status = 'superseded' where trace_id = any(${superseded}::text[])`,
-    ]);
-    // The bulk of a batch (some 25 rows per report) goes in by COPY: no parameters, no JSON for the server to parse.
-    await copyRows(tx, t.ratings, RATING_COLUMNS, ratings);
-    await copyRows(tx, t.comments, COMMENT_COLUMNS, comments);
+  const byTraceId = new Map(survey.map((c) => [c.message.traceId, c]));
+  const { ratings, comments } = replacementRows(winners, byTraceId);
+  const winnerIds = new Set(winners.map((w) => w.trace_id));
+  const superseded = survey.map((c) => c.message.traceId).filter((id) => !winnerIds.has(id));
+  // Only a pair that existed before this statement can hold ratings and comments: they are written nowhere but
+  // here, in the transaction that inserts or updates their pair row (xmax = 0 marks a row this statement inserted
+  // rather than updated). In a backfill nearly every pair is new, and probing for rows that cannot exist cost as
+  // much as a tenth of the batch.
+  const replaced = winners.filter((w) => !w.inserted);
+  const pairs = json(replaced.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
 
-    for (const id of winnerIds) statuses.set(id, 'stored');
-    for (const id of superseded) statuses.set(id, 'superseded');
-    return statuses;
-  });
+  await Promise.all([
+    replaced.length === 0
+      ? null
+      : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
+           where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
+    replaced.length === 0
+      ? null
+      : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
+           where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
+    superseded.length === 0
+      ? null
+      : tx`update ${t.processed_traces} set status = 'superseded' where trace_id = any(${superseded}::text[])`,
+  ]);
+  // The bulk of a batch (some 25 rows per report) goes in by COPY: no parameters, no JSON for the server to parse.
+  await copyRows(tx, t.ratings, RATING_COLUMNS, ratings);
+  await copyRows(tx, t.comments, COMMENT_COLUMNS, comments);
+
+  for (const id of winnerIds) statuses.set(id, 'stored');
+  for (const id of superseded) statuses.set(id, 'superseded');
+  return statuses;
 }
 
 /** An instructor name and the trace id of the report that names it. */
@@ -192,8 +173,8 @@ export interface InstructorOfReport {
 }
 
 /**
- * Inserts the instructor names that are missing, in a short transaction of their own that commits before the
- * batch's transaction begins: a statement timeout, then the insert, pipelined in one round trip.
+ * Inserts the instructor names that are missing, in `tx`: a short transaction of their own (runInTransaction) that
+ * commits before the batch's transaction begins.
  *
  * Why apart: a row inserted inside the batch's transaction stays uncommitted until that transaction ends, and a
  * concurrent invocation inserting the same new name (`ON CONFLICT` must know whether the row will exist) waits for
@@ -204,38 +185,18 @@ export interface InstructorOfReport {
  * Two invocations inserting the same new name at the same moment still meet here, but only for this one statement
  * (names in sorted order, so they cannot deadlock): microseconds, not a batch.
  */
-export async function settleInstructors(
-  sql: Sql,
-  schema: string,
-  reports: readonly InstructorOfReport[],
-  statementTimeoutMs: number,
-): Promise<void> {
+export async function settleInstructors(tx: postgres.ReservedSql, schema: string, reports: readonly InstructorOfReport[]): Promise<void> {
   if (reports.length === 0) return;
-  const { instructors, processed_traces } = tableIdentifiers(sql, schema);
-  const tx = await sql.reserve();
-  try {
-    // One transaction (one count in pg_stat_database), one round trip: the statements are pipelined. Should the
-    // insert fail, COMMIT ends the aborted transaction as a rollback and the insert's error is thrown.
-    await Promise.all([
-      tx`begin`,
-      tx`select set_config('statement_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true), set_config('idle_in_transaction_session_timeout', ${String(boundedTimeout(statementTimeoutMs, 1))}, true)`,
-      // Only for reports whose trace id is not claimed yet: a redelivered report is a duplicate, and a name only it
-      // carries (a corrected resend of a stored trace id) must not appear; its batch would never insert it.
-      tx`
-        insert into ${instructors} (name)
-        select distinct x.name from unnest(${reports.map((r) => r.name)}::text[], ${reports.map((r) => r.traceId)}::text[]) as x(name, trace_id)
-        where not exists (select from ${processed_traces} p where p.trace_id = x.trace_id)
-          and not exists (select from ${instructors} i where i.name = x.name)
-        order by x.name
-        on conflict (name) do nothing`,
-      tx`commit`,
-    ]);
-  } catch (error) {
-    if (!CONNECTION_LOST.has(errorCode(error) ?? '')) await tx`rollback`.catch(() => {});
-    throw error;
-  } finally {
-    tx.release();
-  }
+  const { instructors, processed_traces } = tableIdentifiers(tx, schema);
+  // Only for reports whose trace id is not claimed yet: a redelivered report is a duplicate, and a name only it
+  // carries (a corrected resend of a stored trace id) must not appear; its batch would never insert it.
+  await tx`
+    insert into ${instructors} (name)
+    select distinct x.name from unnest(${reports.map((r) => r.name)}::text[], ${reports.map((r) => r.traceId)}::text[]) as x(name, trace_id)
+    where not exists (select from ${processed_traces} p where p.trace_id = x.trace_id)
+      and not exists (select from ${instructors} i where i.name = x.name)
+    order by x.name
+    on conflict (name) do nothing`;
 }
 
 /**
@@ -250,12 +211,4 @@ function insertInstructors(tx: postgres.ReservedSql, table: postgres.Helper<stri
     where not exists (select from ${table} i where i.name = x.name)
     order by name
     on conflict (name) do nothing`;
-}
-
-function tableIdentifiers(sql: Sql, schema: string) {
-  const names = qualifiedTables(schema);
-  return Object.fromEntries(Object.entries(names).map(([table, name]) => [table, sql(name)])) as Record<
-    Table,
-    postgres.Helper<string, []>
-  >;
 }

@@ -1,5 +1,6 @@
-import { withDatabase, type OperationContext } from './operation-context';
-import { inTransactionOnce } from './in-transaction-once';
+import type { OperationContext } from './operation-context';
+import { runInTransaction, runWithRetry } from '../postgres/retry';
+import { timeLeft } from '../deadline';
 import type { PurgeRequest } from './request';
 import type { Sql } from '../postgres/client';
 import { deadLettersTable, selectionFilter } from './selection-filter';
@@ -20,8 +21,8 @@ const SETTLED = ['stored', 'duplicate', 'superseded', 'upstream_error'];
  * Deletes the selected dead letters that match the purge criteria (settled by a redrive, older than the retention
  * period, or named by id), in batches of `batchSize`, each its own transaction, while time remains and until
  * `limit` are gone. Rows another session holds (a redrive in progress) are skipped. A dry run counts what would go
- * (at most `limit`) and deletes nothing. A batch whose COMMIT answer was lost is not run again (inTransactionOnce):
- * it would delete a further batch, past `limit`, and count one.
+ * (at most `limit`) and deletes nothing. A batch whose COMMIT answer was lost, and whose outcome could not be learnt,
+ * is not run again (CommitUnknownError): it would delete a further batch, past `limit`, and count one.
  */
 export async function purge(ctx: OperationContext, request: PurgeRequest): Promise<PurgeReport> {
   const matches = (sql: Sql) => sql`
@@ -39,28 +40,36 @@ export async function purge(ctx: OperationContext, request: PurgeRequest): Promi
   const limit = request.limit ?? Infinity;
   if (request.dryRun) {
     add(
-      await withDatabase(ctx, (sql) => sql<{ reason: string; n: number }[]>`
+      await runWithRetry(
+        ctx.database,
+        (sql) => sql<{ reason: string; n: number }[]>`
         select reason, count(*)::int as n from (
           select reason from ${deadLettersTable(sql, ctx.schema)} ${matches(sql)} order by id
           ${limit === Infinity ? sql`` : sql`limit ${limit}`}
-        ) as doomed group by reason order by reason`),
+        ) as doomed group by reason order by reason`,
+        ctx.attempts,
+      ),
     );
     report.done = report.purged < limit;
     return report;
   }
-  while (ctx.remainingMs() > 0) {
+  while (timeLeft(ctx.attempts.deadline, ctx.attempts.now) > 0) {
     const size = Math.min(request.batchSize, limit - report.purged);
     if (size <= 0) break;
-    const deleted = await inTransactionOnce(ctx, 'a purge batch', (tx) => {
-      const table = deadLettersTable(tx, ctx.schema);
-      return tx<{ reason: string; n: number }[]>`
-        with doomed as (
-          select id from ${table} ${matches(tx)} order by id limit ${size} for update skip locked
-        ), gone as (
-          delete from ${table} d using doomed where d.id = doomed.id returning d.reason
-        )
-        select reason, count(*)::int as n from gone group by reason`;
-    });
+    const deleted = await runInTransaction(
+      ctx.database,
+      (tx) => {
+        const table = deadLettersTable(tx, ctx.schema);
+        return tx<{ reason: string; n: number }[]>`
+          with doomed as (
+            select id from ${table} ${matches(tx)} order by id limit ${size} for update skip locked
+          ), gone as (
+            delete from ${table} d using doomed where d.id = doomed.id returning d.reason
+          )
+          select reason, count(*)::int as n from gone group by reason`;
+      },
+      { ...ctx.attempts, onUnknownCommit: { stop: 'a purge batch' } },
+    );
     add(deleted);
     if (deleted.reduce((sum, r) => sum + r.n, 0) < size) {
       report.done = true;

@@ -1,14 +1,14 @@
 import type postgres from 'postgres';
-import { inSavepoint, inTransaction, type Sql } from '../postgres/client';
+import { inSavepoint } from '../postgres/client';
 import { parseMessage, type ParseResult } from '../batch/trace-message';
 import { collapseTraceIds, toCandidate, type Candidate } from '../batch/write-plan';
 import { classifyFailure, failureDetail } from '../postgres/failure-kind';
 import { halvingSearch } from '../batch/halving-search';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
-import { statementTimeoutMs } from '../deadline';
+import { timeLeft } from '../deadline';
 import { settleInstructors, writeBatch, type TraceStatus } from '../batch/write-batch';
-import { withDatabase, type OperationContext } from './operation-context';
-import { inTransactionOnce } from './in-transaction-once';
+import type { OperationContext } from './operation-context';
+import { runInTransaction } from '../postgres/retry';
 import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './stored-dead-letter';
 import type { RedriveRequest } from './request';
 import { deadLettersTable, selectionFilter } from './selection-filter';
@@ -76,12 +76,13 @@ export async function redrive(request: RedriveRequest, ctx: RedriveContext): Pro
     // Each batch rolled back at once: a dry run holds the consumer's rows (claims, courses, pairs) for one batch at
     // most, never for the whole run. Trace ids an earlier batch would have claimed are carried to the later ones.
     const claimed = new Set<string>();
-    return runBatches(request, ctx, (after, size) => withDatabase(ctx, (sql) => rolledBack(sql, (tx) => redriveBatch(tx, request, ctx, after, size, claimed))));
+    return runBatches(request, ctx, (after, size) => rolledBack(ctx, (tx) => redriveBatch(tx, request, ctx, after, size, claimed)));
   }
-  // Never twice: a batch whose COMMIT answer was lost is not run again on the next letters (see inTransactionOnce).
+  // Never twice: a batch whose COMMIT answer was lost, its outcome unknown, would mark a second set of letters (past
+  // `limit`) and report one; the operator runs the action again instead, which skips what committed.
   return runBatches(request, ctx, async (after, size) => {
     await settleLettersInstructors(request, ctx, after, size);
-    return inTransactionOnce(ctx, 'a redrive batch', (tx) => redriveBatch(tx, request, ctx, after, size));
+    return runInTransaction(ctx.database, (tx) => redriveBatch(tx, request, ctx, after, size), { ...ctx.attempts, onUnknownCommit: { stop: 'a redrive batch' } });
   });
 }
 
@@ -96,20 +97,24 @@ export async function redrive(request: RedriveRequest, ctx: RedriveContext): Pro
  */
 async function settleLettersInstructors(request: RedriveRequest, ctx: RedriveContext, after: number, size: number): Promise<void> {
   const parse = ctx.parse ?? parseMessage;
-  const eligible = (sql: Sql) => (request.again ? sql`(redriven_at is null or redrive_result = 'dead_lettered')` : sql`redriven_at is null`);
   try {
-    await withDatabase(ctx, async (sql) => {
-      const rows = await sql<{ value: Buffer | null }[]>`
-        select value from ${deadLettersTable(sql, ctx.schema)}
-        where id > ${after} and ${eligible(sql)} ${selectionFilter(sql, request)}
-        order by id
-        limit ${size}`;
-      const reports = rows.flatMap((row) => {
-        const parsed = parse(row.value);
-        return parsed.ok && parsed.message.kind === 'survey' ? [{ name: parsed.message.instructor.name, traceId: parsed.message.traceId }] : [];
-      });
-      await settleInstructors(sql, ctx.schema, reports, statementTimeoutMs(ctx.deadline, ctx.now));
-    });
+    await runInTransaction(
+      ctx.database,
+      async (tx) => {
+        const eligible = request.again ? tx`(redriven_at is null or redrive_result = 'dead_lettered')` : tx`redriven_at is null`;
+        const rows = await tx<{ value: Buffer | null }[]>`
+          select value from ${deadLettersTable(tx, ctx.schema)}
+          where id > ${after} and ${eligible} ${selectionFilter(tx, request)}
+          order by id
+          limit ${size}`;
+        const reports = rows.flatMap((row) => {
+          const parsed = parse(row.value);
+          return parsed.ok && parsed.message.kind === 'survey' ? [{ name: parsed.message.instructor.name, traceId: parsed.message.traceId }] : [];
+        });
+        await settleInstructors(tx, ctx.schema, reports);
+      },
+      ctx.attempts,
+    );
   } catch (error) {
     ctx.logger.warn('instructors not settled ahead of the redrive batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
   }
@@ -131,7 +136,7 @@ async function runBatches(
   };
   for (;;) {
     const size = Math.min(request.batchSize, (request.limit ?? Infinity) - report.redriven);
-    if (size <= 0 || ctx.remainingMs() <= 0) return report;
+    if (size <= 0 || timeLeft(ctx.attempts.deadline, ctx.attempts.now) <= 0) return report;
     const batch = await runBatch(report.cursor, size);
     for (const letter of batch.letters) {
       report.results[letter.result] += 1;
@@ -155,8 +160,6 @@ async function redriveBatch(
   /** A dry run's trace ids that its earlier, rolled-back batches claimed: a later copy is a duplicate, as for real. */
   claimedBefore?: Set<string>,
 ): Promise<BatchOutcome> {
-  // The batch's time is fixed when it starts, as the consumer fixes a batch's: its statements may use all of it.
-  const statementTimeoutMs = ctx.remainingMs();
   const table = deadLettersTable(tx, ctx.schema);
   const eligible = request.again ? tx`(redriven_at is null or redrive_result = 'dead_lettered')` : tx`redriven_at is null`;
   const rows = await tx<StoredDeadLetter[]>`
@@ -181,7 +184,7 @@ async function redriveBatch(
   let todo = [...rowOf.keys()];
   while (todo.length > 0) {
     const { unique, repeats } = collapseTraceIds(todo);
-    for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique, statementTimeoutMs)) outcomes.set(rowOf.get(candidate)!, outcome);
+    for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique)) outcomes.set(rowOf.get(candidate)!, outcome);
     todo = repeats;
   }
   const letters = rows.map((row): RedrivenLetter => ({
@@ -218,13 +221,12 @@ async function writeIsolating(
   tx: postgres.ReservedSql,
   schema: string,
   candidates: Candidate[],
-  statementTimeoutMs: number,
 ): Promise<Map<Candidate, WriteOutcome>> {
   const settled = await halvingSearch<Candidate, [Candidate, WriteOutcome]>(
     candidates,
     {
       attempt: async (some) => {
-        const statuses = await inSavepoint(tx, () => writeBatch(tx, schema, { candidates: some, deadLetters: [] }, statementTimeoutMs, tx));
+        const statuses = await inSavepoint(tx, () => writeBatch(tx, schema, { candidates: some, deadLetters: [] }));
         return some.map((c) => [c, { traceId: c.message.traceId, result: statuses.get(c.message.traceId)! }]);
       },
       isRejection: (error) => classifyFailure(error) === 'data',
@@ -238,17 +240,21 @@ async function writeIsolating(
   return new Map(settled);
 }
 
-/** Thrown to make inTransaction roll back a dry run; carries the run's report out. */
+/** Thrown to make the transaction roll back a dry run; carries the run's report out (never retried: it has no code). */
 class DryRunRollback<T> {
   constructor(readonly result: T) {}
 }
 
-/** Runs `work` in a transaction that is always rolled back, through inTransaction's careful rollback. */
-async function rolledBack<T>(sql: postgres.Sql, work: (tx: postgres.ReservedSql) => Promise<T>): Promise<T> {
+/** Runs `work` in a transaction (retried, bounded, as any) that is always rolled back, through inTransaction's careful rollback. */
+async function rolledBack<T>(ctx: OperationContext, work: (tx: postgres.ReservedSql) => Promise<T>): Promise<T> {
   try {
-    await inTransaction(sql, async (tx) => {
-      throw new DryRunRollback(await work(tx));
-    });
+    await runInTransaction(
+      ctx.database,
+      async (tx) => {
+        throw new DryRunRollback(await work(tx));
+      },
+      ctx.attempts,
+    );
   } catch (thrown) {
     if (thrown instanceof DryRunRollback) return thrown.result as T;
     throw thrown;

@@ -1,12 +1,13 @@
 import type { Config } from '../config';
 import type { Database } from '../postgres/database';
-import { timeLeft, type Deadline } from '../deadline';
+import type { Deadline } from '../deadline';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
 import type { ParseResult } from '../batch/trace-message';
 import type { EmfDocument } from '../aws/emf-metrics';
 import { checkSchemaVersion } from '../postgres/schema-version-gate';
-import { withDatabase, type OperationContext } from './operation-context';
+import type { OperationContext } from './operation-context';
+import { runWithRetry } from '../postgres/retry';
 import { actionMetrics } from './action-metrics';
 import { purge, type PurgeReport } from './purge';
 import { redrive, type RedriveReport } from './redrive';
@@ -63,21 +64,23 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
     database: deps.database,
     schema: deps.config.db.schema,
     logger: deps.logger,
-    retry: deps.config.retry,
-    deadline: deps.deadline,
-    now: deps.now ?? Date.now,
-    remainingMs: () => timeLeft(deps.deadline, deps.now),
+    attempts: {
+      ...deps.config.retry,
+      deadline: deps.deadline,
+      now: deps.now ?? Date.now,
+      onRetry: (error, attempt, delayMs) => deps.logger.warn('dead-letter database work failed, retrying', { error, attempt, delayMs }),
+    },
   };
   // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
   // missing column; this says `npm run db:apply` instead. One query; an operator's action is rare.
-  await checkSchemaVersion((work) => withDatabase(ctx, work), ctx.schema);
+  await checkSchemaVersion((work) => runWithRetry(ctx.database, work, ctx.attempts), ctx.schema);
   let response: DeadLetterResponse;
   switch (request.action) {
     case 'summary':
-      response = { action: 'summary', ...(await withDatabase(ctx, (sql) => summarizeDeadLetters(sql, ctx.schema, request))) };
+      response = { action: 'summary', ...(await runWithRetry(ctx.database, (sql) => summarizeDeadLetters(sql, ctx.schema, request), ctx.attempts)) };
       break;
     case 'show':
-      response = { action: 'show', ...(await withDatabase(ctx, (sql) => show(sql, ctx.schema, request))) };
+      response = { action: 'show', ...(await runWithRetry(ctx.database, (sql) => show(sql, ctx.schema, request), ctx.attempts)) };
       break;
     case 'redrive':
       response = { action: 'redrive', ...(await redrive(request, { ...ctx, ...(deps.parse ? { parse: deps.parse } : {}) })) };

@@ -1,6 +1,7 @@
 import type postgres from 'postgres';
 import type { Sql } from '../postgres/client';
 import type { Selection } from './request';
+import { tableIdentifiers } from '../postgres/table-names';
 
 /**
  * The selection as SQL conditions on dead_letters, each starting with `and`, for `where true ${filter}`. Values
@@ -22,5 +23,5 @@ export function selectionFilter(sql: Sql, s: Selection): postgres.PendingQuery<p
 
 /** The dead_letters table of `schema`, as an identifier. */
 export function deadLettersTable(sql: Sql, schema: string): postgres.Helper<string, []> {
-  return sql(`${schema}.dead_letters`);
+  return tableIdentifiers(sql, schema).dead_letters;
 }

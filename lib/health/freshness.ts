@@ -1,6 +1,6 @@
 import type { Database } from '../postgres/database';
 import type { Sql } from '../postgres/client';
-import { qualifiedTables } from '../postgres/table-names';
+import { tableIdentifiers } from '../postgres/table-names';
 import { healthQuery, describeFailure } from './readiness';
 
 interface Freshness {
@@ -21,13 +21,13 @@ interface Freshness {
  * day); the daily totals are in the RecordsStored and RecordsDeadLettered metrics instead.
  */
 async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
-  const t = qualifiedTables(schema);
+  const t = tableIdentifiers(sql, schema);
   const [row] = await sql<{ last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; dead_hour: number }[]>`
     select last.at as last_stored_at,
       extract(epoch from now() - last.at)::float8 as seconds_since,
-      (select count(*)::int from ${sql(t.processed_traces)} where status = 'stored' and processed_at > now() - interval '1 hour') as stored_hour,
-      (select count(*)::int from ${sql(t.dead_letters)} where created_at > now() - interval '1 hour') as dead_hour
-    from (select (select processed_at from ${sql(t.processed_traces)} where status = 'stored' order by processed_at desc limit 1) as at) as last`;
+      (select count(*)::int from ${t.processed_traces} where status = 'stored' and processed_at > now() - interval '1 hour') as stored_hour,
+      (select count(*)::int from ${t.dead_letters} where created_at > now() - interval '1 hour') as dead_hour
+    from (select (select processed_at from ${t.processed_traces} where status = 'stored' order by processed_at desc limit 1) as at) as last`;
   if (!row) throw new Error('The freshness query returned no row.');
   const secondsSince = row.seconds_since === null ? null : Math.round(row.seconds_since);
   return {

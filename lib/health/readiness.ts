@@ -1,10 +1,12 @@
 import type { Database } from '../postgres/database';
-import { inTransaction, type Sql } from '../postgres/client';
+import type { Sql } from '../postgres/client';
+import { runInTransaction } from '../postgres/retry';
+import { raceDeadline } from '../deadline';
 import { publicReason } from '../postgres/diagnose-failure';
 import { HealthCheckTimeoutError, OutOfTimeError, SchemaMissingError, SchemaVersionError } from '../errors';
 import { errorCode } from '../postgres/failure-kind';
 import { checkSchemaVersion } from '../postgres/schema-version-gate';
-import { qualifiedTables } from '../postgres/table-names';
+import { CONSUMER_TABLES, tableName } from '../postgres/table-names';
 
 /*
  * Readiness and freshness, for uptime monitors and dashboards. Answers say which check failed and why in words a
@@ -48,7 +50,7 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
     }
     const started = performance.now();
     try {
-      await withTimeout(check(), deps.timeoutMs);
+      await raceDeadline(check(), Date.now() + deps.timeoutMs, () => new HealthCheckTimeoutError(deps.timeoutMs));
       checks.push({ name, ok: true, durationMs: elapsed(started) });
     } catch (error) {
       checks.push({ name, ok: false, durationMs: elapsed(started), error: describeFailure(error) });
@@ -75,7 +77,7 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
 }
 
 async function missingTables(sql: Sql, schema: string): Promise<string[]> {
-  const names = Object.values(qualifiedTables(schema));
+  const names = CONSUMER_TABLES.map((table) => tableName(schema, table));
   const rows = await sql<{ name: string; found: boolean }[]>`
     select name, to_regclass(name) is not null as found from unnest(${names}::text[]) as t(name)`;
   return rows.filter((r) => !r.found).map((r) => r.name);
@@ -91,42 +93,28 @@ const STATEMENT_SHARE = 0.75;
 
 /**
  * Runs one health query so that it cannot hurt the database, whoever calls the public URL how often: in a
- * transaction whose statement_timeout and lock_timeout (set_config(..., true): this transaction only) end the
- * backend's work on the server, and under a client timeout that drops the connection when the server does not
- * answer at all. A request behind a locked table therefore leaves no backend queued for the lock after it gave up:
- * PostgreSQL does not notice a vanished client while a backend waits for a lock, only lock_timeout ends that wait.
- * `timeoutMs` is a duration measured from now, so a caller holding an absolute deadline passes `deadline - now`.
- * It bounds the whole call, not only each attempt: Database.run fetches the credentials (Secrets Manager, which the
- * SDK waits on without limit) outside its own timeout, and after a lost connection tries again with the full time.
+ * transaction whose lock_timeout and statement_timeout end the backend's work on the server (shares of the time, so
+ * that the server's error, naming the cause, comes first), and under the client's timer, which drops the connection
+ * when the server does not answer at all. A request behind a locked table therefore leaves no backend queued for the
+ * lock after it gave up: PostgreSQL does not notice a vanished client while a backend waits for a lock, only
+ * lock_timeout ends that wait. `timeoutMs` bounds the whole call (fetching the credentials, a reconnect, a re-login):
+ * it becomes one deadline. Not retried: a monitor asks again.
  */
 export async function healthQuery<T>(database: Database, timeoutMs: number, work: (sql: Sql) => Promise<T>): Promise<T> {
-  const share = (part: number) => String(Math.max(1, Math.floor(timeoutMs * part)));
   try {
-    // Database.run takes the instant it must be done by: the whole check, reconnect and re-login included.
-    const deadline = Date.now() + timeoutMs;
-    const run = database.run(
-      (sql) =>
-        inTransaction(sql, async (tx) => {
-          await tx`select set_config('statement_timeout', ${share(STATEMENT_SHARE)}, true), set_config('lock_timeout', ${share(LOCK_SHARE)}, true)`;
-          return work(tx);
-        }),
-      deadline,
-    );
-    run.catch(() => {}); // settled after the timeout, if ever: nobody is waiting for it any more
-    return await withTimeout(run, timeoutMs);
+    return await runInTransaction(database, work, {
+      deadline: Date.now() + timeoutMs,
+      maxRetries: 0,
+      backoffMs: 0,
+      // A health query is one short statement: it may start with whatever time is left.
+      minAttemptMs: 0,
+      timeoutShares: { statement: STATEMENT_SHARE, lock: LOCK_SHARE },
+    });
   } catch (error) {
-    // Database.run dropped the silent connection; to a monitor that is "no answer in time".
+    // The client's timer dropped the silent connection; to a monitor that is "no answer in time".
     if (error instanceof OutOfTimeError) throw new HealthCheckTimeoutError(timeoutMs);
     throw error;
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HealthCheckTimeoutError(ms)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 10) / 10;

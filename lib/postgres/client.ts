@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import { databaseSocket, type TlsSettings } from './socket';
 import { CaFileMissingError, CommitUnconfirmedError } from '../errors';
 import { CONNECTION_LOST, errorCode } from './failure-kind';
+import { boundedTimeout } from '../deadline';
 
 export type Sql = postgres.Sql;
 
@@ -53,6 +54,12 @@ function readCaBundle(path: string): string {
   }
 }
 
+/** Server-side limits of one transaction in milliseconds, set with set_config(..., true): this transaction only. */
+export interface TransactionTimeouts {
+  statementMs?: number;
+  lockMs?: number;
+}
+
 /**
  * Runs `work` in a transaction on one reserved connection. Unlike postgres.js's `sql.begin`, it sends no ROLLBACK
  * on a connection that is gone: the server rolls back by itself, and postgres.js 3.4 throws an uncaught TypeError
@@ -60,12 +67,20 @@ function readCaBundle(path: string): string {
  *
  * When the connection is lost while COMMIT is on its way, the transaction may or may not have committed: it throws
  * CommitUnconfirmedError with the transaction's id and the work's result, for `commitStatus` to settle on another
- * connection. The id is asked for together with BEGIN (pipelined: no extra round trip).
+ * connection. The id is asked for together with BEGIN and the `timeouts` (pipelined: no extra round trip).
  */
-export async function inTransaction<T>(sql: Sql, work: (tx: postgres.ReservedSql) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(sql: Sql, work: (tx: postgres.ReservedSql) => Promise<T>, timeouts: TransactionTimeouts = {}): Promise<T> {
   const tx = await sql.reserve();
   try {
-    const [, [started]] = await Promise.all([tx`begin`, tx<{ id: string }[]>`select txid_current()::text as id`]);
+    const setting = (name: string, ms: number | undefined) => (ms === undefined ? tx`` : tx`, set_config(${name}, ${String(boundedTimeout(ms, 1))}, true)`);
+    const [, [started]] = await Promise.all([
+      tx`begin`,
+      // idle_in_transaction_session_timeout with the statement timeout: a connection that goes silent mid-transaction
+      // is dropped by the client at the deadline, but the server does not notice a silent client, and its backend
+      // would hold the transaction's claims and row locks until TCP keepalive ends it (hours), stalling every
+      // redelivery of the batch (test/integration/frozen-commit.test.ts).
+      tx<{ id: string }[]>`select txid_current()::text as id ${setting('statement_timeout', timeouts.statementMs)} ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)} ${setting('lock_timeout', timeouts.lockMs)}`,
+    ]);
     const result = await work(tx);
     try {
       await tx`commit`;

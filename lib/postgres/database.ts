@@ -1,17 +1,12 @@
 import type postgres from 'postgres';
 import type { Config } from '../config';
 import type { CredentialSource, Credentials } from './credentials';
-import { commitStatus, createSql, type Sql } from './client';
-import { canStartAttempt, timeLeft, type Deadline, boundedTimeout } from '../deadline';
+import { createSql, type Sql } from './client';
+import { canStartAttempt, MIN_ATTEMPT_MS, raceDeadline, type Deadline } from '../deadline';
 import { CommitUnconfirmedError, OutOfTimeError } from '../errors';
 import { CONNECT_FAILED, CONNECTION_LOST, errorCode, LOGIN_REJECTED } from './failure-kind';
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
-
-/** How long to keep asking whether a transaction whose COMMIT lost its answer committed, when no deadline is given. */
-const COMMIT_CHECK_MS = 10_000;
-/** The pause between two such questions while the server still has the transaction in progress. */
-const COMMIT_POLL_MS = 50;
 
 /**
  * The database of one execution environment: a postgres.js client created on first use (not at cold start, so an
@@ -32,34 +27,28 @@ export class Database {
 
   /**
    * Runs `work` with the client; reconnects once after a broken connection and once after a rejected login. Every
-   * pass (the first, a reconnect, a re-login with the secret fetched again) starts only with MIN_ATTEMPT_MS left
+   * pass (the first, a reconnect, a re-login with the secret fetched again) starts only with `minAttemptMs` left
    * before `deadline` and is cut off at it, dropping the client: whatever the socket does, the invocation answers in
    * time, and the next attempt starts on a fresh connection. A reconnect never restarts the clock.
    *
-   * A transaction whose COMMIT lost its answer (CommitUnconfirmedError) is not run again blindly: a new connection
-   * asks whether it committed, and if it did, its result is the answer.
+   * Retries across attempts, and settling a COMMIT that lost its answer (CommitUnconfirmedError, thrown as is),
+   * belong to the caller: lib/postgres/retry.ts.
    */
-  async run<T>(work: (sql: Sql) => Promise<T>, deadline: Deadline = Infinity, now: () => number = Date.now): Promise<T> {
+  async run<T>(
+    work: (sql: Sql) => Promise<T>,
+    deadline: Deadline = Infinity,
+    now: () => number = Date.now,
+    minAttemptMs: number = MIN_ATTEMPT_MS,
+  ): Promise<T> {
     let reconnected = false;
     let renewedLogin = false;
     let lastError: unknown;
     for (;;) {
-      if (!canStartAttempt(deadline, now)) throw new OutOfTimeError(lastError);
+      if (!canStartAttempt(deadline, now, minAttemptMs)) throw new OutOfTimeError(lastError);
       try {
         return await this.beforeDeadline((sql) => work(sql), deadline, now);
       } catch (error) {
         lastError = error;
-        if (error instanceof CommitUnconfirmedError) {
-          const status = await this.resolveCommit(error.transactionId, deadline, now);
-          if (status === 'committed') return error.result as T;
-          // Aborted: nothing of it committed, as after any lost connection. Unknown: the error goes up, and a retry
-          // runs the work again; the trace-id claims keep that exactly once, only its report may say duplicate.
-          if (status === 'aborted' && !reconnected) {
-            reconnected = true;
-            continue;
-          }
-          throw error;
-        }
         const code = errorCode(error) ?? '';
         // Nothing of the transaction committed on a connection that broke (reset, terminated, frozen past its idle
         // timeout), so the work runs again at once on a new client.
@@ -70,36 +59,13 @@ export class Database {
         if (LOGIN_REJECTED.has(code) && !renewedLogin) {
           renewedLogin = true;
           // The secret is fetched again only if a pass can still start with it.
-          if (!canStartAttempt(deadline, now)) throw new OutOfTimeError(error);
-          this.replaceClient(await this.race(this.credentials.refresh(), deadline, now, () => {}));
+          if (!canStartAttempt(deadline, now, minAttemptMs)) throw new OutOfTimeError(error);
+          this.replaceClient(await raceDeadline(this.credentials.refresh(), deadline, () => new OutOfTimeError(), now));
           continue;
         }
         throw error;
       }
     }
-  }
-
-  /**
-   * What became of a transaction whose COMMIT lost its answer, asked on new connections until the server knows:
-   * its backend may still be finishing when we ask. 'unknown' when the deadline (or, with none, COMMIT_CHECK_MS)
-   * passes first, or the question itself keeps failing.
-   */
-  private async resolveCommit(transactionId: string, deadline: Deadline, now: () => number): Promise<'committed' | 'aborted' | 'unknown'> {
-    const giveUpAt = Math.min(deadline, now() + COMMIT_CHECK_MS);
-    let failures = 0;
-    while (timeLeft(giveUpAt, now) > 0) {
-      let status: Awaited<ReturnType<typeof commitStatus>>;
-      try {
-        status = await this.beforeDeadline((sql) => commitStatus(sql, transactionId), giveUpAt, now);
-      } catch {
-        if (++failures > 2) return 'unknown';
-        continue;
-      }
-      if (status === 'committed' || status === 'aborted') return status;
-      if (status === null) return 'unknown';
-      await new Promise((resolve) => setTimeout(resolve, COMMIT_POLL_MS));
-    }
-    return 'unknown';
   }
 
   /** The client for the current credentials, created if there is none yet or the credentials changed. */
@@ -135,21 +101,15 @@ export class Database {
         throw error;
       }
     })();
-    return this.race(running, deadline, now, () => current && this.discard(current));
-  }
-
-  /** `work`, or OutOfTimeError at `deadline` (after `onExpire`), whichever comes first. */
-  private race<T>(work: Promise<T>, deadline: Deadline, now: () => number, onExpire: () => void): Promise<T> {
-    if (deadline === Infinity) return work;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        onExpire();
-        reject(new OutOfTimeError());
-      }, boundedTimeout(timeLeft(deadline, now), 0));
-    });
-    work.catch(() => {}); // settled after the deadline, if ever: nobody is waiting for it any more
-    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+    return raceDeadline(
+      running,
+      deadline,
+      () => {
+        if (current) this.discard(current);
+        return new OutOfTimeError();
+      },
+      now,
+    );
   }
 
   /** Drops `sql` if it is still the current client, closing it at once without waiting for its queries. */

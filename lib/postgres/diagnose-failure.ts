@@ -7,7 +7,7 @@ import {
   TraceConsumerError,
 } from '../errors';
 import { targetOf } from './socket';
-import { CONNECT_FAILED, errorCode, LOGIN_REJECTED } from './failure-kind';
+import { CONNECT_FAILED, describeDatabaseError, errorCode, LOGIN_REJECTED } from './failure-kind';
 
 /**
  * The typed error that names the cause of a raw database failure and what to do about it, or the failure itself
@@ -18,7 +18,7 @@ export function diagnoseDatabaseFailure(error: unknown): unknown {
   if (error instanceof TraceConsumerError) return error;
   const code = errorCode(error);
   if (code === undefined) return error;
-  const detail = `${error instanceof Error ? error.message : String(error)} (${code})`;
+  const detail = describeDatabaseError(error);
   // Which server refused whom: set by the connection's socket (lib/postgres/socket.ts) on the errors of its startup.
   const target = targetOf(error);
   if (LOGIN_REJECTED.has(code)) return new DatabaseLoginError(code, detail, error, target);

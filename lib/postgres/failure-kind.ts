@@ -80,6 +80,18 @@ export function failureDetail(error: unknown): string {
   return `${errorCode(error) ?? 'unknown'}: ${error instanceof Error ? error.message : String(error)}`;
 }
 
+/**
+ * How every log line and error names a failure: "<message> (SQLSTATE 23505)" for PostgreSQL's errors, "<message>
+ * (ECONNRESET)" for a system or driver error with a code, the message alone otherwise. (Public answers, which must
+ * not carry messages, name the code only: lib/health/readiness.ts.)
+ */
+export function describeDatabaseError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = errorCode(error);
+  if (code === undefined) return message;
+  return isPostgresError(error) ? `${message} (SQLSTATE ${code})` : `${message} (${code})`;
+}
+
 function isPostgresError(error: unknown): boolean {
   return error instanceof Error && error.name === 'PostgresError';
 }

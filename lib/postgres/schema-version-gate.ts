@@ -1,16 +1,12 @@
 import type { Database } from './database';
-import { inTransaction, type Sql } from './client';
-import { boundedTimeout, statementTimeoutMs, timeLeft, type Deadline } from '../deadline';
+import type { Sql } from './client';
+import type { Deadline } from '../deadline';
 import { SchemaVersionError } from '../errors';
 import type { Logger } from '../log';
 import { type TtlCache, ttlCache } from '../ttl-cache';
 import { SCHEMA_VERSION } from './schema-version';
-
-/**
- * The table in the target schema where the migration runner (and schema.sql) records each applied migration. The
- * code reads it to know the version; it never needs the migration files, so the Lambda bundles do not carry them.
- */
-export const VERSION_TABLE = 'schema_migrations';
+import { tableIdentifiers, tableName, VERSION_TABLE } from './table-names';
+import { runInTransaction } from './retry';
 
 export interface AppliedMigration {
   version: number;
@@ -19,10 +15,9 @@ export interface AppliedMigration {
 
 /** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
 async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
-  const table = `${schema}.${VERSION_TABLE}`;
-  const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${table}) is not null as exists`;
+  const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${tableName(schema, VERSION_TABLE)}) is not null as exists`;
   if (!found?.exists) return [];
-  return sql<AppliedMigration[]>`select version, compatible from ${sql(table)} order by version`;
+  return sql<AppliedMigration[]>`select version, compatible from ${tableIdentifiers(sql, schema)[VERSION_TABLE]} order by version`;
 }
 
 export interface VersionVerdict {
@@ -68,6 +63,14 @@ export async function checkSchemaVersion(
  * (the database is unreachable) decides nothing: the batch goes on to the usual retries, and the next invocation
  * checks again. Neither failure is cached.
  */
+/**
+ * The version check's server-side timeouts, as shares of the time left. Database.run's timer only drops the
+ * connection, and PostgreSQL does not notice a vanished client while its backend waits for a lock, so a locked
+ * version table (VACUUM FULL, an ALTER) would keep one backend queued per invocation. The lock wait gets a quarter of
+ * the time left: a check that cannot run decides nothing, and the batch keeps the rest.
+ */
+const CHECK_TIMEOUTS = { statement: 0.9, lock: 0.25 };
+
 export class SchemaGate {
   private readonly verified: TtlCache<VersionVerdict, [Database, Deadline, () => number]>;
 
@@ -77,7 +80,11 @@ export class SchemaGate {
   ) {
     this.verified = ttlCache(
       (database: Database, deadline: Deadline, now: () => number) =>
-        checkSchemaVersion((work) => database.run((sql) => boundedCheck(sql, work, deadline, now), deadline, now), this.schema, this.required),
+        checkSchemaVersion(
+          (work) => runInTransaction(database, work, { deadline, now, maxRetries: 0, backoffMs: 0, timeoutShares: CHECK_TIMEOUTS }),
+          this.schema,
+          this.required,
+        ),
       () => Infinity,
     );
   }
@@ -99,19 +106,4 @@ export class SchemaGate {
       logger.warn('database schema is ahead of the code, and compatible with it', { current: value.current, required: value.required });
     }
   }
-}
-
-/**
- * `work` in a transaction bounded on the server too: Database.run's timer only drops the connection, and PostgreSQL
- * does not notice a vanished client while its backend waits for a lock, so a locked version table (VACUUM FULL, an
- * ALTER) would keep one backend queued per invocation. The lock wait gets a quarter of the time left: a check that
- * cannot run decides nothing, and the batch keeps the rest.
- */
-function boundedCheck<T>(sql: Sql, work: (sql: Sql) => Promise<T>, deadline: Deadline, now: () => number): Promise<T> {
-  return inTransaction(sql, async (tx) => {
-    const statement = boundedTimeout(statementTimeoutMs(deadline, now), 1);
-    const lock = boundedTimeout(Math.min(statement, timeLeft(deadline, now) / 4), 1);
-    await tx`select set_config('statement_timeout', ${String(statement)}, true), set_config('lock_timeout', ${String(lock)}, true)`;
-    return work(tx);
-  });
 }

@@ -3,8 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { catalogDifferences, describeCatalog } from './catalog';
 import { inTransaction, type Sql } from '../../lib/postgres/client';
-import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
+import { tableIdentifiers, VERSION_TABLE } from '../../lib/postgres/table-names';
 import { MigrationError } from '../errors';
+import { describeDatabaseError } from '../../lib/postgres/failure-kind';
 
 /*
  * The migration runner behind npm run db:apply, the tests and npm start (never the Lambda functions). Why our own
@@ -93,7 +94,6 @@ interface AppliedRow {
 export async function applySchema(sql: Sql, schema: string, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
   if (!IDENTIFIER.test(schema)) throw new MigrationError(`"${schema}" is not a lower-case identifier: set DB_SCHEMA to one ([a-z_][a-z0-9_]*).`);
   const migrations = readMigrations(dir);
-  const table = `${schema}.${VERSION_TABLE}`;
 
   const { from, baselined } = await underLock(sql, schema, async (tx) => {
     // Not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks the right to create schemas before it looks, and a
@@ -102,19 +102,19 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
     if (!found?.exists) await tx`create schema ${tx(schema)}`;
     // The same definition as in schema.sql; the catalog test keeps the two equal.
     await tx`
-      create table if not exists ${tx(table)} (
+      create table if not exists ${tableIdentifiers(tx, schema)[VERSION_TABLE]} (
         version    integer PRIMARY KEY,
         name       text NOT NULL,
         compatible boolean NOT NULL,
         checksum   text,
         applied_at timestamptz NOT NULL DEFAULT now()
       )`;
-    let applied = await tx<AppliedRow[]>`select version, name, checksum from ${tx(table)} order by version`;
+    let applied = await tx<AppliedRow[]>`select version, name, checksum from ${tableIdentifiers(tx, schema)[VERSION_TABLE]} order by version`;
     let baselined = false;
     if (applied.length === 0 && (await holdsTables(tx, schema))) {
       await baseline(tx, schema, migrations[0]!);
       baselined = true;
-      applied = await tx<AppliedRow[]>`select version, name, checksum from ${tx(table)} order by version`;
+      applied = await tx<AppliedRow[]>`select version, name, checksum from ${tableIdentifiers(tx, schema)[VERSION_TABLE]} order by version`;
     }
     verifyApplied(applied, migrations, schema);
     return { from: applied.at(-1)?.version ?? 0, baselined };
@@ -124,22 +124,21 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
   let to = from;
   for (const migration of migrations.filter((m) => m.version > from)) {
     to = await underLock(sql, schema, async (tx) => {
-      const [row] = await tx<{ version: number }[]>`select coalesce(max(version), 0)::int as version from ${tx(table)}`;
+      const [row] = await tx<{ version: number }[]>`select coalesce(max(version), 0)::int as version from ${tableIdentifiers(tx, schema)[VERSION_TABLE]}`;
       const current = row?.version ?? 0;
       if (current >= migration.version) return current; // another applier got here first
       await tx`select set_config('search_path', ${schema}, true)`;
       try {
         await tx.unsafe(migration.sql);
       } catch (error) {
-        const pg = error as { message?: string; code?: string };
         throw new MigrationError(
-          `Migration ${migration.file} failed on schema "${schema}": ${pg.message ?? String(error)}${pg.code ? ` (SQLSTATE ${pg.code})` : ''}. ` +
+          `Migration ${migration.file} failed on schema "${schema}": ${describeDatabaseError(error)}. ` +
             `It was rolled back whole; the schema stays at version ${current}. Fix the migration or the data it trips on, then run npm run db:apply again.`,
           { cause: error },
         );
       }
       await tx`
-        insert into ${tx(table)} (version, name, compatible, checksum)
+        insert into ${tableIdentifiers(tx, schema)[VERSION_TABLE]} (version, name, compatible, checksum)
         values (${migration.version}, ${migration.name}, ${migration.compatible}, ${migration.checksum})`;
       applied.push(migration);
       return migration.version;
@@ -188,7 +187,7 @@ async function baseline(tx: Sql, schema: string, first: Migration): Promise<void
     );
   }
   await tx`
-    insert into ${tx(`${schema}.${VERSION_TABLE}`)} (version, name, compatible, checksum)
+    insert into ${tableIdentifiers(tx, schema)[VERSION_TABLE]} (version, name, compatible, checksum)
     values (${first.version}, ${first.name}, ${first.compatible}, ${first.checksum})`;
 }
 

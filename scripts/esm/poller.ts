@@ -12,6 +12,7 @@ import { fromMessage } from './from-message';
 import { lambdaContext } from './lambda-context';
 import { batchLength, batchReady, decide, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type EventSource, type Invocation, type PolledRecord } from './mapping';
 import { clientOptions, type EsmSettings } from './settings';
+import { raceDeadline } from '../../lib/deadline';
 
 export type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -186,16 +187,12 @@ export class LocalEventSourceMapping {
   private async invoke(records: PolledRecord[]): Promise<Invocation> {
     const event = toLambdaEvent(records, this.source);
     const context = lambdaContext(this.functionName, this.settings.functionTimeoutMs);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Task timed out after ${this.settings.functionTimeoutMs / 1000} seconds`)), this.settings.functionTimeoutMs);
-    });
+    const timeoutMs = this.settings.functionTimeoutMs;
     try {
-      return { ok: true, response: await Promise.race([this.handler(event, context), timeout]) };
+      const response = await raceDeadline(Promise.resolve(this.handler(event, context)), Date.now() + timeoutMs, () => new Error(`Task timed out after ${timeoutMs / 1000} seconds`));
+      return { ok: true, response };
     } catch (error) {
       return { ok: false, error };
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../lib/config';
 import { environmentCredentials } from '../../lib/postgres/credentials';
-import type { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
 import { Database } from '../../lib/postgres/database';
 import { createSql, type Sql } from '../../lib/postgres/client';
 import { applySchema } from '../../scripts/db/migrations';
 import { startLocalDatabase, type DatabaseEnv } from '../../scripts/local-db';
-import { qualifiedTables, type Table } from '../../lib/postgres/table-names';
+import { CONSUMER_TABLES, tableIdentifiers, type Table } from '../../lib/postgres/table-names';
 
 export interface TestDatabase {
   config: Config;
@@ -59,8 +58,9 @@ export async function testDatabase(
 /** Row counts of every table in the test's schema. */
 export async function countRows(db: TestDatabase): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
-  for (const [table, name] of Object.entries(qualifiedTables(db.config.db.schema))) {
-    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${db.sql(name)}`;
+  const t = tableIdentifiers(db.sql, db.config.db.schema);
+  for (const table of CONSUMER_TABLES) {
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${t[table]}`;
     counts[table] = row?.n ?? 0;
   }
   return counts;
@@ -120,7 +120,7 @@ export async function waitForLockWait(db: TestDatabase, application: string): Pr
  * Returns once the lock is held: a fixed pause is not enough on a loaded machine, where the locker's connection can
  * take longer to open than the consumer's, which then takes the table first and never waits.
  */
-export async function holdTableLock(db: TestDatabase, table: Table | typeof VERSION_TABLE, mode: 'exclusive' | 'access exclusive' = 'exclusive') {
+export async function holdTableLock(db: TestDatabase, table: Table, mode: 'exclusive' | 'access exclusive' = 'exclusive') {
   const locker = createSql(db.config.db, { max: 1 });
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
@@ -129,7 +129,7 @@ export async function holdTableLock(db: TestDatabase, table: Table | typeof VERS
   // The session may die with the server in a test that stops it: keep its failure from going unhandled.
   const holding = locker
     .begin(async (tx) => {
-      const name = tx(`${db.config.db.schema}.${table}`);
+      const name = tableIdentifiers(tx, db.config.db.schema)[table];
       // access exclusive: readers wait too (VACUUM FULL, most ALTER TABLE forms)
       await (mode === 'exclusive' ? tx`lock table ${name} in exclusive mode` : tx`lock table ${name} in access exclusive mode`);
       locked();

@@ -9,6 +9,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 export async function commitDroppingProxy(target: { host: string; port: number }) {
   const sockets = new Set<Socket>();
   let armed: 'after' | 'before' | null = null;
+  /** COMMITs to let through before the one that is lost. */
+  let skip = 0;
   let dropped = 0;
   const COMMIT = Buffer.from('commit\0');
 
@@ -21,7 +23,7 @@ export async function commitDroppingProxy(target: { host: string; port: number }
     }
     upstream.on('data', (chunk) => client.write(chunk));
     client.on('data', (chunk: Buffer) => {
-      if (armed !== null && chunk.includes(COMMIT)) {
+      if (armed !== null && chunk.includes(COMMIT) && skip-- === 0) {
         const when = armed;
         armed = null;
         dropped += 1;
@@ -42,9 +44,13 @@ export async function commitDroppingProxy(target: { host: string; port: number }
   return {
     host: '127.0.0.1',
     port: address.port,
-    /** Loses the next COMMIT's answer (`after`: the server gets the COMMIT) or the COMMIT itself (`before`). */
-    dropNextCommit(when: 'after' | 'before' = 'after') {
+    /**
+     * Loses the answer of the next COMMIT but `skipping` (`after`: the server gets the COMMIT) or the COMMIT itself
+     * (`before`). A batch commits twice: its instructors first, then its writes (skipping 1).
+     */
+    dropNextCommit(when: 'after' | 'before' = 'after', skipping = 0) {
       armed = when;
+      skip = skipping;
     },
     get dropped() {
       return dropped;

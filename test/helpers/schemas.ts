@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describeCatalog } from '../../scripts/db/catalog';
 import type { Sql } from '../../lib/postgres/client';
 import { applySchema, MIGRATIONS_DIR, readMigrations } from '../../scripts/db/migrations';
-import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
+import { VERSION_TABLE } from '../../lib/postgres/table-names';
 
 /** Every migration in migrations/, and the newest version: the upgrade tests cover whatever the folder holds. */
 export const MIGRATIONS = readMigrations();

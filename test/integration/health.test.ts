@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql } from '../../lib/postgres/client';
 import { SCHEMA_VERSION } from '../../lib/postgres/schema-version';
+import { MIN_ATTEMPT_MS } from '../../lib/deadline';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import type { LocalDatabase } from '../../scripts/local-db';
 import { ownServer, terminateSessions, testDatabase, type TestDatabase } from '../helpers/db';
@@ -78,6 +79,13 @@ describe('GET /healthz/ready', () => {
       expect(check.ok).toBe(true);
       expect(check.durationMs).toBeGreaterThanOrEqual(0);
     }
+  });
+
+  it('should answer ready with a HEALTH_TIMEOUT_MS shorter than a batch attempt needs (MIN_ATTEMPT_MS)', async () => {
+    // A health query is one short statement: it starts with whatever time it has, where a batch attempt would not.
+    const answer = await call(db, 'health-ready', { HEALTH_TIMEOUT_MS: String(MIN_ATTEMPT_MS - 200) });
+    expect(answer.body.checks?.map((c) => c.error)).toEqual([undefined, undefined, undefined]);
+    expect(answer.statusCode).toBe(200);
   });
 
   it('should answer 503 naming the wrong password, without the password', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql } from '../../lib/postgres/client';
 import { applySchema } from '../../scripts/db/migrations';
-import { VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
+import { VERSION_TABLE } from '../../lib/postgres/table-names';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import {
   catalogOf,

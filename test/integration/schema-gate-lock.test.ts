@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SchemaGate, VERSION_TABLE } from '../../lib/postgres/schema-version-gate';
+import { SchemaGate } from '../../lib/postgres/schema-version-gate';
+import { VERSION_TABLE } from '../../lib/postgres/table-names';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { consumerDatabase, holdTableLock, testDatabase, type TestDatabase } from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
