@@ -27,7 +27,12 @@ interface Side {
   clientInWriteMs: number;
 }
 
-export function breakdownOf(size: number, consumer: readonly Sample[], copy: readonly Sample[], stages: readonly ClientStages[]): Breakdown {
+export function breakdownOf(
+  size: number,
+  consumer: readonly Sample[],
+  copy: readonly Sample[],
+  stages: readonly ClientStages[],
+): Breakdown {
   const client: Partial<ClientStages> = stages.length === 0 ? {} : medianByKey(stages.map((s) => ({ ...s })));
   const serverOf = (s: Sample) => Object.values(s.statements).reduce((a, x) => a + x, 0);
   const side = (samples: readonly Sample[]): Side => ({
@@ -63,22 +68,55 @@ const ROWS: [string, string][] = [
 /** The breakdown as a table: one column pair (consumer, floor) per batch size. */
 export function printBreakdown(breakdowns: readonly (Breakdown & { label?: string })[]): void {
   const cell = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1)).padStart(8);
-  const header = breakdowns.map((b) => (b.label ?? `${b.size.toLocaleString('en-US')} records`).padStart(18)).join(' |');
-  console.log(`\nWhere the time goes, ms per batch (medians of the same batches; server = planning + execution in pg_stat_statements)`);
+  const header = breakdowns
+    .map((b) => (b.label ?? `${b.size.toLocaleString('en-US')} records`).padStart(18))
+    .join(' |');
+  console.log(
+    `\nWhere the time goes, ms per batch (medians of the same batches; server = planning + execution in pg_stat_statements)`,
+  );
   console.log(`${''.padEnd(26)} |${header}`);
-  console.log(`${'stage'.padEnd(26)} |${breakdowns.map(() => ` ${'consumer'.padStart(8)} ${'floor'.padStart(8)}`).join(' |')}`);
+  console.log(
+    `${'stage'.padEnd(26)} |${breakdowns.map(() => ` ${'consumer'.padStart(8)} ${'floor'.padStart(8)}`).join(' |')}`,
+  );
   const line = (name: string, values: [number | undefined, number | undefined][]) =>
     console.log(`${name.padEnd(26)} |${values.map(([c, f]) => ` ${cell(c)} ${cell(f)}`).join(' |')}`);
-  line('decode (JS)', breakdowns.map((b) => [b.consumer.stages.decode, b.copy.stages.decode]));
-  line('validate (JS)', breakdowns.map((b) => [b.consumer.stages.validate, b.copy.stages.validate]));
+  line(
+    'decode (JS)',
+    breakdowns.map((b) => [b.consumer.stages.decode, b.copy.stages.decode]),
+  );
+  line(
+    'validate (JS)',
+    breakdowns.map((b) => [b.consumer.stages.validate, b.copy.stages.validate]),
+  );
   for (const [kind, name] of ROWS) {
     if (!breakdowns.some((b) => kind in b.consumer.statements || kind in b.copy.statements)) continue;
-    line(name, breakdowns.map((b) => [b.consumer.statements[kind], b.copy.statements[kind]]));
+    line(
+      name,
+      breakdowns.map((b) => [b.consumer.statements[kind], b.copy.statements[kind]]),
+    );
   }
-  line('server total', breakdowns.map((b) => [b.consumer.serverMs, b.copy.serverMs]));
-  line('client in the write', breakdowns.map((b) => [b.consumer.clientInWriteMs, b.copy.clientInWriteMs]));
-  line('  plan (JS, timed alone)', breakdowns.map((b) => [b.client.plan, undefined]));
-  line('  serialise (JS, alone)', breakdowns.map((b) => [b.client.serialise, undefined]));
-  line('report (JS)', breakdowns.map((b) => [b.consumer.stages.report, undefined]));
-  line('wall', breakdowns.map((b) => [b.consumer.wallMs, b.copy.wallMs]));
+  line(
+    'server total',
+    breakdowns.map((b) => [b.consumer.serverMs, b.copy.serverMs]),
+  );
+  line(
+    'client in the write',
+    breakdowns.map((b) => [b.consumer.clientInWriteMs, b.copy.clientInWriteMs]),
+  );
+  line(
+    '  plan (JS, timed alone)',
+    breakdowns.map((b) => [b.client.plan, undefined]),
+  );
+  line(
+    '  serialise (JS, alone)',
+    breakdowns.map((b) => [b.client.serialise, undefined]),
+  );
+  line(
+    'report (JS)',
+    breakdowns.map((b) => [b.consumer.stages.report, undefined]),
+  );
+  line(
+    'wall',
+    breakdowns.map((b) => [b.consumer.wallMs, b.copy.wallMs]),
+  );
 }

@@ -1,7 +1,14 @@
 import { copyChunks } from '../lib/postgres/copy-rows';
 import { decodeEvent } from '../lib/aws/kafka-event';
 import { parseMessage } from '../lib/batch/trace-message';
-import { claimRows, collapseTraceIds, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../lib/batch/write-plan';
+import {
+  claimRows,
+  collapseTraceIds,
+  planSurvey,
+  replacementRows,
+  toCandidate,
+  type SurveyCandidate,
+} from '../lib/batch/write-plan';
 
 /**
  * The consumer's JavaScript work on one batch, stage by stage and without a database: what the client spends before
@@ -35,7 +42,11 @@ export function timeClientStages(event: unknown): ClientStages {
   const survey = unique as SurveyCandidate[];
   const plan = planSurvey(survey);
   // Every pair wins here, as in a backfill; database ids are stand-ins of the usual width.
-  const winners = plan.pairs.map((p, n) => ({ trace_id: p.trace_id, course_id: String(100_000 + n), instructor_id: String(1_000 + (n % 300)) }));
+  const winners = plan.pairs.map((p, n) => ({
+    trace_id: p.trace_id,
+    course_id: String(100_000 + n),
+    instructor_id: String(1_000 + (n % 300)),
+  }));
   const rows = replacementRows(winners, new Map(survey.map((c) => [c.message.traceId, c])));
   const planned = lap();
   let bytes = JSON.stringify(claims).length + JSON.stringify(plan.courses).length + JSON.stringify(plan.pairs).length;

@@ -24,24 +24,99 @@ export const COPY_TABLES_SQL = (schema: string) => `
 export async function copyBatch(sql: Sql, schema: string, messages: readonly SurveyMessage[]): Promise<void> {
   const table = (name: string) => sql(`${schema}.${name}`);
   await inTransaction(sql, async (tx) => {
-    await copyRows(tx, table('instructors'), ['name'], messages.map((m) => [m.instructor.name]));
+    await copyRows(
+      tx,
+      table('instructors'),
+      ['name'],
+      messages.map((m) => [m.instructor.name]),
+    );
     await copyRows(
       tx,
       table('courses'),
-      ['course_id', 'course_name', 'subject', 'catalog_section', 'semester', 'year', 'enrollment', 'responses', 'declines', 'processed_at', 'original_file_name', 'gcs_bucket', 'gcs_path', 'trace_id'],
-      messages.map(({ course: c, traceId }) => [c.courseId, c.courseName, c.subject, c.catalogSection, c.semester, c.year, c.enrollment, c.responses, c.declines, c.processedAt, c.originalFileName, c.gcsBucket, c.gcsPath, traceId]),
+      [
+        'course_id',
+        'course_name',
+        'subject',
+        'catalog_section',
+        'semester',
+        'year',
+        'enrollment',
+        'responses',
+        'declines',
+        'processed_at',
+        'original_file_name',
+        'gcs_bucket',
+        'gcs_path',
+        'trace_id',
+      ],
+      messages.map(({ course: c, traceId }) => [
+        c.courseId,
+        c.courseName,
+        c.subject,
+        c.catalogSection,
+        c.semester,
+        c.year,
+        c.enrollment,
+        c.responses,
+        c.declines,
+        c.processedAt,
+        c.originalFileName,
+        c.gcsBucket,
+        c.gcsPath,
+        traceId,
+      ]),
     );
     await copyRows(
       tx,
       table('ratings'),
-      ['course_id', 'instructor', 'trace_id', 'question_text', 'category', 'responses', 'response_rate', 'course_mean', 'dept_mean', 'univ_mean', 'course_median', 'dept_median', 'univ_median'],
-      messages.flatMap((m) => m.ratings.map((r) => [m.course.courseId, m.instructor.name, m.traceId, r.questionText, r.category, r.responses, r.responseRate, r.courseMean, r.deptMean, r.univMean, r.courseMedian, r.deptMedian, r.univMedian])),
+      [
+        'course_id',
+        'instructor',
+        'trace_id',
+        'question_text',
+        'category',
+        'responses',
+        'response_rate',
+        'course_mean',
+        'dept_mean',
+        'univ_mean',
+        'course_median',
+        'dept_median',
+        'univ_median',
+      ],
+      messages.flatMap((m) =>
+        m.ratings.map((r) => [
+          m.course.courseId,
+          m.instructor.name,
+          m.traceId,
+          r.questionText,
+          r.category,
+          r.responses,
+          r.responseRate,
+          r.courseMean,
+          r.deptMean,
+          r.univMean,
+          r.courseMedian,
+          r.deptMedian,
+          r.univMedian,
+        ]),
+      ),
     );
     await copyRows(
       tx,
       table('comments'),
       ['course_id', 'instructor', 'trace_id', 'category', 'question_text', 'response_number', 'comment_text'],
-      messages.flatMap((m) => m.comments.map((k) => [m.course.courseId, m.instructor.name, m.traceId, k.category, k.questionText, k.responseNumber, k.commentText])),
+      messages.flatMap((m) =>
+        m.comments.map((k) => [
+          m.course.courseId,
+          m.instructor.name,
+          m.traceId,
+          k.category,
+          k.questionText,
+          k.responseNumber,
+          k.commentText,
+        ]),
+      ),
     );
     await copyRows(
       tx,

@@ -4,11 +4,56 @@
  * for a given seed, so that runs compare.
  */
 
-const FIRST = ['José', 'Zoë', 'Björn', 'Ana', 'Łukasz', 'Chloé', 'Mei', 'Oluwaseun', 'Søren', 'Aditi', 'Jürgen', 'François', 'Hana', 'Dmitrii', 'Noor'];
-const LAST = ['Álvarez', "O'Brien", 'Nguyễn', 'Müller', 'Kowalski', '李', 'García', 'Ødegaard', 'Ibáñez', 'Tanaka', 'Okafor', 'Çelik', 'Dubois', 'Kim', 'Haddad', 'Smith', 'Ivanova', 'Rossi', 'Patel', 'Novák'];
+const FIRST = [
+  'José',
+  'Zoë',
+  'Björn',
+  'Ana',
+  'Łukasz',
+  'Chloé',
+  'Mei',
+  'Oluwaseun',
+  'Søren',
+  'Aditi',
+  'Jürgen',
+  'François',
+  'Hana',
+  'Dmitrii',
+  'Noor',
+];
+const LAST = [
+  'Álvarez',
+  "O'Brien",
+  'Nguyễn',
+  'Müller',
+  'Kowalski',
+  '李',
+  'García',
+  'Ødegaard',
+  'Ibáñez',
+  'Tanaka',
+  'Okafor',
+  'Çelik',
+  'Dubois',
+  'Kim',
+  'Haddad',
+  'Smith',
+  'Ivanova',
+  'Rossi',
+  'Patel',
+  'Novák',
+];
 const SUBJECTS = ['CS', 'MATH', 'PHYS', 'ENGL', 'HIST', 'CHEM', 'BIOL', 'ECON', 'PSYC', 'ARTH'];
-const WORDS = 'the lectures were clear and engaging but the pace was fast; problem sets helped a lot, office hours were useful, exams felt fair and the labs taught me more than I expected — très bien, 很好 👍'.split(' ');
-const CATEGORIES = ['Course Related Questions', 'Learning Related Questions', 'Instructor Related Questions', 'Online Experience'];
+const WORDS =
+  'the lectures were clear and engaging but the pace was fast; problem sets helped a lot, office hours were useful, exams felt fair and the labs taught me more than I expected — très bien, 很好 👍'.split(
+    ' ',
+  );
+const CATEGORIES = [
+  'Course Related Questions',
+  'Learning Related Questions',
+  'Instructor Related Questions',
+  'Online Experience',
+];
 
 /** A small, fast, seeded generator (mulberry32), so messages are the same run after run. */
 function random(seed: number) {
@@ -47,7 +92,8 @@ export function benchMessage(run: string, n: number) {
   const processedAt = new Date(clock).toISOString();
   const course = Math.floor(rnd() * COURSE_POOL);
   const subject = SUBJECTS[course % SUBJECTS.length]!;
-  const sentence = (words: number) => Array.from({ length: words }, () => WORDS[Math.floor(rnd() * WORDS.length)]).join(' ');
+  const sentence = (words: number) =>
+    Array.from({ length: words }, () => WORDS[Math.floor(rnd() * WORDS.length)]).join(' ');
   const stat = () => Math.round((2.5 + rnd() * 2.5) * 100) / 100;
   return {
     traceId: `${run}-${n}`,

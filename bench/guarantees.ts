@@ -30,12 +30,15 @@ const VARIANTS: Variant[] = [
     without: 'the id of ratings and comments (a stable identity per row; the pair index stays)',
     sql: (s) =>
       ['ratings', 'comments']
-        .map((t) => `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id; create index on "${s}".${t} (course_id, instructor_id)`)
+        .map(
+          (t) =>
+            `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id; create index on "${s}".${t} (course_id, instructor_id)`,
+        )
         .join('; '),
   },
   {
     name: 'no_row_keys',
-    without: 'every key and index of ratings and comments (replacing a pair\'s rows would scan the whole table)',
+    without: "every key and index of ratings and comments (replacing a pair's rows would scan the whole table)",
     sql: (s) => dropRowKeys(s),
   },
   {
@@ -50,7 +53,9 @@ function dropPairForeignKeys(s: string): string {
 }
 
 function dropRowKeys(s: string): string {
-  return ['ratings', 'comments'].map((t) => `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id`).join('; ');
+  return ['ratings', 'comments']
+    .map((t) => `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id`)
+    .join('; ');
 }
 
 export interface GuaranteeRow {
@@ -93,7 +98,10 @@ export async function measureGuarantees(admin: Sql, w: Writers, rounds: number):
       without: v.without,
       wallMs: round(median(mine.map((s) => s.ms)), 1),
       serverMs: round(median(mine.map((s) => Object.values(s.statements).reduce((a, x) => a + x, 0))), 1),
-      statements: medianByKey(mine.map((s) => s.statements), 1),
+      statements: medianByKey(
+        mine.map((s) => s.statements),
+        1,
+      ),
     };
   });
 }
@@ -101,7 +109,9 @@ export async function measureGuarantees(admin: Sql, w: Writers, rounds: number):
 export function printGuarantees(rows: readonly GuaranteeRow[]): void {
   const shipped = rows.find((r) => r.name === 'shipped');
   if (!shipped) return;
-  console.log(`\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch (medians; server = pg_stat_statements)`);
+  console.log(
+    `\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch (medians; server = pg_stat_statements)`,
+  );
   console.log('variant      | server ms | saved | wall ms | pairs | COPY ratings | COPY comments | deletes | without');
   for (const r of rows) {
     const ms = (...kinds: string[]) => kinds.reduce((a, k) => a + (r.statements[k] ?? 0), 0).toFixed(1);

@@ -32,7 +32,11 @@ async function main() {
     const kafka = { brokers: [broker.bootstrap], topic: TOPIC, group: '', sasl: null, tls: false };
     const messages = Array.from({ length: MESSAGES }, (_, n) => {
       const value = benchMessage('esm', n);
-      return { key: Buffer.from(value.traceId), value: Buffer.from(JSON.stringify(value)), headers: [['content-type', Buffer.from('application/json')]] as const };
+      return {
+        key: Buffer.from(value.traceId),
+        value: Buffer.from(JSON.stringify(value)),
+        headers: [['content-type', Buffer.from('application/json')]] as const,
+      };
     });
     const produceStarted = Date.now();
     await publish(kafka, messages);
@@ -44,8 +48,15 @@ async function main() {
     const sql = createSql(loadConfig(env).db);
     await applySchema(sql, schema);
     Object.assign(process.env, env); // read by the handler module at its cold start, as Lambda's environment is
-    const { handler } = (await import('../functions/consumer')) as { handler: (event: unknown, context: Context) => Promise<unknown> };
-    const settings = loadEsmSettings({ KAFKA_BROKERS: broker.bootstrap, KAFKA_CONSUMER_GROUP: 'bench', ESM_BATCH_SIZE: String(BATCH_SIZE), ESM_BATCHING_WINDOW_MS: '100' });
+    const { handler } = (await import('../functions/consumer')) as {
+      handler: (event: unknown, context: Context) => Promise<unknown>;
+    };
+    const settings = loadEsmSettings({
+      KAFKA_BROKERS: broker.bootstrap,
+      KAFKA_CONSUMER_GROUP: 'bench',
+      ESM_BATCH_SIZE: String(BATCH_SIZE),
+      ESM_BATCHING_WINDOW_MS: '100',
+    });
     let invocations = 0;
     const mapping = new LocalEventSourceMapping(settings, handler, () => invocations++);
     const stdout = process.stdout.write.bind(process.stdout);
@@ -58,7 +69,15 @@ async function main() {
     process.stdout.write = stdout;
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${sql(schema)}.processed_traces`;
     await sql.end();
-    const result = { batchSize: BATCH_SIZE, partitions: PARTITIONS, messages: MESSAGES, stored: row?.n ?? 0, invocations, ms, perSecond: Math.round((MESSAGES / ms) * 1000) };
+    const result = {
+      batchSize: BATCH_SIZE,
+      partitions: PARTITIONS,
+      messages: MESSAGES,
+      stored: row?.n ?? 0,
+      invocations,
+      ms,
+      perSecond: Math.round((MESSAGES / ms) * 1000),
+    };
     const summary = {
       when: new Date().toISOString(),
       machine: `${cpus().length} cores`,

@@ -12,8 +12,11 @@ export async function writePerMessage(sql: Sql, schema: string, messages: readon
     await sql.begin(async (tx) => {
       const [seen] = await tx`select 1 from ${t('processed_traces')} where trace_id = ${m.traceId}`;
       if (seen) return;
-      let [instructor] = await tx<{ id: string }[]>`insert into ${t('instructors')} (name) values (${m.instructor.name}) on conflict (name) do nothing returning id`;
-      if (!instructor) [instructor] = await tx<{ id: string }[]>`select id from ${t('instructors')} where name = ${m.instructor.name}`;
+      let [instructor] = await tx<
+        { id: string }[]
+      >`insert into ${t('instructors')} (name) values (${m.instructor.name}) on conflict (name) do nothing returning id`;
+      if (!instructor)
+        [instructor] = await tx<{ id: string }[]>`select id from ${t('instructors')} where name = ${m.instructor.name}`;
       const c = m.course;
       const [course] = await tx<{ id: string }[]>`
         insert into ${t('courses')} (course_id, course_name, subject, catalog_section, semester, year, enrollment, responses,

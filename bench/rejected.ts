@@ -28,11 +28,18 @@ export interface RejectedRow {
 
 const RECORDS = 1000;
 const DEAD_LETTERS = 20;
-const DEAD: RecordInput[] = [{ value: null }, { value: Buffer.from([0xc3, 0x28]) }, { value: '{"traceId": "cut off",' }];
+const DEAD: RecordInput[] = [
+  { value: null },
+  { value: Buffer.from([0xc3, 0x28]) },
+  { value: '{"traceId": "cut off",' },
+];
 
 /** The batch: `rejected` reports and DEAD_LETTERS dead letters spread evenly among valid reports. */
 function batch(run: string, rejected: number): RecordInput[] {
-  const every = (count: number) => (count === 0 ? new Set<number>() : new Set(Array.from({ length: count }, (_, i) => Math.floor(((i + 0.5) * RECORDS) / count))));
+  const every = (count: number) =>
+    count === 0
+      ? new Set<number>()
+      : new Set(Array.from({ length: count }, (_, i) => Math.floor(((i + 0.5) * RECORDS) / count)));
   const rejectedAt = every(rejected);
   const deadAt = rejected === 0 ? new Set<number>() : new Set([...every(DEAD_LETTERS)].map((n) => n + 1));
   return Array.from({ length: RECORDS }, (_, n): RecordInput => {
@@ -41,7 +48,6 @@ function batch(run: string, rejected: number): RecordInput[] {
     return { value: rejectedAt.has(n) ? { ...message, processedAt: '0000-06-15T00:00:00Z' } : message };
   });
 }
-
 
 export async function measureRejected(config: Config, logger: Logger, rounds: number): Promise<RejectedRow[]> {
   let begins = 0;
@@ -52,11 +58,15 @@ export async function measureRejected(config: Config, logger: Logger, rounds: nu
     begins = 0;
     const started = performance.now();
     const { summary } = await processBatch(decodeEvent(buildKafkaEvent(batch(name, rejected), { partitions: 4 })), {
-      database, config, logger, deadline: Date.now() + 900_000,
+      database,
+      config,
+      logger,
+      deadline: Date.now() + 900_000,
     });
     const ms = performance.now() - started;
     const dead = rejected === 0 ? 0 : DEAD_LETTERS;
-    if (summary.failed > 0 || summary.deadLettered !== rejected + dead) throw new Error(`rejected-reports run settled wrongly: ${JSON.stringify(summary)}`);
+    if (summary.failed > 0 || summary.deadLettered !== rejected + dead)
+      throw new Error(`rejected-reports run settled wrongly: ${JSON.stringify(summary)}`);
     return { ms, transactions: begins };
   };
   try {

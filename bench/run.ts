@@ -63,9 +63,17 @@ async function main() {
   let guarantees: GuaranteeRow[] | undefined;
   let statementStats = false;
   try {
-    const schemas = ['bench_consumer', 'bench_per_message', 'bench_copy', 'bench_memory', 'bench_backfill', 'bench_backfill_copy'];
+    const schemas = [
+      'bench_consumer',
+      'bench_per_message',
+      'bench_copy',
+      'bench_memory',
+      'bench_backfill',
+      'bench_backfill_copy',
+    ];
     for (const schema of schemas) await admin.unsafe(`drop schema if exists "${schema}" cascade`);
-    for (const schema of ['bench_consumer', 'bench_per_message', 'bench_memory', 'bench_backfill']) await applySchema(admin, schema);
+    for (const schema of ['bench_consumer', 'bench_per_message', 'bench_memory', 'bench_backfill'])
+      await applySchema(admin, schema);
     await admin.unsafe(COPY_TABLES_SQL('bench_copy'));
     await admin.unsafe(COPY_TABLES_SQL('bench_backfill_copy'));
 
@@ -180,9 +188,17 @@ async function main() {
     guarantees,
     poisonIn1000: poison,
     rejectedMixedIn1000: rejectedMixed,
-    decodeValidate10k: { eventMb: decode10k.eventMb, medianMs: round(median(decode10k.samples), 1), samplesMs: decode10k.samples.map((x) => round(x, 1)) },
+    decodeValidate10k: {
+      eventMb: decode10k.eventMb,
+      medianMs: round(median(decode10k.samples), 1),
+      samplesMs: decode10k.samples.map((x) => round(x, 1)),
+    },
     memory,
-    bundle: bundle && { bytes: bundle.bytes, coldLoadMsMedian: round(median(bundle.coldLoadMs), 1), coldLoadMs: bundle.coldLoadMs.map((x) => round(x, 1)) },
+    bundle: bundle && {
+      bytes: bundle.bytes,
+      coldLoadMsMedian: round(median(bundle.coldLoadMs), 1),
+      coldLoadMs: bundle.coldLoadMs.map((x) => round(x, 1)),
+    },
   };
   report.durationSeconds = round((performance.now() - runStarted) / 1000, 0);
 
@@ -209,7 +225,10 @@ function backfillReport(b: Awaited<ReturnType<typeof measureBackfill>>, stages: 
     records: BACKFILL.records,
     batchSize: BACKFILL.batchSize,
     segments: BACKFILL.segments,
-    consumer: { recordsPerSecond: summary(rps(b.segmentMs.consumer), 0), totalSeconds: round(total(b.segmentMs.consumer), 1) },
+    consumer: {
+      recordsPerSecond: summary(rps(b.segmentMs.consumer), 0),
+      totalSeconds: round(total(b.segmentMs.consumer), 1),
+    },
     copy: { recordsPerSecond: summary(rps(b.segmentMs.copy), 0), totalSeconds: round(total(b.segmentMs.copy), 1) },
     vsCopy: summary(ratios, 2),
     breakdown: breakdownOf(BACKFILL.batchSize, b.consumerSamples, b.copySamples, stages),
@@ -220,7 +239,15 @@ type Report = {
   machine: Record<string, unknown>;
   durationSeconds: number;
   statementStats: boolean;
-  batches: { size: number; consumer: Stat; perMessage: Stat; copy: Stat; vsPerMessage: number; vsCopy: number; vsCopySpread: number[] }[];
+  batches: {
+    size: number;
+    consumer: Stat;
+    perMessage: Stat;
+    copy: Stat;
+    vsPerMessage: number;
+    vsCopy: number;
+    vsCopySpread: number[];
+  }[];
   breakdown: Breakdown[];
   backfill?: ReturnType<typeof backfillReport>;
   guarantees?: GuaranteeRow[];
@@ -233,12 +260,28 @@ type Report = {
 type Stat = { recordsPerSecond: number; spread: number[]; msPerBatch: number; roundTrips: number };
 
 function printReport(report: Report) {
-  const units: Record<string, (v: unknown) => string> = { cores: (v) => `${v} cores`, memoryGb: (v) => `${v} GiB`, loadAverage: (v) => `load average ${v}` };
-  console.log(`\nMachine: ${Object.entries(report.machine).map(([k, v]) => units[k]?.(v) ?? String(v)).join(', ')}\n`);
-  console.log('records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | x COPY (median, min-max)');
-  console.log('--------+-------------+-----------------------------+----------+-------------+---------------+-------------------------');
+  const units: Record<string, (v: unknown) => string> = {
+    cores: (v) => `${v} cores`,
+    memoryGb: (v) => `${v} GiB`,
+    loadAverage: (v) => `load average ${v}`,
+  };
+  console.log(
+    `\nMachine: ${Object.entries(report.machine)
+      .map(([k, v]) => units[k]?.(v) ?? String(v))
+      .join(', ')}\n`,
+  );
+  console.log(
+    'records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | x COPY (median, min-max)',
+  );
+  console.log(
+    '--------+-------------+-----------------------------+----------+-------------+---------------+-------------------------',
+  );
   for (const b of report.batches) {
-    for (const [name, s] of [['consumer', b.consumer], ['per-message', b.perMessage], ['COPY floor', b.copy]] as const) {
+    for (const [name, s] of [
+      ['consumer', b.consumer],
+      ['per-message', b.perMessage],
+      ['COPY floor', b.copy],
+    ] as const) {
       const ratios =
         name === 'consumer'
           ? `${String(b.vsPerMessage).padStart(13)} | ${`${b.vsCopy} (${b.vsCopySpread[0]}-${b.vsCopySpread[1]})`.padStart(16)}`
@@ -256,38 +299,67 @@ function printReport(report: Report) {
         `COPY floor ${rps(f.copy.recordsPerSecond)} records/s (${f.copy.totalSeconds} s); x COPY ${rps(f.vsCopy)} over ${f.segments} segments`,
     );
   }
-  if (report.statementStats) printBreakdown([...report.breakdown, ...(f ? [{ ...f.breakdown, label: 'backfill, per 100' }] : [])]);
+  if (report.statementStats)
+    printBreakdown([...report.breakdown, ...(f ? [{ ...f.breakdown, label: 'backfill, per 100' }] : [])]);
   else console.log('\nPer-statement times left out: the server has no pg_stat_statements loaded.');
   if (report.guarantees) printGuarantees(report.guarantees);
-  console.log(`\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ${report.decodeValidate10k.medianMs} ms (median)`);
+  console.log(
+    `\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ${report.decodeValidate10k.medianMs} ms (median)`,
+  );
   if (report.poisonIn1000) {
     const p = report.poisonIn1000;
-    console.log(`One bad record in 1,000: clean ${p.cleanMs} ms, invalid message ${p.invalidMs} ms (${p.invalidRatio}x), rejected by PostgreSQL ${p.rejectedMs} ms (${p.rejectedRatio}x)`);
+    console.log(
+      `One bad record in 1,000: clean ${p.cleanMs} ms, invalid message ${p.invalidMs} ms (${p.invalidRatio}x), rejected by PostgreSQL ${p.rejectedMs} ms (${p.rejectedRatio}x)`,
+    );
   }
   if (report.rejectedMixedIn1000) printRejected(report.rejectedMixedIn1000);
-  if (report.memory) console.log(`Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ${report.memory.maxRssMb} MB`);
-  if (report.bundle) console.log(`Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ${report.bundle.coldLoadMsMedian} ms (median)`);
-  console.log(`\nWrote ${relative(root, join(outDir, 'latest.json'))} and ${relative(root, join(outDir, 'throughput.svg'))} in ${report.durationSeconds} s`);
+  if (report.memory)
+    console.log(
+      `Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ${report.memory.maxRssMb} MB`,
+    );
+  if (report.bundle)
+    console.log(
+      `Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ${report.bundle.coldLoadMsMedian} ms (median)`,
+    );
+  console.log(
+    `\nWrote ${relative(root, join(outDir, 'latest.json'))} and ${relative(root, join(outDir, 'throughput.svg'))} in ${report.durationSeconds} s`,
+  );
 }
 
 /**
  * One bad record in 1,000 against clean batches of the same size: a message validation rejects (dead-lettered on
  * the normal path), and one PostgreSQL rejects (found by halving the batch). Medians of 3.
  */
-async function measurePoison(database: Database, config: ReturnType<typeof loadConfig>, logger: ReturnType<typeof createLogger>) {
-  const courses = database.run((sql) => sql`alter table bench_consumer.courses add constraint bench_poison check (course_name is distinct from 'poison')`);
+async function measurePoison(
+  database: Database,
+  config: ReturnType<typeof loadConfig>,
+  logger: ReturnType<typeof createLogger>,
+) {
+  const courses = database.run(
+    (sql) =>
+      sql`alter table bench_consumer.courses add constraint bench_poison check (course_name is distinct from 'poison')`,
+  );
   await courses;
   const timeOf = async (run: string, poison?: 'invalid' | 'rejected') => {
     const records = Array.from({ length: 1000 }, (_, n) => {
       const message = benchMessage(run, n);
       if (n === 500 && poison === 'invalid') return { value: '{"traceId": "truncated",' };
-      if (n === 500 && poison === 'rejected') return { value: { ...message, course: { ...message.course, courseId: `POISON-${run}`, courseName: 'poison' } } };
+      if (n === 500 && poison === 'rejected')
+        return {
+          value: { ...message, course: { ...message.course, courseId: `POISON-${run}`, courseName: 'poison' } },
+        };
       return { value: message };
     });
     const event = buildKafkaEvent(records, { partitions: 4 });
     const started = performance.now();
-    const { summary } = await processBatch(decodeEvent(event), { database, config, logger, deadline: Date.now() + 900_000 });
-    if (summary.stored + summary.superseded !== (poison ? 999 : 1000) || summary.failed > 0) throw new Error(`poison run settled wrongly: ${JSON.stringify(summary)}`);
+    const { summary } = await processBatch(decodeEvent(event), {
+      database,
+      config,
+      logger,
+      deadline: Date.now() + 900_000,
+    });
+    if (summary.stored + summary.superseded !== (poison ? 999 : 1000) || summary.failed > 0)
+      throw new Error(`poison run settled wrongly: ${JSON.stringify(summary)}`);
     return performance.now() - started;
   };
   const clean: number[] = [];
@@ -316,12 +388,23 @@ async function measurePoison(database: Database, config: ReturnType<typeof loadC
 function measureDecode(): { samples: number[]; eventMb: number } {
   const small = (n: number) => ({
     traceId: `decode-${n}`,
-    course: { courseId: `CS${1000 + (n % 500)}-01-2024SP`, courseName: 'Algorithms', semester: 'Spring', year: 2024, enrollment: 80 },
+    course: {
+      courseId: `CS${1000 + (n % 500)}-01-2024SP`,
+      courseName: 'Algorithms',
+      semester: 'Spring',
+      year: 2024,
+      enrollment: 80,
+    },
     instructor: { name: instructorName(n % 300) },
-    ratings: [{ questionText: 'Overall rating', category: 'Instructor', responses: 40, courseMean: 4.2, deptMean: 4.0 }],
+    ratings: [
+      { questionText: 'Overall rating', category: 'Instructor', responses: 40, courseMean: 4.2, deptMean: 4.0 },
+    ],
     processedAt: '2024-05-01T12:00:00Z',
   });
-  const event = buildKafkaEvent(Array.from({ length: 10_000 }, (_, n) => ({ value: small(n) })), { partitions: 4 });
+  const event = buildKafkaEvent(
+    Array.from({ length: 10_000 }, (_, n) => ({ value: small(n) })),
+    { partitions: 4 },
+  );
   const eventMb = JSON.stringify(event).length / 2 ** 20;
   if (eventMb > 6) throw new Error(`the 10,000-record event is ${eventMb} MB, over Lambda's 6 MB`);
   const samples: number[] = [];
@@ -358,10 +441,17 @@ function measureMemory(bundled: string, dir: string, dbEnv: Record<string, strin
 function measureColdLoad(bundled: string) {
   const coldLoadMs: number[] = [];
   for (let i = 0; i < 7; i++) {
-    const run = spawnSync(process.execPath, ['-e', `const t = process.hrtime.bigint(); require(${JSON.stringify(bundled)}); console.log(Number(process.hrtime.bigint() - t) / 1e6)`], {
-      env: { ...process.env, DB_HOST: '127.0.0.1' },
-      encoding: 'utf8',
-    });
+    const run = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const t = process.hrtime.bigint(); require(${JSON.stringify(bundled)}); console.log(Number(process.hrtime.bigint() - t) / 1e6)`,
+      ],
+      {
+        env: { ...process.env, DB_HOST: '127.0.0.1' },
+        encoding: 'utf8',
+      },
+    );
     if (run.status !== 0) throw new Error(`cold load failed: ${run.stderr}`);
     coldLoadMs.push(Number(run.stdout.trim()));
   }

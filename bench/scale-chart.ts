@@ -16,7 +16,9 @@ const SERIES = [
 ];
 
 export function renderScaleChart(rows: readonly Row[]): string {
-  const panels = [...new Set(rows.map((r) => `${r.regime}|${r.batchSize}`))].map((key) => rows.filter((r) => `${r.regime}|${r.batchSize}` === key));
+  const panels = [...new Set(rows.map((r) => `${r.regime}|${r.batchSize}`))].map((key) =>
+    rows.filter((r) => `${r.regime}|${r.batchSize}` === key),
+  );
   const columns = 2;
   const pw = 380;
   const ph = 260;
@@ -29,9 +31,12 @@ export function renderScaleChart(rows: readonly Row[]): string {
   ];
   SERIES.forEach((s, i) => {
     const x = width / 2 - 120 + i * 140;
-    parts.push(`<line x1="${x}" x2="${x + 25}" y1="42" y2="42" stroke="${s.color}" stroke-width="2.5"/><text x="${x + 31}" y="46">${s.name}</text>`);
+    parts.push(
+      `<line x1="${x}" x2="${x + 25}" y1="42" y2="42" stroke="${s.color}" stroke-width="2.5"/><text x="${x + 31}" y="46">${s.name}</text>`,
+    );
   });
-  for (const [p, panel] of panels.entries()) parts.push(...renderPanel(panel, 20 + (p % columns) * pw, 60 + Math.floor(p / columns) * ph, pw, ph));
+  for (const [p, panel] of panels.entries())
+    parts.push(...renderPanel(panel, 20 + (p % columns) * pw, 60 + Math.floor(p / columns) * ph, pw, ph));
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
@@ -44,16 +49,22 @@ function renderPanel(rows: readonly Row[], left: number, top: number, w: number,
   const x = (n: number) => left + m.left + ((n - 1) / (nMax - 1)) * (w - m.left - m.right);
   const y = (v: number) => top + h - m.bottom - (v / yMax) * (h - m.top - m.bottom);
   const first = rows[0]!;
-  const parts = [`<text x="${left + w / 2}" y="${top + 16}" text-anchor="middle" font-size="13">${first.regime}, batches of ${first.batchSize.toLocaleString('en-US')}</text>`];
+  const parts = [
+    `<text x="${left + w / 2}" y="${top + 16}" text-anchor="middle" font-size="13">${first.regime}, batches of ${first.batchSize.toLocaleString('en-US')}</text>`,
+  ];
   for (let i = 0; i <= 4; i++) {
     const v = (yMax / 4) * i;
     parts.push(`<line x1="${x(1)}" x2="${x(nMax)}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${x(1) - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v).toLocaleString('en-US')}</text>`);
+    parts.push(
+      `<text x="${x(1) - 6}" y="${y(v) + 4}" text-anchor="end">${Math.round(v).toLocaleString('en-US')}</text>`,
+    );
   }
   for (const n of ns) parts.push(`<text x="${x(n)}" y="${top + h - m.bottom + 16}" text-anchor="middle">${n}</text>`);
   parts.push(`<text x="${(x(1) + x(nMax)) / 2}" y="${top + h - 6}" text-anchor="middle">partitions (N)</text>`);
   for (const s of SERIES) {
-    parts.push(`<polyline points="${rows.map((r) => `${x(r.n)},${y(s.value(r))}`).join(' ')}" fill="none" stroke="${s.color}" stroke-width="2.5"/>`);
+    parts.push(
+      `<polyline points="${rows.map((r) => `${x(r.n)},${y(s.value(r))}`).join(' ')}" fill="none" stroke="${s.color}" stroke-width="2.5"/>`,
+    );
     for (const r of rows) parts.push(`<circle cx="${x(r.n)}" cy="${y(s.value(r))}" r="3.5" fill="${s.color}"/>`);
   }
   return parts;

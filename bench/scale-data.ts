@@ -50,7 +50,8 @@ export const steadyInstructors = () => Array.from({ length: INSTRUCTOR_POOL }, (
 /** Rows every table must hold after `n` processes wrote `cell`: every report is stored (distinct courses and pairs). */
 export function expectedCounts(cell: Cell, n: number) {
   const reports = n * cell.batches * cell.batchSize;
-  const instructors = cell.regime === 'steady' ? INSTRUCTOR_POOL : cell.batches * Math.min(NEW_INSTRUCTORS_PER_BATCH, cell.batchSize);
+  const instructors =
+    cell.regime === 'steady' ? INSTRUCTOR_POOL : cell.batches * Math.min(NEW_INSTRUCTORS_PER_BATCH, cell.batchSize);
   return {
     consumer: {
       processed_traces: reports,
@@ -62,6 +63,12 @@ export function expectedCounts(cell: Cell, n: number) {
       dead_letters: 0,
     },
     // The floor appends: one instructor row per report.
-    floor: { processed_traces: reports, courses: reports, ratings: RATINGS_PER_REPORT * reports, comments: COMMENTS_PER_REPORT * reports, instructors: reports },
+    floor: {
+      processed_traces: reports,
+      courses: reports,
+      ratings: RATINGS_PER_REPORT * reports,
+      comments: COMMENTS_PER_REPORT * reports,
+      instructors: reports,
+    },
   };
 }

@@ -33,9 +33,13 @@ process.stdout.write = ((chunk: string | Uint8Array) => {
 
 async function main() {
   const send = (m: FromRunner) => process.send?.(m);
-  const handler = writer === 'consumer' ? (require(process.env.SCALE_BUNDLE!) as { handler: Handler }).handler : undefined;
+  const handler =
+    writer === 'consumer' ? (require(process.env.SCALE_BUNDLE!) as { handler: Handler }).handler : undefined;
   const config = loadConfig();
-  const sql = writer === 'floor' ? createSql(config.db, { max: 1, connection: { application_name: 'bench-scale-floor' } }) : undefined;
+  const sql =
+    writer === 'floor'
+      ? createSql(config.db, { max: 1, connection: { application_name: 'bench-scale-floor' } })
+      : undefined;
   let events: unknown[] = [];
   process.on('message', (message: ToRunner) => {
     void (async () => {
@@ -45,7 +49,9 @@ async function main() {
           process.exit(0);
         }
         if (message.type === 'prepare') {
-          events = Array.from({ length: message.cell.batches }, (_, b) => scaleEvent(message.cell, message.partition, b));
+          events = Array.from({ length: message.cell.batches }, (_, b) =>
+            scaleEvent(message.cell, message.partition, b),
+          );
           // Warm: the first cell's connection, the schema check, the prepared statements.
           if (sql) await sql`select 1`;
           send({ type: 'ready' });

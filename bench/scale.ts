@@ -40,8 +40,20 @@ export interface ScaleOptions {
   walBreakdown: boolean;
 }
 
-export const FULL: ScaleOptions = { max: 8, batchSizes: [100, 1000], regimes: REGIMES, batches: (size) => (size >= 1000 ? 2 : 8), walBreakdown: true };
-export const QUICK: ScaleOptions = { max: 2, batchSizes: [100, 1000], regimes: REGIMES, batches: () => 1, walBreakdown: true };
+export const FULL: ScaleOptions = {
+  max: 8,
+  batchSizes: [100, 1000],
+  regimes: REGIMES,
+  batches: (size) => (size >= 1000 ? 2 : 8),
+  walBreakdown: true,
+};
+export const QUICK: ScaleOptions = {
+  max: 2,
+  batchSizes: [100, 1000],
+  regimes: REGIMES,
+  batches: () => 1,
+  walBreakdown: true,
+};
 
 export interface WriterResult {
   records: number;
@@ -85,7 +97,14 @@ export interface ScaleRow {
 
 export interface ScaleReport {
   measuredAt: string;
-  machine: { cpu: string; cores: number; node: string; postgres: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  machine: {
+    cpu: string;
+    cores: number;
+    node: string;
+    postgres: string;
+    loadAverageAtStart: number[];
+    loadAverageAtEnd: number[];
+  };
   options: { max: number; batchSizes: number[]; regimes: readonly Regime[]; batchesPerProcess: Record<number, number> };
   durationSeconds: number;
   rows: ScaleRow[];
@@ -98,7 +117,11 @@ export interface ScaleReport {
 }
 
 /** The measurements, in their own schemas of the server; the caller owns the server. */
-export async function runScale(options: ScaleOptions, dbEnv: Record<string, string>, log: (line: string) => void = () => {}): Promise<ScaleReport> {
+export async function runScale(
+  options: ScaleOptions,
+  dbEnv: Record<string, string>,
+  log: (line: string) => void = () => {},
+): Promise<ScaleReport> {
   const started = performance.now();
   const loadAtStart = loadAverage();
   const { IS_LOCAL: _local, ...inherited } = process.env; // IS_LOCAL would close the client after every invocation
@@ -107,7 +130,9 @@ export async function runScale(options: ScaleOptions, dbEnv: Record<string, stri
   const dir = mkdtempSync(join(root, 'bench', '.scale-'));
   const children: Record<Writer, Runner[]> = { consumer: [], floor: [] };
   try {
-    await admin.unsafe(`drop schema if exists "${CONSUMER_SCHEMA}" cascade; drop schema if exists "${FLOOR_SCHEMA}" cascade`);
+    await admin.unsafe(
+      `drop schema if exists "${CONSUMER_SCHEMA}" cascade; drop schema if exists "${FLOOR_SCHEMA}" cascade`,
+    );
     await applySchema(admin, CONSUMER_SCHEMA);
     await admin.unsafe(COPY_TABLES_SQL(FLOOR_SCHEMA));
     const bundle = join(dir, 'consumer.js');
@@ -116,7 +141,9 @@ export async function runScale(options: ScaleOptions, dbEnv: Record<string, stri
     for (const writer of WRITERS) {
       const schema = writer === 'consumer' ? CONSUMER_SCHEMA : FLOOR_SCHEMA;
       children[writer] = await Promise.all(
-        Array.from({ length: options.max }, () => Runner.start(runner, { ...env, DB_SCHEMA: schema, SCALE_WRITER: writer, SCALE_BUNDLE: bundle })),
+        Array.from({ length: options.max }, () =>
+          Runner.start(runner, { ...env, DB_SCHEMA: schema, SCALE_WRITER: writer, SCALE_BUNDLE: bundle }),
+        ),
       );
       // Warm every process (connection, schema check, code paths) on rows that are then removed.
       await measure(admin, children[writer], { tag: `warm-${writer}`, regime: 'steady', batchSize: 10, batches: 1 });
@@ -127,7 +154,12 @@ export async function runScale(options: ScaleOptions, dbEnv: Record<string, stri
       for (const batchSize of options.batchSizes) {
         const base: Partial<Record<Writer, number>> = {};
         for (let n = 1; n <= options.max; n++) {
-          const cell: Cell = { tag: `${regime[0]}${batchSize}n${n}`, regime, batchSize, batches: options.batches(batchSize) };
+          const cell: Cell = {
+            tag: `${regime[0]}${batchSize}n${n}`,
+            regime,
+            batchSize,
+            batches: options.batches(batchSize),
+          };
           // The order alternates with N, so that neither writer always runs on a warmer cache.
           const order: Writer[] = n % 2 ? ['floor', 'consumer'] : ['consumer', 'floor'];
           const result = {} as Record<Writer, WriterResult>;
@@ -145,7 +177,10 @@ export async function runScale(options: ScaleOptions, dbEnv: Record<string, stri
               walBytesPerRecord: round(m.walBytes / m.records, 0),
               lockWaitSamples: m.lockWaitSamples,
               lockWaitsBetweenPartitions: m.lockWaitsBetweenPartitions,
-              transactionWaitsBetweenPartitions: Object.entries(m.lockWaitsBetweenPartitions).reduce((sum, [what, k]) => sum + (what.startsWith('Lock:extend') ? 0 : k), 0),
+              transactionWaitsBetweenPartitions: Object.entries(m.lockWaitsBetweenPartitions).reduce(
+                (sum, [what, k]) => sum + (what.startsWith('Lock:extend') ? 0 : k),
+                0,
+              ),
               deadlocks: m.deadlocks,
               retries: m.retries,
               failed: m.failed,
@@ -176,7 +211,10 @@ export async function runScale(options: ScaleOptions, dbEnv: Record<string, stri
         cpu: cpus()[0]?.model ?? 'unknown',
         cores: cpus().length,
         node: process.version,
-        postgres: dbEnv.DB_HOST === '127.0.0.1' || dbEnv.DB_HOST === 'localhost' ? 'PostgreSQL on loopback' : `configured at ${dbEnv.DB_HOST}`,
+        postgres:
+          dbEnv.DB_HOST === '127.0.0.1' || dbEnv.DB_HOST === 'localhost'
+            ? 'PostgreSQL on loopback'
+            : `configured at ${dbEnv.DB_HOST}`,
         loadAverageAtStart: loadAtStart,
         loadAverageAtEnd: loadAverage(),
       },
@@ -189,8 +227,13 @@ export async function runScale(options: ScaleOptions, dbEnv: Record<string, stri
       durationSeconds: round((performance.now() - started) / 1000, 0),
       rows,
       countsOk: rows.every((r) => r.consumer.countsOk && r.floor.countsOk),
-      consumerLockWaitsBetweenPartitions: rows.reduce((sum, r) => sum + r.consumer.transactionWaitsBetweenPartitions, 0),
-      walBreakdown: options.walBreakdown ? await walBreakdown(admin, { consumer: children.consumer[0]!, floor: children.floor[0]! }) : undefined,
+      consumerLockWaitsBetweenPartitions: rows.reduce(
+        (sum, r) => sum + r.consumer.transactionWaitsBetweenPartitions,
+        0,
+      ),
+      walBreakdown: options.walBreakdown
+        ? await walBreakdown(admin, { consumer: children.consumer[0]!, floor: children.floor[0]! })
+        : undefined,
     };
   } finally {
     await Promise.all([...children.consumer, ...children.floor].map((c) => c.stop()));
@@ -212,7 +255,12 @@ class Runner {
   }
 
   static async start(path: string, env: NodeJS.ProcessEnv): Promise<Runner> {
-    const child = fork(path, [], { env, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], cwd: root });
+    const child = fork(path, [], {
+      env,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      cwd: root,
+    });
     const runner = new Runner(child);
     await runner.expect('ready');
     return runner;
@@ -231,7 +279,10 @@ class Runner {
 
   private expect<T extends FromRunner['type']>(type: T): Promise<Extract<FromRunner, { type: T }>> {
     return new Promise((resolve, reject) => {
-      this.waiting = (m) => (m.type === type ? resolve(m as Extract<FromRunner, { type: T }>) : reject(new Error(m.type === 'error' ? m.message : `expected ${type}, got ${m.type}`)));
+      this.waiting = (m) =>
+        m.type === type
+          ? resolve(m as Extract<FromRunner, { type: T }>)
+          : reject(new Error(m.type === 'error' ? m.message : `expected ${type}, got ${m.type}`));
     });
   }
 
@@ -307,7 +358,8 @@ class LockSampler {
         where a.wait_event_type = 'Lock' and a.application_name = any(${BENCH_SESSIONS})`;
       for (const r of rows) {
         this.samples += 1;
-        if (r.between) this.between[`${r.event} in ${r.query.trim()}`] = (this.between[`${r.event} in ${r.query.trim()}`] ?? 0) + 1;
+        if (r.between)
+          this.between[`${r.event} in ${r.query.trim()}`] = (this.between[`${r.event} in ${r.query.trim()}`] ?? 0) + 1;
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -335,7 +387,10 @@ async function countRows(admin: Sql, writer: Writer, tables: readonly string[]):
  * checkpoint: by record type (pg_walinspect's pg_get_wal_stats: the record with its header, plus its full-page
  * images), when the server has pg_walinspect; else left out.
  */
-async function walBreakdown(admin: Sql, runners: Record<Writer, Runner>): Promise<Record<Writer, Record<string, number>> | undefined> {
+async function walBreakdown(
+  admin: Sql,
+  runners: Record<Writer, Runner>,
+): Promise<Record<Writer, Record<string, number>> | undefined> {
   try {
     await admin`create extension if not exists pg_walinspect`;
   } catch {
@@ -384,14 +439,26 @@ function loadAverage(): number[] {
 const pad = (x: unknown, n: number) => String(x).padStart(n);
 
 function formatRow(r: ScaleRow): string {
-  const waits = (w: WriterResult) => `${w.lockWaitSamples}/${Object.values(w.lockWaitsBetweenPartitions).reduce((a, b) => a + b, 0)}/${w.transactionWaitsBetweenPartitions}`;
+  const waits = (w: WriterResult) =>
+    `${w.lockWaitSamples}/${Object.values(w.lockWaitsBetweenPartitions).reduce((a, b) => a + b, 0)}/${w.transactionWaitsBetweenPartitions}`;
   return [
-    pad(r.regime, 8), pad(r.batchSize, 5), pad(r.n, 2),
-    pad(r.consumer.recordsPerSecond, 7), pad(r.floor.recordsPerSecond, 7), pad(r.vsFloor, 5),
-    pad(r.consumer.speedup, 5), pad(r.floor.speedup, 5), pad(r.speedupVsFloor, 5),
-    pad(waits(r.consumer), 8), pad(waits(r.floor), 8),
-    pad(r.consumer.walBytesPerRecord, 7), pad(r.floor.walBytesPerRecord, 7), pad(r.walVsFloor, 5),
-    pad(r.consumer.deadlocks, 3), pad(r.consumer.retries, 3), r.consumer.countsOk && r.floor.countsOk ? '  ok' : '  COUNTS WRONG',
+    pad(r.regime, 8),
+    pad(r.batchSize, 5),
+    pad(r.n, 2),
+    pad(r.consumer.recordsPerSecond, 7),
+    pad(r.floor.recordsPerSecond, 7),
+    pad(r.vsFloor, 5),
+    pad(r.consumer.speedup, 5),
+    pad(r.floor.speedup, 5),
+    pad(r.speedupVsFloor, 5),
+    pad(waits(r.consumer), 8),
+    pad(waits(r.floor), 8),
+    pad(r.consumer.walBytesPerRecord, 7),
+    pad(r.floor.walBytesPerRecord, 7),
+    pad(r.walVsFloor, 5),
+    pad(r.consumer.deadlocks, 3),
+    pad(r.consumer.retries, 3),
+    r.consumer.countsOk && r.floor.countsOk ? '  ok' : '  COUNTS WRONG',
   ].join(' | ');
 }
 
@@ -405,7 +472,8 @@ async function main() {
   const maxArg = args.indexOf('--max');
   const options = { ...(quick ? QUICK : FULL) };
   if (maxArg >= 0) options.max = Number(args[maxArg + 1]);
-  if (!Number.isInteger(options.max) || options.max < 1) throw new Error('--max takes a whole number of processes, at least 1');
+  if (!Number.isInteger(options.max) || options.max < 1)
+    throw new Error('--max takes a whole number of processes, at least 1');
   const outDir = join(root, 'bench', quick ? '.quick' : 'results');
   const server = await startLocalDatabase();
   try {
@@ -414,12 +482,16 @@ async function main() {
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, 'scale.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(outDir, 'scale.svg'), renderScaleChart(report.rows));
-    console.log(`\nLoad average ${report.machine.loadAverageAtStart.join(' ')} at the start, ${report.machine.loadAverageAtEnd.join(' ')} at the end; ${report.machine.cores} cores.`);
+    console.log(
+      `\nLoad average ${report.machine.loadAverageAtStart.join(' ')} at the start, ${report.machine.loadAverageAtEnd.join(' ')} at the end; ${report.machine.cores} cores.`,
+    );
     for (const [writer, types] of Object.entries(report.walBreakdown ?? {})) {
       console.log(`\nWAL bytes per record, ${writer}, one batch of 100 alone:`);
       for (const [what, bytes] of Object.entries(types)) if (bytes >= 10) console.log(`  ${pad(bytes, 6)}  ${what}`);
     }
-    console.log(`Counts ${report.countsOk ? 'exact in every measurement' : 'WRONG in some measurement'}; consumer waits on another partition's transaction or row: ${report.consumerLockWaitsBetweenPartitions}.`);
+    console.log(
+      `Counts ${report.countsOk ? 'exact in every measurement' : 'WRONG in some measurement'}; consumer waits on another partition's transaction or row: ${report.consumerLockWaitsBetweenPartitions}.`,
+    );
     console.log(`Wrote ${relative(root, join(outDir, 'scale.json'))} and scale.svg in ${report.durationSeconds} s`);
     if (!report.countsOk) process.exitCode = 1;
   } finally {

@@ -8,9 +8,12 @@ import type { Sql } from '../lib/postgres/client';
 
 /** postgresFlags that load pg_stat_statements into an embedded server, with planning time and utility statements. */
 export const STATEMENT_STATS_FLAGS = [
-  '-c', 'shared_preload_libraries=pg_stat_statements',
-  '-c', 'pg_stat_statements.track_planning=on',
-  '-c', 'pg_stat_statements.track_utility=on',
+  '-c',
+  'shared_preload_libraries=pg_stat_statements',
+  '-c',
+  'pg_stat_statements.track_planning=on',
+  '-c',
+  'pg_stat_statements.track_utility=on',
 ];
 
 /** Milliseconds (planning + execution) per statement kind, e.g. `copy ratings` or `insert course_instructors`. */

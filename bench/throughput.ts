@@ -80,8 +80,13 @@ export async function runBatch(w: Writers, writer: Writer, event: unknown, schem
     const config = { ...w.consumer.config, db: { ...w.consumer.config.db, schema: schemas.consumer } };
     subscribe(BATCH_STAGE_CHANNEL, mark);
     try {
-      const { summary } = await processBatch(decodeEvent(event), { ...w.consumer, config, deadline: Date.now() + 900_000 });
-      if (summary.failed > 0 || summary.deadLettered > 0) throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
+      const { summary } = await processBatch(decodeEvent(event), {
+        ...w.consumer,
+        config,
+        deadline: Date.now() + 900_000,
+      });
+      if (summary.failed > 0 || summary.deadLettered > 0)
+        throw new Error(`consumer failed records: ${JSON.stringify(summary)}`);
     } finally {
       unsubscribe(BATCH_STAGE_CHANNEL, mark);
     }
@@ -93,7 +98,12 @@ export async function runBatch(w: Writers, writer: Writer, event: unknown, schem
     const validated = performance.now();
     if (writer === 'per-message') await writePerMessage(w.reference, schemas['per-message'], messages);
     else await copyBatch(w.reference, schemas.copy, messages);
-    stages = { decode: decoded - started, validate: validated - decoded, write: performance.now() - validated, report: 0 };
+    stages = {
+      decode: decoded - started,
+      validate: validated - decoded,
+      write: performance.now() - validated,
+      report: 0,
+    };
   }
   const ms = performance.now() - started;
   const roundTrips = w.counter.count;
@@ -126,7 +136,8 @@ export async function measureSize(w: Writers, size: number, rounds: number, perM
     // The same messages for every writer (each writes its own schema), so that a round compares like with like.
     const event = eventOf(`${size}-${r}`, size);
     for (const writer of order) {
-      if (writer === 'per-message' && (perMessageRounds === 0 || r >= perMessageRounds || (r < 0 && size > 100))) continue;
+      if (writer === 'per-message' && (perMessageRounds === 0 || r >= perMessageRounds || (r < 0 && size > 100)))
+        continue;
       const sample = await runBatch(w, writer, event);
       if (r >= 0) samples[writer].push(sample);
     }
@@ -139,7 +150,13 @@ export async function measureSize(w: Writers, size: number, rounds: number, perM
  * mapping's default), as a loop of invocations would send them, into empty tables. Consumer and floor alternate
  * batch by batch; the records are reported in `segments` equal parts, for a spread.
  */
-export async function measureBackfill(w: Writers, schemas: Record<Writer, string>, total: number, batchSize: number, segments: number) {
+export async function measureBackfill(
+  w: Writers,
+  schemas: Record<Writer, string>,
+  total: number,
+  batchSize: number,
+  segments: number,
+) {
   const batches = total / batchSize;
   const perSegment = batches / segments;
   const segmentMs = { consumer: [] as number[], copy: [] as number[] };

@@ -64,7 +64,8 @@ function refuseMessages(serverless, options) {
   if (options.function !== 'consumer') return;
   let data = options.data;
   try {
-    if (!data && options.path && !options.path.endsWith('.js')) data = readFileSync(resolve(serverless.serviceDir, options.path), 'utf8');
+    if (!data && options.path && !options.path.endsWith('.js'))
+      data = readFileSync(resolve(serverless.serviceDir, options.path), 'utf8');
     if (typeof data === 'string') data = JSON.parse(data);
   } catch {
     return; // not readable or not JSON: the CLI says so itself
@@ -87,7 +88,9 @@ function refuseMessages(serverless, options) {
 function notAKafkaEvent(data) {
   if (Array.isArray(data)) return 'is a list (of messages?) rather than an event';
   if (data === null || typeof data !== 'object' || 'records' in data) return null;
-  return 'traceId' in data || 'course' in data ? 'is a survey message, not an event' : 'has no "records": it is not a Kafka event';
+  return 'traceId' in data || 'course' in data
+    ? 'is a survey message, not an event'
+    : 'has no "records": it is not a Kafka event';
 }
 
 module.exports = InvokeLocalDefaults;

@@ -46,7 +46,11 @@ class DeployParameterError extends Error {
 /** Reads every parameter this file uses, with its type. */
 async function readParams(resolveVariable) {
   const p = async (name) => String((await resolveVariable(`param:${name}`)) ?? '').trim();
-  const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const list = (s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   const optionalInt = (s) => (s === '' ? null : Number(s));
   // Only the two words: "yes" or "True" must not quietly mean false (prod without alarms, a batch never bisected).
   const flag = (s) => (s === 'true' ? true : s === 'false' ? false : null);
@@ -110,7 +114,11 @@ function distance(a, b) {
     row[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const above = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      row[j] = Math.min(
+        row[j] + 1,
+        row[j - 1] + 1,
+        diagonal + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1),
+      );
       diagonal = above;
     }
   }
@@ -142,49 +150,131 @@ function validate(params, options) {
   const problems = [];
   const need = (ok, message) => ok || problems.push(message);
   const isMsk = params.source === 'msk';
-  need(['msk', 'self-managed'].includes(params.source), `source must be "msk" or "self-managed" (got "${params.source}")`);
+  need(
+    ['msk', 'self-managed'].includes(params.source),
+    `source must be "msk" or "self-managed" (got "${params.source}")`,
+  );
   if (isMsk) {
-    need(/^arn:aws[\w-]*:kafka:[\w-]+:\d{12}:cluster\/[^/]+\/[^/]+$/.test(params.mskClusterArn), 'mskClusterArn must be the ARN of an MSK cluster');
-    need(params.mskAuth in MSK_AUTH, `mskAuth must be one of ${Object.keys(MSK_AUTH).join(', ')} (got "${params.mskAuth}")`);
-    need(params.mskAuth === 'iam' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
-      params.mskAuth === 'iam' ? 'kafkaSecretArn is not used with mskAuth=iam; remove it' : `kafkaSecretArn must be a Secrets Manager ARN for mskAuth=${params.mskAuth}${FULL_ARN}`);
+    need(
+      /^arn:aws[\w-]*:kafka:[\w-]+:\d{12}:cluster\/[^/]+\/[^/]+$/.test(params.mskClusterArn),
+      'mskClusterArn must be the ARN of an MSK cluster',
+    );
+    need(
+      params.mskAuth in MSK_AUTH,
+      `mskAuth must be one of ${Object.keys(MSK_AUTH).join(', ')} (got "${params.mskAuth}")`,
+    );
+    need(
+      params.mskAuth === 'iam' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
+      params.mskAuth === 'iam'
+        ? 'kafkaSecretArn is not used with mskAuth=iam; remove it'
+        : `kafkaSecretArn must be a Secrets Manager ARN for mskAuth=${params.mskAuth}${FULL_ARN}`,
+    );
     // MSK refuses SCRAM secrets under the default aws/secretsmanager key, and the mapping decrypts with the role.
     // MSK only associates SCRAM secrets whose name starts with AmazonMSK_; the mapping must use that same secret.
     if (params.mskAuth === 'sasl-scram' && isSecretArn(params.kafkaSecretArn)) {
-      need(/:secret:AmazonMSK_/.test(params.kafkaSecretArn), 'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_');
+      need(
+        /:secret:AmazonMSK_/.test(params.kafkaSecretArn),
+        'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_',
+      );
     }
-    if (params.mskAuth === 'sasl-scram') need(params.kmsKeyArns.length > 0, 'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets encrypted with the default key');
-    need(!params.kafkaRootCaSecretArn, 'kafkaRootCaSecretArn is for self-managed brokers only: MSK brokers use certificates Lambda already trusts');
-    need(params.brokerSubnetIds.length === 0 && !params.brokerSecurityGroupId && params.bootstrapServers.length === 0,
-      'bootstrapServers, brokerSubnetIds and brokerSecurityGroupId are for self-managed Kafka; MSK takes its network from the cluster');
+    if (params.mskAuth === 'sasl-scram')
+      need(
+        params.kmsKeyArns.length > 0,
+        'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets encrypted with the default key',
+      );
+    need(
+      !params.kafkaRootCaSecretArn,
+      'kafkaRootCaSecretArn is for self-managed brokers only: MSK brokers use certificates Lambda already trusts',
+    );
+    need(
+      params.brokerSubnetIds.length === 0 && !params.brokerSecurityGroupId && params.bootstrapServers.length === 0,
+      'bootstrapServers, brokerSubnetIds and brokerSecurityGroupId are for self-managed Kafka; MSK takes its network from the cluster',
+    );
   } else if (params.source === 'self-managed') {
     need(params.bootstrapServers.length > 0, 'bootstrapServers must list the brokers (host:port,host:port)');
-    need(params.bootstrapServers.every((s) => /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s)), 'bootstrapServers must be host:port entries');
-    need(params.selfManagedAuth in SELF_MANAGED_AUTH, `selfManagedAuth must be one of ${Object.keys(SELF_MANAGED_AUTH).join(', ')} (got "${params.selfManagedAuth}")`);
-    need(params.selfManagedAuth === 'none' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
-      params.selfManagedAuth === 'none' ? 'kafkaSecretArn is set but selfManagedAuth=none: choose sasl-scram-512, sasl-scram-256, sasl-plain or mtls' : `kafkaSecretArn must be a Secrets Manager ARN for selfManagedAuth=${params.selfManagedAuth}${FULL_ARN}`);
-    need(!params.kafkaRootCaSecretArn || isSecretArn(params.kafkaRootCaSecretArn), `kafkaRootCaSecretArn must be a Secrets Manager ARN${FULL_ARN}`);
-    need(params.brokerSubnetIds.length === 0 || Boolean(params.brokerSecurityGroupId), 'brokerSecurityGroupId is required with brokerSubnetIds');
-    need(!params.brokerSecurityGroupId || params.brokerSubnetIds.length > 0, 'brokerSubnetIds are required with brokerSecurityGroupId');
+    need(
+      params.bootstrapServers.every((s) => /^[A-Za-z0-9.-]+:\d{1,5}$/.test(s)),
+      'bootstrapServers must be host:port entries',
+    );
+    need(
+      params.selfManagedAuth in SELF_MANAGED_AUTH,
+      `selfManagedAuth must be one of ${Object.keys(SELF_MANAGED_AUTH).join(', ')} (got "${params.selfManagedAuth}")`,
+    );
+    need(
+      params.selfManagedAuth === 'none' ? !params.kafkaSecretArn : isSecretArn(params.kafkaSecretArn),
+      params.selfManagedAuth === 'none'
+        ? 'kafkaSecretArn is set but selfManagedAuth=none: choose sasl-scram-512, sasl-scram-256, sasl-plain or mtls'
+        : `kafkaSecretArn must be a Secrets Manager ARN for selfManagedAuth=${params.selfManagedAuth}${FULL_ARN}`,
+    );
+    need(
+      !params.kafkaRootCaSecretArn || isSecretArn(params.kafkaRootCaSecretArn),
+      `kafkaRootCaSecretArn must be a Secrets Manager ARN${FULL_ARN}`,
+    );
+    need(
+      params.brokerSubnetIds.length === 0 || Boolean(params.brokerSecurityGroupId),
+      'brokerSecurityGroupId is required with brokerSubnetIds',
+    );
+    need(
+      !params.brokerSecurityGroupId || params.brokerSubnetIds.length > 0,
+      'brokerSubnetIds are required with brokerSecurityGroupId',
+    );
   }
   need(params.kmsKeyArns.every(isKmsKeyArn), 'kmsKeyArn must be KMS key ARNs, comma-separated');
   need(/^[a-zA-Z0-9._-]{1,249}$/.test(params.topic), 'topic must be a Kafka topic name');
-  need(/^[a-zA-Z0-9-/*:_+=.@]{1,200}$/.test(params.consumerGroup), 'consumerGroup must be 1-200 characters of letters, digits and -/*:_+=.@');
-  need(['enabled', 'removed'].includes(params.mapping), 'mapping must be "enabled" or "removed" (see docs/deploy.md, "Changing the consumer group or starting position")');
-  need(Number.isInteger(params.batchSize) && params.batchSize >= 1 && params.batchSize <= 10000, 'batchSize must be 1-10000');
-  need(Number.isInteger(params.batchingWindowSeconds) && params.batchingWindowSeconds >= 0 && params.batchingWindowSeconds <= 300, 'batchingWindowSeconds must be 0-300');
+  need(
+    /^[a-zA-Z0-9-/*:_+=.@]{1,200}$/.test(params.consumerGroup),
+    'consumerGroup must be 1-200 characters of letters, digits and -/*:_+=.@',
+  );
+  need(
+    ['enabled', 'removed'].includes(params.mapping),
+    'mapping must be "enabled" or "removed" (see docs/deploy.md, "Changing the consumer group or starting position")',
+  );
+  need(
+    Number.isInteger(params.batchSize) && params.batchSize >= 1 && params.batchSize <= 10000,
+    'batchSize must be 1-10000',
+  );
+  need(
+    Number.isInteger(params.batchingWindowSeconds) &&
+      params.batchingWindowSeconds >= 0 &&
+      params.batchingWindowSeconds <= 300,
+    'batchingWindowSeconds must be 0-300',
+  );
   need(['TRIM_HORIZON', 'LATEST'].includes(params.startingPosition), 'startingPosition must be TRIM_HORIZON or LATEST');
-  need(Number.isInteger(params.minPollers) && params.minPollers >= 1 && params.minPollers <= 200, 'minPollers must be 1-200');
-  need(Number.isInteger(params.maxPollers) && params.maxPollers >= params.minPollers && params.maxPollers <= 2000, 'maxPollers must be minPollers-2000');
-  need(Number.isInteger(params.maxRetryAttempts) && params.maxRetryAttempts >= -1 && params.maxRetryAttempts <= 10000, 'maxRetryAttempts must be -1 (infinite) to 10000');
-  need(params.maxRecordAgeSeconds === -1 || (params.maxRecordAgeSeconds >= 60 && params.maxRecordAgeSeconds <= 604800), 'maxRecordAgeSeconds must be -1 (infinite) or 60-604800');
-  need(['none', 'sqs', 'sns', 's3', 'kafka'].includes(params.failureDestinationType), 'failureDestinationType must be none, sqs, sns, s3 or kafka');
+  need(
+    Number.isInteger(params.minPollers) && params.minPollers >= 1 && params.minPollers <= 200,
+    'minPollers must be 1-200',
+  );
+  need(
+    Number.isInteger(params.maxPollers) && params.maxPollers >= params.minPollers && params.maxPollers <= 2000,
+    'maxPollers must be minPollers-2000',
+  );
+  need(
+    Number.isInteger(params.maxRetryAttempts) && params.maxRetryAttempts >= -1 && params.maxRetryAttempts <= 10000,
+    'maxRetryAttempts must be -1 (infinite) to 10000',
+  );
+  need(
+    params.maxRecordAgeSeconds === -1 || (params.maxRecordAgeSeconds >= 60 && params.maxRecordAgeSeconds <= 604800),
+    'maxRecordAgeSeconds must be -1 (infinite) or 60-604800',
+  );
+  need(
+    ['none', 'sqs', 'sns', 's3', 'kafka'].includes(params.failureDestinationType),
+    'failureDestinationType must be none, sqs, sns, s3 or kafka',
+  );
   if (params.failureDestinationType === 'kafka') {
-    need(/^kafka:\/\/[\w.-]+$/.test(params.failureDestination), 'failureDestination must be kafka://<topic> for a Kafka destination');
-    need(params.failureDestination !== `kafka://${params.topic}`, 'failureDestination must not be the topic the consumer reads');
+    need(
+      /^kafka:\/\/[\w.-]+$/.test(params.failureDestination),
+      'failureDestination must be kafka://<topic> for a Kafka destination',
+    );
+    need(
+      params.failureDestination !== `kafka://${params.topic}`,
+      'failureDestination must not be the topic the consumer reads',
+    );
   } else if (params.failureDestinationType !== 'none') {
     const service = params.failureDestinationType;
-    const pattern = service === 's3' ? /^arn:aws[\w-]*:s3:::[a-z0-9.-]{3,63}$/ : new RegExp(`^arn:aws[\\w-]*:${service}:[\\w-]+:\\d{12}:[\\w.-]+$`);
+    const pattern =
+      service === 's3'
+        ? /^arn:aws[\w-]*:s3:::[a-z0-9.-]{3,63}$/
+        : new RegExp(`^arn:aws[\\w-]*:${service}:[\\w-]+:\\d{12}:[\\w.-]+$`);
     need(pattern.test(params.failureDestination), `failureDestination must be the ${service.toUpperCase()} ARN`);
   } else {
     need(!params.failureDestination, 'failureDestination is set but failureDestinationType=none');
@@ -198,74 +288,145 @@ function validate(params, options) {
       ...(params.maxRetryAttempts !== -1 ? [`maxRetryAttempts=${params.maxRetryAttempts}`] : []),
       ...(params.maxRecordAgeSeconds !== -1 ? [`maxRecordAgeSeconds=${params.maxRecordAgeSeconds}`] : []),
     ];
-    need(bounded.length === 0,
+    need(
+      bounded.length === 0,
       `${bounded.join(' and ')} without a failure destination: Lambda would discard a batch that reaches ${bounded.length > 1 ? 'either limit' : 'it'}, ` +
-      'records lost without a trace. Leave the default -1 (retried until the cause is fixed), or set failureDestinationType ' +
-      'and failureDestination, or accept the loss with --param="allowDiscard=true" (docs/deploy.md, "Retries and failed records")');
+        'records lost without a trace. Leave the default -1 (retried until the cause is fixed), or set failureDestinationType ' +
+        'and failureDestination, or accept the loss with --param="allowDiscard=true" (docs/deploy.md, "Retries and failed records")',
+    );
   }
-  need(!params.failureDestinationKmsKeyArn || (isKmsKeyArn(params.failureDestinationKmsKeyArn) && ['sqs', 'sns', 's3'].includes(params.failureDestinationType)),
-    'failureDestinationKmsKeyArn must be a KMS key ARN, for an sqs, sns or s3 destination');
-  need(isSecretArn(params.dbSecretArn), `dbSecretArn must be the Secrets Manager ARN of the database credentials${FULL_ARN}`);
-  need(params.subnetIds.length > 0 && params.securityGroupIds.length > 0, 'subnetIds and securityGroupIds must name the database VPC subnets and security groups');
+  need(
+    !params.failureDestinationKmsKeyArn ||
+      (isKmsKeyArn(params.failureDestinationKmsKeyArn) && ['sqs', 'sns', 's3'].includes(params.failureDestinationType)),
+    'failureDestinationKmsKeyArn must be a KMS key ARN, for an sqs, sns or s3 destination',
+  );
+  need(
+    isSecretArn(params.dbSecretArn),
+    `dbSecretArn must be the Secrets Manager ARN of the database credentials${FULL_ARN}`,
+  );
+  need(
+    params.subnetIds.length > 0 && params.securityGroupIds.length > 0,
+    'subnetIds and securityGroupIds must name the database VPC subnets and security groups',
+  );
   // EC2's id formats (8 or 17 hex digits), as CloudFormation checks them: a typo fails here, not mid-deployment.
-  for (const [name, ids, prefix] of [['subnetIds', params.subnetIds, 'subnet'], ['brokerSubnetIds', params.brokerSubnetIds, 'subnet'],
-    ['securityGroupIds', params.securityGroupIds, 'sg'], ['brokerSecurityGroupId', [params.brokerSecurityGroupId].filter(Boolean), 'sg']]) {
+  for (const [name, ids, prefix] of [
+    ['subnetIds', params.subnetIds, 'subnet'],
+    ['brokerSubnetIds', params.brokerSubnetIds, 'subnet'],
+    ['securityGroupIds', params.securityGroupIds, 'sg'],
+    ['brokerSecurityGroupId', [params.brokerSecurityGroupId].filter(Boolean), 'sg'],
+  ]) {
     const bad = ids.filter((id) => !new RegExp(`^${prefix}-([0-9a-f]{8}|[0-9a-f]{17})$`).test(id));
-    need(bad.length === 0, `${name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not ${prefix === 'sg' ? 'security group' : 'subnet'} ids (${prefix}- and 8 or 17 hex digits)`);
+    need(
+      bad.length === 0,
+      `${name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not ${prefix === 'sg' ? 'security group' : 'subnet'} ids (${prefix}- and 8 or 17 hex digits)`,
+    );
   }
   for (const name of ['consumerReservedConcurrency', 'healthReservedConcurrency']) {
     const value = params[name];
     // 0 is valid for Lambda but throttles every invocation: a consumer that only piles up lag, a health URL that only
     // answers errors. Pausing the consumer is mapping=removed.
-    need(value === null || (Number.isInteger(value) && value >= 1 && value <= 1000),
-      `${name} must be empty (unreserved) or a whole number 1-1000 (0 would throttle every invocation; to pause the consumer use mapping=removed)`);
+    need(
+      value === null || (Number.isInteger(value) && value >= 1 && value <= 1000),
+      `${name} must be empty (unreserved) or a whole number 1-1000 (0 would throttle every invocation; to pause the consumer use mapping=removed)`,
+    );
   }
   // The consumer answers TIME_RESERVE_MS (5 s) before Lambda's timeout and validates and writes in what is left: with
   // timeout=5 nothing is left, every record of every batch is reported for retry, and every partition stalls.
-  need(Number.isInteger(params.timeout) && params.timeout >= 10 && params.timeout <= 900,
-    'timeout must be whole seconds, 10-900: the consumer keeps 5 s (TIME_RESERVE_MS) to answer in and needs seconds more to work');
+  need(
+    Number.isInteger(params.timeout) && params.timeout >= 10 && params.timeout <= 900,
+    'timeout must be whole seconds, 10-900: the consumer keeps 5 s (TIME_RESERVE_MS) to answer in and needs seconds more to work',
+  );
   // `serverless invoke` waits 120 s for an answer, then gives up and invokes again: an operator's redrive must answer
   // within that, or set AWS_CLIENT_TIMEOUT (docs/deploy.md).
-  need(Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,
-    'deadLettersTimeout must be whole seconds, 10-900');
+  need(
+    Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,
+    'deadLettersTimeout must be whole seconds, 10-900',
+  );
   // A production stage must verify the database's certificate: with disable or require, whoever answers at dbHost
   // gets the connection (lib/db-socket.ts still keeps the password from it unless it asks by SCRAM).
   need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
   if (isProductionStage(params.stage) && params.allowInsecureDb === false) {
     // Compared as lib/config.ts reads DB_SSL (case-insensitively): "Require" must not slip past as "not require".
-    need(!['disable', 'require'].includes(params.dbSsl.toLowerCase()),
+    need(
+      !['disable', 'require'].includes(params.dbSsl.toLowerCase()),
       `dbSsl=${params.dbSsl} on the production stage "${params.stage}": the functions would not verify the database's certificate. ` +
-      'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with --param="allowInsecureDb=true"');
+        'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with --param="allowInsecureDb=true"',
+    );
   }
   need(params.bisectOnError !== null, 'bisectOnError must be "true" or "false"');
   need(params.alarms !== null, 'alarms must be "true" or "false"');
-  need(params.alarms !== false || (!params.alarmTopicArn && !params.alarmEmail),
-    'alarmTopicArn and alarmEmail only take effect with alarms=true: add --param="alarms=true" or leave them out');
-  need(!(isMsk && params.mskAuth === 'iam' && params.consumerGroup.includes('*')),
-    'consumerGroup must not contain "*" with mskAuth=iam: in the group ARN the role is granted, "*" would allow every matching group');
+  need(
+    params.alarms !== false || (!params.alarmTopicArn && !params.alarmEmail),
+    'alarmTopicArn and alarmEmail only take effect with alarms=true: add --param="alarms=true" or leave them out',
+  );
+  need(
+    !(isMsk && params.mskAuth === 'iam' && params.consumerGroup.includes('*')),
+    'consumerGroup must not contain "*" with mskAuth=iam: in the group ARN the role is granted, "*" would allow every matching group',
+  );
   // The mapping reads a cluster of its own region, and the functions' SDK clients call their own region's endpoints.
-  const arns = [['mskClusterArn', isMsk ? [params.mskClusterArn] : []], ['kafkaSecretArn', [params.kafkaSecretArn]],
-    ['kafkaRootCaSecretArn', [params.kafkaRootCaSecretArn]], ['dbSecretArn', [params.dbSecretArn]], ['kmsKeyArn', params.kmsKeyArns],
-    ['alarmTopicArn', [params.alarmTopicArn]]]; // CloudWatch alarms notify topics of their own region only
+  const arns = [
+    ['mskClusterArn', isMsk ? [params.mskClusterArn] : []],
+    ['kafkaSecretArn', [params.kafkaSecretArn]],
+    ['kafkaRootCaSecretArn', [params.kafkaRootCaSecretArn]],
+    ['dbSecretArn', [params.dbSecretArn]],
+    ['kmsKeyArn', params.kmsKeyArns],
+    ['alarmTopicArn', [params.alarmTopicArn]],
+  ]; // CloudWatch alarms notify topics of their own region only
   for (const [name, values] of arns) {
     for (const arn of values.filter((a) => /^arn:[^:]+:[^:]+:[\w-]+:/.test(a))) {
       const region = arn.split(':')[3];
-      need(region === params.region, `${name} ${arn} is in ${region}, but the stack deploys to ${params.region}: use --region ${region}, or resources of ${params.region}`);
+      need(
+        region === params.region,
+        `${name} ${arn} is in ${region}, but the stack deploys to ${params.region}: use --region ${region}, or resources of ${params.region}`,
+      );
     }
   }
-  need(!params.healthDbSecretArn || isSecretArn(params.healthDbSecretArn), `healthDbSecretArn must be the Secrets Manager ARN of the health function's read-only credentials${FULL_ARN}`);
-  need(params.healthDbSecretArn !== params.dbSecretArn, 'healthDbSecretArn must name the read-only role\'s secret, not the consumer\'s (dbSecretArn); leave it out to use that one');
-  need(HEALTH_ROUTES.includes(params.healthRoute), `healthRoute must be one of ${HEALTH_ROUTES.join(', ')} (got "${params.healthRoute}")`);
-  need(Number.isFinite(params.healthThrottleRate) && params.healthThrottleRate > 0, 'healthThrottleRate must be a positive number of requests per second');
-  need(Number.isInteger(params.healthThrottleBurst) && params.healthThrottleBurst > 0, 'healthThrottleBurst must be a positive whole number');
-  need(params.healthStaleAfterSeconds === 'never' || /^\d+$/.test(params.healthStaleAfterSeconds), 'healthStaleAfterSeconds must be "never" or whole seconds');
+  need(
+    !params.healthDbSecretArn || isSecretArn(params.healthDbSecretArn),
+    `healthDbSecretArn must be the Secrets Manager ARN of the health function's read-only credentials${FULL_ARN}`,
+  );
+  need(
+    params.healthDbSecretArn !== params.dbSecretArn,
+    "healthDbSecretArn must name the read-only role's secret, not the consumer's (dbSecretArn); leave it out to use that one",
+  );
+  need(
+    HEALTH_ROUTES.includes(params.healthRoute),
+    `healthRoute must be one of ${HEALTH_ROUTES.join(', ')} (got "${params.healthRoute}")`,
+  );
+  need(
+    Number.isFinite(params.healthThrottleRate) && params.healthThrottleRate > 0,
+    'healthThrottleRate must be a positive number of requests per second',
+  );
+  need(
+    Number.isInteger(params.healthThrottleBurst) && params.healthThrottleBurst > 0,
+    'healthThrottleBurst must be a positive whole number',
+  );
+  need(
+    params.healthStaleAfterSeconds === 'never' || /^\d+$/.test(params.healthStaleAfterSeconds),
+    'healthStaleAfterSeconds must be "never" or whole seconds',
+  );
   if (params.alarms) {
-    need(!params.alarmTopicArn || /^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$/.test(params.alarmTopicArn), 'alarmTopicArn must be an SNS topic ARN');
+    need(
+      !params.alarmTopicArn || /^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$/.test(params.alarmTopicArn),
+      'alarmTopicArn must be an SNS topic ARN',
+    );
     need(!params.alarmEmail || /^[^@\s]+@[^@\s]+$/.test(params.alarmEmail), 'alarmEmail must be an email address');
-    need(!(params.alarmTopicArn && params.alarmEmail), 'alarmEmail subscribes to the topic the stack creates; with alarmTopicArn, subscribe to your own topic instead');
-    need(Number.isInteger(params.deadLetterAlarmThreshold) && params.deadLetterAlarmThreshold >= 0, 'deadLetterAlarmThreshold must be a whole number');
-    need(Number.isInteger(params.lagAlarmSeconds) && params.lagAlarmSeconds > 0, 'lagAlarmSeconds must be a positive whole number');
-    need(Number.isInteger(params.offsetLagAlarmRecords) && params.offsetLagAlarmRecords > 0, 'offsetLagAlarmRecords must be a positive whole number');
+    need(
+      !(params.alarmTopicArn && params.alarmEmail),
+      'alarmEmail subscribes to the topic the stack creates; with alarmTopicArn, subscribe to your own topic instead',
+    );
+    need(
+      Number.isInteger(params.deadLetterAlarmThreshold) && params.deadLetterAlarmThreshold >= 0,
+      'deadLetterAlarmThreshold must be a whole number',
+    );
+    need(
+      Number.isInteger(params.lagAlarmSeconds) && params.lagAlarmSeconds > 0,
+      'lagAlarmSeconds must be a positive whole number',
+    );
+    need(
+      Number.isInteger(params.offsetLagAlarmRecords) && params.offsetLagAlarmRecords > 0,
+      'offsetLagAlarmRecords must be a positive whole number',
+    );
   }
   return problems;
 }
@@ -281,12 +442,16 @@ function warnings(params, options) {
   if (options?.function) return [];
   const result = [];
   if (params.alarms && !params.alarmTopicArn && !params.alarmEmail) {
-    result.push('alarms=true, but nobody is subscribed to the alarm topic the stack creates: add --param="alarmEmail=<on-call address>" ' +
-      'or --param="alarmTopicArn=<your topic>", or subscribe to the AlarmTopicArn output after the deploy.');
+    result.push(
+      'alarms=true, but nobody is subscribed to the alarm topic the stack creates: add --param="alarmEmail=<on-call address>" ' +
+        'or --param="alarmTopicArn=<your topic>", or subscribe to the AlarmTopicArn output after the deploy.',
+    );
   }
   if (!params.alarms && params.failureDestinationType === 'none' && params.mapping === 'enabled') {
-    result.push('alarms=false and no failure destination: a batch that keeps failing (database down, schema not applied) holds ' +
-      'its partition until fixed, and no alarm says so. Add --param="alarms=true" with alarmEmail, or watch the dashboard.');
+    result.push(
+      'alarms=false and no failure destination: a batch that keeps failing (database down, schema not applied) holds ' +
+        'its partition until fixed, and no alarm says so. Add --param="alarms=true" with alarmEmail, or watch the dashboard.',
+    );
   }
   return result;
 }
@@ -311,7 +476,8 @@ function kafkaSecrets(params) {
   const auth = params.source === 'msk' ? MSK_AUTH[params.mskAuth] : SELF_MANAGED_AUTH[params.selfManagedAuth];
   const secrets = [];
   if (auth) secrets.push({ Type: auth, URI: params.kafkaSecretArn });
-  if (params.source !== 'msk' && params.kafkaRootCaSecretArn) secrets.push({ Type: 'SERVER_ROOT_CA_CERTIFICATE', URI: params.kafkaRootCaSecretArn });
+  if (params.source !== 'msk' && params.kafkaRootCaSecretArn)
+    secrets.push({ Type: 'SERVER_ROOT_CA_CERTIFICATE', URI: params.kafkaRootCaSecretArn });
   return secrets;
 }
 
@@ -320,7 +486,8 @@ function eventSourceMapping(params) {
   const access = kafkaSecrets(params);
   if (!isMsk) {
     for (const subnet of params.brokerSubnetIds) access.push({ Type: 'VPC_SUBNET', URI: `subnet:${subnet}` });
-    if (params.brokerSecurityGroupId) access.push({ Type: 'VPC_SECURITY_GROUP', URI: `security_group:${params.brokerSecurityGroupId}` });
+    if (params.brokerSecurityGroupId)
+      access.push({ Type: 'VPC_SECURITY_GROUP', URI: `security_group:${params.brokerSecurityGroupId}` });
   }
   const properties = {
     FunctionName: { 'Fn::GetAtt': ['ConsumerLambdaFunction', 'Arn'] },
@@ -345,7 +512,9 @@ function eventSourceMapping(params) {
           SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: params.consumerGroup },
         }),
     ...(access.length > 0 ? { SourceAccessConfigurations: access } : {}),
-    ...(params.failureDestinationType !== 'none' ? { DestinationConfig: { OnFailure: { Destination: params.failureDestination } } } : {}),
+    ...(params.failureDestinationType !== 'none'
+      ? { DestinationConfig: { OnFailure: { Destination: params.failureDestination } } }
+      : {}),
   };
   return {
     Type: 'AWS::Lambda::EventSourceMapping',
@@ -358,7 +527,11 @@ function eventSourceMapping(params) {
 const logStatement = (functionKey) => ({
   Effect: 'Allow',
   Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-  Resource: [{ 'Fn::Sub': `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/\${AWS::StackName}-${functionKey}:*` }],
+  Resource: [
+    {
+      'Fn::Sub': `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/\${AWS::StackName}-${functionKey}:*`,
+    },
+  ],
 });
 
 /**
@@ -369,12 +542,21 @@ const logStatement = (functionKey) => ({
 const vpcStatements = (pollersInVpc = false) => [
   {
     Effect: 'Allow',
-    Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', ...(pollersInVpc ? ['ec2:DescribeSecurityGroups', 'ec2:DescribeVpcs'] : [])],
+    Action: [
+      'ec2:DescribeNetworkInterfaces',
+      'ec2:DescribeSubnets',
+      ...(pollersInVpc ? ['ec2:DescribeSecurityGroups', 'ec2:DescribeVpcs'] : []),
+    ],
     Resource: '*',
   },
   {
     Effect: 'Allow',
-    Action: ['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+    Action: [
+      'ec2:CreateNetworkInterface',
+      'ec2:DeleteNetworkInterface',
+      'ec2:AssignPrivateIpAddresses',
+      'ec2:UnassignPrivateIpAddresses',
+    ],
     Resource: [{ 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*' }],
   },
 ];
@@ -413,7 +595,11 @@ function destinationStatements(params) {
       break;
   }
   if (params.failureDestinationKmsKeyArn) {
-    statements.push({ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [params.failureDestinationKmsKeyArn] });
+    statements.push({
+      Effect: 'Allow',
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Resource: [params.failureDestinationKmsKeyArn],
+    });
   }
   return statements;
 }
@@ -421,7 +607,10 @@ function destinationStatements(params) {
 /** The consumer's role: what the function itself needs, plus what its mapping needs while there is one. */
 function consumerStatements(params) {
   const mapping = params.mapping === 'enabled';
-  const statements = [logStatement('consumer'), ...vpcStatements(mapping && (params.source === 'msk' || params.brokerSubnetIds.length > 0))];
+  const statements = [
+    logStatement('consumer'),
+    ...vpcStatements(mapping && (params.source === 'msk' || params.brokerSubnetIds.length > 0)),
+  ];
   const secrets = [params.dbSecretArn, ...(mapping ? kafkaSecrets(params).map((s) => s.URI) : [])];
   statements.push(...secretStatements(secrets, params.kmsKeyArns));
   if (!mapping) return statements;
@@ -432,9 +621,17 @@ function consumerStatements(params) {
     statements.push({ Effect: 'Allow', Action: ['kafka:GetBootstrapBrokers'], Resource: '*' });
     if (params.mskAuth === 'iam') {
       statements.push(
-        { Effect: 'Allow', Action: ['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration'], Resource: [arns.cluster] },
+        {
+          Effect: 'Allow',
+          Action: ['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration'],
+          Resource: [arns.cluster],
+        },
         { Effect: 'Allow', Action: ['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData'], Resource: [arns.topic] },
-        { Effect: 'Allow', Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'], Resource: [arns.group] },
+        {
+          Effect: 'Allow',
+          Action: ['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'],
+          Resource: [arns.group],
+        },
       );
     }
   }
@@ -468,7 +665,12 @@ function alarmTarget(params) {
   const resources = {
     AlarmTopic: { Type: 'AWS::SNS::Topic', Properties: { DisplayName: 'trace-consumer alarms' } },
     ...(params.alarmEmail
-      ? { AlarmEmailSubscription: { Type: 'AWS::SNS::Subscription', Properties: { TopicArn: { Ref: 'AlarmTopic' }, Protocol: 'email', Endpoint: params.alarmEmail } } }
+      ? {
+          AlarmEmailSubscription: {
+            Type: 'AWS::SNS::Subscription',
+            Properties: { TopicArn: { Ref: 'AlarmTopic' }, Protocol: 'email', Endpoint: params.alarmEmail },
+          },
+        }
       : {}),
   };
   return { target: { Ref: 'AlarmTopic' }, resources };
@@ -484,7 +686,10 @@ function alarms(params) {
   const consumerMetric = (name, statistic, period) => ({
     Namespace: params.metricsNamespace,
     MetricName: name,
-    Dimensions: [{ Name: 'service', Value: 'trace-consumer' }, { Name: 'topic', Value: params.topic }],
+    Dimensions: [
+      { Name: 'service', Value: 'trace-consumer' },
+      { Name: 'topic', Value: params.topic },
+    ],
     Statistic: statistic,
     Period: period,
   });
@@ -508,35 +713,81 @@ function alarms(params) {
   });
   const result = {
     ...resources,
-    ConsumerFailuresAlarm: alarm('trace-consumer: records failed and were reported for retry. Check the error log lines: usually the database is unreachable.', 'notBreaching', {
-      ...consumerMetric('RecordsFailed', 'Sum', 300), Threshold: 0, EvaluationPeriods: 3, DatapointsToAlarm: 2,
-    }),
-    ConsumerDeadLettersAlarm: alarm(`trace-consumer: more than ${params.deadLetterAlarmThreshold} records a minute were dead-lettered. Query dead_letters by reason; upstream is sending what cannot be stored.`, 'notBreaching', {
-      ...consumerMetric('RecordsDeadLettered', 'Sum', 60), Threshold: params.deadLetterAlarmThreshold, EvaluationPeriods: 1,
-    }),
-    ConsumerLagAlarm: alarm(`trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`, 'notBreaching', {
-      ...consumerMetric('OldestRecordAge', 'Maximum', 300), Threshold: params.lagAlarmSeconds * 1000, EvaluationPeriods: 3, DatapointsToAlarm: 3,
-    }),
-    ConsumerErrorsAlarm: alarm('trace-consumer: the function threw (the whole batch is retried). Read its error lines.', 'notBreaching', {
-      ...lambdaMetric('Errors', 'Sum', 300), Threshold: 0, EvaluationPeriods: 1,
-    }),
-    ConsumerThrottlesAlarm: alarm('trace-consumer: invocations were throttled. Raise consumerReservedConcurrency or the account limit, or lower maxPollers.', 'notBreaching', {
-      ...lambdaMetric('Throttles', 'Sum', 300), Threshold: 0, EvaluationPeriods: 1,
-    }),
+    ConsumerFailuresAlarm: alarm(
+      'trace-consumer: records failed and were reported for retry. Check the error log lines: usually the database is unreachable.',
+      'notBreaching',
+      {
+        ...consumerMetric('RecordsFailed', 'Sum', 300),
+        Threshold: 0,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 2,
+      },
+    ),
+    ConsumerDeadLettersAlarm: alarm(
+      `trace-consumer: more than ${params.deadLetterAlarmThreshold} records a minute were dead-lettered. Query dead_letters by reason; upstream is sending what cannot be stored.`,
+      'notBreaching',
+      {
+        ...consumerMetric('RecordsDeadLettered', 'Sum', 60),
+        Threshold: params.deadLetterAlarmThreshold,
+        EvaluationPeriods: 1,
+      },
+    ),
+    ConsumerLagAlarm: alarm(
+      `trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`,
+      'notBreaching',
+      {
+        ...consumerMetric('OldestRecordAge', 'Maximum', 300),
+        Threshold: params.lagAlarmSeconds * 1000,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 3,
+      },
+    ),
+    ConsumerErrorsAlarm: alarm(
+      'trace-consumer: the function threw (the whole batch is retried). Read its error lines.',
+      'notBreaching',
+      {
+        ...lambdaMetric('Errors', 'Sum', 300),
+        Threshold: 0,
+        EvaluationPeriods: 1,
+      },
+    ),
+    ConsumerThrottlesAlarm: alarm(
+      'trace-consumer: invocations were throttled. Raise consumerReservedConcurrency or the account limit, or lower maxPollers.',
+      'notBreaching',
+      {
+        ...lambdaMetric('Throttles', 'Sum', 300),
+        Threshold: 0,
+        EvaluationPeriods: 1,
+      },
+    ),
   };
   // Without a mapping (cutover, or step 1 of changing its group) there is no lag to measure: the pause is deliberate.
   if (params.mapping === 'enabled') {
-    result.ConsumerOffsetLagAlarm = alarm(`trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no lag at all (mapping disabled, deleted or failing to poll).`, 'breaching', {
-      ...lambdaMetric('OffsetLag', 'Maximum', 300), Threshold: params.offsetLagAlarmRecords, EvaluationPeriods: 3, DatapointsToAlarm: 3,
-    });
+    result.ConsumerOffsetLagAlarm = alarm(
+      `trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no lag at all (mapping disabled, deleted or failing to poll).`,
+      'breaching',
+      {
+        ...lambdaMetric('OffsetLag', 'Maximum', 300),
+        Threshold: params.offsetLagAlarmRecords,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 3,
+      },
+    );
   }
   if (params.healthStaleAfterSeconds !== 'never') {
     // Freshness: nothing stored for healthStaleAfterSeconds (the same limit /healthz reports as stale).
     const hours = Math.max(1, Math.ceil(Number(params.healthStaleAfterSeconds) / 3600));
-    result.ConsumerFreshnessAlarm = alarm(`trace-consumer: no trace stored for ${hours} h. Check the mapping's state, OffsetLag and the upstream producer.`, 'breaching', {
-      ...consumerMetric('RecordsStored', 'Sum', 3600), ComparisonOperator: 'LessThanThreshold', Threshold: 1,
-      EvaluationPeriods: Math.min(hours, 168), DatapointsToAlarm: Math.min(hours, 168),
-    });
+    result.ConsumerFreshnessAlarm = alarm(
+      `trace-consumer: no trace stored for ${hours} h. Check the mapping's state, OffsetLag and the upstream producer.`,
+      'breaching',
+      {
+        ...consumerMetric('RecordsStored', 'Sum', 3600),
+        ComparisonOperator: 'LessThanThreshold',
+        Threshold: 1,
+        EvaluationPeriods: Math.min(hours, 168),
+        DatapointsToAlarm: Math.min(hours, 168),
+      },
+    );
   }
   return result;
 }
@@ -547,27 +798,76 @@ function dashboard(params) {
   const own = (name, label) => [ns, name, 'service', 'trace-consumer', 'topic', params.topic, { label }];
   const fn = (name, label) => ['AWS/Lambda', name, 'FunctionName', '${ConsumerLambdaFunction}', { label }];
   const widget = (x, y, title, metrics, stat) => ({
-    type: 'metric', x, y, width: 12, height: 6,
+    type: 'metric',
+    x,
+    y,
+    width: 12,
+    height: 6,
     properties: { title, region: '${AWS::Region}', stat, period: 60, view: 'timeSeries', metrics },
   });
   const logs = (x, y, title, query) => ({
-    type: 'log', x, y, width: 12, height: 6,
+    type: 'log',
+    x,
+    y,
+    width: 12,
+    height: 6,
     properties: { title, region: '${AWS::Region}', view: 'table', query },
   });
   const body = {
     widgets: [
-      widget(0, 0, 'Throughput (records/min)', [own('RecordsReceived', 'received'), own('RecordsStored', 'stored')], 'Sum'),
-      widget(12, 0, 'Outcomes (records/min)', [
-        own('RecordsDuplicate', 'duplicate'), own('RecordsSuperseded', 'superseded'), own('RecordsUpstreamError', 'upstream error'),
-        own('RecordsDeadLettered', 'dead-lettered'), own('RecordsFailed', 'failed, retried'),
-      ], 'Sum'),
-      widget(0, 6, 'Lag: mapping offset lag (records) and oldest record age (ms)', [
-        fn('OffsetLag', 'offset lag (records)'), [...own('OldestRecordAge', 'oldest record age (ms)').slice(0, 6), { label: 'oldest record age (ms)', yAxis: 'right' }],
-      ], 'Maximum'),
-      widget(12, 6, 'Duration (ms)', [own('BatchDuration', 'batch (consumer)'), fn('Duration', 'invocation (Lambda)')], 'Maximum'),
-      widget(0, 12, 'Errors', [fn('Errors', 'function errors'), fn('Throttles', 'throttles'), own('RecordsFailed', 'records failed')], 'Sum'),
-      logs(12, 12, 'Database health: write failures and failed readiness checks',
-        "SOURCE '/aws/lambda/${ConsumerLambdaFunction}' | SOURCE '/aws/lambda/${HealthLambdaFunction}' | fields @timestamp, message, error.code, error.message, checks.0.error | filter message like /database write failed|not ready|freshness could not be read/ | sort @timestamp desc | limit 50"),
+      widget(
+        0,
+        0,
+        'Throughput (records/min)',
+        [own('RecordsReceived', 'received'), own('RecordsStored', 'stored')],
+        'Sum',
+      ),
+      widget(
+        12,
+        0,
+        'Outcomes (records/min)',
+        [
+          own('RecordsDuplicate', 'duplicate'),
+          own('RecordsSuperseded', 'superseded'),
+          own('RecordsUpstreamError', 'upstream error'),
+          own('RecordsDeadLettered', 'dead-lettered'),
+          own('RecordsFailed', 'failed, retried'),
+        ],
+        'Sum',
+      ),
+      widget(
+        0,
+        6,
+        'Lag: mapping offset lag (records) and oldest record age (ms)',
+        [
+          fn('OffsetLag', 'offset lag (records)'),
+          [
+            ...own('OldestRecordAge', 'oldest record age (ms)').slice(0, 6),
+            { label: 'oldest record age (ms)', yAxis: 'right' },
+          ],
+        ],
+        'Maximum',
+      ),
+      widget(
+        12,
+        6,
+        'Duration (ms)',
+        [own('BatchDuration', 'batch (consumer)'), fn('Duration', 'invocation (Lambda)')],
+        'Maximum',
+      ),
+      widget(
+        0,
+        12,
+        'Errors',
+        [fn('Errors', 'function errors'), fn('Throttles', 'throttles'), own('RecordsFailed', 'records failed')],
+        'Sum',
+      ),
+      logs(
+        12,
+        12,
+        'Database health: write failures and failed readiness checks',
+        "SOURCE '/aws/lambda/${ConsumerLambdaFunction}' | SOURCE '/aws/lambda/${HealthLambdaFunction}' | fields @timestamp, message, error.code, error.message, checks.0.error | filter message like /database write failed|not ready|freshness could not be read/ | sort @timestamp desc | limit 50",
+      ),
     ],
   };
   return {
@@ -592,9 +892,14 @@ async function environmentProblems(resolveConfigurationProperty, paramProblems) 
   } catch (error) {
     if (!Array.isArray(error.problems)) throw error;
     const yml = readFileSync(join(__dirname, '..', 'serverless.yml'), 'utf8');
-    const paramOf = Object.fromEntries([...yml.matchAll(/^\s+([A-Z][A-Z0-9_]*): \$\{param:(\w+)\}/gm)].map((m) => [m[1], m[2]]));
+    const paramOf = Object.fromEntries(
+      [...yml.matchAll(/^\s+([A-Z][A-Z0-9_]*): \$\{param:(\w+)\}/gm)].map((m) => [m[1], m[2]]),
+    );
     return error.problems
-      .map(({ variable, problem }) => ({ name: paramOf[variable] ?? variable, text: `${paramOf[variable] ?? variable} (${variable} of the functions) ${problem}` }))
+      .map(({ variable, problem }) => ({
+        name: paramOf[variable] ?? variable,
+        text: `${paramOf[variable] ?? variable} (${variable} of the functions) ${problem}`,
+      }))
       .filter(({ name }) => !paramProblems.some((p) => p.startsWith(`${name} `))) // already said, in the deploy's words
       .map(({ text }) => text);
   }
@@ -602,7 +907,10 @@ async function environmentProblems(resolveConfigurationProperty, paramProblems) 
 
 async function build({ options, resolveVariable, resolveConfigurationProperty }) {
   const params = await readParams(resolveVariable);
-  const paramProblems = [...(await unknownParamProblems(options, resolveConfigurationProperty)), ...validate(params, options)];
+  const paramProblems = [
+    ...(await unknownParamProblems(options, resolveConfigurationProperty)),
+    ...validate(params, options),
+  ];
   const problems = [...paramProblems, ...(await environmentProblems(resolveConfigurationProperty, paramProblems))];
   if (problems.length > 0) {
     throw new DeployParameterError(
@@ -624,7 +932,7 @@ function warnAboutHealthSecret(params, options) {
   if (params.healthDbSecretArn || options?.function || warnedAboutHealthSecret) return;
   warnedAboutHealthSecret = true;
   process.stderr.write(
-    'Warning: healthDbSecretArn is not set, so the public health function connects with the consumer\'s read-write ' +
+    "Warning: healthDbSecretArn is not set, so the public health function connects with the consumer's read-write " +
       'credentials (dbSecretArn). Create the read-only role of docs/operations.md ("A read-only role for the health ' +
       'function") and pass its secret as --param="healthDbSecretArn=...".\n',
   );
@@ -646,10 +954,18 @@ module.exports = {
       ...(params.mapping === 'enabled' ? { ConsumerEventSourceMapping: eventSourceMapping(params) } : {}),
       ConsumerRole: role('trace-consumer', consumerStatements(params)),
       // The health function reads its own secret only: with healthDbSecretArn, never the consumer's credentials.
-      HealthRole: role('trace-consumer-health', [logStatement('health'), ...vpcStatements(), ...secretStatements([healthSecretArn(params)], params.kmsKeyArns)]),
+      HealthRole: role('trace-consumer-health', [
+        logStatement('health'),
+        ...vpcStatements(),
+        ...secretStatements([healthSecretArn(params)], params.kmsKeyArns),
+      ]),
       ConsumerDashboard: dashboard(params),
       // The dead-letter function reaches the database and nothing else: no Kafka, no HTTP route.
-      DeadLettersRole: role('trace-consumer-dead-letters', [logStatement('deadLetters'), ...vpcStatements(), ...secretStatements([params.dbSecretArn], params.kmsKeyArns)]),
+      DeadLettersRole: role('trace-consumer-dead-letters', [
+        logStatement('deadLetters'),
+        ...vpcStatements(),
+        ...secretStatements([params.dbSecretArn], params.kmsKeyArns),
+      ]),
       ...(params.alarms ? alarms(params) : {}),
     };
   },
@@ -660,7 +976,9 @@ module.exports = {
     return {
       DashboardUrl: {
         Description: 'CloudWatch dashboard of the consumer',
-        Value: { 'Fn::Sub': `https://${consoleHost(params.region)}/cloudwatch/home?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}` },
+        Value: {
+          'Fn::Sub': `https://${consoleHost(params.region)}/cloudwatch/home?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}`,
+        },
       },
       // No URLs with healthRoute=none: there is no HTTP API then.
       ...(params.healthRoute === 'none'
@@ -673,11 +991,24 @@ module.exports = {
       // Only while there is a mapping: after mapping=removed they would describe one that no longer exists.
       ...(params.mapping === 'enabled'
         ? {
-            KafkaConsumerGroupId: { Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)', Value: params.consumerGroup },
-            KafkaStartingPosition: { Description: 'Starting position of the mapping (ignored when the group has committed offsets)', Value: params.startingPosition },
+            KafkaConsumerGroupId: {
+              Description: 'Consumer group of the mapping (changing it needs the two-step procedure in docs/deploy.md)',
+              Value: params.consumerGroup,
+            },
+            KafkaStartingPosition: {
+              Description: 'Starting position of the mapping (ignored when the group has committed offsets)',
+              Value: params.startingPosition,
+            },
           }
         : {}),
-      ...(params.alarms && !params.alarmTopicArn ? { AlarmTopicArn: { Description: 'SNS topic the alarms notify: subscribe on-call here', Value: { Ref: 'AlarmTopic' } } } : {}),
+      ...(params.alarms && !params.alarmTopicArn
+        ? {
+            AlarmTopicArn: {
+              Description: 'SNS topic the alarms notify: subscribe on-call here',
+              Value: { Ref: 'AlarmTopic' },
+            },
+          }
+        : {}),
     };
   },
   /** Properties added to resources the CLI generates: reserved concurrency and the health API's throttling. */
@@ -685,8 +1016,12 @@ module.exports = {
     const params = await readParams(resolveVariable);
     const concurrency = (value) => (value === null ? {} : { Properties: { ReservedConcurrentExecutions: value } });
     return {
-      ...(params.consumerReservedConcurrency === null ? {} : { ConsumerLambdaFunction: concurrency(params.consumerReservedConcurrency) }),
-      ...(params.healthReservedConcurrency === null ? {} : { HealthLambdaFunction: concurrency(params.healthReservedConcurrency) }),
+      ...(params.consumerReservedConcurrency === null
+        ? {}
+        : { ConsumerLambdaFunction: concurrency(params.consumerReservedConcurrency) }),
+      ...(params.healthReservedConcurrency === null
+        ? {}
+        : { HealthLambdaFunction: concurrency(params.healthReservedConcurrency) }),
       // Each health request may open a database connection: a rate limit keeps a public URL from exhausting them.
       ...(params.healthRoute === 'none'
         ? {}

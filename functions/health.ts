@@ -21,7 +21,9 @@ type Response = APIGatewayProxyStructuredResultV2;
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { service: 'trace-consumer-health' });
 const credentials = credentialSource(config.db);
-const database = new Database(config.db, credentials, { connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)) });
+const database = new Database(config.db, credentials, {
+  connect_timeout: Math.max(1, Math.ceil(config.health.timeoutMs / 1000)),
+});
 
 // Readiness and freshness are both cached: the routes are public, and each uncached answer costs database time.
 // A check never throws: a failed one is an answer (not_ready, unavailable), reused for the interval like any other.
@@ -60,7 +62,8 @@ const routes: Route<Event, Response>[] = [
     path: '/healthz/ready',
     handler: async (_event: Event, context: Context) => {
       const { value: result, cached } = await readiness.get();
-      if (result.status !== 'ready' && !cached) invocationLogger(logger, context).warn('not ready', { checks: result.checks });
+      if (result.status !== 'ready' && !cached)
+        invocationLogger(logger, context).warn('not ready', { checks: result.checks });
       return json(result.status === 'ready' ? 200 : 503, { ...result, cached });
     },
   },
@@ -69,7 +72,13 @@ const routes: Route<Event, Response>[] = [
     path: '/healthz',
     handler: async (_event: Event, context: Context) => {
       const { value: result, cached } = await freshness.get();
-      if (result.ok) return json(200, { status: result.freshness.stale ? 'stale' : 'ok', ...result.freshness, checkedAt: result.checkedAt, cached });
+      if (result.ok)
+        return json(200, {
+          status: result.freshness.stale ? 'stale' : 'ok',
+          ...result.freshness,
+          checkedAt: result.checkedAt,
+          cached,
+        });
       if (!cached) invocationLogger(logger, context).warn('freshness could not be read', { error: result.cause });
       return json(503, { status: 'unavailable', error: result.error, checkedAt: result.checkedAt, cached });
     },
@@ -82,10 +91,16 @@ const knownPaths = new Set(routes.map((r) => r.path));
 function notFound({ method, path }: { method: string; path: string }): never {
   const normalised = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
   if (knownPaths.has(normalised)) {
-    const error = createError(405, JSON.stringify({ error: 'method_not_allowed', message: `${method} is not allowed on ${normalised}; use GET` }));
+    const error = createError(
+      405,
+      JSON.stringify({ error: 'method_not_allowed', message: `${method} is not allowed on ${normalised}; use GET` }),
+    );
     throw Object.assign(error, { headers: { Allow: 'GET' } }); // read by http-error-handler
   }
-  throw createError(404, JSON.stringify({ error: 'not_found', message: `no route for ${method} ${path}`, routes: [...knownPaths] }));
+  throw createError(
+    404,
+    JSON.stringify({ error: 'not_found', message: `no route for ${method} ${path}`, routes: [...knownPaths] }),
+  );
 }
 
 /** HTTP API (payload format 2.0) entry point for /healthz, /healthz/live and /healthz/ready. */
@@ -94,7 +109,8 @@ export const handler = middy<Event, Response>()
   // Runs after the error handler (middy runs onError in reverse): 404, 405 and 500 answers are not cached either.
   .use({
     onError: (request) => {
-      if (request.response) request.response = { ...request.response, headers: { ...request.response.headers, ...NO_STORE } };
+      if (request.response)
+        request.response = { ...request.response, headers: { ...request.response.headers, ...NO_STORE } };
     },
   })
   // Turns HTTP errors (404, 405) into JSON answers, unlogged; anything else becomes a 500, logged just below.
@@ -103,7 +119,8 @@ export const handler = middy<Event, Response>()
   .use({
     onError: (request) => {
       const status = (request.error as { statusCode?: number } | null)?.statusCode;
-      if (status === undefined || status >= 500) invocationLogger(logger, request.context).error('health request failed', { error: request.error });
+      if (status === undefined || status >= 500)
+        invocationLogger(logger, request.context).error('health request failed', { error: request.error });
     },
   })
   .handler(httpRouterHandler({ routes, notFoundResponse: notFound }));

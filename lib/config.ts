@@ -47,7 +47,17 @@ export const VARIABLES = {
   DB_CONNECT_TIMEOUT: { schema: integer(1, 300), default: '5' },
   /** Secrets Manager secret with the credentials (RDS rotation's JSON); its fields override DB_*. */
   DB_SECRET_ARN: {
-    schema: v.union([v.literal(''), v.pipe(v.string(), v.trim(), v.regex(/^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN'))], 'must be a Secrets Manager secret ARN'),
+    schema: v.union(
+      [
+        v.literal(''),
+        v.pipe(
+          v.string(),
+          v.trim(),
+          v.regex(/^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN'),
+        ),
+      ],
+      'must be a Secrets Manager secret ARN',
+    ),
     default: '',
   },
   /** Seconds a fetched secret is trusted before it is fetched again (a rejected password refetches at once). */
@@ -61,13 +71,26 @@ export const VARIABLES = {
   /** false for RDS Proxy: prepared statements pin its connections. */
   DB_PREPARE: { schema: boolean, default: 'true' },
   /** TLS to the database: disable, require (encrypted, unverified) or verify-full (against DB_SSL_CA). */
-  DB_SSL: { schema: v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(['disable', 'require', 'verify-full'], 'must be disable, require or verify-full')), default: 'disable' },
+  DB_SSL: {
+    schema: v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.picklist(['disable', 'require', 'verify-full'], 'must be disable, require or verify-full'),
+    ),
+    default: 'disable',
+  },
   /** CA bundle for verify-full. Lambda's Node.js runtimes ship the RDS CAs at this path. */
   DB_SSL_CA: { schema: nonEmpty, default: '/var/runtime/ca-cert.pem' },
   MAX_RETRIES: { schema: integer(0, 20), default: '3' },
   RETRY_BACKOFF_MS: { schema: integer(0, 600_000), default: '1000' },
   LOG_LEVEL: {
-    schema: v.pipe(v.string(), v.trim(), v.toLowerCase(), v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`)),
+    schema: v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`),
+    ),
     default: 'info',
   },
   REPORT_BATCH_ITEM_FAILURES: { schema: boolean, default: 'true' },
@@ -80,14 +103,30 @@ export const VARIABLES = {
    */
   SETUP_FAILURE_HOLD_SECONDS: { schema: integer(0, 900), default: '60' },
   /** CloudWatch namespace of the batch metrics (Embedded Metric Format). */
-  METRICS_NAMESPACE: { schema: v.pipe(v.string(), v.trim(), v.regex(/^[\w./#:-]{1,255}$/, 'must be a CloudWatch namespace (letters, digits, . _ - / # :)')), default: 'TraceConsumer' },
+  METRICS_NAMESPACE: {
+    schema: v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(/^[\w./#:-]{1,255}$/, 'must be a CloudWatch namespace (letters, digits, . _ - / # :)'),
+    ),
+    default: 'TraceConsumer',
+  },
   /** Seconds a readiness or freshness result is reused, so that monitors cannot overload the database. */
   HEALTH_CHECK_INTERVAL: { schema: integer(0, 86_400), default: '60' },
   /** Milliseconds each readiness check, and the freshness query, may take before it counts as failed. */
   HEALTH_TIMEOUT_MS: { schema: integer(100, 60_000), default: '2000' },
   /** Seconds without a stored trace after which /healthz reports stale; "never" turns staleness off. */
   HEALTH_STALE_AFTER_SECONDS: {
-    schema: v.union([v.pipe(v.literal('never'), v.transform(() => null)), integer(1, 365 * 86_400)], 'must be a number of seconds or "never"'),
+    schema: v.union(
+      [
+        v.pipe(
+          v.literal('never'),
+          v.transform(() => null),
+        ),
+        integer(1, 365 * 86_400),
+      ],
+      'must be a number of seconds or "never"',
+    ),
     default: 'never',
   },
 } as const;
@@ -101,7 +140,11 @@ export type ParsedVariables<V extends VariableSpecs> = { [K in keyof V]: v.Infer
  * {@link ConfigError} (with `fix` as what to do), so a broken setup is fixed in one round; passwords and secrets are
  * never echoed.
  */
-export function parseVariables<V extends VariableSpecs>(specs: V, env: Record<string, string | undefined>, fix?: string): ParsedVariables<V> {
+export function parseVariables<V extends VariableSpecs>(
+  specs: V,
+  env: Record<string, string | undefined>,
+  fix?: string,
+): ParsedVariables<V> {
   const problems: { variable: string; problem: string }[] = [];
   const parsed: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(specs)) {
@@ -142,7 +185,8 @@ export interface Config {
 }
 
 /** What a local script's ConfigError tells the user to do: the default speaks of a deployed function. */
-export const SCRIPT_CONFIG_FIX = 'Fix the variable in your shell (or unset it for its default) and run the command again.';
+export const SCRIPT_CONFIG_FIX =
+  'Fix the variable in your shell (or unset it for its default) and run the command again.';
 
 /**
  * Reads and validates the configuration from `env`. Every invalid variable is named in one {@link ConfigError}, so a

@@ -29,7 +29,11 @@ export function timeLeft(deadline: Deadline, now: () => number = Date.now): numb
 }
 
 /** True when an attempt may still start: at least `minMs` (MIN_ATTEMPT_MS unless the work is one short query) is left. */
-export function canStartAttempt(deadline: Deadline, now: () => number = Date.now, minMs: number = MIN_ATTEMPT_MS): boolean {
+export function canStartAttempt(
+  deadline: Deadline,
+  now: () => number = Date.now,
+  minMs: number = MIN_ATTEMPT_MS,
+): boolean {
   return timeLeft(deadline, now) >= minMs;
 }
 
@@ -56,7 +60,12 @@ export function boundedTimeout(ms: number, min: number): number {
  * `work` itself. The one way this code bounds a promise in time: the database client's timer, health's checks and
  * the local mapping's handler timeout all use it.
  */
-export function raceDeadline<T>(work: Promise<T>, deadline: Deadline, onTimeout: () => Error, now: () => number = Date.now): Promise<T> {
+export function raceDeadline<T>(
+  work: Promise<T>,
+  deadline: Deadline,
+  onTimeout: () => Error,
+  now: () => number = Date.now,
+): Promise<T> {
   if (deadline === Infinity) return work;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {

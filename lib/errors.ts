@@ -17,7 +17,10 @@ export class ConfigError extends TraceConsumerError {
   readonly problems: ReadonlyArray<{ variable: string; problem: string }>;
 
   /** `fix`: what to do, for the function by default; a local script names its own (set the variable, run again). */
-  constructor(problems: ReadonlyArray<{ variable: string; problem: string }>, fix = "Fix the function's environment and redeploy.") {
+  constructor(
+    problems: ReadonlyArray<{ variable: string; problem: string }>,
+    fix = "Fix the function's environment and redeploy.",
+  ) {
     const list = problems.map((p) => `${p.variable} ${p.problem}`).join('; ');
     super('CONFIG_INVALID', `Invalid configuration: ${list}. ${fix}`);
     this.problems = problems;
@@ -187,11 +190,18 @@ export class CaFileMissingError extends DatabaseSetupError {
 export class DatabaseInsecureAuthError extends DatabaseSetupError {
   readonly method: 'cleartext' | 'md5' | 'scram-iterations';
 
-  constructor(target: DatabaseTarget, method: 'cleartext' | 'md5' | 'scram-iterations', ssl: string, iterations?: number) {
+  constructor(
+    target: DatabaseTarget,
+    method: 'cleartext' | 'md5' | 'scram-iterations',
+    ssl: string,
+    iterations?: number,
+  ) {
     const asked =
-      method === 'md5' ? 'for the password as an MD5 hash'
-      : method === 'cleartext' ? 'for the password in cleartext'
-      : `for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations (accepted: 4096 to 1,000,000)`;
+      method === 'md5'
+        ? 'for the password as an MD5 hash'
+        : method === 'cleartext'
+          ? 'for the password in cleartext'
+          : `for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations (accepted: 4096 to 1,000,000)`;
     super(
       'DB_INSECURE_AUTH',
       `The server${forTarget(target)} asked ${asked} over a connection whose server is not verified (DB_SSL=${ssl}); ` +
@@ -235,8 +245,8 @@ export class SchemaVersionError extends TraceConsumerError {
         ? // Version 0 is a schema with no version table: never migrated, or DB_SCHEMA names the wrong one.
           `schema version 0, needs ${required}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`
         : current < required
-        ? `schema version ${current}, needs ${required}: run npm run db:apply`
-        : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
+          ? `schema version ${current}, needs ${required}: run npm run db:apply`
+          : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
             `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; ` +
             `deploy code built for schema version ${current}`,
     );
@@ -281,7 +291,11 @@ export class SecretInvalidError extends TraceConsumerError {
 /** No time was left in the invocation to start (or wait for) a database attempt; Lambda's retry is the next one. */
 export class OutOfTimeError extends TraceConsumerError {
   constructor(cause?: unknown) {
-    super('OUT_OF_TIME', 'The invocation is about to time out; the work was not started and is left for Lambda to retry.', { cause });
+    super(
+      'OUT_OF_TIME',
+      'The invocation is about to time out; the work was not started and is left for Lambda to retry.',
+      { cause },
+    );
   }
 }
 

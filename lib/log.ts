@@ -22,10 +22,17 @@ export function createLogger(
   write: (line: string) => void = (line) => process.stdout.write(line + '\n'),
 ): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
-  const log = (lineLevel: LogLevel) => (message: string, fields: LogFields = {}) => {
-    if (LOG_LEVELS.indexOf(lineLevel) < threshold) return;
-    write(JSON.stringify({ level: lineLevel, time: new Date().toISOString(), message, ...base, ...fields }, errorReplacer));
-  };
+  const log =
+    (lineLevel: LogLevel) =>
+    (message: string, fields: LogFields = {}) => {
+      if (LOG_LEVELS.indexOf(lineLevel) < threshold) return;
+      write(
+        JSON.stringify(
+          { level: lineLevel, time: new Date().toISOString(), message, ...base, ...fields },
+          errorReplacer,
+        ),
+      );
+    };
   return {
     debug: log('debug'),
     info: log('info'),

@@ -21,13 +21,18 @@ async function main() {
   const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const settings: Config['db'] = { ...config.db, ...(await credentialSource(config.db).get()) };
   const where = `${settings.host}:${settings.port}/${settings.database}`;
-  if (await createDatabaseIfMissing(settings)) console.log(`Created database "${settings.database}" on ${settings.host}:${settings.port}.`);
+  if (await createDatabaseIfMissing(settings))
+    console.log(`Created database "${settings.database}" on ${settings.host}:${settings.port}.`);
 
   const sql = createSql(settings, { max: 1 });
   try {
     const result = await applySchema(sql, settings.schema, dir);
-    if (result.baselined) console.log(`Schema "${settings.schema}" held the tables of version 1 without a version table; recorded it as version 1.`);
-    for (const m of result.applied) console.log(`Applied ${m.file}${m.compatible ? ' (compatible with the previous version)' : ''}.`);
+    if (result.baselined)
+      console.log(
+        `Schema "${settings.schema}" held the tables of version 1 without a version table; recorded it as version 1.`,
+      );
+    for (const m of result.applied)
+      console.log(`Applied ${m.file}${m.compatible ? ' (compatible with the previous version)' : ''}.`);
     const newest = result.applied.at(-1)?.version ?? result.to;
     console.log(
       result.applied.length === 0

@@ -30,7 +30,9 @@ export function parseMessages(text: string, origin: string): unknown[] {
         try {
           return JSON.parse(line) as unknown;
         } catch (error) {
-          throw new Error(`${origin}:${n} is not JSON (${(error as Error).message}); give a JSON object, a JSON array or one JSON object per line.`);
+          throw new Error(
+            `${origin}:${n} is not JSON (${(error as Error).message}); give a JSON object, a JSON array or one JSON object per line.`,
+          );
         }
       });
   }
@@ -49,7 +51,9 @@ function main() {
     },
   });
   if (values.help) {
-    console.log('usage: build-event [--source msk|self-managed] [--topic T] [--partitions N] [--first-offset N] [--out FILE] [FILE...]');
+    console.log(
+      'usage: build-event [--source msk|self-managed] [--topic T] [--partitions N] [--first-offset N] [--out FILE] [FILE...]',
+    );
     return;
   }
   const source = values.source as EventSource;
@@ -57,17 +61,28 @@ function main() {
   const partitions = Number(values.partitions);
   const firstOffset = Number(values['first-offset']);
   if (!Number.isInteger(partitions) || partitions < 1) throw new Error('--partitions must be a whole number from 1');
-  if (!Number.isInteger(firstOffset) || firstOffset < 0) throw new Error('--first-offset must be a whole number from 0');
+  if (!Number.isInteger(firstOffset) || firstOffset < 0)
+    throw new Error('--first-offset must be a whole number from 0');
 
-  const inputs = positionals.length > 0 ? positionals.map((f) => ({ text: readFileSync(f, 'utf8'), origin: f })) : [{ text: readFileSync(0, 'utf8'), origin: 'stdin' }];
+  const inputs =
+    positionals.length > 0
+      ? positionals.map((f) => ({ text: readFileSync(f, 'utf8'), origin: f }))
+      : [{ text: readFileSync(0, 'utf8'), origin: 'stdin' }];
   const messages = inputs.flatMap(({ text, origin }) => parseMessages(text, origin));
   if (messages.length === 0) throw new Error('No messages given: pass files or pipe JSON to standard input.');
 
   const records = messages.map((value) => {
-    const traceId = value !== null && typeof value === 'object' && 'traceId' in value ? String(value.traceId) : undefined;
+    const traceId =
+      value !== null && typeof value === 'object' && 'traceId' in value ? String(value.traceId) : undefined;
     return { value, key: traceId };
   });
-  const event = buildKafkaEvent(records, { source, topic: values.topic, partitions, firstOffset, timestamp: Date.now() });
+  const event = buildKafkaEvent(records, {
+    source,
+    topic: values.topic,
+    partitions,
+    firstOffset,
+    timestamp: Date.now(),
+  });
   const json = JSON.stringify(event, null, 2) + '\n';
   if (values.out) {
     mkdirSync(dirname(values.out), { recursive: true });

@@ -47,12 +47,18 @@ async function main() {
   } finally {
     await sql.end({ timeout: 5 });
   }
-  const exports = Object.entries(db.env).map(([k, v]) => `${k}=${v}`).join(' ');
+  const exports = Object.entries(db.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   console.log(
     [
       `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema "${config.db.schema}" at version ${migrated.to}` +
         // Data kept from an older checkout is upgraded here; say so, since its rows were written by older code.
-        (migrated.from === migrated.to ? '.' : migrated.from === 0 ? ' (created).' : ` (upgraded from version ${migrated.from}).`),
+        (migrated.from === migrated.to
+          ? '.'
+          : migrated.from === 0
+            ? ' (created).'
+            : ` (upgraded from version ${migrated.from}).`),
       `Data: ${dir}`,
       '',
       'In another terminal, paste:',
@@ -73,12 +79,17 @@ async function main() {
 function readArgs(args: string[]): { port: number; reset: boolean; data: string | undefined } {
   let values: { port?: string; reset?: boolean; data?: string };
   try {
-    ({ values } = parseArgs({ args, options: { port: { type: 'string' }, reset: { type: 'boolean' }, data: { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({
+      args,
+      options: { port: { type: 'string' }, reset: { type: 'boolean' }, data: { type: 'string' } },
+      strict: true,
+    }));
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error), USAGE);
   }
   const port = Number(values.port ?? DEFAULT_PORT);
-  if (!Number.isInteger(port) || port < 1024 || port > 65535) throw new UsageError(`--port must be a number from 1024 to 65535 (got "${values.port}")`, USAGE);
+  if (!Number.isInteger(port) || port < 1024 || port > 65535)
+    throw new UsageError(`--port must be a number from 1024 to 65535 (got "${values.port}")`, USAGE);
   return { port, reset: values.reset ?? false, data: values.data === undefined ? undefined : resolve(values.data) };
 }
 
@@ -94,7 +105,8 @@ function dataFolder(): string {
   if (process.getuid?.() !== 0 || !closedFolder(root)) return local;
   const hash = createHash('sha256').update(root).digest('hex').slice(0, 12);
   const dir = join(tmpdir(), `trace-consumer-pgdata-${hash}`);
-  if (!existsSync(dir)) console.error(`The "postgres" user cannot enter ${root}; the data goes to ${dir} instead of .pgdata/.`);
+  if (!existsSync(dir))
+    console.error(`The "postgres" user cannot enter ${root}; the data goes to ${dir} instead of .pgdata/.`);
   return dir;
 }
 

@@ -1,6 +1,5 @@
 import { UsageError } from './errors';
 
-
 export const USAGE =
   'usage: npm run --silent dead-letters -- summary|show|redrive|purge [--option value ...] | --data \'{"action": ...}\' (docs/dead-letters.md)';
 
@@ -13,7 +12,8 @@ export function requestFromArgs(args: readonly string[]): Record<string, unknown
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (!arg.startsWith('--')) {
-      if ('action' in request) throw new UsageError(`unexpected argument "${arg}": give the action once, then --options`, USAGE);
+      if ('action' in request)
+        throw new UsageError(`unexpected argument "${arg}": give the action once, then --options`, USAGE);
       request.action = arg;
       continue;
     }
@@ -32,7 +32,8 @@ export function requestFromArgs(args: readonly string[]): Record<string, unknown
     const name = camelCase(arg.slice(2));
     if (!hasValue) request[name] = true;
     else {
-      const value = (text: string) => (NUMBERS.has(name) ? number(text) : text === 'true' || text === 'false' ? text === 'true' : text);
+      const value = (text: string) =>
+        NUMBERS.has(name) ? number(text) : text === 'true' || text === 'false' ? text === 'true' : text;
       request[name] = LISTS.has(name) ? next.split(',').map(value) : value(next);
       i++;
     }
@@ -56,7 +57,10 @@ function jsonRequest(text: string): Record<string, unknown> {
     parsed = JSON.parse(text);
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
-    throw new UsageError(`--data is not JSON (${why}); quote it whole in single quotes: --data '{"action": "summary"}'`, USAGE);
+    throw new UsageError(
+      `--data is not JSON (${why}); quote it whole in single quotes: --data '{"action": "summary"}'`,
+      USAGE,
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new UsageError('--data must be a JSON object, e.g. --data \'{"action": "summary"}\'', USAGE);

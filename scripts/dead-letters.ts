@@ -26,7 +26,9 @@ async function main() {
     const response = await runDeadLetterAction(request, {
       database,
       config,
-      logger: createLogger(config.logLevel, { service: 'trace-consumer-dead-letters' }, (line) => process.stderr.write(line + '\n')),
+      logger: createLogger(config.logLevel, { service: 'trace-consumer-dead-letters' }, (line) =>
+        process.stderr.write(line + '\n'),
+      ),
       deadline,
     });
     process.stdout.write(JSON.stringify(response, null, 2) + '\n');

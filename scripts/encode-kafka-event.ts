@@ -54,7 +54,12 @@ export function buildKafkaEvent(records: readonly RecordInput[], options: EventO
     grouped[`${topic}-${partition}`]?.push(record);
   });
   return source === 'msk'
-    ? { eventSource: 'aws:kafka', eventSourceArn: MSK_ARN, bootstrapServers: 'b-1.trace-cluster.kafka.us-east-1.amazonaws.com:9098', records: grouped }
+    ? {
+        eventSource: 'aws:kafka',
+        eventSourceArn: MSK_ARN,
+        bootstrapServers: 'b-1.trace-cluster.kafka.us-east-1.amazonaws.com:9098',
+        records: grouped,
+      }
     : { eventSource: 'SelfManagedKafka', bootstrapServers: 'kafka-1.example.internal:9092', records: grouped };
 }
 

@@ -28,7 +28,11 @@ export class LocalServerError extends TraceConsumerError {
       : /already in use/i.test(log)
         ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${otherPort}).`
         : 'See its log below; `npm run db -- --reset` starts from empty data (it deletes the data folder).';
-    super('LOCAL_SERVER_FAILED', `The embedded PostgreSQL did not start${port === null ? '' : ` on port ${port}`}. ${hint}\n${log}`, { cause });
+    super(
+      'LOCAL_SERVER_FAILED',
+      `The embedded PostgreSQL did not start${port === null ? '' : ` on port ${port}`}. ${hint}\n${log}`,
+      { cause },
+    );
   }
 }
 
@@ -38,7 +42,11 @@ export class LocalServerError extends TraceConsumerError {
  * kafka cannot listen on KAFKA_PORT because something else does (`KAFKA_PORT_IN_USE`).
  */
 export class KafkaSetupError extends TraceConsumerError {
-  constructor(code: 'KAFKA_UNREACHABLE' | 'KAFKA_TOPIC_MISSING' | 'KAFKA_PORT_IN_USE', message: string, cause?: unknown) {
+  constructor(
+    code: 'KAFKA_UNREACHABLE' | 'KAFKA_TOPIC_MISSING' | 'KAFKA_PORT_IN_USE',
+    message: string,
+    cause?: unknown,
+  ) {
     super(code, message, { cause });
   }
 }

@@ -11,4 +11,3 @@ export function exitWithDiagnosis(error: unknown): never {
   console.error(diagnosed instanceof TraceConsumerError ? `${diagnosed.name}: ${diagnosed.message}` : diagnosed);
   process.exit(1);
 }
-

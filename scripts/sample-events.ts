@@ -66,7 +66,10 @@ export function sampleMessage(i: number, semester = '2023FA') {
 }
 
 const valid = (from: number, count: number, semester = '2023FA'): RecordInput[] =>
-  Array.from({ length: count }, (_, k) => ({ key: sampleMessage(from + k, semester).traceId, value: sampleMessage(from + k, semester) }));
+  Array.from({ length: count }, (_, k) => ({
+    key: sampleMessage(from + k, semester).traceId,
+    value: sampleMessage(from + k, semester),
+  }));
 
 function mixedRecords(): RecordInput[] {
   const stored = sampleMessage(100);
@@ -79,8 +82,21 @@ function mixedRecords(): RecordInput[] {
     { key: 'not-object', value: '["an", "array"]', partition: 0 },
     { key: invalid.traceId, value: invalid, partition: 1 },
     { key: 'sample-tombstone', value: null, partition: 0 },
-    { key: 'sample-upstream-error', value: { traceId: 'sample-upstream-error', error: 'PDF could not be parsed: page 2 is empty', processedAt: '2023-12-20T10:00:00Z' }, partition: 1 },
-    { key: sampleMessage(102).traceId, value: sampleMessage(102), partition: 0, headers: { 'content-type': 'application/json' } },
+    {
+      key: 'sample-upstream-error',
+      value: {
+        traceId: 'sample-upstream-error',
+        error: 'PDF could not be parsed: page 2 is empty',
+        processedAt: '2023-12-20T10:00:00Z',
+      },
+      partition: 1,
+    },
+    {
+      key: sampleMessage(102).traceId,
+      value: sampleMessage(102),
+      partition: 0,
+      headers: { 'content-type': 'application/json' },
+    },
   ];
 }
 
@@ -132,11 +148,30 @@ const healthSamples: Record<string, { event: unknown; response: unknown }> = {
   'health-live': { event: httpRequest('GET', '/healthz/live'), response: { statusCode: 200, body: { status: 'ok' } } },
   'health-ready': {
     event: httpRequest('GET', '/healthz/ready'),
-    response: { statusCode: 200, body: { status: 'ready', checks: [{ name: 'credentials', ok: true }, { name: 'database', ok: true }, { name: 'schema', ok: true }] } },
+    response: {
+      statusCode: 200,
+      body: {
+        status: 'ready',
+        checks: [
+          { name: 'credentials', ok: true },
+          { name: 'database', ok: true },
+          { name: 'schema', ok: true },
+        ],
+      },
+    },
   },
-  'health-freshness': { event: httpRequest('GET', '/healthz'), response: { statusCode: 200, body: { status: 'ok', stale: false } } },
-  'health-not-found': { event: httpRequest('GET', '/status'), response: { statusCode: 404, body: { error: 'not_found' } } },
-  'health-wrong-method': { event: httpRequest('POST', '/healthz/ready'), response: { statusCode: 405, body: { error: 'method_not_allowed' } } },
+  'health-freshness': {
+    event: httpRequest('GET', '/healthz'),
+    response: { statusCode: 200, body: { status: 'ok', stale: false } },
+  },
+  'health-not-found': {
+    event: httpRequest('GET', '/status'),
+    response: { statusCode: 404, body: { error: 'not_found' } },
+  },
+  'health-wrong-method': {
+    event: httpRequest('POST', '/healthz/ready'),
+    response: { statusCode: 405, body: { error: 'method_not_allowed' } },
+  },
 };
 Object.assign(samples, healthSamples);
 

@@ -14,7 +14,14 @@ const SecretSchema = v.object({
   username: v.pipe(v.string(), v.nonEmpty()),
   password: v.string(),
   host: v.optional(v.pipe(v.string(), v.nonEmpty())),
-  port: v.optional(v.pipe(v.union([v.number(), v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number))]), v.integer(), v.minValue(1), v.maxValue(65535))),
+  port: v.optional(
+    v.pipe(
+      v.union([v.number(), v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number))]),
+      v.integer(),
+      v.minValue(1),
+      v.maxValue(65535),
+    ),
+  ),
   dbname: v.optional(v.pipe(v.string(), v.nonEmpty())),
 });
 

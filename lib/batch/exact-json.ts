@@ -79,7 +79,13 @@ class ExactReader {
         const top = open.at(-1);
         if (top === undefined) return value;
         // defineProperty, as JSON.parse does: a "__proto__" key is data, never the prototype.
-        if ('key' in top) Object.defineProperty(top.container, top.key, { value, enumerable: true, writable: true, configurable: true });
+        if ('key' in top)
+          Object.defineProperty(top.container, top.key, {
+            value,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
         else top.container.push(value);
         this.skipWhitespace();
         if (this.text[this.at++] === ',') {

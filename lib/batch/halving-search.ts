@@ -52,7 +52,11 @@ const attempts = channel(HALVING_ATTEMPT_CHANNEL);
  * attempt when nothing in it is rejected: 1 + k(2⌈log2 n⌉ + 1) transactions. The redrive's spends nothing (the
  * rejected letter's outcome is recorded with the batch): 1 + 2k⌈log2 n⌉ savepoints.
  */
-export async function halvingSearch<T, R>(items: readonly T[], steps: HalvingSteps<T, R>, caller: HalvingCaller): Promise<R[]> {
+export async function halvingSearch<T, R>(
+  items: readonly T[],
+  steps: HalvingSteps<T, R>,
+  caller: HalvingCaller,
+): Promise<R[]> {
   if (items.length === 0) return [];
   if (attempts.hasSubscribers) attempts.publish({ caller, size: items.length } satisfies HalvingAttempt);
   try {
@@ -62,6 +66,9 @@ export async function halvingSearch<T, R>(items: readonly T[], steps: HalvingSte
     const [only] = items;
     if (items.length === 1 && only !== undefined) return [...(await steps.rejectOne(only, error))];
     const middle = Math.floor(items.length / 2);
-    return [...(await halvingSearch(items.slice(0, middle), steps, caller)), ...(await halvingSearch(items.slice(middle), steps, caller))];
+    return [
+      ...(await halvingSearch(items.slice(0, middle), steps, caller)),
+      ...(await halvingSearch(items.slice(middle), steps, caller)),
+    ];
   }
 }

@@ -9,7 +9,13 @@ import type { ParseResult } from './trace-message';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './write-plan';
 import { errorCode, isDeploymentFailure } from '../postgres/failure-kind';
 import type { SchemaGate } from '../postgres/schema-version-gate';
-import { countOutcomes, offsetRanges, oldestRecordAgeMs, type BatchSummary, type RecordOutcome } from './record-outcomes';
+import {
+  countOutcomes,
+  offsetRanges,
+  oldestRecordAgeMs,
+  type BatchSummary,
+  type RecordOutcome,
+} from './record-outcomes';
 import { settleBatch, type Settled, type Unit } from './settle-batch';
 import { validateBatch } from './validate-batch';
 
@@ -76,9 +82,16 @@ export async function processBatch(records: readonly KafkaRecord[], deps: BatchD
     if (result === null || result === undefined) return [];
     return result.ok
       ? [{ kind: 'candidate', candidate: toCandidate(record, result.message) }]
-      : [{ kind: 'dead_letter', deadLetter: { record, row: deadLetterRow(record, result.reason, result.detail, result.traceId) } }];
+      : [
+          {
+            kind: 'dead_letter',
+            deadLetter: { record, row: deadLetterRow(record, result.reason, result.detail, result.traceId) },
+          },
+        ];
   });
-  const { unique, repeats, nextCopy } = collapseTraceIds(parsed.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])));
+  const { unique, repeats, nextCopy } = collapseTraceIds(
+    parsed.flatMap((u) => (u.kind === 'candidate' ? [u.candidate] : [])),
+  );
   const firstCopies = new Set(unique);
   const units = parsed.filter((u) => u.kind === 'dead_letter' || firstCopies.has(u.candidate));
   markStage('validated');
@@ -96,7 +109,8 @@ export async function processBatch(records: readonly KafkaRecord[], deps: BatchD
   markStage('written');
   const byRecord = new Map<string, RecordOutcome>();
   const byTraceId = new Map<string, RecordOutcome>();
-  for (const record of notValidated) byRecord.set(refKey(record), { record, state: 'failed', traceId: null, error: new OutOfTimeError() });
+  for (const record of notValidated)
+    byRecord.set(refKey(record), { record, state: 'failed', traceId: null, error: new OutOfTimeError() });
   for (const s of settled) {
     const outcome = toOutcome(s);
     byRecord.set(refKey(outcome.record), outcome);
@@ -115,11 +129,16 @@ export async function processBatch(records: readonly KafkaRecord[], deps: BatchD
         : { record: c.record, state: 'duplicate', traceId: c.message.traceId },
     );
   }
+  // The fallback is unreachable unless two records share topic, partition and offset; never let one vanish from the
+  // count.
   const outcomes = records.map(
     (record) =>
-      byRecord.get(refKey(record)) ??
-      // Unreachable unless two records share topic, partition and offset; never let one vanish from the count.
-      { record, state: 'failed' as const, traceId: null, error: new Error('record was not settled') },
+      byRecord.get(refKey(record)) ?? {
+        record,
+        state: 'failed' as const,
+        traceId: null,
+        error: new Error('record was not settled'),
+      },
   );
 
   for (const o of outcomes) {
@@ -163,10 +182,13 @@ async function holdAfterDeploymentFailure(error: unknown, started: number, deps:
   const now = deps.now ?? Date.now;
   const holdMs = Math.floor(Math.min(started + deps.config.setupFailureHoldMs, deps.deadline) - now());
   if (holdMs <= 0) return;
-  deps.logger.error('deployment-class failure: holding the invocation before failing, so that Lambda\'s retries span minutes', {
-    code: errorCode(error),
-    holdMs,
-  });
+  deps.logger.error(
+    "deployment-class failure: holding the invocation before failing, so that Lambda's retries span minutes",
+    {
+      code: errorCode(error),
+      holdMs,
+    },
+  );
   await (deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(holdMs);
 }
 

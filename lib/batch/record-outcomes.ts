@@ -49,7 +49,9 @@ export function oldestRecordAgeMs(outcomes: readonly RecordOutcome[], now: numbe
 }
 
 /** First and last offset and record count per `"<topic>-<partition>"`, for the summary log line. */
-export function offsetRanges(outcomes: readonly RecordOutcome[]): Record<string, { first: number; last: number; records: number }> {
+export function offsetRanges(
+  outcomes: readonly RecordOutcome[],
+): Record<string, { first: number; last: number; records: number }> {
   const ranges: Record<string, { first: number; last: number; records: number }> = {};
   for (const { record } of outcomes) {
     const key = partitionKey(record);

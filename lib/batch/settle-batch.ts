@@ -11,7 +11,11 @@ import { runInTransaction, type RetryOptions } from '../postgres/retry';
 /** One thing a batch writes: a valid message (a candidate) or the dead letter of a record that can never be stored. */
 export type Unit =
   | { kind: 'candidate'; candidate: Candidate }
-  | { kind: 'dead_letter'; deadLetter: DeadLetter; /** The minimal row written when the full one was rejected. */ lastResort?: true };
+  | {
+      kind: 'dead_letter';
+      deadLetter: DeadLetter /** The minimal row written when the full one was rejected. */;
+      lastResort?: true;
+    };
 
 export interface SettleInput {
   /** In event order; candidates have distinct trace ids. */
@@ -70,9 +74,14 @@ async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): 
   );
   if (reports.length === 0 || !canStartAttempt(ctx.retry.deadline, ctx.retry.now)) return;
   try {
-    await runInTransaction(ctx.database, (tx) => settleInstructors(tx, ctx.schema, reports), { ...ctx.retry, maxRetries: 0 });
+    await runInTransaction(ctx.database, (tx) => settleInstructors(tx, ctx.schema, reports), {
+      ...ctx.retry,
+      maxRetries: 0,
+    });
   } catch (error) {
-    ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
+    ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', {
+      error: diagnoseDatabaseFailure(error),
+    });
   }
 }
 
@@ -93,11 +102,13 @@ function consumerSteps(ctx: Context): HalvingSteps<Unit, Settled> {
     attempt: async (units) => {
       const statuses = await write(units, ctx);
       return units.map((unit): Settled => {
-        if (unit.kind === 'dead_letter') return { kind: 'dead_letter', deadLetter: unit.deadLetter, status: 'dead_lettered' };
+        if (unit.kind === 'dead_letter')
+          return { kind: 'dead_letter', deadLetter: unit.deadLetter, status: 'dead_lettered' };
         const { candidate } = unit;
         const status = statuses.get(candidate.message.traceId);
         // writeBatch settles every candidate; a gap is a bug, reported (the records retried), never guessed at.
-        if (status === undefined) throw new Error(`The write returned no status for trace id ${candidate.message.traceId}.`);
+        if (status === undefined)
+          throw new Error(`The write returned no status for trace id ${candidate.message.traceId}.`);
         return { kind: 'candidate', candidate, status };
       });
     },
@@ -115,19 +126,39 @@ async function rejectUnit(unit: Unit, error: unknown, ctx: Context): Promise<Set
     // does anyway, keep the record's bytes and reason rather than block the partition.
     if (unit.lastResort) return failAll([unit], error, ctx.logger);
     const { record, row } = unit.deadLetter;
-    ctx.logger.error('dead letter row rejected; writing a minimal one', { error, reason: row.reason, offset: record.offset });
-    const minimal = minimalDeadLetterRow(record, row.reason, `${row.detail} [headers, timestamp and trace id not kept: ${why}]`);
+    ctx.logger.error('dead letter row rejected; writing a minimal one', {
+      error,
+      reason: row.reason,
+      offset: record.offset,
+    });
+    const minimal = minimalDeadLetterRow(
+      record,
+      row.reason,
+      `${row.detail} [headers, timestamp and trace id not kept: ${why}]`,
+    );
     return settleUnits([{ kind: 'dead_letter', deadLetter: { record, row: minimal }, lastResort: true }], ctx);
   }
   // A rejected report is dead-lettered with the database's reason, and its trace id's next copy takes its place.
   const { candidate } = unit;
-  const deadLetter: DeadLetter = { record: candidate.record, row: deadLetterRow(candidate.record, 'db_rejected', why, candidate.message.traceId) };
+  const deadLetter: DeadLetter = {
+    record: candidate.record,
+    row: deadLetterRow(candidate.record, 'db_rejected', why, candidate.message.traceId),
+  };
   const next = ctx.nextCopy.get(candidate);
-  const replacement: Unit[] = [{ kind: 'dead_letter', deadLetter }, ...(next ? [{ kind: 'candidate' as const, candidate: next }] : [])];
+  const replacement: Unit[] = [
+    { kind: 'dead_letter', deadLetter },
+    ...(next ? [{ kind: 'candidate' as const, candidate: next }] : []),
+  ];
   return (await settleUnits(replacement, ctx)).map((s): Settled => {
     if (s.kind !== 'dead_letter' || s.deadLetter.record !== candidate.record) return s;
     if (s.status === 'failed') return { kind: 'candidate', candidate, status: 'failed', error: s.error };
-    return { kind: 'candidate', candidate, status: 'dead_lettered', reason: s.deadLetter.row.reason, detail: s.deadLetter.row.detail };
+    return {
+      kind: 'candidate',
+      candidate,
+      status: 'dead_lettered',
+      reason: s.deadLetter.row.reason,
+      detail: s.deadLetter.row.detail,
+    };
   });
 }
 
@@ -139,7 +170,8 @@ function write(units: readonly Unit[], ctx: Context): Promise<Map<string, TraceS
   };
   return runInTransaction(ctx.database, (tx) => writeBatch(tx, ctx.schema, input), {
     ...ctx.retry,
-    onRetry: (error, attempt, delayMs) => ctx.logger.warn('database write failed, retrying', { error, attempt, delayMs, records: units.length }),
+    onRetry: (error, attempt, delayMs) =>
+      ctx.logger.warn('database write failed, retrying', { error, attempt, delayMs, records: units.length }),
   });
 }
 

@@ -1,7 +1,13 @@
 import { isUtf8 } from 'node:buffer';
 import * as v from 'valibot';
 import { ExactInteger, parseJson } from './exact-json';
-import { ID_MAX_CHARS, MESSAGE_MAX_BYTES, NUMBER_TEXT_MAX_CHARS, TEXT_MAX_CHARS, TIMESTAMP_MAX_CHARS } from './input-limits';
+import {
+  ID_MAX_CHARS,
+  MESSAGE_MAX_BYTES,
+  NUMBER_TEXT_MAX_CHARS,
+  TEXT_MAX_CHARS,
+  TIMESTAMP_MAX_CHARS,
+} from './input-limits';
 import { canonicalTimestamp, normaliseName, storableText } from './storable-text';
 
 /*
@@ -36,14 +42,16 @@ function numberAsText(x: unknown): string | 'inexact' | undefined {
   if (typeof x !== 'number' || !Number.isFinite(x)) return undefined;
   return Number.isInteger(x) && !Number.isSafeInteger(x) ? 'inexact' : String(x);
 }
-const INEXACT = 'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
+const INEXACT =
+  'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
 
 /*
  * Length caps (lib/batch/input-limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
  * more than the cap, and the detail gives the length, never the value.
  */
 const tooLong = (max: number) => `must be at most ${max} characters long`;
-const longerThan = (x: unknown, max: number) => (typeof x === 'string' || x instanceof ExactInteger) && (typeof x === 'string' ? x : x.digits).length > max;
+const longerThan = (x: unknown, max: number) =>
+  (typeof x === 'string' || x instanceof ExactInteger) && (typeof x === 'string' ? x : x.digits).length > max;
 
 /** Optional text: a string, or a number written as text; null when absent. */
 const optionalText = optional((ctx): string | null => {
@@ -97,7 +105,13 @@ function toNumber(ctx: Ctx): number | null | typeof ctx.NEVER {
   if (x === undefined || x === null || x === '') return null;
   if (typeof x === 'string' && x.length > NUMBER_TEXT_MAX_CHARS) return fail(ctx, tooLong(NUMBER_TEXT_MAX_CHARS));
   const n =
-    typeof x === 'number' ? x : x instanceof ExactInteger ? Number(x.digits) : typeof x === 'string' && NUMERIC.test(x) ? Number(x) : undefined;
+    typeof x === 'number'
+      ? x
+      : x instanceof ExactInteger
+        ? Number(x.digits)
+        : typeof x === 'string' && NUMERIC.test(x)
+          ? Number(x)
+          : undefined;
   if (n === undefined) return fail(ctx, 'must be a number');
   if (!Number.isFinite(n)) return fail(ctx, 'must be a finite number');
   return n;
@@ -137,7 +151,10 @@ const optionalTimestamp = optional((ctx): string | null => {
 const notAnArray = v.check((x: unknown) => !Array.isArray(x), 'must be an object, not an array');
 
 const optionalList = <T extends v.GenericSchema>(item: T) =>
-  v.pipe(v.optional(v.nullable(v.array(v.pipe(v.unknown(), notAnArray, item))), null), v.transform((x) => x ?? []));
+  v.pipe(
+    v.optional(v.nullable(v.array(v.pipe(v.unknown(), notAnArray, item))), null),
+    v.transform((x) => x ?? []),
+  );
 
 const RatingSchema = v.object({
   questionText: optionalText,
@@ -189,7 +206,13 @@ export type SurveyMessage = v.InferOutput<typeof SurveyMessageSchema> & { kind: 
 /** An upstream failure report: a message whose `error` is a non-empty string. Only its trace id must be usable. */
 const UpstreamErrorMessageSchema = v.object({
   traceId: requiredText,
-  error: v.pipe(v.string(), v.maxLength(TEXT_MAX_CHARS, tooLong(TEXT_MAX_CHARS)), v.transform(storableText), v.trim(), v.nonEmpty()),
+  error: v.pipe(
+    v.string(),
+    v.maxLength(TEXT_MAX_CHARS, tooLong(TEXT_MAX_CHARS)),
+    v.transform(storableText),
+    v.trim(),
+    v.nonEmpty(),
+  ),
   processedAt: v.optional(v.unknown()),
 });
 type UpstreamErrorMessage = { kind: 'upstream_error'; traceId: string; error: string; processedAt: string | null };
@@ -200,7 +223,14 @@ export type TraceMessage = SurveyMessage | UpstreamErrorMessage;
  * Stable reason codes for dead letters decided before the database (docs/dead-letters.md explains each). `too_slow`
  * comes from validateBatch (lib/batch/validate-batch.ts), never from parseMessage.
  */
-type RejectReason = 'tombstone' | 'too_large' | 'invalid_utf8' | 'invalid_json' | 'not_an_object' | 'invalid_message' | 'too_slow';
+type RejectReason =
+  | 'tombstone'
+  | 'too_large'
+  | 'invalid_utf8'
+  | 'invalid_json'
+  | 'not_an_object'
+  | 'invalid_message'
+  | 'too_slow';
 
 export type ParseResult =
   | { ok: true; message: TraceMessage }
@@ -212,7 +242,8 @@ const BOM = '\ufeff';
 
 /** Bytes of a Kafka record value to a validated message, or the reason it can never be stored. */
 export function parseMessage(value: Buffer | null): ParseResult {
-  if (value === null) return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)', traceId: null };
+  if (value === null)
+    return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)', traceId: null };
   // Before anything reads it: the time validation takes grows with the size, and the size is bounded here.
   if (value.length > MESSAGE_MAX_BYTES) {
     const detail = `value is ${value.length} bytes, more than the ${MESSAGE_MAX_BYTES} the consumer reads (Kafka's default maximum message size)`;
@@ -257,7 +288,10 @@ function validateMessage(json: Record<string, unknown>, bytes: number): ParseRes
     if (!parsed.success) return invalid(parsed.issues, json.traceId);
     const { processedAt: at } = json;
     const processedAt = typeof at === 'string' && at.length <= TIMESTAMP_MAX_CHARS ? canonicalTimestamp(at) : null;
-    return { ok: true, message: { kind: 'upstream_error', traceId: parsed.output.traceId, error: parsed.output.error, processedAt } };
+    return {
+      ok: true,
+      message: { kind: 'upstream_error', traceId: parsed.output.traceId, error: parsed.output.error, processedAt },
+    };
   }
   const parsed = safeParse(SurveyMessageSchema, json, bytes);
   if (!parsed.success) return invalid(parsed.issues, json.traceId);
@@ -274,7 +308,13 @@ function invalid(issues: [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]], trac
     .map((issue) => {
       const path = v.getDotPath(issue) ?? '(message)';
       // An absent key: valibot's object schema reports it as expecting the key's name, which reads as nonsense.
-      if (issue.kind === 'schema' && issue.type === 'object' && issue.input === undefined && v.getDotPath(issue) !== null) return `${path}: ${MISSING}`;
+      if (
+        issue.kind === 'schema' &&
+        issue.type === 'object' &&
+        issue.input === undefined &&
+        v.getDotPath(issue) !== null
+      )
+        return `${path}: ${MISSING}`;
       if (issue.kind === 'schema') return `${path}: expected ${issue.expected}, got ${typeName(issue.input)}`;
       return `${path}: ${issue.message}`;
     })

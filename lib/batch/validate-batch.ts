@@ -1,4 +1,3 @@
-
 import { parseMessage, type ParseResult } from './trace-message';
 import { partitionKey, type KafkaRecord } from './kafka-record';
 
@@ -39,7 +38,11 @@ export interface ValidationClock {
  * function's own time, can still store it. A record that merely finished after the share ran out because others
  * used it keeps its result.
  */
-export function validateBatch(records: readonly KafkaRecord[], clock: ValidationClock, parse: (value: Buffer | null) => ParseResult = parseMessage): Array<ParseResult | null> {
+export function validateBatch(
+  records: readonly KafkaRecord[],
+  clock: ValidationClock,
+  parse: (value: Buffer | null) => ParseResult = parseMessage,
+): Array<ParseResult | null> {
   const results: Array<ParseResult | null> = records.map(() => null);
   const started = clock.now();
   const budgetMs = Math.max(0, clock.deadline - started) * VALIDATION_SHARE;

@@ -44,7 +44,11 @@ export interface DeadLetter {
  * then rolled back whole (or to a savepoint: dead-letter redrive writes inside its own batch transaction), and the
  * caller decides whether to retry or to isolate a bad message.
  */
-export async function writeBatch(tx: postgres.ReservedSql, schema: string, input: WriteInput): Promise<Map<string, TraceStatus>> {
+export async function writeBatch(
+  tx: postgres.ReservedSql,
+  schema: string,
+  input: WriteInput,
+): Promise<Map<string, TraceStatus>> {
   const t = tableIdentifiers(tx, schema);
   const json = (rows: unknown) => JSON.stringify(rows);
   const claims = claimRows(input.candidates);
@@ -185,7 +189,11 @@ export interface InstructorOfReport {
  * Two invocations inserting the same new name at the same moment still meet here, but only for this one statement
  * (names in sorted order, so they cannot deadlock): microseconds, not a batch.
  */
-export async function settleInstructors(tx: postgres.ReservedSql, schema: string, reports: readonly InstructorOfReport[]): Promise<void> {
+export async function settleInstructors(
+  tx: postgres.ReservedSql,
+  schema: string,
+  reports: readonly InstructorOfReport[],
+): Promise<void> {
   if (reports.length === 0) return;
   const { instructors, processed_traces } = tableIdentifiers(tx, schema);
   // Only for reports whose trace id is not claimed yet: a redelivered report is a duplicate, and a name only it

@@ -1,4 +1,3 @@
-
 import type { SurveyMessage, TraceMessage } from './trace-message';
 import { fromEpochMs, storableText } from './storable-text';
 import type { KafkaRecord, RecordRef } from './kafka-record';
@@ -219,10 +218,29 @@ export interface Winner {
 }
 
 export const RATING_COLUMNS = [
-  'course_id', 'instructor_id', 'trace_id', 'question_text', 'category', 'responses', 'response_rate',
-  'course_mean', 'dept_mean', 'univ_mean', 'course_median', 'dept_median', 'univ_median',
+  'course_id',
+  'instructor_id',
+  'trace_id',
+  'question_text',
+  'category',
+  'responses',
+  'response_rate',
+  'course_mean',
+  'dept_mean',
+  'univ_mean',
+  'course_median',
+  'dept_median',
+  'univ_median',
 ] as const;
-export const COMMENT_COLUMNS = ['course_id', 'instructor_id', 'trace_id', 'category', 'question_text', 'response_number', 'comment_text'] as const;
+export const COMMENT_COLUMNS = [
+  'course_id',
+  'instructor_id',
+  'trace_id',
+  'category',
+  'question_text',
+  'response_number',
+  'comment_text',
+] as const;
 
 /**
  * Ratings and comments rows of the winning reports, which replace whatever their pairs held before: one array of
@@ -230,23 +248,46 @@ export const COMMENT_COLUMNS = ['course_id', 'instructor_id', 'trace_id', 'categ
  * them, never all at once: a 6 MB batch of tiny ratings holds 1.3 million, and as arrays they took 216 MB beside the
  * 171 MB of the messages themselves, over the 512 MB of a default deployment on every delivery.
  */
-export function replacementRows(winners: readonly Omit<Winner, 'inserted'>[], byTraceId: ReadonlyMap<string, SurveyCandidate>) {
+export function replacementRows(
+  winners: readonly Omit<Winner, 'inserted'>[],
+  byTraceId: ReadonlyMap<string, SurveyCandidate>,
+) {
   const won = winners.map((w) => {
     const message = byTraceId.get(w.trace_id)?.message;
     if (!message) throw new Error(`The database returned trace id ${w.trace_id}, which this batch did not write.`);
     return { w, message };
   });
-  const rows = <T>(items: (m: SurveyMessage) => readonly T[], row: (w: Omit<Winner, 'inserted'>, item: T) => unknown[]): Iterable<unknown[]> => ({
+  const rows = <T>(
+    items: (m: SurveyMessage) => readonly T[],
+    row: (w: Omit<Winner, 'inserted'>, item: T) => unknown[],
+  ): Iterable<unknown[]> => ({
     *[Symbol.iterator]() {
       for (const { w, message } of won) for (const item of items(message)) yield row(w, item);
     },
   });
   return {
-    ratings: rows((m) => m.ratings, (w, r) => [
-      w.course_id, w.instructor_id, w.trace_id, r.questionText, r.category, r.responses, r.responseRate,
-      r.courseMean, r.deptMean, r.univMean, r.courseMedian, r.deptMedian, r.univMedian,
-    ]),
-    comments: rows((m) => m.comments, (w, c) => [w.course_id, w.instructor_id, w.trace_id, c.category, c.questionText, c.responseNumber, c.commentText]),
+    ratings: rows(
+      (m) => m.ratings,
+      (w, r) => [
+        w.course_id,
+        w.instructor_id,
+        w.trace_id,
+        r.questionText,
+        r.category,
+        r.responses,
+        r.responseRate,
+        r.courseMean,
+        r.deptMean,
+        r.univMean,
+        r.courseMedian,
+        r.deptMedian,
+        r.univMedian,
+      ],
+    ),
+    comments: rows(
+      (m) => m.comments,
+      (w, c) => [w.course_id, w.instructor_id, w.trace_id, c.category, c.questionText, c.responseNumber, c.commentText],
+    ),
   };
 }
 
@@ -255,7 +296,12 @@ export function replacementRows(winners: readonly Omit<Winner, 'inserted'>[], by
  * order, a reason code. Every text column is made storable (see storableText), so that nothing a record carries can
  * make the row itself rejected: the bytes, where anything may hide, travel as bytea.
  */
-export function deadLetterRow(record: KafkaRecord, reason: string, detail: string, traceId: string | null = null): DeadLetterRow {
+export function deadLetterRow(
+  record: KafkaRecord,
+  reason: string,
+  detail: string,
+  traceId: string | null = null,
+): DeadLetterRow {
   return {
     ...minimalDeadLetterRow(record, reason, detail),
     kafka_timestamp: record.timestamp === null ? null : fromEpochMs(record.timestamp),

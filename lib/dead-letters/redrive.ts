@@ -15,7 +15,13 @@ import { deadLettersTable, selectionFilter } from './selection-filter';
 
 /** What a redrive made of a dead letter: the state the consumer would have reported for it today. */
 export type RedriveResult = TraceStatus | 'dead_lettered';
-const REDRIVE_RESULTS: readonly RedriveResult[] = ['stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered'];
+const REDRIVE_RESULTS: readonly RedriveResult[] = [
+  'stored',
+  'duplicate',
+  'superseded',
+  'upstream_error',
+  'dead_lettered',
+];
 
 interface RedrivenLetter {
   id: number;
@@ -76,13 +82,18 @@ export async function redrive(request: RedriveRequest, ctx: RedriveContext): Pro
     // Each batch rolled back at once: a dry run holds the consumer's rows (claims, courses, pairs) for one batch at
     // most, never for the whole run. Trace ids an earlier batch would have claimed are carried to the later ones.
     const claimed = new Set<string>();
-    return runBatches(request, ctx, (after, size) => rolledBack(ctx, (tx) => redriveBatch(tx, request, ctx, after, size, claimed)));
+    return runBatches(request, ctx, (after, size) =>
+      rolledBack(ctx, (tx) => redriveBatch(tx, request, ctx, after, size, claimed)),
+    );
   }
   // Never twice: a batch whose COMMIT answer was lost, its outcome unknown, would mark a second set of letters (past
   // `limit`) and report one; the operator runs the action again instead, which skips what committed.
   return runBatches(request, ctx, async (after, size) => {
     await settleLettersInstructors(request, ctx, after, size);
-    return runInTransaction(ctx.database, (tx) => redriveBatch(tx, request, ctx, after, size), { ...ctx.attempts, onUnknownCommit: { stop: 'a redrive batch' } });
+    return runInTransaction(ctx.database, (tx) => redriveBatch(tx, request, ctx, after, size), {
+      ...ctx.attempts,
+      onUnknownCommit: { stop: 'a redrive batch' },
+    });
   });
 }
 
@@ -95,13 +106,20 @@ export async function redrive(request: RedriveRequest, ctx: RedriveContext): Pro
  * brings the waiting back. A dry run
  * commits nothing, so it does not do this.
  */
-async function settleLettersInstructors(request: RedriveRequest, ctx: RedriveContext, after: number, size: number): Promise<void> {
+async function settleLettersInstructors(
+  request: RedriveRequest,
+  ctx: RedriveContext,
+  after: number,
+  size: number,
+): Promise<void> {
   const parse = ctx.parse ?? parseMessage;
   try {
     await runInTransaction(
       ctx.database,
       async (tx) => {
-        const eligible = request.again ? tx`(redriven_at is null or redrive_result = 'dead_lettered')` : tx`redriven_at is null`;
+        const eligible = request.again
+          ? tx`(redriven_at is null or redrive_result = 'dead_lettered')`
+          : tx`redriven_at is null`;
         const rows = await tx<{ value: Buffer | null }[]>`
           select value from ${deadLettersTable(tx, ctx.schema)}
           where id > ${after} and ${eligible} ${selectionFilter(tx, request)}
@@ -109,14 +127,18 @@ async function settleLettersInstructors(request: RedriveRequest, ctx: RedriveCon
           limit ${size}`;
         const reports = rows.flatMap((row) => {
           const parsed = parse(row.value);
-          return parsed.ok && parsed.message.kind === 'survey' ? [{ name: parsed.message.instructor.name, traceId: parsed.message.traceId }] : [];
+          return parsed.ok && parsed.message.kind === 'survey'
+            ? [{ name: parsed.message.instructor.name, traceId: parsed.message.traceId }]
+            : [];
         });
         await settleInstructors(tx, ctx.schema, reports);
       },
       ctx.attempts,
     );
   } catch (error) {
-    ctx.logger.warn('instructors not settled ahead of the redrive batch; the batch transaction inserts them', { error: diagnoseDatabaseFailure(error) });
+    ctx.logger.warn('instructors not settled ahead of the redrive batch; the batch transaction inserts them', {
+      error: diagnoseDatabaseFailure(error),
+    });
   }
 }
 
@@ -161,7 +183,9 @@ async function redriveBatch(
   claimedBefore?: Set<string>,
 ): Promise<BatchOutcome> {
   const table = deadLettersTable(tx, ctx.schema);
-  const eligible = request.again ? tx`(redriven_at is null or redrive_result = 'dead_lettered')` : tx`redriven_at is null`;
+  const eligible = request.again
+    ? tx`(redriven_at is null or redrive_result = 'dead_lettered')`
+    : tx`redriven_at is null`;
   const rows = await tx<StoredDeadLetter[]>`
     select ${tx([...DEAD_LETTER_COLUMNS])} from ${table}
     where id > ${after} and ${eligible} ${selectionFilter(tx, request)}
@@ -175,27 +199,43 @@ async function redriveBatch(
   for (const row of rows) {
     const record = toKafkaRecord(row);
     const parsed = parse(record.value);
-    if (parsed.ok && claimedBefore?.has(parsed.message.traceId)) outcomes.set(row, { traceId: parsed.message.traceId, result: 'duplicate' });
+    if (parsed.ok && claimedBefore?.has(parsed.message.traceId))
+      outcomes.set(row, { traceId: parsed.message.traceId, result: 'duplicate' });
     else if (parsed.ok) rowOf.set(toCandidate(record, parsed.message), row);
-    else outcomes.set(row, { traceId: row.trace_id, result: 'dead_lettered', reason: parsed.reason, detail: parsed.detail });
+    else
+      outcomes.set(row, {
+        traceId: row.trace_id,
+        result: 'dead_lettered',
+        reason: parsed.reason,
+        detail: parsed.detail,
+      });
   }
   // A trace id selected twice is written twice, one after the other: the second finds the first's claim and ends
   // `duplicate`, as a repeat in a Kafka batch does. Each round writes at least one candidate, so the loop ends.
   let todo = [...rowOf.keys()];
   while (todo.length > 0) {
     const { unique, repeats } = collapseTraceIds(todo);
-    for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique)) outcomes.set(rowOf.get(candidate)!, outcome);
+    for (const [candidate, outcome] of await writeIsolating(tx, ctx.schema, unique))
+      outcomes.set(rowOf.get(candidate)!, outcome);
     todo = repeats;
   }
-  const letters = rows.map((row): RedrivenLetter => ({
-    id: Number(row.id),
-    topic: row.kafka_topic,
-    partition: row.kafka_partition,
-    offset: Number(row.kafka_offset),
-    ...outcomes.get(row)!,
-  }));
+  const letters = rows.map(
+    (row): RedrivenLetter => ({
+      id: Number(row.id),
+      topic: row.kafka_topic,
+      partition: row.kafka_partition,
+      offset: Number(row.kafka_offset),
+      ...outcomes.get(row)!,
+    }),
+  );
   if (letters.length > 0) {
-    const updates = letters.map((l) => ({ id: l.id, result: l.result, reason: l.reason ?? null, detail: l.detail ?? null, trace_id: l.traceId }));
+    const updates = letters.map((l) => ({
+      id: l.id,
+      result: l.result,
+      reason: l.reason ?? null,
+      detail: l.detail ?? null,
+      trace_id: l.traceId,
+    }));
     await tx`
       update ${table} as d set redriven_at = now(), redrive_result = x.result, redrive_reason = x.reason,
         redrive_detail = x.detail, redrive_count = d.redrive_count + 1, trace_id = coalesce(d.trace_id, x.trace_id)
@@ -204,7 +244,8 @@ async function redriveBatch(
   }
   // Only once the batch's last statement has answered: a batch that fails before this runs again (a lost connection)
   // and must not find its own trace ids claimed, which made a dry run report every letter `duplicate`.
-  for (const { traceId, result } of outcomes.values()) if (traceId !== null && result !== 'dead_lettered') claimedBefore?.add(traceId);
+  for (const { traceId, result } of outcomes.values())
+    if (traceId !== null && result !== 'dead_lettered') claimedBefore?.add(traceId);
   return { letters, selected: rows.length, lastId: letters.at(-1)?.id ?? null };
 }
 
@@ -230,7 +271,12 @@ async function writeIsolating(
         return some.map((c) => [c, { traceId: c.message.traceId, result: statuses.get(c.message.traceId)! }]);
       },
       isRejection: (error) => classifyFailure(error) === 'data',
-      rejectOne: async (c, error) => [[c, { traceId: c.message.traceId, result: 'dead_lettered', reason: 'db_rejected', detail: failureDetail(error) }]],
+      rejectOne: async (c, error) => [
+        [
+          c,
+          { traceId: c.message.traceId, result: 'dead_lettered', reason: 'db_rejected', detail: failureDetail(error) },
+        ],
+      ],
       failAll: (_, error) => {
         throw error;
       },

@@ -16,7 +16,10 @@ const whole = (min: number, max: number) => {
 /** One value or a list of them, always a non-empty list afterwards: `"ids": 3` and `"ids": [3, 4]` both work. */
 const oneOrMany = <T extends v.GenericSchema>(item: T, what: string) =>
   v.pipe(
-    v.union([item, v.pipe(v.array(item), v.nonEmpty('must not be an empty list'))], `must be ${what}, or a list of them`),
+    v.union(
+      [item, v.pipe(v.array(item), v.nonEmpty('must not be an empty list'))],
+      `must be ${what}, or a list of them`,
+    ),
     v.transform((x) => (Array.isArray(x) ? x : [x]) as v.InferOutput<T>[]),
   );
 const timestamp = v.pipe(
@@ -113,7 +116,9 @@ export function parseRequest(input: unknown): DeadLetterRequest {
   }
   const request = parsed.output;
   if (request.action === 'purge' && !request.redriven && request.olderThanDays === undefined && !request.ids) {
-    throw new DeadLetterRequestError(['purge needs "redriven": true, "olderThanDays" or "ids", so that it never empties the table by accident']);
+    throw new DeadLetterRequestError([
+      'purge needs "redriven": true, "olderThanDays" or "ids", so that it never empties the table by accident',
+    ]);
   }
   return request;
 }

@@ -52,7 +52,10 @@ export async function runDeadLetterAction(input: unknown, deps: DeadLetterDepend
     // error that names its fix, not as the driver's raw error.
     const diagnosed = diagnoseDatabaseFailure(error);
     const action = (input as { action?: unknown } | null)?.action;
-    deps.logger.error('dead-letter action failed', { action: typeof action === 'string' ? action : null, error: diagnosed });
+    deps.logger.error('dead-letter action failed', {
+      action: typeof action === 'string' ? action : null,
+      error: diagnosed,
+    });
     throw diagnosed;
   }
 }
@@ -68,7 +71,8 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
       ...deps.config.retry,
       deadline: deps.deadline,
       now: deps.now ?? Date.now,
-      onRetry: (error, attempt, delayMs) => deps.logger.warn('dead-letter database work failed, retrying', { error, attempt, delayMs }),
+      onRetry: (error, attempt, delayMs) =>
+        deps.logger.warn('dead-letter database work failed, retrying', { error, attempt, delayMs }),
     },
   };
   // The schema version first, as the consumer checks it: on a database behind the code the actions would fail on a
@@ -77,13 +81,22 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
   let response: DeadLetterResponse;
   switch (request.action) {
     case 'summary':
-      response = { action: 'summary', ...(await runWithRetry(ctx.database, (sql) => summarizeDeadLetters(sql, ctx.schema, request), ctx.attempts)) };
+      response = {
+        action: 'summary',
+        ...(await runWithRetry(ctx.database, (sql) => summarizeDeadLetters(sql, ctx.schema, request), ctx.attempts)),
+      };
       break;
     case 'show':
-      response = { action: 'show', ...(await runWithRetry(ctx.database, (sql) => show(sql, ctx.schema, request), ctx.attempts)) };
+      response = {
+        action: 'show',
+        ...(await runWithRetry(ctx.database, (sql) => show(sql, ctx.schema, request), ctx.attempts)),
+      };
       break;
     case 'redrive':
-      response = { action: 'redrive', ...(await redrive(request, { ...ctx, ...(deps.parse ? { parse: deps.parse } : {}) })) };
+      response = {
+        action: 'redrive',
+        ...(await redrive(request, { ...ctx, ...(deps.parse ? { parse: deps.parse } : {}) })),
+      };
       break;
     case 'purge':
       response = { action: 'purge', ...(await purge(ctx, request)) };
@@ -92,12 +105,24 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
   const { action, counts, fields } = describe(response);
   const durationMs = Date.now() - started;
   deps.logger.info('dead-letter action done', { action, ...fields, durationMs });
-  deps.emitMetrics?.(actionMetrics(counts, { namespace: deps.config.metricsNamespace, service: SERVICE, action, durationMs, now: Date.now() }));
+  deps.emitMetrics?.(
+    actionMetrics(counts, {
+      namespace: deps.config.metricsNamespace,
+      service: SERVICE,
+      action,
+      durationMs,
+      now: Date.now(),
+    }),
+  );
   return response;
 }
 
 /** The metric counts and the log fields of a response: identifiers and counts, never dead-letter content. */
-function describe(response: DeadLetterResponse): { action: string; counts: Record<string, number>; fields: Record<string, unknown> } {
+function describe(response: DeadLetterResponse): {
+  action: string;
+  counts: Record<string, number>;
+  fields: Record<string, unknown>;
+} {
   switch (response.action) {
     case 'summary':
       return {
@@ -109,17 +134,31 @@ function describe(response: DeadLetterResponse): { action: string; counts: Recor
       return {
         action: 'show',
         counts: { DeadLettersShown: response.letters.length },
-        fields: { shown: response.letters.length, ids: response.letters.map((l) => l.id), nextAfter: response.nextAfter },
+        fields: {
+          shown: response.letters.length,
+          ids: response.letters.map((l) => l.id),
+          nextAfter: response.nextAfter,
+        },
       };
     case 'redrive': {
       const r = response.results;
       return {
         action: response.dryRun ? 'redrive-dry-run' : 'redrive',
         counts: {
-          DeadLettersRedriven: response.redriven, RedriveStored: r.stored, RedriveDuplicate: r.duplicate,
-          RedriveSuperseded: r.superseded, RedriveUpstreamError: r.upstream_error, RedriveDeadLettered: r.dead_lettered,
+          DeadLettersRedriven: response.redriven,
+          RedriveStored: r.stored,
+          RedriveDuplicate: r.duplicate,
+          RedriveSuperseded: r.superseded,
+          RedriveUpstreamError: r.upstream_error,
+          RedriveDeadLettered: r.dead_lettered,
         },
-        fields: { dryRun: response.dryRun, redriven: response.redriven, results: r, done: response.done, cursor: response.cursor },
+        fields: {
+          dryRun: response.dryRun,
+          redriven: response.redriven,
+          results: r,
+          done: response.done,
+          cursor: response.cursor,
+        },
       };
     }
     case 'purge':

@@ -173,7 +173,13 @@ function present(row: StoredDeadLetter): ShownDeadLetter {
     redrive:
       row.redriven_at === null || row.redrive_result === null
         ? null
-        : { at: row.redriven_at.toISOString(), result: row.redrive_result, reason: row.redrive_reason, detail: row.redrive_detail, count: row.redrive_count },
+        : {
+            at: row.redriven_at.toISOString(),
+            result: row.redrive_result,
+            reason: row.redrive_reason,
+            detail: row.redrive_detail,
+            count: row.redrive_count,
+          },
   };
 }
 
@@ -198,7 +204,9 @@ export function decodeBytes(bytes: Buffer): DecodedBytes {
   } catch {
     return decoded;
   }
-  return holdsExactInteger(json) || depthOver(json, SHOWN_DEPTH) ? decoded : { format: 'json', bytes: bytes.length, json };
+  return holdsExactInteger(json) || depthOver(json, SHOWN_DEPTH)
+    ? decoded
+    : { format: 'json', bytes: bytes.length, json };
 }
 
 /** True when `value` nests deeper than `max` levels. A loop, not recursion, for the reason SHOWN_DEPTH gives. */
@@ -229,7 +237,13 @@ export function fitToBytes(decoded: DecodedBytes, max: number): DecodedBytes {
   }
   const text = decoded.format === 'text' ? decoded.text : JSON.stringify(decoded.json);
   const cut = cutText(text, room);
-  return { format: 'text', bytes: decoded.bytes, truncated: true, shownBytes: Buffer.byteLength(cut.text), text: cut.text };
+  return {
+    format: 'text',
+    bytes: decoded.bytes,
+    truncated: true,
+    shownBytes: Buffer.byteLength(cut.text),
+    text: cut.text,
+  };
 }
 
 /** The longest start of `text` whose JSON string takes at most `max` bytes, never splitting a surrogate pair. */
@@ -247,7 +261,16 @@ function cutText(text: string, max: number): { text: string; truncated: boolean 
 
 /** Bytes JSON.stringify writes for one UTF-16 unit (a surrogate pair counted at its high half). */
 function shownCharBytes(code: number, pair: boolean): number {
-  if (code === 0x22 || code === 0x5c || code === 0x08 || code === 0x09 || code === 0x0a || code === 0x0c || code === 0x0d) return 2;
+  if (
+    code === 0x22 ||
+    code === 0x5c ||
+    code === 0x08 ||
+    code === 0x09 ||
+    code === 0x0a ||
+    code === 0x0c ||
+    code === 0x0d
+  )
+    return 2;
   if (code < 0x20) return 6;
   if (code < 0x80) return 1;
   if (code < 0x800) return 2;

@@ -1,6 +1,5 @@
 import type { KafkaRecord } from '../batch/kafka-record';
 
-
 /** A dead_letters row as read for show and redrive (bigint columns arrive as strings from postgres.js). */
 export interface StoredDeadLetter {
   id: string;
@@ -26,9 +25,24 @@ export interface StoredDeadLetter {
 
 /** The columns of {@link StoredDeadLetter}, for `select ${sql(DEAD_LETTER_COLUMNS)}`. */
 export const DEAD_LETTER_COLUMNS = [
-  'id', 'kafka_topic', 'kafka_partition', 'kafka_offset', 'kafka_timestamp', 'key', 'value', 'header_keys', 'header_values',
+  'id',
+  'kafka_topic',
+  'kafka_partition',
+  'kafka_offset',
+  'kafka_timestamp',
+  'key',
+  'value',
+  'header_keys',
+  'header_values',
   'reason',
-  'detail', 'trace_id', 'created_at', 'redriven_at', 'redrive_result', 'redrive_reason', 'redrive_detail', 'redrive_count',
+  'detail',
+  'trace_id',
+  'created_at',
+  'redriven_at',
+  'redrive_result',
+  'redrive_reason',
+  'redrive_detail',
+  'redrive_count',
 ] as const;
 
 /**
@@ -50,5 +64,8 @@ export function toKafkaRecord(row: StoredDeadLetter): KafkaRecord {
 
 /** The headers of a dead letter, in Kafka order with repeats, values byte-exact. */
 export function storedHeaders(row: Pick<StoredDeadLetter, 'header_keys' | 'header_values'>): KafkaRecord['headers'] {
-  return row.header_keys.map((key, i) => ({ key: key.toString('utf8'), value: row.header_values[i] ?? Buffer.alloc(0) }));
+  return row.header_keys.map((key, i) => ({
+    key: key.toString('utf8'),
+    value: row.header_values[i] ?? Buffer.alloc(0),
+  }));
 }

@@ -11,7 +11,15 @@ export interface DeadLetterSummary {
   byReason: { reason: string; letters: number; unresolved: number; oldest: string; newest: string }[];
   /** Per UTC day of created_at, newest day first. */
   byDay: { day: string; letters: number }[];
-  byPartition: { topic: string; partition: number; letters: number; firstOffset: number; lastOffset: number; oldest: string; newest: string }[];
+  byPartition: {
+    topic: string;
+    partition: number;
+    letters: number;
+    firstOffset: number;
+    lastOffset: number;
+    oldest: string;
+    newest: string;
+  }[];
   /** Outcomes of past redrives; `never` counts those not redriven yet. */
   byRedriveResult: { result: string; letters: number }[];
 }

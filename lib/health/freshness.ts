@@ -22,7 +22,9 @@ interface Freshness {
  */
 async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
   const t = tableIdentifiers(sql, schema);
-  const [row] = await sql<{ last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; dead_hour: number }[]>`
+  const [row] = await sql<
+    { last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; dead_hour: number }[]
+  >`
     select last.at as last_stored_at,
       extract(epoch from now() - last.at)::float8 as seconds_since,
       (select count(*)::int from ${t.processed_traces} where status = 'stored' and processed_at > now() - interval '1 hour') as stored_hour,
@@ -41,16 +43,28 @@ async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number
 }
 
 /** A freshness answer as it is cached: the figures, or why they could not be read (failures are cached too). */
-export type FreshnessCheck = { checkedAt: string } & ({ ok: true; freshness: Freshness } | { ok: false; error: string; cause: unknown });
+export type FreshnessCheck = { checkedAt: string } & (
+  | { ok: true; freshness: Freshness }
+  | { ok: false; error: string; cause: unknown }
+);
 
 /**
  * Reads freshness under the health timeouts (see healthQuery). Never throws: a failure is an answer too, and is
  * cached like one, so that a locked or unreachable database is not asked again by every request.
  */
-export async function checkFreshness(database: Database, schema: string, staleAfterSeconds: number | null, timeoutMs: number): Promise<FreshnessCheck> {
+export async function checkFreshness(
+  database: Database,
+  schema: string,
+  staleAfterSeconds: number | null,
+  timeoutMs: number,
+): Promise<FreshnessCheck> {
   const checkedAt = new Date().toISOString();
   try {
-    return { checkedAt, ok: true, freshness: await healthQuery(database, timeoutMs, (sql) => readFreshness(sql, schema, staleAfterSeconds)) };
+    return {
+      checkedAt,
+      ok: true,
+      freshness: await healthQuery(database, timeoutMs, (sql) => readFreshness(sql, schema, staleAfterSeconds)),
+    };
   } catch (error) {
     return { checkedAt, ok: false, error: describeFailure(error), cause: error };
   }

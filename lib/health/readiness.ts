@@ -100,7 +100,11 @@ const STATEMENT_SHARE = 0.75;
  * lock_timeout ends that wait. `timeoutMs` bounds the whole call (fetching the credentials, a reconnect, a re-login):
  * it becomes one deadline. Not retried: a monitor asks again.
  */
-export async function healthQuery<T>(database: Database, timeoutMs: number, work: (sql: Sql) => Promise<T>): Promise<T> {
+export async function healthQuery<T>(
+  database: Database,
+  timeoutMs: number,
+  work: (sql: Sql) => Promise<T>,
+): Promise<T> {
   try {
     return await runInTransaction(database, work, {
       deadline: Date.now() + timeoutMs,

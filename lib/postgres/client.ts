@@ -69,28 +69,37 @@ export interface TransactionTimeouts {
  * CommitUnconfirmedError with the transaction's id and the work's result, for `commitStatus` to settle on another
  * connection. The id is asked for together with BEGIN and the `timeouts` (pipelined: no extra round trip).
  */
-export async function inTransaction<T>(sql: Sql, work: (tx: postgres.ReservedSql) => Promise<T>, timeouts: TransactionTimeouts = {}): Promise<T> {
+export async function inTransaction<T>(
+  sql: Sql,
+  work: (tx: postgres.ReservedSql) => Promise<T>,
+  timeouts: TransactionTimeouts = {},
+): Promise<T> {
   const tx = await sql.reserve();
   try {
-    const setting = (name: string, ms: number | undefined) => (ms === undefined ? tx`` : tx`, set_config(${name}, ${String(boundedTimeout(ms, 1))}, true)`);
+    const setting = (name: string, ms: number | undefined) =>
+      ms === undefined ? tx`` : tx`, set_config(${name}, ${String(boundedTimeout(ms, 1))}, true)`;
     const [, [started]] = await Promise.all([
       tx`begin`,
       // idle_in_transaction_session_timeout with the statement timeout: a connection that goes silent mid-transaction
       // is dropped by the client at the deadline, but the server does not notice a silent client, and its backend
       // would hold the transaction's claims and row locks until TCP keepalive ends it (hours), stalling every
       // redelivery of the batch (test/integration/frozen-commit.test.ts).
-      tx<{ id: string }[]>`select txid_current()::text as id ${setting('statement_timeout', timeouts.statementMs)} ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)} ${setting('lock_timeout', timeouts.lockMs)}`,
+      tx<
+        { id: string }[]
+      >`select txid_current()::text as id ${setting('statement_timeout', timeouts.statementMs)} ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)} ${setting('lock_timeout', timeouts.lockMs)}`,
     ]);
     const result = await work(tx);
     try {
       await tx`commit`;
     } catch (error) {
-      if (started !== undefined && CONNECTION_LOST.has(errorCode(error) ?? '')) throw new CommitUnconfirmedError(started.id, result, error);
+      if (started !== undefined && CONNECTION_LOST.has(errorCode(error) ?? ''))
+        throw new CommitUnconfirmedError(started.id, result, error);
       throw error;
     }
     return result;
   } catch (error) {
-    if (!CONNECTION_LOST.has(errorCode(error) ?? '') && !(error instanceof CommitUnconfirmedError)) await tx`rollback`.catch(() => {});
+    if (!CONNECTION_LOST.has(errorCode(error) ?? '') && !(error instanceof CommitUnconfirmedError))
+      await tx`rollback`.catch(() => {});
     throw error;
   } finally {
     tx.release();
@@ -122,7 +131,12 @@ export async function inSavepoint<T>(tx: postgres.ReservedSql, work: () => Promi
  * backend has not yet noticed that its client is gone). Null when the server no longer knows (far too old).
  * https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-SNAPSHOT
  */
-export async function commitStatus(sql: Sql, transactionId: string): Promise<'committed' | 'aborted' | 'in progress' | null> {
-  const [row] = await sql<{ status: 'committed' | 'aborted' | 'in progress' | null }[]>`select txid_status(${transactionId}::bigint) as status`;
+export async function commitStatus(
+  sql: Sql,
+  transactionId: string,
+): Promise<'committed' | 'aborted' | 'in progress' | null> {
+  const [row] = await sql<
+    { status: 'committed' | 'aborted' | 'in progress' | null }[]
+  >`select txid_status(${transactionId}::bigint) as status`;
   return row?.status ?? null;
 }

@@ -18,6 +18,12 @@ export interface CredentialSource {
 
 /** Credentials from DB_* alone: nothing to fetch, nothing to refresh. */
 export function environmentCredentials(db: Config['db']): CredentialSource {
-  const credentials: Credentials = { host: db.host, port: db.port, database: db.database, user: db.user, password: db.password };
+  const credentials: Credentials = {
+    host: db.host,
+    port: db.port,
+    database: db.database,
+    user: db.user,
+    password: db.password,
+  };
   return { get: async () => credentials, refresh: async () => credentials };
 }

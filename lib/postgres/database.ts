@@ -97,7 +97,8 @@ export class Database {
         return await work(sql);
       } catch (error) {
         const code = errorCode(error) ?? '';
-        if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code) || error instanceof CommitUnconfirmedError) this.discard(sql);
+        if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code) || error instanceof CommitUnconfirmedError)
+          this.discard(sql);
         throw error;
       }
     })();
@@ -127,5 +128,11 @@ export class Database {
 }
 
 function sameCredentials(a: Credentials, b: Credentials): boolean {
-  return a.host === b.host && a.port === b.port && a.database === b.database && a.user === b.user && a.password === b.password;
+  return (
+    a.host === b.host &&
+    a.port === b.port &&
+    a.database === b.database &&
+    a.user === b.user &&
+    a.password === b.password
+  );
 }

@@ -1,5 +1,3 @@
-
-
 /**
  * How a database failure is handled depends on who caused it:
  * - `data`: this batch's data (a value PostgreSQL rejects). Retrying cannot help; the message responsible is found
@@ -15,19 +13,42 @@ export type FailureKind = 'data' | 'transient' | 'fatal';
  * An established connection is gone: reset by the network or a failover, or closed by the server (terminated, shut
  * down). The server has rolled back whatever was open on it.
  */
-export const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', '57P01', '57P02', '57P03']);
+export const CONNECTION_LOST = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
 
 /** SQLSTATEs with which PostgreSQL rejects a login: wrong password, unknown or disabled user. */
 export const LOGIN_REJECTED = new Set(['28P01', '28000']);
 
 /** A connection could not be made at all. */
-export const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+export const CONNECT_FAILED = new Set([
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 /**
  * The way to the database failed, not a statement: the connection was lost or never made (or lost with a COMMIT
  * whose outcome could not be learnt), Secrets Manager was unreachable, or there was no time left to try.
  */
-const TRANSIENT_CODES = new Set([...CONNECTION_LOST, ...CONNECT_FAILED, 'SECRET_UNAVAILABLE', 'OUT_OF_TIME', 'COMMIT_UNCONFIRMED']);
+const TRANSIENT_CODES = new Set([
+  ...CONNECTION_LOST,
+  ...CONNECT_FAILED,
+  'SECRET_UNAVAILABLE',
+  'OUT_OF_TIME',
+  'COMMIT_UNCONFIRMED',
+]);
 
 /** SQLSTATE classes caused by the data itself: data exception, integrity constraint, program limit (row too big). */
 const DATA_CLASSES = new Set(['22', '23', '54']);
@@ -57,9 +78,20 @@ export function classifyFailure(error: unknown): FailureKind {
  * so no retry can help until one acts.
  */
 const DEPLOYMENT_CODES = new Set([
-  'SCHEMA_VERSION_MISMATCH', 'SCHEMA_MISSING', 'DB_LOGIN_REJECTED', 'DB_NOT_FOUND', 'DB_SSL_CA_MISSING', 'SECRET_INVALID',
-  'DB_INSECURE_AUTH', 'DB_TLS_UNAVAILABLE',
-  '28000', '28P01', '3D000', '3F000', '42501', '42P01',
+  'SCHEMA_VERSION_MISMATCH',
+  'SCHEMA_MISSING',
+  'DB_LOGIN_REJECTED',
+  'DB_NOT_FOUND',
+  'DB_SSL_CA_MISSING',
+  'SECRET_INVALID',
+  'DB_INSECURE_AUTH',
+  'DB_TLS_UNAVAILABLE',
+  '28000',
+  '28P01',
+  '3D000',
+  '3F000',
+  '42501',
+  '42P01',
 ]);
 
 export function isDeploymentFailure(error: unknown): boolean {
@@ -68,7 +100,8 @@ export function isDeploymentFailure(error: unknown): boolean {
 
 /** The SQLSTATE or system error code of an error, if it has one. */
 export function errorCode(error: unknown): string | undefined {
-  if (error !== null && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
+  if (error !== null && typeof error === 'object' && 'code' in error && typeof error.code === 'string')
+    return error.code;
   return undefined;
 }
 

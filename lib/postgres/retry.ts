@@ -80,7 +80,11 @@ export function runWithRetry<T>(database: Database, work: (sql: Sql) => Promise<
  * whether it committed (txid_status), and if it did its result is the answer; if it was aborted it runs again at
  * once; if that cannot be learnt in time, `onUnknownCommit` decides.
  */
-export function runInTransaction<T>(database: Database, work: (tx: postgres.ReservedSql) => Promise<T>, options: TransactionOptions): Promise<T> {
+export function runInTransaction<T>(
+  database: Database,
+  work: (tx: postgres.ReservedSql) => Promise<T>,
+  options: TransactionOptions,
+): Promise<T> {
   const now = options.now ?? Date.now;
   const timeouts = (): TransactionTimeouts => {
     const shares = options.timeoutShares;
@@ -89,7 +93,8 @@ export function runInTransaction<T>(database: Database, work: (tx: postgres.Rese
     return { statementMs: left * shares.statement, lockMs: left * shares.lock };
   };
   // The timeouts are computed when each pass starts (each reconnect inside Database.run too), from the one deadline.
-  const once = () => database.run((sql) => inTransaction(sql, work, timeouts()), options.deadline, now, options.minAttemptMs);
+  const once = () =>
+    database.run((sql) => inTransaction(sql, work, timeouts()), options.deadline, now, options.minAttemptMs);
   return withRetry(async () => {
     for (let rerun = false; ; rerun = true) {
       try {
@@ -100,7 +105,8 @@ export function runInTransaction<T>(database: Database, work: (tx: postgres.Rese
         if (status === 'committed') return error.result as T;
         // Aborted: nothing of it committed, as after any lost connection, so it runs again at once (once).
         if (status === 'aborted' && !rerun) continue;
-        if (status === 'unknown' && typeof options.onUnknownCommit === 'object') throw new CommitUnknownError(options.onUnknownCommit.stop, error);
+        if (status === 'unknown' && typeof options.onUnknownCommit === 'object')
+          throw new CommitUnknownError(options.onUnknownCommit.stop, error);
         throw error;
       }
     }
@@ -117,7 +123,12 @@ const COMMIT_POLL_MS = 50;
  * backend may still be finishing when we ask. 'unknown' when the deadline (or, with none, COMMIT_CHECK_MS) passes
  * first, or the question itself keeps failing.
  */
-async function commitOutcome(database: Database, transactionId: string, deadline: Deadline, now: () => number): Promise<'committed' | 'aborted' | 'unknown'> {
+async function commitOutcome(
+  database: Database,
+  transactionId: string,
+  deadline: Deadline,
+  now: () => number,
+): Promise<'committed' | 'aborted' | 'unknown'> {
   const giveUpAt = Math.min(deadline, now() + COMMIT_CHECK_MS);
   let failures = 0;
   while (canStartAttempt(giveUpAt, now)) {

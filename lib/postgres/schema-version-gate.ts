@@ -15,9 +15,13 @@ export interface AppliedMigration {
 
 /** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
 async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
-  const [found] = await sql<{ exists: boolean }[]>`select to_regclass(${tableName(schema, VERSION_TABLE)}) is not null as exists`;
+  const [found] = await sql<
+    { exists: boolean }[]
+  >`select to_regclass(${tableName(schema, VERSION_TABLE)}) is not null as exists`;
   if (!found?.exists) return [];
-  return sql<AppliedMigration[]>`select version, compatible from ${tableIdentifiers(sql, schema)[VERSION_TABLE]} order by version`;
+  return sql<
+    AppliedMigration[]
+  >`select version, compatible from ${tableIdentifiers(sql, schema)[VERSION_TABLE]} order by version`;
 }
 
 export interface VersionVerdict {
@@ -33,7 +37,10 @@ export interface VersionVerdict {
  * only when every migration above `required` declared itself compatible with the code before it, which is what
  * makes a rollback of the code (never of the database) safe. Throws SchemaVersionError when it cannot.
  */
-export function verifySchemaVersion(applied: readonly AppliedMigration[], required: number = SCHEMA_VERSION): VersionVerdict {
+export function verifySchemaVersion(
+  applied: readonly AppliedMigration[],
+  required: number = SCHEMA_VERSION,
+): VersionVerdict {
   const current = applied.reduce((max, m) => Math.max(max, m.version), 0);
   if (current < required) throw new SchemaVersionError(current, required);
   const incompatible = applied.filter((m) => m.version > required && !m.compatible).map((m) => m.version);
@@ -81,7 +88,14 @@ export class SchemaGate {
     this.verified = ttlCache(
       (database: Database, deadline: Deadline, now: () => number) =>
         checkSchemaVersion(
-          (work) => runInTransaction(database, work, { deadline, now, maxRetries: 0, backoffMs: 0, timeoutShares: CHECK_TIMEOUTS }),
+          (work) =>
+            runInTransaction(database, work, {
+              deadline,
+              now,
+              maxRetries: 0,
+              backoffMs: 0,
+              timeoutShares: CHECK_TIMEOUTS,
+            }),
           this.schema,
           this.required,
         ),
@@ -103,7 +117,10 @@ export class SchemaGate {
     }
     const { value, cached } = verdict;
     if (value.ahead && !cached) {
-      logger.warn('database schema is ahead of the code, and compatible with it', { current: value.current, required: value.required });
+      logger.warn('database schema is ahead of the code, and compatible with it', {
+        current: value.current,
+        required: value.required,
+      });
     }
   }
 }

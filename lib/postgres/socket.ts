@@ -15,7 +15,11 @@ export type TlsSettings = { mode: 'disable' } | { mode: 'require' } | { mode: 'v
  * COPY's small trailing writes wait for the server's delayed acknowledgement (about 40 ms each, 180 ms a batch). The
  * connect timeout covers TCP and TLS, because postgres.js starts its own timer only once a socket exists.
  */
-export function databaseSocket(target: DatabaseTarget, tls: TlsSettings, connectTimeoutSeconds: number): () => Promise<Socket> {
+export function databaseSocket(
+  target: DatabaseTarget,
+  tls: TlsSettings,
+  connectTimeoutSeconds: number,
+): () => Promise<Socket> {
   return () =>
     new Promise<Socket>((resolve, reject) => {
       const tcp = connect({ host: target.host, port: target.port, noDelay: true });
@@ -26,7 +30,9 @@ export function databaseSocket(target: DatabaseTarget, tls: TlsSettings, connect
         reject(withTarget(error, target));
       };
       const timer = setTimeout(() => {
-        fail(Object.assign(new Error(`write CONNECT_TIMEOUT ${target.host}:${target.port}`), { code: 'CONNECT_TIMEOUT' }));
+        fail(
+          Object.assign(new Error(`write CONNECT_TIMEOUT ${target.host}:${target.port}`), { code: 'CONNECT_TIMEOUT' }),
+        );
       }, connectTimeoutSeconds * 1000);
       const ready = (socket: Socket, verified: boolean) => {
         clearTimeout(timer);
@@ -41,7 +47,10 @@ export function databaseSocket(target: DatabaseTarget, tls: TlsSettings, connect
           if (answer[0] !== S) return fail(new DatabaseTlsUnavailableError(target, tls.mode));
           // Bytes after the 'S' came before any encryption: a man in the middle could have injected them (the
           // injection libpq fixed as CVE-2021-23222). Nothing may follow until the TLS handshake.
-          if (answer.length > 1) return fail(new Error(`the server at ${target.host}:${target.port} sent unencrypted data after accepting TLS`));
+          if (answer.length > 1)
+            return fail(
+              new Error(`the server at ${target.host}:${target.port} sent unencrypted data after accepting TLS`),
+            );
           const secure = tlsConnect({ socket: tcp, ...tlsOptions(target, tls) });
           current = secure;
           secure.once('error', fail);
@@ -127,7 +136,9 @@ function guardStartup(socket: Socket, target: DatabaseTarget, mode: TlsSettings[
         }
         if (request === AUTH_SASL_CONTINUE && !verified) {
           // server-first-message: r=<nonce>,s=<salt>,i=<iterations>
-          const iterations = Number(/(?:^|,)i=(\d{1,12})(?:,|$)/.exec(pending.toString('latin1', end + 9, next))?.[1] ?? NaN);
+          const iterations = Number(
+            /(?:^|,)i=(\d{1,12})(?:,|$)/.exec(pending.toString('latin1', end + 9, next))?.[1] ?? NaN,
+          );
           if (!(iterations >= SCRAM_ITERATIONS.min && iterations <= SCRAM_ITERATIONS.max)) {
             return refuse(new DatabaseInsecureAuthError(target, 'scram-iterations', mode, iterations));
           }
@@ -181,8 +192,17 @@ function watchAfterStartup(socket: Socket, target: DatabaseTarget, mode: TlsSett
 
 /** The fields of an ErrorResponse, by the names postgres.js gives them (its PostgresError has the same). */
 const FIELDS: Record<string, string> = {
-  S: 'severity_local', V: 'severity', C: 'code', M: 'message', D: 'detail', H: 'hint', P: 'position', W: 'where',
-  F: 'file', L: 'line', R: 'routine',
+  S: 'severity_local',
+  V: 'severity',
+  C: 'code',
+  M: 'message',
+  D: 'detail',
+  H: 'hint',
+  P: 'position',
+  W: 'where',
+  F: 'file',
+  L: 'line',
+  R: 'routine',
 };
 
 type PostgresErrorClass = new (fields: Record<string, string>) => postgres.PostgresError;
@@ -209,7 +229,11 @@ function withTarget<E extends Error>(error: E, target: DatabaseTarget): E {
 export function targetOf(error: unknown): DatabaseTarget | undefined {
   if (error === null || typeof error !== 'object' || !('target' in error)) return undefined;
   const t = error.target as Partial<DatabaseTarget> | null;
-  return t && typeof t.host === 'string' && typeof t.port === 'number' && typeof t.database === 'string' && typeof t.user === 'string'
+  return t &&
+    typeof t.host === 'string' &&
+    typeof t.port === 'number' &&
+    typeof t.database === 'string' &&
+    typeof t.user === 'string'
     ? (t as DatabaseTarget)
     : undefined;
 }

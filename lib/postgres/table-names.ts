@@ -7,7 +7,15 @@ import type postgres from 'postgres';
  */
 
 /** The tables the consumer writes; a table comes after those it refers to (empty them in reverse). */
-export const CONSUMER_TABLES = ['instructors', 'courses', 'course_instructors', 'ratings', 'comments', 'processed_traces', 'dead_letters'] as const;
+export const CONSUMER_TABLES = [
+  'instructors',
+  'courses',
+  'course_instructors',
+  'ratings',
+  'comments',
+  'processed_traces',
+  'dead_letters',
+] as const;
 
 /**
  * The table in the target schema where the migration runner (and schema.sql) records each applied migration. The
@@ -24,7 +32,13 @@ export function tableName(schema: string, table: Table): string {
 }
 
 /** Every table of `schema` as a postgres.js identifier, for `${t.courses}` in a query. */
-export function tableIdentifiers(sql: postgres.Sql | postgres.TransactionSql, schema: string): Record<Table, postgres.Helper<string, []>> {
+export function tableIdentifiers(
+  sql: postgres.Sql | postgres.TransactionSql,
+  schema: string,
+): Record<Table, postgres.Helper<string, []>> {
   const tables: readonly Table[] = [...CONSUMER_TABLES, VERSION_TABLE];
-  return Object.fromEntries(tables.map((table) => [table, sql(tableName(schema, table))])) as Record<Table, postgres.Helper<string, []>>;
+  return Object.fromEntries(tables.map((table) => [table, sql(tableName(schema, table))])) as Record<
+    Table,
+    postgres.Helper<string, []>
+  >;
 }

@@ -12,7 +12,11 @@ import type { Sql } from '../../lib/postgres/client';
  * names unqualified (and the schema prefix it always prints is removed), so two schemas of different names compare
  * equal.
  */
-export async function describeCatalog(tx: Sql | postgres.TransactionSql, schema: string, exceptTables: readonly string[] = []): Promise<string[]> {
+export async function describeCatalog(
+  tx: Sql | postgres.TransactionSql,
+  schema: string,
+  exceptTables: readonly string[] = [],
+): Promise<string[]> {
   await tx`select set_config('search_path', ${schema}, true)`;
   const rows = await tx<{ line: string }[]>`
     -- Index and trigger definitions name their table with its schema whatever the search_path (pg_temp for the
@@ -70,5 +74,8 @@ export async function describeCatalog(tx: Sql | postgres.TransactionSql, schema:
 export function catalogDifferences(expected: readonly string[], actual: readonly string[]): string[] {
   const a = new Set(actual);
   const e = new Set(expected);
-  return [...expected.filter((l) => !a.has(l)).map((l) => `- ${l}`), ...actual.filter((l) => !e.has(l)).map((l) => `+ ${l}`)];
+  return [
+    ...expected.filter((l) => !a.has(l)).map((l) => `- ${l}`),
+    ...actual.filter((l) => !e.has(l)).map((l) => `+ ${l}`),
+  ];
 }

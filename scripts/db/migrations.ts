@@ -35,20 +35,40 @@ export interface Migration {
 export function readMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
   } catch (error) {
-    throw new MigrationError(`The migrations folder ${dir} cannot be read: run from a checkout of the project, or name the right folder.`, { cause: error });
+    throw new MigrationError(
+      `The migrations folder ${dir} cannot be read: run from a checkout of the project, or name the right folder.`,
+      { cause: error },
+    );
   }
   const migrations = files.map((file): Migration => {
     const match = FILE_NAME.exec(file);
-    if (!match) throw new MigrationError(`${join(dir, file)} is not named NNNN_snake_case.sql: rename it (for example 0004_add_index.sql) or move it out of the folder.`);
+    if (!match)
+      throw new MigrationError(
+        `${join(dir, file)} is not named NNNN_snake_case.sql: rename it (for example 0004_add_index.sql) or move it out of the folder.`,
+      );
     const sql = readFileSync(join(dir, file), 'utf8');
-    return { version: Number(match[1]), name: match[2]!, file, compatible: headerLines(sql).some((l) => COMPATIBLE.test(l)), checksum: sha256(sql), sql };
+    return {
+      version: Number(match[1]),
+      name: match[2]!,
+      file,
+      compatible: headerLines(sql).some((l) => COMPATIBLE.test(l)),
+      checksum: sha256(sql),
+      sql,
+    };
   });
-  if (migrations.length === 0) throw new MigrationError(`${dir} holds no migrations: run from a checkout of the project, or name the right folder.`);
+  if (migrations.length === 0)
+    throw new MigrationError(
+      `${dir} holds no migrations: run from a checkout of the project, or name the right folder.`,
+    );
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) {
-      throw new MigrationError(`${m.file} should be number ${String(i + 1).padStart(4, '0')}: migrations are numbered from 0001 without gaps or repeats; renumber the file.`);
+      throw new MigrationError(
+        `${m.file} should be number ${String(i + 1).padStart(4, '0')}: migrations are numbered from 0001 without gaps or repeats; renumber the file.`,
+      );
     }
   });
   return migrations;
@@ -92,13 +112,16 @@ interface AppliedRow {
  * stay applied. Applied migrations are never applied again, and one whose file changed since is refused.
  */
 export async function applySchema(sql: Sql, schema: string, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
-  if (!IDENTIFIER.test(schema)) throw new MigrationError(`"${schema}" is not a lower-case identifier: set DB_SCHEMA to one ([a-z_][a-z0-9_]*).`);
+  if (!IDENTIFIER.test(schema))
+    throw new MigrationError(`"${schema}" is not a lower-case identifier: set DB_SCHEMA to one ([a-z_][a-z0-9_]*).`);
   const migrations = readMigrations(dir);
 
   const { from, baselined } = await underLock(sql, schema, async (tx) => {
     // Not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks the right to create schemas before it looks, and a
     // migrating user that owns an existing schema need not have that right.
-    const [found] = await tx<{ exists: boolean }[]>`select exists (select 1 from pg_namespace where nspname = ${schema}) as exists`;
+    const [found] = await tx<
+      { exists: boolean }[]
+    >`select exists (select 1 from pg_namespace where nspname = ${schema}) as exists`;
     if (!found?.exists) await tx`create schema ${tx(schema)}`;
     // The same definition as in schema.sql; the catalog test keeps the two equal.
     await tx`
@@ -109,12 +132,16 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
         checksum   text,
         applied_at timestamptz NOT NULL DEFAULT now()
       )`;
-    let applied = await tx<AppliedRow[]>`select version, name, checksum from ${tableIdentifiers(tx, schema)[VERSION_TABLE]} order by version`;
+    let applied = await tx<
+      AppliedRow[]
+    >`select version, name, checksum from ${tableIdentifiers(tx, schema)[VERSION_TABLE]} order by version`;
     let baselined = false;
     if (applied.length === 0 && (await holdsTables(tx, schema))) {
       await baseline(tx, schema, migrations[0]!);
       baselined = true;
-      applied = await tx<AppliedRow[]>`select version, name, checksum from ${tableIdentifiers(tx, schema)[VERSION_TABLE]} order by version`;
+      applied = await tx<
+        AppliedRow[]
+      >`select version, name, checksum from ${tableIdentifiers(tx, schema)[VERSION_TABLE]} order by version`;
     }
     verifyApplied(applied, migrations, schema);
     return { from: applied.at(-1)?.version ?? 0, baselined };
@@ -124,7 +151,9 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
   let to = from;
   for (const migration of migrations.filter((m) => m.version > from)) {
     to = await underLock(sql, schema, async (tx) => {
-      const [row] = await tx<{ version: number }[]>`select coalesce(max(version), 0)::int as version from ${tableIdentifiers(tx, schema)[VERSION_TABLE]}`;
+      const [row] = await tx<
+        { version: number }[]
+      >`select coalesce(max(version), 0)::int as version from ${tableIdentifiers(tx, schema)[VERSION_TABLE]}`;
       const current = row?.version ?? 0;
       if (current >= migration.version) return current; // another applier got here first
       await tx`select set_config('search_path', ${schema}, true)`;
@@ -174,7 +203,9 @@ async function baseline(tx: Sql, schema: string, first: Migration): Promise<void
   await tx`savepoint baseline_check`;
   await tx`select set_config('search_path', 'pg_temp', true)`;
   await tx.unsafe(first.sql);
-  const [scratch] = await tx<{ name: string }[]>`select nspname as name from pg_namespace where oid = pg_my_temp_schema()`;
+  const [scratch] = await tx<
+    { name: string }[]
+  >`select nspname as name from pg_namespace where oid = pg_my_temp_schema()`;
   const expected = await describeCatalog(tx, scratch!.name, [VERSION_TABLE]);
   await tx`rollback to savepoint baseline_check`;
   const actual = await describeCatalog(tx, schema, [VERSION_TABLE]);

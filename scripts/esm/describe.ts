@@ -6,6 +6,7 @@ export function describeReport(r: InvocationReport): string {
   const d = r.decision;
   if (d.action === 'commit') return `${head}: ok, committed ${d.commit}`;
   const reason = d.reason.replace(/\.$/, '');
-  if (d.action === 'retry') return `${head}: ${reason}; committed ${d.commit}, redelivering from ${d.from} (retry ${d.attempt})`;
+  if (d.action === 'retry')
+    return `${head}: ${reason}; committed ${d.commit}, redelivering from ${d.from} (retry ${d.attempt})`;
   return `${head}: ${reason}; retries used up, offsets ${d.failed.from}-${d.failed.to} written to the on-failure file, committed ${d.commit}`;
 }

@@ -1,4 +1,3 @@
-
 import { DEFAULT_TOPIC } from '../encode-kafka-event';
 import { exitWithDiagnosis } from '../exit-with-diagnosis';
 import { KafkaSetupError, UsageError } from '../errors';
@@ -17,8 +16,15 @@ export function exitWithKafkaDiagnosis(error: unknown, env: NodeJS.ProcessEnv = 
 export function diagnoseKafkaFailure(error: unknown, env: NodeJS.ProcessEnv = process.env): unknown {
   const brokers = env.KAFKA_BROKERS || '127.0.0.1:9092';
   const topic = env.KAFKA_TOPIC || DEFAULT_TOPIC;
-  if (hasCode(error, 'ERR_PARSE_ARGS_UNKNOWN_OPTION') || hasCode(error, 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') || hasCode(error, 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')) {
-    return new UsageError(messageOf(error), 'The options of npm run local:esm, produce and replay are in docs/local-kafka.md.');
+  if (
+    hasCode(error, 'ERR_PARSE_ARGS_UNKNOWN_OPTION') ||
+    hasCode(error, 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') ||
+    hasCode(error, 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+  ) {
+    return new UsageError(
+      messageOf(error),
+      'The options of npm run local:esm, produce and replay are in docs/local-kafka.md.',
+    );
   }
   if (/^Unknown topic /.test(messageOf(error))) {
     return new KafkaSetupError(
@@ -52,5 +58,7 @@ function someError(error: unknown, test: (e: unknown) => boolean, depth = 0): bo
   if (depth > 5 || typeof error !== 'object' || error === null) return false;
   if (test(error)) return true;
   const { errors, cause } = error as { errors?: unknown; cause?: unknown };
-  return (Array.isArray(errors) && errors.some((e) => someError(e, test, depth + 1))) || someError(cause, test, depth + 1);
+  return (
+    (Array.isArray(errors) && errors.some((e) => someError(e, test, depth + 1))) || someError(cause, test, depth + 1)
+  );
 }

@@ -21,7 +21,9 @@ export interface PolledRecord {
 }
 
 /** Where the records come from: Amazon MSK (`aws:kafka`, with the cluster ARN) or self-managed Kafka. */
-export type EventSource = { kind: 'self-managed'; bootstrapServers: string } | { kind: 'msk'; bootstrapServers: string; clusterArn: string };
+export type EventSource =
+  | { kind: 'self-managed'; bootstrapServers: string }
+  | { kind: 'msk'; bootstrapServers: string; clusterArn: string };
 
 /** The wire shape of one record in Lambda's Kafka event. */
 export interface LambdaKafkaRecord {
@@ -64,7 +66,12 @@ export function toLambdaEvent(records: readonly PolledRecord[], source: EventSou
   }
   for (const list of Object.values(grouped)) list.sort((a, b) => a.offset - b.offset);
   return source.kind === 'msk'
-    ? { eventSource: 'aws:kafka', eventSourceArn: source.clusterArn, bootstrapServers: source.bootstrapServers, records: grouped }
+    ? {
+        eventSource: 'aws:kafka',
+        eventSourceArn: source.clusterArn,
+        bootstrapServers: source.bootstrapServers,
+        records: grouped,
+      }
     : { eventSource: 'SelfManagedKafka', bootstrapServers: source.bootstrapServers, records: grouped };
 }
 
@@ -95,17 +102,30 @@ export type Decision =
  * - an identifier that names no record of the batch makes the whole batch fail, as Lambda documents.
  * Retries count per position: a redelivery that starts further on (progress was made) starts counting afresh.
  */
-export function decide(batch: readonly PolledRecord[], invocation: Invocation, attempt: number, policy: RetryPolicy): Decision {
+export function decide(
+  batch: readonly PolledRecord[],
+  invocation: Invocation,
+  attempt: number,
+  policy: RetryPolicy,
+): Decision {
   const first = batch[0];
   const last = batch[batch.length - 1];
   if (!first || !last) throw new RangeError('a batch has at least one record');
   const end = last.offset + 1;
-  const failure = invocation.ok ? firstFailure(batch, invocation.response) : { from: first.offset, reason: `function error: ${describe(invocation.error)}` };
+  const failure = invocation.ok
+    ? firstFailure(batch, invocation.response)
+    : { from: first.offset, reason: `function error: ${describe(invocation.error)}` };
   if (failure === null) return { action: 'commit', commit: end };
 
   const nextAttempt = failure.from === first.offset ? attempt + 1 : 1;
   if (policy.maxRetries >= 0 && nextAttempt > policy.maxRetries) {
-    return { action: 'give-up', commit: end, failed: { from: failure.from, to: last.offset }, attempts: nextAttempt, reason: failure.reason };
+    return {
+      action: 'give-up',
+      commit: end,
+      failed: { from: failure.from, to: last.offset },
+      attempts: nextAttempt,
+      reason: failure.reason,
+    };
   }
   return { action: 'retry', commit: failure.from, from: failure.from, attempt: nextAttempt, reason: failure.reason };
 }
@@ -150,7 +170,11 @@ export interface OnFailureRecord {
   reason: string;
 }
 
-export function onFailureRecord(batch: readonly PolledRecord[], decision: Extract<Decision, { action: 'give-up' }>, now: Date): OnFailureRecord {
+export function onFailureRecord(
+  batch: readonly PolledRecord[],
+  decision: Extract<Decision, { action: 'give-up' }>,
+  now: Date,
+): OnFailureRecord {
   const first = batch[0]!;
   return {
     condition: 'RetryAttemptsExhausted',
@@ -200,6 +224,11 @@ export function batchLength(queue: readonly PolledRecord[], batchSize: number, m
  * Whether a partition's buffered records should be delivered now: a full batch, or the batching window has passed
  * since the first of them arrived (Lambda's MaximumBatchingWindowInSeconds).
  */
-export function batchReady(buffered: number, firstArrivedAt: number, now: number, options: { batchSize: number; windowMs: number }): boolean {
+export function batchReady(
+  buffered: number,
+  firstArrivedAt: number,
+  now: number,
+  options: { batchSize: number; windowMs: number },
+): boolean {
   return buffered >= options.batchSize || (buffered > 0 && now - firstArrivedAt >= options.windowMs);
 }

@@ -6,11 +6,28 @@
  */
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Consumer, MessagesStreamFallbackModes, MessagesStreamModes, type Message, type MessagesStream } from '@platformatic/kafka';
+import {
+  Consumer,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  type Message,
+  type MessagesStream,
+} from '@platformatic/kafka';
 import type { Context } from 'aws-lambda';
 import { fromMessage } from './from-message';
 import { lambdaContext } from './lambda-context';
-import { batchLength, batchReady, decide, onFailureRecord, retryDelayMs, toLambdaEvent, type Decision, type EventSource, type Invocation, type PolledRecord } from './mapping';
+import {
+  batchLength,
+  batchReady,
+  decide,
+  onFailureRecord,
+  retryDelayMs,
+  toLambdaEvent,
+  type Decision,
+  type EventSource,
+  type Invocation,
+  type PolledRecord,
+} from './mapping';
 import { clientOptions, type EsmSettings } from './settings';
 import { raceDeadline } from '../../lib/deadline';
 
@@ -61,17 +78,28 @@ export class LocalEventSourceMapping {
     private readonly functionName = 'trace-consumer-local-consumer',
   ) {
     const bootstrapServers = settings.kafka.brokers.join(',');
-    this.source = settings.eventSource === 'msk' ? { kind: 'msk', bootstrapServers, clusterArn: MSK_ARN } : { kind: 'self-managed', bootstrapServers };
+    this.source =
+      settings.eventSource === 'msk'
+        ? { kind: 'msk', bootstrapServers, clusterArn: MSK_ARN }
+        : { kind: 'self-managed', bootstrapServers };
   }
 
   /** Joins the group and starts delivering; resolves once the stream is open. */
   async start(): Promise<void> {
     const { kafka } = this.settings;
-    this.consumer = new Consumer({ ...clientOptions(kafka, 'trace-consumer-local-esm'), groupId: kafka.group, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+    this.consumer = new Consumer({
+      ...clientOptions(kafka, 'trace-consumer-local-esm'),
+      groupId: kafka.group,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+    });
     this.stream = await this.consumer.consume({
       topics: [kafka.topic],
       mode: MessagesStreamModes.COMMITTED,
-      fallbackMode: this.settings.startingPosition === 'LATEST' ? MessagesStreamFallbackModes.LATEST : MessagesStreamFallbackModes.EARLIEST,
+      fallbackMode:
+        this.settings.startingPosition === 'LATEST'
+          ? MessagesStreamFallbackModes.LATEST
+          : MessagesStreamFallbackModes.EARLIEST,
       autocommit: false,
       maxWaitTime: 200,
     });
@@ -132,7 +160,14 @@ export class LocalEventSourceMapping {
     let next = 0;
     while (this.running) {
       const ready = [...this.partitions.entries()]
-        .filter(([, s]) => Date.now() >= s.notBefore && batchReady(s.queue.length, s.firstArrivedAt, Date.now(), { batchSize: this.settings.batchSize, windowMs: s.attempt > 0 ? 0 : this.settings.batchingWindowMs }))
+        .filter(
+          ([, s]) =>
+            Date.now() >= s.notBefore &&
+            batchReady(s.queue.length, s.firstArrivedAt, Date.now(), {
+              batchSize: this.settings.batchSize,
+              windowMs: s.attempt > 0 ? 0 : this.settings.batchingWindowMs,
+            }),
+        )
         .sort(([a], [b]) => a - b);
       if (ready.length === 0) {
         await sleep(20);
@@ -155,7 +190,13 @@ export class LocalEventSourceMapping {
   }
 
   private async deliver(state: PartitionState): Promise<void> {
-    const batch = state.queue.slice(0, batchLength(state.queue.slice(0, this.settings.batchSize).map((b) => b.record), this.settings.batchSize));
+    const batch = state.queue.slice(
+      0,
+      batchLength(
+        state.queue.slice(0, this.settings.batchSize).map((b) => b.record),
+        this.settings.batchSize,
+      ),
+    );
     const records = batch.map((b) => b.record);
     const attempt = state.attempt;
     const started = Date.now();
@@ -165,11 +206,18 @@ export class LocalEventSourceMapping {
     // Commit the last settled record: Kafka's committed offset is the next one to read, i.e. decision.commit.
     const last = done[done.length - 1];
     if (last) await last.commit();
-    if (decision.action === 'give-up') appendFileSync(this.settings.onFailureFile, JSON.stringify(onFailureRecord(records, decision, new Date())) + '\n');
+    if (decision.action === 'give-up')
+      appendFileSync(
+        this.settings.onFailureFile,
+        JSON.stringify(onFailureRecord(records, decision, new Date())) + '\n',
+      );
     state.queue.splice(0, done.length);
     this.buffered -= done.length;
     state.attempt = decision.action === 'retry' ? decision.attempt : 0;
-    state.notBefore = decision.action === 'retry' ? Date.now() + retryDelayMs(decision.attempt, this.settings.retryBackoffMs, MAX_RETRY_DELAY_MS) : 0;
+    state.notBefore =
+      decision.action === 'retry'
+        ? Date.now() + retryDelayMs(decision.attempt, this.settings.retryBackoffMs, MAX_RETRY_DELAY_MS)
+        : 0;
     if (state.queue.length > 0) state.firstArrivedAt = Date.now();
     this.observe({
       partition: records[0]!.partition,
@@ -189,7 +237,11 @@ export class LocalEventSourceMapping {
     const context = lambdaContext(this.functionName, this.settings.functionTimeoutMs);
     const timeoutMs = this.settings.functionTimeoutMs;
     try {
-      const response = await raceDeadline(Promise.resolve(this.handler(event, context)), Date.now() + timeoutMs, () => new Error(`Task timed out after ${timeoutMs / 1000} seconds`));
+      const response = await raceDeadline(
+        Promise.resolve(this.handler(event, context)),
+        Date.now() + timeoutMs,
+        () => new Error(`Task timed out after ${timeoutMs / 1000} seconds`),
+      );
       return { ok: true, response };
     } catch (error) {
       return { ok: false, error };

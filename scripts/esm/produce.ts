@@ -11,7 +11,13 @@ import { exitWithKafkaDiagnosis } from './kafka-errors';
 import { UsageError } from '../errors';
 
 async function main() {
-  const { values } = parseArgs({ options: { count: { type: 'string', default: '100' }, from: { type: 'string', default: '0' }, event: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      count: { type: 'string', default: '100' },
+      from: { type: 'string', default: '0' },
+      event: { type: 'string' },
+    },
+  });
   const { kafka } = loadEsmSettings();
   let messages: Parameters<typeof publish>[1];
   if (values.event) {
@@ -22,7 +28,8 @@ async function main() {
     messages = messagesFromEvent(event, partitions);
   } else {
     const count = Number(values.count);
-    if (!Number.isInteger(count) || count < 1) throw new UsageError(`--count must be a positive whole number (got ${values.count})`, USAGE);
+    if (!Number.isInteger(count) || count < 1)
+      throw new UsageError(`--count must be a positive whole number (got ${values.count})`, USAGE);
     messages = sampleMessages(count, Number(values.from));
   }
   const published = await publish(kafka, messages);
@@ -37,12 +44,18 @@ function readEvent(path: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`--event ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); give a saved event such as events/mixed-batch.json`, USAGE);
+    throw new UsageError(
+      `--event ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); give a saved event such as events/mixed-batch.json`,
+      USAGE,
+    );
   }
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`--event ${path} is not JSON (${error instanceof Error ? error.message : String(error)}); give a saved Lambda event such as events/mixed-batch.json`, USAGE);
+    throw new UsageError(
+      `--event ${path} is not JSON (${error instanceof Error ? error.message : String(error)}); give a saved Lambda event such as events/mixed-batch.json`,
+      USAGE,
+    );
   }
 }
 

@@ -20,12 +20,20 @@ export interface OutgoingMessage {
  * Publishes `messages` in order, in sends of at most `maxBytes` of values (the broker refuses a partition's batch
  * above its message.max.bytes, 1 MB by default), each acknowledged by the broker; returns how many were published.
  */
-export async function publish(kafka: KafkaSettings, messages: readonly OutgoingMessage[], maxBytes = 512 * 1024): Promise<number> {
+export async function publish(
+  kafka: KafkaSettings,
+  messages: readonly OutgoingMessage[],
+  maxBytes = 512 * 1024,
+): Promise<number> {
   const producer = new Producer({ ...clientOptions(kafka, 'trace-consumer-produce'), acks: -1 });
   try {
     for (let i = 0; i < messages.length; ) {
       let end = i;
-      for (let bytes = 0; end < messages.length && (end === i || bytes + (messages[end]!.value?.length ?? 0) <= maxBytes); end++) {
+      for (
+        let bytes = 0;
+        end < messages.length && (end === i || bytes + (messages[end]!.value?.length ?? 0) <= maxBytes);
+        end++
+      ) {
         bytes += messages[end]!.value?.length ?? 0;
       }
       await producer.send({
@@ -72,7 +80,9 @@ export function messagesFromEvent(event: unknown, partitions: number): OutgoingM
       out.push({
         key: typeof r.key === 'string' ? Buffer.from(r.key, 'base64') : null,
         value: typeof r.value === 'string' ? Buffer.from(r.value, 'base64') : null,
-        headers: (r.headers ?? []).flatMap((h) => Object.entries(h).map(([k, bytes]) => [k, Buffer.from(bytes)] as const)),
+        headers: (r.headers ?? []).flatMap((h) =>
+          Object.entries(h).map(([k, bytes]) => [k, Buffer.from(bytes)] as const),
+        ),
         partition: (r.partition ?? 0) % partitions,
       });
     }

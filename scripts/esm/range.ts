@@ -16,19 +16,27 @@ export interface OffsetRange {
 
 function reader(kafka: KafkaSettings) {
   // A group of its own: joining the mapping's group would take partitions away from a running local:esm.
-  return new Consumer({ ...clientOptions(kafka, 'trace-consumer-replay'), groupId: `trace-consumer-replay-${randomUUID()}` });
+  return new Consumer({
+    ...clientOptions(kafka, 'trace-consumer-replay'),
+    groupId: `trace-consumer-replay-${randomUUID()}`,
+  });
 }
 
 /** The ranges from the first record at or after `since` to the last before `until`, per partition (epoch ms). */
 export async function rangesForTime(kafka: KafkaSettings, since: number, until: number): Promise<OffsetRange[]> {
   const consumer = reader(kafka);
   try {
-    const start = (await consumer.listOffsets({ topics: [kafka.topic], timestamp: BigInt(since) })).get(kafka.topic) ?? [];
-    const end = (await consumer.listOffsets({ topics: [kafka.topic], timestamp: BigInt(until) })).get(kafka.topic) ?? [];
+    const start =
+      (await consumer.listOffsets({ topics: [kafka.topic], timestamp: BigInt(since) })).get(kafka.topic) ?? [];
+    const end =
+      (await consumer.listOffsets({ topics: [kafka.topic], timestamp: BigInt(until) })).get(kafka.topic) ?? [];
     const latest = (await consumer.listOffsets({ topics: [kafka.topic] })).get(kafka.topic) ?? [];
     // Kafka answers -1 for "no record at or after this time": the range then runs to the end of the partition.
-    const at = (list: bigint[], p: number) => (list[p] === undefined || list[p] < 0n ? Number(latest[p] ?? 0n) : Number(list[p]));
-    return start.map((_, partition) => ({ partition, from: at(start, partition), to: at(end, partition) - 1 })).filter((r) => r.to >= r.from);
+    const at = (list: bigint[], p: number) =>
+      list[p] === undefined || list[p] < 0n ? Number(latest[p] ?? 0n) : Number(list[p]);
+    return start
+      .map((_, partition) => ({ partition, from: at(start, partition), to: at(end, partition) - 1 }))
+      .filter((r) => r.to >= r.from);
   } finally {
     await consumer.close();
   }
@@ -47,9 +55,13 @@ export async function readRanges(kafka: KafkaSettings, ranges: readonly OffsetRa
     const spans = new Map<number, { from: number; to: number }>();
     for (const r of wanted) {
       const span = spans.get(r.partition);
-      spans.set(r.partition, span ? { from: Math.min(span.from, r.from), to: Math.max(span.to, r.to) } : { from: r.from, to: r.to });
+      spans.set(
+        r.partition,
+        span ? { from: Math.min(span.from, r.from), to: Math.max(span.to, r.to) } : { from: r.from, to: r.to },
+      );
     }
-    const inRange = (partition: number, offset: number) => wanted.some((r) => r.partition === partition && r.from <= offset && offset <= r.to);
+    const inRange = (partition: number, offset: number) =>
+      wanted.some((r) => r.partition === partition && r.from <= offset && offset <= r.to);
     const stream = await consumer.consume({
       topics: [kafka.topic],
       mode: MessagesStreamModes.MANUAL,

@@ -34,7 +34,10 @@ function readOnFailureFile(path: string): string {
 }
 
 /** The ranges the arguments name. */
-export async function replayRanges(values: Record<string, string | undefined>, settings: EsmSettings): Promise<OffsetRange[]> {
+export async function replayRanges(
+  values: Record<string, string | undefined>,
+  settings: EsmSettings,
+): Promise<OffsetRange[]> {
   if (values['on-failure']) {
     return readOnFailureFile(values['on-failure'])
       .split('\n')
@@ -46,19 +49,32 @@ export async function replayRanges(values: Record<string, string | undefined>, s
   if (values.since) {
     const since = Date.parse(values.since);
     const until = values.until ? Date.parse(values.until) : Date.now() + 1;
-    if (Number.isNaN(since) || Number.isNaN(until)) throw new UsageError('--since and --until must be ISO dates, e.g. 2026-01-01T10:00:00Z', USAGE);
+    if (Number.isNaN(since) || Number.isNaN(until))
+      throw new UsageError('--since and --until must be ISO dates, e.g. 2026-01-01T10:00:00Z', USAGE);
     return rangesForTime(settings.kafka, since, until);
   }
   const [partition, from, to] = [values.partition, values.from, values.to].map(Number);
   if (![partition, from, to].every((n) => Number.isInteger(n) && n! >= 0)) {
-    throw new UsageError('name a range: --partition P --from X --to Y, or --since ISO [--until ISO], or --on-failure FILE', USAGE);
+    throw new UsageError(
+      'name a range: --partition P --from X --to Y, or --since ISO [--until ISO], or --on-failure FILE',
+      USAGE,
+    );
   }
   return [{ partition: partition!, from: from!, to: to! }];
 }
 
 /** Runs `records` through `handler` in batches; returns the number of records reported failed or thrown. */
-export async function replay(records: readonly PolledRecord[], handler: Handler, settings: EsmSettings, log: (line: string) => void): Promise<number> {
-  const source = { kind: settings.eventSource, bootstrapServers: settings.kafka.brokers.join(','), clusterArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/local/replay' } as const;
+export async function replay(
+  records: readonly PolledRecord[],
+  handler: Handler,
+  settings: EsmSettings,
+  log: (line: string) => void,
+): Promise<number> {
+  const source = {
+    kind: settings.eventSource,
+    bootstrapServers: settings.kafka.brokers.join(','),
+    clusterArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/local/replay',
+  } as const;
   let failed = 0;
   const byPartition = new Map<number, PolledRecord[]>();
   for (const r of records) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), r]);
@@ -67,7 +83,10 @@ export async function replay(records: readonly PolledRecord[], handler: Handler,
       const batch = list.slice(i, i + settings.batchSize);
       const range = `partition ${partition} offsets ${batch[0]!.offset}-${batch[batch.length - 1]!.offset}`;
       try {
-        const response = (await handler(toLambdaEvent(batch, source), lambdaContext('trace-consumer-replay', settings.functionTimeoutMs))) as { batchItemFailures?: unknown[] } | null;
+        const response = (await handler(
+          toLambdaEvent(batch, source),
+          lambdaContext('trace-consumer-replay', settings.functionTimeoutMs),
+        )) as { batchItemFailures?: unknown[] } | null;
         const failures = response?.batchItemFailures?.length ?? 0;
         failed += failures;
         log(`${range}: ${failures === 0 ? 'ok' : `${failures} record(s) reported failed`}`);
@@ -82,7 +101,14 @@ export async function replay(records: readonly PolledRecord[], handler: Handler,
 
 async function main() {
   const { values } = parseArgs({
-    options: { partition: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' }, 'on-failure': { type: 'string' } },
+    options: {
+      partition: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      'on-failure': { type: 'string' },
+    },
   });
   const settings = loadEsmSettings();
   const ranges = await replayRanges(values, settings);

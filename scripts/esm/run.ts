@@ -12,7 +12,9 @@ import { exitWithKafkaDiagnosis } from './kafka-errors';
 async function main() {
   const settings = loadEsmSettings();
   // Imported only now, so that a configuration error in the mapping is reported before the function's.
-  const { handler } = (await import('../../functions/consumer')) as { handler: (event: unknown, context: Context) => Promise<unknown> };
+  const { handler } = (await import('../../functions/consumer')) as {
+    handler: (event: unknown, context: Context) => Promise<unknown>;
+  };
   const mapping = new LocalEventSourceMapping(settings, handler, (report) => console.error(describeReport(report)));
   await mapping.start();
   console.error(

@@ -12,16 +12,25 @@ const text = v.pipe(v.string(), v.trim());
 /** Every variable with its schema and default; docs/local-kafka.md's settings table is checked against it. */
 export const VARIABLES = {
   /** Comma-separated host:port list. */
-  KAFKA_BROKERS: { schema: v.pipe(nonEmpty, v.regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port...]')), default: '127.0.0.1:9092' },
+  KAFKA_BROKERS: {
+    schema: v.pipe(nonEmpty, v.regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port...]')),
+    default: '127.0.0.1:9092',
+  },
   KAFKA_TOPIC: { schema: nonEmpty, default: DEFAULT_TOPIC },
   KAFKA_CONSUMER_GROUP: { schema: nonEmpty, default: 'trace-consumer' },
   /** SASL credentials; SASL is used when KAFKA_USERNAME is set. */
   KAFKA_USERNAME: { schema: text, default: '' },
   KAFKA_PASSWORD: { schema: v.string(), default: '' },
-  KAFKA_SASL_MECHANISM: { schema: v.picklist(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], 'must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512'), default: 'SCRAM-SHA-512' },
+  KAFKA_SASL_MECHANISM: {
+    schema: v.picklist(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], 'must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512'),
+    default: 'SCRAM-SHA-512',
+  },
   KAFKA_TLS: { schema: v.picklist(['true', 'false'], 'must be true or false'), default: 'false' },
   /** Which of Lambda's two event shapes to build. */
-  ESM_EVENT_SOURCE: { schema: v.picklist(['self-managed', 'msk'], 'must be self-managed or msk'), default: 'self-managed' },
+  ESM_EVENT_SOURCE: {
+    schema: v.picklist(['self-managed', 'msk'], 'must be self-managed or msk'),
+    default: 'self-managed',
+  },
   /** Lambda's BatchSize: records per invocation (1-10,000). */
   ESM_BATCH_SIZE: { schema: integer(1, 10_000), default: '100' },
   /** Lambda's MaximumBatchingWindowInSeconds, in milliseconds: how long records wait for a fuller batch. */
@@ -35,7 +44,10 @@ export const VARIABLES = {
   /** The function's timeout, as in serverless.yml: what the context's getRemainingTimeInMillis counts down from. */
   ESM_FUNCTION_TIMEOUT_SECONDS: { schema: integer(1, 900), default: '120' },
   /** Where a group without committed offsets starts: TRIM_HORIZON (earliest) or LATEST. */
-  ESM_STARTING_POSITION: { schema: v.picklist(['TRIM_HORIZON', 'LATEST'], 'must be TRIM_HORIZON or LATEST'), default: 'TRIM_HORIZON' },
+  ESM_STARTING_POSITION: {
+    schema: v.picklist(['TRIM_HORIZON', 'LATEST'], 'must be TRIM_HORIZON or LATEST'),
+    default: 'TRIM_HORIZON',
+  },
 } as const;
 
 export interface KafkaSettings {
@@ -66,7 +78,10 @@ export function loadEsmSettings(env: Record<string, string | undefined> = proces
       brokers: p.KAFKA_BROKERS.split(','),
       topic: p.KAFKA_TOPIC,
       group: p.KAFKA_CONSUMER_GROUP,
-      sasl: p.KAFKA_USERNAME === '' ? null : { mechanism: p.KAFKA_SASL_MECHANISM, username: p.KAFKA_USERNAME, password: p.KAFKA_PASSWORD },
+      sasl:
+        p.KAFKA_USERNAME === ''
+          ? null
+          : { mechanism: p.KAFKA_SASL_MECHANISM, username: p.KAFKA_USERNAME, password: p.KAFKA_PASSWORD },
       tls: p.KAFKA_TLS === 'true',
     },
     eventSource: p.ESM_EVENT_SOURCE,

@@ -59,7 +59,15 @@ export async function kafkaJars(log: (line: string) => void = () => {}, attempts
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const staging = mkdtempSync(join(CACHE, '..', `.download-${KAFKA_VERSION}-`));
     log(`downloading Apache Kafka ${KAFKA_VERSION} from Maven Central (attempt ${attempt} of ${attempts})`);
-    const result = await run('mvn', ['-q', '-B', '-f', POM, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${staging}`]);
+    const result = await run('mvn', [
+      '-q',
+      '-B',
+      '-f',
+      POM,
+      'dependency:copy-dependencies',
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${staging}`,
+    ]);
     if (result.code === 0 && existsSync(join(staging, `kafka_2.13-${KAFKA_VERSION}.jar`))) {
       writeFileSync(join(staging, '.complete'), `${new Date().toISOString()}\n`);
       if (!existsSync(COMPLETE)) {
@@ -79,7 +87,8 @@ export async function kafkaJars(log: (line: string) => void = () => {}, attempts
 export async function startBroker(options: BrokerOptions = {}): Promise<LocalBroker> {
   const log = options.log ?? (() => {});
   const java = javaMajorVersion();
-  if (java === null || java < 17) throw new KafkaBrokerError(java === null ? 'no java on PATH' : `java ${java} is too old (Kafka 4 needs 17)`);
+  if (java === null || java < 17)
+    throw new KafkaBrokerError(java === null ? 'no java on PATH' : `java ${java} is too old (Kafka 4 needs 17)`);
   const jars = await kafkaJars(log);
   const classpath = join(jars, '*');
   const dir = mkdtempSync(join(tmpdir(), 'trace-kafka-'));
@@ -89,12 +98,23 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
   writeFileSync(properties, serverProperties(join(dir, 'data'), port, controllerPort));
 
   const started = Date.now();
-  const format = await run('java', ['-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', properties]);
+  const format = await run('java', [
+    '-cp',
+    classpath,
+    'kafka.tools.StorageTool',
+    'format',
+    '-t',
+    clusterId(),
+    '-c',
+    properties,
+  ]);
   if (format.code !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new KafkaBrokerError(`formatting the storage failed: ${format.output.trim().split('\n').pop()}`);
   }
-  const child = spawn('java', ['-Xms256m', '-Xmx768m', '-cp', classpath, 'kafka.Kafka', properties], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('java', ['-Xms256m', '-Xmx768m', '-cp', classpath, 'kafka.Kafka', properties], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // The JVM's output is only read when it exits during startup; keep its tail, not hours of it.
   let chunks: Buffer[] = [];
   const keep = (c: Buffer) => {
@@ -120,7 +140,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
     await Promise.race([
       createTopics(bootstrap, options.topics ?? {}, options.startTimeoutMs ?? 120_000),
       exited.then((code) => {
-        throw new KafkaBrokerError(`the JVM exited with ${code}: ${Buffer.concat(chunks).toString('utf8').trim().split('\n').slice(-3).join(' | ')}`);
+        throw new KafkaBrokerError(
+          `the JVM exited with ${code}: ${Buffer.concat(chunks).toString('utf8').trim().split('\n').slice(-3).join(' | ')}`,
+        );
       }),
     ]);
   } catch (error) {
@@ -135,7 +157,12 @@ async function createTopics(bootstrap: string, topics: Record<string, number>, t
   const deadline = Date.now() + timeoutMs;
   const pending = new Map(Object.entries(topics));
   for (;;) {
-    const admin = new Admin({ clientId: 'trace-local-broker', bootstrapBrokers: [bootstrap], retries: 0, connectTimeout: 2000 });
+    const admin = new Admin({
+      clientId: 'trace-local-broker',
+      bootstrapBrokers: [bootstrap],
+      retries: 0,
+      connectTimeout: 2000,
+    });
     try {
       await admin.metadata({ topics: [] });
       for (const [topic, partitions] of pending) {

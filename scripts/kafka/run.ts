@@ -18,7 +18,9 @@ async function main() {
   // Checked before the JVM starts: otherwise Kafka exits with 1 and a log that never names the port.
   await ensurePortFree(port);
   const broker = await startBroker({ port, topics: { [topic]: partitions }, log: (line) => console.error(line) });
-  console.error(`Kafka is up in ${(broker.startMs / 1000).toFixed(1)} s, topic ${topic} has ${partitions} partitions; data is removed on Ctrl-C.`);
+  console.error(
+    `Kafka is up in ${(broker.startMs / 1000).toFixed(1)} s, topic ${topic} has ${partitions} partitions; data is removed on Ctrl-C.`,
+  );
   console.log(`export KAFKA_BROKERS=${broker.bootstrap} KAFKA_TOPIC=${topic}`);
   const stop = async () => {
     await broker.stop();
@@ -31,7 +33,8 @@ async function main() {
 
 function wholeNumber(name: string, text: string, min: number, max: number): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max} (got "${text}")`, USAGE);
+  if (!/^\d+$/.test(text) || n < min || n > max)
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max} (got "${text}")`, USAGE);
   return n;
 }
 

@@ -15,7 +15,15 @@ import { replay, replayRanges } from '../../scripts/esm/replay';
 import type { LocalDatabase } from '../../scripts/local-db';
 import { ownServer, type TestDatabase } from '../helpers/db';
 import { captureLogs, coldStart } from '../helpers/handler';
-import { brokerOrSkip, drained, groupOffsets, mappingSettings, messageMix, redeliveryProblems, type Planned } from '../helpers/kafka';
+import {
+  brokerOrSkip,
+  drained,
+  groupOffsets,
+  mappingSettings,
+  messageMix,
+  redeliveryProblems,
+  type Planned,
+} from '../helpers/kafka';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -32,7 +40,12 @@ beforeAll(async () => {
   if (!broker) return;
   // Its own PostgreSQL, because the run stops and restarts it. Fast retries inside the function; the mapping's
   // retries (below) are what carries records over the outage.
-  ({ server, db, close } = await ownServer({ MAX_RETRIES: '1', RETRY_BACKOFF_MS: '50', DB_CONNECT_TIMEOUT: '2', TIME_RESERVE_MS: '1000' }));
+  ({ server, db, close } = await ownServer({
+    MAX_RETRIES: '1',
+    RETRY_BACKOFF_MS: '50',
+    DB_CONNECT_TIMEOUT: '2',
+    TIME_RESERVE_MS: '1000',
+  }));
   handler = await coldStart('consumer', db, { LOG_LEVEL: 'error' });
 }, 180_000);
 afterAll(async () => {
@@ -68,8 +81,16 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
   it('should store every trace exactly once, dead-letter the rest and commit every partition to its end, across a database outage', async () => {
     const plan = messageMix(2400, PARTITIONS, 'e2e');
     const started = Date.now();
-    await publish({ brokers: [broker!.bootstrap], topic: TOPIC, group: '', sasl: null, tls: false }, plan.map((p) => p.message));
-    const settings = mappingSettings(broker!, TOPIC, 'trace-consumer-e2e', { ESM_BATCH_SIZE: '100', ESM_BATCHING_WINDOW_MS: '100', ESM_MAX_RETRIES: '2', ESM_RETRY_BACKOFF_MS: '400' });
+    await publish(
+      { brokers: [broker!.bootstrap], topic: TOPIC, group: '', sasl: null, tls: false },
+      plan.map((p) => p.message),
+    );
+    const settings = mappingSettings(broker!, TOPIC, 'trace-consumer-e2e', {
+      ESM_BATCH_SIZE: '100',
+      ESM_BATCHING_WINDOW_MS: '100',
+      ESM_MAX_RETRIES: '2',
+      ESM_RETRY_BACKOFF_MS: '400',
+    });
     const reports: InvocationReport[] = [];
     let settled = 0;
     let outage: Promise<void> | null = null;
@@ -77,7 +98,11 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
       reports.push(report);
       settled += report.decision.action === 'retry' ? report.decision.from - report.firstOffset : report.records;
       // A third of the way in, PostgreSQL goes away for a few seconds.
-      if (outage === null && settled >= plan.length / 3) outage = server.stop().then(() => sleep(4000)).then(() => server.start());
+      if (outage === null && settled >= plan.length / 3)
+        outage = server
+          .stop()
+          .then(() => sleep(4000))
+          .then(() => server.start());
     });
 
     const run = await captureLogs(async () => {
@@ -99,7 +124,9 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
 
     // What was given up on is replayed from the on-failure file once the database is back, as an operator would.
     const givenUp = reports.filter((r) => r.decision.action === 'give-up');
-    const fileLines = existsSync(settings.onFailureFile) ? readFileSync(settings.onFailureFile, 'utf8').trim().split('\n').filter(Boolean) : [];
+    const fileLines = existsSync(settings.onFailureFile)
+      ? readFileSync(settings.onFailureFile, 'utf8').trim().split('\n').filter(Boolean)
+      : [];
     expect(fileLines).toHaveLength(givenUp.length);
     const ranges = fileLines.length > 0 ? await replayRanges({ 'on-failure': settings.onFailureFile }, settings) : [];
     const records = await readRanges(settings.kafka, ranges);
@@ -116,7 +143,12 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
     expect(courses?.n).toBe(validIds.length);
     expect(await deadLetterKeys()).toEqual(expectedDeadLetters(plan));
 
-    const kinds = Object.fromEntries(['valid', 'repeat', 'tombstone', 'invalid_utf8', 'invalid_json', 'invalid_message', 'db_rejected'].map((k) => [k, plan.filter((p) => p.kind === k).length]));
+    const kinds = Object.fromEntries(
+      ['valid', 'repeat', 'tombstone', 'invalid_utf8', 'invalid_json', 'invalid_message', 'db_rejected'].map((k) => [
+        k,
+        plan.filter((p) => p.kind === k).length,
+      ]),
+    );
     console.info(
       `[kafka e2e] broker started in ${broker!.startMs} ms; ${plan.length} messages ${JSON.stringify(kinds)} over ${PARTITIONS} partitions; ` +
         `${reports.length} invocations (${errors.length} function errors, ${reports.filter((r) => r.decision.action === 'retry').length} retries, ` +
@@ -126,20 +158,32 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
 
   it('should redeliver from exactly the offset a partial batch response names, and commit past it once it succeeds', async () => {
     const plan = messageMix(400, 2, 'partial').filter((p) => p.kind === 'valid');
-    await publish({ brokers: [broker!.bootstrap], topic: PARTIAL_TOPIC, group: '', sasl: null, tls: false }, plan.map((p) => p.message));
-    const settings = mappingSettings(broker!, PARTIAL_TOPIC, 'trace-consumer-e2e-partial', { ESM_BATCH_SIZE: '50', ESM_BATCHING_WINDOW_MS: '50', ESM_RETRY_BACKOFF_MS: '10' });
+    await publish(
+      { brokers: [broker!.bootstrap], topic: PARTIAL_TOPIC, group: '', sasl: null, tls: false },
+      plan.map((p) => p.message),
+    );
+    const settings = mappingSettings(broker!, PARTIAL_TOPIC, 'trace-consumer-e2e-partial', {
+      ESM_BATCH_SIZE: '50',
+      ESM_BATCHING_WINDOW_MS: '50',
+      ESM_RETRY_BACKOFF_MS: '10',
+    });
     // The real handler stores the batch; the first time a batch holds an offset divisible by 23, that record (and one
     // 5 further, when present) is also reported failed, as a function that lost them half-way would.
     const reported = new Set<string>();
     const flaky: Handler = async (event, context) => {
-      const response = (await handler(event, context)) as { batchItemFailures: { itemIdentifier: { partition: string; offset: number } }[] };
+      const response = (await handler(event, context)) as {
+        batchItemFailures: { itemIdentifier: { partition: string; offset: number } }[];
+      };
       const failures = [...response.batchItemFailures];
-      for (const [partition, list] of Object.entries((event as { records: Record<string, { offset: number }[]> }).records)) {
+      for (const [partition, list] of Object.entries(
+        (event as { records: Record<string, { offset: number }[]> }).records,
+      )) {
         const offsets = list.map((r) => r.offset);
         const target = offsets.find((o) => o % 23 === 0 && !reported.has(`${partition}:${o}`));
         if (target === undefined) continue;
         reported.add(`${partition}:${target}`);
-        for (const offset of [target, target + 5].filter((o) => offsets.includes(o))) failures.push({ itemIdentifier: { partition, offset } });
+        for (const offset of [target, target + 5].filter((o) => offsets.includes(o)))
+          failures.push({ itemIdentifier: { partition, offset } });
       }
       return { batchItemFailures: failures };
     };
@@ -159,7 +203,9 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
     expect(redeliveryProblems(reports, offsets)).toEqual([]);
     expect([...offsets.values()].every((o) => o.committed === o.end)).toBe(true);
     // Redelivered records were stored the first time: the second delivery finds them, nothing is stored twice.
-    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${table('processed_traces')} where trace_id like 'partial-%'`;
+    const [row] = await db.sql<
+      { n: number }[]
+    >`select count(*)::int as n from ${table('processed_traces')} where trace_id like 'partial-%'`;
     expect(row?.n).toBe(plan.length);
   }, 180_000);
 });
@@ -169,4 +215,3 @@ if (!broker) {
     it.skip('should run: SKIPPED because the Kafka broker could not be started (see the notice above)', () => {});
   });
 }
-

@@ -29,7 +29,12 @@ describe('serverless invoke local (offline, real CLI)', () => {
   });
 
   it('should exit non-zero when the database cannot be reached, so the batch would be retried', async () => {
-    const run = await invokeLocal('consumer', 'events/msk-batch.json', { ...dbEnv, DB_PORT: '1', MAX_RETRIES: '0', DB_CONNECT_TIMEOUT: '2' });
+    const run = await invokeLocal('consumer', 'events/msk-batch.json', {
+      ...dbEnv,
+      DB_PORT: '1',
+      MAX_RETRIES: '0',
+      DB_CONNECT_TIMEOUT: '2',
+    });
     expect(run.code).not.toBe(0);
     expect(run.stdout + run.stderr).toContain('BatchFailedError');
   });
@@ -56,7 +61,10 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     const run = await runServerless(args);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     // The fields read below; toMatchObject checks the rest.
-    const answer = lastJson(run.stdout) as Record<string, unknown> & { byReason: { reason: string }[]; letters: unknown };
+    const answer = lastJson(run.stdout) as Record<string, unknown> & {
+      byReason: { reason: string }[];
+      letters: unknown;
+    };
     return { answer, stdout: run.stdout };
   };
 
@@ -65,28 +73,54 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     const t = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
     // A record PostgreSQL rejects (a constraint, lifted below as a database-side fix would be) beside a valid one.
     await db.sql`alter table ${t('courses')} add constraint cli_poison check (course_name is distinct from 'cli-poison')`;
-    const poison = { traceId: 'cli-poison-1', course: { courseId: 'CLI-1', courseName: 'cli-poison' }, instructor: { name: 'Jane Doe' } };
+    const poison = {
+      traceId: 'cli-poison-1',
+      course: { courseId: 'CLI-1', courseName: 'cli-poison' },
+      instructor: { name: 'Jane Doe' },
+    };
     const valid = { traceId: 'cli-valid-1', course: { courseId: 'CLI-2' }, instructor: { name: 'Jane Doe' } };
     const dir = mkdtempSync(join(tmpdir(), 'trace-dl-'));
     // And a tombstone: one rejected report and one dead letter in the same batch (isolation must still end).
-    writeFileSync(join(dir, 'event.json'), JSON.stringify(buildKafkaEvent([{ value: poison }, { value: valid }, { value: null }], { topic })));
+    writeFileSync(
+      join(dir, 'event.json'),
+      JSON.stringify(buildKafkaEvent([{ value: poison }, { value: valid }, { value: null }], { topic })),
+    );
     expect((await invokeLocal('consumer', join(dir, 'event.json'), dbEnv)).code).toBe(0);
     await db.sql`alter table ${t('courses')} drop constraint cli_poison`;
 
     const summary = await invokeDeadLetters({ action: 'summary', topic });
     expect(summary.answer).toMatchObject({ action: 'summary', total: 2, unresolved: 2 });
-    expect(summary.answer.byReason.map((r: { reason: string }) => r.reason).sort()).toEqual(['db_rejected', 'tombstone']);
+    expect(summary.answer.byReason.map((r: { reason: string }) => r.reason).sort()).toEqual([
+      'db_rejected',
+      'tombstone',
+    ]);
     expect(summary.stdout).toContain('"_aws"'); // the EMF document
 
     const shown = await invokeDeadLetters({ action: 'show', topic, reasons: 'db_rejected' });
-    expect(shown.answer.letters).toEqual([expect.objectContaining({ reason: 'db_rejected', value: expect.objectContaining({ format: 'json', json: poison }) })]);
-    expect(shown.stdout.split('\n').filter((line) => line.includes('"level"')).join('\n')).not.toContain('cli-poison');
+    expect(shown.answer.letters).toEqual([
+      expect.objectContaining({
+        reason: 'db_rejected',
+        value: expect.objectContaining({ format: 'json', json: poison }),
+      }),
+    ]);
+    expect(
+      shown.stdout
+        .split('\n')
+        .filter((line) => line.includes('"level"'))
+        .join('\n'),
+    ).not.toContain('cli-poison');
 
     const dry = await invokeDeadLetters({ action: 'redrive', topic, dryRun: true });
     expect(dry.answer).toMatchObject({ dryRun: true, redriven: 2, results: { stored: 1, dead_lettered: 1 } });
     const real = await invokeDeadLetters({ action: 'redrive', topic });
-    expect(real.answer).toMatchObject({ dryRun: false, redriven: 2, results: { stored: 1, dead_lettered: 1 }, done: true });
-    const [claim] = await db.sql`select status, kafka_topic from ${t('processed_traces')} where trace_id = 'cli-poison-1'`;
+    expect(real.answer).toMatchObject({
+      dryRun: false,
+      redriven: 2,
+      results: { stored: 1, dead_lettered: 1 },
+      done: true,
+    });
+    const [claim] =
+      await db.sql`select status, kafka_topic from ${t('processed_traces')} where trace_id = 'cli-poison-1'`;
     expect(claim).toEqual({ status: 'stored', kafka_topic: topic });
 
     const purgeDry = await invokeDeadLetters({ action: 'purge', topic, redriven: true });
@@ -98,7 +132,6 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     rmSync(dir, { recursive: true, force: true });
   }, 300_000); // seven CLI runs, each bundling and starting the function
 });
-
 
 /** `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables. */
 function invokeAsDocumented(fn: string, event: string, shell: Record<string, string>) {
@@ -112,32 +145,93 @@ describe('mistakes in the setup, through the real CLI', () => {
   // Each mistake a new user makes: the error code in the log, the words of the fix, and whether it is retried.
   // The schema version check (lib/schema-check.ts) runs before any write: a missing schema fails the whole
   // invocation with its own error rather than as a failed batch.
-  const mistakes: { mistake: string; env: Record<string, string>; code: string; fix: string; retried: boolean; errorType?: string }[] = [
-    { mistake: 'a wrong password', env: { DB_PASSWORD: 'wrong' }, code: 'DB_LOGIN_REJECTED', fix: 'Check DB_USER and DB_PASSWORD', retried: false },
-    { mistake: 'a missing database', env: { DB_NAME: 'no_such_database' }, code: 'DB_NOT_FOUND', fix: 'set DB_NAME', retried: false },
-    { mistake: 'a missing schema', env: { DB_SCHEMA: 'no_such_schema' }, code: 'SCHEMA_VERSION_MISMATCH', fix: 'npm run db:apply', retried: false, errorType: 'SchemaVersionError' },
-    { mistake: 'TLS without the CA file', env: { DB_SSL: 'verify-full' }, code: 'DB_SSL_CA_MISSING', fix: 'DB_SSL=disable', retried: false },
-    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, code: 'DB_UNREACHABLE', fix: 'Check DB_HOST and DB_PORT', retried: true },
+  const mistakes: {
+    mistake: string;
+    env: Record<string, string>;
+    code: string;
+    fix: string;
+    retried: boolean;
+    errorType?: string;
+  }[] = [
+    {
+      mistake: 'a wrong password',
+      env: { DB_PASSWORD: 'wrong' },
+      code: 'DB_LOGIN_REJECTED',
+      fix: 'Check DB_USER and DB_PASSWORD',
+      retried: false,
+    },
+    {
+      mistake: 'a missing database',
+      env: { DB_NAME: 'no_such_database' },
+      code: 'DB_NOT_FOUND',
+      fix: 'set DB_NAME',
+      retried: false,
+    },
+    {
+      mistake: 'a missing schema',
+      env: { DB_SCHEMA: 'no_such_schema' },
+      code: 'SCHEMA_VERSION_MISMATCH',
+      fix: 'npm run db:apply',
+      retried: false,
+      errorType: 'SchemaVersionError',
+    },
+    {
+      mistake: 'TLS without the CA file',
+      env: { DB_SSL: 'verify-full' },
+      code: 'DB_SSL_CA_MISSING',
+      fix: 'DB_SSL=disable',
+      retried: false,
+    },
+    {
+      mistake: 'a port nothing listens on',
+      env: { DB_PORT: '1' },
+      code: 'DB_UNREACHABLE',
+      fix: 'Check DB_HOST and DB_PORT',
+      retried: true,
+    },
   ];
 
-  it.each(mistakes)('should name the cause and fix of $mistake, with stack frames in the TypeScript sources', async ({ env, code, fix, retried, errorType }) => {
-    const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', { ...dbEnv, MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10', DB_CONNECT_TIMEOUT: '2', ...env });
-    expect(run.code).not.toBe(0);
-    const error = lastJson(run.stdout) as InvokeError;
-    expect(error.errorType).toBe(errorType ?? 'BatchFailedError');
-    expect(error.errorMessage).toContain(fix);
-    const logged = logLines(run.stdout).filter((l) => l.level === 'error').map((l) => l.error as { code?: string; cause?: { code?: string } });
-    expect(logged.some((e) => e?.code === code || e?.cause?.code === code), JSON.stringify(logged)).toBe(true);
-    expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
-    const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
-    expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
-    expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
-  });
+  it.each(mistakes)(
+    'should name the cause and fix of $mistake, with stack frames in the TypeScript sources',
+    async ({ env, code, fix, retried, errorType }) => {
+      const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', {
+        ...dbEnv,
+        MAX_RETRIES: '1',
+        RETRY_BACKOFF_MS: '10',
+        DB_CONNECT_TIMEOUT: '2',
+        ...env,
+      });
+      expect(run.code).not.toBe(0);
+      const error = lastJson(run.stdout) as InvokeError;
+      expect(error.errorType).toBe(errorType ?? 'BatchFailedError');
+      expect(error.errorMessage).toContain(fix);
+      const logged = logLines(run.stdout)
+        .filter((l) => l.level === 'error')
+        .map((l) => l.error as { code?: string; cause?: { code?: string } });
+      expect(
+        logged.some((e) => e?.code === code || e?.cause?.code === code),
+        JSON.stringify(logged),
+      ).toBe(true);
+      expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
+      const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
+      expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
+      expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+    },
+  );
 
   it('should let --env win over the shell, and the shell over serverless.yml', async () => {
     // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
     const run = await runServerless(
-      ['invoke', 'local', '-f', 'health', '-p', 'events/health-ready.json', '--env', `DB_PASSWORD=${dbEnv.DB_PASSWORD}`],
+      [
+        'invoke',
+        'local',
+        '-f',
+        'health',
+        '-p',
+        'events/health-ready.json',
+        '--env',
+        `DB_PASSWORD=${dbEnv.DB_PASSWORD}`,
+      ],
       { ...dbEnv, DB_PASSWORD: 'wrong' },
     );
     expect(run.code, run.stderr).toBe(0);
@@ -169,16 +263,30 @@ describe('npm run db, then invoke local in another terminal', () => {
       expect(health.code, health.stdout + health.stderr).toBe(0);
       expect(lastJson(health.stdout)).toMatchObject({ statusCode: 200, body: { status: 'ready' } });
 
-      expect(await first.interrupt()).toMatchObject({ code: 0, output: expect.stringContaining('Stopping PostgreSQL') });
+      expect(await first.interrupt()).toMatchObject({
+        code: 0,
+        output: expect.stringContaining('Stopping PostgreSQL'),
+      });
       expect(existsSync(join(data, 'data', 'postmaster.pid'))).toBe(false); // the server shut down, not just its parent
       const second = await startNpmRunDb(port, data);
       try {
-        const sql = postgres({ host: '127.0.0.1', port: Number(port), database: 'trace', username: 'postgres', password: exported.DB_PASSWORD, onnotice: () => {} });
+        const sql = postgres({
+          host: '127.0.0.1',
+          port: Number(port),
+          database: 'trace',
+          username: 'postgres',
+          password: exported.DB_PASSWORD,
+          onnotice: () => {},
+        });
         const [row] = await sql<{ n: number }[]>`select count(*)::int as n from trace.processed_traces`;
         expect(row?.n).toBe(6);
         // A second `npm run db` on the same data (another terminal, the same command): refused with what to do,
         // never the advice to --reset, which would delete the running server's data.
-        const clash = await runCommand('npx', ['tsx', 'scripts/db.ts', '--port', String(await freePort()), '--data', data], { DB_HOST: '' });
+        const clash = await runCommand(
+          'npx',
+          ['tsx', 'scripts/db.ts', '--port', String(await freePort()), '--data', data],
+          { DB_HOST: '' },
+        );
         expect(clash.code).toBe(1);
         expect(clash.stderr).toMatch(/Another PostgreSQL \(PID \d+\) is already running on this data folder/);
         expect(clash.stderr).toContain('npm run db -- --data <folder> --port');
@@ -217,7 +325,10 @@ describe('npm start', () => {
   ];
   const withGoodFirst = mistakes
     .flatMap((m) => [m, { ...m, args: ['events/msk-batch.json', ...m.args] }])
-    .map((m) => ({ ...m, call: `npm start -- ${m.args.join(' ')}`.trim() + (m.env.DB_HOST ? ' with DB_HOST set' : '') }));
+    .map((m) => ({
+      ...m,
+      call: `npm start -- ${m.args.join(' ')}`.trim() + (m.env.DB_HOST ? ' with DB_HOST set' : ''),
+    }));
 
   it.each(withGoodFirst)('should refuse $call before starting anything, saying why', async ({ args, env, says }) => {
     const run = await npmStart(args, env);
@@ -232,7 +343,9 @@ describe('npm start', () => {
     const run = await npmStartLocked(['events/msk-batch.json', 'events/mixed-batch.json']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/events\/msk-batch\.json +6 records: 6 stored\n/);
-    expect(run.stdout).toMatch(/events\/mixed-batch\.json +9 records: 2 stored, 1 duplicate, 1 upstream error, 5 dead-lettered\n/);
+    expect(run.stdout).toMatch(
+      /events\/mixed-batch\.json +9 records: 2 stored, 1 duplicate, 1 upstream error, 5 dead-lettered\n/,
+    );
     expect(run.stdout).toContain('processed_traces by status');
     // The function's raw log and metrics lines (and the sample records' age) only with --verbose.
     expect(run.stdout).not.toContain('"_aws"');
@@ -246,16 +359,22 @@ describe('npm start', () => {
     chmodSync(tmp, 0o755); // as root, the server runs as "postgres", which must enter it
     try {
       const run = await withCliLock(async () => {
-        const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/run-local.ts', 'events/large-batch.json'], {
-          cwd: projectRoot,
-          env: { ...process.env, DB_HOST: '', TMPDIR: tmp },
-          detached: true, // a process group of its own: the signal goes to all of it, as a terminal's Ctrl-C does
-        });
+        const child = spawn(
+          join(projectRoot, 'node_modules', '.bin', 'tsx'),
+          ['scripts/run-local.ts', 'events/large-batch.json'],
+          {
+            cwd: projectRoot,
+            env: { ...process.env, DB_HOST: '', TMPDIR: tmp },
+            detached: true, // a process group of its own: the signal goes to all of it, as a terminal's Ctrl-C does
+          },
+        );
         let output = '';
         child.stdout.on('data', (d) => (output += d));
         child.stderr.on('data', (d) => (output += d));
         const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-        const running = new Promise<void>((resolve) => child.stdout.on('data', () => output.includes('Running serverless invoke local') && resolve()));
+        const running = new Promise<void>((resolve) =>
+          child.stdout.on('data', () => output.includes('Running serverless invoke local') && resolve()),
+        );
         await Promise.race([running, exited]);
         const folders = readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'));
         process.kill(-child.pid!, 'SIGINT');
@@ -274,7 +393,9 @@ describe('npm start', () => {
     // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
     const run = await npmStartLocked(['--verbose', 'events/msk-batch.json'], { TIME_RESERVE_MS: '900000' });
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/events\/msk-batch\.json +FAILED: 6 of 6 records could not be processed .*about to time out/);
+    expect(run.stdout).toMatch(
+      /events\/msk-batch\.json +FAILED: 6 of 6 records could not be processed .*about to time out/,
+    );
     expect(run.stdout).toContain('"message":"batch processed"');
     expect(run.stderr).toContain('1 of 1 batches failed');
   }, 240_000);
@@ -286,16 +407,25 @@ describe('npm start', () => {
  */
 function startNpmRunDb(port: string, data: string) {
   // The command behind `npm run db`: npm itself ends by the signal without waiting for its script.
-  const child = spawn(join(projectRoot, 'node_modules', '.bin', 'tsx'), ['scripts/db.ts', '--port', port, '--data', data], {
-    cwd: projectRoot,
-    env: { ...process.env, DB_HOST: '' },
-    detached: true,
-  });
+  const child = spawn(
+    join(projectRoot, 'node_modules', '.bin', 'tsx'),
+    ['scripts/db.ts', '--port', port, '--data', data],
+    {
+      cwd: projectRoot,
+      env: { ...process.env, DB_HOST: '' },
+      detached: true,
+    },
+  );
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
-  return new Promise<{ exports: Record<string, string>; interrupt: () => Promise<{ code: number | null; output: string }> }>((resolve, reject) => {
+  const exited = new Promise<{ code: number | null; output: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, output })),
+  );
+  return new Promise<{
+    exports: Record<string, string>;
+    interrupt: () => Promise<{ code: number | null; output: string }>;
+  }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`npm run db did not get ready:\n${output}`)), 90_000);
     void exited.then(() => reject(new Error(`npm run db ended early:\n${output}`)));
     child.stdout.on('data', () => {
@@ -318,24 +448,46 @@ describe('your own messages, end to end', () => {
   it('should store a message file wrapped by the event builder and run through invoke local', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trace-own-'));
     const messages = [
-      { traceId: 'own-1', course: { courseId: 'OWN-101', courseName: 'My course' }, instructor: { name: 'Jane Doe' }, ratings: [{ questionText: 'Q', courseMean: 4.2 }] },
-      { traceId: 'own-2', course: { courseId: 'OWN-102' }, instructor: { name: 'John Roe' }, comments: [{ commentText: 'Nice' }] },
+      {
+        traceId: 'own-1',
+        course: { courseId: 'OWN-101', courseName: 'My course' },
+        instructor: { name: 'Jane Doe' },
+        ratings: [{ questionText: 'Q', courseMean: 4.2 }],
+      },
+      {
+        traceId: 'own-2',
+        course: { courseId: 'OWN-102' },
+        instructor: { name: 'John Roe' },
+        comments: [{ commentText: 'Nice' }],
+      },
     ];
     writeFileSync(join(dir, 'messages.jsonl'), messages.map((m) => JSON.stringify(m)).join('\n'));
     const eventFile = join(dir, 'event.json');
-    const built = await runCommand('npx', ['tsx', 'scripts/build-event.ts', '--source', 'self-managed', '--partitions', '2', '--out', eventFile, join(dir, 'messages.jsonl')]);
+    const built = await runCommand('npx', [
+      'tsx',
+      'scripts/build-event.ts',
+      '--source',
+      'self-managed',
+      '--partitions',
+      '2',
+      '--out',
+      eventFile,
+      join(dir, 'messages.jsonl'),
+    ]);
     expect(built.code, built.stderr).toBe(0);
 
     const run = await invokeLocal('consumer', eventFile, dbEnv);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     expect(lastJson(run.stdout)).toEqual({ batchItemFailures: [] });
     const schema = db.config.db.schema;
-    const rows = await db.sql`select trace_id, status, kafka_partition from ${db.sql(`${schema}.processed_traces`)} where trace_id like 'own-%' order by 1`;
+    const rows =
+      await db.sql`select trace_id, status, kafka_partition from ${db.sql(`${schema}.processed_traces`)} where trace_id like 'own-%' order by 1`;
     expect(rows).toEqual([
       { trace_id: 'own-1', status: 'stored', kafka_partition: 0 },
       { trace_id: 'own-2', status: 'stored', kafka_partition: 1 },
     ]);
-    const [rating] = await db.sql`select question_text, course_mean from ${db.sql(`${schema}.ratings`)} where trace_id = 'own-1'`;
+    const [rating] =
+      await db.sql`select question_text, course_mean from ${db.sql(`${schema}.ratings`)} where trace_id = 'own-1'`;
     expect(rating).toEqual({ question_text: 'Q', course_mean: 4.2 });
   });
 });
@@ -344,7 +496,10 @@ describe('a message instead of an event', () => {
   it('should point to npm run build-event when invoke local is given a raw message, before running anything', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trace-raw-'));
     const message = join(dir, 'message.json');
-    writeFileSync(message, JSON.stringify({ traceId: 'raw-1', course: { courseId: 'RAW-1' }, instructor: { name: 'Jane Doe' } }));
+    writeFileSync(
+      message,
+      JSON.stringify({ traceId: 'raw-1', course: { courseId: 'RAW-1' }, instructor: { name: 'Jane Doe' } }),
+    );
     const run = await invokeLocal('consumer', message, dbEnv);
     const output = run.stdout + run.stderr;
     expect(run.code).not.toBe(0);

@@ -15,9 +15,16 @@ afterAll(() => rmSync(parent, { recursive: true, force: true }));
 
 describe('the temporary folder after a test run', () => {
   it('should be left as it was, with everything the run and its processes created removed', async () => {
-    const run = await runCommand('npx', ['vitest', 'run', '--config', join(projectRoot, 'test/fixtures/tmp-run/vitest.config.mts')], {
-      TMPDIR: parent, TRACE_TEST_SHARED_TMPDIR: '', DB_HOST: '', // an embedded server, as `npm test` starts
-    }, 180_000);
+    const run = await runCommand(
+      'npx',
+      ['vitest', 'run', '--config', join(projectRoot, 'test/fixtures/tmp-run/vitest.config.mts')],
+      {
+        TMPDIR: parent,
+        TRACE_TEST_SHARED_TMPDIR: '',
+        DB_HOST: '', // an embedded server, as `npm test` starts
+      },
+      180_000,
+    );
     expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(run.stdout + run.stderr).toContain('1 passed');
     expect(readdirSync(parent)).toEqual([]);

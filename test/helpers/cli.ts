@@ -28,7 +28,10 @@ export function runCommand(command: string, args: string[], env: Record<string, 
 }
 
 // Outside the run's own temporary folder (test/helpers/run-tmp.ts): concurrent runs of the checkout share the lock.
-const lockDir = join(process.env.TRACE_TEST_SHARED_TMPDIR || tmpdir(), `trace-consumer-cli-${Buffer.from(projectRoot).toString('hex').slice(-40)}.lock`);
+const lockDir = join(
+  process.env.TRACE_TEST_SHARED_TMPDIR || tmpdir(),
+  `trace-consumer-cli-${Buffer.from(projectRoot).toString('hex').slice(-40)}.lock`,
+);
 
 /** True when the lock names a process that no longer runs: a test run killed while it held the lock. */
 function ownerGone(): boolean {
@@ -59,7 +62,8 @@ export async function withCliLock<T>(fn: () => Promise<T>): Promise<T> {
       mkdirSync(lockDir);
     } catch {
       try {
-        if (ownerGone() || Date.now() - statSync(lockDir).mtimeMs > 600_000) rmSync(lockDir, { recursive: true, force: true });
+        if (ownerGone() || Date.now() - statSync(lockDir).mtimeMs > 600_000)
+          rmSync(lockDir, { recursive: true, force: true });
       } catch {
         // released meanwhile
       }
@@ -77,7 +81,8 @@ export async function withCliLock<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** Runs the Serverless CLI (`npx serverless ...args`) under the CLI lock. */
-export const runServerless = (args: string[], env: Record<string, string> = {}) => withCliLock(() => runCommand('npx', ['serverless', ...args], env));
+export const runServerless = (args: string[], env: Record<string, string> = {}) =>
+  withCliLock(() => runCommand('npx', ['serverless', ...args], env));
 
 /**
  * `serverless invoke local` with the database settings passed as --env, as a user may. No DB_SSL: invoke local

@@ -94,11 +94,19 @@ export async function ownServer(extraEnv: Record<string, string> = {}) {
  * only signals: a loaded machine may not have run the backend yet when the test's next query arrives on its
  * connection, which then still works, and the test would not exercise the broken connection it means to.
  */
-export async function terminateSessions(sql: Sql, which: { applicationName: string } | { user: string }): Promise<number> {
-  const matches = 'applicationName' in which ? sql`application_name = ${which.applicationName}` : sql`usename = ${which.user}`;
-  const [killed] = await sql<{ n: number }[]>`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
+export async function terminateSessions(
+  sql: Sql,
+  which: { applicationName: string } | { user: string },
+): Promise<number> {
+  const matches =
+    'applicationName' in which ? sql`application_name = ${which.applicationName}` : sql`usename = ${which.user}`;
+  const [killed] = await sql<
+    { n: number }[]
+  >`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
   for (let i = 0; ; i++) {
-    const [left] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
+    const [left] = await sql<
+      { n: number }[]
+    >`select count(*)::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
     if (left?.n === 0) return killed?.n ?? 0;
     if (i >= 500) throw new Error(`sessions ${JSON.stringify(which)} still open 10 s after pg_terminate_backend`);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -108,7 +116,9 @@ export async function terminateSessions(sql: Sql, which: { applicationName: stri
 /** Waits until a backend of `application` is blocked on a lock, i.e. the consumer is inside its transaction. */
 export async function waitForLockWait(db: TestDatabase, application: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
+    const [row] = await db.sql<
+      { n: number }[]
+    >`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
     if ((row?.n ?? 0) > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -120,7 +130,11 @@ export async function waitForLockWait(db: TestDatabase, application: string): Pr
  * Returns once the lock is held: a fixed pause is not enough on a loaded machine, where the locker's connection can
  * take longer to open than the consumer's, which then takes the table first and never waits.
  */
-export async function holdTableLock(db: TestDatabase, table: Table, mode: 'exclusive' | 'access exclusive' = 'exclusive') {
+export async function holdTableLock(
+  db: TestDatabase,
+  table: Table,
+  mode: 'exclusive' | 'access exclusive' = 'exclusive',
+) {
   const locker = createSql(db.config.db, { max: 1 });
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
@@ -131,7 +145,9 @@ export async function holdTableLock(db: TestDatabase, table: Table, mode: 'exclu
     .begin(async (tx) => {
       const name = tableIdentifiers(tx, db.config.db.schema)[table];
       // access exclusive: readers wait too (VACUUM FULL, most ALTER TABLE forms)
-      await (mode === 'exclusive' ? tx`lock table ${name} in exclusive mode` : tx`lock table ${name} in access exclusive mode`);
+      await (mode === 'exclusive'
+        ? tx`lock table ${name} in exclusive mode`
+        : tx`lock table ${name} in access exclusive mode`);
       locked();
       await released;
     })

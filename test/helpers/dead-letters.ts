@@ -1,7 +1,11 @@
 import { createLogger } from '../../lib/log';
 import { parseMessage, type ParseResult } from '../../lib/batch/trace-message';
 import type { EmfDocument } from '../../lib/aws/emf-metrics';
-import { runDeadLetterAction, type DeadLetterDependencies, type DeadLetterResponse } from '../../lib/dead-letters/run-action';
+import {
+  runDeadLetterAction,
+  type DeadLetterDependencies,
+  type DeadLetterResponse,
+} from '../../lib/dead-letters/run-action';
 import type { TestDatabase } from './db';
 
 export interface ActionRun<R = DeadLetterResponse> {
@@ -40,7 +44,13 @@ export async function runAction<A extends DeadLetterResponse['action']>(
  */
 export function relaxedParse(value: Buffer | null): ParseResult {
   const strict = parseMessage(value);
-  if (strict.ok || strict.reason !== 'invalid_message' || !strict.detail.startsWith('course.enrollment') || value === null) return strict;
+  if (
+    strict.ok ||
+    strict.reason !== 'invalid_message' ||
+    !strict.detail.startsWith('course.enrollment') ||
+    value === null
+  )
+    return strict;
   const json = JSON.parse(value.toString('utf8')) as { course: { enrollment: unknown } };
   json.course.enrollment = null;
   return parseMessage(Buffer.from(JSON.stringify(json)));

@@ -52,7 +52,11 @@ function anchors(text: string): Set<string> {
 }
 
 /** Relative links whose file does not exist or whose #anchor names no heading there. */
-export function brokenLinks(docs: readonly DocFile[], root: string, exists: (path: string) => boolean = existsSync): string[] {
+export function brokenLinks(
+  docs: readonly DocFile[],
+  root: string,
+  exists: (path: string) => boolean = existsSync,
+): string[] {
   const byPath = new Map(docs.map((d) => [d.path, d]));
   const problems: string[] = [];
   for (const doc of docs) {
@@ -68,7 +72,8 @@ export function brokenLinks(docs: readonly DocFile[], root: string, exists: (pat
       if (anchor === undefined || anchor === '') continue;
       const targetDoc = byPath.get(targetPath);
       if (targetDoc === undefined) continue; // an anchor into a non-Markdown file (e.g. a line number)
-      if (!anchors(targetDoc.text).has(anchor)) problems.push(`${doc.path}: link to ${target}: no heading #${anchor} in ${targetPath}`);
+      if (!anchors(targetDoc.text).has(anchor))
+        problems.push(`${doc.path}: link to ${target}: no heading #${anchor} in ${targetPath}`);
     }
   }
   return problems;
@@ -80,7 +85,8 @@ export function unknownScripts(docs: readonly DocFile[], scripts: Readonly<Recor
   for (const doc of docs) {
     for (const match of doc.text.matchAll(/\bnpm (?:run(?:-script)?(?:\s+--?[\w-]+)*\s+([\w:.-]+)|(start|test)\b)/g)) {
       const name = match[1] ?? match[2]!;
-      if (!(name in scripts)) problems.push(`${doc.path}: "npm ${match[1] ? 'run ' : ''}${name}" is not a script in package.json`);
+      if (!(name in scripts))
+        problems.push(`${doc.path}: "npm ${match[1] ? 'run ' : ''}${name}" is not a script in package.json`);
     }
   }
   return problems;
@@ -137,7 +143,8 @@ export function unlistedInLayout(rows: readonly string[][], files: readonly stri
     }
     const row = rowFor(folder);
     if (!row) problems.add(`${folder} is not in the layout table`);
-    else if (!ticked(row[1]).includes(path.slice(slash + 1).replace(/\.ts$/, ''))) problems.add(`${path} is not named in the ${folder} row`);
+    else if (!ticked(row[1]).includes(path.slice(slash + 1).replace(/\.ts$/, '')))
+      problems.add(`${path} is not named in the ${folder} row`);
   }
   return [...problems];
 }
@@ -155,20 +162,31 @@ export function tableMatches(kind: string, rows: readonly string[][], defined: R
   for (const [name, value] of defined) {
     const doc = documented.get(name);
     if (doc === undefined) problems.push(`${kind} ${name} is not documented`);
-    else if (!(doc === value || (value === '' && EMPTY.has(doc)))) problems.push(`${kind} ${name}: documented default "${doc}", the code has "${value}"`);
+    else if (!(doc === value || (value === '' && EMPTY.has(doc))))
+      problems.push(`${kind} ${name}: documented default "${doc}", the code has "${value}"`);
   }
-  for (const name of documented.keys()) if (!defined.has(name)) problems.push(`${kind} ${name} is documented but not defined`);
+  for (const name of documented.keys())
+    if (!defined.has(name)) problems.push(`${kind} ${name} is documented but not defined`);
   return problems;
 }
 
 /** Compares a table of codes (first column) with the codes the code defines; defaults are not compared. */
 export function codesMatch(kind: string, rows: readonly string[][], defined: ReadonlySet<string>): string[] {
-  return tableMatches(kind, rows.map((r) => [r[0] ?? '', '']), new Map([...defined].map((c) => [c, ''])));
+  return tableMatches(
+    kind,
+    rows.map((r) => [r[0] ?? '', '']),
+    new Map([...defined].map((c) => [c, ''])),
+  );
 }
 
 /** The names in a table's first column, where one cell may list several: "`minPollers`, `maxPollers`". */
 export function namesInFirstColumn(rows: readonly string[][]): string[][] {
-  return rows.map((r) => (r[0] ?? '').split(',').map((n) => n.trim().replace(/^`|`$/g, '')).filter(Boolean));
+  return rows.map((r) =>
+    (r[0] ?? '')
+      .split(',')
+      .map((n) => n.trim().replace(/^`|`$/g, ''))
+      .filter(Boolean),
+  );
 }
 
 /** A table's rows with one row per name, where a first cell may list several names sharing the other cells. */
@@ -191,6 +209,8 @@ export function serverlessParams(yaml: string): Map<string, string> {
 export function errorCodes(source: string): Set<string> {
   const literal = [...source.matchAll(/super\(\s*'([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1]!);
   // A class that takes its code as a parameter lists the codes it may take: `constructor(code: 'A' | 'B', ...)`.
-  const unions = [...source.matchAll(/constructor\(code: ([^,)]+)/g)].flatMap((m) => [...m[1]!.matchAll(/'([A-Z][A-Z0-9_]+)'/g)].map((c) => c[1]!));
+  const unions = [...source.matchAll(/constructor\(code: ([^,)]+)/g)].flatMap((m) =>
+    [...m[1]!.matchAll(/'([A-Z][A-Z0-9_]+)'/g)].map((c) => c[1]!),
+  );
   return new Set([...literal, ...unions]);
 }

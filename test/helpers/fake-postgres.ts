@@ -69,9 +69,11 @@ export async function fakePostgres(
         }
         phase = 'auth';
         socket.write(
-          askFor === 'cleartext' ? authRequest(3)
-          : askFor === 'md5' ? authRequest(5, randomBytes(4))
-          : authRequest(10, Buffer.from('SCRAM-SHA-256\0\0')),
+          askFor === 'cleartext'
+            ? authRequest(3)
+            : askFor === 'md5'
+              ? authRequest(5, randomBytes(4))
+              : authRequest(10, Buffer.from('SCRAM-SHA-256\0\0')),
         );
         return;
       }

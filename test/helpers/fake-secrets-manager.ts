@@ -25,16 +25,32 @@ export class FakeSecretsManager {
           res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': 'fake-request' });
           res.end(JSON.stringify(payload));
         };
-        if (req.headers['x-amz-target'] !== 'secretsmanager.GetSecretValue' || !req.headers.authorization?.startsWith('AWS4-HMAC-SHA256')) {
-          return reply(400, { __type: 'InvalidRequestException', message: 'only signed GetSecretValue is supported here' });
+        if (
+          req.headers['x-amz-target'] !== 'secretsmanager.GetSecretValue' ||
+          !req.headers.authorization?.startsWith('AWS4-HMAC-SHA256')
+        ) {
+          return reply(400, {
+            __type: 'InvalidRequestException',
+            message: 'only signed GetSecretValue is supported here',
+          });
         }
         const { SecretId } = JSON.parse(body) as { SecretId: string };
         this.requests.push(SecretId);
         const secret = this.secrets.get(SecretId);
         if (secret === undefined) {
-          return reply(400, { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." });
+          return reply(400, {
+            __type: 'ResourceNotFoundException',
+            message: "Secrets Manager can't find the specified secret.",
+          });
         }
-        reply(200, { ARN: SecretId, Name: SecretId.split(':').pop(), SecretString: secret, VersionId: 'v1', VersionStages: ['AWSCURRENT'], CreatedDate: Date.now() / 1000 });
+        reply(200, {
+          ARN: SecretId,
+          Name: SecretId.split(':').pop(),
+          SecretString: secret,
+          VersionId: 'v1',
+          VersionStages: ['AWSCURRENT'],
+          CreatedDate: Date.now() / 1000,
+        });
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));

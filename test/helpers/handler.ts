@@ -19,7 +19,9 @@ export async function coldStart(name: 'consumer' | 'health', db: TestDatabase, e
 }
 
 /** Runs `fn` while collecting the JSON lines written to stdout. */
-export async function captureLogs<T>(fn: () => Promise<T>): Promise<{ value?: T; error?: unknown; logs: Record<string, unknown>[] }> {
+export async function captureLogs<T>(
+  fn: () => Promise<T>,
+): Promise<{ value?: T; error?: unknown; logs: Record<string, unknown>[] }> {
   const logs: Record<string, unknown>[] = [];
   const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
     for (const line of String(chunk).split('\n')) {

@@ -27,7 +27,8 @@ export type EventDependencies = Omit<BatchDependencies, 'config'> & {
 export async function processEvent(event: unknown, deps: EventDependencies): Promise<BatchResult> {
   const { emitMetrics, ...rest } = deps;
   const records = decodeEvent(event);
-  const recordMetrics = rest.recordMetrics ?? (emitMetrics && batchMetricsWriter(rest.config.metricsNamespace, emitMetrics));
+  const recordMetrics =
+    rest.recordMetrics ?? (emitMetrics && batchMetricsWriter(rest.config.metricsNamespace, emitMetrics));
   const { outcomes, summary } = await processBatch(records, { ...rest, recordMetrics });
   return { response: toResponse(outcomes, deps.config.reportBatchItemFailures), summary, outcomes };
 }
@@ -39,7 +40,11 @@ export interface Run {
 }
 
 /** Runs one batch through the core with a capturing logger; never throws, so tests can assert on either outcome. */
-export async function runBatch(db: TestDatabase, event: unknown, overrides: Partial<EventDependencies> = {}): Promise<Run> {
+export async function runBatch(
+  db: TestDatabase,
+  event: unknown,
+  overrides: Partial<EventDependencies> = {},
+): Promise<Run> {
   const logs: Record<string, unknown>[] = [];
   const deps: EventDependencies = {
     database: db.database,

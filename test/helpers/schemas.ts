@@ -56,7 +56,11 @@ export async function runIn(sql: Sql, schema: string, text: string): Promise<voi
  * A schema at `version` holding rows: migrated one version at a time, each version's fixture run right after its
  * migration, as rows would have arrived while that version was deployed.
  */
-export async function schemaAtVersion(sql: Sql, workspace: ReturnType<typeof schemaWorkspace>, version: number): Promise<string> {
+export async function schemaAtVersion(
+  sql: Sql,
+  workspace: ReturnType<typeof schemaWorkspace>,
+  version: number,
+): Promise<string> {
   const schema = workspace.name();
   for (let v = 1; v <= version; v++) {
     await applySchema(sql, schema, workspace.folder(v));
@@ -75,7 +79,10 @@ export async function versionRows(sql: Sql, schema: string) {
 }
 
 /** Every table's columns (name to type) and rows (as sorted JSON text), the version table left out. */
-export async function tableData(sql: Sql, schema: string): Promise<Map<string, { columns: Map<string, string>; rows: Record<string, unknown>[] }>> {
+export async function tableData(
+  sql: Sql,
+  schema: string,
+): Promise<Map<string, { columns: Map<string, string>; rows: Record<string, unknown>[] }>> {
   const columns = await sql<{ table_name: string; column_name: string; type: string }[]>`
     select c.relname as table_name, a.attname as column_name, format_type(a.atttypid, a.atttypmod) as type
     from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
@@ -87,7 +94,9 @@ export async function tableData(sql: Sql, schema: string): Promise<Map<string, {
     data.get(c.table_name)!.columns.set(c.column_name, c.type);
   }
   for (const [table, entry] of data) {
-    const rows = await sql<{ row: Record<string, unknown> }[]>`select to_jsonb(t) as row from ${sql(`${schema}.${table}`)} t`;
+    const rows = await sql<
+      { row: Record<string, unknown> }[]
+    >`select to_jsonb(t) as row from ${sql(`${schema}.${table}`)} t`;
     entry.rows = rows.map((r) => r.row);
   }
   return data;
@@ -97,7 +106,10 @@ export async function tableData(sql: Sql, schema: string): Promise<Map<string, {
  * What an upgrade lost: for every table before it, the rows of the columns that still exist with the same type
  * after it must be the same rows. Columns a migration dropped or converted are its own test's business.
  */
-export function lostData(before: Awaited<ReturnType<typeof tableData>>, after: Awaited<ReturnType<typeof tableData>>): string[] {
+export function lostData(
+  before: Awaited<ReturnType<typeof tableData>>,
+  after: Awaited<ReturnType<typeof tableData>>,
+): string[] {
   const problems: string[] = [];
   for (const [table, old] of before) {
     const now = after.get(table);
@@ -109,7 +121,8 @@ export function lostData(before: Awaited<ReturnType<typeof tableData>>, after: A
     const project = (rows: Record<string, unknown>[]) => rows.map((r) => JSON.stringify(kept.map((k) => r[k]))).sort();
     const a = project(old.rows);
     const b = project(now.rows);
-    if (JSON.stringify(a) !== JSON.stringify(b)) problems.push(`${table}: ${a.length} rows before, ${b.length} after, or their values changed`);
+    if (JSON.stringify(a) !== JSON.stringify(b))
+      problems.push(`${table}: ${a.length} rows before, ${b.length} after, or their values changed`);
   }
   return problems;
 }

@@ -36,8 +36,22 @@ describe('concurrent invocations', () => {
     try {
       for (let round = 0; round < 3; round++) {
         const [runA, runB] = await Promise.all([
-          runBatch(db, buildKafkaEvent(a.map((value) => ({ value })), { partitions: 3 }), { database: clientA }),
-          runBatch(db, buildKafkaEvent(b.map((value) => ({ value })), { partitions: 3, firstOffset: 1000 }), { database: clientB }),
+          runBatch(
+            db,
+            buildKafkaEvent(
+              a.map((value) => ({ value })),
+              { partitions: 3 },
+            ),
+            { database: clientA },
+          ),
+          runBatch(
+            db,
+            buildKafkaEvent(
+              b.map((value) => ({ value })),
+              { partitions: 3, firstOffset: 1000 },
+            ),
+            { database: clientB },
+          ),
         ]);
         expect(runA.error).toBeUndefined();
         expect(runB.error).toBeUndefined();
@@ -55,7 +69,13 @@ describe('concurrent invocations', () => {
       }
       const pairs = new Set([...a, ...b].map((m) => `${m.course.courseId}|${m.instructor.name}`)).size;
       const counts = await countRows(db);
-      expect(counts).toMatchObject({ processed_traces: 48, instructors: 4, course_instructors: pairs, ratings: 2 * pairs, comments: pairs });
+      expect(counts).toMatchObject({
+        processed_traces: 48,
+        instructors: 4,
+        course_instructors: pairs,
+        ratings: 2 * pairs,
+        comments: pairs,
+      });
     } finally {
       await clientA.end();
       await clientB.end();
@@ -76,7 +96,16 @@ describe('concurrent invocations', () => {
           pairs.add(`${m.course.courseId}|${m.instructor.name}`);
         }
         const runs = await Promise.all(
-          environments.map((database, i) => runBatch(db, buildKafkaEvent(batches[i]!.map((value) => ({ value })), { partitions: 4, firstOffset: round * 1000 + i * 100 }), { database })),
+          environments.map((database, i) =>
+            runBatch(
+              db,
+              buildKafkaEvent(
+                batches[i]!.map((value) => ({ value })),
+                { partitions: 4, firstOffset: round * 1000 + i * 100 },
+              ),
+              { database },
+            ),
+          ),
         );
         for (const run of runs) {
           expect(run.error).toBeUndefined();
@@ -88,7 +117,13 @@ describe('concurrent invocations', () => {
         expect(duplicates).toBe(7 * 10); // the shared ones, by the seven invocations that lost the claim
       }
       const counts = await countRows(db);
-      expect(counts).toMatchObject({ processed_traces: seen.size, instructors: 4, course_instructors: pairs.size, ratings: 2 * pairs.size, comments: pairs.size });
+      expect(counts).toMatchObject({
+        processed_traces: seen.size,
+        instructors: 4,
+        course_instructors: pairs.size,
+        ratings: 2 * pairs.size,
+        comments: pairs.size,
+      });
     } finally {
       await Promise.all(environments.map((e) => e.end()));
     }
@@ -100,16 +135,31 @@ describe('concurrent invocations', () => {
     // the instructors were settled in their own short transaction, B and C waited on A's uncommitted inserts
     // (Lock:transactionid) until A committed. Not timed: what is checked is who waited on whom.
     const teachers = ['New Teacher 1', 'New Teacher 2', 'New Teacher 3'];
-    const report = (traceId: string, courseId: string, i: number, processedAt = '2024-01-01T00:00:00Z') =>
-      ({ value: surveyMessage({ traceId, processedAt, instructor: { name: teachers[i % teachers.length] } }, { courseId }) });
-    const seed = await runBatch(db, buildKafkaEvent([report('seed', 'HELD', 0, '2000-01-01T00:00:00Z')].map((r) => ({ value: { ...r.value, instructor: { name: 'Seed Teacher' } } }))));
+    const report = (traceId: string, courseId: string, i: number, processedAt = '2024-01-01T00:00:00Z') => ({
+      value: surveyMessage({ traceId, processedAt, instructor: { name: teachers[i % teachers.length] } }, { courseId }),
+    });
+    const seed = await runBatch(
+      db,
+      buildKafkaEvent(
+        [report('seed', 'HELD', 0, '2000-01-01T00:00:00Z')].map((r) => ({
+          value: { ...r.value, instructor: { name: 'Seed Teacher' } },
+        })),
+      ),
+    );
     expect(seed.result?.summary.stored).toBe(1);
     const client = (name: string) => consumerDatabase(db.config, { connection: { application_name: name } });
-    const environments: Record<string, Database> = { a: client('shared-a'), b: client('shared-b'), c: client('shared-c') };
+    const environments: Record<string, Database> = {
+      a: client('shared-a'),
+      b: client('shared-b'),
+      c: client('shared-c'),
+    };
     const { pid: holderPid, release } = await holdCourse('HELD');
     try {
       const eventOf = (who: string, offset: number, courses: string[]) =>
-        buildKafkaEvent(teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)), { partitions: 1, firstOffset: offset });
+        buildKafkaEvent(
+          teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)),
+          { partitions: 1, firstOffset: offset },
+        );
       // A's courses statement reaches HELD (sorted first: 'A-...' < 'HELD') after its instructors, and waits there.
       const runA = runBatch(db, eventOf('a', 100, ['A-1', 'HELD']), { database: environments.a });
       const [a] = await waitFor(async () => (await backends('shared-a')).find((x) => x.blockedBy.includes(holderPid)));
@@ -136,7 +186,12 @@ describe('concurrent invocations', () => {
         expect(run.error).toBeUndefined();
         expect(run.result?.summary).toMatchObject({ stored: 3, failed: 0 });
       }
-      expect(await countRows(db)).toMatchObject({ instructors: 4, processed_traces: 10, courses: 6, course_instructors: 10 });
+      expect(await countRows(db)).toMatchObject({
+        instructors: 4,
+        processed_traces: 10,
+        courses: 6,
+        course_instructors: 10,
+      });
     } finally {
       await release().catch(() => {});
       await Promise.all(Object.values(environments).map((e) => e.end()));
@@ -146,22 +201,35 @@ describe('concurrent invocations', () => {
   it('should settle no instructor ahead of the batch for a report whose trace id is already stored', async () => {
     // A corrected resend of a stored trace id is a duplicate: exactly once keeps the first report, and a name only
     // the resend carries belongs to no stored report. The early step used to insert it all the same.
-    const first = await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 't-1', instructor: { name: 'Original Name' } }) }]));
+    const first = await runBatch(
+      db,
+      buildKafkaEvent([{ value: surveyMessage({ traceId: 't-1', instructor: { name: 'Original Name' } }) }]),
+    );
     expect(first.result?.summary.stored).toBe(1);
     const resend = surveyMessage({ traceId: 't-1', instructor: { name: 'Corrected Name' } });
     const fresh = surveyMessage({ traceId: 't-2', instructor: { name: 'Another Name' } });
     const again = await runBatch(db, buildKafkaEvent([{ value: resend }, { value: fresh }], { firstOffset: 50 }));
     expect(again.result?.summary).toMatchObject({ duplicates: 1, stored: 1, failed: 0 });
-    const names = await db.sql<{ name: string }[]>`select name from ${db.sql(`${db.config.db.schema}.instructors`)} order by name`;
+    const names = await db.sql<
+      { name: string }[]
+    >`select name from ${db.sql(`${db.config.db.schema}.instructors`)} order by name`;
     expect(names.map((r) => r.name)).toEqual(['Another Name', 'Original Name']);
   });
 
   it('should never make an invocation wait on an open dead-letter redrive batch for a new instructor', async () => {
     // A redrive writes through writeBatch inside its own transaction. A new instructor its letters name must not be
     // left uncommitted there: a consumer batch naming it would wait (Lock:transactionid) the redrive batch long.
-    const seed = await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 'seed', processedAt: '2000-01-01T00:00:00Z' }, { courseId: 'HELD' }) }]));
+    const seed = await runBatch(
+      db,
+      buildKafkaEvent([
+        { value: surveyMessage({ traceId: 'seed', processedAt: '2000-01-01T00:00:00Z' }, { courseId: 'HELD' }) },
+      ]),
+    );
     expect(seed.result?.summary.stored).toBe(1);
-    const letter = surveyMessage({ traceId: 'letter', instructor: { name: 'Redriven Teacher' } }, { courseId: 'HELD', enrollment: -1 });
+    const letter = surveyMessage(
+      { traceId: 'letter', instructor: { name: 'Redriven Teacher' } },
+      { courseId: 'HELD', enrollment: -1 },
+    );
     const left = await runBatch(db, buildKafkaEvent([{ value: letter }], { firstOffset: 10 }));
     expect(left.result?.summary.deadLettered).toBe(1);
     const redriver = consumerDatabase(db.config, { connection: { application_name: 'redriver' } });
@@ -172,11 +240,26 @@ describe('concurrent invocations', () => {
       const [r] = await waitFor(async () => (await backends('redriver')).find((x) => x.blockedBy.includes(holderPid)));
       const waits: string[] = [];
       let done: Awaited<ReturnType<typeof runBatch>> | undefined;
-      const run = runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: 'fresh', instructor: { name: 'Redriven Teacher' } }, { courseId: 'ELSEWHERE' }) }], { firstOffset: 20 }), {
-        database: consumer,
-      }).then((x) => (done = x));
+      const run = runBatch(
+        db,
+        buildKafkaEvent(
+          [
+            {
+              value: surveyMessage(
+                { traceId: 'fresh', instructor: { name: 'Redriven Teacher' } },
+                { courseId: 'ELSEWHERE' },
+              ),
+            },
+          ],
+          { firstOffset: 20 },
+        ),
+        {
+          database: consumer,
+        },
+      ).then((x) => (done = x));
       while (done === undefined) {
-        for (const x of await backends('consumer-x')) if (x.blockedBy.includes(r!.pid)) waits.push(`consumer waited on the redrive: ${x.waitEvent}`);
+        for (const x of await backends('consumer-x'))
+          if (x.blockedBy.includes(r!.pid)) waits.push(`consumer waited on the redrive: ${x.waitEvent}`);
         if (waits.length > 0) break;
         await sleep(10);
       }

@@ -30,7 +30,6 @@ describe('a connection broken between invocations', () => {
       await consumer.end();
     }
   });
-
 });
 
 describe('settings for RDS Proxy', () => {
@@ -41,7 +40,9 @@ describe('settings for RDS Proxy', () => {
       const run = await runBatch(proxied, batch());
       expect(run.result?.summary).toMatchObject({ stored: 2, failed: 0 });
       // With prepare off, postgres.js leaves no named prepared statements behind on the server.
-      const [row] = await proxied.database.run((sql) => sql<{ n: number }[]>`select count(*)::int as n from pg_prepared_statements`);
+      const [row] = await proxied.database.run(
+        (sql) => sql<{ n: number }[]>`select count(*)::int as n from pg_prepared_statements`,
+      );
       expect(row?.n).toBe(0);
     } finally {
       await proxied.close();

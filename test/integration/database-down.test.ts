@@ -35,7 +35,14 @@ describe('the database is down', () => {
     expect(await countRows(db)).toMatchObject({ processed_traces: 0, dead_letters: 0 });
     const replay = await runBatch(db, event, { database: consumer });
     expect(replay.error).toBeUndefined();
-    expect(replay.result?.summary).toMatchObject({ received: 9, stored: 2, duplicates: 1, upstreamErrors: 1, deadLettered: 5, failed: 0 });
+    expect(replay.result?.summary).toMatchObject({
+      received: 9,
+      stored: 2,
+      duplicates: 1,
+      upstreamErrors: 1,
+      deadLettered: 5,
+      failed: 0,
+    });
     const once = await snapshot(db);
 
     const again = await runBatch(db, event, { database: consumer });

@@ -21,7 +21,12 @@ afterAll(async () => {
 });
 
 const dbApply = (env: Record<string, string>, args: string[] = []) =>
-  runCommand('npx', ['tsx', 'scripts/apply-schema.ts', ...args], { ...db.env, DB_SSL: 'disable', LOG_LEVEL: 'error', ...env });
+  runCommand('npx', ['tsx', 'scripts/apply-schema.ts', ...args], {
+    ...db.env,
+    DB_SSL: 'disable',
+    LOG_LEVEL: 'error',
+    ...env,
+  });
 
 describe('npm run db:apply', () => {
   it('should create a missing database, apply every migration, and apply nothing the second time', async () => {
@@ -35,7 +40,9 @@ describe('npm run db:apply', () => {
     const second = await dbApply({ DB_NAME: database, DB_SCHEMA: 'trace' });
     expect(second.code).toBe(0);
     expect(second.stdout).not.toContain('Created database');
-    expect(second.stdout).toContain(`Schema "trace" on ${db.env.DB_HOST}:${db.env.DB_PORT}/${database} is at version ${NEWEST}: nothing to apply.`);
+    expect(second.stdout).toContain(
+      `Schema "trace" on ${db.env.DB_HOST}:${db.env.DB_PORT}/${database} is at version ${NEWEST}: nothing to apply.`,
+    );
   });
 
   it('should name the cause and the next step, and exit 1, for each kind of failure', async () => {
@@ -43,14 +50,29 @@ describe('npm run db:apply', () => {
     const failing = `${String(NEWEST + 1).padStart(4, '0')}_broken.sql`;
     const broken = workspace.folder(NEWEST, { [failing]: 'ALTER TABLE no_such_table ADD COLUMN x integer;\n' });
     const cases: { label: string; env: Record<string, string>; args?: string[]; stderr: RegExp }[] = [
-      { label: 'wrong password', env: { DB_PASSWORD: 'not-the-password' }, stderr: /^npm run db:apply could not log in: password authentication failed\. Next: check DB_USER and DB_PASSWORD/ },
-      { label: 'nothing listening', env: { DB_PORT: '1' }, stderr: /^npm run db:apply could not reach the database: connection refused.*Next: check that it is running/ },
-      { label: 'bad configuration', env: { DB_SCHEMA: 'Not-An-Identifier' }, stderr: /^Invalid configuration: DB_SCHEMA .*run the command again/ },
+      {
+        label: 'wrong password',
+        env: { DB_PASSWORD: 'not-the-password' },
+        stderr:
+          /^npm run db:apply could not log in: password authentication failed\. Next: check DB_USER and DB_PASSWORD/,
+      },
+      {
+        label: 'nothing listening',
+        env: { DB_PORT: '1' },
+        stderr: /^npm run db:apply could not reach the database: connection refused.*Next: check that it is running/,
+      },
+      {
+        label: 'bad configuration',
+        env: { DB_SCHEMA: 'Not-An-Identifier' },
+        stderr: /^Invalid configuration: DB_SCHEMA .*run the command again/,
+      },
       {
         label: 'failing migration',
         env: { DB_SCHEMA: schema },
         args: [broken],
-        stderr: new RegExp(`^Migration ${failing} failed on schema "${schema}": relation "no_such_table" does not exist \\(SQLSTATE 42P01\\)\\. It was rolled back whole; the schema stays at version ${NEWEST}\\.`),
+        stderr: new RegExp(
+          `^Migration ${failing} failed on schema "${schema}": relation "no_such_table" does not exist \\(SQLSTATE 42P01\\)\\. It was rolled back whole; the schema stays at version ${NEWEST}\\.`,
+        ),
       },
     ];
     for (const c of cases) {

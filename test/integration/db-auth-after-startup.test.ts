@@ -18,7 +18,11 @@ const int32 = (n: number) => {
   return b;
 };
 const message = (type: string, body: Buffer) => Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
-const READY = Buffer.concat([message('R', int32(0)), message('S', Buffer.from('server_version\u000016.0\u0000')), message('Z', Buffer.from('I'))]);
+const READY = Buffer.concat([
+  message('R', int32(0)),
+  message('S', Buffer.from('server_version\u000016.0\u0000')),
+  message('Z', Buffer.from('I')),
+]);
 
 /** Writes `data` one byte per TCP write, with a pause, so that the client receives it in many chunks. */
 async function trickle(socket: Socket, data: Buffer): Promise<void> {
@@ -80,22 +84,37 @@ async function impostor(request: Buffer, split: boolean): Promise<Impostor> {
 
 describe('a server that asks for the password after ReadyForQuery', () => {
   it.each([
-    ['cleartext', false], ['cleartext', true], ['md5', false], ['md5', true],
-  ] as const)('should not send it when asked for %s (split byte by byte: %s), and fail the query', async (kind, split) => {
-    const request = kind === 'md5' ? message('R', Buffer.concat([int32(5), Buffer.from([1, 2, 3, 4])])) : message('R', int32(3));
-    const server = await impostor(request, split);
-    const config = loadConfig({
-      DB_HOST: '127.0.0.1', DB_PORT: String(server.port), DB_NAME: 'trace', DB_USER: 'trace', DB_PASSWORD: PASSWORD, DB_SSL: 'disable',
-    });
-    const sql = createSql(config.db, { max: 1, fetch_types: false, connect_timeout: 5 });
-    try {
-      const error = await sql`select 1`.then(() => undefined, (e: unknown) => e);
-      expect((error as { code?: string } | undefined)?.code).toBe('DB_INSECURE_AUTH');
-      expect(server.received().length).toBeGreaterThan(0); // the query reached the impostor: it was "ready"
-      expect(server.received().includes(PASSWORD)).toBe(false);
-      expect(splitMessages(server.received()).map((m) => String.fromCharCode(m[0]!))).not.toContain('p'); // no PasswordMessage
-    } finally {
-      await sql.end({ timeout: 0 });
-    }
-  });
+    ['cleartext', false],
+    ['cleartext', true],
+    ['md5', false],
+    ['md5', true],
+  ] as const)(
+    'should not send it when asked for %s (split byte by byte: %s), and fail the query',
+    async (kind, split) => {
+      const request =
+        kind === 'md5' ? message('R', Buffer.concat([int32(5), Buffer.from([1, 2, 3, 4])])) : message('R', int32(3));
+      const server = await impostor(request, split);
+      const config = loadConfig({
+        DB_HOST: '127.0.0.1',
+        DB_PORT: String(server.port),
+        DB_NAME: 'trace',
+        DB_USER: 'trace',
+        DB_PASSWORD: PASSWORD,
+        DB_SSL: 'disable',
+      });
+      const sql = createSql(config.db, { max: 1, fetch_types: false, connect_timeout: 5 });
+      try {
+        const error = await sql`select 1`.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect((error as { code?: string } | undefined)?.code).toBe('DB_INSECURE_AUTH');
+        expect(server.received().length).toBeGreaterThan(0); // the query reached the impostor: it was "ready"
+        expect(server.received().includes(PASSWORD)).toBe(false);
+        expect(splitMessages(server.received()).map((m) => String.fromCharCode(m[0]!))).not.toContain('p'); // no PasswordMessage
+      } finally {
+        await sql.end({ timeout: 0 });
+      }
+    },
+  );
 });

@@ -38,18 +38,37 @@ interface Bytes {
 const BASES: Record<string, Bytes> = {
   undecodable: { key: Buffer.from('k'), value: Buffer.from([0xff, 0xfe, 0x00]), headers: [{ key: 'h', value: 'v' }] },
   invalid_json: { key: null, value: '{"traceId": ', headers: [] },
-  invalid_message: { key: Buffer.from(''), value: { traceId: 'x', nonsense: true }, headers: [{ key: 'a', value: 'b' }, { key: 'a', value: 'c' }] },
+  invalid_message: {
+    key: Buffer.from(''),
+    value: { traceId: 'x', nonsense: true },
+    headers: [
+      { key: 'a', value: 'b' },
+      { key: 'a', value: 'c' },
+    ],
+  },
   tombstone: { key: Buffer.from('same-key'), value: null, headers: [{ key: 'ab', value: 'c' }] },
 };
 
 /** Ways a different record can differ from another at the same coordinates, some of them only barely. */
 const VARIANTS: Record<string, (b: Bytes) => Bytes> = {
-  'another value': (b) => ({ ...b, value: b.value === null ? Buffer.from([0xff]) : Buffer.concat([Buffer.from(JSON.stringify(b.value)), Buffer.from([0xff])]) }),
-  'a null key instead of an empty one or the reverse': (b) => ({ ...b, key: b.key === null || b.key.length > 0 ? Buffer.from('') : null }),
+  'another value': (b) => ({
+    ...b,
+    value:
+      b.value === null
+        ? Buffer.from([0xff])
+        : Buffer.concat([Buffer.from(JSON.stringify(b.value)), Buffer.from([0xff])]),
+  }),
+  'a null key instead of an empty one or the reverse': (b) => ({
+    ...b,
+    key: b.key === null || b.key.length > 0 ? Buffer.from('') : null,
+  }),
   'another key': (b) => ({ ...b, key: Buffer.from('other') }),
   'one more header': (b) => ({ ...b, headers: [...b.headers, { key: 'x', value: Buffer.from([0]) }] }),
   'a header byte moved from its value to its key': (b) => ({ ...b, headers: [{ key: 'a', value: 'bc' }] }),
-  'the headers in reverse order': (b) => ({ ...b, headers: b.headers.length > 1 ? [...b.headers].reverse() : [{ key: 'z', value: '' }, ...b.headers] }),
+  'the headers in reverse order': (b) => ({
+    ...b,
+    headers: b.headers.length > 1 ? [...b.headers].reverse() : [{ key: 'z', value: '' }, ...b.headers],
+  }),
   'no headers': (b) => ({ ...b, headers: b.headers.length > 0 ? [] : [{ key: '', value: '' }] }),
 };
 
@@ -65,7 +84,16 @@ function eventAt(topic: string, records: ReadonlyArray<RecordInput & { offset: n
 }
 
 async function deadLetters(topic: string) {
-  return db.sql<{ kafka_offset: string; key: Buffer | null; value: Buffer | null; header_keys: Buffer[]; header_values: Buffer[]; reason: string }[]>`
+  return db.sql<
+    {
+      kafka_offset: string;
+      key: Buffer | null;
+      value: Buffer | null;
+      header_keys: Buffer[];
+      header_values: Buffer[];
+      reason: string;
+    }[]
+  >`
     select kafka_offset, key, value, header_keys, header_values, reason from ${table('dead_letters')}
     where kafka_topic = ${topic} order by id`;
 }
@@ -78,38 +106,60 @@ async function send(topic: string, records: ReadonlyArray<RecordInput & { offset
 
 const bytesOf = (b: Bytes) => ({
   key: b.key,
-  value: b.value === null ? null : Buffer.isBuffer(b.value) ? b.value : Buffer.from(typeof b.value === 'string' ? b.value : JSON.stringify(b.value)),
+  value:
+    b.value === null
+      ? null
+      : Buffer.isBuffer(b.value)
+        ? b.value
+        : Buffer.from(typeof b.value === 'string' ? b.value : JSON.stringify(b.value)),
   header_keys: b.headers.map((h) => Buffer.from(h.key)),
   header_values: b.headers.map((h) => Buffer.from(h.value)),
 });
 
 describe('dead-letter identity', () => {
-  const cases = Object.entries(BASES).flatMap(([reason, base]) => Object.entries(VARIANTS).map(([change, vary]) => [reason, change, base, vary(base)] as const));
+  const cases = Object.entries(BASES).flatMap(([reason, base]) =>
+    Object.entries(VARIANTS).map(([change, vary]) => [reason, change, base, vary(base)] as const),
+  );
 
-  it.each(cases)('should keep a %s dead letter and a different record at its coordinates (%s) as two rows, and replays of either as no new row', async (_reason, _change, base, variant) => {
-    const topic = `identity-${uniq()}`;
-    const others = [asInput(BASES.invalid_json!, 7), asInput(BASES.tombstone!, 8)];
-    await send(topic, [asInput(base, 5), ...others]);
-    await send(topic, [asInput(base, 5), ...others]); // a replay of the same batch
-    expect((await deadLetters(topic)).length).toBe(3);
+  it.each(cases)(
+    'should keep a %s dead letter and a different record at its coordinates (%s) as two rows, and replays of either as no new row',
+    async (_reason, _change, base, variant) => {
+      const topic = `identity-${uniq()}`;
+      const others = [asInput(BASES.invalid_json!, 7), asInput(BASES.tombstone!, 8)];
+      await send(topic, [asInput(base, 5), ...others]);
+      await send(topic, [asInput(base, 5), ...others]); // a replay of the same batch
+      expect((await deadLetters(topic)).length).toBe(3);
 
-    await send(topic, [asInput(variant, 5)]); // the topic was recreated: another record at offset 5
-    await send(topic, [asInput(base, 5)]); // the old record replayed once more
-    await send(topic, [asInput(variant, 5)]); // and the new one
+      await send(topic, [asInput(variant, 5)]); // the topic was recreated: another record at offset 5
+      await send(topic, [asInput(base, 5)]); // the old record replayed once more
+      await send(topic, [asInput(variant, 5)]); // and the new one
 
-    const rows = await deadLetters(topic);
-    expect(rows.map((r) => r.kafka_offset)).toEqual(['5', '7', '8', '5']);
-    const at5 = rows.filter((r) => r.kafka_offset === '5').map(({ key, value, header_keys, header_values }) => ({ key, value, header_keys, header_values }));
-    expect(at5).toEqual([bytesOf(base), bytesOf(variant)]);
-  });
+      const rows = await deadLetters(topic);
+      expect(rows.map((r) => r.kafka_offset)).toEqual(['5', '7', '8', '5']);
+      const at5 = rows
+        .filter((r) => r.kafka_offset === '5')
+        .map(({ key, value, header_keys, header_values }) => ({ key, value, header_keys, header_values }));
+      expect(at5).toEqual([bytesOf(base), bytesOf(variant)]);
+    },
+  );
 
   it('should compute the same digest for equal bytes and different digests for each kind of difference', async () => {
     const digests = await db.sql<{ d: Buffer }[]>`
       select ${db.sql(db.config.db.schema)}.dead_letter_digest(b.key, b.value, b.header_keys, b.header_values) as d
-      from json_to_recordset(${JSON.stringify(Object.values(BASES).flatMap((b) => [b, b, ...Object.values(VARIANTS).map((v) => v(b))]).map((b, n) => {
-        const x = bytesOf(b);
-        return { n, key: x.key?.toString('hex') ?? null, value: x.value?.toString('hex') ?? null, hk: x.header_keys.map((h) => h.toString('hex')), hv: x.header_values.map((h) => h.toString('hex')) };
-      }))}::text::json) as x(n int, key text, value text, hk text[], hv text[])
+      from json_to_recordset(${JSON.stringify(
+        Object.values(BASES)
+          .flatMap((b) => [b, b, ...Object.values(VARIANTS).map((v) => v(b))])
+          .map((b, n) => {
+            const x = bytesOf(b);
+            return {
+              n,
+              key: x.key?.toString('hex') ?? null,
+              value: x.value?.toString('hex') ?? null,
+              hk: x.header_keys.map((h) => h.toString('hex')),
+              hv: x.header_values.map((h) => h.toString('hex')),
+            };
+          }),
+      )}::text::json) as x(n int, key text, value text, hk text[], hv text[])
       cross join lateral (select decode(x.key, 'hex') as key, decode(x.value, 'hex') as value,
         array(select decode(h, 'hex') from unnest(x.hk) with ordinality u(h, i) order by i) as header_keys,
         array(select decode(h, 'hex') from unnest(x.hv) with ordinality u(h, i) order by i) as header_values) b
@@ -138,9 +188,11 @@ describe('dead letters sharing coordinates', () => {
     expect(JSON.stringify(show.response)).toContain(reports[1]!.traceId);
     const redrive = await runAction(db, { action: 'redrive', ...selection });
     expect(redrive.error).toBeUndefined();
-    const rows = await db.sql`select redrive_result from ${table('dead_letters')} where kafka_topic = ${topic} order by id`;
+    const rows =
+      await db.sql`select redrive_result from ${table('dead_letters')} where kafka_topic = ${topic} order by id`;
     expect(rows.map((r) => r.redrive_result)).toEqual(['stored', 'stored']);
-    const stored = await db.sql`select trace_id from ${table('processed_traces')} where trace_id in ${db.sql(reports.map((r) => r.traceId))} order by trace_id`;
+    const stored =
+      await db.sql`select trace_id from ${table('processed_traces')} where trace_id in ${db.sql(reports.map((r) => r.traceId))} order by trace_id`;
     expect(stored.map((r) => r.trace_id)).toEqual(reports.map((r) => r.traceId).sort());
 
     const purge = await runAction(db, { action: 'purge', ...selection, redriven: true, dryRun: false });
@@ -152,7 +204,10 @@ describe('dead letters sharing coordinates', () => {
 describe('migration 0005 (dead-letter identity)', () => {
   it('should be the version the code requires, and not declared compatible', () => {
     expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(5);
-    expect(readMigrations().find((m) => m.version === 5)).toMatchObject({ name: 'dead_letter_identity', compatible: false });
+    expect(readMigrations().find((m) => m.version === 5)).toMatchObject({
+      name: 'dead_letter_identity',
+      compatible: false,
+    });
   });
 
   it('should give rows written at version 4 the digest new rows get, and break the conflict target version-4 code uses', async () => {

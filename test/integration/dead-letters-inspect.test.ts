@@ -43,9 +43,15 @@ const letterArb = fc.record({
 /** Dead letters written directly, so that their age and redrive state can be anything. Offsets follow the order. */
 async function insertLetters(topic: string, letters: readonly Letter[]) {
   const rows = letters.map((l, i) => ({
-    kafka_topic: topic, kafka_partition: l.partition, kafka_offset: i, reason: l.reason, detail: `detail ${i}`,
+    kafka_topic: topic,
+    kafka_partition: l.partition,
+    kafka_offset: i,
+    reason: l.reason,
+    detail: `detail ${i}`,
     created_at: new Date(NOW - l.daysAgo * DAY - i * 1000).toISOString(),
-    redriven_at: l.redrive === null ? null : new Date(NOW).toISOString(), redrive_result: l.redrive, redrive_count: l.redrive === null ? 0 : 1,
+    redriven_at: l.redrive === null ? null : new Date(NOW).toISOString(),
+    redrive_result: l.redrive,
+    redrive_count: l.redrive === null ? 0 : 1,
   }));
   await db.sql`
     insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason, detail, value, created_at, redriven_at, redrive_result, redrive_count)
@@ -77,19 +83,36 @@ describe('summary', () => {
         expect(s.unresolved).toBe(unresolved.length);
         expect(s.oldest?.slice(0, 23)).toBe(created[0]!.slice(0, 23));
         expect(s.newest?.slice(0, 23)).toBe(created.at(-1)!.slice(0, 23));
-        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.letters]))).toEqual(countBy(letters, (l) => l.reason));
-        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.unresolved]))).toEqual(
-          Object.fromEntries(Object.keys(countBy(letters, (l) => l.reason)).map((reason) => [reason, unresolved.filter((l) => l.reason === reason).length])),
+        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.letters]))).toEqual(
+          countBy(letters, (l) => l.reason),
         );
-        expect(Object.fromEntries(s.byDay.map((d) => [d.day, d.letters]))).toEqual(countBy(rows, (r) => day(r.created_at)));
+        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.unresolved]))).toEqual(
+          Object.fromEntries(
+            Object.keys(countBy(letters, (l) => l.reason)).map((reason) => [
+              reason,
+              unresolved.filter((l) => l.reason === reason).length,
+            ]),
+          ),
+        );
+        expect(Object.fromEntries(s.byDay.map((d) => [d.day, d.letters]))).toEqual(
+          countBy(rows, (r) => day(r.created_at)),
+        );
         expect(s.byDay.map((d) => d.day)).toEqual([...s.byDay.map((d) => d.day)].sort().reverse());
-        expect(Object.fromEntries(s.byPartition.map((p) => [p.partition, p.letters]))).toEqual(countBy(letters, (l) => String(l.partition)));
+        expect(Object.fromEntries(s.byPartition.map((p) => [p.partition, p.letters]))).toEqual(
+          countBy(letters, (l) => String(l.partition)),
+        );
         for (const p of s.byPartition) {
           const offsets = rows.filter((r) => r.kafka_partition === p.partition).map((r) => r.kafka_offset);
           expect([p.topic, p.firstOffset, p.lastOffset]).toEqual([topic, Math.min(...offsets), Math.max(...offsets)]);
         }
-        expect(Object.fromEntries(s.byRedriveResult.map((r) => [r.result, r.letters]))).toEqual(countBy(letters, (l) => l.redrive ?? 'never'));
-        expect(run.metrics[0]).toMatchObject({ action: 'summary', DeadLetters: letters.length, DeadLettersUnresolved: unresolved.length });
+        expect(Object.fromEntries(s.byRedriveResult.map((r) => [r.result, r.letters]))).toEqual(
+          countBy(letters, (l) => l.redrive ?? 'never'),
+        );
+        expect(run.metrics[0]).toMatchObject({
+          action: 'summary',
+          DeadLetters: letters.length,
+          DeadLettersUnresolved: unresolved.length,
+        });
       }),
       { numRuns: runs(10) },
     );
@@ -104,9 +127,12 @@ describe('summary', () => {
       { reason: 'db_rejected', partition: 2, daysAgo: 0, redrive: null },
     ];
     await insertLetters(topic, letters);
-    const total = async (selection: Record<string, unknown>) => (await runAction(db, { action: 'summary', topic, ...selection })).response?.total;
+    const total = async (selection: Record<string, unknown>) =>
+      (await runAction(db, { action: 'summary', topic, ...selection })).response?.total;
     expect(await total({ reasons: ['invalid_json', 'tombstone'] })).toBe(3);
-    expect(await total({ from: new Date(NOW - 6 * DAY).toISOString(), to: new Date(NOW - DAY / 2).toISOString() })).toBe(2);
+    expect(
+      await total({ from: new Date(NOW - 6 * DAY).toISOString(), to: new Date(NOW - DAY / 2).toISOString() }),
+    ).toBe(2);
     expect(await total({ partition: 1, offsetFrom: 2 })).toBe(1);
     expect(await total({ offsetTo: 1 })).toBe(2);
     expect(await total({ topic: `${topic}-none` })).toBe(0);
@@ -118,7 +144,15 @@ describe('show', () => {
     const topic = newTopic();
     const invalid = surveyMessage({}, { enrollment: -1 });
     const records = [
-      { value: invalid, key: invalid.traceId, headers: [{ key: 'source', value: 'pdf-parser' }, { key: 'attempt', value: '2' }, { key: 'source', value: Buffer.from([0x00, 0xff]) }] },
+      {
+        value: invalid,
+        key: invalid.traceId,
+        headers: [
+          { key: 'source', value: 'pdf-parser' },
+          { key: 'attempt', value: '2' },
+          { key: 'source', value: Buffer.from([0x00, 0xff]) },
+        ],
+      },
       { value: 'not json at all', key: 'k-text' },
       { value: Buffer.from([0xff, 0xfe, 0x00, 0x41]), key: Buffer.from([0xc3, 0x28]) },
       { value: null, key: 'k-tombstone' },
@@ -129,22 +163,32 @@ describe('show', () => {
     const letters = run.response!.letters;
     expect(letters.map((l) => l.reason)).toEqual(['invalid_message', 'invalid_json', 'invalid_utf8', 'tombstone']);
     expect(letters[0]).toMatchObject({
-      topic, partition: 0, offset: 0, timestamp: '2023-11-14T22:13:20.000Z',
-      key: { format: 'text', text: invalid.traceId }, value: { format: 'json', json: invalid },
+      topic,
+      partition: 0,
+      offset: 0,
+      timestamp: '2023-11-14T22:13:20.000Z',
+      key: { format: 'text', text: invalid.traceId },
+      value: { format: 'json', json: invalid },
       headers: [
         { key: 'source', value: { format: 'text', bytes: 10, text: 'pdf-parser' } },
         { key: 'attempt', value: { format: 'text', bytes: 1, text: '2' } },
         { key: 'source', value: { format: 'base64', bytes: 2, base64: Buffer.from([0x00, 0xff]).toString('base64') } },
       ],
-      detail: 'course.enrollment: must not be negative', redrive: null,
+      detail: 'course.enrollment: must not be negative',
+      redrive: null,
     });
     expect(letters[1]?.value).toEqual({ format: 'text', bytes: 15, text: 'not json at all' });
-    expect(letters[2]?.value).toEqual({ format: 'base64', bytes: 4, base64: Buffer.from([0xff, 0xfe, 0x00, 0x41]).toString('base64') });
+    expect(letters[2]?.value).toEqual({
+      format: 'base64',
+      bytes: 4,
+      base64: Buffer.from([0xff, 0xfe, 0x00, 0x41]).toString('base64'),
+    });
     expect(letters[2]?.key).toEqual({ format: 'base64', bytes: 2, base64: 'wyg=' });
     expect(letters[3]?.value).toBeNull();
 
     const logged = JSON.stringify(run.logs) + JSON.stringify(run.metrics);
-    for (const secret of [invalid.comments[0]!.commentText, invalid.traceId, 'not json at all', 'pdf-parser']) expect(logged).not.toContain(secret);
+    for (const secret of [invalid.comments[0]!.commentText, invalid.traceId, 'not json at all', 'pdf-parser'])
+      expect(logged).not.toContain(secret);
     expect(run.logs.filter((l) => l.message === 'dead-letter action done')).toEqual([
       expect.objectContaining({ action: 'show', shown: 4, ids: letters.map((l) => l.id) }),
     ]);
@@ -152,7 +196,13 @@ describe('show', () => {
 
   it('should page through a selection with nextAfter, and show one dead letter by id with its redrive', async () => {
     const topic = newTopic();
-    await runBatch(db, buildKafkaEvent(Array.from({ length: 5 }, () => ({ value: surveyMessage({}, { enrollment: -1 }) })), { topic }));
+    await runBatch(
+      db,
+      buildKafkaEvent(
+        Array.from({ length: 5 }, () => ({ value: surveyMessage({}, { enrollment: -1 }) })),
+        { topic },
+      ),
+    );
     const first = await runAction(db, { action: 'show', topic, limit: 2 });
     const second = await runAction(db, { action: 'show', topic, limit: 2, after: first.response!.nextAfter });
     const last = await runAction(db, { action: 'show', topic, limit: 2, after: second.response!.nextAfter });
@@ -164,19 +214,36 @@ describe('show', () => {
     await runAction(db, { action: 'redrive', ids: id }, { parse: relaxedParse });
     const one = await runAction(db, { action: 'show', ids: [id] });
     expect(one.response!.letters).toHaveLength(1);
-    expect(one.response!.letters[0]!.redrive).toMatchObject({ result: 'stored', reason: null, count: 1, at: expect.any(String) });
+    expect(one.response!.letters[0]!.redrive).toMatchObject({
+      result: 'stored',
+      reason: null,
+      count: 1,
+      at: expect.any(String),
+    });
   });
 });
 
 describe('show of large records', () => {
-  it('should keep every page inside Lambda\'s 6 MB response, however large the values and headers, and page through them all', async () => {
+  it("should keep every page inside Lambda's 6 MB response, however large the values and headers, and page through them all", async () => {
     const topic = newTopic();
     // Up to 1 MB values (Kafka's default limit), binary so that they are shown as base64, some with large headers.
     const sizes = [900_000, 1_000_000, 10, 1_000_000, 600_000, 1_000_000, 1_000_000, 50];
-    await runBatch(db, buildKafkaEvent(sizes.map((n, i) => ({
-      value: Buffer.alloc(n, 0xff),
-      headers: i % 3 === 0 ? [{ key: 'trace\u0000bin', value: Buffer.alloc(200_000, 0xfe) }, { key: 'trace\u0000bin', value: Buffer.alloc(0) }] : [],
-    })), { topic }));
+    await runBatch(
+      db,
+      buildKafkaEvent(
+        sizes.map((n, i) => ({
+          value: Buffer.alloc(n, 0xff),
+          headers:
+            i % 3 === 0
+              ? [
+                  { key: 'trace\u0000bin', value: Buffer.alloc(200_000, 0xfe) },
+                  { key: 'trace\u0000bin', value: Buffer.alloc(0) },
+                ]
+              : [],
+        })),
+        { topic },
+      ),
+    );
     const offsets: number[] = [];
     let after = 0;
     for (let pages = 0; pages < sizes.length; pages++) {
@@ -197,12 +264,25 @@ describe('show of values that grow when shown (issue 21, point 7)', () => {
     const depth = 100_000;
     const deepWithLongInteger = `{"traceId": "deep-${topic}", "course": {"courseId": "c"}, "x": ${'['.repeat(depth)}12345678901234567890${']'.repeat(depth)}}`;
     const controls = Buffer.alloc(1_100_000, 0x01);
-    const run = await runBatch(db, buildKafkaEvent([
-      { value: deepWithLongInteger },
-      { value: `{"a": ${'['.repeat(depth)}${']'.repeat(depth)}}` },
-      { value: controls, key: Buffer.alloc(300_000, 0x02), headers: [{ key: 'h', value: Buffer.alloc(700_000, 0x03) }, { key: 'h2', value: Buffer.alloc(700_000, 0x04) }] },
-      { value: Buffer.from(JSON.stringify({ s: '\u0001'.repeat(150_000) })) },
-    ], { topic }));
+    const run = await runBatch(
+      db,
+      buildKafkaEvent(
+        [
+          { value: deepWithLongInteger },
+          { value: `{"a": ${'['.repeat(depth)}${']'.repeat(depth)}}` },
+          {
+            value: controls,
+            key: Buffer.alloc(300_000, 0x02),
+            headers: [
+              { key: 'h', value: Buffer.alloc(700_000, 0x03) },
+              { key: 'h2', value: Buffer.alloc(700_000, 0x04) },
+            ],
+          },
+          { value: Buffer.from(JSON.stringify({ s: '\u0001'.repeat(150_000) })) },
+        ],
+        { topic },
+      ),
+    );
     // The deep message is read, not misreported as invalid_json: it lacks its instructor, and says so.
     expect(run.result!.outcomes.map((o) => [o.reason, o.detail])).toEqual([
       ['invalid_message', 'instructor: is required but missing'],
@@ -221,7 +301,12 @@ describe('show of values that grow when shown (issue 21, point 7)', () => {
       for (const letter of page.response!.letters) {
         if (letter.offset === 0 || letter.offset === 1) expect(letter.value).toMatchObject({ format: 'text' });
         if (letter.offset === 2) {
-          expect(letter.value).toMatchObject({ format: 'text', bytes: 1_100_000, truncated: true, shownBytes: expect.any(Number) });
+          expect(letter.value).toMatchObject({
+            format: 'text',
+            bytes: 1_100_000,
+            truncated: true,
+            shownBytes: expect.any(Number),
+          });
           expect(letter.key).toMatchObject({ bytes: 300_000, truncated: true });
           expect(letter.headers.map((h) => h.value.bytes)).toEqual([700_000, 700_000]);
           expect(letter.headers.map((h) => h.value)).toContainEqual(expect.objectContaining({ truncated: true }));
@@ -240,7 +325,18 @@ describe('show of a record with very many headers', () => {
     // Empty headers take two bytes each in Kafka, so a 1 MiB record can carry hundreds of thousands: shown one by
     // one, 100,000 of them made an 8 MB answer, beyond Lambda's 6 MB.
     const count = 100_000;
-    await runBatch(db, buildKafkaEvent([{ value: 'not json', headers: Array.from({ length: count }, (_, i) => ({ key: i % 2 ? '' : 'h', value: Buffer.alloc(0) })) }], { topic }));
+    await runBatch(
+      db,
+      buildKafkaEvent(
+        [
+          {
+            value: 'not json',
+            headers: Array.from({ length: count }, (_, i) => ({ key: i % 2 ? '' : 'h', value: Buffer.alloc(0) })),
+          },
+        ],
+        { topic },
+      ),
+    );
     const page = await runAction(db, { action: 'show', topic });
     expect(page.error).toBeUndefined();
     expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
@@ -248,7 +344,10 @@ describe('show of a record with very many headers', () => {
     expect(Buffer.byteLength(JSON.stringify(letter!.headers))).toBeLessThanOrEqual(HEADERS_SHOWN_BYTES);
     expect(letter!.headers.length).toBeGreaterThan(1000);
     expect(letter!.headers.length + (letter!.headersOmitted ?? 0)).toBe(count);
-    expect(letter!.headers.slice(0, 2)).toEqual([{ key: 'h', value: { format: 'text', bytes: 0, text: '' } }, { key: '', value: { format: 'text', bytes: 0, text: '' } }]);
+    expect(letter!.headers.slice(0, 2)).toEqual([
+      { key: 'h', value: { format: 'text', bytes: 0, text: '' } },
+      { key: '', value: { format: 'text', bytes: 0, text: '' } },
+    ]);
   });
 });
 
@@ -263,7 +362,8 @@ describe('purge', () => {
           fc.pre(criteria.redriven !== undefined || criteria.olderThanDays !== undefined);
           const topic = newTopic();
           const rows = await insertLetters(topic, letters);
-          const age = async () => Number((await db.sql`select extract(epoch from now())::float8 * 1000 as now`)[0]!.now);
+          const age = async () =>
+            Number((await db.sql`select extract(epoch from now())::float8 * 1000 as now`)[0]!.now);
           const now = await age();
           const doomed = rows.filter(
             (r) =>
@@ -271,14 +371,27 @@ describe('purge', () => {
               (criteria.olderThanDays === undefined || Date.parse(r.created_at) < now - criteria.olderThanDays * DAY),
           );
           const request = { action: 'purge' as const, topic, batchSize, ...criteria };
-          const remaining = async () => (await db.sql`select kafka_offset::int from ${table('dead_letters')} where kafka_topic = ${topic} order by 1`).map((r) => r.kafka_offset);
+          const remaining = async () =>
+            (
+              await db.sql`select kafka_offset::int from ${table('dead_letters')} where kafka_topic = ${topic} order by 1`
+            ).map((r) => r.kafka_offset);
 
           const dry = await runAction(db, request);
-          expect(dry.response).toMatchObject({ dryRun: true, purged: doomed.length, byReason: countBy(doomed, (r) => r.reason), done: true });
+          expect(dry.response).toMatchObject({
+            dryRun: true,
+            purged: doomed.length,
+            byReason: countBy(doomed, (r) => r.reason),
+            done: true,
+          });
           expect(await remaining()).toHaveLength(rows.length);
 
           const real = await runAction(db, { ...request, dryRun: false });
-          expect(real.response).toMatchObject({ dryRun: false, purged: doomed.length, byReason: countBy(doomed, (r) => r.reason), done: true });
+          expect(real.response).toMatchObject({
+            dryRun: false,
+            purged: doomed.length,
+            byReason: countBy(doomed, (r) => r.reason),
+            done: true,
+          });
           expect(await remaining()).toEqual(rows.filter((r) => !doomed.includes(r)).map((r) => r.kafka_offset));
           expect(real.metrics[0]).toMatchObject({ action: 'purge', DeadLettersPurged: doomed.length });
         },
@@ -306,7 +419,13 @@ describe('requests the function cannot run', () => {
     const run = await runAction(db, request as { action: 'show' });
     expect(run.error).toMatchObject({ code: 'DEAD_LETTER_REQUEST_INVALID' });
     expect((run.error as Error).message).toContain(named);
-    expect(run.logs).toEqual([expect.objectContaining({ level: 'error', message: 'dead-letter action failed', error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }) })]);
+    expect(run.logs).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        message: 'dead-letter action failed',
+        error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }),
+      }),
+    ]);
   });
 });
 
@@ -318,7 +437,8 @@ describe('a database the actions cannot use', () => {
   beforeAll(async () => {
     // A schema one migration behind the code: a database the newest migration was not applied to yet.
     migrationsDir = mkdtempSync(join(tmpdir(), 'trace-dl-behind-'));
-    for (const file of readdirSync('migrations').filter((f) => Number(f.slice(0, 4)) < SCHEMA_VERSION)) cpSync(join('migrations', file), join(migrationsDir, file));
+    for (const file of readdirSync('migrations').filter((f) => Number(f.slice(0, 4)) < SCHEMA_VERSION))
+      cpSync(join('migrations', file), join(migrationsDir, file));
     behind = `${db.config.db.schema}_behind`;
     await applySchema(db.sql, behind, migrationsDir);
   });
@@ -328,26 +448,58 @@ describe('a database the actions cannot use', () => {
   });
 
   const mistakes = [
-    { mistake: 'a wrong password', env: () => ({ DB_PASSWORD: 'wrong' }), code: 'DB_LOGIN_REJECTED', says: 'Check DB_USER and DB_PASSWORD' },
-    { mistake: 'a missing database', env: () => ({ DB_NAME: 'no_such_database' }), code: 'DB_NOT_FOUND', says: 'npm run db:apply' },
-    { mistake: 'a missing schema', env: () => ({ DB_SCHEMA: 'no_such_schema' }), code: 'SCHEMA_VERSION_MISMATCH', says: 'set DB_SCHEMA' },
-    { mistake: 'a schema behind the code', env: () => ({ DB_SCHEMA: behind }), code: 'SCHEMA_VERSION_MISMATCH', says: `needs ${SCHEMA_VERSION}: run npm run db:apply` },
+    {
+      mistake: 'a wrong password',
+      env: () => ({ DB_PASSWORD: 'wrong' }),
+      code: 'DB_LOGIN_REJECTED',
+      says: 'Check DB_USER and DB_PASSWORD',
+    },
+    {
+      mistake: 'a missing database',
+      env: () => ({ DB_NAME: 'no_such_database' }),
+      code: 'DB_NOT_FOUND',
+      says: 'npm run db:apply',
+    },
+    {
+      mistake: 'a missing schema',
+      env: () => ({ DB_SCHEMA: 'no_such_schema' }),
+      code: 'SCHEMA_VERSION_MISMATCH',
+      says: 'set DB_SCHEMA',
+    },
+    {
+      mistake: 'a schema behind the code',
+      env: () => ({ DB_SCHEMA: behind }),
+      code: 'SCHEMA_VERSION_MISMATCH',
+      says: `needs ${SCHEMA_VERSION}: run npm run db:apply`,
+    },
   ];
-  const requests = [{ action: 'summary' }, { action: 'show' }, { action: 'redrive', dryRun: true }, { action: 'purge', olderThanDays: 0 }] as const;
+  const requests = [
+    { action: 'summary' },
+    { action: 'show' },
+    { action: 'redrive', dryRun: true },
+    { action: 'purge', olderThanDays: 0 },
+  ] as const;
   const cases = mistakes.flatMap((m) => requests.map((request) => ({ ...m, request, action: request.action })));
 
-  it.each(cases)('should answer $action on $mistake with $code, naming the fix', async ({ env, code, says, request }) => {
-    const config = loadConfig({ ...db.env, ...env() });
-    const database = consumerDatabase(config);
-    try {
-      const run = await runAction(db, { ...request }, { database, config: { ...db.config, db: config.db } });
-      expect(run.error).toMatchObject({ code });
-      expect((run.error as Error).message).toContain(says);
-      expect(run.logs.filter((l) => l.level === 'error')).toEqual([
-        expect.objectContaining({ message: 'dead-letter action failed', action: request.action, error: expect.objectContaining({ code }) }),
-      ]);
-    } finally {
-      await database.end();
-    }
-  });
+  it.each(cases)(
+    'should answer $action on $mistake with $code, naming the fix',
+    async ({ env, code, says, request }) => {
+      const config = loadConfig({ ...db.env, ...env() });
+      const database = consumerDatabase(config);
+      try {
+        const run = await runAction(db, { ...request }, { database, config: { ...db.config, db: config.db } });
+        expect(run.error).toMatchObject({ code });
+        expect((run.error as Error).message).toContain(says);
+        expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+          expect.objectContaining({
+            message: 'dead-letter action failed',
+            action: request.action,
+            error: expect.objectContaining({ code }),
+          }),
+        ]);
+      } finally {
+        await database.end();
+      }
+    },
+  );
 });

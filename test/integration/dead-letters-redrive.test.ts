@@ -79,8 +79,14 @@ async function leaveDeadLetters(kinds: readonly Kind[]) {
         break;
       }
       case 'older': {
-        const newer = surveyMessage({ processedAt: '2024-06-01T00:00:00Z' }, { courseId, processedAt: '2024-06-01T00:00:00Z' });
-        const older = surveyMessage({ processedAt: '2020-01-01T00:00:00Z' }, { courseId, processedAt: '2020-01-01T00:00:00Z' });
+        const newer = surveyMessage(
+          { processedAt: '2024-06-01T00:00:00Z' },
+          { courseId, processedAt: '2024-06-01T00:00:00Z' },
+        );
+        const older = surveyMessage(
+          { processedAt: '2020-01-01T00:00:00Z' },
+          { courseId, processedAt: '2020-01-01T00:00:00Z' },
+        );
         stored.push({ value: newer });
         letters.push({ value: negative(older) });
         expected.push({ result: 'superseded' });
@@ -89,7 +95,8 @@ async function leaveDeadLetters(kinds: readonly Kind[]) {
       }
     }
   });
-  if (stored.length > 0) expect((await runBatch(db, buildKafkaEvent(stored, { topic }))).result?.summary.stored).toBe(stored.length);
+  if (stored.length > 0)
+    expect((await runBatch(db, buildKafkaEvent(stored, { topic }))).result?.summary.stored).toBe(stored.length);
   const run = await runBatch(db, buildKafkaEvent(letters, { topic, firstOffset: 100 }));
   expect(run.result?.summary.deadLettered).toBe(letters.length);
   return { topic, expected, storedByRedrive, superseded };
@@ -125,20 +132,30 @@ describe('redrive after a validation rule is relaxed', () => {
           expect(outcomes(real.response!.letters)).toEqual(expected);
           expect(real.response).toMatchObject({ dryRun: false, redriven: kinds.length, done: true });
           const recorded = await redriveColumns(topic);
-          expect(recorded.map((r) => (r.redrive_result === 'dead_lettered' ? { result: r.redrive_result, reason: r.redrive_reason } : { result: r.redrive_result })))
-            .toEqual(expected);
+          expect(
+            recorded.map((r) =>
+              r.redrive_result === 'dead_lettered'
+                ? { result: r.redrive_result, reason: r.redrive_reason }
+                : { result: r.redrive_result },
+            ),
+          ).toEqual(expected);
           expect(recorded.every((r) => r.redriven && r.redrive_count === 1)).toBe(true);
 
           // Stored exactly once, under the dead letter's own Kafka coordinates, with all its ratings.
           const claims = await db.sql`
             select trace_id, status, kafka_topic, (select count(*)::int from ${table('ratings')} r where r.trace_id = p.trace_id) as ratings
             from ${table('processed_traces')} p where trace_id = any(${storedByRedrive}::text[]) order by trace_id`;
-          expect(claims).toEqual([...storedByRedrive].sort().map((trace_id) => ({ trace_id, status: 'stored', kafka_topic: topic, ratings: 2 })));
+          expect(claims).toEqual(
+            [...storedByRedrive]
+              .sort()
+              .map((trace_id) => ({ trace_id, status: 'stored', kafka_topic: topic, ratings: 2 })),
+          );
           // Newest wins: the older report is superseded and the pair keeps the newer one's data.
           for (const { traceId, newer } of superseded) {
             const [claim] = await db.sql`select status from ${table('processed_traces')} where trace_id = ${traceId}`;
             expect(claim?.status).toBe('superseded');
-            const holders = await db.sql`select distinct trace_id from ${table('ratings')} where trace_id in (${traceId}, ${newer})`;
+            const holders =
+              await db.sql`select distinct trace_id from ${table('ratings')} where trace_id in (${traceId}, ${newer})`;
             expect(holders).toEqual([{ trace_id: newer }]);
           }
 
@@ -170,7 +187,8 @@ describe('redrive after a validation rule is relaxed', () => {
       { result: 'dead_lettered', reason: 'invalid_message' },
       { result: 'dead_lettered', reason: 'invalid_json' },
     ]);
-    const [row] = await db.sql`select redrive_detail from ${table('dead_letters')} where kafka_topic = ${topic} order by id limit 1`;
+    const [row] =
+      await db.sql`select redrive_detail from ${table('dead_letters')} where kafka_topic = ${topic} order by id limit 1`;
     expect(row?.redrive_detail).toBe('course.enrollment: must not be negative');
   });
 });
@@ -183,7 +201,9 @@ describe('redrive after a database-side fix', () => {
     const held = surveyMessage({}, { courseId: `${topic}-held`, courseName: 'held' });
     await db.sql`alter table ${table('courses')} add constraint no_held check (course_name is distinct from 'held')`;
     await runBatch(db, buildKafkaEvent([{ value: poison }, { value: held }], { topic }));
-    expect((await db.sql`select reason from ${table('dead_letters')} where kafka_topic = ${topic}`).map((r) => r.reason)).toEqual(['db_rejected', 'db_rejected']);
+    expect(
+      (await db.sql`select reason from ${table('dead_letters')} where kafka_topic = ${topic}`).map((r) => r.reason),
+    ).toEqual(['db_rejected', 'db_rejected']);
 
     // The fix: one constraint is lifted; the other record is still rejected and is found by halving the batch.
     await db.sql`alter table ${table('courses')} drop constraint no_held`;
@@ -195,7 +215,8 @@ describe('redrive after a database-side fix', () => {
       [held.traceId, 'stored', undefined],
     ]);
     expect(run.response?.letters[0]?.detail).toMatch(/^23514: .*no_poison/);
-    const claims = await db.sql`select trace_id from ${table('processed_traces')} where trace_id in (${poison.traceId}, ${held.traceId})`;
+    const claims =
+      await db.sql`select trace_id from ${table('processed_traces')} where trace_id in (${poison.traceId}, ${held.traceId})`;
     expect(claims).toEqual([{ trace_id: held.traceId }]);
   });
 });
@@ -204,15 +225,28 @@ describe('redrive while the consumer runs', () => {
   it('should store each trace id once when the consumer receives the same traces during the redrive', async () => {
     for (let round = 0; round < 3; round++) {
       const topic = newTopic();
-      const messages = Array.from({ length: 12 }, (_, i) => surveyMessage({}, { courseId: `${topic}-${i % 4}`, enrollment: -1 }))
-        .map((m, i) => ({ ...m, instructor: { name: `Instructor ${i}` } }));
-      await runBatch(db, buildKafkaEvent(messages.map((value) => ({ value })), { topic, partitions: 2 }));
+      const messages = Array.from({ length: 12 }, (_, i) =>
+        surveyMessage({}, { courseId: `${topic}-${i % 4}`, enrollment: -1 }),
+      ).map((m, i) => ({ ...m, instructor: { name: `Instructor ${i}` } }));
+      await runBatch(
+        db,
+        buildKafkaEvent(
+          messages.map((value) => ({ value })),
+          { topic, partitions: 2 },
+        ),
+      );
       const valid = messages.map((m) => ({ ...m, course: { ...m.course, enrollment: 10 } })).reverse();
       const other = consumerDatabase(db.config);
       try {
         const [redriven, consumed] = await Promise.all([
           runAction(db, { action: 'redrive', topic, batchSize: 5 }, { parse: relaxedParse, database: other }),
-          runBatch(db, buildKafkaEvent(valid.map((value) => ({ value })), { topic: `${topic}-live`, partitions: 3 })),
+          runBatch(
+            db,
+            buildKafkaEvent(
+              valid.map((value) => ({ value })),
+              { topic: `${topic}-live`, partitions: 3 },
+            ),
+          ),
         ]);
         expect(redriven.error).toBeUndefined();
         expect(consumed.result?.response).toEqual({ batchItemFailures: [] });
@@ -227,7 +261,9 @@ describe('redrive while the consumer runs', () => {
       const ids = messages.map((m) => m.traceId);
       const [{ claims, ratings }] = (await db.sql`
         select (select count(*)::int from ${table('processed_traces')} where trace_id = any(${ids}::text[])) as claims,
-               (select count(*)::int from ${table('ratings')} where trace_id = any(${ids}::text[])) as ratings`) as unknown as [{ claims: number; ratings: number }];
+               (select count(*)::int from ${table('ratings')} where trace_id = any(${ids}::text[])) as ratings`) as unknown as [
+        { claims: number; ratings: number },
+      ];
       expect({ claims, ratings }).toEqual({ claims: 12, ratings: 24 });
     }
   });
@@ -238,7 +274,9 @@ describe('redrive while the consumer runs', () => {
     // so a 2 s statement timeout (TIME_RESERVE_MS is 1 s here): it must be stored, not wait for the whole dry run.
     const topic = newTopic();
     const courseId = `${topic}-course`;
-    const letters = Array.from({ length: 150 }, (_, i) => ({ value: surveyMessage({ instructor: { name: `Dry ${i}` } }, { courseId, enrollment: -1 }) }));
+    const letters = Array.from({ length: 150 }, (_, i) => ({
+      value: surveyMessage({ instructor: { name: `Dry ${i}` } }, { courseId, enrollment: -1 }),
+    }));
     await runBatch(db, buildKafkaEvent(letters, { topic }));
     const slowParse = (value: Buffer | null) => {
       const until = Date.now() + 20;
@@ -247,11 +285,17 @@ describe('redrive while the consumer runs', () => {
     };
     const other = consumerDatabase(db.config);
     try {
-      const dry = runAction(db, { action: 'redrive', topic, dryRun: true, batchSize: 1 }, { parse: slowParse, database: other });
+      const dry = runAction(
+        db,
+        { action: 'redrive', topic, dryRun: true, batchSize: 1 },
+        { parse: slowParse, database: other },
+      );
       await new Promise((resolve) => setTimeout(resolve, 500));
       const deadline = Date.now() + 3_000;
       const live = surveyMessage({}, { courseId });
-      const consumed = await runBatch(db, buildKafkaEvent([{ value: live }], { topic: `${topic}-live` }), { deadline: deadline - db.config.timeReserveMs });
+      const consumed = await runBatch(db, buildKafkaEvent([{ value: live }], { topic: `${topic}-live` }), {
+        deadline: deadline - db.config.timeReserveMs,
+      });
       expect(consumed.result?.outcomes.map((o) => o.state)).toEqual(['stored']);
       const report = await dry;
       expect(report.response).toMatchObject({ dryRun: true, redriven: 150, done: true });
@@ -273,7 +317,9 @@ describe('redrive while the consumer runs', () => {
     } finally {
       await other.end();
     }
-    expect((await redriveColumns(topic)).map((r) => [r.redrive_result, r.redrive_count])).toEqual(Array(9).fill(['stored', 1]));
+    expect((await redriveColumns(topic)).map((r) => [r.redrive_result, r.redrive_count])).toEqual(
+      Array(9).fill(['stored', 1]),
+    );
   });
 });
 
@@ -293,14 +339,22 @@ describe('redrive in bounded batches', () => {
       if (++parsed === 4) late = 60_000;
       return relaxedParse(value);
     };
-    const timed = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor }, {
-      parse: countingParse,
-      deadline: Date.now() + 60_000,
-      now: () => Date.now() + late,
-    });
+    const timed = await runAction(
+      db,
+      { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor },
+      {
+        parse: countingParse,
+        deadline: Date.now() + 60_000,
+        now: () => Date.now() + late,
+      },
+    );
     expect(timed.response).toMatchObject({ redriven: 2, done: false, cursor: ids[4] });
 
-    const rest = await runAction(db, { action: 'redrive', topic, batchSize: 2, after: timed.response!.cursor }, { parse: relaxedParse });
+    const rest = await runAction(
+      db,
+      { action: 'redrive', topic, batchSize: 2, after: timed.response!.cursor },
+      { parse: relaxedParse },
+    );
     expect(rest.response).toMatchObject({ redriven: 2, done: true, cursor: ids[6] });
     expect((await redriveColumns(topic)).map((r) => r.redrive_result)).toEqual(Array(7).fill('stored'));
   });
@@ -310,11 +364,21 @@ describe('redrive in bounded batches', () => {
     const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
     const lines = run.logs.filter((l) => l.message === 'dead-letter action done');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ action: 'redrive', redriven: 3, results: { stored: 1, dead_lettered: 1, duplicate: 1 }, done: true });
+    expect(lines[0]).toMatchObject({
+      action: 'redrive',
+      redriven: 3,
+      results: { stored: 1, dead_lettered: 1, duplicate: 1 },
+      done: true,
+    });
     expect(run.metrics).toHaveLength(1);
     expect(run.metrics[0]).toMatchObject({
-      service: 'trace-consumer-dead-letters', action: 'redrive', DeadLettersRedriven: 3, RedriveStored: 1, RedriveDuplicate: 1,
-      RedriveSuperseded: 0, RedriveDeadLettered: 1,
+      service: 'trace-consumer-dead-letters',
+      action: 'redrive',
+      DeadLettersRedriven: 3,
+      RedriveStored: 1,
+      RedriveDuplicate: 1,
+      RedriveSuperseded: 0,
+      RedriveDeadLettered: 1,
     });
     expect(run.metrics[0]?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'action']]);
   });
@@ -327,7 +391,10 @@ describe('redrive and purge never exceed their limit', () => {
   let lossy: Database;
   beforeAll(async () => {
     proxy = await lossyProxy({ host: db.config.db.host, port: db.config.db.port });
-    lossy = consumerDatabase({ ...db.config, db: { ...db.config.db, host: '127.0.0.1', port: proxy.port } }, { prepare: false });
+    lossy = consumerDatabase(
+      { ...db.config, db: { ...db.config.db, host: '127.0.0.1', port: proxy.port } },
+      { prepare: false },
+    );
   });
   afterAll(async () => {
     await lossy.end();
@@ -350,7 +417,11 @@ describe('redrive and purge never exceed their limit', () => {
           const { topic } = await leaveDeadLetters(kinds.slice(0, limit + extra));
           proxy.loseCommits(lose);
           const lostBefore = proxy.lost;
-          const run = await runAction(db, { action: 'redrive', topic, batchSize, limit, dryRun }, { parse: relaxedParse, database: lossy });
+          const run = await runAction(
+            db,
+            { action: 'redrive', topic, batchSize, limit, dryRun },
+            { parse: relaxedParse, database: lossy },
+          );
           proxy.loseCommits(-(lose - (proxy.lost - lostBefore))); // a dry run commits nothing: disarm what is left
           expect(run.error).toBeUndefined();
           const report = run.response!;
@@ -374,7 +445,11 @@ describe('redrive and purge never exceed their limit', () => {
     const { topic } = await leaveDeadLetters(['fixable', 'fixable', 'still_invalid', 'fixable']);
     const before = proxy.lost;
     proxy.loseCommits(1);
-    const run = await runAction(db, { action: 'redrive', topic, batchSize: 2, limit: 2 }, { parse: relaxedParse, database: lossy });
+    const run = await runAction(
+      db,
+      { action: 'redrive', topic, batchSize: 2, limit: 2 },
+      { parse: relaxedParse, database: lossy },
+    );
     expect(proxy.lost).toBe(before + 1);
     expect(run.response).toMatchObject({ redriven: 2, results: { stored: 2 } });
     expect(await marked(topic)).toBe(2);
@@ -386,7 +461,11 @@ describe('redrive and purge never exceed their limit', () => {
     const { topic } = await leaveDeadLetters(['fixable', 'fixable']);
     proxy.loseAnswerTo('set redriven_at = now()');
     const before = proxy.lost;
-    const run = await runAction(db, { action: 'redrive', topic, dryRun: true }, { parse: relaxedParse, database: lossy });
+    const run = await runAction(
+      db,
+      { action: 'redrive', topic, dryRun: true },
+      { parse: relaxedParse, database: lossy },
+    );
     expect(proxy.lost).toBe(before + 1);
     expect(run.response).toMatchObject({ redriven: 2, results: { stored: 2, duplicate: 0 } });
     expect(await marked(topic)).toBe(0);
@@ -405,7 +484,11 @@ describe('redrive and purge never exceed their limit', () => {
           const before = await remaining(topic);
           proxy.loseCommits(lose);
           const lostBefore = proxy.lost;
-          const run = await runAction(db, { action: 'purge', topic, olderThanDays: 0, batchSize, limit, dryRun }, { database: lossy });
+          const run = await runAction(
+            db,
+            { action: 'purge', topic, olderThanDays: 0, batchSize, limit, dryRun },
+            { database: lossy },
+          );
           proxy.loseCommits(-(lose - (proxy.lost - lostBefore)));
           expect(run.error).toBeUndefined();
           expect(run.response).toMatchObject({ purged: limit, byReason: { invalid_json: limit }, done: false });
@@ -419,7 +502,11 @@ describe('redrive and purge never exceed their limit', () => {
   it('should go on to the end without a limit, and say done', async () => {
     const { topic } = await leaveDeadLetters(['not_json', 'not_json', 'not_json']);
     proxy.loseCommits(1);
-    const run = await runAction(db, { action: 'purge', topic, olderThanDays: 0, batchSize: 2, dryRun: false }, { database: lossy });
+    const run = await runAction(
+      db,
+      { action: 'purge', topic, olderThanDays: 0, batchSize: 2, dryRun: false },
+      { database: lossy },
+    );
     expect(run.response).toMatchObject({ purged: 3, done: true });
     expect(await remaining(topic)).toBe(0);
   });
@@ -432,7 +519,9 @@ describe('redrive when the database cannot be reached', () => {
     try {
       const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, database: unreachable });
       expect(run.error).toMatchObject({ code: 'DB_UNREACHABLE' }); // the driver's ECONNREFUSED, diagnosed with its fix
-      expect(run.logs.filter((l) => l.level === 'error')).toEqual([expect.objectContaining({ message: 'dead-letter action failed', action: 'redrive' })]);
+      expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+        expect.objectContaining({ message: 'dead-letter action failed', action: 'redrive' }),
+      ]);
       expect(run.metrics).toEqual([]);
     } finally {
       await unreachable.end();

@@ -47,65 +47,84 @@ const SCENARIOS = FAULTS.flatMap((fault, i) =>
 );
 
 describe('a batch near its deadline', () => {
-  it.each(SCENARIOS)('should settle before the invocation ends: $fault, lock released: $released, backoff $backoffMs ms', async ({ fault, released, backoffMs }) => {
-    const tag = `dl-${randomBytes(3).toString('hex')}`;
-    const application = `deadline-${tag}`;
-    const first = `pw-${randomBytes(6).toString('hex')}`;
-    const role = await createWriter(first);
-    // The secret as Secrets Manager holds it, and what the environment cached of it.
-    let secret = first;
-    let cached = first;
-    const credentials = (password: string): Credentials => ({ host: db.config.db.host, port: db.config.db.port, database: db.config.db.database, user: role, password });
-    const source: CredentialSource = { get: async () => credentials(cached), refresh: async () => {
-      cached = secret;
-      return credentials(cached);
-    } };
-    const consumer = new Database(db.config.db, source, { connection: { application_name: application } });
-    const event = buildKafkaEvent(
-      Array.from({ length: 4 }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }) })),
-      { topic: tag },
-    );
-    const lock = await holdTableLock(db, 'courses');
+  it.each(SCENARIOS)(
+    'should settle before the invocation ends: $fault, lock released: $released, backoff $backoffMs ms',
+    async ({ fault, released, backoffMs }) => {
+      const tag = `dl-${randomBytes(3).toString('hex')}`;
+      const application = `deadline-${tag}`;
+      const first = `pw-${randomBytes(6).toString('hex')}`;
+      const role = await createWriter(first);
+      // The secret as Secrets Manager holds it, and what the environment cached of it.
+      let secret = first;
+      let cached = first;
+      const credentials = (password: string): Credentials => ({
+        host: db.config.db.host,
+        port: db.config.db.port,
+        database: db.config.db.database,
+        user: role,
+        password,
+      });
+      const source: CredentialSource = {
+        get: async () => credentials(cached),
+        refresh: async () => {
+          cached = secret;
+          return credentials(cached);
+        },
+      };
+      const consumer = new Database(db.config.db, source, { connection: { application_name: application } });
+      const event = buildKafkaEvent(
+        Array.from({ length: 4 }, (_, i) => ({
+          value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }),
+        })),
+        { topic: tag },
+      );
+      const lock = await holdTableLock(db, 'courses');
 
-    const started = Date.now();
-    const deadline = started + DEADLINE_MS;
-    let finished = Infinity;
-    const running = runBatch(db, event, { database: consumer, deadline, config: { ...db.config, retry: { maxRetries: 3, backoffMs } } }).finally(() => (finished = Date.now()));
-    await waitForLockWait(db, application);
-    await sleepUntil(started + KILL_AT);
-    if (fault.startsWith('rotate')) {
-      secret = `pw-${randomBytes(6).toString('hex')}`;
-      await db.sql`alter role ${db.sql(role)} password ${db.sql.unsafe(`'${secret}'`)}`;
-    }
-    await terminateSessions(db.sql, { applicationName: application });
-    let lastKill = KILL_AT;
-    if (fault === 'terminate twice' || fault === 'rotate, then terminate') {
-      // The reconnect (or re-login) is waiting on the lock again by now; lose that connection too.
-      await waitForLockWait(db, application).catch(() => {});
-      await sleepUntil(started + SECOND_KILL_AT);
+      const started = Date.now();
+      const deadline = started + DEADLINE_MS;
+      let finished = Infinity;
+      const running = runBatch(db, event, {
+        database: consumer,
+        deadline,
+        config: { ...db.config, retry: { maxRetries: 3, backoffMs } },
+      }).finally(() => (finished = Date.now()));
+      await waitForLockWait(db, application);
+      await sleepUntil(started + KILL_AT);
+      if (fault.startsWith('rotate')) {
+        secret = `pw-${randomBytes(6).toString('hex')}`;
+        await db.sql`alter role ${db.sql(role)} password ${db.sql.unsafe(`'${secret}'`)}`;
+      }
       await terminateSessions(db.sql, { applicationName: application });
-      lastKill = SECOND_KILL_AT;
-    }
-    if (released) {
-      await sleepUntil(started + lastKill + 200);
-      await lock.release();
-    }
-    const run = await running;
-    if (!released) await lock.release();
-    await consumer.end();
+      let lastKill = KILL_AT;
+      if (fault === 'terminate twice' || fault === 'rotate, then terminate') {
+        // The reconnect (or re-login) is waiting on the lock again by now; lose that connection too.
+        await waitForLockWait(db, application).catch(() => {});
+        await sleepUntil(started + SECOND_KILL_AT);
+        await terminateSessions(db.sql, { applicationName: application });
+        lastKill = SECOND_KILL_AT;
+      }
+      if (released) {
+        await sleepUntil(started + lastKill + 200);
+        await lock.release();
+      }
+      const run = await running;
+      if (!released) await lock.release();
+      await consumer.end();
 
-    // Before Lambda's end: the deadline plus TIME_RESERVE_MS.
-    expect(finished - started).toBeLessThan(DEADLINE_MS + db.config.timeReserveMs);
-    // Every record in a known state, and the database agreeing with it.
-    const outcomes = run.result?.outcomes ?? [];
-    const states = run.error === undefined ? outcomes.map((o) => o.state) : Array(4).fill('failed');
-    expect(states).toHaveLength(4);
-    for (const state of states) expect(['stored', 'failed']).toContain(state);
-    const claims = await db.sql<{ trace_id: string; status: string; kafka_offset: string }[]>`
+      // Before Lambda's end: the deadline plus TIME_RESERVE_MS.
+      expect(finished - started).toBeLessThan(DEADLINE_MS + db.config.timeReserveMs);
+      // Every record in a known state, and the database agreeing with it.
+      const outcomes = run.result?.outcomes ?? [];
+      const states = run.error === undefined ? outcomes.map((o) => o.state) : Array(4).fill('failed');
+      expect(states).toHaveLength(4);
+      for (const state of states) expect(['stored', 'failed']).toContain(state);
+      const claims = await db.sql<{ trace_id: string; status: string; kafka_offset: string }[]>`
       select trace_id, status, kafka_offset::text from ${db.sql(`${db.config.db.schema}.processed_traces`)} where trace_id like ${tag + '-%'} order by trace_id`;
-    const stored = states.flatMap((s, i) => (s === 'stored' ? [`${tag}-${i}`] : []));
-    expect(claims.map((c) => c.trace_id)).toEqual(stored);
-    for (const c of claims) expect(c.status).toBe('stored');
-    if (run.error === undefined) expect(run.result?.summary).toMatchObject({ stored: stored.length, failed: 4 - stored.length });
-  });
+      const stored = states.flatMap((s, i) => (s === 'stored' ? [`${tag}-${i}`] : []));
+      expect(claims.map((c) => c.trace_id)).toEqual(stored);
+      for (const c of claims) expect(c.status).toBe('stored');
+      if (run.error === undefined)
+        expect(run.result?.summary).toMatchObject({ stored: stored.length, failed: 4 - stored.length });
+    },
+  );
 });

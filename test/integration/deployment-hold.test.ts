@@ -40,15 +40,28 @@ async function held(overrides: Parameters<typeof runBatch>[2], holdMs: number, d
 
 describe('a deployment-class failure', () => {
   it('should hold the invocation on a rejected login, up to the hold or the deadline, and say why', async () => {
-    const wrong = consumerDatabase({ ...db.config, db: { ...db.config.db, password: `wrong-${randomBytes(4).toString('hex')}`, user: `nobody_${randomBytes(3).toString('hex')}` } });
+    const wrong = consumerDatabase({
+      ...db.config,
+      db: {
+        ...db.config.db,
+        password: `wrong-${randomBytes(4).toString('hex')}`,
+        user: `nobody_${randomBytes(3).toString('hex')}`,
+      },
+    });
     try {
-      for (const [holdMs, deadlineIn, expected] of [[60_000, 30_000, 30_000], [10_000, 30_000, 10_000]] as const) {
+      for (const [holdMs, deadlineIn, expected] of [
+        [60_000, 30_000, 30_000],
+        [10_000, 30_000, 10_000],
+      ] as const) {
         const { run, waits } = await held({ database: wrong }, holdMs, deadlineIn);
         expect(run.error).toBeInstanceOf(BatchFailedError);
         expect((run.error as BatchFailedError).cause).toMatchObject({ code: 'DB_LOGIN_REJECTED' });
         // The driven clock stands still while the batch runs, so the hold is exactly what is left of it.
         expect(waits).toEqual([expected]);
-        expect(run.logs.find((l) => String(l.message).startsWith('deployment-class failure'))).toMatchObject({ code: '28P01', holdMs: expected });
+        expect(run.logs.find((l) => String(l.message).startsWith('deployment-class failure'))).toMatchObject({
+          code: '28P01',
+          holdMs: expected,
+        });
       }
     } finally {
       await wrong.end();

@@ -2,7 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchFailedError } from '../../lib/errors';
 import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import type { LocalDatabase } from '../../scripts/local-db';
-import { consumerDatabase, countRows, holdTableLock, ownServer, terminateSessions, waitForLockWait as waitForLockWaitOf, type TestDatabase } from '../helpers/db';
+import {
+  consumerDatabase,
+  countRows,
+  holdTableLock,
+  ownServer,
+  terminateSessions,
+  waitForLockWait as waitForLockWaitOf,
+  type TestDatabase,
+} from '../helpers/db';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch, snapshot, type Run } from '../helpers/run';
 
@@ -26,13 +34,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A batch of fresh reports, some sharing a course or an instructor, all new to the database. */
 function batch(tag: string, n = 6) {
   return buildKafkaEvent(
-    Array.from({ length: n }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}`, instructor: { name: `${tag} teacher ${i % 3}` } }, { courseId: `${tag}-COURSE-${i % 2}` }) })),
+    Array.from({ length: n }, (_, i) => ({
+      value: surveyMessage(
+        { traceId: `${tag}-${i}`, instructor: { name: `${tag} teacher ${i % 3}` } },
+        { courseId: `${tag}-COURSE-${i % 2}` },
+      ),
+    })),
     { partitions: 2 },
   );
 }
 
 async function traceCount(tag: string) {
-  const [row] = await db.sql`select count(*)::int as n from ${table('processed_traces')} where trace_id like ${tag + '-%'}`;
+  const [row] =
+    await db.sql`select count(*)::int as n from ${table('processed_traces')} where trace_id like ${tag + '-%'}`;
   return row?.n ?? 0;
 }
 
@@ -98,21 +112,37 @@ describe('database faults', () => {
     // The other session locks the pair row the consumer will need, then waits on a course the consumer has just
     // inserted: each waits for the other, and PostgreSQL aborts one with 40P01. (Not on an instructor: those are
     // committed before the batch's transaction begins, so that no one waits on them.)
-    await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: `${tag}-seed`, instructor: { name: `${tag} teacher 0` }, processedAt: '2000-01-01T00:00:00Z' }, { courseId: `${tag}-COURSE-0` }) }]));
-    const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-deadlock', deadlock_timeout: '100ms' } });
+    await runBatch(
+      db,
+      buildKafkaEvent([
+        {
+          value: surveyMessage(
+            { traceId: `${tag}-seed`, instructor: { name: `${tag} teacher 0` }, processedAt: '2000-01-01T00:00:00Z' },
+            { courseId: `${tag}-COURSE-0` },
+          ),
+        },
+      ]),
+    );
+    const consumer = consumerDatabase(db.config, {
+      connection: { application_name: 'fault-deadlock', deadlock_timeout: '100ms' },
+    });
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
     let locked!: () => void;
     const pairLocked = new Promise<void>((r) => (locked = r));
-    const other = db.sql.begin(async (tx) => {
-      await tx`set local deadlock_timeout = '2s'`;
-      await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update of ci`;
-      locked();
-      await waitForLockWait('fault-deadlock');
-      await tx`insert into ${table('courses')} (course_id, trace_id, report_at, report_offset, report_partition)
-               values (${`${tag}-COURSE-1`}, ${`${tag}-other`}, '1999-01-01', 0, 0) on conflict (course_id) do nothing`.catch(() => {});
-      release();
-    }).catch(() => release());
+    const other = db.sql
+      .begin(async (tx) => {
+        await tx`set local deadlock_timeout = '2s'`;
+        await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update of ci`;
+        locked();
+        await waitForLockWait('fault-deadlock');
+        await tx`insert into ${table('courses')} (course_id, trace_id, report_at, report_offset, report_partition)
+               values (${`${tag}-COURSE-1`}, ${`${tag}-other`}, '1999-01-01', 0, 0) on conflict (course_id) do nothing`.catch(
+          () => {},
+        );
+        release();
+      })
+      .catch(() => release());
     // The consumer starts once the pair row is locked: started together, it could take the row first on a slow
     // machine, finish without waiting, and no deadlock would happen.
     await Promise.race([pairLocked, other]);
@@ -129,10 +159,23 @@ describe('database faults', () => {
   it('should retry a serialization failure between two sessions and store everything once', async () => {
     const tag = 'serialization';
     const event = batch(tag, 2);
-    await runBatch(db, buildKafkaEvent([{ value: surveyMessage({ traceId: `${tag}-seed` }, { courseId: `${tag}-COURSE-0`, processedAt: '2000-01-01T00:00:00Z' }), timestamp: 0 }]));
+    await runBatch(
+      db,
+      buildKafkaEvent([
+        {
+          value: surveyMessage(
+            { traceId: `${tag}-seed` },
+            { courseId: `${tag}-COURSE-0`, processedAt: '2000-01-01T00:00:00Z' },
+          ),
+          timestamp: 0,
+        },
+      ]),
+    );
     // The consumer runs at REPEATABLE READ here: a row another session changes and commits after its snapshot was
     // taken cannot be updated, and PostgreSQL answers 40001.
-    const consumer = consumerDatabase(db.config, { connection: { application_name: 'fault-serial', default_transaction_isolation: 'repeatable read' } });
+    const consumer = consumerDatabase(db.config, {
+      connection: { application_name: 'fault-serial', default_transaction_isolation: 'repeatable read' },
+    });
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     let updated!: () => void;

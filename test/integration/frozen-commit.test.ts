@@ -50,17 +50,26 @@ async function freezingProxy(target: { host: string; port: number }, nth: number
   };
 }
 
-it('should not leave the silent connection\'s transaction holding the batch\'s locks past the deadline', async () => {
+it("should not leave the silent connection's transaction holding the batch's locks past the deadline", async () => {
   const tag = `frozen-${randomBytes(3).toString('hex')}`;
   // The second COMMIT is the batch transaction's (the first ends the instructors' short transaction).
   const proxy = await freezingProxy({ host: db.config.db.host, port: db.config.db.port }, 2);
-  const silent = consumerDatabase({ ...db.config, db: { ...db.config.db, host: '127.0.0.1', port: proxy.port } }, { connection: { application_name: tag }, prepare: false });
+  const silent = consumerDatabase(
+    { ...db.config, db: { ...db.config.db, host: '127.0.0.1', port: proxy.port } },
+    { connection: { application_name: tag }, prepare: false },
+  );
   const event = buildKafkaEvent(
-    Array.from({ length: 3 }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }) })),
+    Array.from({ length: 3 }, (_, i) => ({
+      value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }),
+    })),
     { topic: tag },
   );
   try {
-    const first = await runBatch(db, event, { database: silent, deadline: Date.now() + 2_500, config: { ...db.config, retry: { maxRetries: 0, backoffMs: 50 } } });
+    const first = await runBatch(db, event, {
+      database: silent,
+      deadline: Date.now() + 2_500,
+      config: { ...db.config, retry: { maxRetries: 0, backoffMs: 50 } },
+    });
     expect(proxy.frozen).toBe(true);
     expect(first.error).toMatchObject({ code: 'BATCH_FAILED' }); // nothing settled: the whole batch goes back to Lambda
 

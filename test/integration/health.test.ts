@@ -60,7 +60,11 @@ describe('health samples', () => {
     const handler = await coldStart('health', db);
     const run = await captureLogs(() => handler({ version: '2.0', requestContext: { http: {} } }, lambdaContext()));
     expect(run.value).toMatchObject({ statusCode: 500, headers: { 'Cache-Control': 'no-store' } });
-    expect(run.logs.find((l) => l.message === 'health request failed')).toMatchObject({ level: 'error', requestId: expect.stringMatching(/^req-/), coldStart: true });
+    expect(run.logs.find((l) => l.message === 'health request failed')).toMatchObject({
+      level: 'error',
+      requestId: expect.stringMatching(/^req-/),
+      coldStart: true,
+    });
   });
 
   it('should name the allowed method on a 405', async () => {
@@ -93,7 +97,12 @@ describe('GET /healthz/ready', () => {
     expect(answer.statusCode).toBe(503);
     expect(answer.body.checks).toEqual([
       { name: 'credentials', ok: true, durationMs: expect.any(Number) },
-      { name: 'database', ok: false, durationMs: expect.any(Number), error: 'password authentication failed: Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.' },
+      {
+        name: 'database',
+        ok: false,
+        durationMs: expect.any(Number),
+        error: 'password authentication failed: Check DB_USER and DB_PASSWORD, or the secret that DB_SECRET_ARN names.',
+      },
       { name: 'schema', ok: false, durationMs: 0, error: 'skipped: an earlier check failed' },
     ]);
     const text = JSON.stringify(answer);
@@ -105,10 +114,26 @@ describe('GET /healthz/ready', () => {
   // Each setup mistake of a new user, with the words that name it and the variable to fix; combined with both
   // routes that touch the database.
   const mistakes: { mistake: string; env: Record<string, string>; names: string[] }[] = [
-    { mistake: 'a wrong password', env: { DB_PASSWORD: 'not-the-password-42' }, names: ['password authentication failed', 'DB_PASSWORD'] },
-    { mistake: 'a database that does not exist', env: { DB_NAME: 'no_such_database' }, names: ['database does not exist', 'DB_NAME'] },
-    { mistake: 'a missing CA file', env: { DB_SSL: 'verify-full', DB_SSL_CA: '/nonexistent/ca.pem' }, names: ['CA bundle', 'DB_SSL_CA', 'DB_SSL=disable'] },
-    { mistake: 'a port nothing listens on', env: { DB_PORT: '1' }, names: ['connection refused', 'DB_HOST and DB_PORT'] },
+    {
+      mistake: 'a wrong password',
+      env: { DB_PASSWORD: 'not-the-password-42' },
+      names: ['password authentication failed', 'DB_PASSWORD'],
+    },
+    {
+      mistake: 'a database that does not exist',
+      env: { DB_NAME: 'no_such_database' },
+      names: ['database does not exist', 'DB_NAME'],
+    },
+    {
+      mistake: 'a missing CA file',
+      env: { DB_SSL: 'verify-full', DB_SSL_CA: '/nonexistent/ca.pem' },
+      names: ['CA bundle', 'DB_SSL_CA', 'DB_SSL=disable'],
+    },
+    {
+      mistake: 'a port nothing listens on',
+      env: { DB_PORT: '1' },
+      names: ['connection refused', 'DB_HOST and DB_PORT'],
+    },
   ];
   const routes = [
     { route: 'health-ready', error: (a: HttpAnswer) => a.body.checks?.find((c) => !c.ok)?.error },
@@ -129,7 +154,9 @@ describe('GET /healthz/ready', () => {
     expect(answer.statusCode).toBe(503);
     const schema = answer.body.checks?.find((c) => c.name === 'schema');
     expect(schema?.ok).toBe(false);
-    expect(schema?.error).toBe(`schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`);
+    expect(schema?.error).toBe(
+      `schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`,
+    );
   });
 
   it('should answer 503 naming the one table that was dropped', async () => {
@@ -151,11 +178,16 @@ describe('GET /healthz/ready', () => {
     const first = await handler(request('health-ready'), lambdaContext());
     const second = await handler(request('health-ready'), lambdaContext());
     expect(JSON.parse((first as { body: string }).body).cached).toBe(false);
-    expect(JSON.parse((second as { body: string }).body)).toMatchObject({ cached: true, checkedAt: JSON.parse((first as { body: string }).body).checkedAt });
+    expect(JSON.parse((second as { body: string }).body)).toMatchObject({
+      cached: true,
+      checkedAt: JSON.parse((first as { body: string }).body).checkedAt,
+    });
 
     const uncached = await coldStart('health', db, { HEALTH_CHECK_INTERVAL: '0' });
     await uncached(request('health-ready'), lambdaContext());
-    expect(JSON.parse(((await uncached(request('health-ready'), lambdaContext())) as { body: string }).body).cached).toBe(false);
+    expect(
+      JSON.parse(((await uncached(request('health-ready'), lambdaContext())) as { body: string }).body).cached,
+    ).toBe(false);
   });
 
   it('should answer within the timeout when the database accepts connections but never replies', async () => {
@@ -182,7 +214,10 @@ describe('GET /healthz', () => {
       const before = await call(fresh, 'health-freshness');
       expect(before.body).toMatchObject({ status: 'ok', lastStoredAt: null, stored: { lastHour: 0 }, stale: false });
 
-      await runBatch(fresh, buildKafkaEvent([{ value: surveyMessage() }, { value: surveyMessage() }, { value: 'garbage' }]));
+      await runBatch(
+        fresh,
+        buildKafkaEvent([{ value: surveyMessage() }, { value: surveyMessage() }, { value: 'garbage' }]),
+      );
       const after = await call(fresh, 'health-freshness');
       expect(after.statusCode).toBe(200);
       expect(after.body).toMatchObject({
@@ -251,7 +286,9 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)),
+    ),
   ]).finally(() => clearTimeout(timer));
 }
 
@@ -267,10 +304,16 @@ describe('health that cannot hurt the database', () => {
         expect(answer.statusCode).toBe(503);
         expect(answer.body).toMatchObject({ status: 'unavailable', cached: false });
         // The server gave up (lock_timeout, 55P03), before the client's own timeout had to drop the connection.
-        expect(answer.body.error).toBe('a table it reads is locked (lock_timeout): the answer is unknown, ask again later');
+        expect(answer.body.error).toBe(
+          'a table it reads is locked (lock_timeout): the answer is unknown, ask again later',
+        );
       }
       // Nothing is left queued behind the lock: lock_timeout ended each wait on the server.
-      await waitFor(async () => (await lockWaiters(locked, 'processed_traces')) === 0, 'the health backends to stop waiting', 80);
+      await waitFor(
+        async () => (await lockWaiters(locked, 'processed_traces')) === 0,
+        'the health backends to stop waiting',
+        80,
+      );
     } finally {
       await lock.release();
       await locked.close();
@@ -284,9 +327,16 @@ describe('health that cannot hurt the database', () => {
     let released = false;
     try {
       // A pool of 5 could run 5 queries side by side: only one may be asked.
-      const handler = await coldStart('health', busy, { HEALTH_TIMEOUT_MS: '20000', HEALTH_CHECK_INTERVAL: '60', DB_POOL_MAX: '5' });
+      const handler = await coldStart('health', busy, {
+        HEALTH_TIMEOUT_MS: '20000',
+        HEALTH_CHECK_INTERVAL: '60',
+        DB_POOL_MAX: '5',
+      });
       const answers = Array.from({ length: 8 }, () => ask(handler, 'health-freshness'));
-      await waitFor(async () => (await lockWaiters(busy, 'processed_traces')) > 0, 'a freshness query to wait for the lock');
+      await waitFor(
+        async () => (await lockWaiters(busy, 'processed_traces')) > 0,
+        'a freshness query to wait for the lock',
+      );
       await new Promise((r) => setTimeout(r, 300)); // time for any further query to queue up too
       expect(await lockWaiters(busy, 'processed_traces')).toBe(1);
       await lock.release();
@@ -313,7 +363,10 @@ describe('health that cannot hurt the database', () => {
       const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
       const second = await ask(handler, 'health-freshness');
       expect(first.body).toMatchObject({ status: 'unavailable', cached: false });
-      expect(second).toMatchObject({ statusCode: 503, body: { status: 'unavailable', cached: true, checkedAt: first.body.checkedAt } });
+      expect(second).toMatchObject({
+        statusCode: 503,
+        body: { status: 'unavailable', cached: true, checkedAt: first.body.checkedAt },
+      });
     } finally {
       await lock.release();
       await locked.close();
@@ -330,10 +383,14 @@ describe('a Secrets Manager that never answers', () => {
     const port = (silent.address() as { port: number }).port;
     try {
       const handler = await coldStart('health', db, {
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-        AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key', AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key',
+        AWS_EC2_METADATA_DISABLED: 'true',
         DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-health-AbCdEf',
-        HEALTH_TIMEOUT_MS: '500', HEALTH_CHECK_INTERVAL: '60',
+        HEALTH_TIMEOUT_MS: '500',
+        HEALTH_CHECK_INTERVAL: '60',
       });
       const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
       expect(first.statusCode).toBe(503);
@@ -381,9 +438,13 @@ describe('a read-only role for the health function', () => {
         await expect(asHealth`create temporary table hog (x int)`).rejects.toMatchObject({ code: '25006' });
         // The privileges hold even in a session that turns read-only off.
         await asHealth`set default_transaction_read_only = off`;
-        await expect(asHealth`delete from ${asHealth(`${schema}.processed_traces`)}`).rejects.toMatchObject({ code: '42501' });
+        await expect(asHealth`delete from ${asHealth(`${schema}.processed_traces`)}`).rejects.toMatchObject({
+          code: '42501',
+        });
         // And however many environments or holders of its password there are, it holds a bounded number of backends.
-        const [limits] = await own.sql<{ rolconnlimit: number }[]>`select rolconnlimit from pg_roles where rolname = ${role}`;
+        const [limits] = await own.sql<
+          { rolconnlimit: number }[]
+        >`select rolconnlimit from pg_roles where rolname = ${role}`;
         expect(limits!.rolconnlimit).toBeGreaterThan(0);
       } finally {
         await asHealth.end({ timeout: 5 });
@@ -423,6 +484,9 @@ describe('a stopped database', () => {
 
   it('should make /healthz answer 503', async () => {
     const answer = await call(stoppedDb, 'health-freshness');
-    expect(answer).toMatchObject({ statusCode: 503, body: { status: 'unavailable', error: expect.stringContaining('connection refused') } });
+    expect(answer).toMatchObject({
+      statusCode: 503,
+      body: { status: 'unavailable', error: expect.stringContaining('connection refused') },
+    });
   });
 });

@@ -20,10 +20,14 @@ function report(courseId: string, processedAt: string, ratings: number, extra: R
   return m;
 }
 async function pairRatings(courseId: string) {
-  return db.sql<{ trace_id: string; n: number }[]>`select r.trace_id, count(*)::int as n from ${table('ratings')} r join ${table('courses')} c on c.id = r.course_id where c.course_id = ${courseId} group by 1 order by 1`;
+  return db.sql<
+    { trace_id: string; n: number }[]
+  >`select r.trace_id, count(*)::int as n from ${table('ratings')} r join ${table('courses')} c on c.id = r.course_id where c.course_id = ${courseId} group by 1 order by 1`;
 }
 async function pairTrace(courseId: string) {
-  const rows = await db.sql<{ trace_id: string }[]>`select ci.trace_id from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${courseId}`;
+  const rows = await db.sql<
+    { trace_id: string }[]
+  >`select ci.trace_id from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${courseId}`;
   return rows.map((r) => r.trace_id);
 }
 
@@ -31,14 +35,27 @@ async function pairTrace(courseId: string) {
 // record in the state separate batches would give, with the newest report's rows and nothing else.
 describe('combined kinds', () => {
   it('should keep only the newest report ratings when a new pair gets two reports in a batch split by isolation', async () => {
-    const orders = [[0, 1, 2], [2, 1, 0], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1]];
+    const orders = [
+      [0, 1, 2],
+      [2, 1, 0],
+      [0, 2, 1],
+      [1, 0, 2],
+      [1, 2, 0],
+      [2, 0, 1],
+    ];
     for (const order of orders) {
       const course = `C-${uniq()}`;
       const older = report(course, '2023-01-01T00:00:00Z', 2);
       const newer = report(course, '2023-02-01T00:00:00Z', 3);
       const rejected = report(`R-${uniq()}`, '0000-06-15T00:00:00Z', 1);
       const msgs = [older, rejected, newer];
-      const run = await runBatch(db, buildKafkaEvent(order.map((i) => ({ value: msgs[i] })), { topic: `t-${uniq()}` }));
+      const run = await runBatch(
+        db,
+        buildKafkaEvent(
+          order.map((i) => ({ value: msgs[i] })),
+          { topic: `t-${uniq()}` },
+        ),
+      );
       expect(run.error).toBeUndefined();
       expect(await pairTrace(course)).toEqual([newer.traceId]);
       expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
@@ -53,12 +70,22 @@ describe('combined kinds', () => {
       // PostgreSQL rejects the first copy of the newer report (its course's processedAt is in year 0); the copy after it is corrected.
       const rejectedCopy = { ...newer, course: { ...newer.course, processedAt: '0000-06-15T00:00:00Z' } };
       // The rejected copy first in event order (partition 0 is listed first), the others spread over the partitions.
-      const records = [rejectedCopy, older, older, newer, newer].map((value, i) => ({ value, partition: i === 0 ? 0 : i % partitions }));
+      const records = [rejectedCopy, older, older, newer, newer].map((value, i) => ({
+        value,
+        partition: i === 0 ? 0 : i % partitions,
+      }));
       const run = await runBatch(db, buildKafkaEvent(records, { topic: `n-${uniq()}`, partitions }));
       expect(run.error).toBeUndefined();
-      const byTrace = (id: string) => run.result!.outcomes.filter((o) => o.traceId === id).map((o) => o.state).sort();
+      const byTrace = (id: string) =>
+        run
+          .result!.outcomes.filter((o) => o.traceId === id)
+          .map((o) => o.state)
+          .sort();
       // Stored when isolation wrote it in a transaction before the corrected copy (as an earlier batch would), else superseded.
-      expect([['duplicate', 'stored'], ['duplicate', 'superseded']]).toContainEqual(byTrace(older.traceId));
+      expect([
+        ['duplicate', 'stored'],
+        ['duplicate', 'superseded'],
+      ]).toContainEqual(byTrace(older.traceId));
       expect(byTrace(newer.traceId)).toEqual(['dead_lettered', 'duplicate', 'stored']);
       expect(await pairTrace(course)).toEqual([newer.traceId]);
       expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
@@ -93,7 +120,16 @@ describe('combined kinds', () => {
     const a = report(course, at, 1);
     const b = report(course, at, 2);
     // one batch: a on partition 0, b on partition 1, both offset 0 → partition 1 wins
-    await runBatch(db, buildKafkaEvent([{ value: a, partition: 0 }, { value: b, partition: 1 }], { topic }));
+    await runBatch(
+      db,
+      buildKafkaEvent(
+        [
+          { value: a, partition: 0 },
+          { value: b, partition: 1 },
+        ],
+        { topic },
+      ),
+    );
     const a2 = report(course2, at, 1);
     const b2 = report(course2, at, 2);
     await runBatch(db, buildKafkaEvent([{ value: b2, partition: 1 }], { topic: `${topic}x` }));
@@ -114,7 +150,13 @@ describe('combined kinds', () => {
     ];
     const run = await runBatch(db, buildKafkaEvent(records, { topic }));
     expect(run.error).toBeUndefined();
-    expect(run.result!.outcomes.map((o) => o.state)).toEqual(['dead_lettered', 'dead_lettered', 'stored', 'duplicate', 'duplicate']);
+    expect(run.result!.outcomes.map((o) => o.state)).toEqual([
+      'dead_lettered',
+      'dead_lettered',
+      'stored',
+      'duplicate',
+      'duplicate',
+    ]);
   });
 
   it('should keep ratings of the newest report when a redrive writes two reports of a new pair split by isolation', async () => {
@@ -144,7 +186,8 @@ describe('combined kinds', () => {
     expect(show.error).toBeUndefined();
     const r = await runAction(db, { action: 'redrive', topic });
     expect(r.error).toBeUndefined();
-    const rows = await db.sql`select trace_id, status from ${table('processed_traces')} where trace_id like '90071992547409%' order by 1`;
+    const rows =
+      await db.sql`select trace_id, status from ${table('processed_traces')} where trace_id like '90071992547409%' order by 1`;
     expect(rows.map((x) => x.trace_id)).toEqual(['9007199254740994', '9007199254740995']);
     const again = await runAction(db, { action: 'redrive', topic });
     expect((again.response as { redriven: number }).redriven).toBe(0);
@@ -153,7 +196,8 @@ describe('combined kinds', () => {
 
 describe('values beyond an index entry', () => {
   it('should dead-letter reports whose trace id, course id or instructor name no index can hold, and store the rest', async () => {
-    const huge = (tag: string) => `${tag}-${Buffer.from(Array.from({ length: 6000 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;
+    const huge = (tag: string) =>
+      `${tag}-${Buffer.from(Array.from({ length: 6000 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;
     const topic = `big-${uniq()}`;
     const longTrace = huge('t');
     const records: RecordInput[] = [
@@ -178,7 +222,15 @@ describe('odd envelopes', () => {
     const topic = `odd-${uniq()}`;
     const base = Number.MAX_SAFE_INTEGER - 10;
     const good = () => Buffer.from(JSON.stringify(surveyMessage())).toString('base64');
-    const rec = (offset: number, extra: Record<string, unknown>) => ({ topic, partition: 2_147_483_647, offset, timestamp: -1, timestampType: 'NO_TIMESTAMP_TYPE', headers: [], ...extra });
+    const rec = (offset: number, extra: Record<string, unknown>) => ({
+      topic,
+      partition: 2_147_483_647,
+      offset,
+      timestamp: -1,
+      timestampType: 'NO_TIMESTAMP_TYPE',
+      headers: [],
+      ...extra,
+    });
     const event = {
       eventSource: 'aws:kafka',
       records: {
@@ -186,24 +238,53 @@ describe('odd envelopes', () => {
           rec(base, { key: null, value: null }),
           rec(base + 1, { key: '', value: '' }),
           rec(base + 2, {}),
-          rec(base + 3, { key: '', value: good(), headers: [{ 'a\u0000b': [0, 255, -1, 256] }, { 'a\u0000b': [] }, { x: 'nope' }, null, 7] }),
+          rec(base + 3, {
+            key: '',
+            value: good(),
+            headers: [{ 'a\u0000b': [0, 255, -1, 256] }, { 'a\u0000b': [] }, { x: 'nope' }, null, 7],
+          }),
           rec(base + 4, { value: good(), timestamp: null }),
           rec(base + 5, { value: Buffer.from('\ufeff' + JSON.stringify(surveyMessage())).toString('base64') }),
-          rec(Number.MAX_SAFE_INTEGER, { value: '////', headers: [{ k: Array.from({ length: 100_000 }, (_, i) => i) }] }),
+          rec(Number.MAX_SAFE_INTEGER, {
+            value: '////',
+            headers: [{ k: Array.from({ length: 100_000 }, (_, i) => i) }],
+          }),
         ],
       },
     };
     const run = await runBatch(db, event);
     expect(run.error).toBeUndefined();
-    expect(run.result!.outcomes.map((o) => o.state)).toEqual(['dead_lettered', 'dead_lettered', 'dead_lettered', 'stored', 'stored', 'stored', 'dead_lettered']);
-    const rows = await db.sql`select kafka_offset::text as o, key, value, header_keys, header_values, kafka_timestamp from ${table('dead_letters')} where kafka_topic = ${topic} order by kafka_offset`;
-    expect(rows.map((r) => r.o)).toEqual([String(base), String(base + 1), String(base + 2), String(Number.MAX_SAFE_INTEGER)]);
+    expect(run.result!.outcomes.map((o) => o.state)).toEqual([
+      'dead_lettered',
+      'dead_lettered',
+      'dead_lettered',
+      'stored',
+      'stored',
+      'stored',
+      'dead_lettered',
+    ]);
+    const rows =
+      await db.sql`select kafka_offset::text as o, key, value, header_keys, header_values, kafka_timestamp from ${table('dead_letters')} where kafka_topic = ${topic} order by kafka_offset`;
+    expect(rows.map((r) => r.o)).toEqual([
+      String(base),
+      String(base + 1),
+      String(base + 2),
+      String(Number.MAX_SAFE_INTEGER),
+    ]);
     expect(rows.map((r) => r.kafka_timestamp)).toEqual([null, null, null, null]);
     expect(rows[1]!.key).toEqual(Buffer.alloc(0));
     expect(rows[2]!.key).toBeNull();
     expect(rows[3]!.header_values[0]).toHaveLength(100_000);
     const again = await runBatch(db, event);
-    expect(again.result!.outcomes.map((o) => o.state)).toEqual(['dead_lettered', 'dead_lettered', 'dead_lettered', 'duplicate', 'duplicate', 'duplicate', 'dead_lettered']);
+    expect(again.result!.outcomes.map((o) => o.state)).toEqual([
+      'dead_lettered',
+      'dead_lettered',
+      'dead_lettered',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'dead_lettered',
+    ]);
     const shown = await runAction(db, { action: 'show', topic });
     expect(shown.error).toBeUndefined();
     const r = await runAction(db, { action: 'redrive', topic, dryRun: true });
@@ -215,7 +296,9 @@ describe('clock', () => {
   it('should store a batch whatever the remaining time a caller without a Lambda deadline passes', async () => {
     for (const remaining of [3_000_000_000, Number.MAX_SAFE_INTEGER, Infinity]) {
       const m = surveyMessage();
-      const run = await runBatch(db, buildKafkaEvent([{ value: m }, { value: null }], { topic: `clk-${uniq()}` }), { deadline: Date.now() + remaining });
+      const run = await runBatch(db, buildKafkaEvent([{ value: m }, { value: null }], { topic: `clk-${uniq()}` }), {
+        deadline: Date.now() + remaining,
+      });
       expect(run.error).toBeUndefined();
       expect(run.result!.outcomes.map((o) => o.state)).toEqual(['stored', 'dead_lettered']);
     }

@@ -25,7 +25,7 @@ async function statementsFor(event: unknown) {
   return { run, statements: [...statements] };
 }
 
-describe('Lambda\'s largest batch', () => {
+describe("Lambda's largest batch", () => {
   it('should store 10,000 records with the same statements as 10, far beyond 65,535 bind parameters', async () => {
     // Messages 0 and 420 share a course and instructor, so the small batch takes every path the large one does.
     const smallIds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 420];

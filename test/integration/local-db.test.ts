@@ -20,17 +20,28 @@ afterEach(() => {
 
 describe('startLocalDatabase', () => {
   const failures = [
-    { failure: 'a setting PostgreSQL does not know', options: () => ({ postgresFlags: ['-c', 'no_such_setting=1'] }), says: 'did not start on port' },
-    { failure: 'a port already in use', options: () => ({ port: Number(inject('database').DB_PORT) }), says: 'is in use' },
+    {
+      failure: 'a setting PostgreSQL does not know',
+      options: () => ({ postgresFlags: ['-c', 'no_such_setting=1'] }),
+      says: 'did not start on port',
+    },
+    {
+      failure: 'a port already in use',
+      options: () => ({ port: Number(inject('database').DB_PORT) }),
+      says: 'is in use',
+    },
   ];
 
-  it.each(failures)('should fail with a message and leave no folder behind after $failure', async ({ options, says }) => {
-    await expect(startLocalDatabase({ useConfigured: false, ...options() })).rejects.toMatchObject({
-      code: 'LOCAL_SERVER_FAILED',
-      message: expect.stringContaining(says),
-    });
-    // As root in a checkout the "postgres" user cannot enter, the binaries are copied to TMPDIR once per checkout
-    // and kept on purpose (scripts/local-db.ts): a cache, not something the failed start left.
-    expect(readdirSync(scratch).filter((f) => !f.startsWith('trace-consumer-embedded-postgres-'))).toEqual([]);
-  });
+  it.each(failures)(
+    'should fail with a message and leave no folder behind after $failure',
+    async ({ options, says }) => {
+      await expect(startLocalDatabase({ useConfigured: false, ...options() })).rejects.toMatchObject({
+        code: 'LOCAL_SERVER_FAILED',
+        message: expect.stringContaining(says),
+      });
+      // As root in a checkout the "postgres" user cannot enter, the binaries are copied to TMPDIR once per checkout
+      // and kept on purpose (scripts/local-db.ts): a cache, not something the failed start left.
+      expect(readdirSync(scratch).filter((f) => !f.startsWith('trace-consumer-embedded-postgres-'))).toEqual([]);
+    },
+  );
 });

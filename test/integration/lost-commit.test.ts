@@ -30,7 +30,8 @@ const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
  * time on a connection, and the proxy, which finds a COMMIT by its text, would only ever see the first one (the
  * instructors'), never the batch's.
  */
-const lossyConsumer = () => consumerDatabase({ ...db.config, db: { ...db.config.db, host: proxy.host, port: proxy.port, prepare: false } });
+const lossyConsumer = () =>
+  consumerDatabase({ ...db.config, db: { ...db.config.db, host: proxy.host, port: proxy.port, prepare: false } });
 
 describe('a COMMIT whose answer is lost', () => {
   it.each([
@@ -38,38 +39,59 @@ describe('a COMMIT whose answer is lost', () => {
     ['before', 'instructors', 0],
     ['after', 'batch', 1],
     ['before', 'batch', 1],
-  ] as const)('should report the true outcome when the connection drops %s the %s COMMIT reaches the server', async (when, which, skipping) => {
-    const tag = `lost-${when}-${which}`;
-    const event = buildKafkaEvent(
-      [
-        ...Array.from({ length: 4 }, (_, i) => ({ value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }) })),
-        { value: 'not json' },
-      ],
-      { topic: tag },
-    );
-    const consumer = lossyConsumer();
-    const metrics: EmfDocument[] = [];
-    const dropsBefore = proxy.dropped;
-    proxy.dropNextCommit(when, skipping);
-    try {
-      const run = await runBatch(db, event, { database: consumer, emitMetrics: (d) => metrics.push(d) });
-      expect(proxy.dropped).toBe(dropsBefore + 1);
-      expect(run.error).toBeUndefined();
-      expect(run.result?.summary).toMatchObject({ received: 5, stored: 4, duplicates: 0, deadLettered: 1, failed: 0 });
-      expect(run.result?.outcomes.map((o) => o.state)).toEqual(['stored', 'stored', 'stored', 'stored', 'dead_lettered']);
-      const stored = metrics.flatMap((d) => ('RecordsStored' in d ? [d.RecordsStored] : []));
-      const duplicates = metrics.flatMap((d) => ('RecordsDuplicate' in d ? [d.RecordsDuplicate] : []));
-      expect(stored.reduce((a, b) => Number(a) + Number(b), 0)).toBe(4);
-      expect(duplicates.every((n) => Number(n) === 0)).toBe(true);
-      // Exactly once in the database, whichever way it went.
-      const [claims] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${table('processed_traces')} where trace_id like ${tag + '-%'}`;
-      expect(claims?.n).toBe(4);
-      const [letters] = await db.sql<{ n: number }[]>`select count(*)::int as n from ${table('dead_letters')} where kafka_topic = ${tag}`;
-      expect(letters?.n).toBe(1);
-    } finally {
-      await consumer.end();
-    }
-  });
+  ] as const)(
+    'should report the true outcome when the connection drops %s the %s COMMIT reaches the server',
+    async (when, which, skipping) => {
+      const tag = `lost-${when}-${which}`;
+      const event = buildKafkaEvent(
+        [
+          ...Array.from({ length: 4 }, (_, i) => ({
+            value: surveyMessage({ traceId: `${tag}-${i}` }, { courseId: `${tag}-C${i}` }),
+          })),
+          { value: 'not json' },
+        ],
+        { topic: tag },
+      );
+      const consumer = lossyConsumer();
+      const metrics: EmfDocument[] = [];
+      const dropsBefore = proxy.dropped;
+      proxy.dropNextCommit(when, skipping);
+      try {
+        const run = await runBatch(db, event, { database: consumer, emitMetrics: (d) => metrics.push(d) });
+        expect(proxy.dropped).toBe(dropsBefore + 1);
+        expect(run.error).toBeUndefined();
+        expect(run.result?.summary).toMatchObject({
+          received: 5,
+          stored: 4,
+          duplicates: 0,
+          deadLettered: 1,
+          failed: 0,
+        });
+        expect(run.result?.outcomes.map((o) => o.state)).toEqual([
+          'stored',
+          'stored',
+          'stored',
+          'stored',
+          'dead_lettered',
+        ]);
+        const stored = metrics.flatMap((d) => ('RecordsStored' in d ? [d.RecordsStored] : []));
+        const duplicates = metrics.flatMap((d) => ('RecordsDuplicate' in d ? [d.RecordsDuplicate] : []));
+        expect(stored.reduce((a, b) => Number(a) + Number(b), 0)).toBe(4);
+        expect(duplicates.every((n) => Number(n) === 0)).toBe(true);
+        // Exactly once in the database, whichever way it went.
+        const [claims] = await db.sql<
+          { n: number }[]
+        >`select count(*)::int as n from ${table('processed_traces')} where trace_id like ${tag + '-%'}`;
+        expect(claims?.n).toBe(4);
+        const [letters] = await db.sql<
+          { n: number }[]
+        >`select count(*)::int as n from ${table('dead_letters')} where kafka_topic = ${tag}`;
+        expect(letters?.n).toBe(1);
+      } finally {
+        await consumer.end();
+      }
+    },
+  );
 
   it('should still call a trace id claimed by another record a duplicate', async () => {
     const tag = 'lost-dup';

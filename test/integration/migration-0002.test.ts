@@ -55,7 +55,7 @@ const expectConverted = async () =>
     // jsonb kept its own key order (shorter keys first); Kafka's order was already lost in version 1.
     {
       kafka_offset: '1',
-      headers: { 'ключ': 'значение', 'content-type': 'application/json' },
+      headers: { ключ: 'значение', 'content-type': 'application/json' },
       keys: ['ключ', 'content-type'],
       header_values: [Buffer.from('значение'), Buffer.from('application/json')],
     },
@@ -63,7 +63,7 @@ const expectConverted = async () =>
   ]);
 
 describe('migration 0002 (dead-letter headers as bytea arrays)', () => {
-  it('should convert existing rows\' headers and leave the rest of the data alone', async () => {
+  it("should convert existing rows' headers and leave the rest of the data alone", async () => {
     await migrate(MIGRATION);
     await expectConverted();
     const [trace] = await db.sql`select trace_id, status from ${table('processed_traces')}`;
@@ -74,11 +74,22 @@ describe('migration 0002 (dead-letter headers as bytea arrays)', () => {
     await migrate(MIGRATION);
     // this code needs the migrations after 0002 as well (0005 changed the dead letters' unique key)
     for (const later of readMigrations().filter((m) => m.version > 2)) await migrate(later.sql);
-    const headers = [{ key: 'b', value: Buffer.from([0, 1, 2]) }, { key: 'b', value: Buffer.from([255]) }];
-    const run = await runBatch(db, buildKafkaEvent([{ value: null, headers }, { value: surveyMessage() }], { firstOffset: 100 }));
+    const headers = [
+      { key: 'b', value: Buffer.from([0, 1, 2]) },
+      { key: 'b', value: Buffer.from([255]) },
+    ];
+    const run = await runBatch(
+      db,
+      buildKafkaEvent([{ value: null, headers }, { value: surveyMessage() }], { firstOffset: 100 }),
+    );
     expect(run.result?.summary).toMatchObject({ deadLettered: 1, stored: 1, failed: 0 });
-    const [row] = await db.sql`select header_keys, header_values, headers from ${table('dead_letters')} where kafka_offset = 100`;
-    expect(row).toEqual({ header_keys: [Buffer.from('b'), Buffer.from('b')], header_values: headers.map((h) => h.value), headers: null });
+    const [row] =
+      await db.sql`select header_keys, header_values, headers from ${table('dead_letters')} where kafka_offset = 100`;
+    expect(row).toEqual({
+      header_keys: [Buffer.from('b'), Buffer.from('b')],
+      header_values: headers.map((h) => h.value),
+      headers: null,
+    });
   });
 
   it('should still accept the dead-letter insert of version-1 code (compatible: true)', async () => {
@@ -90,7 +101,8 @@ describe('migration 0002 (dead-letter headers as bytea arrays)', () => {
       select kafka_topic, kafka_partition, kafka_offset, null, null, null, coalesce(headers, '{}'), reason, detail, null
       from json_to_recordset(${JSON.stringify([{ kafka_topic: 't', kafka_partition: 0, kafka_offset: 9, headers: { a: 'b' }, reason: 'tombstone', detail: 'd' }])}::text::json)
         as x(kafka_topic text, kafka_partition integer, kafka_offset bigint, headers jsonb, reason text, detail text)`;
-    const [row] = await db.sql`select headers, cardinality(header_keys) as n from ${table('dead_letters')} where kafka_offset = 9`;
+    const [row] =
+      await db.sql`select headers, cardinality(header_keys) as n from ${table('dead_letters')} where kafka_offset = 9`;
     expect(row).toEqual({ headers: { a: 'b' }, n: 0 });
   });
 

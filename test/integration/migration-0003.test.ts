@@ -53,7 +53,10 @@ describe('migration 0003 (dead-letter redrive)', () => {
   it('should upgrade a version 2 database holding dead letters in place, to the shape of schema.sql', async () => {
     await downgradeToVersion2(upgraded);
     const invalid = surveyMessage({}, { enrollment: -1 });
-    await runBatch(upgraded, buildKafkaEvent([{ value: invalid, headers: { h: 'v' } }, { value: 'oops' }, { value: null }], { partitions: 2 }));
+    await runBatch(
+      upgraded,
+      buildKafkaEvent([{ value: invalid, headers: { h: 'v' } }, { value: 'oops' }, { value: null }], { partitions: 2 }),
+    );
     const before = await snapshot(upgraded);
     expect(before.deadLetters).toHaveLength(3);
 
@@ -61,8 +64,17 @@ describe('migration 0003 (dead-letter redrive)', () => {
 
     expect(await snapshot(upgraded)).toEqual(before);
     const t = upgraded.sql(`${upgraded.config.db.schema}.dead_letters`);
-    const added = await upgraded.sql`select redriven_at, redrive_result, redrive_reason, redrive_detail, redrive_count from ${t}`;
-    expect(added).toEqual(Array(3).fill({ redriven_at: null, redrive_result: null, redrive_reason: null, redrive_detail: null, redrive_count: 0 }));
+    const added =
+      await upgraded.sql`select redriven_at, redrive_result, redrive_reason, redrive_detail, redrive_count from ${t}`;
+    expect(added).toEqual(
+      Array(3).fill({
+        redriven_at: null,
+        redrive_result: null,
+        redrive_reason: null,
+        redrive_detail: null,
+        redrive_count: 0,
+      }),
+    );
     expect(await shape(upgraded)).toEqual(await shape(fresh));
 
     // The upgraded rows can be redriven at once; the constraint holds.
@@ -79,7 +91,9 @@ describe('migration 0003 (dead-letter redrive)', () => {
 
   it('should declare itself compatible, and SCHEMA_VERSION should be the highest migration number', () => {
     expect(MIGRATION.split('\n')).toContain('-- compatible: true');
-    const numbers = readdirSync(migrations).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).map((f) => Number(f.slice(0, 4)));
+    const numbers = readdirSync(migrations)
+      .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
+      .map((f) => Number(f.slice(0, 4)));
     expect(Math.max(...numbers)).toBe(SCHEMA_VERSION);
   });
 });

@@ -40,7 +40,11 @@ async function indexes(schema: string, table: string) {
   return rows.map((r) => ({ name: r.indexname, definition: r.indexdef.replaceAll(`${schema}.`, '') }));
 }
 
-const event = (messages: unknown[], firstOffset: number) => buildKafkaEvent(messages.map((value) => ({ value })), { partitions: 2, firstOffset });
+const event = (messages: unknown[], firstOffset: number) =>
+  buildKafkaEvent(
+    messages.map((value) => ({ value })),
+    { partitions: 2, firstOffset },
+  );
 
 describe('migration 0004 (ratings and comments keyed by pair)', () => {
   it('should be a version the code requires, declared compatible', () => {
@@ -50,10 +54,15 @@ describe('migration 0004 (ratings and comments keyed by pair)', () => {
 
   it('should keep every row, leave the tables as schema.sql creates them, and let newer reports replace old rows', async () => {
     const schema = db.config.db.schema;
-    await db.sql.unsafe(`set search_path to "${schema}"; ${PREVIOUS_LAYOUT('ratings')} ${PREVIOUS_LAYOUT('comments')} reset search_path;`);
+    await db.sql.unsafe(
+      `set search_path to "${schema}"; ${PREVIOUS_LAYOUT('ratings')} ${PREVIOUS_LAYOUT('comments')} reset search_path;`,
+    );
     const first = [
       surveyMessage({ processedAt: '2024-01-01T00:00:00Z' }, { courseId: 'MIG-1' }),
-      surveyMessage({ processedAt: '2024-01-01T00:00:00Z', instructor: { name: 'Grace Hopper' } }, { courseId: 'MIG-1' }),
+      surveyMessage(
+        { processedAt: '2024-01-01T00:00:00Z', instructor: { name: 'Grace Hopper' } },
+        { courseId: 'MIG-1' },
+      ),
       surveyMessage({ processedAt: '2024-01-01T00:00:00Z' }, { courseId: 'MIG-2' }),
     ];
     const before = await runBatch(db, event(first, 0));
@@ -85,7 +94,10 @@ describe('migration 0004 (ratings and comments keyed by pair)', () => {
       rows.filter((r) => r.course_id === course && r.name === name).map((r) => r.trace_id);
     expect(pairRows(now.ratings, 'MIG-1', 'Ada Lovelace')).toEqual([newer.traceId]);
     expect(pairRows(now.comments, 'MIG-1', 'Ada Lovelace')).toEqual([]);
-    for (const [course, name] of [['MIG-1', 'Grace Hopper'], ['MIG-2', 'Ada Lovelace']] as const) {
+    for (const [course, name] of [
+      ['MIG-1', 'Grace Hopper'],
+      ['MIG-2', 'Ada Lovelace'],
+    ] as const) {
       expect(pairRows(now.ratings, course, name)).toEqual(pairRows(stored.ratings, course, name));
       expect(pairRows(now.comments, course, name)).toEqual(pairRows(stored.comments, course, name));
     }

@@ -30,7 +30,9 @@ async function rows(db: TestDatabase, schema: string, table: string) {
 /** The options and position of the sequence behind a table's id. */
 async function sequence(db: TestDatabase, schema: string, table: string) {
   const [seq] = await db.sql<{ name: string }[]>`select pg_get_serial_sequence(${`${schema}.${table}`}, 'id') as name`;
-  const [options] = await db.sql<{ start: string; increment: string; min: string; max: string; cache: string; cycle: boolean }[]>`
+  const [options] = await db.sql<
+    { start: string; increment: string; min: string; max: string; cache: string; cycle: boolean }[]
+  >`
     select seqstart::text as start, seqincrement::text as increment, seqmin::text as min, seqmax::text as max,
       seqcache::text as cache, seqcycle as cycle
     from pg_sequence where seqrelid = ${seq!.name}::regclass`;
@@ -60,21 +62,37 @@ describe('migration 0006 (identity cache for ratings and comments)', () => {
 /** Rows at version 5 (fixture rows, more, and a gap), the upgrade to 6, then reports from two environments. */
 async function upgradeAndWrite(db: TestDatabase, schema: string) {
   // More rows at version 5, and a gap left by a rolled-back insert, as a deployed database has.
-  await runIn(db.sql, schema, `
+  await runIn(
+    db.sql,
+    schema,
+    `
     insert into ratings (course_id, instructor_id, trace_id, question_text)
       select ci.course_id, ci.instructor_id, ci.trace_id, 'q' || n from course_instructors ci, generate_series(1, 15) n;
     insert into comments (course_id, instructor_id, trace_id, comment_text)
-      select ci.course_id, ci.instructor_id, ci.trace_id, 'c' || n from course_instructors ci, generate_series(1, 7) n;`);
-  await expect(runIn(db.sql, schema, `
+      select ci.course_id, ci.instructor_id, ci.trace_id, 'c' || n from course_instructors ci, generate_series(1, 7) n;`,
+  );
+  await expect(
+    runIn(
+      db.sql,
+      schema,
+      `
     insert into ratings (course_id, instructor_id, trace_id) select course_id, instructor_id, trace_id from course_instructors;
     insert into comments (course_id, instructor_id, trace_id) select course_id, instructor_id, trace_id from course_instructors;
-    select 1 / 0;`)).rejects.toThrow(/division by zero/);
-  const before = new Map<string, { rows: Awaited<ReturnType<typeof rows>>; sequence: Awaited<ReturnType<typeof sequence>> }>();
+    select 1 / 0;`,
+    ),
+  ).rejects.toThrow(/division by zero/);
+  const before = new Map<
+    string,
+    { rows: Awaited<ReturnType<typeof rows>>; sequence: Awaited<ReturnType<typeof sequence>> }
+  >();
   for (const table of TABLES) {
     before.set(table, { rows: await rows(db, schema, table), sequence: await sequence(db, schema, table) });
     expect(before.get(table)!.rows.length, `${table} holds rows at version 5`).toBeGreaterThan(20);
     expect(before.get(table)!.sequence.options.cache, `${table} before the migration`).toBe('1');
-    expect(BigInt(before.get(table)!.rows.at(-1)!.id) < before.get(table)!.sequence.last, `${table}: the rolled-back ids are a gap`).toBe(true);
+    expect(
+      BigInt(before.get(table)!.rows.at(-1)!.id) < before.get(table)!.sequence.last,
+      `${table}: the rolled-back ids are a gap`,
+    ).toBe(true);
   }
 
   const result = await applySchema(db.sql, schema);
@@ -96,7 +114,10 @@ async function upgradeAndWrite(db: TestDatabase, schema: string) {
   try {
     for (const [i, database] of environments.entries()) {
       const messages = [1, 2, 3].map((n) => surveyMessage({}, { courseId: `IDC-${i}-${n}` }));
-      const event = buildKafkaEvent(messages.map((value) => ({ value })), { partitions: 2, firstOffset: 100 * (i + 1) });
+      const event = buildKafkaEvent(
+        messages.map((value) => ({ value })),
+        { partitions: 2, firstOffset: 100 * (i + 1) },
+      );
       const run = await runBatch({ ...db, config, database }, event);
       expect(run.error).toBeUndefined();
       expect(run.result?.summary).toMatchObject({ stored: 3, failed: 0 });

@@ -27,7 +27,12 @@ describe('logs and metrics of real invocations', () => {
     const lines = first.logs.filter((l) => !isMetrics(l));
 
     const summary = lines.find((l) => l.message === 'batch processed')!;
-    expect(summary).toMatchObject({ level: 'info', service: 'trace-consumer', coldStart: true, requestId: expect.stringMatching(/^req-/) });
+    expect(summary).toMatchObject({
+      level: 'info',
+      service: 'trace-consumer',
+      coldStart: true,
+      requestId: expect.stringMatching(/^req-/),
+    });
     expect(COUNT_FIELDS.reduce((sum, f) => sum + (summary[f] as number), 0)).toBe(summary.received);
     expect(summary.received).toBe(9);
     expect(summary.partitions).toEqual({
@@ -40,7 +45,13 @@ describe('logs and metrics of real invocations', () => {
     const warnings = lines.filter((l) => l.level === 'warn');
     expect(warnings).toHaveLength(5);
     for (const w of warnings) {
-      expect(w).toMatchObject({ message: 'record dead-lettered', topic: 'trace-survey-processed', partition: expect.any(Number), offset: expect.any(Number), reason: expect.any(String) });
+      expect(w).toMatchObject({
+        message: 'record dead-lettered',
+        topic: 'trace-survey-processed',
+        partition: expect.any(Number),
+        offset: expect.any(Number),
+        reason: expect.any(String),
+      });
       expect(w).toHaveProperty('traceId');
     }
     // Every line carries the request id and the cold-start flag.
@@ -58,7 +69,9 @@ describe('logs and metrics of real invocations', () => {
     void handler;
     const [metrics] = run.logs.filter(isMetrics);
     const summary = run.logs.find((l) => l.message === 'batch processed')!;
-    const aws = metrics!._aws as { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+    const aws = metrics!._aws as {
+      CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+    };
     expect(aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: 'TraceConsumer', Dimensions: [['service', 'topic']] });
     expect(metrics).toMatchObject({
       service: 'trace-consumer',
@@ -82,7 +95,11 @@ describe('logs and metrics of real invocations', () => {
     const run = await captureLogs(() => handler(mixed(), lambdaContext()));
     expect(run.error).toMatchObject({ name: 'BatchFailedError' });
     expect(run.logs.some((l) => l.level === 'info' || l.level === 'warn')).toBe(false);
-    expect(run.logs.find((l) => l.level === 'error')).toMatchObject({ message: 'database write failed; the records are reported for retry', failure: 'transient', coldStart: true });
+    expect(run.logs.find((l) => l.level === 'error')).toMatchObject({
+      message: 'database write failed; the records are reported for retry',
+      failure: 'transient',
+      coldStart: true,
+    });
     expect(run.logs.find(isMetrics)).toMatchObject({ RecordsReceived: 9, RecordsFailed: 9, RecordsStored: 0 });
   });
 
@@ -93,7 +110,8 @@ describe('logs and metrics of real invocations', () => {
     await fresh.close();
     void handler;
     const text = JSON.stringify(run.logs);
-    for (const content of ['Clear lectures', 'Fundamentals', 'PDF could not be parsed', 'truncated', 'an", "array']) expect(text).not.toContain(content);
+    for (const content of ['Clear lectures', 'Fundamentals', 'PDF could not be parsed', 'truncated', 'an", "array'])
+      expect(text).not.toContain(content);
   });
 
   it('should mark each stage of a batch, in order and once, for whoever subscribes to the stage channel', async () => {

@@ -15,14 +15,28 @@ const table = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
 async function runOutOfTimeMidway(extraEnv: Record<string, string> = {}) {
   db = await testDatabase(extraEnv);
   await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct from 'poison')`;
-  const messages = [surveyMessage(), surveyMessage(), surveyMessage(), surveyMessage({}, { courseId: 'P', courseName: 'poison' })];
-  const event = buildKafkaEvent(messages.map((value) => ({ value })), { partitions: 2, firstOffset: 10 });
+  const messages = [
+    surveyMessage(),
+    surveyMessage(),
+    surveyMessage(),
+    surveyMessage({}, { courseId: 'P', courseName: 'poison' }),
+  ];
+  const event = buildKafkaEvent(
+    messages.map((value) => ({ value })),
+    { partitions: 2, firstOffset: 10 },
+  );
   // The clock runs out as soon as the first half's transaction sends its COMMIT (the second COMMIT: the instructors'
   // own short transaction sends the first): the whole batch's transaction was rolled back (the poison), the first
   // half is stored, and the second half finds no time to start.
   let commits = 0;
-  const database = consumerDatabase(db.config, { debug: (_connection: number, query: string) => void (/^\s*commit/i.test(query) && commits++) });
-  const run = await runBatch(db, event, { database, deadline: Date.now() + 60_000, now: () => Date.now() + (commits > 1 ? 120_000 : 0) });
+  const database = consumerDatabase(db.config, {
+    debug: (_connection: number, query: string) => void (/^\s*commit/i.test(query) && commits++),
+  });
+  const run = await runBatch(db, event, {
+    database,
+    deadline: Date.now() + 60_000,
+    now: () => Date.now() + (commits > 1 ? 120_000 : 0),
+  });
   await database.end();
   return run;
 }
@@ -30,7 +44,7 @@ async function runOutOfTimeMidway(extraEnv: Record<string, string> = {}) {
 afterEach(() => db.close());
 
 describe('a batch that cannot be finished', () => {
-  it('should report exactly the unfinished records, with Kafka\'s identifiers', async () => {
+  it("should report exactly the unfinished records, with Kafka's identifiers", async () => {
     const run = await runOutOfTimeMidway();
     expect(run.error).toBeUndefined();
     expect(run.result?.summary).toMatchObject({ received: 4, stored: 2, failed: 2 });

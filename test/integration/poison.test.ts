@@ -15,7 +15,9 @@ const statements: string[] = [];
 beforeAll(async () => {
   db = await testDatabase();
   await db.sql`alter table ${db.sql(`${db.config.db.schema}.courses`)} add constraint no_poison check (course_name is distinct from 'poison')`;
-  consumer = consumerDatabase(db.config, { debug: (_c, query) => void statements.push(query.trim().split(/\s/)[0]!.toLowerCase()) });
+  consumer = consumerDatabase(db.config, {
+    debug: (_c, query) => void statements.push(query.trim().split(/\s/)[0]!.toLowerCase()),
+  });
 });
 afterAll(async () => {
   await consumer.end();
@@ -34,7 +36,11 @@ function thousandWith(tag: string, poison: (i: number) => unknown) {
 describe('poison in bulk', () => {
   it('should store 999 and dead-letter the one that fails validation, in one batch transaction', async () => {
     statements.length = 0;
-    const run = await runBatch(db, thousandWith('invalid', () => '{"traceId": "broken",'), { database: consumer });
+    const run = await runBatch(
+      db,
+      thousandWith('invalid', () => '{"traceId": "broken",'),
+      { database: consumer },
+    );
     expect(run.result?.summary).toMatchObject({ received: 1000, stored: 999, deadLettered: 1, failed: 0 });
     // The batch's transaction, after the short one that commits its new instructors (docs/design.md#shared-reference-rows).
     expect(statements.filter((s) => s === 'begin')).toHaveLength(2);
@@ -44,11 +50,16 @@ describe('poison in bulk', () => {
     statements.length = 0;
     const run = await runBatch(
       db,
-      thousandWith('rejected', (i) => surveyMessage({ traceId: `rejected-${i}` }, { courseId: 'POISON', courseName: 'poison' })),
+      thousandWith('rejected', (i) =>
+        surveyMessage({ traceId: `rejected-${i}` }, { courseId: 'POISON', courseName: 'poison' }),
+      ),
       { database: consumer },
     );
     expect(run.result?.summary).toMatchObject({ received: 1000, stored: 999, deadLettered: 1, failed: 0 });
-    expect(run.result?.outcomes.find((o) => o.state === 'dead_lettered')).toMatchObject({ traceId: 'rejected-500', reason: 'db_rejected' });
+    expect(run.result?.outcomes.find((o) => o.state === 'dead_lettered')).toMatchObject({
+      traceId: 'rejected-500',
+      reason: 'db_rejected',
+    });
     // Halving 1,000 down to the one: 2 transactions per level, 10 levels, plus the first try and the dead letter,
     // after the instructors' own short transaction.
     expect(statements.filter((s) => s === 'begin').length).toBeLessThanOrEqual(2 * Math.ceil(Math.log2(1000)) + 3);
@@ -62,7 +73,10 @@ describe('a record too slow to validate', () => {
     const topic = `slow-${Date.now()}`;
     const slow = surveyMessage({ traceId: `slow-${Date.now()}` });
     const others = Array.from({ length: 4 }, (_, i) => surveyMessage({ traceId: `near-${Date.now()}-${i}` }));
-    const event = buildKafkaEvent([others[0], slow, others[1], others[2], others[3]].map((value, i) => ({ value, partition: i < 4 ? 0 : 1 })), { topic });
+    const event = buildKafkaEvent(
+      [others[0], slow, others[1], others[2], others[3]].map((value, i) => ({ value, partition: i < 4 ? 0 : 1 })),
+      { topic },
+    );
     let t = 0;
     const run = await runBatch(db, event, {
       database: consumer,
@@ -92,7 +106,14 @@ describe('a record too slow to validate', () => {
     expect(letter).toEqual({ value: Buffer.from(JSON.stringify(slow)), reason: 'too_slow', trace_id: slow.traceId });
 
     // Lambda delivers the partition again from the first failed offset: the records left over are stored.
-    const again = await runBatch(db, buildKafkaEvent([others[1], others[2]].map((value) => ({ value })), { topic, firstOffset: 2 }), { database: consumer });
+    const again = await runBatch(
+      db,
+      buildKafkaEvent(
+        [others[1], others[2]].map((value) => ({ value })),
+        { topic, firstOffset: 2 },
+      ),
+      { database: consumer },
+    );
     expect(again.result!.outcomes.map((o) => o.state)).toEqual(['stored', 'stored']);
   });
 });
@@ -101,7 +122,7 @@ describe('a record too slow to validate', () => {
 // first, and that waits on the database. A record that outlasts half of that little time is not slow: dead-lettered
 // as too_slow it would be lost to the consumer for what a later delivery validates at once.
 describe('a delivery left short by a slow start', () => {
-  it('should store a record that outlasts the time this delivery had left but not an invocation\'s share', async () => {
+  it("should store a record that outlasts the time this delivery had left but not an invocation's share", async () => {
     const topic = `short-${Date.now()}`;
     const record = surveyMessage({ traceId: `short-${Date.now()}` });
     let t = 0;
@@ -125,6 +146,8 @@ describe('a delivery left short by a slow start', () => {
       },
     });
     expect(run.error).toBeUndefined();
-    expect(run.result!.outcomes.map((o) => [o.traceId, o.state, o.reason])).toEqual([[record.traceId, 'stored', undefined]]);
+    expect(run.result!.outcomes.map((o) => [o.traceId, o.state, o.reason])).toEqual([
+      [record.traceId, 'stored', undefined],
+    ]);
   });
 });

@@ -45,7 +45,10 @@ async function differencesFromMigrations(text: string): Promise<string[]> {
 
 describe('schema.sql', () => {
   it('should build the same tables, columns, constraints, indexes and version rows as applying every migration', async () => {
-    expect(await differencesFromMigrations(schemaFile), 'schema.sql must equal migrations/: update it, its version rows and its "newest" number').toEqual([]);
+    expect(
+      await differencesFromMigrations(schemaFile),
+      'schema.sql must equal migrations/: update it, its version rows and its "newest" number',
+    ).toEqual([]);
     expect(migrated.catalog.length).toBeGreaterThan(50); // the comparison covers the real catalog, not an empty one
   });
 
@@ -55,15 +58,56 @@ describe('schema.sql', () => {
     ['a column type changed', (t) => t.replace(/(\n\s+\w+\s+)bigint NOT NULL/, '$1integer NOT NULL')],
     ['a NOT NULL dropped', (t) => t.replace(/(\n\s+\w+\s+text) NOT NULL,/, '$1,')],
     ['a default changed', (t) => t.replace(/DEFAULT now\(\)/, "DEFAULT '2000-01-01'")],
-    ['a constraint changed', (t) => t.replace(/CHECK \(status IN \('stored', /, "CHECK (status IN ('stored', 'other', ")],
-    ['a table left out', (t) => t.replace(/CREATE TABLE IF NOT EXISTS comments \([\s\S]*?\n\);\nCREATE INDEX [^\n]*\n/, '')],
+    [
+      'a constraint changed',
+      (t) => t.replace(/CHECK \(status IN \('stored', /, "CHECK (status IN ('stored', 'other', "),
+    ],
+    [
+      'a table left out',
+      (t) => t.replace(/CREATE TABLE IF NOT EXISTS comments \([\s\S]*?\n\);\nCREATE INDEX [^\n]*\n/, ''),
+    ],
     // An identity's options appear nowhere in the column's definition: only its sequence (pg_sequence) holds them.
-    ['an identity cache left out', (t) => t.replace('GENERATED ALWAYS AS IDENTITY (CACHE 1000)', 'GENERATED ALWAYS AS IDENTITY')],
-    ['an identity increment changed', (t) => t.replace('GENERATED ALWAYS AS IDENTITY PRIMARY KEY', 'GENERATED ALWAYS AS IDENTITY (INCREMENT 2) PRIMARY KEY')],
-    ['an identity start changed', (t) => t.replace('GENERATED ALWAYS AS IDENTITY (CACHE 1000)', 'GENERATED ALWAYS AS IDENTITY (START WITH 100 CACHE 1000)')],
-    ['a sequence no column owns added', (t) => t.replace(/\nINSERT INTO schema_migrations /, '\nCREATE SEQUENCE IF NOT EXISTS extra_seq;\nINSERT INTO schema_migrations ')],
-    ['a function body changed', (t) => t.replace("|| int4send(coalesce(cardinality(header_keys), -1))", "|| int4send(coalesce(cardinality(header_keys), -2))")],
-    ['a version row changed', (t) => t.replace(/\((\d+), '(\w+)', (true|false)\)/, (_, v, n, c) => `(${v}, '${n}', ${c === 'true' ? 'false' : 'true'})`)],
+    [
+      'an identity cache left out',
+      (t) => t.replace('GENERATED ALWAYS AS IDENTITY (CACHE 1000)', 'GENERATED ALWAYS AS IDENTITY'),
+    ],
+    [
+      'an identity increment changed',
+      (t) =>
+        t.replace('GENERATED ALWAYS AS IDENTITY PRIMARY KEY', 'GENERATED ALWAYS AS IDENTITY (INCREMENT 2) PRIMARY KEY'),
+    ],
+    [
+      'an identity start changed',
+      (t) =>
+        t.replace(
+          'GENERATED ALWAYS AS IDENTITY (CACHE 1000)',
+          'GENERATED ALWAYS AS IDENTITY (START WITH 100 CACHE 1000)',
+        ),
+    ],
+    [
+      'a sequence no column owns added',
+      (t) =>
+        t.replace(
+          /\nINSERT INTO schema_migrations /,
+          '\nCREATE SEQUENCE IF NOT EXISTS extra_seq;\nINSERT INTO schema_migrations ',
+        ),
+    ],
+    [
+      'a function body changed',
+      (t) =>
+        t.replace(
+          '|| int4send(coalesce(cardinality(header_keys), -1))',
+          '|| int4send(coalesce(cardinality(header_keys), -2))',
+        ),
+    ],
+    [
+      'a version row changed',
+      (t) =>
+        t.replace(
+          /\((\d+), '(\w+)', (true|false)\)/,
+          (_, v, n, c) => `(${v}, '${n}', ${c === 'true' ? 'false' : 'true'})`,
+        ),
+    ],
   ];
   it.each(alterations)('should notice a copy with %s', async (_kind, alter) => {
     const altered = alter(schemaFile);
@@ -85,12 +129,18 @@ describe('schema.sql', () => {
       cases.push({
         label: `version ${version}`,
         schema: await schemaAtVersion(db.sql, workspace, version),
-        message: new RegExp(`is at version ${version}, schema.sql is version ${NEWEST}: upgrade it with npm run db:apply`),
+        message: new RegExp(
+          `is at version ${version}, schema.sql is version ${NEWEST}: upgrade it with npm run db:apply`,
+        ),
       });
     }
     const old = workspace.name();
     await db.sql.unsafe(schemaSql(old, readFileSync(join(__dirname, '../fixtures/pre-migration-schema.sql'), 'utf8')));
-    cases.push({ label: 'pre-migration', schema: old, message: /has tables but no schema_migrations table: run npm run db:apply/ });
+    cases.push({
+      label: 'pre-migration',
+      schema: old,
+      message: /has tables but no schema_migrations table: run npm run db:apply/,
+    });
 
     for (const { label, schema, message } of cases) {
       const before = await catalogOf(db.sql, schema);

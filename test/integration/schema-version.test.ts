@@ -13,7 +13,8 @@ import { schemaSql } from '../helpers/schema-file';
 
 /** The message for a database behind the code; version 0 (no version table) may also be a wrong DB_SCHEMA. */
 const behindMessage = (version: number) =>
-  `schema version ${version}, needs ${NEWEST}: run npm run db:apply` + (version === 0 ? ' (or set DB_SCHEMA to the schema that holds the tables)' : '');
+  `schema version ${version}, needs ${NEWEST}: run npm run db:apply` +
+  (version === 0 ? ' (or set DB_SCHEMA to the schema that holds the tables)' : '');
 
 /*
  * The consumer and the health function against databases at the wrong schema version: behind (never migrated,
@@ -44,7 +45,12 @@ async function behindSchemas(): Promise<{ label: string; schema: string; version
     { label: 'no schema at all', schema: workspace.name(), version: 0 },
     { label: 'tables from before versioned migrations', schema: preMigration, version: 0 },
   ];
-  if (NEWEST > 1) cases.push({ label: 'one migration short', schema: await schemaAtVersion(db.sql, workspace, NEWEST - 1), version: NEWEST - 1 });
+  if (NEWEST > 1)
+    cases.push({
+      label: 'one migration short',
+      schema: await schemaAtVersion(db.sql, workspace, NEWEST - 1),
+      version: NEWEST - 1,
+    });
   return cases;
 }
 
@@ -52,7 +58,13 @@ async function behindSchemas(): Promise<{ label: string; schema: string; version
 async function aheadSchema(compatible: boolean): Promise<string> {
   const schema = workspace.name();
   const header = compatible ? '-- compatible: true\n' : '-- a breaking change\n';
-  await applySchema(db.sql, schema, workspace.folder(NEWEST, { [`${pad(NEWEST + 1)}_newer.sql`]: `${header}CREATE INDEX newer_idx ON courses (year);\n` }));
+  await applySchema(
+    db.sql,
+    schema,
+    workspace.folder(NEWEST, {
+      [`${pad(NEWEST + 1)}_newer.sql`]: `${header}CREATE INDEX newer_idx ON courses (year);\n`,
+    }),
+  );
   return schema;
 }
 
@@ -72,7 +84,10 @@ describe('the consumer', () => {
       const before = await storedTraces(schema); // a schema at an earlier version holds the fixture rows of that version
       const failed = await captureLogs(() => handler(event, lambdaContext()));
       expect(failed.error, label).toMatchObject({ code: 'SCHEMA_VERSION_MISMATCH', message: behindMessage(version) });
-      expect(failed.logs.map((l) => l.message), label).toEqual(['schema version mismatch; the batch is left for Lambda to retry']);
+      expect(
+        failed.logs.map((l) => l.message),
+        label,
+      ).toEqual(['schema version mismatch; the batch is left for Lambda to retry']);
       expect(await storedTraces(schema), label).toBe(before);
 
       await applySchema(db.sql, schema); // what the message says to do
@@ -85,12 +100,18 @@ describe('the consumer', () => {
 
   it('should run on a database ahead of it through compatible migrations, and refuse one with an incompatible one', async () => {
     const compatible = await aheadSchema(true);
-    const ok = await captureLogs(async () => (await coldStart('consumer', db, { DB_SCHEMA: compatible }))(event, lambdaContext()));
+    const ok = await captureLogs(async () =>
+      (await coldStart('consumer', db, { DB_SCHEMA: compatible }))(event, lambdaContext()),
+    );
     expect(ok.value).toEqual({ batchItemFailures: [] });
-    expect(ok.logs.find((l) => l.message === 'database schema is ahead of the code, and compatible with it')).toMatchObject({ current: NEWEST + 1, required: NEWEST });
+    expect(
+      ok.logs.find((l) => l.message === 'database schema is ahead of the code, and compatible with it'),
+    ).toMatchObject({ current: NEWEST + 1, required: NEWEST });
 
     const incompatible = await aheadSchema(false);
-    const refused = await captureLogs(async () => (await coldStart('consumer', db, { DB_SCHEMA: incompatible }))(event, lambdaContext()));
+    const refused = await captureLogs(async () =>
+      (await coldStart('consumer', db, { DB_SCHEMA: incompatible }))(event, lambdaContext()),
+    );
     expect(refused.error).toMatchObject({
       code: 'SCHEMA_VERSION_MISMATCH',
       message: `schema version ${NEWEST + 1}, needs ${NEWEST}: migration ${NEWEST + 1} is not marked compatible with older code; deploy code built for schema version ${NEWEST + 1}`,
@@ -107,8 +128,12 @@ describe('the consumer', () => {
     await db.sql`delete from ${db.sql(`${schema}.${VERSION_TABLE}`)} where version = ${NEWEST}`; // now "behind"
     const cached = await captureLogs(() => handler(event, lambdaContext()));
     expect(cached.error).toBeUndefined();
-    const fresh = await captureLogs(async () => (await coldStart('consumer', db, { DB_SCHEMA: schema }))(event, lambdaContext()));
-    expect(fresh.error).toMatchObject({ message: `schema version ${NEWEST - 1}, needs ${NEWEST}: run npm run db:apply` });
+    const fresh = await captureLogs(async () =>
+      (await coldStart('consumer', db, { DB_SCHEMA: schema }))(event, lambdaContext()),
+    );
+    expect(fresh.error).toMatchObject({
+      message: `schema version ${NEWEST - 1}, needs ${NEWEST}: run npm run db:apply`,
+    });
   });
 
   it('should let a batch go on when the version cannot be read, and check again next time', async () => {
@@ -118,8 +143,12 @@ describe('the consumer', () => {
     const unreachable = consumerDatabase({ ...db.config, db: { ...db.config.db, port: 1 } });
     try {
       await expect(gate.ensure(unreachable, logger, Date.now() + 5_000)).resolves.toBeUndefined();
-      expect(logs.map((l) => l.message)).toEqual(['schema version could not be read; checked again on the next invocation']);
-      await expect(gate.ensure(db.database, logger, Date.now() + 5_000)).rejects.toMatchObject({ code: 'SCHEMA_VERSION_MISMATCH' });
+      expect(logs.map((l) => l.message)).toEqual([
+        'schema version could not be read; checked again on the next invocation',
+      ]);
+      await expect(gate.ensure(db.database, logger, Date.now() + 5_000)).rejects.toMatchObject({
+        code: 'SCHEMA_VERSION_MISMATCH',
+      });
     } finally {
       await unreachable.end();
     }
@@ -147,7 +176,14 @@ describe('GET /healthz/ready', () => {
     expect(await ready(await aheadSchema(true))).toMatchObject({ statusCode: 200, schemaCheck: { ok: true } });
     expect(await ready(await aheadSchema(false))).toMatchObject({
       statusCode: 503,
-      schemaCheck: { ok: false, error: expect.stringMatching(new RegExp(`^schema version ${NEWEST + 1}, needs ${NEWEST}: migration ${NEWEST + 1} is not marked compatible`)) },
+      schemaCheck: {
+        ok: false,
+        error: expect.stringMatching(
+          new RegExp(
+            `^schema version ${NEWEST + 1}, needs ${NEWEST}: migration ${NEWEST + 1} is not marked compatible`,
+          ),
+        ),
+      },
     });
   });
 });

@@ -30,7 +30,14 @@ async function createWriter(db: TestDatabase, password: string): Promise<string>
 
 /** Environment for a function whose credentials live only in the secret: DB_USER and DB_PASSWORD are wrong on purpose. */
 function secretEnv(extra: Record<string, string> = {}) {
-  return { ...secretsManager.env(), DB_SECRET_ARN: SECRET_ARN, DB_USER: 'nobody', DB_PASSWORD: 'wrong-password', DB_HOST: 'db.invalid', ...extra };
+  return {
+    ...secretsManager.env(),
+    DB_SECRET_ARN: SECRET_ARN,
+    DB_USER: 'nobody',
+    DB_PASSWORD: 'wrong-password',
+    DB_HOST: 'db.invalid',
+    ...extra,
+  };
 }
 
 async function invoke(handler: (e: unknown, c: ReturnType<typeof lambdaContext>) => Promise<unknown>, event: unknown) {
@@ -50,10 +57,17 @@ afterAll(async () => {
 });
 
 describe('credentials from Secrets Manager', () => {
-  it('should connect with the secret\'s username, password and host, overriding DB_*', async () => {
+  it("should connect with the secret's username, password and host, overriding DB_*", async () => {
     const password = newPassword();
     const role = await createWriter(db, password);
-    secretsManager.setSecret(SECRET_ARN, { username: role, password, host: db.env.DB_HOST, port: Number(db.env.DB_PORT), dbname: db.env.DB_NAME, engine: 'postgres' });
+    secretsManager.setSecret(SECRET_ARN, {
+      username: role,
+      password,
+      host: db.env.DB_HOST,
+      port: Number(db.env.DB_PORT),
+      dbname: db.env.DB_NAME,
+      engine: 'postgres',
+    });
     const handler = await coldStart('consumer', db, secretEnv());
 
     const run = await invoke(handler, batch());
@@ -66,7 +80,13 @@ describe('credentials from Secrets Manager', () => {
   it('should survive a rotation between two invocations without a restart, fetching the secret again', async () => {
     const first = newPassword();
     const role = await createWriter(db, first);
-    secretsManager.setSecret(SECRET_ARN, { username: role, password: first, host: db.env.DB_HOST, port: Number(db.env.DB_PORT), dbname: db.env.DB_NAME });
+    secretsManager.setSecret(SECRET_ARN, {
+      username: role,
+      password: first,
+      host: db.env.DB_HOST,
+      port: Number(db.env.DB_PORT),
+      dbname: db.env.DB_NAME,
+    });
     const handler = await coldStart('consumer', db, secretEnv({ DB_SECRET_TTL_SECONDS: '3600' }));
     expect((await invoke(handler, batch())).value).toEqual({ batchItemFailures: [] });
     const fetchesBefore = secretsManager.requests.length;
@@ -74,7 +94,13 @@ describe('credentials from Secrets Manager', () => {
     // Rotation: new password in PostgreSQL and in the secret; existing sessions end (as after a freeze or failover).
     const second = newPassword();
     await db.sql`alter role ${db.sql(role)} password ${db.sql.unsafe(`'${second}'`)}`;
-    secretsManager.setSecret(SECRET_ARN, { username: role, password: second, host: db.env.DB_HOST, port: Number(db.env.DB_PORT), dbname: db.env.DB_NAME });
+    secretsManager.setSecret(SECRET_ARN, {
+      username: role,
+      password: second,
+      host: db.env.DB_HOST,
+      port: Number(db.env.DB_PORT),
+      dbname: db.env.DB_NAME,
+    });
     await terminateSessions(db.sql, { user: role });
 
     const after = await invoke(handler, batch());
@@ -88,7 +114,10 @@ describe('credentials from Secrets Manager', () => {
     const unreachable = await testDatabase();
     try {
       const handler = await coldStart('consumer', unreachable, {
-        ...secretEnv(), AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://127.0.0.1:1', MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10',
+        ...secretEnv(),
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://127.0.0.1:1',
+        MAX_RETRIES: '1',
+        RETRY_BACKOFF_MS: '10',
       });
       const run = await invoke(handler, batch());
       expect(run.error).toMatchObject({ name: 'BatchFailedError', code: 'BATCH_FAILED' });
@@ -105,7 +134,11 @@ describe('credentials from Secrets Manager', () => {
     const run = await invoke(handler, JSON.parse(JSON.stringify(readyRequest)));
     const answer = run.value as { statusCode: number; body: string };
     expect(answer.statusCode).toBe(503);
-    expect(JSON.parse(answer.body).checks[0]).toMatchObject({ name: 'credentials', ok: false, error: 'failed (SECRET_UNAVAILABLE)' });
+    expect(JSON.parse(answer.body).checks[0]).toMatchObject({
+      name: 'credentials',
+      ok: false,
+      error: 'failed (SECRET_UNAVAILABLE)',
+    });
   });
 });
 
@@ -121,7 +154,13 @@ describe('a PostgreSQL restart between invocations', () => {
   it('should let the next batch succeed on a new connection', async () => {
     const password = server.env.DB_PASSWORD;
     passwords.push(password);
-    secretsManager.setSecret(SECRET_ARN, { username: 'postgres', password, host: server.env.DB_HOST, port: Number(server.env.DB_PORT), dbname: 'trace' });
+    secretsManager.setSecret(SECRET_ARN, {
+      username: 'postgres',
+      password,
+      host: server.env.DB_HOST,
+      port: Number(server.env.DB_PORT),
+      dbname: 'trace',
+    });
     const handler = await coldStart('consumer', own, secretEnv({ RETRY_BACKOFF_MS: '50' }));
     expect((await invoke(handler, batch())).value).toEqual({ batchItemFailures: [] });
 
@@ -150,6 +189,8 @@ const readyRequest = {
   rawPath: '/healthz/ready',
   rawQueryString: '',
   headers: {},
-  requestContext: { http: { method: 'GET', path: '/healthz/ready', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' } },
+  requestContext: {
+    http: { method: 'GET', path: '/healthz/ready', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+  },
   isBase64Encoded: false,
 };

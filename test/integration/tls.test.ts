@@ -12,10 +12,27 @@ let server: LocalDatabase;
 let dir: string;
 
 function selfSigned(name: string) {
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`),
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-keyout',
+      join(dir, `${name}.key`),
+      '-out',
+      join(dir, `${name}.crt`),
+    ],
+    { stdio: 'ignore' },
+  );
 }
 
 beforeAll(async () => {
@@ -25,7 +42,10 @@ beforeAll(async () => {
   selfSigned('other');
   if (process.getuid?.() === 0) {
     // As root, the server runs as "postgres" (see local-db.ts), and PostgreSQL insists that it owns the key.
-    const id = () => execFileSync('id', ['-u', 'postgres'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const id = () =>
+      execFileSync('id', ['-u', 'postgres'], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
     let uid: string;
     try {
       uid = id();
@@ -41,7 +61,14 @@ beforeAll(async () => {
   server = await startLocalDatabase({
     useConfigured: false,
     dir: data,
-    postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`],
+    postgresFlags: [
+      '-c',
+      'ssl=on',
+      '-c',
+      `ssl_cert_file=${join(dir, 'server.crt')}`,
+      '-c',
+      `ssl_key_file=${join(dir, 'server.key')}`,
+    ],
   });
 }, 120_000);
 afterAll(async () => {
@@ -66,7 +93,9 @@ describe('TLS to the database', () => {
   });
 
   it('should refuse a server whose certificate the bundle does not vouch for', async () => {
-    await expect(sslInUse({ DB_SSL: 'verify-full', DB_SSL_CA: join(dir, 'other.crt') })).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+    await expect(sslInUse({ DB_SSL: 'verify-full', DB_SSL_CA: join(dir, 'other.crt') })).rejects.toThrow(
+      /self[- ]signed|unable to verify|certificate/i,
+    );
   });
 
   it('should encrypt without verifying with require, and not at all with disable', async () => {

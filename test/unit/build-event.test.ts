@@ -31,7 +31,10 @@ describe('buildKafkaEvent', () => {
     expect(Object.keys(event.records)).toEqual(['tp-0', 'tp-1']);
     const decoded = decodeEvent(event);
     expect(decoded.map((r) => [r.partition, r.offset, r.value?.toString() ?? null])).toEqual([
-      [0, 40, '{"n":1}'], [0, 41, '{"n":3}'], [1, 40, '{"n":2}'], [1, 41, null],
+      [0, 40, '{"n":1}'],
+      [0, 41, '{"n":3}'],
+      [1, 40, '{"n":2}'],
+      [1, 41, null],
     ]);
     expect(decoded[0]?.key?.toString()).toBe('k1');
     expect(decoded[0]?.headers).toEqual([{ key: 'h', value: Buffer.from('v') }]);
@@ -44,15 +47,33 @@ describe('npm run build-event', () => {
     const dir = mkdtempSync(join(tmpdir(), 'build-event-'));
     try {
       const out = join(dir, 'my-events', 'mine.json');
-      execFileSync('npm', ['run', '--silent', 'build-event', '--', '--source', 'msk', '--partitions', '3', 'events/my-messages.jsonl', '--out', out], {
-        cwd: join(__dirname, '..', '..'),
-        stdio: 'pipe',
-      });
+      execFileSync(
+        'npm',
+        [
+          'run',
+          '--silent',
+          'build-event',
+          '--',
+          '--source',
+          'msk',
+          '--partitions',
+          '3',
+          'events/my-messages.jsonl',
+          '--out',
+          out,
+        ],
+        {
+          cwd: join(__dirname, '..', '..'),
+          stdio: 'pipe',
+        },
+      );
       const event = JSON.parse(readFileSync(out, 'utf8'));
       expect(event.eventSource).toBe('aws:kafka');
       const records = decodeEvent(event);
       expect(records.map((r) => r.partition)).toEqual([0, 1, 2]);
-      expect(records.map((r) => parseMessage(r.value))).toEqual(records.map(() => expect.objectContaining({ ok: true })));
+      expect(records.map((r) => parseMessage(r.value))).toEqual(
+        records.map(() => expect.objectContaining({ ok: true })),
+      );
       expect(records.map((r) => r.key?.toString())).toEqual(['my-trace-1', 'my-trace-2', 'my-trace-3']);
     } finally {
       rmSync(dir, { recursive: true, force: true });

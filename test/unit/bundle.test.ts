@@ -10,23 +10,27 @@ const root = join(__dirname, '../..');
  * does; keepNames leaves function names readable.
  */
 describe('the Lambda bundles', () => {
-  it.each(['consumer', 'health'])('should check the schema version in functions/%s without the migration runner', async (name) => {
-    const result = await build({
-      entryPoints: [join(root, 'functions', `${name}.ts`)],
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      minify: true,
-      keepNames: true,
-      external: ['@aws-sdk/*'],
-      write: false,
-      logLevel: 'silent',
-    });
-    const code = result.outputFiles[0]!.text;
-    const contains = (text: string) => code.includes(text);
-    expect(contains('schema_migrations') && contains('SCHEMA_VERSION_MISMATCH')).toBe(true);
-    // The runner's function and its messages, and any directory listing: none of it reaches the bundle.
-    for (const runnerOnly of ['readMigrations', 'NNNN_snake_case', 'baseline_check', 'readdirSync']) expect(contains(runnerOnly), runnerOnly).toBe(false);
-  });
+  it.each(['consumer', 'health'])(
+    'should check the schema version in functions/%s without the migration runner',
+    async (name) => {
+      const result = await build({
+        entryPoints: [join(root, 'functions', `${name}.ts`)],
+        bundle: true,
+        platform: 'node',
+        target: 'node22',
+        format: 'cjs',
+        minify: true,
+        keepNames: true,
+        external: ['@aws-sdk/*'],
+        write: false,
+        logLevel: 'silent',
+      });
+      const code = result.outputFiles[0]!.text;
+      const contains = (text: string) => code.includes(text);
+      expect(contains('schema_migrations') && contains('SCHEMA_VERSION_MISMATCH')).toBe(true);
+      // The runner's function and its messages, and any directory listing: none of it reaches the bundle.
+      for (const runnerOnly of ['readMigrations', 'NNNN_snake_case', 'baseline_check', 'readdirSync'])
+        expect(contains(runnerOnly), runnerOnly).toBe(false);
+    },
+  );
 });

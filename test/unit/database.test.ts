@@ -11,7 +11,8 @@ import { MIN_ATTEMPT_MS } from '../../lib/deadline';
  */
 
 const config = loadConfig({});
-const failure = (code: string) => Object.assign(new Error(code), { name: code.startsWith('E') ? 'Error' : 'PostgresError', code });
+const failure = (code: string) =>
+  Object.assign(new Error(code), { name: code.startsWith('E') ? 'Error' : 'PostgresError', code });
 
 let database: Database | undefined;
 afterEach(() => database?.end());
@@ -38,11 +39,15 @@ describe('Database.run', () => {
     const { database, refreshes, now, advance, at } = setup();
     const deadline = at() + 1_000 + MIN_ATTEMPT_MS - 1;
     const starts: number[] = [];
-    const run = database.run(async () => {
-      starts.push(at());
-      advance(1_000);
-      throw failure(code);
-    }, deadline, now);
+    const run = database.run(
+      async () => {
+        starts.push(at());
+        advance(1_000);
+        throw failure(code);
+      },
+      deadline,
+      now,
+    );
     await expect(run).rejects.toMatchObject({ code: 'OUT_OF_TIME', cause: { code } });
     expect(starts).toHaveLength(1);
     expect(refreshes).toHaveLength(0);
@@ -55,12 +60,16 @@ describe('Database.run', () => {
       const { database, now, advance, at } = setup();
       const deadline = at() + room * 1_000 + MIN_ATTEMPT_MS;
       const starts: number[] = [];
-      const run = database.run(async () => {
-        starts.push(at());
-        const code = codes[starts.length - 1]!;
-        advance(1_000);
-        throw failure(code);
-      }, deadline, now);
+      const run = database.run(
+        async () => {
+          starts.push(at());
+          const code = codes[starts.length - 1]!;
+          advance(1_000);
+          throw failure(code);
+        },
+        deadline,
+        now,
+      );
       await expect(run).rejects.toMatchObject({ code: room < 2 ? 'OUT_OF_TIME' : 'ECONNRESET' });
       expect(starts).toHaveLength(Math.min(room + 1, 3));
       for (const start of starts) expect(deadline - start).toBeGreaterThanOrEqual(MIN_ATTEMPT_MS);

@@ -11,7 +11,10 @@ describe('npm run dead-letters arguments', () => {
   it.each([
     [['summary'], { action: 'summary' }],
     [['show', '--ids', '3,4', '--limit', '5'], { action: 'show', ids: [3, 4], limit: 5 }],
-    [['redrive', '--reasons', 'invalid_message', '--dry-run', '--batch-size', '50'], { action: 'redrive', reasons: ['invalid_message'], dryRun: true, batchSize: 50 }],
+    [
+      ['redrive', '--reasons', 'invalid_message', '--dry-run', '--batch-size', '50'],
+      { action: 'redrive', reasons: ['invalid_message'], dryRun: true, batchSize: 50 },
+    ],
     [['redrive', '--trace-id', '0042', '--again'], { action: 'redrive', traceId: '0042', again: true }],
     [['purge', '--older-than-days', '30', '--no-dry-run'], { action: 'purge', olderThanDays: 30, dryRun: false }],
     [['--data', '{"action": "show", "ids": 3}'], { action: 'show', ids: 3 }],
@@ -25,23 +28,32 @@ describe('npm run dead-letters arguments', () => {
     [['--data'], '--data needs a JSON request'],
     [['show', 'redrive'], 'unexpected argument "redrive"'],
   ])('should refuse %j with a usage message saying %s', (args, says) => {
-    expect(() => requestFromArgs(args)).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(says) }));
+    expect(() => requestFromArgs(args)).toThrow(
+      expect.objectContaining({ code: 'USAGE', message: expect.stringContaining(says) }),
+    );
   });
 
   it('should produce requests the function accepts, for any mix of options', () => {
     const option = fc.oneof(
-      fc.constant(['--dry-run']), fc.constant(['--no-dry-run']), fc.constant(['--again']),
+      fc.constant(['--dry-run']),
+      fc.constant(['--no-dry-run']),
+      fc.constant(['--again']),
       fc.integer({ min: 1, max: 1000 }).map((n) => ['--batch-size', String(n)]),
-      fc.array(fc.integer({ min: 1, max: 10_000 }), { minLength: 1, maxLength: 4 }).map((ids) => ['--ids', ids.join(',')]),
+      fc
+        .array(fc.integer({ min: 1, max: 10_000 }), { minLength: 1, maxLength: 4 })
+        .map((ids) => ['--ids', ids.join(',')]),
       fc.constantFrom('invalid_json', 'tombstone').map((r) => ['--reasons', r]),
       fc.integer({ min: 0, max: 9 }).map((p) => ['--partition', String(p)]),
       fc.constant(['--from', '2026-01-01T00:00:00Z']),
     );
     fc.assert(
-      fc.property(fc.uniqueArray(option, { maxLength: 5, selector: (o) => o[0]!.replace('--no-', '--') }), (options) => {
-        const request = parseRequest(requestFromArgs(['redrive', ...options.flat()]));
-        expect(request.action).toBe('redrive');
-      }),
+      fc.property(
+        fc.uniqueArray(option, { maxLength: 5, selector: (o) => o[0]!.replace('--no-', '--') }),
+        (options) => {
+          const request = parseRequest(requestFromArgs(['redrive', ...options.flat()]));
+          expect(request.action).toBe('redrive');
+        },
+      ),
     );
   });
 });
@@ -49,35 +61,55 @@ describe('npm run dead-letters arguments', () => {
 describe('decodeBytes', () => {
   it('should give JSON for UTF-8 JSON, text for other UTF-8 and base64 for anything else, keeping the size', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue().map((j) => Buffer.from(JSON.stringify(j))), fc.string().map((s) => Buffer.from(s)), fc.uint8Array().map((b) => Buffer.from(b))), (bytes) => {
-        const decoded = decodeBytes(bytes);
-        expect(decoded.bytes).toBe(bytes.length);
-        if (decoded.format === 'json') expect(Buffer.from(JSON.stringify(decoded.json))).toEqual(Buffer.from(JSON.stringify(JSON.parse(bytes.toString()))));
-        if (decoded.format === 'text') expect(Buffer.from(decoded.text)).toEqual(bytes);
-        if (decoded.format === 'base64') expect(Buffer.from(decoded.base64, 'base64')).toEqual(bytes);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue().map((j) => Buffer.from(JSON.stringify(j))),
+          fc.string().map((s) => Buffer.from(s)),
+          fc.uint8Array().map((b) => Buffer.from(b)),
+        ),
+        (bytes) => {
+          const decoded = decodeBytes(bytes);
+          expect(decoded.bytes).toBe(bytes.length);
+          if (decoded.format === 'json')
+            expect(Buffer.from(JSON.stringify(decoded.json))).toEqual(
+              Buffer.from(JSON.stringify(JSON.parse(bytes.toString()))),
+            );
+          if (decoded.format === 'text') expect(Buffer.from(decoded.text)).toEqual(bytes);
+          if (decoded.format === 'base64') expect(Buffer.from(decoded.base64, 'base64')).toEqual(bytes);
+        },
+      ),
     );
   });
   it('should never show an id beyond 2^53 with other digits, nor refuse JSON that starts with a byte order mark', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 2n ** 53n + 1n, max: 10n ** 30n }), fc.boolean(), fc.boolean(), (id, negative, bom) => {
-        const digits = `${negative ? '-' : ''}${id}`;
-        const text = `{"traceId": ${digits}, "course": {"courseId": ${digits}}, "n": 1.5}`;
-        const decoded = decodeBytes(Buffer.from(`${bom ? '\ufeff' : ''}${text}`));
-        // JSON.parse would round the id: the operator reads the text as written instead (the BOM left out).
-        const shown = decoded.format === 'text' ? decoded.text : '';
-        expect(decoded.format).toBe('text');
-        expect(shown).toContain(`"traceId": ${digits}`);
-      }),
+      fc.property(
+        fc.bigInt({ min: 2n ** 53n + 1n, max: 10n ** 30n }),
+        fc.boolean(),
+        fc.boolean(),
+        (id, negative, bom) => {
+          const digits = `${negative ? '-' : ''}${id}`;
+          const text = `{"traceId": ${digits}, "course": {"courseId": ${digits}}, "n": 1.5}`;
+          const decoded = decodeBytes(Buffer.from(`${bom ? '\ufeff' : ''}${text}`));
+          // JSON.parse would round the id: the operator reads the text as written instead (the BOM left out).
+          const shown = decoded.format === 'text' ? decoded.text : '';
+          expect(decoded.format).toBe('text');
+          expect(shown).toContain(`"traceId": ${digits}`);
+        },
+      ),
     );
     // Parsed, 100,000 levels would overflow JSON.stringify, which writes the response: shown as text instead.
-    for (const deep of [`${'['.repeat(100_000)}${']'.repeat(100_000)}`, `${'{"a":['.repeat(50_000)}12345678901234567890${']}'.repeat(50_000)}`]) {
+    for (const deep of [
+      `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+      `${'{"a":['.repeat(50_000)}12345678901234567890${']}'.repeat(50_000)}`,
+    ]) {
       const shown = decodeBytes(Buffer.from(deep));
       expect(shown.format).toBe('text');
       expect(JSON.stringify(shown).length).toBeGreaterThan(deep.length);
     }
     expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH)}${']'.repeat(SHOWN_DEPTH)}`)).format).toBe('json');
-    expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH + 1)}${']'.repeat(SHOWN_DEPTH + 1)}`)).format).toBe('text');
+    expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH + 1)}${']'.repeat(SHOWN_DEPTH + 1)}`)).format).toBe(
+      'text',
+    );
     expect(decodeBytes(Buffer.from(JSON.stringify(Array(300_000).fill(1)))).format).toBe('json');
     const withBom = Buffer.from('\ufeff{"a": 1}');
     expect(decodeBytes(withBom)).toEqual({ format: 'json', bytes: withBom.length, json: { a: 1 } });
@@ -87,24 +119,36 @@ describe('decodeBytes', () => {
 describe('fitToBytes', () => {
   it('should cut a shown value to its size in JSON, marking it and keeping the full size, for any bytes', () => {
     // Control characters grow sixfold when shown (a 1.1 MB value made a 6.6 MB answer), base64 by a third.
-    const worst = [Buffer.alloc(1_100_000, 0x01), Buffer.alloc(1_700_000, 0xff), Buffer.from('"é\\𝄞'.repeat(300_000)), Buffer.from(JSON.stringify(Array(400_000).fill(1e21)))];
+    const worst = [
+      Buffer.alloc(1_100_000, 0x01),
+      Buffer.alloc(1_700_000, 0xff),
+      Buffer.from('"é\\𝄞'.repeat(300_000)),
+      Buffer.from(JSON.stringify(Array(400_000).fill(1e21))),
+    ];
     for (const bytes of worst) {
       const shown = fitToBytes(decodeBytes(bytes), VALUE_SHOWN_BYTES);
       expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(VALUE_SHOWN_BYTES);
       expect(shown).toMatchObject({ bytes: bytes.length, truncated: true });
-      const prefix = shown.format === 'base64' ? Buffer.from(shown.base64, 'base64') : Buffer.from(shown.format === 'text' ? shown.text : '');
+      const prefix =
+        shown.format === 'base64'
+          ? Buffer.from(shown.base64, 'base64')
+          : Buffer.from(shown.format === 'text' ? shown.text : '');
       expect(prefix.length).toBe((shown as { shownBytes: number }).shownBytes);
       expect(prefix.length).toBeGreaterThan(VALUE_SHOWN_BYTES / 8);
     }
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('\u0001', '"', 'a', 'é', '\n') })), fc.integer({ min: 0, max: 400 }), (text, max) => {
-        const shown = fitToBytes(decodeText(Buffer.from(text)), max);
-        if (!('truncated' in shown)) expect(shown).toEqual(decodeText(Buffer.from(text)));
-        else {
-          expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(Math.max(max, 100));
-          if (shown.format === 'text') expect(text.startsWith(shown.text)).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('\u0001', '"', 'a', 'é', '\n') })),
+        fc.integer({ min: 0, max: 400 }),
+        (text, max) => {
+          const shown = fitToBytes(decodeText(Buffer.from(text)), max);
+          if (!('truncated' in shown)) expect(shown).toEqual(decodeText(Buffer.from(text)));
+          else {
+            expect(Buffer.byteLength(JSON.stringify(shown))).toBeLessThanOrEqual(Math.max(max, 100));
+            if (shown.format === 'text') expect(text.startsWith(shown.text)).toBe(true);
+          }
+        },
+      ),
     );
   });
 });
@@ -114,9 +158,12 @@ describe('toKafkaRecord', () => {
     fc.assert(
       fc.property(
         fc.record({
-          topic: fc.string({ minLength: 1 }), partition: fc.nat(1000), offset: fc.nat(),
+          topic: fc.string({ minLength: 1 }),
+          partition: fc.nat(1000),
+          offset: fc.nat(),
           timestamp: fc.option(fc.integer({ min: 0, max: 4_000_000_000_000 })),
-          key: fc.option(fc.uint8Array().map((b) => Buffer.from(b))), value: fc.option(fc.uint8Array().map((b) => Buffer.from(b))),
+          key: fc.option(fc.uint8Array().map((b) => Buffer.from(b))),
+          value: fc.option(fc.uint8Array().map((b) => Buffer.from(b))),
           headers: fc.array(fc.record({ key: fc.string(), value: fc.uint8Array().map((b) => Buffer.from(b)) })),
         }),
         (record) => {
@@ -124,10 +171,14 @@ describe('toKafkaRecord', () => {
           const row = deadLetterRow(record, 'invalid_json', 'detail');
           const bytes = (hex: string) => Buffer.from(hex, 'hex');
           const stored = {
-            kafka_topic: row.kafka_topic, kafka_partition: row.kafka_partition, kafka_offset: String(row.kafka_offset),
+            kafka_topic: row.kafka_topic,
+            kafka_partition: row.kafka_partition,
+            kafka_offset: String(row.kafka_offset),
             kafka_timestamp: row.kafka_timestamp === null ? null : new Date(row.kafka_timestamp),
-            header_keys: row.header_keys.map(bytes), header_values: row.header_values.map(bytes),
-            key: row.key === null ? null : bytes(row.key), value: row.value === null ? null : bytes(row.value),
+            header_keys: row.header_keys.map(bytes),
+            header_values: row.header_values.map(bytes),
+            key: row.key === null ? null : bytes(row.key),
+            value: row.value === null ? null : bytes(row.value),
           } as Partial<StoredDeadLetter> as StoredDeadLetter;
           expect(toKafkaRecord(stored)).toEqual(record);
         },
@@ -138,11 +189,23 @@ describe('toKafkaRecord', () => {
 
 describe('actionMetrics', () => {
   it('should give one EMF document dimensioned by service and action with every count and the duration', () => {
-    const document = actionMetrics({ DeadLettersPurged: 4 }, { namespace: 'NS', service: 'svc', action: 'purge', durationMs: 12, now: 1_000 });
+    const document = actionMetrics(
+      { DeadLettersPurged: 4 },
+      { namespace: 'NS', service: 'svc', action: 'purge', durationMs: 12, now: 1_000 },
+    );
     expect(document).toEqual({
       _aws: {
         Timestamp: 1_000,
-        CloudWatchMetrics: [{ Namespace: 'NS', Dimensions: [['service', 'action']], Metrics: [{ Name: 'DeadLettersPurged', Unit: 'Count' }, { Name: 'ActionDuration', Unit: 'Milliseconds' }] }],
+        CloudWatchMetrics: [
+          {
+            Namespace: 'NS',
+            Dimensions: [['service', 'action']],
+            Metrics: [
+              { Name: 'DeadLettersPurged', Unit: 'Count' },
+              { Name: 'ActionDuration', Unit: 'Milliseconds' },
+            ],
+          },
+        ],
       },
       service: 'svc',
       action: 'purge',

@@ -11,7 +11,9 @@ class Late extends Error {}
 describe('raceDeadline', () => {
   it("should answer with the work's result when it settles first, and with its error", async () => {
     await expect(raceDeadline(Promise.resolve(7), Date.now() + 60_000, () => new Late())).resolves.toBe(7);
-    await expect(raceDeadline(Promise.reject(new RangeError('no')), Date.now() + 60_000, () => new Late())).rejects.toBeInstanceOf(RangeError);
+    await expect(
+      raceDeadline(Promise.reject(new RangeError('no')), Date.now() + 60_000, () => new Late()),
+    ).rejects.toBeInstanceOf(RangeError);
   });
 
   it("should reject with onTimeout's error once the deadline passes, calling it once", async () => {

@@ -16,24 +16,40 @@ const resources = require(join(root, 'deploy', 'resources.js')) as {
 const yml = readFileSync(join(root, 'serverless.yml'), 'utf8');
 const defaults = Object.fromEntries(serverlessParams(yml));
 /** provider.environment: each variable and the parameter it is set from. */
-const environmentParams = [...yml.matchAll(/^ {4}([A-Z][A-Z0-9_]*): \$\{param:(\w+)\}/gm)].map((m) => [m[1]!, m[2]!] as const);
+const environmentParams = [...yml.matchAll(/^ {4}([A-Z][A-Z0-9_]*): \$\{param:(\w+)\}/gm)].map(
+  (m) => [m[1]!, m[2]!] as const,
+);
 
 /** What `serverless package --stage <stage>` with `--param` overrides would hand deploy/resources.js. */
 async function problemsOf(stage: string, overrides: Record<string, string>): Promise<string> {
-  const params: Record<string, string> = Object.fromEntries(Object.entries(defaults).map(([k, v]) => [k, v.replace('${sls:stage}', stage)]));
+  const params: Record<string, string> = Object.fromEntries(
+    Object.entries(defaults).map(([k, v]) => [k, v.replace('${sls:stage}', stage)]),
+  );
   Object.assign(params, {
     mskClusterArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/trace/0123abcd-4567',
     dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-AbCdEf',
-    subnetIds: 'subnet-0123abcd', securityGroupIds: 'sg-0123abcd', alarmEmail: 'oncall@example.com', alarms: 'true',
+    subnetIds: 'subnet-0123abcd',
+    securityGroupIds: 'sg-0123abcd',
+    alarmEmail: 'oncall@example.com',
+    alarms: 'true',
     ...overrides,
   });
   const environment = Object.fromEntries(environmentParams.map(([variable, name]) => [variable, params[name] ?? '']));
   const context = {
     options: { param: Object.keys(overrides).map((k) => `${k}=${overrides[k]}`) },
-    resolveVariable: async (name: string) => (name === 'sls:stage' ? stage : name === 'self:provider.region' ? 'us-east-1' : params[name.replace(/^param:/, '')]),
-    resolveConfigurationProperty: async (path: string[]) => (path[0] === 'provider' ? environment : path[0] === 'params' ? { default: defaults } : undefined),
+    resolveVariable: async (name: string) =>
+      name === 'sls:stage'
+        ? stage
+        : name === 'self:provider.region'
+          ? 'us-east-1'
+          : params[name.replace(/^param:/, '')],
+    resolveConfigurationProperty: async (path: string[]) =>
+      path[0] === 'provider' ? environment : path[0] === 'params' ? { default: defaults } : undefined,
   };
-  return resources.resources(context).then(() => '', (error: Error) => error.message);
+  return resources.resources(context).then(
+    () => '',
+    (error: Error) => error.message,
+  );
 }
 
 describe('a production stage with an unverified database', () => {
@@ -41,8 +57,11 @@ describe('a production stage with an unverified database', () => {
     expect(await problemsOf('prod', {})).toBe('');
   });
 
-  it.each(['require', 'Require', 'DISABLE', ' Disable '])('should refuse dbSsl=%j, however it is spelled (the functions read it case-insensitively)', async (dbSsl) => {
-    expect(await problemsOf('prod', { dbSsl })).toMatch(/dbSsl=.* on the production stage "prod"/);
-    expect(await problemsOf('prod', { dbSsl, allowInsecureDb: 'true' })).toBe('');
-  });
+  it.each(['require', 'Require', 'DISABLE', ' Disable '])(
+    'should refuse dbSsl=%j, however it is spelled (the functions read it case-insensitively)',
+    async (dbSsl) => {
+      expect(await problemsOf('prod', { dbSsl })).toMatch(/dbSsl=.* on the production stage "prod"/);
+      expect(await problemsOf('prod', { dbSsl, allowInsecureDb: 'true' })).toBe('');
+    },
+  );
 });

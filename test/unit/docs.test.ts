@@ -26,11 +26,13 @@ import {
 
 const root = join(__dirname, '..', '..');
 const docs = readDocs(root);
-const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+  .scripts;
 // The consumer's errors and the scripts' own (usage, local server, Kafka, migrations) share one table.
 const errorsSource = ['lib/errors.ts', 'scripts/errors.ts'].map((p) => readFileSync(join(root, p), 'utf8')).join('\n');
 const params = serverlessParams(readFileSync(join(root, 'serverless.yml'), 'utf8'));
-const defaults = (table: Record<string, { default: string }>) => new Map(Object.entries(table).map(([name, spec]) => [name, spec.default]));
+const defaults = (table: Record<string, { default: string }>) =>
+  new Map(Object.entries(table).map(([name, spec]) => [name, spec.default]));
 const configDefaults = defaults(VARIABLES);
 const esmDefaults = defaults(ESM_VARIABLES);
 
@@ -47,7 +49,8 @@ const doc = (path: string): DocFile => {
   if (!found) throw new Error(`${path} is not among the documentation files`);
   return found;
 };
-const rowsOf = (table: keyof typeof TABLES, text = doc(TABLES[table].path).text) => tableUnder(text, TABLES[table].heading);
+const rowsOf = (table: keyof typeof TABLES, text = doc(TABLES[table].path).text) =>
+  tableUnder(text, TABLES[table].heading);
 
 function configProblems(text?: string) {
   return tableMatches('variable', rowsOf('configuration', text), configDefaults);
@@ -60,7 +63,11 @@ function errorProblems(text?: string) {
 }
 function paramProblems(text?: string) {
   const documented = namesInFirstColumn(rowsOf('parameters', text)).flat();
-  return tableMatches('parameter', documented.map((n) => [n, '']), new Map([...params.keys()].map((n) => [n, ''])));
+  return tableMatches(
+    'parameter',
+    documented.map((n) => [n, '']),
+    new Map([...params.keys()].map((n) => [n, ''])),
+  );
 }
 
 /** The problems `check` finds in a changed text that it does not find in the committed one. */
@@ -125,22 +132,30 @@ describe('documentation checks', () => {
     expect(introduced(configProblems, config.replace('| `DB_PORT` | `5432` |', '| `DB_PORT` | `5433` |'))).toEqual([
       'variable DB_PORT: documented default "5433", the code has "5432"',
     ]);
-    expect(introduced(errorProblems, withoutRow(doc(TABLES.errors.path).text, 'OUT_OF_TIME'))).toEqual(['error code OUT_OF_TIME is not documented']);
-    expect(introduced(paramProblems, withoutRow(doc(TABLES.parameters.path).text, 'topic'))).toEqual(['parameter topic is not documented']);
-    const kafka = doc(TABLES.kafkaSettings.path).text;
-    expect(introduced(kafkaSettingProblems, withoutRow(kafka, 'ESM_BATCH_SIZE'))).toEqual(['setting ESM_BATCH_SIZE is not documented']);
-    // A row naming two settings: dropping one name from it is caught too.
-    expect(introduced(kafkaSettingProblems, kafka.replace('| `KAFKA_USERNAME`, `KAFKA_PASSWORD` |', '| `KAFKA_USERNAME` |'))).toEqual([
-      'setting KAFKA_PASSWORD is not documented',
+    expect(introduced(errorProblems, withoutRow(doc(TABLES.errors.path).text, 'OUT_OF_TIME'))).toEqual([
+      'error code OUT_OF_TIME is not documented',
     ]);
+    expect(introduced(paramProblems, withoutRow(doc(TABLES.parameters.path).text, 'topic'))).toEqual([
+      'parameter topic is not documented',
+    ]);
+    const kafka = doc(TABLES.kafkaSettings.path).text;
+    expect(introduced(kafkaSettingProblems, withoutRow(kafka, 'ESM_BATCH_SIZE'))).toEqual([
+      'setting ESM_BATCH_SIZE is not documented',
+    ]);
+    // A row naming two settings: dropping one name from it is caught too.
+    expect(
+      introduced(kafkaSettingProblems, kafka.replace('| `KAFKA_USERNAME`, `KAFKA_PASSWORD` |', '| `KAFKA_USERNAME` |')),
+    ).toEqual(['setting KAFKA_PASSWORD is not documented']);
   });
 
   it('should fail when a file or folder under lib/ is missing from the project layout table', () => {
     const reference = doc('docs/reference.md').text;
-    expect(unlistedInLayout(layoutRows(reference.replace('`settle-batch` (retry, isolation), ', '')), libPaths)).toEqual([
-      'lib/batch/settle-batch.ts is not named in the lib/batch/ row',
-    ]);
-    expect(unlistedInLayout(layoutRows(), [...libPaths, 'lib/batch/retry-queue.ts', 'lib/queue/sqs.ts', 'lib/clock.ts'])).toEqual([
+    expect(
+      unlistedInLayout(layoutRows(reference.replace('`settle-batch` (retry, isolation), ', '')), libPaths),
+    ).toEqual(['lib/batch/settle-batch.ts is not named in the lib/batch/ row']);
+    expect(
+      unlistedInLayout(layoutRows(), [...libPaths, 'lib/batch/retry-queue.ts', 'lib/queue/sqs.ts', 'lib/clock.ts']),
+    ).toEqual([
       'lib/batch/retry-queue.ts is not named in the lib/batch/ row',
       'lib/queue/ is not in the layout table',
       'lib/clock.ts is not in the layout table',
@@ -149,7 +164,9 @@ describe('documentation checks', () => {
 
   it('should fail when a heading the README links to is removed from the docs', () => {
     const changed = docs.map((d) =>
-      d.path === 'docs/design.md' ? { ...d, text: d.text.replace('## Guarantees and how they are tested\n', '## Promises\n') } : d,
+      d.path === 'docs/design.md'
+        ? { ...d, text: d.text.replace('## Guarantees and how they are tested\n', '## Promises\n') }
+        : d,
     );
     expect(brokenLinks(changed, root).filter((p) => !brokenLinks(docs, root).includes(p))).toEqual([
       'README.md: link to docs/design.md#guarantees-and-how-they-are-tested: no heading #guarantees-and-how-they-are-tested in docs/design.md',
@@ -172,8 +189,14 @@ describe('documentation checks', () => {
 
   it('should fail on a link to a missing file or heading', () => {
     const files: DocFile[] = [
-      { path: 'README.md', text: '# Title\n\nSee [deploy](docs/nope.md), [here](#title), [gone](#missing) and [ext](https://example.com).' },
-      { path: 'docs/a.md', text: '## Tables and `columns`\n\n[back](../README.md#title) [bad](../README.md#nope) [self](#tables-and-columns)' },
+      {
+        path: 'README.md',
+        text: '# Title\n\nSee [deploy](docs/nope.md), [here](#title), [gone](#missing) and [ext](https://example.com).',
+      },
+      {
+        path: 'docs/a.md',
+        text: '## Tables and `columns`\n\n[back](../README.md#title) [bad](../README.md#nope) [self](#tables-and-columns)',
+      },
     ];
     expect(brokenLinks(files, root, (path) => path.endsWith('README.md') || path.endsWith('docs/a.md'))).toEqual([
       'README.md: link to docs/nope.md: no file docs/nope.md',

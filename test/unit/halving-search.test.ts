@@ -1,7 +1,12 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HALVING_ATTEMPT_CHANNEL, halvingSearch, type HalvingAttempt, type HalvingSteps } from '../../lib/batch/halving-search';
+import {
+  HALVING_ATTEMPT_CHANNEL,
+  halvingSearch,
+  type HalvingAttempt,
+  type HalvingSteps,
+} from '../../lib/batch/halving-search';
 
 // LONG_TESTS=1 (set by .ci/run) runs ten times as many cases.
 const runs = (n: number) => (process.env.LONG_TESTS === '1' ? n * 10 : n);
@@ -53,7 +58,13 @@ afterEach(() => unsubscribe(HALVING_ATTEMPT_CHANNEL, listener));
 describe('the halving search', () => {
   it('should find exactly the rejected items, in order, settling every item once, within 1 + 2k⌈log2 n⌉ attempts', async () => {
     const lists = fc.integer({ min: 0, max: 300 }).chain((n) =>
-      fc.tuple(fc.constant(n), fc.subarray(Array.from({ length: n }, (_, i) => i), { maxLength: Math.min(n, 12) })),
+      fc.tuple(
+        fc.constant(n),
+        fc.subarray(
+          Array.from({ length: n }, (_, i) => i),
+          { maxLength: Math.min(n, 12) },
+        ),
+      ),
     );
     await fc.assert(
       fc.asyncProperty(lists, async ([n, rejectedList]) => {

@@ -6,7 +6,8 @@ import { ExactInteger, parseJson } from '../../lib/batch/exact-json';
 const rounded = (x: unknown): unknown => {
   if (x instanceof ExactInteger) return Number(x.digits);
   if (Array.isArray(x)) return x.map(rounded);
-  if (x !== null && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, rounded(v)]));
+  if (x !== null && typeof x === 'object')
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, rounded(v)]));
   return x;
 };
 
@@ -14,7 +15,8 @@ const unsafeDigits = fc.bigInt({ min: 2n ** 53n, max: 10n ** 30n }).chain((n) =>
 
 describe('parseJson', () => {
   it('should keep integers beyond 2^53 as their exact digits, wherever they are', () => {
-    const text = '{"traceId": 9007199254740993, "list": [ -18446744073709551617 , 1, 9007199254740991], "s": "9007199254740993"}';
+    const text =
+      '{"traceId": 9007199254740993, "list": [ -18446744073709551617 , 1, 9007199254740991], "s": "9007199254740993"}';
     expect(parseJson(text)).toEqual({
       traceId: new ExactInteger('9007199254740993'),
       list: [new ExactInteger('-18446744073709551617'), 1, 9007199254740991],
@@ -44,7 +46,11 @@ describe('parseJson', () => {
       .tuple(fc.jsonValue({ maxDepth: 3 }), fc.array(unsafeDigits, { maxLength: 3 }), fc.constantFrom('', ' ', '\n\t'))
       .map(([value, digits, space]) => {
         const text = JSON.stringify({ value, digits: 0, again: 'x', [`\\u0000 "${space}`]: [] }, null, space.length);
-        return text.replace('"digits": 0', `"digits": [${digits.join(',')}]`).replace('"digits":0', `"digits":[${digits.join(',')}]`) + space;
+        return (
+          text
+            .replace('"digits": 0', `"digits": [${digits.join(',')}]`)
+            .replace('"digits":0', `"digits":[${digits.join(',')}]`) + space
+        );
       });
     fc.assert(
       fc.property(withBigIntegers, (text) => {
@@ -69,7 +75,10 @@ describe('parseJson on deep nesting', () => {
   it.each([
     ['arrays', (d: number) => `${'['.repeat(d)}12345678901234567890${']'.repeat(d)}`],
     ['objects', (d: number) => `${'{"a":'.repeat(d)}12345678901234567890${'}'.repeat(d)}`],
-    ['mixed, with whitespace and siblings', (d: number) => `${'{"x": [1, "s"], "a" : [ '.repeat(d)}-12345678901234567890${' ] }'.repeat(d)}`],
+    [
+      'mixed, with whitespace and siblings',
+      (d: number) => `${'{"x": [1, "s"], "a" : [ '.repeat(d)}-12345678901234567890${' ] }'.repeat(d)}`,
+    ],
   ])('should read 100,000 levels of %s holding a long integer', (_name, build) => {
     const depth = 100_000;
     let value = parseJson(build(depth));

@@ -2,12 +2,24 @@ import { describe, expect, it } from 'vitest';
 import { kafkaSecretProblems, type KafkaSecretPurpose } from '../../scripts/kafka-secret-check';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
-const FIELDS = { username: 'trace', password: 'p4ss', certificate: PEM, privateKey: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----' };
-const REQUIRED: Record<KafkaSecretPurpose, (keyof typeof FIELDS)[]> = { sasl: ['username', 'password'], mtls: ['certificate', 'privateKey'], 'root-ca': ['certificate'] };
+const FIELDS = {
+  username: 'trace',
+  password: 'p4ss',
+  certificate: PEM,
+  privateKey: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----',
+};
+const REQUIRED: Record<KafkaSecretPurpose, (keyof typeof FIELDS)[]> = {
+  sasl: ['username', 'password'],
+  mtls: ['certificate', 'privateKey'],
+  'root-ca': ['certificate'],
+};
 const PURPOSES = Object.keys(REQUIRED) as KafkaSecretPurpose[];
 
 /** Every subset of the four fields, each present, empty or of the wrong type: 3^4 shapes per purpose. */
-function* shapes(): Generator<{ secret: Record<string, unknown>; kinds: Record<string, 'present' | 'empty' | 'number' | 'absent'> }> {
+function* shapes(): Generator<{
+  secret: Record<string, unknown>;
+  kinds: Record<string, 'present' | 'empty' | 'number' | 'absent'>;
+}> {
   const names = Object.keys(FIELDS) as (keyof typeof FIELDS)[];
   const kinds = ['present', 'empty', 'number', 'absent'] as const;
   for (let n = 0; n < kinds.length ** names.length; n++) {
@@ -45,7 +57,11 @@ describe('kafkaSecretProblems', () => {
       expect(kafkaSecretProblems('["trace"]', purpose)).toEqual(['is not a JSON object']);
       expect(kafkaSecretProblems('null', purpose)).toEqual(['is not a JSON object']);
     }
-    expect(kafkaSecretProblems(JSON.stringify({ certificate: 'not a pem' }), 'root-ca')).toEqual(['"certificate" is not a PEM certificate']);
-    expect(kafkaSecretProblems(JSON.stringify({ password: 'x' }), 'sasl')).toEqual(['has no "username" (needed for sasl)']);
+    expect(kafkaSecretProblems(JSON.stringify({ certificate: 'not a pem' }), 'root-ca')).toEqual([
+      '"certificate" is not a PEM certificate',
+    ]);
+    expect(kafkaSecretProblems(JSON.stringify({ password: 'x' }), 'sasl')).toEqual([
+      'has no "username" (needed for sasl)',
+    ]);
   });
 });

@@ -5,16 +5,24 @@ import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
 import { partitionKey } from '../../lib/batch/kafka-record';
 
 describe('decodeEvent', () => {
-  it('should decode AWS\'s own MSK fixture: base64 key and value, byte-array headers', () => {
+  it("should decode AWS's own MSK fixture: base64 key and value, byte-array headers", () => {
     const event = {
       eventSource: 'aws:kafka',
-      eventSourceArn: 'arn:aws:kafka:us-west-2:012345678901:cluster/ExampleMSKCluster/e9f754c6-d29a-4430-a7db-958a19fd2c54-4',
+      eventSourceArn:
+        'arn:aws:kafka:us-west-2:012345678901:cluster/ExampleMSKCluster/e9f754c6-d29a-4430-a7db-958a19fd2c54-4',
       records: {
-        'AWSKafkaTopic-0': [{
-          topic: 'AWSKafkaTopic', partition: 0, offset: 0, timestamp: 1595035749700, timestampType: 'CREATE_TIME',
-          key: 'OGQ1NTk2YjQtMTgxMy00MjM4LWIyNGItNmRhZDhlM2QxYzBj', value: 'OGQ1NTk2YjQtMTgxMy00MjM4LWIyNGItNmRhZDhlM2QxYzBj',
-          headers: [{ headerKey: [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101] }],
-        }],
+        'AWSKafkaTopic-0': [
+          {
+            topic: 'AWSKafkaTopic',
+            partition: 0,
+            offset: 0,
+            timestamp: 1595035749700,
+            timestampType: 'CREATE_TIME',
+            key: 'OGQ1NTk2YjQtMTgxMy00MjM4LWIyNGItNmRhZDhlM2QxYzBj',
+            value: 'OGQ1NTk2YjQtMTgxMy00MjM4LWIyNGItNmRhZDhlM2QxYzBj',
+            headers: [{ headerKey: [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101] }],
+          },
+        ],
       },
     };
     const [record] = decodeEvent(event);
@@ -25,10 +33,16 @@ describe('decodeEvent', () => {
   });
 
   it('should return every record of every partition in event order', () => {
-    const event = buildKafkaEvent([{ value: 'a' }, { value: 'b' }, { value: 'c' }, { value: 'd' }], { partitions: 2, firstOffset: 7 });
+    const event = buildKafkaEvent([{ value: 'a' }, { value: 'b' }, { value: 'c' }, { value: 'd' }], {
+      partitions: 2,
+      firstOffset: 7,
+    });
     const records = decodeEvent(event);
     expect(records.map((r) => [r.partition, r.offset, r.value?.toString()])).toEqual([
-      [0, 7, 'a'], [0, 8, 'c'], [1, 7, 'b'], [1, 8, 'd'],
+      [0, 7, 'a'],
+      [0, 8, 'c'],
+      [1, 7, 'b'],
+      [1, 8, 'd'],
     ]);
   });
 

@@ -18,7 +18,9 @@ function sourceFiles(dir: string): string[] {
 /** Every relative module a file imports, exports from, or loads (import(), require()), as a path from the root. */
 function importsOf(file: string): string[] {
   const text = readFileSync(join(root, file), 'utf8');
-  const specifiers = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => m[1] as string);
+  const specifiers = [
+    ...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g),
+  ].map((m) => m[1] as string);
   return specifiers.map((s) => relative(root, resolve(root, dirname(file), s)));
 }
 
@@ -38,12 +40,23 @@ describe('folder layout', () => {
     expect(violations(['functions/consumer.ts'], ['lib/aws'])).not.toEqual([]);
   });
 
-  it('should keep lib/batch free of AWS, Lambda and the other functions\' cores', () => {
-    expect(violations(sourceFiles('lib/batch'), ['lib/aws', 'lib/health', 'lib/dead-letters', 'functions', 'scripts'])).toEqual([]);
+  it("should keep lib/batch free of AWS, Lambda and the other functions' cores", () => {
+    expect(
+      violations(sourceFiles('lib/batch'), ['lib/aws', 'lib/health', 'lib/dead-letters', 'functions', 'scripts']),
+    ).toEqual([]);
   });
 
-  it('should keep lib/postgres below the pipeline, AWS and the functions\' cores', () => {
-    expect(violations(sourceFiles('lib/postgres'), ['lib/batch', 'lib/aws', 'lib/health', 'lib/dead-letters', 'functions', 'scripts'])).toEqual([]);
+  it("should keep lib/postgres below the pipeline, AWS and the functions' cores", () => {
+    expect(
+      violations(sourceFiles('lib/postgres'), [
+        'lib/batch',
+        'lib/aws',
+        'lib/health',
+        'lib/dead-letters',
+        'functions',
+        'scripts',
+      ]),
+    ).toEqual([]);
   });
 
   it('should never import the handlers, the tooling, the tests or the benchmark from lib/', () => {
@@ -51,8 +64,12 @@ describe('folder layout', () => {
   });
 
   it('should keep the shared leaves (lib/*.ts) free of every folder of lib/', () => {
-    const leaves = readdirSync(join(root, 'lib')).filter((f) => f.endsWith('.ts')).map((f) => `lib/${f}`);
-    const folders = readdirSync(join(root, 'lib'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `lib/${e.name}`);
+    const leaves = readdirSync(join(root, 'lib'))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `lib/${f}`);
+    const folders = readdirSync(join(root, 'lib'), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => `lib/${e.name}`);
     expect(leaves.length).toBeGreaterThan(3);
     expect(violations(leaves, [...folders, 'functions', 'scripts'])).toEqual([]);
   });

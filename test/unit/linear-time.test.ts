@@ -111,13 +111,25 @@ const shapes: Array<(n: number) => string> = [
   (n) => `${spaces(n)}a${'\t '.repeat(n)}`,
   (n) => '-.e'.repeat(n),
 ];
-const numberFields = ['responses', 'responseRate', 'courseMean', 'deptMean', 'univMean', 'courseMedian', 'deptMedian', 'univMedian'];
+const numberFields = [
+  'responses',
+  'responseRate',
+  'courseMean',
+  'deptMean',
+  'univMean',
+  'courseMedian',
+  'deptMedian',
+  'univMedian',
+];
 
 function hostileMessage(n: number, variant: number): Buffer {
   const shape = (i: number) => shapes[(i + variant) % shapes.length]!(n);
-  const ratings = Array.from({ length: 4 }, (_, r) => Object.fromEntries(numberFields.map((f, i) => [f, shape(r + i)])));
+  const ratings = Array.from({ length: 4 }, (_, r) =>
+    Object.fromEntries(numberFields.map((f, i) => [f, shape(r + i)])),
+  );
   const message = {
-    traceId: shape(0), processedAt: shape(1),
+    traceId: shape(0),
+    processedAt: shape(1),
     course: { courseId: shape(2), year: shape(3), enrollment: shape(4), processedAt: shape(5), courseName: shape(6) },
     instructor: { name: shape(7) },
     ratings,
@@ -129,11 +141,14 @@ function hostileMessage(n: number, variant: number): Buffer {
 }
 
 describe('linear time: whole messages combining hostile fields', () => {
-  it.each([0, 1, 2, 3, 4, 5])('should validate a message of growing hostile fields in near-linear time (variant %i)', (variant) => {
-    // At the larger size the message is about 950 KB: under the 1 MiB cap, so every field is read.
-    const n = 400;
-    expect(hostileMessage(n * GROWTH, variant).length).toBeLessThan(1024 * 1024);
-    expect(parseMessage(hostileMessage(n * GROWTH, variant)).ok).toBe(false);
-    expect(growth(n, (size) => hostileMessage(size, variant), parseMessage)).toBeLessThan(LINEAR_BOUND);
-  });
+  it.each([0, 1, 2, 3, 4, 5])(
+    'should validate a message of growing hostile fields in near-linear time (variant %i)',
+    (variant) => {
+      // At the larger size the message is about 950 KB: under the 1 MiB cap, so every field is read.
+      const n = 400;
+      expect(hostileMessage(n * GROWTH, variant).length).toBeLessThan(1024 * 1024);
+      expect(parseMessage(hostileMessage(n * GROWTH, variant)).ok).toBe(false);
+      expect(growth(n, (size) => hostileMessage(size, variant), parseMessage)).toBeLessThan(LINEAR_BOUND);
+    },
+  );
 });

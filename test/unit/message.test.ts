@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ID_MAX_CHARS, MESSAGE_MAX_BYTES, NUMBER_TEXT_MAX_CHARS, TEXT_MAX_CHARS, TIMESTAMP_MAX_CHARS } from '../../lib/batch/input-limits';
+import {
+  ID_MAX_CHARS,
+  MESSAGE_MAX_BYTES,
+  NUMBER_TEXT_MAX_CHARS,
+  TEXT_MAX_CHARS,
+  TIMESTAMP_MAX_CHARS,
+} from '../../lib/batch/input-limits';
 import { parseMessage, type SurveyMessage } from '../../lib/batch/trace-message';
 import { surveyMessage } from '../helpers/factories';
 
@@ -40,9 +46,12 @@ describe('parseMessage', () => {
 
   it('should accept null statistics, numeric strings and null lists, and ignore unknown fields', () => {
     const message = survey({
-      traceId: 't', course: { courseId: 'c', year: '2023', enrollment: '25', responses: null, futureField: { a: 1 } },
-      instructor: { name: 'n', email: 'n@example.edu' }, ratings: [{ courseMean: '4.5', deptMean: null, responses: '7' }],
-      comments: null, schemaVersion: 3,
+      traceId: 't',
+      course: { courseId: 'c', year: '2023', enrollment: '25', responses: null, futureField: { a: 1 } },
+      instructor: { name: 'n', email: 'n@example.edu' },
+      ratings: [{ courseMean: '4.5', deptMean: null, responses: '7' }],
+      comments: null,
+      schemaVersion: 3,
     });
     expect(message.course).toMatchObject({ year: 2023, enrollment: 25, responses: null });
     expect(message.course).not.toHaveProperty('futureField');
@@ -51,36 +60,97 @@ describe('parseMessage', () => {
   });
 
   it('should trim identifiers and normalise the instructor name', () => {
-    const message = survey({ traceId: ' t-1 ', course: { courseId: 12345 }, instructor: { name: '  Ada \n Lovelace ' } });
+    const message = survey({
+      traceId: ' t-1 ',
+      course: { courseId: 12345 },
+      instructor: { name: '  Ada \n Lovelace ' },
+    });
     expect(message.traceId).toBe('t-1');
     expect(message.course.courseId).toBe('12345');
     expect(message.instructor.name).toBe('Ada Lovelace');
   });
 
   it('should make text storable rather than reject it', () => {
-    const message = survey({ traceId: 't', course: { courseId: 'c', courseName: 'A\u0000B' }, instructor: { name: 'n' }, comments: [{ commentText: 'bad \ud83d surrogate' }] });
+    const message = survey({
+      traceId: 't',
+      course: { courseId: 'c', courseName: 'A\u0000B' },
+      instructor: { name: 'n' },
+      comments: [{ commentText: 'bad \ud83d surrogate' }],
+    });
     expect(message.course.courseName).toBe('AB');
     expect(message.comments[0]?.commentText).toBe('bad \ufffd surrogate');
   });
 
   it.each([
     ['traceId missing', { course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId: is required but missing'],
-    ['traceId blank', { traceId: '  ', course: { courseId: 'c' }, instructor: { name: 'n' } }, 'traceId: must not be empty'],
+    [
+      'traceId blank',
+      { traceId: '  ', course: { courseId: 'c' }, instructor: { name: 'n' } },
+      'traceId: must not be empty',
+    ],
     ['course missing', { traceId: 't', instructor: { name: 'n' } }, 'course: is required but missing'],
-    ['courseId missing', { traceId: 't', course: {}, instructor: { name: 'n' } }, 'course.courseId: is required but missing'],
-    ['instructor name missing', { traceId: 't', course: { courseId: 'c' }, instructor: {} }, 'instructor.name: is required but missing'],
+    [
+      'courseId missing',
+      { traceId: 't', course: {}, instructor: { name: 'n' } },
+      'course.courseId: is required but missing',
+    ],
+    [
+      'instructor name missing',
+      { traceId: 't', course: { courseId: 'c' }, instructor: {} },
+      'instructor.name: is required but missing',
+    ],
     ['upstream error without trace id', { error: 'boom' }, 'traceId: is required but missing'],
     ['courseId blank', { traceId: 't', course: { courseId: '' }, instructor: { name: 'n' } }, 'course.courseId'],
-    ['instructor name blank', { traceId: 't', course: { courseId: 'c' }, instructor: { name: ' \t ' } }, 'instructor.name'],
-    ['negative count', { traceId: 't', course: { courseId: 'c', enrollment: -1 }, instructor: { name: 'n' } }, 'course.enrollment: must not be negative'],
-    ['fractional count', { traceId: 't', course: { courseId: 'c', declines: 1.5 }, instructor: { name: 'n' } }, 'course.declines: must be a whole number'],
-    ['count beyond integer', { traceId: 't', course: { courseId: 'c', responses: 2 ** 31 }, instructor: { name: 'n' } }, 'course.responses: must be at most'],
-    ['implausible year', { traceId: 't', course: { courseId: 'c', year: 20230 }, instructor: { name: 'n' } }, 'course.year'],
-    ['bad timestamp', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, processedAt: '20/12/2023' }, 'processedAt: must be an ISO-8601 timestamp'],
-    ['non-numeric statistic', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: 'high' }] }, 'ratings.0.courseMean'],
-    ['infinite statistic', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: '1e999' }] }, 'ratings.0.courseMean: must be a finite number'],
-    ['ratings not a list', { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: { a: 1 } }, 'ratings: expected Array, got object'],
-    ['wrong type for text', { traceId: 't', course: { courseId: 'c', subject: ['CS'] }, instructor: { name: 'n' } }, 'course.subject'],
+    [
+      'instructor name blank',
+      { traceId: 't', course: { courseId: 'c' }, instructor: { name: ' \t ' } },
+      'instructor.name',
+    ],
+    [
+      'negative count',
+      { traceId: 't', course: { courseId: 'c', enrollment: -1 }, instructor: { name: 'n' } },
+      'course.enrollment: must not be negative',
+    ],
+    [
+      'fractional count',
+      { traceId: 't', course: { courseId: 'c', declines: 1.5 }, instructor: { name: 'n' } },
+      'course.declines: must be a whole number',
+    ],
+    [
+      'count beyond integer',
+      { traceId: 't', course: { courseId: 'c', responses: 2 ** 31 }, instructor: { name: 'n' } },
+      'course.responses: must be at most',
+    ],
+    [
+      'implausible year',
+      { traceId: 't', course: { courseId: 'c', year: 20230 }, instructor: { name: 'n' } },
+      'course.year',
+    ],
+    [
+      'bad timestamp',
+      { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, processedAt: '20/12/2023' },
+      'processedAt: must be an ISO-8601 timestamp',
+    ],
+    [
+      'non-numeric statistic',
+      { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: 'high' }] },
+      'ratings.0.courseMean',
+    ],
+    [
+      'infinite statistic',
+      { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: '1e999' }] },
+      'ratings.0.courseMean: must be a finite number',
+    ],
+    [
+      'ratings not a list',
+      { traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: { a: 1 } },
+      'ratings: expected Array, got object',
+    ],
+    [
+      'wrong type for text',
+      { traceId: 't', course: { courseId: 'c', subject: ['CS'] }, instructor: { name: 'n' } },
+      'course.subject',
+    ],
   ])('should reject a message with %s as invalid_message', (_name, input, expected) => {
     const result = rejection(input);
     expect(result.reason).toBe('invalid_message');
@@ -95,7 +165,12 @@ describe('parseMessage', () => {
   });
 
   it('should never echo a rejected text value in the detail', () => {
-    const result = rejection({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: 'my secret comment' }] });
+    const result = rejection({
+      traceId: 't',
+      course: { courseId: 'c' },
+      instructor: { name: 'n' },
+      ratings: [{ courseMean: 'my secret comment' }],
+    });
     expect(result.detail).not.toContain('secret');
   });
 
@@ -111,8 +186,18 @@ describe('parseMessage', () => {
   });
 
   it('should read a message with a non-empty error as an upstream failure report', () => {
-    const result = parseMessage(bytes({ traceId: 't-9', error: '  OCR failed  ', processedAt: '2023-01-01T00:00:00Z' }));
-    expect(result).toEqual({ ok: true, message: { kind: 'upstream_error', traceId: 't-9', error: 'OCR failed', processedAt: '2023-01-01T00:00:00.000000Z' } });
+    const result = parseMessage(
+      bytes({ traceId: 't-9', error: '  OCR failed  ', processedAt: '2023-01-01T00:00:00Z' }),
+    );
+    expect(result).toEqual({
+      ok: true,
+      message: {
+        kind: 'upstream_error',
+        traceId: 't-9',
+        error: 'OCR failed',
+        processedAt: '2023-01-01T00:00:00.000000Z',
+      },
+    });
   });
 
   it('should treat an empty or null error as no error', () => {
@@ -130,7 +215,9 @@ describe('parseMessage', () => {
     const result = parseMessage(withBom);
     expect(result.ok && result.message.traceId).toBe(input.traceId);
     // Only one, and only at the start: anywhere else it is not JSON.
-    expect(rejection(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]), bytes(input)])).reason).toBe('invalid_json');
+    expect(rejection(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf]), bytes(input)])).reason).toBe(
+      'invalid_json',
+    );
   });
 
   it.each([
@@ -138,7 +225,11 @@ describe('parseMessage', () => {
     ['a numeric trace id', '{"traceId": 9007199254740993, "course": {"courseId": "c"}}', '9007199254740993'],
     ['an empty course id', { traceId: 't-43', course: { courseId: ' ' }, instructor: { name: 'n' } }, 't-43'],
     ['no trace id', { course: { courseId: 'c' }, instructor: { name: 'n' } }, null],
-    ['a trace id of the wrong type', { traceId: { id: 1 }, course: { courseId: 'c' }, instructor: { name: 'n' } }, null],
+    [
+      'a trace id of the wrong type',
+      { traceId: { id: 1 }, course: { courseId: 'c' }, instructor: { name: 'n' } },
+      null,
+    ],
     ['an empty trace id', { traceId: '  ', course: { courseId: 'c' }, instructor: { name: 'n' } }, null],
   ])('should keep the trace id of an invalid message with %s when it is readable', (_name, value, traceId) => {
     const result = rejection(value);
@@ -159,33 +250,51 @@ describe('parseMessage', () => {
   });
 
   it('should read a long integer in a number field as the number JSON gives, and refuse one in a count', () => {
-    const message = survey('{"traceId": "t", "course": {"courseId": "c"}, "instructor": {"name": "n"}, "ratings": [{"courseMean": 12345678901234567890}]}');
-    expect(message.ratings[0]?.courseMean).toBe(Number('12345678901234567890')); // the nearest double, as JSON.parse reads it
-    expect(rejection('{"traceId": "t", "course": {"courseId": "c", "enrollment": 12345678901234567890}, "instructor": {"name": "n"}}').detail).toMatch(
-      /course\.enrollment: must be at most 2147483647/,
+    const message = survey(
+      '{"traceId": "t", "course": {"courseId": "c"}, "instructor": {"name": "n"}, "ratings": [{"courseMean": 12345678901234567890}]}',
     );
+    expect(message.ratings[0]?.courseMean).toBe(Number('12345678901234567890')); // the nearest double, as JSON.parse reads it
+    expect(
+      rejection(
+        '{"traceId": "t", "course": {"courseId": "c", "enrollment": 12345678901234567890}, "instructor": {"name": "n"}}',
+      ).detail,
+    ).toMatch(/course\.enrollment: must be at most 2147483647/);
   });
 
-  it.each(['9007199254740993.0', '1e17', '9.007199254740993e15'])('should refuse id %s, whose digits cannot be known, instead of rounding it', (id) => {
-    const result = rejection(`{"traceId": ${id}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`);
-    expect(result.reason).toBe('invalid_message');
-    expect(result.detail).toMatch(/traceId: is a whole number beyond 2\^53 .*send it as a string/);
-  });
+  it.each(['9007199254740993.0', '1e17', '9.007199254740993e15'])(
+    'should refuse id %s, whose digits cannot be known, instead of rounding it',
+    (id) => {
+      const result = rejection(`{"traceId": ${id}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`);
+      expect(result.reason).toBe('invalid_message');
+      expect(result.detail).toMatch(/traceId: is a whole number beyond 2\^53 .*send it as a string/);
+    },
+  );
 
   it('should stop a large invalid message at its first problem, and name up to five in a small one', () => {
     // valibot collects every issue: 500,000 wrong items in 1 MiB took 300 MB of heap for one record.
     const large = rejection(surveyMessage({ ratings: Array.from({ length: 400_000 }, () => 1) }));
     expect(large).toMatchObject({ reason: 'invalid_message', detail: 'ratings.0: expected Object, got number' });
     const small = rejection(surveyMessage({ ratings: Array.from({ length: 7 }, () => 1) }));
-    expect(small.detail.split('; ')).toEqual(Array.from({ length: 5 }, (_, i) => `ratings.${i}: expected Object, got number`));
+    expect(small.detail.split('; ')).toEqual(
+      Array.from({ length: 5 }, (_, i) => `ratings.${i}: expected Object, got number`),
+    );
   });
 
   it('should refuse an array where a rating or a comment object is expected, never store it as a row of nulls', () => {
     // valibot's object schema reads an array as an object with every key absent: 330,000 `[]` made as many rows.
-    for (const [ratings, comments, path] of [[[[]], [], 'ratings.0'], [[], [{}, [1, 2]], 'comments.1'], [[{}, ['x']], [], 'ratings.1']] as const) {
-      expect(rejection(surveyMessage({ ratings, comments }))).toMatchObject({ reason: 'invalid_message', detail: `${path}: must be an object, not an array` });
+    for (const [ratings, comments, path] of [
+      [[[]], [], 'ratings.0'],
+      [[], [{}, [1, 2]], 'comments.1'],
+      [[{}, ['x']], [], 'ratings.1'],
+    ] as const) {
+      expect(rejection(surveyMessage({ ratings, comments }))).toMatchObject({
+        reason: 'invalid_message',
+        detail: `${path}: must be an object, not an array`,
+      });
     }
-    expect(survey(surveyMessage({ ratings: [{}], comments: [{}] })).ratings).toEqual([expect.objectContaining({ responses: null })]);
+    expect(survey(surveyMessage({ ratings: [{}], comments: [{}] })).ratings).toEqual([
+      expect.objectContaining({ responses: null }),
+    ]);
   });
 
   it('should say a required field is missing, never "expected" its own name, for every required field', () => {
@@ -209,23 +318,67 @@ describe('parseMessage', () => {
     };
     expect(parseMessage(padded(MESSAGE_MAX_BYTES)).ok).toBe(true);
     const over = rejection(padded(MESSAGE_MAX_BYTES + 1));
-    expect(over).toEqual({ ok: false, reason: 'too_large', traceId: null, detail: expect.stringContaining(`${MESSAGE_MAX_BYTES + 1} bytes`) });
+    expect(over).toEqual({
+      ok: false,
+      reason: 'too_large',
+      traceId: null,
+      detail: expect.stringContaining(`${MESSAGE_MAX_BYTES + 1} bytes`),
+    });
     // Not even UTF-8 or JSON is checked: the cap comes first.
     expect(rejection(Buffer.alloc(MESSAGE_MAX_BYTES + 1, 0xff)).reason).toBe('too_large');
   });
 
   it.each([
     ['traceId', ID_MAX_CHARS, (s: string) => ({ traceId: s, course: { courseId: 'c' }, instructor: { name: 'n' } })],
-    ['course.courseId', ID_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: s }, instructor: { name: 'n' } })],
-    ['instructor.name', ID_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: s } })],
-    ['comments.0.commentText', TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, comments: [{ commentText: s }] })],
+    [
+      'course.courseId',
+      ID_MAX_CHARS,
+      (s: string) => ({ traceId: 't', course: { courseId: s }, instructor: { name: 'n' } }),
+    ],
+    [
+      'instructor.name',
+      ID_MAX_CHARS,
+      (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: s } }),
+    ],
+    [
+      'comments.0.commentText',
+      TEXT_MAX_CHARS,
+      (s: string) => ({
+        traceId: 't',
+        course: { courseId: 'c' },
+        instructor: { name: 'n' },
+        comments: [{ commentText: s }],
+      }),
+    ],
     ['error', TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', error: s })],
-    ['ratings.0.courseMean', NUMBER_TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, ratings: [{ courseMean: s }] })],
-    ['course.year', NUMBER_TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c', year: s }, instructor: { name: 'n' } })],
-    ['processedAt', TIMESTAMP_MAX_CHARS, (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, processedAt: s })],
+    [
+      'ratings.0.courseMean',
+      NUMBER_TEXT_MAX_CHARS,
+      (s: string) => ({
+        traceId: 't',
+        course: { courseId: 'c' },
+        instructor: { name: 'n' },
+        ratings: [{ courseMean: s }],
+      }),
+    ],
+    [
+      'course.year',
+      NUMBER_TEXT_MAX_CHARS,
+      (s: string) => ({ traceId: 't', course: { courseId: 'c', year: s }, instructor: { name: 'n' } }),
+    ],
+    [
+      'processedAt',
+      TIMESTAMP_MAX_CHARS,
+      (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: 'n' }, processedAt: s }),
+    ],
   ])('should accept %s at its cap of %i characters and refuse it one character longer', (path, max, build) => {
     // A value valid for every field kind at any length: a number padded with leading whitespace, or a timestamp.
-    const value = (n: number) => (path === 'processedAt' ? `${' '.repeat(n - 20)}2023-01-01T00:00:00Z` : path === 'course.year' ? `${' '.repeat(n - 4)}2023` : `${' '.repeat(n - 1)}7`);
+    const value = (n: number) =>
+      path === 'processedAt'
+        ? `${' '.repeat(n - 20)}2023-01-01T00:00:00Z`
+        : path === 'course.year'
+          ? `${' '.repeat(n - 4)}2023`
+          : `${' '.repeat(n - 1)}7`;
     expect(parseMessage(bytes(build(value(max)))).ok).toBe(true);
     const result = rejection(build(value(max + 1)));
     expect(result.detail).toBe(`${path}: must be at most ${max} characters long`);
@@ -234,7 +387,9 @@ describe('parseMessage', () => {
   });
 
   it('should refuse a digit run beyond 2^53 longer than the id cap, given as a JSON number', () => {
-    const result = rejection(`{"traceId": ${'9'.repeat(ID_MAX_CHARS + 1)}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`);
+    const result = rejection(
+      `{"traceId": ${'9'.repeat(ID_MAX_CHARS + 1)}, "course": {"courseId": "c"}, "instructor": {"name": "n"}}`,
+    );
     expect(result.detail).toBe(`traceId: must be at most ${ID_MAX_CHARS} characters long`);
   });
 });

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { SurveyMessage, TraceMessage } from '../../lib/batch/trace-message';
-import { claimRows, collapseTraceIds, compareReports, planSurvey, replacementRows, toCandidate, type SurveyCandidate } from '../../lib/batch/write-plan';
+import {
+  claimRows,
+  collapseTraceIds,
+  compareReports,
+  planSurvey,
+  replacementRows,
+  toCandidate,
+  type SurveyCandidate,
+} from '../../lib/batch/write-plan';
 import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 function record(offset: number, partition = 0, timestamp: number | null = 1_700_000_000_000): KafkaRecord {
@@ -12,8 +20,19 @@ function survey(traceId: string, courseId: string, instructor: string, processed
     kind: 'survey',
     traceId,
     course: {
-      courseId, courseName: null, subject: null, catalogSection: null, semester: null, year: null, enrollment: null,
-      responses: null, declines: null, processedAt: null, originalFileName: null, gcsBucket: null, gcsPath: null,
+      courseId,
+      courseName: null,
+      subject: null,
+      catalogSection: null,
+      semester: null,
+      year: null,
+      enrollment: null,
+      responses: null,
+      declines: null,
+      processedAt: null,
+      originalFileName: null,
+      gcsBucket: null,
+      gcsPath: null,
     },
     instructor: { name: instructor },
     ratings: [],
@@ -22,14 +41,19 @@ function survey(traceId: string, courseId: string, instructor: string, processed
   };
 }
 
-const candidate = (m: TraceMessage, offset: number, partition = 0) => toCandidate(record(offset, partition), m) as SurveyCandidate;
+const candidate = (m: TraceMessage, offset: number, partition = 0) =>
+  toCandidate(record(offset, partition), m) as SurveyCandidate;
 
 describe('toCandidate', () => {
   it('should order by processedAt, else course.processedAt, else the Kafka timestamp', () => {
     const m = survey('a', 'c', 'i', null);
     expect(toCandidate(record(1), m).reportAt).toBe('2023-11-14T22:13:20.000000Z');
-    expect(toCandidate(record(1), { ...m, course: { ...m.course, processedAt: '2020-01-01T00:00:00.000000Z' } }).reportAt).toBe('2020-01-01T00:00:00.000000Z');
-    expect(toCandidate(record(1), { ...m, processedAt: '2021-01-01T00:00:00.000000Z' }).reportAt).toBe('2021-01-01T00:00:00.000000Z');
+    expect(
+      toCandidate(record(1), { ...m, course: { ...m.course, processedAt: '2020-01-01T00:00:00.000000Z' } }).reportAt,
+    ).toBe('2020-01-01T00:00:00.000000Z');
+    expect(toCandidate(record(1), { ...m, processedAt: '2021-01-01T00:00:00.000000Z' }).reportAt).toBe(
+      '2021-01-01T00:00:00.000000Z',
+    );
     expect(toCandidate(record(1, 0, null), m).reportAt).toBe('1970-01-01T00:00:00.000000Z');
   });
 });
@@ -67,9 +91,17 @@ describe('claimRows', () => {
   it('should sort by trace id and mark upstream failures', () => {
     const rows = claimRows([
       candidate(survey('b', 'c', 'i', null), 1),
-      toCandidate(record(2), { kind: 'upstream_error', traceId: 'a', error: 'boom', processedAt: null }) as SurveyCandidate,
+      toCandidate(record(2), {
+        kind: 'upstream_error',
+        traceId: 'a',
+        error: 'boom',
+        processedAt: null,
+      }) as SurveyCandidate,
     ]);
-    expect(rows.map((r) => [r.trace_id, r.status, r.error])).toEqual([['a', 'upstream_error', 'boom'], ['b', 'stored', null]]);
+    expect(rows.map((r) => [r.trace_id, r.status, r.error])).toEqual([
+      ['a', 'upstream_error', 'boom'],
+      ['b', 'stored', null],
+    ]);
   });
 });
 
@@ -110,18 +142,45 @@ describe('replacementRows', () => {
     const m = survey('w', 'C1', 'Ann', null);
     m.ratings = [];
     m.comments = [];
-    const rows = replacementRows([{ trace_id: 'w', course_id: '7', instructor_id: '9' }], new Map([['w', candidate(m, 1)]]));
+    const rows = replacementRows(
+      [{ trace_id: 'w', course_id: '7', instructor_id: '9' }],
+      new Map([['w', candidate(m, 1)]]),
+    );
     const ratings = rows.ratings[Symbol.iterator]();
     expect(Array.isArray(rows.ratings)).toBe(false);
     // A rating that arrives after the call is still read: nothing was copied out of the message beforehand.
-    m.ratings.push({ questionText: 'late', category: null, responses: null, responseRate: null, courseMean: null, deptMean: null, univMean: null, courseMedian: null, deptMedian: null, univMedian: null });
+    m.ratings.push({
+      questionText: 'late',
+      category: null,
+      responses: null,
+      responseRate: null,
+      courseMean: null,
+      deptMean: null,
+      univMean: null,
+      courseMedian: null,
+      deptMedian: null,
+      univMedian: null,
+    });
     expect(ratings.next().value).toEqual(['7', '9', 'w', 'late', null, null, null, null, null, null, null, null, null]);
     expect([...rows.comments]).toEqual([]);
   });
 
-  it('should give each winner\'s ratings and comments its pair ids', () => {
+  it("should give each winner's ratings and comments its pair ids", () => {
     const m = survey('w', 'C1', 'Ann', null);
-    m.ratings = [{ questionText: 'q', category: null, responses: 3, responseRate: 0.5, courseMean: 4, deptMean: null, univMean: null, courseMedian: null, deptMedian: null, univMedian: null }];
+    m.ratings = [
+      {
+        questionText: 'q',
+        category: null,
+        responses: 3,
+        responseRate: 0.5,
+        courseMean: 4,
+        deptMean: null,
+        univMean: null,
+        courseMedian: null,
+        deptMedian: null,
+        univMedian: null,
+      },
+    ];
     m.comments = [{ category: 'x', questionText: 'q', responseNumber: 1, commentText: 'hi' }];
     const c = candidate(m, 1);
     const rows = replacementRows([{ trace_id: 'w', course_id: '7', instructor_id: '9' }], new Map([['w', c]]));

@@ -5,14 +5,25 @@ import { toResponse } from '../../lib/aws/kafka-batch-response';
 import type { KafkaRecord } from '../../lib/batch/kafka-record';
 
 const outcome = (state: RecordState, partition: number, offset: number): RecordOutcome => ({
-  record: { topic: 'trace-survey-processed', partition, offset, timestamp: null, key: null, value: null, headers: [] } as KafkaRecord,
+  record: {
+    topic: 'trace-survey-processed',
+    partition,
+    offset,
+    timestamp: null,
+    key: null,
+    value: null,
+    headers: [],
+  } as KafkaRecord,
   state,
   traceId: null,
 });
 
 describe('toResponse', () => {
   it('should list failed records with the object identifier Lambda expects', () => {
-    const response = toResponse([outcome('stored', 0, 1), outcome('failed', 0, 2), outcome('dead_lettered', 1, 5), outcome('failed', 1, 6)], true);
+    const response = toResponse(
+      [outcome('stored', 0, 1), outcome('failed', 0, 2), outcome('dead_lettered', 1, 5), outcome('failed', 1, 6)],
+      true,
+    );
     expect(response).toEqual({
       batchItemFailures: [
         { itemIdentifier: { partition: 'trace-survey-processed-0', offset: 2 } },
@@ -38,9 +49,25 @@ describe('toResponse', () => {
 
 describe('countOutcomes', () => {
   it('should count every state so that the counts add up to the records received', () => {
-    const states: RecordState[] = ['stored', 'stored', 'duplicate', 'superseded', 'upstream_error', 'dead_lettered', 'failed'];
+    const states: RecordState[] = [
+      'stored',
+      'stored',
+      'duplicate',
+      'superseded',
+      'upstream_error',
+      'dead_lettered',
+      'failed',
+    ];
     const summary = countOutcomes(states.map((s, i) => outcome(s, 0, i)));
-    expect(summary).toEqual({ received: 7, stored: 2, duplicates: 1, superseded: 1, upstreamErrors: 1, deadLettered: 1, failed: 1 });
+    expect(summary).toEqual({
+      received: 7,
+      stored: 2,
+      duplicates: 1,
+      superseded: 1,
+      upstreamErrors: 1,
+      deadLettered: 1,
+      failed: 1,
+    });
     const { received, ...rest } = summary;
     expect(Object.values(rest).reduce((a, b) => a + b, 0)).toBe(received);
   });

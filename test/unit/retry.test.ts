@@ -9,10 +9,23 @@ const sysError = (code: string) => Object.assign(new Error(code), { code });
 
 describe('classifyFailure', () => {
   it.each([
-    ['40P01', 'transient'], ['40001', 'transient'], ['57P01', 'transient'], ['57014', 'transient'], ['08006', 'transient'],
-    ['53300', 'transient'], ['55P03', 'transient'],
-    ['22003', 'data'], ['23514', 'data'], ['22P02', 'data'], ['54000', 'data'],
-    ['42P01', 'fatal'], ['3F000', 'fatal'], ['42501', 'fatal'], ['3D000', 'fatal'], ['28P01', 'fatal'], ['28000', 'fatal'],
+    ['40P01', 'transient'],
+    ['40001', 'transient'],
+    ['57P01', 'transient'],
+    ['57014', 'transient'],
+    ['08006', 'transient'],
+    ['53300', 'transient'],
+    ['55P03', 'transient'],
+    ['22003', 'data'],
+    ['23514', 'data'],
+    ['22P02', 'data'],
+    ['54000', 'data'],
+    ['42P01', 'fatal'],
+    ['3F000', 'fatal'],
+    ['42501', 'fatal'],
+    ['3D000', 'fatal'],
+    ['28P01', 'fatal'],
+    ['28000', 'fatal'],
   ])('should classify SQLSTATE %s as %s', (code, kind) => {
     expect(classifyFailure(pgError(code))).toBe(kind);
   });
@@ -52,7 +65,9 @@ describe('withRetry', () => {
       calls += 1;
       throw sysError('ECONNREFUSED');
     };
-    await expect(withRetry(attempt, { ...fast, sleep: async () => {} })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(withRetry(attempt, { ...fast, sleep: async () => {} })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
     expect(calls).toBe(4);
   });
 
@@ -67,20 +82,29 @@ describe('withRetry', () => {
   });
 
   it('should not start an attempt or a wait that outlasts the invocation', async () => {
-    await expect(withRetry(async () => 'never', { ...fast, deadline: Date.now() })).rejects.toBeInstanceOf(OutOfTimeError);
+    await expect(withRetry(async () => 'never', { ...fast, deadline: Date.now() })).rejects.toBeInstanceOf(
+      OutOfTimeError,
+    );
     let calls = 0;
     const attempt = async () => {
       calls += 1;
       throw pgError('40001');
     };
-    await expect(withRetry(attempt, { ...fast, deadline: Date.now() + 50, sleep: async () => {} })).rejects.toBeInstanceOf(OutOfTimeError);
+    await expect(
+      withRetry(attempt, { ...fast, deadline: Date.now() + 50, sleep: async () => {} }),
+    ).rejects.toBeInstanceOf(OutOfTimeError);
     expect(calls).toBe(0);
   });
 
   it('should measure every attempt and wait against the one deadline, on the clock it is given', async () => {
     // A driven clock: each attempt takes 300 ms, each wait as long as it says. Whatever the retry budget, no attempt
     // starts with less than MIN_ATTEMPT_MS left before the deadline.
-    for (const [deadlineIn, attempts] of [[700, 1], [1_300, 2], [1_900, 3], [10_000, 4]] as const) {
+    for (const [deadlineIn, attempts] of [
+      [700, 1],
+      [1_300, 2],
+      [1_900, 3],
+      [10_000, 4],
+    ] as const) {
       let clock = 1_000_000;
       const deadline = clock + deadlineIn;
       const starts: number[] = [];
@@ -89,9 +113,15 @@ describe('withRetry', () => {
         clock += 300;
         throw sysError('ECONNRESET');
       };
-      const options = { ...fast, backoffMs: 100, deadline, now: () => clock, sleep: async (ms: number) => {
-        clock += ms;
-      } };
+      const options = {
+        ...fast,
+        backoffMs: 100,
+        deadline,
+        now: () => clock,
+        sleep: async (ms: number) => {
+          clock += ms;
+        },
+      };
       const failure = withRetry(attempt, options);
       await expect(failure).rejects.toMatchObject({ code: attempts === 4 ? 'ECONNRESET' : 'OUT_OF_TIME' });
       expect(starts).toHaveLength(attempts);

@@ -15,13 +15,19 @@ describe('SCHEMA_VERSION', () => {
   it('should equal the number of the newest migration', () => {
     const migrations = readMigrations();
     expect(migrations.length).toBeGreaterThan(0);
-    expect(SCHEMA_VERSION, 'bump SCHEMA_VERSION in lib/schema-version.ts when adding a migration').toBe(migrations.at(-1)!.version);
+    expect(SCHEMA_VERSION, 'bump SCHEMA_VERSION in lib/schema-version.ts when adding a migration').toBe(
+      migrations.at(-1)!.version,
+    );
   });
 
   it('should equal the newest version schema.sql builds and guards', () => {
     const text = readFileSync(join(root, 'schema.sql'), 'utf8');
     expect(Number(/newest CONSTANT integer := (\d+);/.exec(text)?.[1])).toBe(SCHEMA_VERSION);
-    const rows = [...text.matchAll(/^\s+\((\d+), '(\w+)', (true|false)\)/gm)].map((m) => ({ version: Number(m[1]), name: m[2], compatible: m[3] === 'true' }));
+    const rows = [...text.matchAll(/^\s+\((\d+), '(\w+)', (true|false)\)/gm)].map((m) => ({
+      version: Number(m[1]),
+      name: m[2],
+      compatible: m[3] === 'true',
+    }));
     expect(rows).toEqual(readMigrations().map((m) => ({ version: m.version, name: m.name, compatible: m.compatible })));
   });
 });
@@ -45,18 +51,28 @@ describe('readMigrations', () => {
       ['SELECT 1; -- compatible: true', false],
       ['-- not compatible: true\nSELECT 1;', false],
     ];
-    const files = Object.fromEntries(headers.map(([text], i) => [`${String(i + 1).padStart(4, '0')}_case_${i + 1}.sql`, text]));
+    const files = Object.fromEntries(
+      headers.map(([text], i) => [`${String(i + 1).padStart(4, '0')}_case_${i + 1}.sql`, text]),
+    );
     const migrations = readMigrations(folder({ ...files, 'README.md': 'not a migration' }));
     expect(migrations.map((m) => m.compatible)).toEqual(headers.map(([, compatible]) => compatible));
     expect(migrations.map((m) => m.version)).toEqual(headers.map((_, i) => i + 1));
-    expect(migrations[0]).toMatchObject({ name: 'case_1', file: '0001_case_1.sql', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(migrations[0]).toMatchObject({
+      name: 'case_1',
+      file: '0001_case_1.sql',
+      checksum: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
   });
 
   it.each([
     ['a gap', { '0001_a.sql': '', '0003_c.sql': '' }, /^0003_c\.sql should be number 0002/],
     ['a repeat', { '0001_a.sql': '', '0001_b.sql': '' }, /^0001_b\.sql should be number 0002/],
     ['a start above 1', { '0002_b.sql': '' }, /^0002_b\.sql should be number 0001/],
-    ['a misnamed file', { '0001_a.sql': '', '2_Add-Index.sql': '' }, /2_Add-Index\.sql is not named NNNN_snake_case\.sql: rename it/],
+    [
+      'a misnamed file',
+      { '0001_a.sql': '', '2_Add-Index.sql': '' },
+      /2_Add-Index\.sql is not named NNNN_snake_case\.sql: rename it/,
+    ],
     ['no file', {}, /holds no migrations/],
   ])('should refuse a folder with %s, saying what to fix', (_label, files, message) => {
     expect(() => readMigrations(folder(files))).toThrow(MigrationError);
@@ -81,7 +97,9 @@ describe('verifySchemaVersion', () => {
       const label = `database ${JSON.stringify(applied)}, code needs ${required}`;
       if (current < required) {
         expect(() => verifySchemaVersion(applied, required), label).toThrow(new SchemaVersionError(current, required));
-        expect(() => verifySchemaVersion(applied, required), label).toThrow(`schema version ${current}, needs ${required}: run npm run db:apply`);
+        expect(() => verifySchemaVersion(applied, required), label).toThrow(
+          `schema version ${current}, needs ${required}: run npm run db:apply`,
+        );
       } else if (above.some((m) => !m.compatible)) {
         const incompatible = above.filter((m) => !m.compatible).map((m) => m.version);
         expect(() => verifySchemaVersion(applied, required), label).toThrow(

@@ -6,7 +6,9 @@ import { loadConfig } from '../../lib/config';
 const root = join(__dirname, '../..');
 // Every folder of code that talks to PostgreSQL, subfolders included.
 const sources = ['lib', 'functions', 'scripts'].flatMap((dir) =>
-  readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => ({ path: `${dir}/${f}`, text: readFileSync(join(root, dir, f), 'utf8') })),
+  readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => ({ path: `${dir}/${f}`, text: readFileSync(join(root, dir, f), 'utf8') })),
 );
 
 describe('no SQL is built from message data', () => {

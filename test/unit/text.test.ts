@@ -26,7 +26,11 @@ describe('canonicalTimestamp', () => {
   it('should sort as text in time order', () => {
     const times = ['2023-01-01T00:00:00.000001Z', '2022-12-31T23:59:59.999999-01:00', '2023-01-01T00:00:00Z'];
     const sorted = times.map((t) => canonicalTimestamp(t)!).sort();
-    expect(sorted).toEqual(['2023-01-01T00:00:00.000000Z', '2023-01-01T00:00:00.000001Z', '2023-01-01T00:59:59.999999Z']);
+    expect(sorted).toEqual([
+      '2023-01-01T00:00:00.000000Z',
+      '2023-01-01T00:00:00.000001Z',
+      '2023-01-01T00:59:59.999999Z',
+    ]);
   });
 });
 

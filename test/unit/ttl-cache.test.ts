@@ -46,14 +46,11 @@ describe('ttlCache', () => {
 
   it('should not cache a rejected load: the next call loads again, and a later success is cached', async () => {
     let calls = 0;
-    const cache = ttlCache(
-      async () => {
-        calls += 1;
-        if (calls === 1) throw new Error('unreachable');
-        return calls;
-      },
-      60_000,
-    );
+    const cache = ttlCache(async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('unreachable');
+      return calls;
+    }, 60_000);
     await expect(cache.get()).rejects.toThrow('unreachable');
     expect(await cache.get()).toEqual({ value: 2, cached: false });
     expect(await cache.get()).toEqual({ value: 2, cached: true });
@@ -71,7 +68,11 @@ describe('ttlCache', () => {
   it('should take the TTL from the value when given a function: Infinity keeps it for good', async () => {
     let clock = 0;
     let calls = 0;
-    const cache = ttlCache(async () => ++calls, (n) => (n === 1 ? 0 : Infinity), () => clock);
+    const cache = ttlCache(
+      async () => ++calls,
+      (n) => (n === 1 ? 0 : Infinity),
+      () => clock,
+    );
     expect((await cache.get()).value).toBe(1); // TTL 0: expired at once
     expect(await cache.get()).toEqual({ value: 2, cached: false });
     clock = Number.MAX_SAFE_INTEGER;
