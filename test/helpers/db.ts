@@ -90,9 +90,12 @@ export async function ownServer(extraEnv: Record<string, string> = {}) {
 }
 
 /**
- * Terminates the sessions `which` selects from pg_stat_activity and waits until they are gone. pg_terminate_backend
- * only signals: a loaded machine may not have run the backend yet when the test's next query arrives on its
- * connection, which then still works, and the test would not exercise the broken connection it means to.
+ * Terminates the sessions `which` selects from pg_stat_activity and waits until those sessions are gone.
+ * pg_terminate_backend only signals: a loaded machine may not have run the backend yet when the test's next query
+ * arrives on its connection, which then still works, and the test would not exercise the broken connection it means
+ * to. It waits for the terminated backends by pid, not for every session of the name: the consumer reconnects at once
+ * with the same application_name, and waiting for the name to vanish then timed out whenever the new session came
+ * first (the lock the test held was then never released, and every later test of the file timed out).
  */
 export async function terminateSessions(
   sql: Sql,
@@ -100,14 +103,14 @@ export async function terminateSessions(
 ): Promise<number> {
   const matches =
     'applicationName' in which ? sql`application_name = ${which.applicationName}` : sql`usename = ${which.user}`;
-  const [killed] = await sql<
-    { n: number }[]
-  >`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
+  // Selected first (materialized), then signalled: no other session is ever handed to pg_terminate_backend.
+  const killed = await sql<{ pid: number }[]>`
+    with chosen as materialized (select pid from pg_stat_activity where ${matches} and pid <> pg_backend_pid())
+    select pid from chosen where pg_terminate_backend(pid)`;
+  const pids = killed.map((k) => k.pid);
   for (let i = 0; ; i++) {
-    const [left] = await sql<
-      { n: number }[]
-    >`select count(*)::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
-    if (left?.n === 0) return killed?.n ?? 0;
+    const [left] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = any(${pids}::int[])`;
+    if (left?.n === 0) return pids.length;
     if (i >= 500) throw new Error(`sessions ${JSON.stringify(which)} still open 10 s after pg_terminate_backend`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
