@@ -19,8 +19,9 @@ export interface TestDatabase {
 }
 
 /**
- * A fresh schema at the newest version (every migration applied), on the run's PostgreSQL server (or on `server`), so that test files
- * running in parallel never see each other's rows. Retries are fast here so that failure paths finish quickly.
+ * A fresh schema at the newest version (every migration applied), on the run's PostgreSQL server (or on `server`), so
+ * that test files running in parallel never see each other's rows. Retries are fast here so that failure paths finish
+ * quickly.
  */
 export async function testDatabase(
   extraEnv: Record<string, string> = {},
@@ -102,7 +103,8 @@ export async function terminateSessions(
     'applicationName' in which ? sql`application_name = ${which.applicationName}` : sql`usename = ${which.user}`;
   const [killed] = await sql<
     { n: number }[]
-  >`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${matches} and pid <> pg_backend_pid()`;
+  >`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${matches}
+    and pid <> pg_backend_pid()`;
   for (let i = 0; ; i++) {
     const [left] = await sql<
       { n: number }[]
@@ -118,7 +120,8 @@ export async function waitForLockWait(db: TestDatabase, application: string): Pr
   for (let i = 0; i < 200; i++) {
     const [row] = await db.sql<
       { n: number }[]
-    >`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
+    >`select count(*)::int as n from pg_stat_activity where application_name = ${application}
+      and wait_event_type = 'Lock'`;
     if ((row?.n ?? 0) > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
