@@ -72,7 +72,8 @@ export function printBreakdown(breakdowns: readonly (Breakdown & { label?: strin
     .map((b) => (b.label ?? `${b.size.toLocaleString('en-US')} records`).padStart(18))
     .join(' |');
   console.log(
-    `\nWhere the time goes, ms per batch (medians of the same batches; server = planning + execution in pg_stat_statements)`,
+    `\nWhere the time goes, ms per batch (medians of the same batches; server = planning + execution in ` +
+      `pg_stat_statements)`,
   );
   console.log(`${''.padEnd(26)} |${header}`);
   console.log(

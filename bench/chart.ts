@@ -1,6 +1,6 @@
 /**
- * The throughput chart in docs/performance.md: records per second against batch size for the three writers, log-log, as a
- * dependency-free SVG.
+ * The throughput chart in docs/performance.md: records per second against batch size for the three writers, log-log, as
+ * a dependency-free SVG.
  */
 interface Row {
   size: number;
@@ -31,11 +31,13 @@ export function renderChart(rows: readonly Row[]): string {
     ((Math.log10(v) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * (height - m.top - m.bottom);
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" ` +
+      `font-size="12">`,
   );
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
   parts.push(
-    `<text x="${width / 2 - 60}" y="22" font-size="15" text-anchor="middle">Records per second by batch size (log-log)</text>`,
+    `<text x="${width / 2 - 60}" y="22" font-size="15" text-anchor="middle">Records per second by batch size ` +
+      `(log-log)</text>`,
   );
   for (let e = Math.log10(yMin); e <= Math.log10(yMax); e++) {
     const yy = y(10 ** e);
@@ -59,7 +61,8 @@ export function renderChart(rows: readonly Row[]): string {
       parts.push(`<circle cx="${x(sizes[j]!)}" cy="${y(Math.max(v, yMin))}" r="4" fill="${s.color}"/>`);
     const ly = m.top + 10 + i * 22;
     parts.push(
-      `<line x1="${width - m.right + 15}" x2="${width - m.right + 40}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"/>`,
+      `<line x1="${width - m.right + 15}" x2="${width - m.right + 40}" y1="${ly}" y2="${ly}" ` +
+        `stroke="${s.color}" stroke-width="2.5"/>`,
     );
     parts.push(`<text x="${width - m.right + 46}" y="${ly + 4}">${s.name}</text>`);
   });

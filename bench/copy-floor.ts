@@ -6,18 +6,25 @@ import type { SurveyMessage } from '../lib/batch/trace-message';
  * The floor no upserting writer can beat: COPY of the same rows into tables without keys, indexes or constraints,
  * in one transaction per batch. No lookups, no conflicts, no ordering rules: just moving the bytes in.
  */
-export const COPY_TABLES_SQL = (schema: string) => `
+export const COPY_TABLES_SQL = (schema: string) =>
+  `
   create schema if not exists "${schema}";
   create table if not exists "${schema}".instructors (name text);
-  create table if not exists "${schema}".courses (course_id text, course_name text, subject text, catalog_section text, semester text,
-    year integer, enrollment integer, responses integer, declines integer, processed_at timestamptz, original_file_name text,
+  create table if not exists "${schema}".courses (course_id text, course_name text, subject text, ` +
+  `catalog_section text, semester text,
+    year integer, enrollment integer, responses integer, declines integer, processed_at timestamptz, ` +
+  `original_file_name text,
     gcs_bucket text, gcs_path text, trace_id text);
-  create table if not exists "${schema}".ratings (course_id text, instructor text, trace_id text, question_text text, category text,
+  create table if not exists "${schema}".ratings (course_id text, instructor text, trace_id text, question_text ` +
+  `text, category text,
     responses integer, response_rate double precision, course_mean double precision, dept_mean double precision,
-    univ_mean double precision, course_median double precision, dept_median double precision, univ_median double precision);
-  create table if not exists "${schema}".comments (course_id text, instructor text, trace_id text, category text, question_text text,
+    univ_mean double precision, course_median double precision, dept_median double precision, univ_median ` +
+  `double precision);
+  create table if not exists "${schema}".comments (course_id text, instructor text, trace_id text, category ` +
+  `text, question_text text,
     response_number integer, comment_text text);
-  create table if not exists "${schema}".processed_traces (trace_id text, status text, kafka_topic text, kafka_partition integer,
+  create table if not exists "${schema}".processed_traces (trace_id text, status text, kafka_topic text, ` +
+  `kafka_partition integer,
     kafka_offset bigint);`;
 
 /** Same COPY path as the consumer's (lib/copy.ts), so the two differ only in what they do around it. */

@@ -44,10 +44,10 @@ const LAST = [
   'Novák',
 ];
 const SUBJECTS = ['CS', 'MATH', 'PHYS', 'ENGL', 'HIST', 'CHEM', 'BIOL', 'ECON', 'PSYC', 'ARTH'];
-const WORDS =
-  'the lectures were clear and engaging but the pace was fast; problem sets helped a lot, office hours were useful, exams felt fair and the labs taught me more than I expected — très bien, 很好 👍'.split(
-    ' ',
-  );
+const WORDS = (
+  'the lectures were clear and engaging but the pace was fast; problem sets helped a lot, office hours were ' +
+  'useful, exams felt fair and the labs taught me more than I expected — très bien, 很好 👍'
+).split(' ');
 const CATEGORIES = [
   'Course Related Questions',
   'Learning Related Questions',
@@ -71,7 +71,10 @@ export const INSTRUCTOR_POOL = 300;
 export const COURSE_POOL = 3000;
 
 export function instructorName(i: number): string {
-  return `${FIRST[i % FIRST.length]} ${LAST[Math.floor(i / FIRST.length) % LAST.length]}${i >= FIRST.length * LAST.length ? ` ${i}` : ''}`;
+  return (
+    `${FIRST[i % FIRST.length]} ` +
+    `${LAST[Math.floor(i / FIRST.length) % LAST.length]}${i >= FIRST.length * LAST.length ? ` ${i}` : ''}`
+  );
 }
 
 /** A 32-bit hash of a string (FNV-1a), to seed each run differently. */

@@ -32,7 +32,8 @@ const VARIANTS: Variant[] = [
       ['ratings', 'comments']
         .map(
           (t) =>
-            `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id; create index on "${s}".${t} (course_id, instructor_id)`,
+            `alter table "${s}".${t} drop constraint ${t}_pkey, drop column id; create index on "${s}".${t} ` +
+            `(course_id, instructor_id)`,
         )
         .join('; '),
   },
@@ -49,7 +50,10 @@ const VARIANTS: Variant[] = [
 ];
 
 function dropPairForeignKeys(s: string): string {
-  return `alter table "${s}".course_instructors drop constraint course_instructors_course_id_fkey, drop constraint course_instructors_instructor_id_fkey`;
+  return (
+    `alter table "${s}".course_instructors drop constraint course_instructors_course_id_fkey, drop ` +
+    `constraint course_instructors_instructor_id_fkey`
+  );
 }
 
 function dropRowKeys(s: string): string {
@@ -110,15 +114,18 @@ export function printGuarantees(rows: readonly GuaranteeRow[]): void {
   const shipped = rows.find((r) => r.name === 'shipped');
   if (!shipped) return;
   console.log(
-    `\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch (medians; server = pg_stat_statements)`,
+    `\nWhat the schema's guarantees cost, ${GUARANTEE_RECORDS.toLocaleString('en-US')} records per batch ` +
+      `(medians; server = pg_stat_statements)`,
   );
   console.log('variant      | server ms | saved | wall ms | pairs | COPY ratings | COPY comments | deletes | without');
   for (const r of rows) {
     const ms = (...kinds: string[]) => kinds.reduce((a, k) => a + (r.statements[k] ?? 0), 0).toFixed(1);
     console.log(
-      `${r.name.padEnd(12)} | ${r.serverMs.toFixed(1).padStart(9)} | ${(shipped.serverMs - r.serverMs).toFixed(1).padStart(5)} | ${r.wallMs.toFixed(1).padStart(7)} | ` +
-        `${ms('insert course_instructors').padStart(5)} | ${ms('copy ratings').padStart(12)} | ${ms('copy comments').padStart(13)} | ` +
-        `${ms('delete ratings', 'delete comments').padStart(7)} | ${r.without}`,
+      `${r.name.padEnd(12)} | ${r.serverMs.toFixed(1).padStart(9)} | ` +
+        `${(shipped.serverMs - r.serverMs).toFixed(1).padStart(5)} | ${r.wallMs.toFixed(1).padStart(7)} | ` +
+        `${ms('insert course_instructors').padStart(5)} | ${ms('copy ratings').padStart(12)} | ${ms(
+          'copy ' + 'comments',
+        ).padStart(13)} | ${ms('delete ratings', 'delete comments').padStart(7)} | ${r.without}`,
     );
   }
 }

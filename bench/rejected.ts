@@ -99,7 +99,8 @@ export async function measureRejected(config: Config, logger: Logger, rounds: nu
 export function printRejected(rows: readonly RejectedRow[]): void {
   for (const r of rows) {
     console.log(
-      `${r.rejected} PostgreSQL-rejected report(s) + ${r.deadLetters} dead letters in ${r.records}: ${r.ms} ms, ${r.ratio}x a clean batch (${r.cleanMs} ms), ${r.transactions} transactions (bound ${r.bound})`,
+      `${r.rejected} PostgreSQL-rejected report(s) + ${r.deadLetters} dead letters in ${r.records}: ${r.ms} ms, ` +
+        `${r.ratio}x a clean batch (${r.cleanMs} ms), ${r.transactions} transactions (bound ${r.bound})`,
     );
   }
 }

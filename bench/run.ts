@@ -271,10 +271,12 @@ function printReport(report: Report) {
       .join(', ')}\n`,
   );
   console.log(
-    'records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | x COPY (median, min-max)',
+    'records |      writer | records/s (median, min-max) | ms/batch | round trips | x per-message | ' +
+      'x COPY (median, min-max)',
   );
   console.log(
-    '--------+-------------+-----------------------------+----------+-------------+---------------+-------------------------',
+    '--------+-------------+-----------------------------+----------+-------------+---------------+' +
+      '-------------------------',
   );
   for (const b of report.batches) {
     for (const [name, s] of [
@@ -284,10 +286,14 @@ function printReport(report: Report) {
     ] as const) {
       const ratios =
         name === 'consumer'
-          ? `${String(b.vsPerMessage).padStart(13)} | ${`${b.vsCopy} (${b.vsCopySpread[0]}-${b.vsCopySpread[1]})`.padStart(16)}`
+          ? `${String(b.vsPerMessage).padStart(13)} | ${(
+              `${b.vsCopy} ` + `(${b.vsCopySpread[0]}-${b.vsCopySpread[1]})`
+            ).padStart(16)}`
           : `${''.padStart(13)} |`;
       console.log(
-        `${String(b.size).padStart(7)} | ${name.padStart(11)} | ${`${s.recordsPerSecond} (${s.spread[0]}-${s.spread[1]})`.padStart(27)} | ${String(s.msPerBatch).padStart(8)} | ${String(s.roundTrips).padStart(11)} | ${ratios}`,
+        `${String(b.size).padStart(7)} | ${name.padStart(11)} | ${(
+          `${s.recordsPerSecond} ` + `(${s.spread[0]}-${s.spread[1]})`
+        ).padStart(27)} | ${String(s.msPerBatch).padStart(8)} | ` + `${String(s.roundTrips).padStart(11)} | ${ratios}`,
       );
     }
   }
@@ -295,8 +301,10 @@ function printReport(report: Report) {
   if (f) {
     const rps = (x: { median: number; min: number; max: number }) => `${x.median} (${x.min}-${x.max})`;
     console.log(
-      `\nBackfill of ${f.records.toLocaleString('en-US')} records in batches of ${f.batchSize}: consumer ${rps(f.consumer.recordsPerSecond)} records/s (${f.consumer.totalSeconds} s), ` +
-        `COPY floor ${rps(f.copy.recordsPerSecond)} records/s (${f.copy.totalSeconds} s); x COPY ${rps(f.vsCopy)} over ${f.segments} segments`,
+      `\nBackfill of ${f.records.toLocaleString('en-US')} records in batches of ${f.batchSize}: consumer ` +
+        `${rps(f.consumer.recordsPerSecond)} records/s (${f.consumer.totalSeconds} s), COPY floor ` +
+        `${rps(f.copy.recordsPerSecond)} records/s (${f.copy.totalSeconds} s); x COPY ${rps(f.vsCopy)} over ` +
+        `${f.segments} segments`,
     );
   }
   if (report.statementStats)
@@ -304,25 +312,30 @@ function printReport(report: Report) {
   else console.log('\nPer-statement times left out: the server has no pg_stat_statements loaded.');
   if (report.guarantees) printGuarantees(report.guarantees);
   console.log(
-    `\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ${report.decodeValidate10k.medianMs} ms (median)`,
+    `\nDecode and validate 10,000 records (${report.decodeValidate10k.eventMb} MB event): ` +
+      `${report.decodeValidate10k.medianMs} ms (median)`,
   );
   if (report.poisonIn1000) {
     const p = report.poisonIn1000;
     console.log(
-      `One bad record in 1,000: clean ${p.cleanMs} ms, invalid message ${p.invalidMs} ms (${p.invalidRatio}x), rejected by PostgreSQL ${p.rejectedMs} ms (${p.rejectedRatio}x)`,
+      `One bad record in 1,000: clean ${p.cleanMs} ms, invalid message ${p.invalidMs} ms (${p.invalidRatio}x), ` +
+        `rejected by PostgreSQL ${p.rejectedMs} ms (${p.rejectedRatio}x)`,
     );
   }
   if (report.rejectedMixedIn1000) printRejected(report.rejectedMixedIn1000);
   if (report.memory)
     console.log(
-      `Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ${report.memory.maxRssMb} MB`,
+      `Peak memory (max RSS) for a ${report.memory.eventMb} MB batch of ${report.memory.records} records: ` +
+        `${report.memory.maxRssMb} MB`,
     );
   if (report.bundle)
     console.log(
-      `Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ${report.bundle.coldLoadMsMedian} ms (median)`,
+      `Consumer bundle: ${round(report.bundle.bytes / 1024, 1)} KB (AWS SDK excluded); cold load ` +
+        `${report.bundle.coldLoadMsMedian} ms (median)`,
     );
   console.log(
-    `\nWrote ${relative(root, join(outDir, 'latest.json'))} and ${relative(root, join(outDir, 'throughput.svg'))} in ${report.durationSeconds} s`,
+    `\nWrote ${relative(root, join(outDir, 'latest.json'))} and ` +
+      `${relative(root, join(outDir, 'throughput.svg'))} in ${report.durationSeconds} s`,
   );
 }
 
@@ -445,7 +458,8 @@ function measureColdLoad(bundled: string) {
       process.execPath,
       [
         '-e',
-        `const t = process.hrtime.bigint(); require(${JSON.stringify(bundled)}); console.log(Number(process.hrtime.bigint() - t) / 1e6)`,
+        `const t = process.hrtime.bigint(); require(${JSON.stringify(bundled)}); ` +
+          `console.log(Number(process.hrtime.bigint() - t) / 1e6)`,
       ],
       {
         env: { ...process.env, DB_HOST: '127.0.0.1' },

@@ -25,14 +25,17 @@ export function renderScaleChart(rows: readonly Row[]): string {
   const width = columns * pw + 40;
   const height = Math.ceil(panels.length / columns) * ph + 80;
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" ` +
+      `font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${width / 2}" y="22" font-size="15" text-anchor="middle">Aggregate records per second by concurrent partitions (one process each)</text>`,
+    `<text x="${width / 2}" y="22" font-size="15" text-anchor="middle">Aggregate records per second by ` +
+      `concurrent partitions (one process each)</text>`,
   ];
   SERIES.forEach((s, i) => {
     const x = width / 2 - 120 + i * 140;
     parts.push(
-      `<line x1="${x}" x2="${x + 25}" y1="42" y2="42" stroke="${s.color}" stroke-width="2.5"/><text x="${x + 31}" y="46">${s.name}</text>`,
+      `<line x1="${x}" x2="${x + 25}" y1="42" y2="42" stroke="${s.color}" stroke-width="2.5"/><text ` +
+        `x="${x + 31}" y="46">${s.name}</text>`,
     );
   });
   for (const [p, panel] of panels.entries())
@@ -50,7 +53,8 @@ function renderPanel(rows: readonly Row[], left: number, top: number, w: number,
   const y = (v: number) => top + h - m.bottom - (v / yMax) * (h - m.top - m.bottom);
   const first = rows[0]!;
   const parts = [
-    `<text x="${left + w / 2}" y="${top + 16}" text-anchor="middle" font-size="13">${first.regime}, batches of ${first.batchSize.toLocaleString('en-US')}</text>`,
+    `<text x="${left + w / 2}" y="${top + 16}" text-anchor="middle" font-size="13">${first.regime}, batches of ` +
+      `${first.batchSize.toLocaleString('en-US')}</text>`,
   ];
   for (let i = 0; i <= 4; i++) {
     const v = (yMax / 4) * i;
@@ -63,7 +67,8 @@ function renderPanel(rows: readonly Row[], left: number, top: number, w: number,
   parts.push(`<text x="${(x(1) + x(nMax)) / 2}" y="${top + h - 6}" text-anchor="middle">partitions (N)</text>`);
   for (const s of SERIES) {
     parts.push(
-      `<polyline points="${rows.map((r) => `${x(r.n)},${y(s.value(r))}`).join(' ')}" fill="none" stroke="${s.color}" stroke-width="2.5"/>`,
+      `<polyline points="${rows.map((r) => `${x(r.n)},${y(s.value(r))}`).join(' ')}" fill="none" ` +
+        `stroke="${s.color}" stroke-width="2.5"/>`,
     );
     for (const r of rows) parts.push(`<circle cx="${x(r.n)}" cy="${y(s.value(r))}" r="3.5" fill="${s.color}"/>`);
   }

@@ -303,7 +303,8 @@ class Runner {
 async function measure(admin: Sql, runners: readonly Runner[], cell: Cell) {
   await empty(admin);
   if (cell.regime === 'steady') {
-    await admin`insert into ${admin(`${CONSUMER_SCHEMA}.instructors`)} (name) select unnest(${steadyInstructors()}::text[])`;
+    await admin`insert into ${admin(`${CONSUMER_SCHEMA}.instructors`)} (name)
+      select unnest(${steadyInstructors()}::text[])`;
   }
   await Promise.all(runners.map((r, partition) => r.ask({ type: 'prepare', cell, partition }, 'ready')));
   await admin`checkpoint`.catch(() => {}); // needs superuser (or pg_checkpoint) on a configured server
@@ -352,8 +353,10 @@ class LockSampler {
   private async run() {
     while (this.running) {
       const rows = await this.admin<{ event: string; query: string; between: boolean }[]>`
-        select a.wait_event_type || ':' || a.wait_event as event, left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 40) as query,
-          exists (select from pg_stat_activity b where b.pid = any(pg_blocking_pids(a.pid)) and b.application_name = any(${BENCH_SESSIONS})) as between
+        select a.wait_event_type || ':' || a.wait_event as event,
+          left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 40) as query,
+          exists (select from pg_stat_activity b where b.pid = any(pg_blocking_pids(a.pid))
+            and b.application_name = any(${BENCH_SESSIONS})) as between
         from pg_stat_activity a
         where a.wait_event_type = 'Lock' and a.application_name = any(${BENCH_SESSIONS})`;
       for (const r of rows) {
@@ -422,9 +425,12 @@ async function walBreakdown(
 /** Empties both writers' tables. */
 async function empty(admin: Sql) {
   await admin.unsafe(
-    `truncate "${CONSUMER_SCHEMA}".instructors, "${CONSUMER_SCHEMA}".courses, "${CONSUMER_SCHEMA}".course_instructors, "${CONSUMER_SCHEMA}".ratings,
-       "${CONSUMER_SCHEMA}".comments, "${CONSUMER_SCHEMA}".processed_traces, "${CONSUMER_SCHEMA}".dead_letters restart identity;
-     truncate "${FLOOR_SCHEMA}".instructors, "${FLOOR_SCHEMA}".courses, "${FLOOR_SCHEMA}".ratings, "${FLOOR_SCHEMA}".comments, "${FLOOR_SCHEMA}".processed_traces`,
+    `truncate "${CONSUMER_SCHEMA}".instructors, "${CONSUMER_SCHEMA}".courses, ` +
+      `"${CONSUMER_SCHEMA}".course_instructors, "${CONSUMER_SCHEMA}".ratings,
+       "${CONSUMER_SCHEMA}".comments, "${CONSUMER_SCHEMA}".processed_traces, "${CONSUMER_SCHEMA}".dead_letters ` +
+      `restart identity;
+     truncate "${FLOOR_SCHEMA}".instructors, "${FLOOR_SCHEMA}".courses, "${FLOOR_SCHEMA}".ratings, ` +
+      `"${FLOOR_SCHEMA}".comments, "${FLOOR_SCHEMA}".processed_traces`,
   );
 }
 
@@ -439,8 +445,10 @@ function loadAverage(): number[] {
 const pad = (x: unknown, n: number) => String(x).padStart(n);
 
 function formatRow(r: ScaleRow): string {
-  const waits = (w: WriterResult) =>
-    `${w.lockWaitSamples}/${Object.values(w.lockWaitsBetweenPartitions).reduce((a, b) => a + b, 0)}/${w.transactionWaitsBetweenPartitions}`;
+  const waits = (w: WriterResult) => {
+    const betweenPartitions = Object.values(w.lockWaitsBetweenPartitions).reduce((a, b) => a + b, 0);
+    return `${w.lockWaitSamples}/${betweenPartitions}/${w.transactionWaitsBetweenPartitions}`;
+  };
   return [
     pad(r.regime, 8),
     pad(r.batchSize, 5),
@@ -463,8 +471,9 @@ function formatRow(r: ScaleRow): string {
 }
 
 const HEADER =
-  '  regime | batch |  N | cons/s  | floor/s | ratio | c spd | f spd | c/f   | c waits  | f waits  | c WAL/r | f WAL/r | WAL x | dl  | rt  | counts\n' +
-  '         |       |    |         |         |       |       |       |       | all/b/tx | all/b/tx |  bytes  |  bytes  |       |     |     |';
+  '  regime | batch |  N | cons/s  | floor/s | ratio | c spd | f spd | c/f   | c waits  | f waits  | c WAL/r | ' +
+  'f WAL/r | WAL x | dl  | rt  | counts\n         |       |    |         |         |       |       |       |    ' +
+  '   | all/b/tx | all/b/tx |  bytes  |  bytes  |       |     |     |';
 
 async function main() {
   const args = process.argv.slice(2);
@@ -483,14 +492,16 @@ async function main() {
     writeFileSync(join(outDir, 'scale.json'), JSON.stringify(report, null, 2) + '\n');
     writeFileSync(join(outDir, 'scale.svg'), renderScaleChart(report.rows));
     console.log(
-      `\nLoad average ${report.machine.loadAverageAtStart.join(' ')} at the start, ${report.machine.loadAverageAtEnd.join(' ')} at the end; ${report.machine.cores} cores.`,
+      `\nLoad average ${report.machine.loadAverageAtStart.join(' ')} at the start, ` +
+        `${report.machine.loadAverageAtEnd.join(' ')} at the end; ${report.machine.cores} cores.`,
     );
     for (const [writer, types] of Object.entries(report.walBreakdown ?? {})) {
       console.log(`\nWAL bytes per record, ${writer}, one batch of 100 alone:`);
       for (const [what, bytes] of Object.entries(types)) if (bytes >= 10) console.log(`  ${pad(bytes, 6)}  ${what}`);
     }
     console.log(
-      `Counts ${report.countsOk ? 'exact in every measurement' : 'WRONG in some measurement'}; consumer waits on another partition's transaction or row: ${report.consumerLockWaitsBetweenPartitions}.`,
+      `Counts ${report.countsOk ? 'exact in every measurement' : 'WRONG in some measurement'}; consumer waits ` +
+        `on another partition's transaction or row: ${report.consumerLockWaitsBetweenPartitions}.`,
     );
     console.log(`Wrote ${relative(root, join(outDir, 'scale.json'))} and scale.svg in ${report.durationSeconds} s`);
     if (!report.countsOk) process.exitCode = 1;

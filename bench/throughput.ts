@@ -67,7 +67,8 @@ export function surveyMessages(records: readonly KafkaRecord[]): SurveyMessage[]
 
 /**
  * One batch through one writer, timed from the event to the commit; statistics read outside the timed part. The
- * stages split the same batch: the consumer marks them itself (lib/batch/stage-marks.ts), the references are timed here.
+ * stages split the same batch: the consumer marks them itself (lib/batch/stage-marks.ts), the references are timed
+ * here.
  */
 export async function runBatch(w: Writers, writer: Writer, event: unknown, schemas = w.schemas): Promise<Sample> {
   await w.stats.reset();

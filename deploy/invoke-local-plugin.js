@@ -21,7 +21,9 @@ const { resolve } = require('node:path');
 
 class InvokeLocalDefaults {
   /**
-   * @param {{ service: { provider: { environment?: Record<string, unknown> }, functions?: Record<string, { environment?: Record<string, unknown> }> }, serviceDir: string, classes: { Error: new (message: string) => Error } }} serverless
+   * @param {{ service: { provider: { environment?: Record<string, unknown> }, functions?: Record<string, {
+   * environment?: Record<string, unknown> }> }, serviceDir: string, classes: { Error: new (message: string) => Error }
+   * }} serverless
    * @param {{ function?: string, path?: string, data?: unknown }} options
    */
   constructor(serverless, options) {

@@ -180,7 +180,8 @@ function validate(params, options) {
     if (params.mskAuth === 'sasl-scram')
       need(
         params.kmsKeyArns.length > 0,
-        'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets encrypted with the default key',
+        'kmsKeyArn must name the customer-managed KMS key of the SCRAM secret: MSK does not accept secrets ' +
+          'encrypted with the default key',
       );
     need(
       !params.kafkaRootCaSecretArn,
@@ -188,7 +189,8 @@ function validate(params, options) {
     );
     need(
       params.brokerSubnetIds.length === 0 && !params.brokerSecurityGroupId && params.bootstrapServers.length === 0,
-      'bootstrapServers, brokerSubnetIds and brokerSecurityGroupId are for self-managed Kafka; MSK takes its network from the cluster',
+      'bootstrapServers, brokerSubnetIds and brokerSecurityGroupId are for self-managed Kafka; MSK takes its ' +
+        'network from the cluster',
     );
   } else if (params.source === 'self-managed') {
     need(params.bootstrapServers.length > 0, 'bootstrapServers must list the brokers (host:port,host:port)');
@@ -290,9 +292,11 @@ function validate(params, options) {
     ];
     need(
       bounded.length === 0,
-      `${bounded.join(' and ')} without a failure destination: Lambda would discard a batch that reaches ${bounded.length > 1 ? 'either limit' : 'it'}, ` +
-        'records lost without a trace. Leave the default -1 (retried until the cause is fixed), or set failureDestinationType ' +
-        'and failureDestination, or accept the loss with --param="allowDiscard=true" (docs/deploy.md, "Retries and failed records")',
+      `${bounded.join(' and ')} without a failure destination: Lambda would discard a batch that reaches ` +
+        `${bounded.length > 1 ? 'either limit' : 'it'}, ` +
+        'records lost without a trace. Leave the default -1 (retried until the cause is fixed), or set ' +
+        'failureDestinationType and failureDestination, or accept the loss with --param="allowDiscard=true" ' +
+        '(docs/deploy.md, "Retries and failed records")',
     );
   }
   need(
@@ -318,7 +322,9 @@ function validate(params, options) {
     const bad = ids.filter((id) => !new RegExp(`^${prefix}-([0-9a-f]{8}|[0-9a-f]{17})$`).test(id));
     need(
       bad.length === 0,
-      `${name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not ${prefix === 'sg' ? 'security group' : 'subnet'} ids (${prefix}- and 8 or 17 hex digits)`,
+      `${name}: ${bad.join(', ')} ${bad.length === 1 ? 'is' : 'are'} not ${
+        prefix === 'sg' ? 'security ' + 'group' : 'subnet'
+      } ids (${prefix}- and 8 or 17 hex digits)`,
     );
   }
   for (const name of ['consumerReservedConcurrency', 'healthReservedConcurrency']) {
@@ -327,14 +333,16 @@ function validate(params, options) {
     // answers errors. Pausing the consumer is mapping=removed.
     need(
       value === null || (Number.isInteger(value) && value >= 1 && value <= 1000),
-      `${name} must be empty (unreserved) or a whole number 1-1000 (0 would throttle every invocation; to pause the consumer use mapping=removed)`,
+      `${name} must be empty (unreserved) or a whole number 1-1000 (0 would throttle every invocation; to pause ` +
+        `the consumer use mapping=removed)`,
     );
   }
   // The consumer answers TIME_RESERVE_MS (5 s) before Lambda's timeout and validates and writes in what is left: with
   // timeout=5 nothing is left, every record of every batch is reported for retry, and every partition stalls.
   need(
     Number.isInteger(params.timeout) && params.timeout >= 10 && params.timeout <= 900,
-    'timeout must be whole seconds, 10-900: the consumer keeps 5 s (TIME_RESERVE_MS) to answer in and needs seconds more to work',
+    'timeout must be whole seconds, 10-900: the consumer keeps 5 s (TIME_RESERVE_MS) to answer in and needs ' +
+      'seconds more to work',
   );
   // `serverless invoke` waits 120 s for an answer, then gives up and invokes again: an operator's redrive must answer
   // within that, or set AWS_CLIENT_TIMEOUT (docs/deploy.md).
@@ -349,8 +357,10 @@ function validate(params, options) {
     // Compared as lib/config.ts reads DB_SSL (case-insensitively): "Require" must not slip past as "not require".
     need(
       !['disable', 'require'].includes(params.dbSsl.toLowerCase()),
-      `dbSsl=${params.dbSsl} on the production stage "${params.stage}": the functions would not verify the database's certificate. ` +
-        'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with --param="allowInsecureDb=true"',
+      `dbSsl=${params.dbSsl} on the production stage "${params.stage}": the functions would not verify the ` +
+        `database's certificate. ` +
+        'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with ' +
+        '--param="allowInsecureDb=true"',
     );
   }
   need(params.bisectOnError !== null, 'bisectOnError must be "true" or "false"');
@@ -361,7 +371,8 @@ function validate(params, options) {
   );
   need(
     !(isMsk && params.mskAuth === 'iam' && params.consumerGroup.includes('*')),
-    'consumerGroup must not contain "*" with mskAuth=iam: in the group ARN the role is granted, "*" would allow every matching group',
+    'consumerGroup must not contain "*" with mskAuth=iam: in the group ARN the role is granted, "*" would allow ' +
+      'every matching group',
   );
   // The mapping reads a cluster of its own region, and the functions' SDK clients call their own region's endpoints.
   const arns = [
@@ -377,7 +388,8 @@ function validate(params, options) {
       const region = arn.split(':')[3];
       need(
         region === params.region,
-        `${name} ${arn} is in ${region}, but the stack deploys to ${params.region}: use --region ${region}, or resources of ${params.region}`,
+        `${name} ${arn} is in ${region}, but the stack deploys to ${params.region}: use --region ${region}, or ` +
+          `resources of ${params.region}`,
       );
     }
   }
@@ -387,7 +399,8 @@ function validate(params, options) {
   );
   need(
     params.healthDbSecretArn !== params.dbSecretArn,
-    "healthDbSecretArn must name the read-only role's secret, not the consumer's (dbSecretArn); leave it out to use that one",
+    "healthDbSecretArn must name the read-only role's secret, not the consumer's (dbSecretArn); leave it out to " +
+      'use that one',
   );
   need(
     HEALTH_ROUTES.includes(params.healthRoute),
@@ -443,14 +456,16 @@ function warnings(params, options) {
   const result = [];
   if (params.alarms && !params.alarmTopicArn && !params.alarmEmail) {
     result.push(
-      'alarms=true, but nobody is subscribed to the alarm topic the stack creates: add --param="alarmEmail=<on-call address>" ' +
-        'or --param="alarmTopicArn=<your topic>", or subscribe to the AlarmTopicArn output after the deploy.',
+      'alarms=true, but nobody is subscribed to the alarm topic the stack creates: add ' +
+        '--param="alarmEmail=<on-call address>" or --param="alarmTopicArn=<your topic>", or subscribe to the ' +
+        'AlarmTopicArn output after the deploy.',
     );
   }
   if (!params.alarms && params.failureDestinationType === 'none' && params.mapping === 'enabled') {
     result.push(
       'alarms=false and no failure destination: a batch that keeps failing (database down, schema not applied) holds ' +
-        'its partition until fixed, and no alarm says so. Add --param="alarms=true" with alarmEmail, or watch the dashboard.',
+        'its partition until fixed, and no alarm says so. Add --param="alarms=true" with alarmEmail, or watch ' +
+        'the dashboard.',
     );
   }
   return result;
@@ -529,7 +544,9 @@ const logStatement = (functionKey) => ({
   Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
   Resource: [
     {
-      'Fn::Sub': `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/\${AWS::StackName}-${functionKey}:*`,
+      'Fn::Sub':
+        `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:` +
+        `/aws/lambda/\${AWS::StackName}-${functionKey}:*`,
     },
   ],
 });
@@ -639,7 +656,9 @@ function consumerStatements(params) {
   return statements;
 }
 
-/** The console of the stack's partition: the ARN checks accept aws-cn and aws-us-gov, so the dashboard link must too. */
+/**
+ * The console of the stack's partition: the ARN checks accept aws-cn and aws-us-gov, so the dashboard link must too.
+ */
 function consoleHost(region) {
   if (region.startsWith('cn-')) return 'console.amazonaws.cn';
   if (region.startsWith('us-gov-')) return 'console.amazonaws-us-gov.com';
@@ -714,7 +733,8 @@ function alarms(params) {
   const result = {
     ...resources,
     ConsumerFailuresAlarm: alarm(
-      'trace-consumer: records failed and were reported for retry. Check the error log lines: usually the database is unreachable.',
+      'trace-consumer: records failed and were reported for retry. Check the error log lines: usually the ' +
+        'database is unreachable.',
       'notBreaching',
       {
         ...consumerMetric('RecordsFailed', 'Sum', 300),
@@ -724,7 +744,8 @@ function alarms(params) {
       },
     ),
     ConsumerDeadLettersAlarm: alarm(
-      `trace-consumer: more than ${params.deadLetterAlarmThreshold} records a minute were dead-lettered. Query dead_letters by reason; upstream is sending what cannot be stored.`,
+      `trace-consumer: more than ${params.deadLetterAlarmThreshold} records a minute were dead-lettered. Query ` +
+        `dead_letters by reason; upstream is sending what cannot be stored.`,
       'notBreaching',
       {
         ...consumerMetric('RecordsDeadLettered', 'Sum', 60),
@@ -733,7 +754,8 @@ function alarms(params) {
       },
     ),
     ConsumerLagAlarm: alarm(
-      `trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is falling behind or stuck.`,
+      `trace-consumer: the oldest record of a batch is older than ${params.lagAlarmSeconds} s. The consumer is ` +
+        `falling behind or stuck.`,
       'notBreaching',
       {
         ...consumerMetric('OldestRecordAge', 'Maximum', 300),
@@ -752,7 +774,8 @@ function alarms(params) {
       },
     ),
     ConsumerThrottlesAlarm: alarm(
-      'trace-consumer: invocations were throttled. Raise consumerReservedConcurrency or the account limit, or lower maxPollers.',
+      'trace-consumer: invocations were throttled. Raise consumerReservedConcurrency or the account limit, or ' +
+        'lower maxPollers.',
       'notBreaching',
       {
         ...lambdaMetric('Throttles', 'Sum', 300),
@@ -764,7 +787,8 @@ function alarms(params) {
   // Without a mapping (cutover, or step 1 of changing its group) there is no lag to measure: the pause is deliberate.
   if (params.mapping === 'enabled') {
     result.ConsumerOffsetLagAlarm = alarm(
-      `trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no lag at all (mapping disabled, deleted or failing to poll).`,
+      `trace-consumer: the mapping is more than ${params.offsetLagAlarmRecords} records behind, or reports no ` +
+        `lag at all (mapping disabled, deleted or failing to poll).`,
       'breaching',
       {
         ...lambdaMetric('OffsetLag', 'Maximum', 300),
@@ -866,7 +890,9 @@ function dashboard(params) {
         12,
         12,
         'Database health: write failures and failed readiness checks',
-        "SOURCE '/aws/lambda/${ConsumerLambdaFunction}' | SOURCE '/aws/lambda/${HealthLambdaFunction}' | fields @timestamp, message, error.code, error.message, checks.0.error | filter message like /database write failed|not ready|freshness could not be read/ | sort @timestamp desc | limit 50",
+        "SOURCE '/aws/lambda/${ConsumerLambdaFunction}' | SOURCE '/aws/lambda/${HealthLambdaFunction}' | fields " +
+          '@timestamp, message, error.code, error.message, checks.0.error | filter message like /database write ' +
+          'failed|not ready|freshness could not be read/ | sort @timestamp desc | limit 50',
       ),
     ],
   };
@@ -914,7 +940,8 @@ async function build({ options, resolveVariable, resolveConfigurationProperty })
   const problems = [...paramProblems, ...(await environmentProblems(resolveConfigurationProperty, paramProblems))];
   if (problems.length > 0) {
     throw new DeployParameterError(
-      `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see docs/deploy.md).`,
+      `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see ` +
+        `docs/deploy.md).`,
     );
   }
   for (const warning of warnings(params, options)) process.stderr.write(`Warning: ${warning}\n`);
@@ -977,7 +1004,9 @@ module.exports = {
       DashboardUrl: {
         Description: 'CloudWatch dashboard of the consumer',
         Value: {
-          'Fn::Sub': `https://${consoleHost(params.region)}/cloudwatch/home?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}`,
+          'Fn::Sub':
+            `https://${consoleHost(params.region)}/cloudwatch/home` +
+            `?region=\${AWS::Region}#dashboards:name=\${ConsumerDashboard}`,
         },
       },
       // No URLs with healthRoute=none: there is no HTTP API then.

@@ -28,7 +28,9 @@ export function timeLeft(deadline: Deadline, now: () => number = Date.now): numb
   return deadline - now();
 }
 
-/** True when an attempt may still start: at least `minMs` (MIN_ATTEMPT_MS unless the work is one short query) is left. */
+/**
+ * True when an attempt may still start: at least `minMs` (MIN_ATTEMPT_MS unless the work is one short query) is left.
+ */
 export function canStartAttempt(
   deadline: Deadline,
   now: () => number = Date.now,

@@ -36,8 +36,8 @@ export class EnvelopeError extends TraceConsumerError {
     super(
       'EVENT_MALFORMED',
       `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ` +
-        'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into an event ' +
-        'with `npm run build-event` (docs/local-development.md).',
+        'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into ' +
+        'an event with `npm run build-event` (docs/local-development.md).',
     );
   }
 }
@@ -153,7 +153,9 @@ const UNREACHABLE: Record<string, string> = {
   ENETUNREACH: 'no route to the database network',
 };
 
-/** No connection could be made: nothing listens at DB_HOST:DB_PORT, the name does not resolve, or the network drops it. */
+/**
+ * No connection could be made: nothing listens at DB_HOST:DB_PORT, the name does not resolve, or the network drops it.
+ */
 export class DatabaseUnreachableError extends DatabaseSetupError {
   constructor(errorCode: string, detail: string, cause?: unknown, target?: DatabaseTarget) {
     super(
@@ -173,7 +175,8 @@ export class CaFileMissingError extends DatabaseSetupError {
     const reason = (cause as { code?: unknown } | null)?.code;
     super(
       'DB_SSL_CA_MISSING',
-      `DB_SSL=verify-full needs the CA bundle DB_SSL_CA=${path}, which cannot be read (${typeof reason === 'string' ? reason : 'unreadable'})`,
+      `DB_SSL=verify-full needs the CA bundle DB_SSL_CA=${path}, which cannot be read ` +
+        `(${typeof reason === 'string' ? reason : 'unreadable'})`,
       'the CA bundle for DB_SSL=verify-full cannot be read',
       'Set DB_SSL_CA to the CA file of your database server, or DB_SSL=disable for a server without TLS ' +
         '(`serverless invoke local` defaults to disable).',
@@ -201,15 +204,17 @@ export class DatabaseInsecureAuthError extends DatabaseSetupError {
         ? 'for the password as an MD5 hash'
         : method === 'cleartext'
           ? 'for the password in cleartext'
-          : `for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations (accepted: 4096 to 1,000,000)`;
+          : `for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations ` +
+            `(accepted: 4096 to 1,000,000)`;
     super(
       'DB_INSECURE_AUTH',
       `The server${forTarget(target)} asked ${asked} over a connection whose server is not verified (DB_SSL=${ssl}); ` +
         `the ${method === 'scram-iterations' ? 'proof was not computed' : 'password was not sent'}`,
       'the server asked for the password in a form that reveals it, over a connection whose server is not verified',
-      'Set DB_SSL=verify-full (in Lambda the RDS CAs ship with the runtime; elsewhere set DB_SSL_CA to the RDS bundle ' +
-        'global-bundle.pem), or let the server use scram-sha-256 (password_encryption = scram-sha-256, set the ' +
-        'password again, scram-sha-256 in pg_hba.conf, scram_iterations at its default of 4096 or up to 1,000,000).',
+      'Set DB_SSL=verify-full (in Lambda the RDS CAs ship with the runtime; elsewhere set DB_SSL_CA to the RDS ' +
+        'bundle global-bundle.pem), or let the server use scram-sha-256 (password_encryption = scram-sha-256, ' +
+        'set the password again, scram-sha-256 in pg_hba.conf, scram_iterations at its default of 4096 or up to ' +
+        '1,000,000).',
     );
     this.method = method;
   }
@@ -243,12 +248,13 @@ export class SchemaVersionError extends TraceConsumerError {
       'SCHEMA_VERSION_MISMATCH',
       current === 0
         ? // Version 0 is a schema with no version table: never migrated, or DB_SCHEMA names the wrong one.
-          `schema version 0, needs ${required}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`
+          `schema version 0, needs ${required}: run npm run db:apply (or set DB_SCHEMA to the schema that holds ` +
+            `the tables)`
         : current < required
           ? `schema version ${current}, needs ${required}: run npm run db:apply`
           : `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
-            `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; ` +
-            `deploy code built for schema version ${current}`,
+            `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with ` +
+            `older code; deploy code built for schema version ${current}`,
     );
     this.current = current;
     this.required = required;
@@ -327,8 +333,9 @@ export class CommitUnconfirmedError<T = unknown> extends TraceConsumerError {
   constructor(transactionId: string, result: T, cause: unknown) {
     super(
       'COMMIT_UNCONFIRMED',
-      `The connection was lost after COMMIT of transaction ${transactionId} was sent; whether it committed is checked ` +
-        'on a new connection. Seen alone in a log, the check itself could not run: the records are reported for retry.',
+      `The connection was lost after COMMIT of transaction ${transactionId} was sent; whether it committed is ` +
+        'checked on a new connection. Seen alone in a log, the check itself could not run: the records are ' +
+        'reported for retry.',
       { cause },
     );
     this.transactionId = transactionId;

@@ -44,7 +44,10 @@ async function main() {
   }
 }
 
-/** The cause in a few words: a setup mistake's summary (lib/postgres/diagnose-failure.ts), else the health function's wording. */
+/**
+ * The cause in a few words: a setup mistake's summary (lib/postgres/diagnose-failure.ts), else the health function's
+ * wording.
+ */
 function cause(error: unknown): string {
   const diagnosed = diagnoseDatabaseFailure(error);
   return diagnosed instanceof DatabaseSetupError ? diagnosed.summary : describeFailure(error);
@@ -56,12 +59,21 @@ function explain(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof TraceConsumerError || code === undefined) return message;
   if (code === '28P01' || code === '28000') {
-    return `npm run db:apply could not log in: ${cause(error)}. Next: check DB_USER and DB_PASSWORD (or the secret DB_SECRET_ARN names), then run it again.`;
+    return (
+      `npm run db:apply could not log in: ${cause(error)}. Next: check DB_USER and DB_PASSWORD (or the ` +
+      `secret DB_SECRET_ARN names), then run it again.`
+    );
   }
   if (/^[0-9A-Z]{5}$/.test(code)) {
-    return `npm run db:apply was refused by the database: ${describeDatabaseError(error)}. Next: fix what it names (the user needs CREATE on the database), then run it again.`;
+    return (
+      `npm run db:apply was refused by the database: ${describeDatabaseError(error)}. Next: fix what it ` +
+      `names (the user needs CREATE on the database), then run it again.`
+    );
   }
-  return `npm run db:apply could not reach the database: ${cause(error)}. Next: check that it is running and that DB_HOST, DB_PORT and DB_SSL reach it from here, then run it again.`;
+  return (
+    `npm run db:apply could not reach the database: ${cause(error)}. Next: check that it is running and ` +
+    `that DB_HOST, DB_PORT and DB_SSL reach it from here, then run it again.`
+  );
 }
 
 main().catch((error) => {

@@ -31,7 +31,8 @@ export function parseMessages(text: string, origin: string): unknown[] {
           return JSON.parse(line) as unknown;
         } catch (error) {
           throw new Error(
-            `${origin}:${n} is not JSON (${(error as Error).message}); give a JSON object, a JSON array or one JSON object per line.`,
+            `${origin}:${n} is not JSON (${(error as Error).message}); give a JSON object, a JSON array or one ` +
+              `JSON object per line.`,
           );
         }
       });
@@ -52,7 +53,8 @@ function main() {
   });
   if (values.help) {
     console.log(
-      'usage: build-event [--source msk|self-managed] [--topic T] [--partitions N] [--first-offset N] [--out FILE] [FILE...]',
+      'usage: build-event [--source msk|self-managed] [--topic T] [--partitions N] [--first-offset N] [--out ' +
+        'FILE] [FILE...]',
     );
     return;
   }

@@ -52,7 +52,8 @@ async function main() {
     .join(' ');
   console.log(
     [
-      `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema "${config.db.schema}" at version ${migrated.to}` +
+      `PostgreSQL is running on 127.0.0.1:${db.env.DB_PORT}, database "${config.db.database}", schema ` +
+        `"${config.db.schema}" at version ${migrated.to}` +
         // Data kept from an older checkout is upgraded here; say so, since its rows were written by older code.
         (migrated.from === migrated.to
           ? '.'

@@ -1,7 +1,8 @@
 import { UsageError } from './errors';
 
 export const USAGE =
-  'usage: npm run --silent dead-letters -- summary|show|redrive|purge [--option value ...] | --data \'{"action": ...}\' (docs/dead-letters.md)';
+  'usage: npm run --silent dead-letters -- summary|show|redrive|purge [--option value ...] | --data ' +
+  '\'{"action": ...}\' (docs/dead-letters.md)';
 
 const LISTS = new Set(['ids', 'reasons']);
 /** Options that take whole numbers; every other value stays text (a trace id of 0042 is not the number 42). */

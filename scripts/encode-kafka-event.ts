@@ -6,7 +6,9 @@
 export type EventSource = 'msk' | 'self-managed';
 
 export interface RecordInput {
-  /** An object or array is JSON-encoded; a string is taken as UTF-8 text; a Buffer as raw bytes; null is a tombstone. */
+  /**
+   * An object or array is JSON-encoded; a string is taken as UTF-8 text; a Buffer as raw bytes; null is a tombstone.
+   */
   value: unknown;
   key?: string | Buffer | null;
   /** By name (UTF-8 values), or in Kafka order with repeats and byte values. */

@@ -26,7 +26,8 @@ export class LocalServerError extends TraceConsumerError {
         '`npm run db`: use that one (its `export` line), or stop it with Ctrl-C in its terminal. A second server ' +
         `needs a folder and port of its own: npm run db -- --data <folder> --port ${otherPort}.`
       : /already in use/i.test(log)
-        ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run db -- --port ${otherPort}).`
+        ? `Port ${port} is in use (another \`npm run db\`?): stop that server or choose another port (npm run ` +
+          `db -- --port ${otherPort}).`
         : 'See its log below; `npm run db -- --reset` starts from empty data (it deletes the data folder).';
     super(
       'LOCAL_SERVER_FAILED',

@@ -52,7 +52,9 @@ async function main(): Promise<boolean> {
   const purpose = KAFKA_AUTH_PURPOSE[auth];
   if (!purpose) {
     console.log(
-      `FAIL kafka secret: KAFKA_AUTH must be one of ${Object.keys(KAFKA_AUTH_PURPOSE).filter(Boolean).join(', ')} (got "${auth}")`,
+      `FAIL kafka secret: KAFKA_AUTH must be one of ${Object.keys(KAFKA_AUTH_PURPOSE)
+        .filter(Boolean)
+        .join(', ' + '')} (got "${auth}")`,
     );
     return false;
   }
@@ -65,7 +67,9 @@ async function main(): Promise<boolean> {
     try {
       const problems = kafkaSecretProblems(await readSecret(client, arn), purpose);
       console.log(
-        `${problems.length === 0 ? 'ok  ' : 'FAIL'} kafka ${purpose} secret${problems.length ? `: ${arn} ${problems.join('; ')}` : ''}`,
+        `${problems.length === 0 ? 'ok  ' : 'FAIL'} kafka ${purpose} secret${
+          problems.length ? `: ${arn} ` + `${problems.join('; ')}` : ''
+        }`,
       );
       ok &&= problems.length === 0;
     } catch (error) {

@@ -37,8 +37,9 @@ async function main() {
   const configured = configuredDatabase();
   if (configured && !options.yes) {
     throw new UsageError(
-      `DB_HOST is set, so npm start would write the ${options.records} records of ${options.files.length} event file(s) into ` +
-        `database "${configured.DB_NAME}" on ${configured.DB_HOST}:${configured.DB_PORT} (schema ${process.env.DB_SCHEMA || 'trace'}). ` +
+      `DB_HOST is set, so npm start would write the ${options.records} records of ${options.files.length} event ` +
+        `file(s) into database "${configured.DB_NAME}" on ${configured.DB_HOST}:${configured.DB_PORT} (schema ` +
+        `${process.env.DB_SCHEMA || 'trace'}). ` +
         'Add --yes to go ahead (npm start -- --yes), or `unset DB_HOST` to use an embedded PostgreSQL.',
       USAGE,
     );
@@ -57,14 +58,16 @@ async function main() {
   console.log(
     db.embedded
       ? `Started an embedded PostgreSQL on port ${db.env.DB_PORT}; it is removed at the end.`
-      : `Writing into the configured PostgreSQL at ${db.env.DB_HOST}:${db.env.DB_PORT}, database "${db.env.DB_NAME}", schema "${config.db.schema}".`,
+      : `Writing into the configured PostgreSQL at ${db.env.DB_HOST}:${db.env.DB_PORT}, database ` +
+          `"${db.env.DB_NAME}", schema "${config.db.schema}".`,
   );
   const sql = createSql(config.db);
   let failures = 0;
   try {
     const { to } = await applySchema(sql, config.db.schema);
     console.log(
-      `Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`,
+      `Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on ` +
+        `each event:\n`,
     );
     const width = Math.max(...options.files.map((f) => f.length));
     for (const file of options.files) {

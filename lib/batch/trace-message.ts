@@ -46,8 +46,8 @@ const INEXACT =
   'is a whole number beyond 2^53 written with a fraction or exponent, so its digits are unknown: send it as a string';
 
 /*
- * Length caps (lib/batch/input-limits.ts) are checked first, on the value as sent: no pattern or normalisation ever runs on
- * more than the cap, and the detail gives the length, never the value.
+ * Length caps (lib/batch/input-limits.ts) are checked first, on the value as sent: no pattern or normalisation ever
+ * runs on more than the cap, and the detail gives the length, never the value.
  */
 const tooLong = (max: number) => `must be at most ${max} characters long`;
 const longerThan = (x: unknown, max: number) =>
@@ -246,7 +246,9 @@ export function parseMessage(value: Buffer | null): ParseResult {
     return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)', traceId: null };
   // Before anything reads it: the time validation takes grows with the size, and the size is bounded here.
   if (value.length > MESSAGE_MAX_BYTES) {
-    const detail = `value is ${value.length} bytes, more than the ${MESSAGE_MAX_BYTES} the consumer reads (Kafka's default maximum message size)`;
+    const detail =
+      `value is ${value.length} bytes, more than the ${MESSAGE_MAX_BYTES} the consumer reads ` +
+      `(Kafka's default maximum message size)`;
     return { ok: false, reason: 'too_large', detail, traceId: null };
   }
   // isUtf8 is a native check, several times faster than a fatal TextDecoder.

@@ -3,8 +3,8 @@ import { partitionKey, type KafkaRecord } from './kafka-record';
 
 /*
  * Validation under the invocation's deadline. Every step of parseMessage is linear in a record's size and the size
- * is capped (lib/batch/input-limits.ts), so one record takes milliseconds; but a batch holds up to 6 MB, the invocation may
- * start with little time left, and a record may still be slower than expected. Validation checks the clock between
+ * is capped (lib/batch/input-limits.ts), so one record takes milliseconds; but a batch holds up to 6 MB, the invocation
+ * may start with little time left, and a record may still be slower than expected. Validation checks the clock between
  * records and never takes more than its share of the time, so that the write of what was validated still fits.
  * The argument that no partition stalls is in docs/design.md (Time bound).
  */
@@ -32,9 +32,9 @@ export interface ValidationClock {
  * Records are taken one per partition in turn (the first of every partition, then the second, ...), so that when
  * time runs out every partition the batch holds has had its oldest record validated, not only the first partition.
  * A record whose own validation took longer than the whole share (of the invocation's time, counted from `begun`,
- * so that a delivery left short by a slow start does not condemn a record) is `too_slow`: it is dead-lettered with its bytes
- * (and its trace id when it has a readable one) whatever its result, because it would take the same share on every
- * delivery and leave the write no time; dead-lettered, it stops there and a redrive, with the dead-letter
+ * so that a delivery left short by a slow start does not condemn a record) is `too_slow`: it is dead-lettered with its
+ * bytes (and its trace id when it has a readable one) whatever its result, because it would take the same share on
+ * every delivery and leave the write no time; dead-lettered, it stops there and a redrive, with the dead-letter
  * function's own time, can still store it. A record that merely finished after the share ran out because others
  * used it keeps its result.
  */

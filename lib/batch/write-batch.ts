@@ -56,10 +56,11 @@ export async function writeBatch(
     claims.length === 0
       ? []
       : tx<{ trace_id: string }[]>`
-        insert into ${t.processed_traces} (trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at)
+        insert into ${t.processed_traces} (trace_id, status, error, kafka_topic, kafka_partition, kafka_offset,
+          report_at)
         select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset, report_at
-        from json_to_recordset(${json(claims)}::text::json) as x(trace_id text, status text, error text, kafka_topic text,
-          kafka_partition integer, kafka_offset bigint, report_at timestamptz)
+        from json_to_recordset(${json(claims)}::text::json) as x(trace_id text, status text, error text,
+          kafka_topic text, kafka_partition integer, kafka_offset bigint, report_at timestamptz)
         order by trace_id
         on conflict (trace_id) do nothing
         returning trace_id`,
@@ -72,9 +73,10 @@ export async function writeBatch(
           array(select decode(h, 'hex') from unnest(header_keys) with ordinality as u(h, n) order by n),
           array(select decode(h, 'hex') from unnest(header_values) with ordinality as u(h, n) order by n),
           reason, detail, trace_id
-        from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text, kafka_partition integer,
-          kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[], header_values text[],
-          reason text, detail text, trace_id text)
+        from json_to_recordset(${json(input.deadLetters.map((d) => d.row))}::text::json) as x(kafka_topic text,
+          kafka_partition integer,
+          kafka_offset bigint, kafka_timestamp timestamptz, key text, value text, header_keys text[],
+            header_values text[], reason text, detail text, trace_id text)
         order by kafka_topic, kafka_partition, kafka_offset
         -- A replay of the same bytes finds its row; another record at the same coordinates (topic recreated,
         -- another cluster) differs in record_digest, which PostgreSQL computes, and gets its own row.
@@ -123,7 +125,8 @@ export async function writeBatch(
   // The pair row names the report whose ratings and comments the pair holds. A report wins only if it is newer;
   // the row lock taken here also orders concurrent invocations that write the same pair.
   const winners = await tx<Winner[]>`
-    insert into ${t.course_instructors} as ci (course_id, instructor_id, trace_id, report_at, report_offset, report_partition)
+    insert into ${t.course_instructors} as ci (course_id, instructor_id, trace_id, report_at, report_offset,
+      report_partition)
     select c.id, i.id, x.trace_id, x.report_at, x.report_offset, x.report_partition
     from json_to_recordset(${json(plan.pairs)}::text::json) as x(trace_id text, course_id text, instructor text,
       report_at timestamptz, report_offset bigint, report_partition integer)
@@ -151,11 +154,13 @@ export async function writeBatch(
   await Promise.all([
     replaced.length === 0
       ? null
-      : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
+      : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint,
+        instructor_id bigint)
            where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
     replaced.length === 0
       ? null
-      : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint, instructor_id bigint)
+      : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint,
+        instructor_id bigint)
            where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
     superseded.length === 0
       ? null
@@ -200,7 +205,8 @@ export async function settleInstructors(
   // carries (a corrected resend of a stored trace id) must not appear; its batch would never insert it.
   await tx`
     insert into ${instructors} (name)
-    select distinct x.name from unnest(${reports.map((r) => r.name)}::text[], ${reports.map((r) => r.traceId)}::text[]) as x(name, trace_id)
+    select distinct x.name from unnest(${reports.map((r) => r.name)}::text[],
+      ${reports.map((r) => r.traceId)}::text[]) as x(name, trace_id)
     where not exists (select from ${processed_traces} p where p.trace_id = x.trace_id)
       and not exists (select from ${instructors} i where i.name = x.name)
     order by x.name

@@ -28,7 +28,11 @@ export async function purge(ctx: OperationContext, request: PurgeRequest): Promi
   const matches = (sql: Sql) => sql`
     where true ${selectionFilter(sql, request)}
     ${request.redriven ? sql`and redrive_result = any(${SETTLED}::text[])` : sql``}
-    ${request.olderThanDays === undefined ? sql`` : sql`and created_at < now() - make_interval(days => ${request.olderThanDays})`}`;
+    ${
+      request.olderThanDays === undefined
+        ? sql``
+        : sql`and created_at < now() - make_interval(days => ${request.olderThanDays})`
+    }`;
   const report: PurgeReport = { dryRun: request.dryRun, purged: 0, byReason: {}, done: false };
   const add = (rows: readonly { reason: string; n: number }[]) => {
     for (const { reason, n } of rows) {

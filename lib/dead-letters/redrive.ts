@@ -239,7 +239,8 @@ async function redriveBatch(
     await tx`
       update ${table} as d set redriven_at = now(), redrive_result = x.result, redrive_reason = x.reason,
         redrive_detail = x.detail, redrive_count = d.redrive_count + 1, trace_id = coalesce(d.trace_id, x.trace_id)
-      from json_to_recordset(${JSON.stringify(updates)}::text::json) as x(id bigint, result text, reason text, detail text, trace_id text)
+      from json_to_recordset(${JSON.stringify(updates)}::text::json) as x(id bigint, result text, reason text,
+        detail text, trace_id text)
       where d.id = x.id`;
   }
   // Only once the batch's last statement has answered: a batch that fails before this runs again (a lost connection)
@@ -291,7 +292,10 @@ class DryRunRollback<T> {
   constructor(readonly result: T) {}
 }
 
-/** Runs `work` in a transaction (retried, bounded, as any) that is always rolled back, through inTransaction's careful rollback. */
+/**
+ * Runs `work` in a transaction (retried, bounded, as any) that is always rolled back, through inTransaction's careful
+ * rollback.
+ */
 async function rolledBack<T>(ctx: OperationContext, work: (tx: postgres.ReservedSql) => Promise<T>): Promise<T> {
   try {
     await runInTransaction(

@@ -40,7 +40,10 @@ const flag = v.boolean('must be true or false');
 const SelectionEntries = {
   /** Dead letter ids (the `id` column). */
   ids: v.optional(oneOrMany(whole(1, BIGINT_MAX), 'a dead letter id (a whole number from 1)')),
-  /** Reason codes: tombstone, too_large, invalid_utf8, invalid_json, not_an_object, invalid_message, too_slow, db_rejected. */
+  /**
+   * Reason codes: tombstone, too_large, invalid_utf8, invalid_json, not_an_object, invalid_message, too_slow,
+   * db_rejected.
+   */
   reasons: v.optional(oneOrMany(v.pipe(v.string(), v.nonEmpty()), 'a reason code')),
   /** Dead-lettered at or after this time (created_at). */
   from: v.optional(timestamp),
@@ -123,7 +126,9 @@ export function parseRequest(input: unknown): DeadLetterRequest {
   return request;
 }
 
-/** One problem of a request, in an operator's words: an unknown option is named as such (valibot says "Expected never"). */
+/**
+ * One problem of a request, in an operator's words: an unknown option is named as such (valibot says "Expected never").
+ */
 function describeIssue(issue: v.BaseIssue<unknown>): string {
   const path = v.getDotPath(issue) ?? 'request';
   if (issue.type === 'strict_object' && issue.expected === 'never') return `${path}: unknown option`;

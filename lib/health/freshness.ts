@@ -27,9 +27,11 @@ async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number
   >`
     select last.at as last_stored_at,
       extract(epoch from now() - last.at)::float8 as seconds_since,
-      (select count(*)::int from ${t.processed_traces} where status = 'stored' and processed_at > now() - interval '1 hour') as stored_hour,
+      (select count(*)::int from ${t.processed_traces} where status = 'stored'
+        and processed_at > now() - interval '1 hour') as stored_hour,
       (select count(*)::int from ${t.dead_letters} where created_at > now() - interval '1 hour') as dead_hour
-    from (select (select processed_at from ${t.processed_traces} where status = 'stored' order by processed_at desc limit 1) as at) as last`;
+    from (select (select processed_at from ${t.processed_traces} where status = 'stored'
+      order by processed_at desc limit 1) as at) as last`;
   if (!row) throw new Error('The freshness query returned no row.');
   const secondsSince = row.seconds_since === null ? null : Math.round(row.seconds_since);
   return {

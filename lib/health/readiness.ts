@@ -38,8 +38,8 @@ export interface ReadinessDependencies {
 
 /**
  * Can the consumer do its work now? Credentials resolve, the database answers within the timeout, the schema is at
- * a version this code works with (checkSchemaVersion), and every table of the schema exists. Checks run in order; one that cannot run because an earlier one failed is reported as
- * skipped, so the answer always names every check.
+ * a version this code works with (checkSchemaVersion), and every table of the schema exists. Checks run in order; one
+ * that cannot run because an earlier one failed is reported as skipped, so the answer always names every check.
  */
 export async function checkReadiness(deps: ReadinessDependencies): Promise<Readiness> {
   const checks: CheckResult[] = [];

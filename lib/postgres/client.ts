@@ -30,7 +30,8 @@ export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql 
     max_lifetime: db.maxLifetimeSeconds || undefined, // seconds
     connect_timeout: db.connectTimeoutSeconds,
     prepare: db.prepare,
-    // TLS is negotiated by the socket (lib/postgres/socket.ts), which also keeps the password from an unverified server.
+    // TLS is negotiated by the socket (lib/postgres/socket.ts), which also keeps the password from an unverified
+    // server.
     ssl: false,
     socket: databaseSocket(target, tlsSettings(db), Number(overrides.connect_timeout ?? db.connectTimeoutSeconds)),
     connection: { application_name: 'trace-consumer' },
@@ -40,7 +41,9 @@ export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql 
   return postgres(options); // `socket` is a documented option that postgres.js's type definitions leave out
 }
 
-/** How the connection is encrypted; the CA bundle is read when the client is created, so a missing one fails at once. */
+/**
+ * How the connection is encrypted; the CA bundle is read when the client is created, so a missing one fails at once.
+ */
 function tlsSettings(db: Config['db']): TlsSettings {
   return db.ssl === 'verify-full' ? { mode: 'verify-full', ca: readCaBundle(db.sslCa) } : { mode: db.ssl };
 }
@@ -84,9 +87,9 @@ export async function inTransaction<T>(
       // is dropped by the client at the deadline, but the server does not notice a silent client, and its backend
       // would hold the transaction's claims and row locks until TCP keepalive ends it (hours), stalling every
       // redelivery of the batch (test/integration/frozen-commit.test.ts).
-      tx<
-        { id: string }[]
-      >`select txid_current()::text as id ${setting('statement_timeout', timeouts.statementMs)} ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)} ${setting('lock_timeout', timeouts.lockMs)}`,
+      tx<{ id: string }[]>`select txid_current()::text as id ${setting('statement_timeout', timeouts.statementMs)}
+        ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)}
+          ${setting('lock_timeout', timeouts.lockMs)}`,
     ]);
     const result = await work(tx);
     try {

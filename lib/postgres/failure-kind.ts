@@ -68,7 +68,8 @@ export function classifyFailure(error: unknown): FailureKind {
   const cls = code.slice(0, 2);
   if (DATA_CLASSES.has(cls)) return 'data';
   if (FATAL_CLASSES.has(cls)) return 'fatal';
-  return 'transient'; // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 55 lock, 57 shutdown/timeout
+  // 08 connection, 40 rollback (deadlock, serialization), 53 resources, 55 lock, 57 shutdown/timeout
+  return 'transient';
 }
 
 /**

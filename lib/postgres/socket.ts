@@ -87,8 +87,8 @@ const AUTH_SASL_CONTINUE = 11;
 const SCRAM_ITERATIONS = { min: 4096, max: 1_000_000 } as const;
 
 /**
- * Stands between the socket and postgres.js until the server is ready for the first query, as an override of the socket's
- * `emit('data')` that hands postgres.js whole messages only:
+ * Stands between the socket and postgres.js until the server is ready for the first query, as an override of the
+ * socket's `emit('data')` that hands postgres.js whole messages only:
  *
  * - A request for the password in cleartext or as an MD5 hash, on a connection whose server was not verified
  *   (DB_SSL=disable or require), never reaches postgres.js, which would answer it: the connection is closed with

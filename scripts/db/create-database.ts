@@ -25,7 +25,8 @@ export async function createDatabaseIfMissing(settings: Config['db']): Promise<b
     if (errorCode(error) === '42501') {
       throw new Error(
         `Database "${settings.database}" does not exist and user "${settings.user}" may not create it. ` +
-          `Create it as an administrator (CREATE DATABASE "${settings.database}"), or set DB_NAME to an existing database, then run npm run db:apply again.`,
+          `Create it as an administrator (CREATE DATABASE "${settings.database}"), or set DB_NAME to an ` +
+          `existing database, then run npm run db:apply again.`,
       );
     }
     throw error;

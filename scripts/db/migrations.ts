@@ -48,7 +48,8 @@ export function readMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
     const match = FILE_NAME.exec(file);
     if (!match)
       throw new MigrationError(
-        `${join(dir, file)} is not named NNNN_snake_case.sql: rename it (for example 0004_add_index.sql) or move it out of the folder.`,
+        `${join(dir, file)} is not named NNNN_snake_case.sql: rename it (for example 0004_add_index.sql) or ` +
+          `move it out of the folder.`,
       );
     const sql = readFileSync(join(dir, file), 'utf8');
     return {
@@ -67,7 +68,8 @@ export function readMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) {
       throw new MigrationError(
-        `${m.file} should be number ${String(i + 1).padStart(4, '0')}: migrations are numbered from 0001 without gaps or repeats; renumber the file.`,
+        `${m.file} should be number ${String(i + 1).padStart(4, '0')}: migrations are numbered from 0001 ` +
+          `without gaps or repeats; renumber the file.`,
       );
     }
   });
@@ -162,7 +164,8 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
       } catch (error) {
         throw new MigrationError(
           `Migration ${migration.file} failed on schema "${schema}": ${describeDatabaseError(error)}. ` +
-            `It was rolled back whole; the schema stays at version ${current}. Fix the migration or the data it trips on, then run npm run db:apply again.`,
+            `It was rolled back whole; the schema stays at version ${current}. Fix the migration or the data it ` +
+            `trips on, then run npm run db:apply again.`,
           { cause: error },
         );
       }
@@ -212,9 +215,10 @@ async function baseline(tx: Sql, schema: string, first: Migration): Promise<void
   const differences = catalogDifferences(expected, actual);
   if (differences.length > 0) {
     throw new MigrationError(
-      `Schema "${schema}" holds tables but no ${VERSION_TABLE} table, and they differ from what ${first.file} creates ` +
-        `("-" expected, "+" found):\n  ${differences.slice(0, 20).join('\n  ')}\n` +
-        `Nothing was changed. Bring the tables in line with ${first.file} (or move them to another schema), then run npm run db:apply again.`,
+      `Schema "${schema}" holds tables but no ${VERSION_TABLE} table, and they differ from what ${first.file} ` +
+        `creates ("-" expected, "+" found):\n  ${differences.slice(0, 20).join('\n  ')}\n` +
+        `Nothing was changed. Bring the tables in line with ${first.file} (or move them to another schema), ` +
+        `then run npm run db:apply again.`,
     );
   }
   await tx`
@@ -230,8 +234,8 @@ function verifyApplied(applied: readonly AppliedRow[], migrations: readonly Migr
     if (migration.name !== row.name || (row.checksum !== null && row.checksum !== migration.checksum)) {
       throw new MigrationError(
         `Migration ${migration.file} changed after it was applied to schema "${schema}" (applied as "${row.name}", ` +
-          `checksum ${row.checksum ?? 'not recorded'}). Applied migrations are never edited: restore the file as it was ` +
-          `and put the change in a new migration, then run npm run db:apply again.`,
+          `checksum ${row.checksum ?? 'not recorded'}). Applied migrations are never edited: restore the file ` +
+          `as it was and put the change in a new migration, then run npm run db:apply again.`,
       );
     }
   }

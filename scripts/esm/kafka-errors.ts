@@ -37,8 +37,8 @@ export function diagnoseKafkaFailure(error: unknown, env: NodeJS.ProcessEnv = pr
   if (someError(error, (e) => hasCode(e, 'PLT_KFK_NETWORK'))) {
     return new KafkaSetupError(
       'KAFKA_UNREACHABLE',
-      `No Kafka broker answers at ${brokers} (KAFKA_BROKERS). Start one with \`npm run kafka\` in a terminal of its own ` +
-        'and paste the export line it prints, or set KAFKA_BROKERS to your brokers.',
+      `No Kafka broker answers at ${brokers} (KAFKA_BROKERS). Start one with \`npm run kafka\` in a terminal of ` +
+        'its own and paste the export line it prints, or set KAFKA_BROKERS to your brokers.',
       error,
     );
   }

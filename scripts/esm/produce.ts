@@ -45,7 +45,8 @@ function readEvent(path: string): unknown {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new UsageError(
-      `--event ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); give a saved event such as events/mixed-batch.json`,
+      `--event ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); give a saved ` +
+        `event such as events/mixed-batch.json`,
       USAGE,
     );
   }
@@ -53,7 +54,8 @@ function readEvent(path: string): unknown {
     return JSON.parse(text);
   } catch (error) {
     throw new UsageError(
-      `--event ${path} is not JSON (${error instanceof Error ? error.message : String(error)}); give a saved Lambda event such as events/mixed-batch.json`,
+      `--event ${path} is not JSON (${error instanceof Error ? error.message : String(error)}); give a saved ` +
+        `Lambda event such as events/mixed-batch.json`,
       USAGE,
     );
   }

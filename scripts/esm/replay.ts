@@ -26,8 +26,9 @@ function readOnFailureFile(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (error) {
     throw new UsageError(
-      `--on-failure ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); npm run local:esm writes it ` +
-        '(ESM_ON_FAILURE_FILE, default esm-on-failure.jsonl) only when it gives up on a batch, so nothing may need replaying',
+      `--on-failure ${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); npm run ` +
+        'local:esm writes it (ESM_ON_FAILURE_FILE, default esm-on-failure.jsonl) only when it gives up on a ' +
+        'batch, so nothing may need replaying',
       USAGE,
     );
   }

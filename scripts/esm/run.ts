@@ -19,8 +19,9 @@ async function main() {
   await mapping.start();
   console.error(
     `local:esm: group ${settings.kafka.group} on ${settings.kafka.topic} at ${settings.kafka.brokers.join(',')}; ` +
-      `batch size ${settings.batchSize}, window ${settings.batchingWindowMs} ms, ${settings.maxRetries < 0 ? 'unlimited' : settings.maxRetries} retries, ` +
-      `on-failure file ${settings.onFailureFile}. Ctrl-C stops.`,
+      `batch size ${settings.batchSize}, window ${settings.batchingWindowMs} ms, ` +
+      `${settings.maxRetries < 0 ? 'unlimited' : settings.maxRetries} retries, on-failure file ` +
+      `${settings.onFailureFile}. Ctrl-C stops.`,
   );
   const stop = async () => {
     console.error('local:esm: stopping after the invocation in flight');

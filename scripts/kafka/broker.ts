@@ -141,7 +141,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
       createTopics(bootstrap, options.topics ?? {}, options.startTimeoutMs ?? 120_000),
       exited.then((code) => {
         throw new KafkaBrokerError(
-          `the JVM exited with ${code}: ${Buffer.concat(chunks).toString('utf8').trim().split('\n').slice(-3).join(' | ')}`,
+          `the JVM exited with ${code}: ` +
+            `${Buffer.concat(chunks).toString('utf8').trim().split('\n').slice(-3).join(' | ')}`,
         );
       }),
     ]);

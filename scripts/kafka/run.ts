@@ -19,7 +19,8 @@ async function main() {
   await ensurePortFree(port);
   const broker = await startBroker({ port, topics: { [topic]: partitions }, log: (line) => console.error(line) });
   console.error(
-    `Kafka is up in ${(broker.startMs / 1000).toFixed(1)} s, topic ${topic} has ${partitions} partitions; data is removed on Ctrl-C.`,
+    `Kafka is up in ${(broker.startMs / 1000).toFixed(1)} s, topic ${topic} has ${partitions} partitions; data ` +
+      `is removed on Ctrl-C.`,
   );
   console.log(`export KAFKA_BROKERS=${broker.bootstrap} KAFKA_TOPIC=${topic}`);
   const stop = async () => {
@@ -47,8 +48,8 @@ function ensurePortFree(port: number): Promise<void> {
           ? new KafkaSetupError(
               'KAFKA_PORT_IN_USE',
               `Port ${port} on 127.0.0.1 is in use, probably by another \`npm run kafka\`: use that broker ` +
-                `(export KAFKA_BROKERS=127.0.0.1:${port}), stop it with Ctrl-C in its terminal, or start this one on another ` +
-                `port: KAFKA_PORT=${port + 1} npm run kafka.`,
+                `(export KAFKA_BROKERS=127.0.0.1:${port}), stop it with Ctrl-C in its terminal, or start this ` +
+                `one on another port: KAFKA_PORT=${port + 1} npm run kafka.`,
               error,
             )
           : error,

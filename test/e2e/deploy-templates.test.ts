@@ -37,8 +37,12 @@ function documentedVariants(file: string): Variant[] {
     const params = Object.fromEntries([...command.matchAll(/--param="([^=]+)=([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
     const title =
       `${stage}: ${params.source}/${params.mskAuth ?? params.selfManagedAuth ?? 'iam'}` +
-      `${params.failureDestinationType ? ` -> ${params.failureDestinationType}` : ''}${params.mapping ? ` mapping=${params.mapping}` : ''}` +
-      `${params.consumerGroup ? ` group=${params.consumerGroup}` : ''}${params.healthRoute ? ` health=${params.healthRoute}` : ''}`;
+      `${params.failureDestinationType ? ` -> ${params.failureDestinationType}` : ''}${
+        params.mapping ? ` ` + `mapping=${params.mapping}` : ''
+      }` +
+      `${params.consumerGroup ? ` group=${params.consumerGroup}` : ''}${
+        params.healthRoute ? ` ` + `health=${params.healthRoute}` : ''
+      }`;
     return { title: file === 'docs/deploy.md' ? title : `${file} ${title}`, stage, params };
   });
 }
@@ -232,15 +236,19 @@ describe('what the documented templates contain', () => {
     });
   });
 
-  it('should never let a documented mapping discard a failing batch: retried until fixed, or set aside in a destination', () => {
-    for (const [title, t] of templates) {
-      for (const [, esm] of resourcesOf(t, 'AWS::Lambda::EventSourceMapping')) {
-        const p = esm.Properties!;
-        const limits = { title, retries: p.MaximumRetryAttempts, age: p.MaximumRecordAgeInSeconds };
-        if (!p.DestinationConfig) expect(limits).toEqual({ title, retries: -1, age: -1 });
+  it(
+    'should never let a documented mapping discard a failing batch: retried until fixed, or set aside in a ' +
+      'destination',
+    () => {
+      for (const [title, t] of templates) {
+        for (const [, esm] of resourcesOf(t, 'AWS::Lambda::EventSourceMapping')) {
+          const p = esm.Properties!;
+          const limits = { title, retries: p.MaximumRetryAttempts, age: p.MaximumRecordAgeInSeconds };
+          if (!p.DestinationConfig) expect(limits).toEqual({ title, retries: -1, age: -1 });
+        }
       }
-    }
-  });
+    },
+  );
 
   it('should subscribe someone to the alarms in every documented prod command, with no warning left', () => {
     const prod = variants.filter((v) => v.stage === 'prod');
@@ -260,7 +268,8 @@ describe('what the documented templates contain', () => {
   it("should link the dashboard in the console of the stack's partition", async () => {
     const url = (t: Template) => (t.Outputs!.DashboardUrl!.Value as { 'Fn::Sub': string })['Fn::Sub'];
     expect(url(get(byTitle(/^prod: msk\/iam$/).title))).toBe(
-      'https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}',
+      'https://us-east-1.console.aws.amazon.com/cloudwatch/home' +
+        '?region=${AWS::Region}#dashboards:name=${ConsumerDashboard}',
     );
     const china = (arn: string) => arn.replace('arn:aws:', 'arn:aws-cn:').replace(':us-east-1:', ':cn-north-1:');
     const params = byTitle(/^prod: msk\/iam$/).params;
@@ -331,35 +340,39 @@ describe('the health function (docs/operations.md)', () => {
     expect(secretGrants(template!, 'HealthRole')).toEqual([params.dbSecretArn]);
   });
 
-  it('should serve public routes by default, AWS_IAM-authorized ones with healthRoute=iam, and none with healthRoute=none', () => {
-    const paths = ['GET /healthz', 'GET /healthz/live', 'GET /healthz/ready'];
-    const open = get(byTitle(/^prod: msk\/iam$/).title);
-    expect(
-      routes(open)
-        .map((r) => r.RouteKey)
-        .sort(),
-    ).toEqual(paths);
-    for (const r of routes(open)) expect(r.AuthorizationType ?? 'NONE').toBe('NONE');
+  it(
+    'should serve public routes by default, AWS_IAM-authorized ones with healthRoute=iam, and none with ' +
+      'healthRoute=none',
+    () => {
+      const paths = ['GET /healthz', 'GET /healthz/live', 'GET /healthz/ready'];
+      const open = get(byTitle(/^prod: msk\/iam$/).title);
+      expect(
+        routes(open)
+          .map((r) => r.RouteKey)
+          .sort(),
+      ).toEqual(paths);
+      for (const r of routes(open)) expect(r.AuthorizationType ?? 'NONE').toBe('NONE');
 
-    const signed = get(byTitle(/health=iam$/).title);
-    expect(
-      routes(signed)
-        .map((r) => r.RouteKey)
-        .sort(),
-    ).toEqual(paths);
-    for (const r of routes(signed)) expect(r.AuthorizationType).toBe('AWS_IAM');
-    expect(signed.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5 });
+      const signed = get(byTitle(/health=iam$/).title);
+      expect(
+        routes(signed)
+          .map((r) => r.RouteKey)
+          .sort(),
+      ).toEqual(paths);
+      for (const r of routes(signed)) expect(r.AuthorizationType).toBe('AWS_IAM');
+      expect(signed.Resources.HttpApiStage!.Properties!.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: 5 });
 
-    const none = get(byTitle(/health=none$/).title);
-    expect(Object.values(none.Resources).filter((r) => r.Type.startsWith('AWS::ApiGatewayV2::'))).toEqual([]);
-    expect(
-      resourcesOf(none, 'AWS::Lambda::Permission').filter(([, r]) =>
-        JSON.stringify(r).includes('HealthLambdaFunction'),
-      ),
-    ).toEqual([]);
-    expect(Object.keys(none.Outputs!).filter((k) => /^Health.*Url$/.test(k) || k === 'HttpApiUrl')).toEqual([]);
-    expect(none.Resources.HealthLambdaFunction).toBeDefined();
-  });
+      const none = get(byTitle(/health=none$/).title);
+      expect(Object.values(none.Resources).filter((r) => r.Type.startsWith('AWS::ApiGatewayV2::'))).toEqual([]);
+      expect(
+        resourcesOf(none, 'AWS::Lambda::Permission').filter(([, r]) =>
+          JSON.stringify(r).includes('HealthLambdaFunction'),
+        ),
+      ).toEqual([]);
+      expect(Object.keys(none.Outputs!).filter((k) => /^Health.*Url$/.test(k) || k === 'HttpApiUrl')).toEqual([]);
+      expect(none.Resources.HealthLambdaFunction).toBeDefined();
+    },
+  );
 
   it("should refuse a healthRoute it does not know, and the consumer's secret given as the health secret", async () => {
     const params = byTitle(/^prod: msk\/iam$/).params;
@@ -375,23 +388,26 @@ describe('the health function (docs/operations.md)', () => {
 });
 
 describe('the dead-letter function (operators only)', () => {
-  it("should run in the consumer's VPC with no trigger or route, and answer before `serverless invoke` gives up", () => {
-    for (const [title, t] of templates) {
-      const fn = t.Resources.DeadLettersLambdaFunction!.Properties!;
-      expect(fn.VpcConfig, title).toEqual(t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig);
-      expect(fn.Role, title).toEqual({ 'Fn::GetAtt': ['DeadLettersRole', 'Arn'] });
-      // The CLI's Lambda client waits 120 s for an answer, then invokes again: a redrive would run twice.
-      expect(fn.Timeout as number, title).toBeLessThanOrEqual(110);
-      const refersToIt = (r: unknown) => JSON.stringify(r).includes('"DeadLettersLambdaFunction"');
-      const triggers = Object.entries(t.Resources).filter(
-        ([, r]) =>
-          ['AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping', 'AWS::ApiGatewayV2::Integration'].includes(
-            r.Type,
-          ) && refersToIt(r),
-      );
-      expect(triggers, title).toEqual([]);
-    }
-  });
+  it(
+    "should run in the consumer's VPC with no trigger or route, and answer before `serverless invoke` gives " + 'up',
+    () => {
+      for (const [title, t] of templates) {
+        const fn = t.Resources.DeadLettersLambdaFunction!.Properties!;
+        expect(fn.VpcConfig, title).toEqual(t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig);
+        expect(fn.Role, title).toEqual({ 'Fn::GetAtt': ['DeadLettersRole', 'Arn'] });
+        // The CLI's Lambda client waits 120 s for an answer, then invokes again: a redrive would run twice.
+        expect(fn.Timeout as number, title).toBeLessThanOrEqual(110);
+        const refersToIt = (r: unknown) => JSON.stringify(r).includes('"DeadLettersLambdaFunction"');
+        const triggers = Object.entries(t.Resources).filter(
+          ([, r]) =>
+            ['AWS::Lambda::Permission', 'AWS::Lambda::EventSourceMapping', 'AWS::ApiGatewayV2::Integration'].includes(
+              r.Type,
+            ) && refersToIt(r),
+        );
+        expect(triggers, title).toEqual([]);
+      }
+    },
+  );
 });
 
 describe('the checks can fail', () => {
@@ -566,134 +582,148 @@ describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
 });
 
 describe('parameter guard rails (real CLI)', () => {
-  it('should reject misspelled parameters, name the valid ones and show one message without a stack trace', async () => {
-    const { run } = await packageTemplate('dev', {
-      source: 'msk',
-      consumergroup: 'x',
-      mskAuth: 'sasl-scram',
-      kafkaSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf',
-    });
-    const output = run.stdout + run.stderr;
-    expect(run.code).not.toBe(0);
-    expect(output).toContain('unknown parameter "consumergroup" (did you mean "consumerGroup"?); valid parameters: ');
-    expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
-    expect(output).toContain(
-      'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_',
-    );
-    expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
-    expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
-  });
+  it(
+    'should reject misspelled parameters, name the valid ones and show one message without a stack ' + 'trace',
+    async () => {
+      const { run } = await packageTemplate('dev', {
+        source: 'msk',
+        consumergroup: 'x',
+        mskAuth: 'sasl-scram',
+        kafkaSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf',
+      });
+      const output = run.stdout + run.stderr;
+      expect(run.code).not.toBe(0);
+      expect(output).toContain('unknown parameter "consumergroup" (did you mean "consumerGroup"?); valid parameters: ');
+      expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
+      expect(output).toContain(
+        'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_',
+      );
+      expect(output).toContain('dbSecretArn must be the Secrets Manager ARN');
+      expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+    },
+  );
 
-  it('should refuse finite retries without a destination and an unverified database on prod, each unless overridden by name', async () => {
-    const params = byTitle(/^prod: msk\/iam$/).params;
-    const refused = await packageTemplate('prod', {
-      ...params,
-      maxRetryAttempts: '10',
-      maxRecordAgeSeconds: '604800',
-      dbSsl: 'require',
-    });
-    const output = refused.run.stdout + refused.run.stderr;
-    expect(refused.run.code).not.toBe(0);
-    for (const expected of [
-      'maxRetryAttempts=10 and maxRecordAgeSeconds=604800 without a failure destination: Lambda would discard a batch',
-      '--param="allowDiscard=true"',
-      'dbSsl=require on the production stage "prod"',
-      'Use dbSsl=verify-full',
-      '--param="allowInsecureDb=true"',
-    ])
-      expect(output).toContain(expected);
+  it(
+    'should refuse finite retries without a destination and an unverified database on prod, each unless ' +
+      'overridden by name',
+    async () => {
+      const params = byTitle(/^prod: msk\/iam$/).params;
+      const refused = await packageTemplate('prod', {
+        ...params,
+        maxRetryAttempts: '10',
+        maxRecordAgeSeconds: '604800',
+        dbSsl: 'require',
+      });
+      const output = refused.run.stdout + refused.run.stderr;
+      expect(refused.run.code).not.toBe(0);
+      for (const expected of [
+        'maxRetryAttempts=10 and maxRecordAgeSeconds=604800 without a failure destination: ' +
+          'Lambda would discard a batch',
+        '--param="allowDiscard=true"',
+        'dbSsl=require on the production stage "prod"',
+        'Use dbSsl=verify-full',
+        '--param="allowInsecureDb=true"',
+      ])
+        expect(output).toContain(expected);
 
-    // Both overrides, and no alarm subscriber: packaged, with a warning that the alarms reach nobody.
-    const { alarmEmail: _, ...withoutSubscriber } = params;
-    const accepted = await packageTemplate('prod', {
-      ...withoutSubscriber,
-      maxRetryAttempts: '10',
-      dbSsl: 'require',
-      allowDiscard: 'true',
-      allowInsecureDb: 'true',
-    });
-    const acceptedOutput = accepted.run.stdout + accepted.run.stderr;
-    expect(accepted.run.code, acceptedOutput).toBe(0);
-    expect(accepted.template!.Resources.ConsumerEventSourceMapping!.Properties!.MaximumRetryAttempts).toBe(10);
-    expect(accepted.template!.Resources.ConsumerLambdaFunction!.Properties!.Environment).toMatchObject({
-      Variables: { DB_SSL: 'require' },
-    });
-    expect(acceptedOutput).toContain('Warning: alarms=true, but nobody is subscribed to the alarm topic');
+      // Both overrides, and no alarm subscriber: packaged, with a warning that the alarms reach nobody.
+      const { alarmEmail: _, ...withoutSubscriber } = params;
+      const accepted = await packageTemplate('prod', {
+        ...withoutSubscriber,
+        maxRetryAttempts: '10',
+        dbSsl: 'require',
+        allowDiscard: 'true',
+        allowInsecureDb: 'true',
+      });
+      const acceptedOutput = accepted.run.stdout + accepted.run.stderr;
+      expect(accepted.run.code, acceptedOutput).toBe(0);
+      expect(accepted.template!.Resources.ConsumerEventSourceMapping!.Properties!.MaximumRetryAttempts).toBe(10);
+      expect(accepted.template!.Resources.ConsumerLambdaFunction!.Properties!.Environment).toMatchObject({
+        Variables: { DB_SSL: 'require' },
+      });
+      expect(acceptedOutput).toContain('Warning: alarms=true, but nobody is subscribed to the alarm topic');
 
-    // Outside production, dbSsl=require needs no override (the client still keeps the password from an unverified server).
-    const dev = await packageTemplate('dev', {
-      ...byTitle(/^dev: msk\/iam -> kafka$/).params,
-      dbSsl: 'require',
-      maxRetryAttempts: '3',
-    });
-    expect(dev.run.code, dev.run.stdout + dev.run.stderr).toBe(0); // a destination takes what the retries give up
-  });
+      // Outside production, dbSsl=require needs no override (the client still keeps the password from an unverified
+      // server).
+      const dev = await packageTemplate('dev', {
+        ...byTitle(/^dev: msk\/iam -> kafka$/).params,
+        dbSsl: 'require',
+        maxRetryAttempts: '3',
+      });
+      expect(dev.run.code, dev.run.stdout + dev.run.stderr).toBe(0); // a destination takes what the retries give up
+    },
+  );
 
-  it('should refuse wrong types, settings that would fail in AWS or at cold start, and settings without effect', async () => {
-    const { run } = await packageTemplate(
-      'prod',
-      {
-        ...byTitle(/^prod: msk\/iam$/).params,
-        alarms: 'yes',
-        bisectOnError: 'True', // neither may quietly mean false
-        logLevel: 'verbose',
-        dbSsl: 'verify_full',
-        dbPort: 'abc',
-        healthStaleAfterSeconds: '0', // the functions' lib/config.ts
-        dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db', // no suffix: the grant would match nothing
-        consumerReservedConcurrency: '0',
-        consumerGroup: 'trace-*',
-        deadLettersTimeout: '5',
-        timeout: '5',
-        alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:oncall',
-      },
-      ['--region', 'eu-west-1'],
-    );
-    const output = run.stdout + run.stderr;
-    expect(run.code).not.toBe(0);
-    for (const expected of [
-      'alarms must be "true" or "false"',
-      'bisectOnError must be "true" or "false"',
-      'logLevel (LOG_LEVEL of the functions) must be one of debug',
-      'dbSsl (DB_SSL of the functions) must be disable, require or verify-full (got "verify_full")',
-      'dbPort (DB_PORT of the functions) must be a whole number',
-      'healthStaleAfterSeconds (HEALTH_STALE_AFTER_SECONDS of the functions) must be at least 1',
-      'dbSecretArn must be the Secrets Manager ARN of the database credentials, in full',
-      'consumerReservedConcurrency must be empty (unreserved) or a whole number 1-1000',
-      'consumerGroup must not contain "*" with mskAuth=iam',
-      'deadLettersTimeout must be whole seconds, 10-900',
-      'timeout must be whole seconds, 10-900',
-      'mskClusterArn arn:aws:kafka:us-east-1:123456789012:cluster/trace/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3 is in us-east-1, but the stack deploys to eu-west-1',
-      'alarmTopicArn arn:aws:sns:us-east-1:123456789012:oncall is in us-east-1, but the stack deploys to eu-west-1',
-    ])
-      expect(output).toContain(expected);
-    expect(output.match(/Invalid deploy parameters/g)).toHaveLength(1);
-    expect(output).not.toContain('dbSecretArn (DB_SECRET_ARN'); // said once, in the deploy's words
-    expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
+  it(
+    'should refuse wrong types, settings that would fail in AWS or at cold start, and settings without ' + 'effect',
+    async () => {
+      const { run } = await packageTemplate(
+        'prod',
+        {
+          ...byTitle(/^prod: msk\/iam$/).params,
+          alarms: 'yes',
+          bisectOnError: 'True', // neither may quietly mean false
+          logLevel: 'verbose',
+          dbSsl: 'verify_full',
+          dbPort: 'abc',
+          healthStaleAfterSeconds: '0', // the functions' lib/config.ts
+          // no suffix: the grant would match nothing
+          dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db',
+          consumerReservedConcurrency: '0',
+          consumerGroup: 'trace-*',
+          deadLettersTimeout: '5',
+          timeout: '5',
+          alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:oncall',
+        },
+        ['--region', 'eu-west-1'],
+      );
+      const output = run.stdout + run.stderr;
+      expect(run.code).not.toBe(0);
+      for (const expected of [
+        'alarms must be "true" or "false"',
+        'bisectOnError must be "true" or "false"',
+        'logLevel (LOG_LEVEL of the functions) must be one of debug',
+        'dbSsl (DB_SSL of the functions) must be disable, require or verify-full (got "verify_full")',
+        'dbPort (DB_PORT of the functions) must be a whole number',
+        'healthStaleAfterSeconds (HEALTH_STALE_AFTER_SECONDS of the functions) must be at least 1',
+        'dbSecretArn must be the Secrets Manager ARN of the database credentials, in full',
+        'consumerReservedConcurrency must be empty (unreserved) or a whole number 1-1000',
+        'consumerGroup must not contain "*" with mskAuth=iam',
+        'deadLettersTimeout must be whole seconds, 10-900',
+        'timeout must be whole seconds, 10-900',
+        'mskClusterArn arn:aws:kafka:us-east-1:123456789012:cluster/trace/0f1e2d3c-aaaa-bbbb-cccc-1234567890ab-3 ' +
+          'is in us-east-1, but the stack deploys to eu-west-1',
+        'alarmTopicArn arn:aws:sns:us-east-1:123456789012:oncall is in us-east-1, but the stack deploys to eu-west-1',
+      ])
+        expect(output).toContain(expected);
+      expect(output.match(/Invalid deploy parameters/g)).toHaveLength(1);
+      expect(output).not.toContain('dbSecretArn (DB_SECRET_ARN'); // said once, in the deploy's words
+      expect(output).not.toMatch(/^\s+at .*\.js:\d+/m);
 
-    // Commands aimed at one function skip the mapping's checks, not the environment: `deploy function -f` pushes it.
-    const oneFunction = await runServerless([
-      'invoke',
-      'local',
-      '-f',
-      'consumer',
-      '-p',
-      'events/msk-batch.json',
-      '--param=logLevel=verbose',
-    ]);
-    expect(oneFunction.code).not.toBe(0);
-    expect(oneFunction.stdout + oneFunction.stderr).toContain(
-      'logLevel (LOG_LEVEL of the functions) must be one of debug',
-    );
-    expect(oneFunction.stdout + oneFunction.stderr).not.toMatch(/^\s+at .*\.js:\d+/m);
+      // Commands aimed at one function skip the mapping's checks, not the environment: `deploy function -f` pushes it.
+      const oneFunction = await runServerless([
+        'invoke',
+        'local',
+        '-f',
+        'consumer',
+        '-p',
+        'events/msk-batch.json',
+        '--param=logLevel=verbose',
+      ]);
+      expect(oneFunction.code).not.toBe(0);
+      expect(oneFunction.stdout + oneFunction.stderr).toContain(
+        'logLevel (LOG_LEVEL of the functions) must be one of debug',
+      );
+      expect(oneFunction.stdout + oneFunction.stderr).not.toMatch(/^\s+at .*\.js:\d+/m);
 
-    const quiet = await packageTemplate('dev', {
-      ...byTitle(/^dev: msk\/iam -> kafka$/).params,
-      alarmEmail: 'oncall@example.com',
-    });
-    expect(quiet.run.code).not.toBe(0);
-    expect(quiet.run.stdout + quiet.run.stderr).toContain(
-      'alarmTopicArn and alarmEmail only take effect with alarms=true',
-    );
-  });
+      const quiet = await packageTemplate('dev', {
+        ...byTitle(/^dev: msk\/iam -> kafka$/).params,
+        alarmEmail: 'oncall@example.com',
+      });
+      expect(quiet.run.code).not.toBe(0);
+      expect(quiet.run.stdout + quiet.run.stderr).toContain(
+        'alarmTopicArn and alarmEmail only take effect with alarms=true',
+      );
+    },
+  );
 });

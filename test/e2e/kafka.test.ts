@@ -78,7 +78,8 @@ function expectedDeadLetters(plan: readonly Planned[]): Record<string, string[]>
 }
 
 describe.skipIf(!broker)('a local event source mapping against a real Kafka broker', () => {
-  it('should store every trace exactly once, dead-letter the rest and commit every partition to its end, across a database outage', async () => {
+  it('should store every trace exactly once, dead-letter the rest and commit every partition to its end, across ' +
+    'a database outage', async () => {
     const plan = messageMix(2400, PARTITIONS, 'e2e');
     const started = Date.now();
     await publish(
@@ -150,13 +151,15 @@ describe.skipIf(!broker)('a local event source mapping against a real Kafka brok
       ]),
     );
     console.info(
-      `[kafka e2e] broker started in ${broker!.startMs} ms; ${plan.length} messages ${JSON.stringify(kinds)} over ${PARTITIONS} partitions; ` +
-        `${reports.length} invocations (${errors.length} function errors, ${reports.filter((r) => r.decision.action === 'retry').length} retries, ` +
-        `${givenUp.length} given up and replayed: ${records.length} records); ${Date.now() - started} ms from produce to checked`,
+      `[kafka e2e] broker started in ${broker!.startMs} ms; ${plan.length} messages ${JSON.stringify(kinds)} ` +
+        `over ${PARTITIONS} partitions; ${reports.length} invocations (${errors.length} function errors, ` +
+        `${reports.filter((r) => r.decision.action === 'retry').length} retries, ${givenUp.length} given up and ` +
+        `replayed: ${records.length} records); ${Date.now() - started} ms from produce to checked`,
     );
   }, 300_000);
 
-  it('should redeliver from exactly the offset a partial batch response names, and commit past it once it succeeds', async () => {
+  it('should redeliver from exactly the offset a partial batch response names, and commit past it once it ' +
+    'succeeds', async () => {
     const plan = messageMix(400, 2, 'partial').filter((p) => p.kind === 'valid');
     await publish(
       { brokers: [broker!.bootstrap], topic: PARTIAL_TOPIC, group: '', sasl: null, tls: false },

@@ -72,7 +72,8 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
     const topic = 'cli-dead-letters';
     const t = (name: string) => db.sql(`${db.config.db.schema}.${name}`);
     // A record PostgreSQL rejects (a constraint, lifted below as a database-side fix would be) beside a valid one.
-    await db.sql`alter table ${t('courses')} add constraint cli_poison check (course_name is distinct from 'cli-poison')`;
+    await db.sql`alter table ${t('courses')} add constraint cli_poison check (course_name is distinct
+      from 'cli-poison')`;
     const poison = {
       traceId: 'cli-poison-1',
       course: { courseId: 'CLI-1', courseName: 'cli-poison' },
@@ -133,7 +134,9 @@ describe('serverless invoke local -f deadLetters --data (offline, real CLI)', ()
   }, 300_000); // seven CLI runs, each bundling and starting the function
 });
 
-/** `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables. */
+/**
+ * `serverless invoke local` exactly as the documentation writes it: no flags, the connection in the shell's variables.
+ */
 function invokeAsDocumented(fn: string, event: string, shell: Record<string, string>) {
   return runServerless(['invoke', 'local', '-f', fn, '-p', event], shell);
 }
@@ -338,7 +341,8 @@ describe('npm start', () => {
     expect(run.stdout).not.toContain('Started an embedded PostgreSQL');
   });
 
-  it('should print one line per event with its outcome counts, then the tables, and leave git status as it was', async () => {
+  it('should print one line per event with its outcome counts, then the tables, and leave git status as it ' +
+    'was', async () => {
     const before = await gitStatus();
     const run = await npmStartLocked(['events/msk-batch.json', 'events/mixed-batch.json']);
     expect(run.code, run.stderr).toBe(0);
@@ -480,8 +484,8 @@ describe('your own messages, end to end', () => {
     expect(run.code, run.stderr + run.stdout).toBe(0);
     expect(lastJson(run.stdout)).toEqual({ batchItemFailures: [] });
     const schema = db.config.db.schema;
-    const rows =
-      await db.sql`select trace_id, status, kafka_partition from ${db.sql(`${schema}.processed_traces`)} where trace_id like 'own-%' order by 1`;
+    const rows = await db.sql`select trace_id, status, kafka_partition from ${db.sql(`${schema}.processed_traces`)}
+        where trace_id like 'own-%' order by 1`;
     expect(rows).toEqual([
       { trace_id: 'own-1', status: 'stored', kafka_partition: 0 },
       { trace_id: 'own-2', status: 'stored', kafka_partition: 1 },
@@ -493,21 +497,24 @@ describe('your own messages, end to end', () => {
 });
 
 describe('a message instead of an event', () => {
-  it('should point to npm run build-event when invoke local is given a raw message, before running anything', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'trace-raw-'));
-    const message = join(dir, 'message.json');
-    writeFileSync(
-      message,
-      JSON.stringify({ traceId: 'raw-1', course: { courseId: 'RAW-1' }, instructor: { name: 'Jane Doe' } }),
-    );
-    const run = await invokeLocal('consumer', message, dbEnv);
-    const output = run.stdout + run.stderr;
-    expect(run.code).not.toBe(0);
-    expect(output).toContain('is a survey message, not an event');
-    expect(output).toContain(`npm run --silent build-event -- ${message} > my-events/mine.json`);
-    expect(output).not.toContain('batch processed'); // stopped before the handler ran
-    rmSync(dir, { recursive: true, force: true });
-  });
+  it(
+    'should point to npm run build-event when invoke local is given a raw message, before running ' + 'anything',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'trace-raw-'));
+      const message = join(dir, 'message.json');
+      writeFileSync(
+        message,
+        JSON.stringify({ traceId: 'raw-1', course: { courseId: 'RAW-1' }, instructor: { name: 'Jane Doe' } }),
+      );
+      const run = await invokeLocal('consumer', message, dbEnv);
+      const output = run.stdout + run.stderr;
+      expect(run.code).not.toBe(0);
+      expect(output).toContain('is a survey message, not an event');
+      expect(output).toContain(`npm run --silent build-event -- ${message} > my-events/mine.json`);
+      expect(output).not.toContain('batch processed'); // stopped before the handler ran
+      rmSync(dir, { recursive: true, force: true });
+    },
+  );
 });
 
 // `serverless package` and the deployment's AWS rules are tested in deploy-templates.test.ts.

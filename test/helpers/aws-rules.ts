@@ -79,12 +79,14 @@ export async function iamProblems(template: Template): Promise<string[]> {
       const onStar = resources.includes(STAR);
       if (details.resourceTypes.length === 0 && !(onStar && resources.length === 1)) {
         problems.push(
-          `${where}: ${action} supports no resource-level permissions, so it must be granted on "*" (got ${resources.join(', ')})`,
+          `${where}: ${action} supports no resource-level permissions, so it must be granted on "*" (got ` +
+            `${resources.join(', ')})`,
         );
       }
       if (details.resourceTypes.length > 0 && onStar)
         problems.push(
-          `${where}: ${action} can be scoped to ${details.resourceTypes.map((r) => r.name).join('/')}, but is granted on "*"`,
+          `${where}: ${action} can be scoped to ${details.resourceTypes.map((r) => r.name).join('/')}, but is ` +
+            `granted on "*"`,
         );
     }
   }
@@ -253,7 +255,8 @@ export function mappingRoleProblems(template: Template, facts: DeploymentFacts):
       (m) => (m.Properties?.FunctionName as { 'Fn::GetAtt'?: string[] } | undefined)?.['Fn::GetAtt']?.[0] === fnId,
     );
     const actual = permissionsOf(roleStatements(role[1]));
-    // A function without a mapping (health, deadLetters, a consumer while mapping=removed) gets the function's part only.
+    // A function without a mapping (health, deadLetters, a consumer while mapping=removed) gets the function's part
+    // only.
     const what = mapping ? 'this mapping' : 'a function without a mapping';
     const expected = documented(fn, mapping, facts, problems);
     for (const [action, resources] of expected) {
@@ -289,7 +292,10 @@ export function alarmProblems(template: Template): string[] {
   return problems;
 }
 
-/** What the code writes to CloudWatch (from lib/aws/emf-metrics.ts's own documents): namespace, dimensions, metric names. */
+/**
+ * What the code writes to CloudWatch (from lib/aws/emf-metrics.ts's own documents): namespace, dimensions, metric
+ * names.
+ */
 export interface EmittedMetrics {
   namespace: string;
   dimensions: Record<string, string>;
@@ -322,7 +328,8 @@ export function metricProblems(template: Template, emitted: EmittedMetrics): str
         problems.push(`${where}: AWS/Lambda publishes no ${String(name)} by function`);
       if (Object.keys(dims).join() !== 'FunctionName')
         problems.push(
-          `${where}: AWS/Lambda ${String(name)} by ${Object.keys(dims).join(', ')}; Lambda publishes it by FunctionName`,
+          `${where}: AWS/Lambda ${String(name)} by ${Object.keys(dims).join(', ')}; Lambda publishes it by ` +
+            `FunctionName`,
         );
     } else if (namespace === emitted.namespace) {
       if (!emitted.names.includes(String(name)))

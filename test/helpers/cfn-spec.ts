@@ -53,6 +53,8 @@ interface Constraint {
   max?: number;
   maxLength?: number;
 }
+/** One label of a host name in the reference's KafkaBootstrapServers pattern: letters and digits, inner hyphens. */
+const HOST_LABEL = /([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])/.source;
 /**
  * Patterns and ranges from the AWS Lambda API reference (CreateEventSourceMapping and its types), keyed by
  * "<resource type>/<property path>", `[]` standing for an array element.
@@ -76,8 +78,7 @@ const CONSTRAINTS: Record<string, Constraint> = {
     maxLength: 200,
   },
   'AWS::Lambda::EventSourceMapping/SelfManagedEventSource.Endpoints.KafkaBootstrapServers[]': {
-    pattern:
-      /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]):[0-9]{1,5}$/,
+    pattern: new RegExp(`^(${HOST_LABEL}\\.)*${HOST_LABEL}:[0-9]{1,5}$`),
     maxLength: 300,
   },
   'AWS::Lambda::EventSourceMapping/SourceAccessConfigurations[].URI': {

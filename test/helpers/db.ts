@@ -19,8 +19,9 @@ export interface TestDatabase {
 }
 
 /**
- * A fresh schema at the newest version (every migration applied), on the run's PostgreSQL server (or on `server`), so that test files
- * running in parallel never see each other's rows. Retries are fast here so that failure paths finish quickly.
+ * A fresh schema at the newest version (every migration applied), on the run's PostgreSQL server (or on `server`), so
+ * that test files running in parallel never see each other's rows. Retries are fast here so that failure paths finish
+ * quickly.
  */
 export async function testDatabase(
   extraEnv: Record<string, string> = {},
@@ -109,7 +110,8 @@ export async function terminateSessions(
     select pid from chosen where pg_terminate_backend(pid)`;
   const pids = killed.map((k) => k.pid);
   for (let i = 0; ; i++) {
-    const [left] = await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = any(${pids}::int[])`;
+    const [left] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where pid = any(${pids}::int[])`;
     if (left?.n === 0) return pids.length;
     if (i >= 500) throw new Error(`sessions ${JSON.stringify(which)} still open 10 s after pg_terminate_backend`);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -121,7 +123,8 @@ export async function waitForLockWait(db: TestDatabase, application: string): Pr
   for (let i = 0; i < 200; i++) {
     const [row] = await db.sql<
       { n: number }[]
-    >`select count(*)::int as n from pg_stat_activity where application_name = ${application} and wait_event_type = 'Lock'`;
+    >`select count(*)::int as n from pg_stat_activity where application_name = ${application}
+      and wait_event_type = 'Lock'`;
     if ((row?.n ?? 0) > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -83,7 +83,8 @@ export async function fakePostgres(
       if (askFor === 'scram' && messages.length === 1) {
         const clientFirst = messages[0]!.toString('utf8');
         const nonce = /r=([^,\0]+)/.exec(clientFirst)?.[1] ?? '';
-        const serverFirst = `r=${nonce}${randomBytes(9).toString('base64')},s=${randomBytes(16).toString('base64')},i=${scramIterations}`;
+        const salt = randomBytes(16).toString('base64');
+        const serverFirst = `r=${nonce}${randomBytes(9).toString('base64')},s=${salt},i=${scramIterations}`;
         socket.write(authRequest(11, Buffer.from(serverFirst)));
         return;
       }

@@ -50,7 +50,8 @@ export interface Planned {
 }
 
 // No NUL byte: today's dead_letters.headers is jsonb, which cannot hold U+0000 (22P05), so a record with a NUL in a
-// header value could never be dead-lettered; issue 11 stores header bytes as bytea. Other bytes that are not UTF-8 are fine.
+// header value could never be dead-lettered; issue 11 stores header bytes as bytea. Other bytes that are not UTF-8 are
+// fine.
 const BINARY = Buffer.from([0x00, 0x01, 0xff, 0x80, 0x7f, 0xfe, 0xc3]); // NUL and bytes that are not UTF-8
 
 /**
@@ -170,7 +171,8 @@ export function redeliveryProblems(reports: readonly InvocationReport[], ends: M
     for (const r of list) {
       if (r.firstOffset !== expected.offset || r.attempt !== expected.attempt) {
         problems.push(
-          `partition ${partition}: delivery at ${r.firstOffset} (attempt ${r.attempt}), expected ${expected.offset} (attempt ${expected.attempt})`,
+          `partition ${partition}: delivery at ${r.firstOffset} (attempt ${r.attempt}), expected ` +
+            `${expected.offset} (attempt ${expected.attempt})`,
         );
       }
       const d = r.decision;

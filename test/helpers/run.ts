@@ -76,16 +76,20 @@ export async function snapshot(db: TestDatabase) {
     ratings: await db.sql`
       select c.course_id, i.name, r.trace_id, r.question_text, r.category, r.responses, r.response_rate, r.course_mean,
         r.dept_mean, r.univ_mean, r.course_median, r.dept_median, r.univ_median
-      from ${t('ratings')} r join ${t('courses')} c on c.id = r.course_id join ${t('instructors')} i on i.id = r.instructor_id
+      from ${t('ratings')} r join ${t('courses')} c on c.id = r.course_id join ${t('instructors')} i
+        on i.id = r.instructor_id
       order by 1, 2, 3, 4, 6`,
     comments: await db.sql`
       select c.course_id, i.name, m.trace_id, m.category, m.question_text, m.response_number, m.comment_text
-      from ${t('comments')} m join ${t('courses')} c on c.id = m.course_id join ${t('instructors')} i on i.id = m.instructor_id
+      from ${t('comments')} m join ${t('courses')} c on c.id = m.course_id join ${t('instructors')} i
+        on i.id = m.instructor_id
       order by 1, 2, 3, 6, 7`,
     processed: await db.sql`
-      select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset from ${t('processed_traces')} order by trace_id`,
+      select trace_id, status, error, kafka_topic, kafka_partition, kafka_offset from ${t('processed_traces')}
+        order by trace_id`,
     deadLetters: await db.sql`
-      select kafka_topic, kafka_partition, kafka_offset, key, value, header_keys, header_values, reason, detail, trace_id from ${t('dead_letters')}
+      select kafka_topic, kafka_partition, kafka_offset, key, value, header_keys, header_values, reason,
+        detail, trace_id from ${t('dead_letters')}
       order by 1, 2, 3`,
   };
 }

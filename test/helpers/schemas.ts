@@ -86,7 +86,8 @@ export async function tableData(
   const columns = await sql<{ table_name: string; column_name: string; type: string }[]>`
     select c.relname as table_name, a.attname as column_name, format_type(a.atttypid, a.atttypmod) as type
     from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname = ${schema} and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped and c.relname <> ${VERSION_TABLE}
+    where n.nspname = ${schema} and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
+      and c.relname <> ${VERSION_TABLE}
     order by 1, 2`;
   const data = new Map<string, { columns: Map<string, string>; rows: Record<string, unknown>[] }>();
   for (const c of columns) {

@@ -26,61 +26,64 @@ function overlappingMessages(prefix: string, count: number) {
 }
 
 describe('concurrent invocations', () => {
-  it('should store overlapping instructors and courses from two invocations at once, each trace exactly once', async () => {
-    // Two Lambda environments: two clients, each with its own connection, sharing half of their trace ids.
-    const shared = overlappingMessages('shared', 24);
-    const a = [...shared.slice(0, 12), ...overlappingMessages('a', 12)];
-    const b = [...shared, ...overlappingMessages('b', 12)];
-    const clientA = consumerDatabase(db.config);
-    const clientB = consumerDatabase(db.config);
-    try {
-      for (let round = 0; round < 3; round++) {
-        const [runA, runB] = await Promise.all([
-          runBatch(
-            db,
-            buildKafkaEvent(
-              a.map((value) => ({ value })),
-              { partitions: 3 },
+  it(
+    'should store overlapping instructors and courses from two invocations at once, each trace exactly ' + 'once',
+    async () => {
+      // Two Lambda environments: two clients, each with its own connection, sharing half of their trace ids.
+      const shared = overlappingMessages('shared', 24);
+      const a = [...shared.slice(0, 12), ...overlappingMessages('a', 12)];
+      const b = [...shared, ...overlappingMessages('b', 12)];
+      const clientA = consumerDatabase(db.config);
+      const clientB = consumerDatabase(db.config);
+      try {
+        for (let round = 0; round < 3; round++) {
+          const [runA, runB] = await Promise.all([
+            runBatch(
+              db,
+              buildKafkaEvent(
+                a.map((value) => ({ value })),
+                { partitions: 3 },
+              ),
+              { database: clientA },
             ),
-            { database: clientA },
-          ),
-          runBatch(
-            db,
-            buildKafkaEvent(
-              b.map((value) => ({ value })),
-              { partitions: 3, firstOffset: 1000 },
+            runBatch(
+              db,
+              buildKafkaEvent(
+                b.map((value) => ({ value })),
+                { partitions: 3, firstOffset: 1000 },
+              ),
+              { database: clientB },
             ),
-            { database: clientB },
-          ),
-        ]);
-        expect(runA.error).toBeUndefined();
-        expect(runB.error).toBeUndefined();
-        expect(runA.result?.summary.failed).toBe(0);
-        expect(runB.result?.summary.failed).toBe(0);
-        if (round === 0) {
-          // Every one of the 48 distinct traces was stored by exactly one of the two invocations.
-          const stored = runA.result!.summary.stored + runB.result!.summary.stored;
-          const superseded = runA.result!.summary.superseded + runB.result!.summary.superseded;
-          expect(stored + superseded).toBe(48);
-          expect(runA.result!.summary.duplicates + runB.result!.summary.duplicates).toBe(12);
-        } else {
-          expect(runA.result!.summary.duplicates + runB.result!.summary.duplicates).toBe(60);
+          ]);
+          expect(runA.error).toBeUndefined();
+          expect(runB.error).toBeUndefined();
+          expect(runA.result?.summary.failed).toBe(0);
+          expect(runB.result?.summary.failed).toBe(0);
+          if (round === 0) {
+            // Every one of the 48 distinct traces was stored by exactly one of the two invocations.
+            const stored = runA.result!.summary.stored + runB.result!.summary.stored;
+            const superseded = runA.result!.summary.superseded + runB.result!.summary.superseded;
+            expect(stored + superseded).toBe(48);
+            expect(runA.result!.summary.duplicates + runB.result!.summary.duplicates).toBe(12);
+          } else {
+            expect(runA.result!.summary.duplicates + runB.result!.summary.duplicates).toBe(60);
+          }
         }
+        const pairs = new Set([...a, ...b].map((m) => `${m.course.courseId}|${m.instructor.name}`)).size;
+        const counts = await countRows(db);
+        expect(counts).toMatchObject({
+          processed_traces: 48,
+          instructors: 4,
+          course_instructors: pairs,
+          ratings: 2 * pairs,
+          comments: pairs,
+        });
+      } finally {
+        await clientA.end();
+        await clientB.end();
       }
-      const pairs = new Set([...a, ...b].map((m) => `${m.course.courseId}|${m.instructor.name}`)).size;
-      const counts = await countRows(db);
-      expect(counts).toMatchObject({
-        processed_traces: 48,
-        instructors: 4,
-        course_instructors: pairs,
-        ratings: 2 * pairs,
-        comments: pairs,
-      });
-    } finally {
-      await clientA.end();
-      await clientB.end();
-    }
-  });
+    },
+  );
 
   it('should settle eight invocations at once, repeated, with exact row counts', async () => {
     const environments = Array.from({ length: 8 }, () => consumerDatabase(db.config));
@@ -129,74 +132,82 @@ describe('concurrent invocations', () => {
     }
   });
 
-  it('should never make an invocation wait on the open batch transaction of another for new shared instructors', async () => {
-    // Invocation A's transaction is held open by a third session's lock on a course it updates, after A has met its
-    // new instructors; B and C then write reports by the same new instructors (other courses and traces). Before
-    // the instructors were settled in their own short transaction, B and C waited on A's uncommitted inserts
-    // (Lock:transactionid) until A committed. Not timed: what is checked is who waited on whom.
-    const teachers = ['New Teacher 1', 'New Teacher 2', 'New Teacher 3'];
-    const report = (traceId: string, courseId: string, i: number, processedAt = '2024-01-01T00:00:00Z') => ({
-      value: surveyMessage({ traceId, processedAt, instructor: { name: teachers[i % teachers.length] } }, { courseId }),
-    });
-    const seed = await runBatch(
-      db,
-      buildKafkaEvent(
-        [report('seed', 'HELD', 0, '2000-01-01T00:00:00Z')].map((r) => ({
-          value: { ...r.value, instructor: { name: 'Seed Teacher' } },
-        })),
-      ),
-    );
-    expect(seed.result?.summary.stored).toBe(1);
-    const client = (name: string) => consumerDatabase(db.config, { connection: { application_name: name } });
-    const environments: Record<string, Database> = {
-      a: client('shared-a'),
-      b: client('shared-b'),
-      c: client('shared-c'),
-    };
-    const { pid: holderPid, release } = await holdCourse('HELD');
-    try {
-      const eventOf = (who: string, offset: number, courses: string[]) =>
-        buildKafkaEvent(
-          teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)),
-          { partitions: 1, firstOffset: offset },
-        );
-      // A's courses statement reaches HELD (sorted first: 'A-...' < 'HELD') after its instructors, and waits there.
-      const runA = runBatch(db, eventOf('a', 100, ['A-1', 'HELD']), { database: environments.a });
-      const [a] = await waitFor(async () => (await backends('shared-a')).find((x) => x.blockedBy.includes(holderPid)));
-      const waitsOnA: string[] = [];
-      let others: Awaited<ReturnType<typeof runBatch>>[] | undefined;
-      const runOthers = Promise.all([
-        runBatch(db, eventOf('b', 200, ['B-1', 'B-2']), { database: environments.b }),
-        runBatch(db, eventOf('c', 300, ['C-1', 'C-2']), { database: environments.c }),
-      ]).then((r) => (others = r));
-      while (others === undefined) {
-        for (const x of [...(await backends('shared-b')), ...(await backends('shared-c'))]) {
-          if (x.blockedBy.includes(a!.pid)) waitsOnA.push(`${x.application} waited on A: ${x.waitEvent}`);
-        }
-        if (waitsOnA.length > 0) break; // it would wait until A commits: let A go, so that the test ends and fails
-        await sleep(10);
-      }
-      const stillHeld = (await backends('shared-a')).some((x) => x.blockedBy.includes(holderPid));
-      await release();
-      const [b, c] = await runOthers;
-      const doneA = await runA;
-      expect(waitsOnA).toEqual([]);
-      expect(stillHeld).toBe(true); // B and C finished while A's transaction was still open
-      for (const run of [b!, c!, doneA]) {
-        expect(run.error).toBeUndefined();
-        expect(run.result?.summary).toMatchObject({ stored: 3, failed: 0 });
-      }
-      expect(await countRows(db)).toMatchObject({
-        instructors: 4,
-        processed_traces: 10,
-        courses: 6,
-        course_instructors: 10,
+  it(
+    'should never make an invocation wait on the open batch transaction of another for new shared ' + 'instructors',
+    async () => {
+      // Invocation A's transaction is held open by a third session's lock on a course it updates, after A has met its
+      // new instructors; B and C then write reports by the same new instructors (other courses and traces). Before
+      // the instructors were settled in their own short transaction, B and C waited on A's uncommitted inserts
+      // (Lock:transactionid) until A committed. Not timed: what is checked is who waited on whom.
+      const teachers = ['New Teacher 1', 'New Teacher 2', 'New Teacher 3'];
+      const report = (traceId: string, courseId: string, i: number, processedAt = '2024-01-01T00:00:00Z') => ({
+        value: surveyMessage(
+          { traceId, processedAt, instructor: { name: teachers[i % teachers.length] } },
+          { courseId },
+        ),
       });
-    } finally {
-      await release().catch(() => {});
-      await Promise.all(Object.values(environments).map((e) => e.end()));
-    }
-  });
+      const seed = await runBatch(
+        db,
+        buildKafkaEvent(
+          [report('seed', 'HELD', 0, '2000-01-01T00:00:00Z')].map((r) => ({
+            value: { ...r.value, instructor: { name: 'Seed Teacher' } },
+          })),
+        ),
+      );
+      expect(seed.result?.summary.stored).toBe(1);
+      const client = (name: string) => consumerDatabase(db.config, { connection: { application_name: name } });
+      const environments: Record<string, Database> = {
+        a: client('shared-a'),
+        b: client('shared-b'),
+        c: client('shared-c'),
+      };
+      const { pid: holderPid, release } = await holdCourse('HELD');
+      try {
+        const eventOf = (who: string, offset: number, courses: string[]) =>
+          buildKafkaEvent(
+            teachers.map((_, i) => report(`${who}-${i}`, courses[i % courses.length]!, i)),
+            { partitions: 1, firstOffset: offset },
+          );
+        // A's courses statement reaches HELD (sorted first: 'A-...' < 'HELD') after its instructors, and waits there.
+        const runA = runBatch(db, eventOf('a', 100, ['A-1', 'HELD']), { database: environments.a });
+        const [a] = await waitFor(async () =>
+          (await backends('shared-a')).find((x) => x.blockedBy.includes(holderPid)),
+        );
+        const waitsOnA: string[] = [];
+        let others: Awaited<ReturnType<typeof runBatch>>[] | undefined;
+        const runOthers = Promise.all([
+          runBatch(db, eventOf('b', 200, ['B-1', 'B-2']), { database: environments.b }),
+          runBatch(db, eventOf('c', 300, ['C-1', 'C-2']), { database: environments.c }),
+        ]).then((r) => (others = r));
+        while (others === undefined) {
+          for (const x of [...(await backends('shared-b')), ...(await backends('shared-c'))]) {
+            if (x.blockedBy.includes(a!.pid)) waitsOnA.push(`${x.application} waited on A: ${x.waitEvent}`);
+          }
+          if (waitsOnA.length > 0) break; // it would wait until A commits: let A go, so that the test ends and fails
+          await sleep(10);
+        }
+        const stillHeld = (await backends('shared-a')).some((x) => x.blockedBy.includes(holderPid));
+        await release();
+        const [b, c] = await runOthers;
+        const doneA = await runA;
+        expect(waitsOnA).toEqual([]);
+        expect(stillHeld).toBe(true); // B and C finished while A's transaction was still open
+        for (const run of [b!, c!, doneA]) {
+          expect(run.error).toBeUndefined();
+          expect(run.result?.summary).toMatchObject({ stored: 3, failed: 0 });
+        }
+        expect(await countRows(db)).toMatchObject({
+          instructors: 4,
+          processed_traces: 10,
+          courses: 6,
+          course_instructors: 10,
+        });
+      } finally {
+        await release().catch(() => {});
+        await Promise.all(Object.values(environments).map((e) => e.end()));
+      }
+    },
+  );
 
   it('should settle no instructor ahead of the batch for a report whose trace id is already stored', async () => {
     // A corrected resend of a stored trace id is a duplicate: exactly once keeps the first report, and a name only
@@ -303,7 +314,8 @@ async function holdCourse(courseId: string) {
 /** The sessions of `application`, with what they are waiting on and the sessions that block them. */
 async function backends(application: string) {
   return db.sql<{ pid: number; application: string; waitEvent: string | null; blockedBy: number[] }[]>`
-    select pid, application_name as application, wait_event_type || ':' || wait_event as "waitEvent", pg_blocking_pids(pid) as "blockedBy"
+    select pid, application_name as application, wait_event_type || ':' || wait_event as "waitEvent",
+      pg_blocking_pids(pid) as "blockedBy"
     from pg_stat_activity where application_name = ${application}`;
 }
 

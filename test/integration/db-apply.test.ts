@@ -71,7 +71,8 @@ describe('npm run db:apply', () => {
         env: { DB_SCHEMA: schema },
         args: [broken],
         stderr: new RegExp(
-          `^Migration ${failing} failed on schema "${schema}": relation "no_such_table" does not exist \\(SQLSTATE 42P01\\)\\. It was rolled back whole; the schema stays at version ${NEWEST}\\.`,
+          `^Migration ${failing} failed on schema "${schema}": relation "no_such_table" does not exist ` +
+            `\\(SQLSTATE 42P01\\)\\. It was rolled back whole; the schema stays at version ${NEWEST}\\.`,
         ),
       },
     ];

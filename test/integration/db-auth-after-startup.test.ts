@@ -111,7 +111,8 @@ describe('a server that asks for the password after ReadyForQuery', () => {
         expect((error as { code?: string } | undefined)?.code).toBe('DB_INSECURE_AUTH');
         expect(server.received().length).toBeGreaterThan(0); // the query reached the impostor: it was "ready"
         expect(server.received().includes(PASSWORD)).toBe(false);
-        expect(splitMessages(server.received()).map((m) => String.fromCharCode(m[0]!))).not.toContain('p'); // no PasswordMessage
+        // no PasswordMessage
+        expect(splitMessages(server.received()).map((m) => String.fromCharCode(m[0]!))).not.toContain('p');
       } finally {
         await sql.end({ timeout: 0 });
       }

@@ -141,17 +141,20 @@ describe('SCRAM with an iteration count an impostor would choose', () => {
     expect(messages[0]).toContain('SCRAM-SHA-256');
   });
 
-  it('should go ahead with a verified server whatever the count, and with an unverified one at the default', async () => {
-    for (const [ssl, iterations] of [
-      ['verify-full', 1],
-      ['disable', 4096],
-      ['require', 100_000],
-    ] as const) {
-      const { error, received } = await login(ssl, 'scram', iterations);
-      expect(splitMessages(received).map((m) => m.toString('latin1'))[1]).toMatch(/c=biws,r=[^,]+,p=/);
-      expect(code(error)).toBe('28P01');
-    }
-  });
+  it(
+    'should go ahead with a verified server whatever the count, and with an unverified one at the ' + 'default',
+    async () => {
+      for (const [ssl, iterations] of [
+        ['verify-full', 1],
+        ['disable', 4096],
+        ['require', 100_000],
+      ] as const) {
+        const { error, received } = await login(ssl, 'scram', iterations);
+        expect(splitMessages(received).map((m) => m.toString('latin1'))[1]).toMatch(/c=biws,r=[^,]+,p=/);
+        expect(code(error)).toBe('28P01');
+      }
+    },
+  );
 });
 
 describe('errors that name the place', () => {

@@ -122,7 +122,8 @@ describe('dead-letter identity', () => {
   );
 
   it.each(cases)(
-    'should keep a %s dead letter and a different record at its coordinates (%s) as two rows, and replays of either as no new row',
+    'should keep a %s dead letter and a different record at its coordinates (%s) as two rows, and replays of ' +
+      'either as no new row',
     async (_reason, _change, base, variant) => {
       const topic = `identity-${uniq()}`;
       const others = [asInput(BASES.invalid_json!, 7), asInput(BASES.tombstone!, 8)];
@@ -178,7 +179,8 @@ describe('dead letters sharing coordinates', () => {
     const topic = `shared-${uniq()}`;
     const reports = [surveyMessage({}, { courseId: `S1-${uniq()}` }), surveyMessage({}, { courseId: `S2-${uniq()}` })];
     // dead letters as an older rule left them, one from each incarnation of the topic: valid by today's rules
-    await db.sql`insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, value, reason, detail)
+    await db.sql`insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, value,
+      reason, detail)
       values (${topic}, 0, 5, ${Buffer.from(JSON.stringify(reports[0]))}, 'invalid_message', 'old rule'),
              (${topic}, 0, 5, ${Buffer.from(JSON.stringify(reports[1]))}, 'invalid_message', 'old rule')`;
     const selection = { topic, partition: 0, offsetFrom: 5, offsetTo: 5 };
@@ -191,8 +193,8 @@ describe('dead letters sharing coordinates', () => {
     const rows =
       await db.sql`select redrive_result from ${table('dead_letters')} where kafka_topic = ${topic} order by id`;
     expect(rows.map((r) => r.redrive_result)).toEqual(['stored', 'stored']);
-    const stored =
-      await db.sql`select trace_id from ${table('processed_traces')} where trace_id in ${db.sql(reports.map((r) => r.traceId))} order by trace_id`;
+    const stored = await db.sql`select trace_id from ${table('processed_traces')} where trace_id
+        in ${db.sql(reports.map((r) => r.traceId))} order by trace_id`;
     expect(stored.map((r) => r.trace_id)).toEqual(reports.map((r) => r.traceId).sort());
 
     const purge = await runAction(db, { action: 'purge', ...selection, redriven: true, dryRun: false });
@@ -210,34 +212,38 @@ describe('migration 0005 (dead-letter identity)', () => {
     });
   });
 
-  it('should give rows written at version 4 the digest new rows get, and break the conflict target version-4 code uses', async () => {
-    const topic = `upgrade-${uniq()}`;
-    const records = Object.values(BASES).map((b, i) => asInput(b, 100 + i));
-    await send(topic, records);
-    const before = await deadLetters(topic);
-    const schema = db.config.db.schema;
-    // back to the version-4 layout, with this test's rows kept, as a deployed database holds them (the other tests'
-    // rows share coordinates, which version 4 cannot hold)
-    await db.sql.unsafe(`set search_path to "${schema}";
+  it(
+    'should give rows written at version 4 the digest new rows get, and break the conflict target version-4 ' +
+      'code uses',
+    async () => {
+      const topic = `upgrade-${uniq()}`;
+      const records = Object.values(BASES).map((b, i) => asInput(b, 100 + i));
+      await send(topic, records);
+      const before = await deadLetters(topic);
+      const schema = db.config.db.schema;
+      // back to the version-4 layout, with this test's rows kept, as a deployed database holds them (the other tests'
+      // rows share coordinates, which version 4 cannot hold)
+      await db.sql.unsafe(`set search_path to "${schema}";
       delete from dead_letters where kafka_topic <> '${topic}';
       alter table dead_letters drop constraint dead_letters_identity_key;
       alter table dead_letters drop column record_digest;
       drop function dead_letter_digest(bytea, bytea, bytea[], bytea[]);
       alter table dead_letters add unique (kafka_topic, kafka_partition, kafka_offset);
       reset search_path;`);
-    await db.sql.begin(async (tx) => {
-      await tx.unsafe(`set local search_path to "${schema}"`);
-      await tx.unsafe(readFileSync(MIGRATION, 'utf8'));
-    });
+      await db.sql.begin(async (tx) => {
+        await tx.unsafe(`set local search_path to "${schema}"`);
+        await tx.unsafe(readFileSync(MIGRATION, 'utf8'));
+      });
 
-    expect(await deadLetters(topic)).toEqual(before);
-    await send(topic, records); // replays after the upgrade find the rows written before it
-    expect(await deadLetters(topic)).toEqual(before);
-    await send(topic, [asInput(VARIANTS['another key']!(BASES.undecodable!), 100)]);
-    expect((await deadLetters(topic)).length).toBe(before.length + 1);
+      expect(await deadLetters(topic)).toEqual(before);
+      await send(topic, records); // replays after the upgrade find the rows written before it
+      expect(await deadLetters(topic)).toEqual(before);
+      await send(topic, [asInput(VARIANTS['another key']!(BASES.undecodable!), 100)]);
+      expect((await deadLetters(topic)).length).toBe(before.length + 1);
 
-    const oldInsert = db.sql`insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason)
+      const oldInsert = db.sql`insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason)
       values (${topic}, 0, 100, 'tombstone') on conflict (kafka_topic, kafka_partition, kafka_offset) do nothing`;
-    await expect(oldInsert).rejects.toMatchObject({ code: '42P10' });
-  });
+      await expect(oldInsert).rejects.toMatchObject({ code: '42P10' });
+    },
+  );
 });

@@ -54,9 +54,12 @@ async function insertLetters(topic: string, letters: readonly Letter[]) {
     redrive_count: l.redrive === null ? 0 : 1,
   }));
   await db.sql`
-    insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason, detail, value, created_at, redriven_at, redrive_result, redrive_count)
-    select kafka_topic, kafka_partition, kafka_offset, reason, detail, convert_to('{}', 'UTF8'), created_at, redriven_at, redrive_result, redrive_count
-    from json_to_recordset(${JSON.stringify(rows)}::text::json) as x(kafka_topic text, kafka_partition int, kafka_offset bigint, reason text,
+    insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason, detail, value,
+      created_at, redriven_at, redrive_result, redrive_count)
+    select kafka_topic, kafka_partition, kafka_offset, reason, detail, convert_to('{}', 'UTF8'), created_at,
+      redriven_at, redrive_result, redrive_count
+    from json_to_recordset(${JSON.stringify(rows)}::text::json) as x(kafka_topic text, kafka_partition int,
+      kafka_offset bigint, reason text,
       detail text, created_at timestamptz, redriven_at timestamptz, redrive_result text, redrive_count int)`;
   return rows;
 }
@@ -69,54 +72,57 @@ const countBy = <T>(items: readonly T[], key: (x: T) => string) => {
 const day = (iso: string) => iso.slice(0, 10);
 
 describe('summary', () => {
-  it('should count the selection by reason, day, partition and redrive result, with the oldest and newest', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(letterArb, { minLength: 1, maxLength: 25 }), async (letters) => {
-        const topic = newTopic();
-        const rows = await insertLetters(topic, letters);
-        const run = await runAction(db, { action: 'summary', topic });
-        expect(run.error).toBeUndefined();
-        const s = run.response!;
-        const created = rows.map((r) => r.created_at).sort();
-        const unresolved = letters.filter((l) => l.redrive === null || l.redrive === 'dead_lettered');
-        expect(s.total).toBe(letters.length);
-        expect(s.unresolved).toBe(unresolved.length);
-        expect(s.oldest?.slice(0, 23)).toBe(created[0]!.slice(0, 23));
-        expect(s.newest?.slice(0, 23)).toBe(created.at(-1)!.slice(0, 23));
-        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.letters]))).toEqual(
-          countBy(letters, (l) => l.reason),
-        );
-        expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.unresolved]))).toEqual(
-          Object.fromEntries(
-            Object.keys(countBy(letters, (l) => l.reason)).map((reason) => [
-              reason,
-              unresolved.filter((l) => l.reason === reason).length,
-            ]),
-          ),
-        );
-        expect(Object.fromEntries(s.byDay.map((d) => [d.day, d.letters]))).toEqual(
-          countBy(rows, (r) => day(r.created_at)),
-        );
-        expect(s.byDay.map((d) => d.day)).toEqual([...s.byDay.map((d) => d.day)].sort().reverse());
-        expect(Object.fromEntries(s.byPartition.map((p) => [p.partition, p.letters]))).toEqual(
-          countBy(letters, (l) => String(l.partition)),
-        );
-        for (const p of s.byPartition) {
-          const offsets = rows.filter((r) => r.kafka_partition === p.partition).map((r) => r.kafka_offset);
-          expect([p.topic, p.firstOffset, p.lastOffset]).toEqual([topic, Math.min(...offsets), Math.max(...offsets)]);
-        }
-        expect(Object.fromEntries(s.byRedriveResult.map((r) => [r.result, r.letters]))).toEqual(
-          countBy(letters, (l) => l.redrive ?? 'never'),
-        );
-        expect(run.metrics[0]).toMatchObject({
-          action: 'summary',
-          DeadLetters: letters.length,
-          DeadLettersUnresolved: unresolved.length,
-        });
-      }),
-      { numRuns: runs(10) },
-    );
-  });
+  it(
+    'should count the selection by reason, day, partition and redrive result, with the oldest and ' + 'newest',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(letterArb, { minLength: 1, maxLength: 25 }), async (letters) => {
+          const topic = newTopic();
+          const rows = await insertLetters(topic, letters);
+          const run = await runAction(db, { action: 'summary', topic });
+          expect(run.error).toBeUndefined();
+          const s = run.response!;
+          const created = rows.map((r) => r.created_at).sort();
+          const unresolved = letters.filter((l) => l.redrive === null || l.redrive === 'dead_lettered');
+          expect(s.total).toBe(letters.length);
+          expect(s.unresolved).toBe(unresolved.length);
+          expect(s.oldest?.slice(0, 23)).toBe(created[0]!.slice(0, 23));
+          expect(s.newest?.slice(0, 23)).toBe(created.at(-1)!.slice(0, 23));
+          expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.letters]))).toEqual(
+            countBy(letters, (l) => l.reason),
+          );
+          expect(Object.fromEntries(s.byReason.map((r) => [r.reason, r.unresolved]))).toEqual(
+            Object.fromEntries(
+              Object.keys(countBy(letters, (l) => l.reason)).map((reason) => [
+                reason,
+                unresolved.filter((l) => l.reason === reason).length,
+              ]),
+            ),
+          );
+          expect(Object.fromEntries(s.byDay.map((d) => [d.day, d.letters]))).toEqual(
+            countBy(rows, (r) => day(r.created_at)),
+          );
+          expect(s.byDay.map((d) => d.day)).toEqual([...s.byDay.map((d) => d.day)].sort().reverse());
+          expect(Object.fromEntries(s.byPartition.map((p) => [p.partition, p.letters]))).toEqual(
+            countBy(letters, (l) => String(l.partition)),
+          );
+          for (const p of s.byPartition) {
+            const offsets = rows.filter((r) => r.kafka_partition === p.partition).map((r) => r.kafka_offset);
+            expect([p.topic, p.firstOffset, p.lastOffset]).toEqual([topic, Math.min(...offsets), Math.max(...offsets)]);
+          }
+          expect(Object.fromEntries(s.byRedriveResult.map((r) => [r.result, r.letters]))).toEqual(
+            countBy(letters, (l) => l.redrive ?? 'never'),
+          );
+          expect(run.metrics[0]).toMatchObject({
+            action: 'summary',
+            DeadLetters: letters.length,
+            DeadLettersUnresolved: unresolved.length,
+          });
+        }),
+        { numRuns: runs(10) },
+      );
+    },
+  );
 
   it('should narrow by reason, time range and Kafka coordinates', async () => {
     const topic = newTopic();
@@ -224,99 +230,109 @@ describe('show', () => {
 });
 
 describe('show of large records', () => {
-  it("should keep every page inside Lambda's 6 MB response, however large the values and headers, and page through them all", async () => {
-    const topic = newTopic();
-    // Up to 1 MB values (Kafka's default limit), binary so that they are shown as base64, some with large headers.
-    const sizes = [900_000, 1_000_000, 10, 1_000_000, 600_000, 1_000_000, 1_000_000, 50];
-    await runBatch(
-      db,
-      buildKafkaEvent(
-        sizes.map((n, i) => ({
-          value: Buffer.alloc(n, 0xff),
-          headers:
-            i % 3 === 0
-              ? [
-                  { key: 'trace\u0000bin', value: Buffer.alloc(200_000, 0xfe) },
-                  { key: 'trace\u0000bin', value: Buffer.alloc(0) },
-                ]
-              : [],
-        })),
-        { topic },
-      ),
-    );
-    const offsets: number[] = [];
-    let after = 0;
-    for (let pages = 0; pages < sizes.length; pages++) {
-      const page = await runAction(db, { action: 'show', topic, limit: 100, after });
-      expect(page.error).toBeUndefined();
-      expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
-      offsets.push(...page.response!.letters.map((l) => l.offset));
-      if (page.response!.nextAfter === null) break;
-      after = page.response!.nextAfter;
-    }
-    expect(offsets).toEqual(sizes.map((_, i) => i));
-  });
+  it(
+    "should keep every page inside Lambda's 6 MB response, however large the values and headers, and page " +
+      'through them all',
+    async () => {
+      const topic = newTopic();
+      // Up to 1 MB values (Kafka's default limit), binary so that they are shown as base64, some with large headers.
+      const sizes = [900_000, 1_000_000, 10, 1_000_000, 600_000, 1_000_000, 1_000_000, 50];
+      await runBatch(
+        db,
+        buildKafkaEvent(
+          sizes.map((n, i) => ({
+            value: Buffer.alloc(n, 0xff),
+            headers:
+              i % 3 === 0
+                ? [
+                    { key: 'trace\u0000bin', value: Buffer.alloc(200_000, 0xfe) },
+                    { key: 'trace\u0000bin', value: Buffer.alloc(0) },
+                  ]
+                : [],
+          })),
+          { topic },
+        ),
+      );
+      const offsets: number[] = [];
+      let after = 0;
+      for (let pages = 0; pages < sizes.length; pages++) {
+        const page = await runAction(db, { action: 'show', topic, limit: 100, after });
+        expect(page.error).toBeUndefined();
+        expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
+        offsets.push(...page.response!.letters.map((l) => l.offset));
+        if (page.response!.nextAfter === null) break;
+        after = page.response!.nextAfter;
+      }
+      expect(offsets).toEqual(sizes.map((_, i) => i));
+    },
+  );
 });
 
 describe('show of values that grow when shown (issue 21, point 7)', () => {
-  it('should answer under 6 MB for control characters and deep nesting, marking what it cut and giving the full size', async () => {
-    const topic = newTopic();
-    const depth = 100_000;
-    const deepWithLongInteger = `{"traceId": "deep-${topic}", "course": {"courseId": "c"}, "x": ${'['.repeat(depth)}12345678901234567890${']'.repeat(depth)}}`;
-    const controls = Buffer.alloc(1_100_000, 0x01);
-    const run = await runBatch(
-      db,
-      buildKafkaEvent(
-        [
-          { value: deepWithLongInteger },
-          { value: `{"a": ${'['.repeat(depth)}${']'.repeat(depth)}}` },
-          {
-            value: controls,
-            key: Buffer.alloc(300_000, 0x02),
-            headers: [
-              { key: 'h', value: Buffer.alloc(700_000, 0x03) },
-              { key: 'h2', value: Buffer.alloc(700_000, 0x04) },
-            ],
-          },
-          { value: Buffer.from(JSON.stringify({ s: '\u0001'.repeat(150_000) })) },
-        ],
-        { topic },
-      ),
-    );
-    // The deep message is read, not misreported as invalid_json: it lacks its instructor, and says so.
-    expect(run.result!.outcomes.map((o) => [o.reason, o.detail])).toEqual([
-      ['invalid_message', 'instructor: is required but missing'],
-      // Over 64 KiB: validation stops at the first problem (lib/message.ts, FULL_DETAIL_MAX_BYTES).
-      ['invalid_message', 'traceId: is required but missing'],
-      ['too_large', expect.stringContaining('1100000 bytes')],
-      ['invalid_message', expect.any(String)],
-    ]);
-    const ids: number[] = [];
-    let after = 0;
-    for (let pages = 0; pages < 4; pages++) {
-      const page = await runAction(db, { action: 'show', topic, limit: 100, after });
-      expect(page.error).toBeUndefined();
-      expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
-      ids.push(...page.response!.letters.map((l) => l.offset));
-      for (const letter of page.response!.letters) {
-        if (letter.offset === 0 || letter.offset === 1) expect(letter.value).toMatchObject({ format: 'text' });
-        if (letter.offset === 2) {
-          expect(letter.value).toMatchObject({
-            format: 'text',
-            bytes: 1_100_000,
-            truncated: true,
-            shownBytes: expect.any(Number),
-          });
-          expect(letter.key).toMatchObject({ bytes: 300_000, truncated: true });
-          expect(letter.headers.map((h) => h.value.bytes)).toEqual([700_000, 700_000]);
-          expect(letter.headers.map((h) => h.value)).toContainEqual(expect.objectContaining({ truncated: true }));
+  it(
+    'should answer under 6 MB for control characters and deep nesting, marking what it cut and giving the full ' +
+      'size',
+    async () => {
+      const topic = newTopic();
+      const depth = 100_000;
+      const deepWithLongInteger =
+        `{"traceId": "deep-${topic}", "course": {"courseId": "c"}, "x": ` +
+        `${'['.repeat(depth)}12345678901234567890${']'.repeat(depth)}}`;
+      const controls = Buffer.alloc(1_100_000, 0x01);
+      const run = await runBatch(
+        db,
+        buildKafkaEvent(
+          [
+            { value: deepWithLongInteger },
+            { value: `{"a": ${'['.repeat(depth)}${']'.repeat(depth)}}` },
+            {
+              value: controls,
+              key: Buffer.alloc(300_000, 0x02),
+              headers: [
+                { key: 'h', value: Buffer.alloc(700_000, 0x03) },
+                { key: 'h2', value: Buffer.alloc(700_000, 0x04) },
+              ],
+            },
+            { value: Buffer.from(JSON.stringify({ s: '\u0001'.repeat(150_000) })) },
+          ],
+          { topic },
+        ),
+      );
+      // The deep message is read, not misreported as invalid_json: it lacks its instructor, and says so.
+      expect(run.result!.outcomes.map((o) => [o.reason, o.detail])).toEqual([
+        ['invalid_message', 'instructor: is required but missing'],
+        // Over 64 KiB: validation stops at the first problem (lib/message.ts, FULL_DETAIL_MAX_BYTES).
+        ['invalid_message', 'traceId: is required but missing'],
+        ['too_large', expect.stringContaining('1100000 bytes')],
+        ['invalid_message', expect.any(String)],
+      ]);
+      const ids: number[] = [];
+      let after = 0;
+      for (let pages = 0; pages < 4; pages++) {
+        const page = await runAction(db, { action: 'show', topic, limit: 100, after });
+        expect(page.error).toBeUndefined();
+        expect(Buffer.byteLength(JSON.stringify(page.response))).toBeLessThan(6 * 1024 * 1024);
+        ids.push(...page.response!.letters.map((l) => l.offset));
+        for (const letter of page.response!.letters) {
+          if (letter.offset === 0 || letter.offset === 1) expect(letter.value).toMatchObject({ format: 'text' });
+          if (letter.offset === 2) {
+            expect(letter.value).toMatchObject({
+              format: 'text',
+              bytes: 1_100_000,
+              truncated: true,
+              shownBytes: expect.any(Number),
+            });
+            expect(letter.key).toMatchObject({ bytes: 300_000, truncated: true });
+            expect(letter.headers.map((h) => h.value.bytes)).toEqual([700_000, 700_000]);
+            expect(letter.headers.map((h) => h.value)).toContainEqual(expect.objectContaining({ truncated: true }));
+          }
         }
+        if (page.response!.nextAfter === null) break;
+        after = page.response!.nextAfter;
       }
-      if (page.response!.nextAfter === null) break;
-      after = page.response!.nextAfter;
-    }
-    expect(ids).toEqual([0, 1, 2, 3]);
-  });
+      expect(ids).toEqual([0, 1, 2, 3]);
+    },
+  );
 });
 
 describe('show of a record with very many headers', () => {
@@ -373,7 +389,8 @@ describe('purge', () => {
           const request = { action: 'purge' as const, topic, batchSize, ...criteria };
           const remaining = async () =>
             (
-              await db.sql`select kafka_offset::int from ${table('dead_letters')} where kafka_topic = ${topic} order by 1`
+              await db.sql`select kafka_offset::int from ${table('dead_letters')} where kafka_topic = ${topic}
+                order by 1`
             ).map((r) => r.kafka_offset);
 
           const dry = await runAction(db, request);

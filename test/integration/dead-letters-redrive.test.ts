@@ -110,74 +110,78 @@ const redriveColumns = (topic: string) => db.sql`
   from ${table('dead_letters')} where kafka_topic = ${topic} order by id`;
 
 describe('redrive after a validation rule is relaxed', () => {
-  it('should store every record the fix makes valid exactly once, and report and record every other outcome', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.constantFrom(...KINDS), { minLength: 1, maxLength: 10 }),
-        fc.integer({ min: 1, max: 4 }),
-        async (kinds, batchSize) => {
-          const { topic, expected, storedByRedrive, superseded } = await leaveDeadLetters(kinds);
-          const request = { action: 'redrive' as const, topic, batchSize };
+  it(
+    'should store every record the fix makes valid exactly once, and report and record every other ' + 'outcome',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.constantFrom(...KINDS), { minLength: 1, maxLength: 10 }),
+          fc.integer({ min: 1, max: 4 }),
+          async (kinds, batchSize) => {
+            const { topic, expected, storedByRedrive, superseded } = await leaveDeadLetters(kinds);
+            const request = { action: 'redrive' as const, topic, batchSize };
 
-          // Dry run: says exactly what the real run will do, and changes nothing.
-          const before = await snapshot(db);
-          const dry = await runAction(db, { ...request, dryRun: true }, { parse: relaxedParse });
-          expect(dry.error).toBeUndefined();
-          expect(outcomes(dry.response!.letters)).toEqual(expected);
-          expect(await snapshot(db)).toEqual(before);
-          expect((await redriveColumns(topic)).every((r) => !r.redriven)).toBe(true);
+            // Dry run: says exactly what the real run will do, and changes nothing.
+            const before = await snapshot(db);
+            const dry = await runAction(db, { ...request, dryRun: true }, { parse: relaxedParse });
+            expect(dry.error).toBeUndefined();
+            expect(outcomes(dry.response!.letters)).toEqual(expected);
+            expect(await snapshot(db)).toEqual(before);
+            expect((await redriveColumns(topic)).every((r) => !r.redriven)).toBe(true);
 
-          const real = await runAction(db, request, { parse: relaxedParse });
-          expect(real.error).toBeUndefined();
-          expect(outcomes(real.response!.letters)).toEqual(expected);
-          expect(real.response).toMatchObject({ dryRun: false, redriven: kinds.length, done: true });
-          const recorded = await redriveColumns(topic);
-          expect(
-            recorded.map((r) =>
-              r.redrive_result === 'dead_lettered'
-                ? { result: r.redrive_result, reason: r.redrive_reason }
-                : { result: r.redrive_result },
-            ),
-          ).toEqual(expected);
-          expect(recorded.every((r) => r.redriven && r.redrive_count === 1)).toBe(true);
+            const real = await runAction(db, request, { parse: relaxedParse });
+            expect(real.error).toBeUndefined();
+            expect(outcomes(real.response!.letters)).toEqual(expected);
+            expect(real.response).toMatchObject({ dryRun: false, redriven: kinds.length, done: true });
+            const recorded = await redriveColumns(topic);
+            expect(
+              recorded.map((r) =>
+                r.redrive_result === 'dead_lettered'
+                  ? { result: r.redrive_result, reason: r.redrive_reason }
+                  : { result: r.redrive_result },
+              ),
+            ).toEqual(expected);
+            expect(recorded.every((r) => r.redriven && r.redrive_count === 1)).toBe(true);
 
-          // Stored exactly once, under the dead letter's own Kafka coordinates, with all its ratings.
-          const claims = await db.sql`
-            select trace_id, status, kafka_topic, (select count(*)::int from ${table('ratings')} r where r.trace_id = p.trace_id) as ratings
+            // Stored exactly once, under the dead letter's own Kafka coordinates, with all its ratings.
+            const claims = await db.sql`
+            select trace_id, status, kafka_topic, (select count(*)::int from ${table('ratings')} r
+              where r.trace_id = p.trace_id) as ratings
             from ${table('processed_traces')} p where trace_id = any(${storedByRedrive}::text[]) order by trace_id`;
-          expect(claims).toEqual(
-            [...storedByRedrive]
-              .sort()
-              .map((trace_id) => ({ trace_id, status: 'stored', kafka_topic: topic, ratings: 2 })),
-          );
-          // Newest wins: the older report is superseded and the pair keeps the newer one's data.
-          for (const { traceId, newer } of superseded) {
-            const [claim] = await db.sql`select status from ${table('processed_traces')} where trace_id = ${traceId}`;
-            expect(claim?.status).toBe('superseded');
-            const holders =
-              await db.sql`select distinct trace_id from ${table('ratings')} where trace_id in (${traceId}, ${newer})`;
-            expect(holders).toEqual([{ trace_id: newer }]);
-          }
+            expect(claims).toEqual(
+              [...storedByRedrive]
+                .sort()
+                .map((trace_id) => ({ trace_id, status: 'stored', kafka_topic: topic, ratings: 2 })),
+            );
+            // Newest wins: the older report is superseded and the pair keeps the newer one's data.
+            for (const { traceId, newer } of superseded) {
+              const [claim] = await db.sql`select status from ${table('processed_traces')} where trace_id = ${traceId}`;
+              expect(claim?.status).toBe('superseded');
+              const holders = await db.sql`
+                select distinct trace_id from ${table('ratings')} where trace_id in (${traceId}, ${newer})`;
+              expect(holders).toEqual([{ trace_id: newer }]);
+            }
 
-          // Idempotent: a second redrive of the same selection selects nothing and changes nothing.
-          const settled = await snapshot(db);
-          const again = await runAction(db, request, { parse: relaxedParse });
-          expect(again.response).toMatchObject({ redriven: 0, done: true });
-          expect(await snapshot(db)).toEqual(settled);
-          expect(await redriveColumns(topic)).toEqual(recorded);
+            // Idempotent: a second redrive of the same selection selects nothing and changes nothing.
+            const settled = await snapshot(db);
+            const again = await runAction(db, request, { parse: relaxedParse });
+            expect(again.response).toMatchObject({ redriven: 0, done: true });
+            expect(await snapshot(db)).toEqual(settled);
+            expect(await redriveColumns(topic)).toEqual(recorded);
 
-          // `again` takes only those dead-lettered again; with no further fix they stay where they are.
-          const retried = await runAction(db, { ...request, again: true }, { parse: relaxedParse });
-          const deadAgain = expected.filter((e) => e.result === 'dead_lettered');
-          expect(outcomes(retried.response!.letters)).toEqual(deadAgain);
-          expect(await snapshot(db)).toEqual(settled);
-          const counts = (await redriveColumns(topic)).map((r) => r.redrive_count);
-          expect(counts).toEqual(expected.map((e) => (e.result === 'dead_lettered' ? 2 : 1)));
-        },
-      ),
-      { numRuns: runs(8) },
-    );
-  });
+            // `again` takes only those dead-lettered again; with no further fix they stay where they are.
+            const retried = await runAction(db, { ...request, again: true }, { parse: relaxedParse });
+            const deadAgain = expected.filter((e) => e.result === 'dead_lettered');
+            expect(outcomes(retried.response!.letters)).toEqual(deadAgain);
+            expect(await snapshot(db)).toEqual(settled);
+            const counts = (await redriveColumns(topic)).map((r) => r.redrive_count);
+            expect(counts).toEqual(expected.map((e) => (e.result === 'dead_lettered' ? 2 : 1)));
+          },
+        ),
+        { numRuns: runs(8) },
+      );
+    },
+  );
 
   it('should leave the records dead-lettered, with their reason, when no fix was deployed', async () => {
     const { topic } = await leaveDeadLetters(['fixable', 'fixable', 'not_json']);
@@ -188,7 +192,8 @@ describe('redrive after a validation rule is relaxed', () => {
       { result: 'dead_lettered', reason: 'invalid_json' },
     ]);
     const [row] =
-      await db.sql`select redrive_detail from ${table('dead_letters')} where kafka_topic = ${topic} order by id limit 1`;
+      await db.sql`select redrive_detail from ${table('dead_letters')} where kafka_topic = ${topic} order by id
+        limit 1`;
     expect(row?.redrive_detail).toBe('course.enrollment: must not be negative');
   });
 });
@@ -196,7 +201,8 @@ describe('redrive after a validation rule is relaxed', () => {
 describe('redrive after a database-side fix', () => {
   it('should isolate a record PostgreSQL still rejects as db_rejected and store the rest of its batch', async () => {
     const topic = newTopic();
-    await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct from 'poison')`;
+    await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct
+      from 'poison')`;
     const poison = surveyMessage({}, { courseId: `${topic}-poison`, courseName: 'poison' });
     const held = surveyMessage({}, { courseId: `${topic}-held`, courseName: 'held' });
     await db.sql`alter table ${table('courses')} add constraint no_held check (course_name is distinct from 'held')`;
@@ -215,8 +221,8 @@ describe('redrive after a database-side fix', () => {
       [held.traceId, 'stored', undefined],
     ]);
     expect(run.response?.letters[0]?.detail).toMatch(/^23514: .*no_poison/);
-    const claims =
-      await db.sql`select trace_id from ${table('processed_traces')} where trace_id in (${poison.traceId}, ${held.traceId})`;
+    const claims = await db.sql`select trace_id from ${table('processed_traces')} where trace_id
+        in (${poison.traceId}, ${held.traceId})`;
     expect(claims).toEqual([{ trace_id: held.traceId }]);
   });
 });
@@ -261,9 +267,8 @@ describe('redrive while the consumer runs', () => {
       const ids = messages.map((m) => m.traceId);
       const [{ claims, ratings }] = (await db.sql`
         select (select count(*)::int from ${table('processed_traces')} where trace_id = any(${ids}::text[])) as claims,
-               (select count(*)::int from ${table('ratings')} where trace_id = any(${ids}::text[])) as ratings`) as unknown as [
-        { claims: number; ratings: number },
-      ];
+               (select count(*)::int from ${table('ratings')}
+                 where trace_id = any(${ids}::text[])) as ratings`) as unknown as [{ claims: number; ratings: number }];
       expect({ claims, ratings }).toEqual({ claims: 12, ratings: 24 });
     }
   });
@@ -404,42 +409,47 @@ describe('redrive and purge never exceed their limit', () => {
   const marked = async (topic: string) => (await redriveColumns(topic)).filter((r) => r.redriven).length;
   const remaining = async (topic: string) => (await redriveColumns(topic)).length;
 
-  it('should mark at most `limit` letters and report exactly those, whatever the batch size, dry run, outcome or lost COMMIT', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 1, max: 3 }), // limit
-        fc.integer({ min: 1, max: 4 }), // letters beyond the limit
-        fc.integer({ min: 1, max: 4 }), // batch size
-        fc.array(fc.constantFrom<Kind>('fixable', 'still_invalid'), { minLength: 7, maxLength: 7 }), // some fail again
-        fc.boolean(), // dry run
-        fc.integer({ min: 0, max: 2 }), // COMMIT answers lost
-        async (limit, extra, batchSize, kinds, dryRun, lose) => {
-          const { topic } = await leaveDeadLetters(kinds.slice(0, limit + extra));
-          proxy.loseCommits(lose);
-          const lostBefore = proxy.lost;
-          const run = await runAction(
-            db,
-            { action: 'redrive', topic, batchSize, limit, dryRun },
-            { parse: relaxedParse, database: lossy },
-          );
-          proxy.loseCommits(-(lose - (proxy.lost - lostBefore))); // a dry run commits nothing: disarm what is left
-          expect(run.error).toBeUndefined();
-          const report = run.response!;
-          expect(report.redriven).toBe(limit);
-          expect(Object.values(report.results).reduce((a, b) => a + b, 0)).toBe(limit);
-          expect(report.letters).toHaveLength(limit);
-          expect(report.done).toBe(false);
-          expect(await marked(topic)).toBe(dryRun ? 0 : limit);
-          if (!dryRun) {
-            const rows = await redriveColumns(topic);
-            expect(rows.filter((r) => r.redriven).map((r) => r.id)).toEqual(report.letters.map((l) => l.id));
-            expect(rows.every((r) => r.redrive_count <= 1)).toBe(true);
-          }
-        },
-      ),
-      { numRuns: runs(16) },
-    );
-  });
+  it(
+    'should mark at most `limit` letters and report exactly those, whatever the batch size, dry run, outcome ' +
+      'or lost COMMIT',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 3 }), // limit
+          fc.integer({ min: 1, max: 4 }), // letters beyond the limit
+          fc.integer({ min: 1, max: 4 }), // batch size
+          // some fail again
+          fc.array(fc.constantFrom<Kind>('fixable', 'still_invalid'), { minLength: 7, maxLength: 7 }),
+          fc.boolean(), // dry run
+          fc.integer({ min: 0, max: 2 }), // COMMIT answers lost
+          async (limit, extra, batchSize, kinds, dryRun, lose) => {
+            const { topic } = await leaveDeadLetters(kinds.slice(0, limit + extra));
+            proxy.loseCommits(lose);
+            const lostBefore = proxy.lost;
+            const run = await runAction(
+              db,
+              { action: 'redrive', topic, batchSize, limit, dryRun },
+              { parse: relaxedParse, database: lossy },
+            );
+            proxy.loseCommits(-(lose - (proxy.lost - lostBefore))); // a dry run commits nothing: disarm what is left
+            expect(run.error).toBeUndefined();
+            const report = run.response!;
+            expect(report.redriven).toBe(limit);
+            expect(Object.values(report.results).reduce((a, b) => a + b, 0)).toBe(limit);
+            expect(report.letters).toHaveLength(limit);
+            expect(report.done).toBe(false);
+            expect(await marked(topic)).toBe(dryRun ? 0 : limit);
+            if (!dryRun) {
+              const rows = await redriveColumns(topic);
+              expect(rows.filter((r) => r.redriven).map((r) => r.id)).toEqual(report.letters.map((l) => l.id));
+              expect(rows.every((r) => r.redrive_count <= 1)).toBe(true);
+            }
+          },
+        ),
+        { numRuns: runs(16) },
+      );
+    },
+  );
 
   it('should have lost COMMIT answers in that property: the check is not vacuous', async () => {
     const { topic } = await leaveDeadLetters(['fixable', 'fixable', 'still_invalid', 'fixable']);
@@ -455,49 +465,55 @@ describe('redrive and purge never exceed their limit', () => {
     expect(await marked(topic)).toBe(2);
   });
 
-  it('should report a dry run as stored, not duplicate, when a batch is run again after its connection was lost', async () => {
-    // The dry run's batch counted its trace ids as claimed before its last statement; that statement's answer lost,
-    // the batch ran again and found its own trace ids claimed: every letter reported `duplicate`.
-    const { topic } = await leaveDeadLetters(['fixable', 'fixable']);
-    proxy.loseAnswerTo('set redriven_at = now()');
-    const before = proxy.lost;
-    const run = await runAction(
-      db,
-      { action: 'redrive', topic, dryRun: true },
-      { parse: relaxedParse, database: lossy },
-    );
-    expect(proxy.lost).toBe(before + 1);
-    expect(run.response).toMatchObject({ redriven: 2, results: { stored: 2, duplicate: 0 } });
-    expect(await marked(topic)).toBe(0);
-  });
+  it(
+    'should report a dry run as stored, not duplicate, when a batch is run again after its connection was ' + 'lost',
+    async () => {
+      // The dry run's batch counted its trace ids as claimed before its last statement; that statement's answer lost,
+      // the batch ran again and found its own trace ids claimed: every letter reported `duplicate`.
+      const { topic } = await leaveDeadLetters(['fixable', 'fixable']);
+      proxy.loseAnswerTo('set redriven_at = now()');
+      const before = proxy.lost;
+      const run = await runAction(
+        db,
+        { action: 'redrive', topic, dryRun: true },
+        { parse: relaxedParse, database: lossy },
+      );
+      expect(proxy.lost).toBe(before + 1);
+      expect(run.response).toMatchObject({ redriven: 2, results: { stored: 2, duplicate: 0 } });
+      expect(await marked(topic)).toBe(0);
+    },
+  );
 
-  it('should purge at most `limit` letters and count exactly those, dry run or not, with lost COMMIT answers', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 1, max: 3 }),
-        fc.integer({ min: 1, max: 4 }),
-        fc.integer({ min: 1, max: 4 }),
-        fc.boolean(),
-        fc.integer({ min: 0, max: 2 }),
-        async (limit, extra, batchSize, dryRun, lose) => {
-          const { topic } = await leaveDeadLetters(Array.from({ length: limit + extra }, (): Kind => 'not_json'));
-          const before = await remaining(topic);
-          proxy.loseCommits(lose);
-          const lostBefore = proxy.lost;
-          const run = await runAction(
-            db,
-            { action: 'purge', topic, olderThanDays: 0, batchSize, limit, dryRun },
-            { database: lossy },
-          );
-          proxy.loseCommits(-(lose - (proxy.lost - lostBefore)));
-          expect(run.error).toBeUndefined();
-          expect(run.response).toMatchObject({ purged: limit, byReason: { invalid_json: limit }, done: false });
-          expect(before - (await remaining(topic))).toBe(dryRun ? 0 : limit);
-        },
-      ),
-      { numRuns: runs(12) },
-    );
-  });
+  it(
+    'should purge at most `limit` letters and count exactly those, dry run or not, with lost COMMIT ' + 'answers',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 3 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.boolean(),
+          fc.integer({ min: 0, max: 2 }),
+          async (limit, extra, batchSize, dryRun, lose) => {
+            const { topic } = await leaveDeadLetters(Array.from({ length: limit + extra }, (): Kind => 'not_json'));
+            const before = await remaining(topic);
+            proxy.loseCommits(lose);
+            const lostBefore = proxy.lost;
+            const run = await runAction(
+              db,
+              { action: 'purge', topic, olderThanDays: 0, batchSize, limit, dryRun },
+              { database: lossy },
+            );
+            proxy.loseCommits(-(lose - (proxy.lost - lostBefore)));
+            expect(run.error).toBeUndefined();
+            expect(run.response).toMatchObject({ purged: limit, byReason: { invalid_json: limit }, done: false });
+            expect(before - (await remaining(topic))).toBe(dryRun ? 0 : limit);
+          },
+        ),
+        { numRuns: runs(12) },
+      );
+    },
+  );
 
   it('should go on to the end without a limit, and say done', async () => {
     const { topic } = await leaveDeadLetters(['not_json', 'not_json', 'not_json']);

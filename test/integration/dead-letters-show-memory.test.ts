@@ -17,8 +17,10 @@ describe('show of many large dead letters', () => {
     const letters = 120;
     const size = 4_000_000;
     await db.sql`
-      insert into ${db.sql(`${db.config.db.schema}.dead_letters`)} (kafka_topic, kafka_partition, kafka_offset, reason, detail, value)
-      select 'large', 0, g, 'too_large', 'value over the limit', convert_to(repeat('a', ${size}), 'UTF8') from generate_series(1, ${letters}) as g`;
+      insert into ${db.sql(`${db.config.db.schema}.dead_letters`)} (kafka_topic, kafka_partition, kafka_offset,
+        reason, detail, value)
+      select 'large', 0, g, 'too_large', 'value over the limit', convert_to(repeat('a', ${size}), 'UTF8')
+        from generate_series(1, ${letters}) as g`;
     const before = process.resourceUsage().maxRSS * 1024;
     const page = await runAction(db, { action: 'show', topic: 'large', limit: 100 });
     const grewBy = process.resourceUsage().maxRSS * 1024 - before;

@@ -119,7 +119,8 @@ describe('a batch near its deadline', () => {
       expect(states).toHaveLength(4);
       for (const state of states) expect(['stored', 'failed']).toContain(state);
       const claims = await db.sql<{ trace_id: string; status: string; kafka_offset: string }[]>`
-      select trace_id, status, kafka_offset::text from ${db.sql(`${db.config.db.schema}.processed_traces`)} where trace_id like ${tag + '-%'} order by trace_id`;
+      select trace_id, status, kafka_offset::text from ${db.sql(`${db.config.db.schema}.processed_traces`)}
+        where trace_id like ${tag + '-%'} order by trace_id`;
       const stored = states.flatMap((s, i) => (s === 'stored' ? [`${tag}-${i}`] : []));
       expect(claims.map((c) => c.trace_id)).toEqual(stored);
       for (const c of claims) expect(c.status).toBe('stored');

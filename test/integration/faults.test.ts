@@ -133,13 +133,13 @@ describe('database faults', () => {
     const other = db.sql
       .begin(async (tx) => {
         await tx`set local deadlock_timeout = '2s'`;
-        await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update of ci`;
+        await tx`select 1 from ${table('course_instructors')} ci join ${table('courses')} c
+          on c.id = ci.course_id where c.course_id = ${`${tag}-COURSE-0`} for update of ci`;
         locked();
         await waitForLockWait('fault-deadlock');
         await tx`insert into ${table('courses')} (course_id, trace_id, report_at, report_offset, report_partition)
-               values (${`${tag}-COURSE-1`}, ${`${tag}-other`}, '1999-01-01', 0, 0) on conflict (course_id) do nothing`.catch(
-          () => {},
-        );
+               values (${`${tag}-COURSE-1`}, ${`${tag}-other`}, '1999-01-01', 0, 0)
+                 on conflict (course_id) do nothing`.catch(() => {});
         release();
       })
       .catch(() => release());

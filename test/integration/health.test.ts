@@ -155,7 +155,8 @@ describe('GET /healthz/ready', () => {
     const schema = answer.body.checks?.find((c) => c.name === 'schema');
     expect(schema?.ok).toBe(false);
     expect(schema?.error).toBe(
-      `schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply (or set DB_SCHEMA to the schema that holds the tables)`,
+      `schema version 0, needs ${SCHEMA_VERSION}: run npm run db:apply (or set DB_SCHEMA to the schema that ` +
+        `holds the tables)`,
     );
   });
 
@@ -269,7 +270,8 @@ async function lockTable(of: TestDatabase, table: string) {
 /** Sessions waiting for a lock on `table` (of the test's own schema), whoever they are. */
 async function lockWaiters(of: TestDatabase, table: string): Promise<number> {
   const [row] = await of.sql<{ n: number }[]>`
-    select count(*)::int as n from pg_locks where not granted and relation = to_regclass(${`${of.config.db.schema}.${table}`})`;
+    select count(*)::int as n from pg_locks where not granted
+      and relation = to_regclass(${`${of.config.db.schema}.${table}`})`;
   return row?.n ?? 0;
 }
 
@@ -293,67 +295,74 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe('health that cannot hurt the database', () => {
-  it('should answer /healthz within its timeout while the table is locked, and leave no backend waiting for the lock', async () => {
-    const locked = await testDatabase();
-    const lock = await lockTable(locked, 'processed_traces');
-    try {
-      // HEALTH_CHECK_INTERVAL=0: every request asks the database, as a flood of distinct environments would.
-      const handler = await coldStart('health', locked, { HEALTH_TIMEOUT_MS: '1000', HEALTH_CHECK_INTERVAL: '0' });
-      for (let i = 0; i < 3; i++) {
-        const answer = await within(ask(handler, 'health-freshness'), 8_000, `request ${i + 1}`);
-        expect(answer.statusCode).toBe(503);
-        expect(answer.body).toMatchObject({ status: 'unavailable', cached: false });
-        // The server gave up (lock_timeout, 55P03), before the client's own timeout had to drop the connection.
-        expect(answer.body.error).toBe(
-          'a table it reads is locked (lock_timeout): the answer is unknown, ask again later',
+  it(
+    'should answer /healthz within its timeout while the table is locked, and leave no backend waiting for the ' +
+      'lock',
+    async () => {
+      const locked = await testDatabase();
+      const lock = await lockTable(locked, 'processed_traces');
+      try {
+        // HEALTH_CHECK_INTERVAL=0: every request asks the database, as a flood of distinct environments would.
+        const handler = await coldStart('health', locked, { HEALTH_TIMEOUT_MS: '1000', HEALTH_CHECK_INTERVAL: '0' });
+        for (let i = 0; i < 3; i++) {
+          const answer = await within(ask(handler, 'health-freshness'), 8_000, `request ${i + 1}`);
+          expect(answer.statusCode).toBe(503);
+          expect(answer.body).toMatchObject({ status: 'unavailable', cached: false });
+          // The server gave up (lock_timeout, 55P03), before the client's own timeout had to drop the connection.
+          expect(answer.body.error).toBe(
+            'a table it reads is locked (lock_timeout): the answer is unknown, ask again later',
+          );
+        }
+        // Nothing is left queued behind the lock: lock_timeout ended each wait on the server.
+        await waitFor(
+          async () => (await lockWaiters(locked, 'processed_traces')) === 0,
+          'the health backends to stop waiting',
+          80,
         );
+      } finally {
+        await lock.release();
+        await locked.close();
       }
-      // Nothing is left queued behind the lock: lock_timeout ended each wait on the server.
-      await waitFor(
-        async () => (await lockWaiters(locked, 'processed_traces')) === 0,
-        'the health backends to stop waiting',
-        80,
-      );
-    } finally {
-      await lock.release();
-      await locked.close();
-    }
-  });
+    },
+  );
 
-  it('should ask the database once per HEALTH_CHECK_INTERVAL for /healthz, however many requests arrive at once', async () => {
-    const busy = await testDatabase();
-    await runBatch(busy, buildKafkaEvent([{ value: surveyMessage() }]));
-    const lock = await lockTable(busy, 'processed_traces');
-    let released = false;
-    try {
-      // A pool of 5 could run 5 queries side by side: only one may be asked.
-      const handler = await coldStart('health', busy, {
-        HEALTH_TIMEOUT_MS: '20000',
-        HEALTH_CHECK_INTERVAL: '60',
-        DB_POOL_MAX: '5',
-      });
-      const answers = Array.from({ length: 8 }, () => ask(handler, 'health-freshness'));
-      await waitFor(
-        async () => (await lockWaiters(busy, 'processed_traces')) > 0,
-        'a freshness query to wait for the lock',
-      );
-      await new Promise((r) => setTimeout(r, 300)); // time for any further query to queue up too
-      expect(await lockWaiters(busy, 'processed_traces')).toBe(1);
-      await lock.release();
-      released = true;
-      const bodies = (await Promise.all(answers)).map((a) => a.body);
-      expect(bodies.map((b) => b.status)).toEqual(Array(8).fill('ok'));
-      expect(new Set(bodies.map((b) => b.checkedAt)).size).toBe(1);
-
-      // Within the interval, a later request is answered from the cache: a trace stored meanwhile is not seen yet.
+  it(
+    'should ask the database once per HEALTH_CHECK_INTERVAL for /healthz, however many requests arrive at ' + 'once',
+    async () => {
+      const busy = await testDatabase();
       await runBatch(busy, buildKafkaEvent([{ value: surveyMessage() }]));
-      const later = await ask(handler, 'health-freshness');
-      expect(later.body).toMatchObject({ cached: true, checkedAt: bodies[0]!.checkedAt, stored: { lastHour: 1 } });
-    } finally {
-      if (!released) await lock.release();
-      await busy.close();
-    }
-  });
+      const lock = await lockTable(busy, 'processed_traces');
+      let released = false;
+      try {
+        // A pool of 5 could run 5 queries side by side: only one may be asked.
+        const handler = await coldStart('health', busy, {
+          HEALTH_TIMEOUT_MS: '20000',
+          HEALTH_CHECK_INTERVAL: '60',
+          DB_POOL_MAX: '5',
+        });
+        const answers = Array.from({ length: 8 }, () => ask(handler, 'health-freshness'));
+        await waitFor(
+          async () => (await lockWaiters(busy, 'processed_traces')) > 0,
+          'a freshness query to wait for the lock',
+        );
+        await new Promise((r) => setTimeout(r, 300)); // time for any further query to queue up too
+        expect(await lockWaiters(busy, 'processed_traces')).toBe(1);
+        await lock.release();
+        released = true;
+        const bodies = (await Promise.all(answers)).map((a) => a.body);
+        expect(bodies.map((b) => b.status)).toEqual(Array(8).fill('ok'));
+        expect(new Set(bodies.map((b) => b.checkedAt)).size).toBe(1);
+
+        // Within the interval, a later request is answered from the cache: a trace stored meanwhile is not seen yet.
+        await runBatch(busy, buildKafkaEvent([{ value: surveyMessage() }]));
+        const later = await ask(handler, 'health-freshness');
+        expect(later.body).toMatchObject({ cached: true, checkedAt: bodies[0]!.checkedAt, stored: { lastHour: 1 } });
+      } finally {
+        if (!released) await lock.release();
+        await busy.close();
+      }
+    },
+  );
 
   it('should cache a failure too, so that a locked table is not asked again by every request', async () => {
     const locked = await testDatabase();
@@ -375,87 +384,93 @@ describe('health that cannot hurt the database', () => {
 });
 
 describe('a Secrets Manager that never answers', () => {
-  it('should answer /healthz within HEALTH_TIMEOUT_MS, and the next request from the cache, not wait on the secret', async () => {
-    // The SDK waits on a silent endpoint without limit, and the credentials are fetched before any query's timeout:
-    // /healthz waited more than 20 s, and every later request of the environment joined the same wait.
-    const silent: Server = createServer(() => {});
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const port = (silent.address() as { port: number }).port;
-    try {
-      const handler = await coldStart('health', db, {
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`,
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-        AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key',
-        AWS_EC2_METADATA_DISABLED: 'true',
-        DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-health-AbCdEf',
-        HEALTH_TIMEOUT_MS: '500',
-        HEALTH_CHECK_INTERVAL: '60',
-      });
-      const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
-      expect(first.statusCode).toBe(503);
-      expect(first.body).toMatchObject({ status: 'unavailable', error: 'no answer within 500 ms', cached: false });
-      const second = await within(ask(handler, 'health-freshness'), 8_000, 'the second request');
-      expect(second.body).toMatchObject({ status: 'unavailable', cached: true, checkedAt: first.body.checkedAt });
-    } finally {
-      silent.close();
-    }
-  });
+  it(
+    'should answer /healthz within HEALTH_TIMEOUT_MS, and the next request from the cache, not wait on the ' + 'secret',
+    async () => {
+      // The SDK waits on a silent endpoint without limit, and the credentials are fetched before any query's timeout:
+      // /healthz waited more than 20 s, and every later request of the environment joined the same wait.
+      const silent: Server = createServer(() => {});
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const port = (silent.address() as { port: number }).port;
+      try {
+        const handler = await coldStart('health', db, {
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`,
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+          AWS_SECRET_ACCESS_KEY: 'fake-secret-access-key',
+          AWS_EC2_METADATA_DISABLED: 'true',
+          DB_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:trace-db-health-AbCdEf',
+          HEALTH_TIMEOUT_MS: '500',
+          HEALTH_CHECK_INTERVAL: '60',
+        });
+        const first = await within(ask(handler, 'health-freshness'), 8_000, 'the first request');
+        expect(first.statusCode).toBe(503);
+        expect(first.body).toMatchObject({ status: 'unavailable', error: 'no answer within 500 ms', cached: false });
+        const second = await within(ask(handler, 'health-freshness'), 8_000, 'the second request');
+        expect(second.body).toMatchObject({ status: 'unavailable', cached: true, checkedAt: first.body.checkedAt });
+      } finally {
+        silent.close();
+      }
+    },
+  );
 });
 
 describe('a read-only role for the health function', () => {
-  it('should answer ready and fresh when connected as a role that may only read, as docs/operations.md creates it', async () => {
-    const own = await testDatabase();
-    const role = `trace_health_${own.config.db.schema}`;
-    const schema = own.config.db.schema;
-    try {
-      // The statements of docs/operations.md as written there, for this test's role, password and schema.
-      const docs = readFileSync(join(__dirname, '../../docs/operations.md'), 'utf8');
-      const block = /### A read-only role for the health function[\s\S]*?```sql\n([\s\S]*?)```/.exec(docs)?.[1];
-      expect(block).toBeDefined();
-      const statements = block!
-        .replaceAll('trace_health', role)
-        .replaceAll('<a generated password>', 'health-secret-1')
-        .replaceAll(/\btrace\./g, `${schema}.`)
-        .replaceAll('schema trace ', `schema ${schema} `)
-        .split(';')
-        .map((x) => x.trim())
-        .filter(Boolean);
-      expect(statements.length).toBeGreaterThanOrEqual(3);
-      for (const statement of statements) await own.sql.unsafe(statement);
-      await runBatch(own, buildKafkaEvent([{ value: surveyMessage() }]));
-      // No DB_SECRET_ARN: the health function needs only its own credentials, never the consumer's secret.
-      const env = { DB_USER: role, DB_PASSWORD: 'health-secret-1', DB_SECRET_ARN: '', HEALTH_CHECK_INTERVAL: '0' };
-      const ready = await call(own, 'health-ready', env);
-      expect(ready.statusCode).toBe(200);
-      const fresh = await call(own, 'health-freshness', env);
-      expect(fresh).toMatchObject({ statusCode: 200, body: { status: 'ok', stored: { lastHour: 1 } } });
-
-      // The role really is read-only: what the consumer writes, it may not.
-      const asHealth = createSql({ ...own.config.db, user: role, password: 'health-secret-1' }, { max: 1 });
+  it(
+    'should answer ready and fresh when connected as a role that may only read, as docs/operations.md creates ' + 'it',
+    async () => {
+      const own = await testDatabase();
+      const role = `trace_health_${own.config.db.schema}`;
+      const schema = own.config.db.schema;
       try {
-        // Nor what every role may do through PUBLIC: a temporary table, filled at will, is refused (read-only).
-        await expect(asHealth`create temporary table hog (x int)`).rejects.toMatchObject({ code: '25006' });
-        // The privileges hold even in a session that turns read-only off.
-        await asHealth`set default_transaction_read_only = off`;
-        await expect(asHealth`delete from ${asHealth(`${schema}.processed_traces`)}`).rejects.toMatchObject({
-          code: '42501',
-        });
-        // And however many environments or holders of its password there are, it holds a bounded number of backends.
-        const [limits] = await own.sql<
-          { rolconnlimit: number }[]
-        >`select rolconnlimit from pg_roles where rolname = ${role}`;
-        expect(limits!.rolconnlimit).toBeGreaterThan(0);
+        // The statements of docs/operations.md as written there, for this test's role, password and schema.
+        const docs = readFileSync(join(__dirname, '../../docs/operations.md'), 'utf8');
+        const block = /### A read-only role for the health function[\s\S]*?```sql\n([\s\S]*?)```/.exec(docs)?.[1];
+        expect(block).toBeDefined();
+        const statements = block!
+          .replaceAll('trace_health', role)
+          .replaceAll('<a generated password>', 'health-secret-1')
+          .replaceAll(/\btrace\./g, `${schema}.`)
+          .replaceAll('schema trace ', `schema ${schema} `)
+          .split(';')
+          .map((x) => x.trim())
+          .filter(Boolean);
+        expect(statements.length).toBeGreaterThanOrEqual(3);
+        for (const statement of statements) await own.sql.unsafe(statement);
+        await runBatch(own, buildKafkaEvent([{ value: surveyMessage() }]));
+        // No DB_SECRET_ARN: the health function needs only its own credentials, never the consumer's secret.
+        const env = { DB_USER: role, DB_PASSWORD: 'health-secret-1', DB_SECRET_ARN: '', HEALTH_CHECK_INTERVAL: '0' };
+        const ready = await call(own, 'health-ready', env);
+        expect(ready.statusCode).toBe(200);
+        const fresh = await call(own, 'health-freshness', env);
+        expect(fresh).toMatchObject({ statusCode: 200, body: { status: 'ok', stored: { lastHour: 1 } } });
+
+        // The role really is read-only: what the consumer writes, it may not.
+        const asHealth = createSql({ ...own.config.db, user: role, password: 'health-secret-1' }, { max: 1 });
+        try {
+          // Nor what every role may do through PUBLIC: a temporary table, filled at will, is refused (read-only).
+          await expect(asHealth`create temporary table hog (x int)`).rejects.toMatchObject({ code: '25006' });
+          // The privileges hold even in a session that turns read-only off.
+          await asHealth`set default_transaction_read_only = off`;
+          await expect(asHealth`delete from ${asHealth(`${schema}.processed_traces`)}`).rejects.toMatchObject({
+            code: '42501',
+          });
+          // And however many environments or holders of its password there are, it holds a bounded number of backends.
+          const [limits] = await own.sql<
+            { rolconnlimit: number }[]
+          >`select rolconnlimit from pg_roles where rolname = ${role}`;
+          expect(limits!.rolconnlimit).toBeGreaterThan(0);
+        } finally {
+          await asHealth.end({ timeout: 5 });
+        }
       } finally {
-        await asHealth.end({ timeout: 5 });
+        await terminateSessions(own.sql, { user: role });
+        await own.sql.unsafe(`drop owned by ${role}`);
+        await own.sql.unsafe(`drop role ${role}`);
+        await own.close();
       }
-    } finally {
-      await terminateSessions(own.sql, { user: role });
-      await own.sql.unsafe(`drop owned by ${role}`);
-      await own.sql.unsafe(`drop role ${role}`);
-      await own.close();
-    }
-  });
+    },
+  );
 });
 
 describe('a stopped database', () => {
@@ -476,8 +491,8 @@ describe('a stopped database', () => {
     expect(ready.statusCode).toBe(503);
     expect(ready.body.status).toBe('not_ready');
     expect(ready.body.checks?.find((c) => c.name === 'database')?.error).toBe(
-      'connection refused: the database is not accepting connections: Check DB_HOST and DB_PORT and that the server is running ' +
-        '(locally: `npm run db`); in Lambda, the subnets and security group that lead to it.',
+      'connection refused: the database is not accepting connections: Check DB_HOST and DB_PORT and that the ' +
+        'server is running (locally: `npm run db`); in Lambda, the subnets and security group that lead to it.',
     );
     expect((await call(stoppedDb, 'health-live')).statusCode).toBe(200);
   });

@@ -22,75 +22,86 @@ function report(courseId: string, processedAt: string, ratings: number, extra: R
 async function pairRatings(courseId: string) {
   return db.sql<
     { trace_id: string; n: number }[]
-  >`select r.trace_id, count(*)::int as n from ${table('ratings')} r join ${table('courses')} c on c.id = r.course_id where c.course_id = ${courseId} group by 1 order by 1`;
+  >`select r.trace_id, count(*)::int as n from ${table('ratings')} r join ${table('courses')} c
+    on c.id = r.course_id where c.course_id = ${courseId} group by 1 order by 1`;
 }
 async function pairTrace(courseId: string) {
   const rows = await db.sql<
     { trace_id: string }[]
-  >`select ci.trace_id from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id where c.course_id = ${courseId}`;
+  >`select ci.trace_id from ${table('course_instructors')} ci join ${table('courses')} c on c.id = ci.course_id
+    where c.course_id = ${courseId}`;
   return rows.map((r) => r.trace_id);
 }
 
 // Hostile inputs combined rather than one kind at a time (review of issues 11, 15 and 18): each must settle every
 // record in the state separate batches would give, with the newest report's rows and nothing else.
 describe('combined kinds', () => {
-  it('should keep only the newest report ratings when a new pair gets two reports in a batch split by isolation', async () => {
-    const orders = [
-      [0, 1, 2],
-      [2, 1, 0],
-      [0, 2, 1],
-      [1, 0, 2],
-      [1, 2, 0],
-      [2, 0, 1],
-    ];
-    for (const order of orders) {
-      const course = `C-${uniq()}`;
-      const older = report(course, '2023-01-01T00:00:00Z', 2);
-      const newer = report(course, '2023-02-01T00:00:00Z', 3);
-      const rejected = report(`R-${uniq()}`, '0000-06-15T00:00:00Z', 1);
-      const msgs = [older, rejected, newer];
-      const run = await runBatch(
-        db,
-        buildKafkaEvent(
-          order.map((i) => ({ value: msgs[i] })),
-          { topic: `t-${uniq()}` },
-        ),
-      );
-      expect(run.error).toBeUndefined();
-      expect(await pairTrace(course)).toEqual([newer.traceId]);
-      expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
-    }
-  });
+  it(
+    'should keep only the newest report ratings when a new pair gets two reports in a batch split by ' + 'isolation',
+    async () => {
+      const orders = [
+        [0, 1, 2],
+        [2, 1, 0],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+      ];
+      for (const order of orders) {
+        const course = `C-${uniq()}`;
+        const older = report(course, '2023-01-01T00:00:00Z', 2);
+        const newer = report(course, '2023-02-01T00:00:00Z', 3);
+        const rejected = report(`R-${uniq()}`, '0000-06-15T00:00:00Z', 1);
+        const msgs = [older, rejected, newer];
+        const run = await runBatch(
+          db,
+          buildKafkaEvent(
+            order.map((i) => ({ value: msgs[i] })),
+            { topic: `t-${uniq()}` },
+          ),
+        );
+        expect(run.error).toBeUndefined();
+        expect(await pairTrace(course)).toEqual([newer.traceId]);
+        expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
+      }
+    },
+  );
 
-  it('should write a new pair once when the batch holds two reports of it, a repeat, and a corrected resend of the newer', async () => {
-    for (const partitions of [1, 2, 3]) {
-      const course = `N-${uniq()}`;
-      const older = report(course, '2023-01-01T00:00:00Z', 2);
-      const newer = report(course, '2023-02-01T00:00:00Z', 3);
-      // PostgreSQL rejects the first copy of the newer report (its course's processedAt is in year 0); the copy after it is corrected.
-      const rejectedCopy = { ...newer, course: { ...newer.course, processedAt: '0000-06-15T00:00:00Z' } };
-      // The rejected copy first in event order (partition 0 is listed first), the others spread over the partitions.
-      const records = [rejectedCopy, older, older, newer, newer].map((value, i) => ({
-        value,
-        partition: i === 0 ? 0 : i % partitions,
-      }));
-      const run = await runBatch(db, buildKafkaEvent(records, { topic: `n-${uniq()}`, partitions }));
-      expect(run.error).toBeUndefined();
-      const byTrace = (id: string) =>
-        run
-          .result!.outcomes.filter((o) => o.traceId === id)
-          .map((o) => o.state)
-          .sort();
-      // Stored when isolation wrote it in a transaction before the corrected copy (as an earlier batch would), else superseded.
-      expect([
-        ['duplicate', 'stored'],
-        ['duplicate', 'superseded'],
-      ]).toContainEqual(byTrace(older.traceId));
-      expect(byTrace(newer.traceId)).toEqual(['dead_lettered', 'duplicate', 'stored']);
-      expect(await pairTrace(course)).toEqual([newer.traceId]);
-      expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
-    }
-  });
+  it(
+    'should write a new pair once when the batch holds two reports of it, a repeat, and a corrected resend of ' +
+      'the newer',
+    async () => {
+      for (const partitions of [1, 2, 3]) {
+        const course = `N-${uniq()}`;
+        const older = report(course, '2023-01-01T00:00:00Z', 2);
+        const newer = report(course, '2023-02-01T00:00:00Z', 3);
+        // PostgreSQL rejects the first copy of the newer report (its course's processedAt is in year 0); the copy after
+        // it is corrected.
+        const rejectedCopy = { ...newer, course: { ...newer.course, processedAt: '0000-06-15T00:00:00Z' } };
+        // The rejected copy first in event order (partition 0 is listed first), the others spread over the partitions.
+        const records = [rejectedCopy, older, older, newer, newer].map((value, i) => ({
+          value,
+          partition: i === 0 ? 0 : i % partitions,
+        }));
+        const run = await runBatch(db, buildKafkaEvent(records, { topic: `n-${uniq()}`, partitions }));
+        expect(run.error).toBeUndefined();
+        const byTrace = (id: string) =>
+          run
+            .result!.outcomes.filter((o) => o.traceId === id)
+            .map((o) => o.state)
+            .sort();
+        // Stored when isolation wrote it in a transaction before the corrected copy (as an earlier batch would), else
+        // superseded.
+        expect([
+          ['duplicate', 'stored'],
+          ['duplicate', 'superseded'],
+        ]).toContainEqual(byTrace(older.traceId));
+        expect(byTrace(newer.traceId)).toEqual(['dead_lettered', 'duplicate', 'stored']);
+        expect(await pairTrace(course)).toEqual([newer.traceId]);
+        expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
+      }
+    },
+  );
 
   it('should keep only the newest ratings when concurrent invocations write the same new pair', async () => {
     const other = consumerDatabase(db.config);
@@ -138,40 +149,50 @@ describe('combined kinds', () => {
     expect(await pairTrace(course2)).toEqual([b2.traceId]);
   });
 
-  it('should let a valid copy win after an earlier db-rejected, invalid and rejected upstream copy across partitions', async () => {
-    const topic = `tr-${uniq()}`;
-    const good = report(`G-${uniq()}`, '2023-03-01T00:00:00Z', 2);
-    const records: RecordInput[] = [
-      { value: { ...good, processedAt: '0000-06-15T00:00:00Z' }, partition: 0 },
-      { value: { ...good, course: 7 }, partition: 1 },
-      { value: { traceId: good.traceId, error: 'boom', processedAt: '0000-01-01T00:00:00Z' }, partition: 2 },
-      { value: good, partition: 1 },
-      { value: good, partition: 2 },
-    ];
-    const run = await runBatch(db, buildKafkaEvent(records, { topic }));
-    expect(run.error).toBeUndefined();
-    expect(run.result!.outcomes.map((o) => o.state)).toEqual([
-      'dead_lettered',
-      'dead_lettered',
-      'stored',
-      'duplicate',
-      'duplicate',
-    ]);
-  });
+  it(
+    'should let a valid copy win after an earlier db-rejected, invalid and rejected upstream copy across ' +
+      'partitions',
+    async () => {
+      const topic = `tr-${uniq()}`;
+      const good = report(`G-${uniq()}`, '2023-03-01T00:00:00Z', 2);
+      const records: RecordInput[] = [
+        { value: { ...good, processedAt: '0000-06-15T00:00:00Z' }, partition: 0 },
+        { value: { ...good, course: 7 }, partition: 1 },
+        { value: { traceId: good.traceId, error: 'boom', processedAt: '0000-01-01T00:00:00Z' }, partition: 2 },
+        { value: good, partition: 1 },
+        { value: good, partition: 2 },
+      ];
+      const run = await runBatch(db, buildKafkaEvent(records, { topic }));
+      expect(run.error).toBeUndefined();
+      expect(run.result!.outcomes.map((o) => o.state)).toEqual([
+        'dead_lettered',
+        'dead_lettered',
+        'stored',
+        'duplicate',
+        'duplicate',
+      ]);
+    },
+  );
 
-  it('should keep ratings of the newest report when a redrive writes two reports of a new pair split by isolation', async () => {
-    const topic = `rd-${uniq()}`;
-    const course = `RD-${uniq()}`;
-    const neg = (m: ReturnType<typeof report>) => ({ ...m, course: { ...m.course, enrollment: -1 } });
-    const older = report(course, '2023-01-01T00:00:00Z', 2);
-    const newer = report(course, '2023-02-01T00:00:00Z', 3);
-    const bad = report(`RB-${uniq()}`, '0000-06-15T00:00:00Z', 1);
-    await runBatch(db, buildKafkaEvent([{ value: neg(older) }, { value: neg(bad) }, { value: neg(newer) }], { topic }));
-    const r = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
-    expect(r.error).toBeUndefined();
-    expect(await pairTrace(course)).toEqual([newer.traceId]);
-    expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
-  });
+  it(
+    'should keep ratings of the newest report when a redrive writes two reports of a new pair split by ' + 'isolation',
+    async () => {
+      const topic = `rd-${uniq()}`;
+      const course = `RD-${uniq()}`;
+      const neg = (m: ReturnType<typeof report>) => ({ ...m, course: { ...m.course, enrollment: -1 } });
+      const older = report(course, '2023-01-01T00:00:00Z', 2);
+      const newer = report(course, '2023-02-01T00:00:00Z', 3);
+      const bad = report(`RB-${uniq()}`, '0000-06-15T00:00:00Z', 1);
+      await runBatch(
+        db,
+        buildKafkaEvent([{ value: neg(older) }, { value: neg(bad) }, { value: neg(newer) }], { topic }),
+      );
+      const r = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
+      expect(r.error).toBeUndefined();
+      expect(await pairTrace(course)).toEqual([newer.traceId]);
+      expect(await pairRatings(course)).toEqual([{ trace_id: newer.traceId, n: 3 }]);
+    },
+  );
 
   it('should redrive a big-integer trace id with its exact digits', async () => {
     const topic = `bi-${uniq()}`;
@@ -179,15 +200,18 @@ describe('combined kinds', () => {
     const text = base.replace('"PLACEHOLDER"', '9007199254740995');
     const text2 = base.replace('"PLACEHOLDER"', '9007199254740994');
     // dead letters as an older deployment left them (a rule since relaxed): the stored bytes are valid today
-    await db.sql`insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, value, reason, detail, header_keys, header_values)
-      values (${topic}, 0, 1, ${Buffer.from(text)}, 'invalid_message', 'old rule', array[${Buffer.from('k\u0000ey')}::bytea, ${Buffer.from('k\u0000ey')}::bytea], array[${Buffer.from([0, 255, 0])}::bytea, ${Buffer.alloc(70000, 1)}::bytea]),
+    await db.sql`insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, value,
+      reason, detail, header_keys, header_values)
+      values (${topic}, 0, 1, ${Buffer.from(text)}, 'invalid_message', 'old rule',
+        array[${Buffer.from('k\u0000ey')}::bytea, ${Buffer.from('k\u0000ey')}::bytea],
+          array[${Buffer.from([0, 255, 0])}::bytea, ${Buffer.alloc(70000, 1)}::bytea]),
              (${topic}, 0, 2, ${Buffer.from(text2)}, 'invalid_message', 'old rule', '{}', '{}')`;
     const show = await runAction(db, { action: 'show', topic });
     expect(show.error).toBeUndefined();
     const r = await runAction(db, { action: 'redrive', topic });
     expect(r.error).toBeUndefined();
-    const rows =
-      await db.sql`select trace_id, status from ${table('processed_traces')} where trace_id like '90071992547409%' order by 1`;
+    const rows = await db.sql`select trace_id, status from ${table('processed_traces')}
+        where trace_id like '90071992547409%' order by 1`;
     expect(rows.map((x) => x.trace_id)).toEqual(['9007199254740994', '9007199254740995']);
     const again = await runAction(db, { action: 'redrive', topic });
     expect((again.response as { redriven: number }).redriven).toBe(0);
@@ -195,26 +219,30 @@ describe('combined kinds', () => {
 });
 
 describe('values beyond an index entry', () => {
-  it('should dead-letter reports whose trace id, course id or instructor name no index can hold, and store the rest', async () => {
-    const huge = (tag: string) =>
-      `${tag}-${Buffer.from(Array.from({ length: 6000 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;
-    const topic = `big-${uniq()}`;
-    const longTrace = huge('t');
-    const records: RecordInput[] = [
-      { value: surveyMessage({ traceId: longTrace }) },
-      { value: surveyMessage({}, { courseId: huge('c') }) },
-      { value: surveyMessage({ instructor: { name: huge('i') } }) },
-      { value: surveyMessage() },
-      { value: surveyMessage({ traceId: longTrace }) },
-      { value: { traceId: longTrace, course: 5 } },
-    ];
-    const run = await runBatch(db, buildKafkaEvent(records, { topic, partitions: 2 }));
-    expect(run.error).toBeUndefined();
-    expect(run.result!.summary).toMatchObject({ stored: 1, deadLettered: 5, failed: 0 });
-    const r = await runAction(db, { action: 'redrive', topic });
-    expect(r.error).toBeUndefined();
-    expect(r.response!.results).toMatchObject({ dead_lettered: 5 });
-  });
+  it(
+    'should dead-letter reports whose trace id, course id or instructor name no index can hold, and store the ' +
+      'rest',
+    async () => {
+      const huge = (tag: string) =>
+        `${tag}-${Buffer.from(Array.from({ length: 6000 }, () => Math.floor(Math.random() * 256))).toString('base64')}`;
+      const topic = `big-${uniq()}`;
+      const longTrace = huge('t');
+      const records: RecordInput[] = [
+        { value: surveyMessage({ traceId: longTrace }) },
+        { value: surveyMessage({}, { courseId: huge('c') }) },
+        { value: surveyMessage({ instructor: { name: huge('i') } }) },
+        { value: surveyMessage() },
+        { value: surveyMessage({ traceId: longTrace }) },
+        { value: { traceId: longTrace, course: 5 } },
+      ];
+      const run = await runBatch(db, buildKafkaEvent(records, { topic, partitions: 2 }));
+      expect(run.error).toBeUndefined();
+      expect(run.result!.summary).toMatchObject({ stored: 1, deadLettered: 5, failed: 0 });
+      const r = await runAction(db, { action: 'redrive', topic });
+      expect(r.error).toBeUndefined();
+      expect(r.response!.results).toMatchObject({ dead_lettered: 5 });
+    },
+  );
 });
 
 describe('odd envelopes', () => {
@@ -263,8 +291,8 @@ describe('odd envelopes', () => {
       'stored',
       'dead_lettered',
     ]);
-    const rows =
-      await db.sql`select kafka_offset::text as o, key, value, header_keys, header_values, kafka_timestamp from ${table('dead_letters')} where kafka_topic = ${topic} order by kafka_offset`;
+    const rows = await db.sql`select kafka_offset::text as o, key, value, header_keys, header_values, kafka_timestamp
+        from ${table('dead_letters')} where kafka_topic = ${topic} order by kafka_offset`;
     expect(rows.map((r) => r.o)).toEqual([
       String(base),
       String(base + 1),

@@ -26,8 +26,10 @@ beforeEach(async () => {
   await db.sql.unsafe(schemaSql(schema, V1));
   await db.sql.unsafe('reset search_path');
   await db.sql`
-    insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, key, value, headers, reason, detail)
-    values ('t', 0, 1, 'k', '\\x00ff', '{"content-type": "application/json", "ключ": "значение"}', 'invalid_utf8', 'v1 row'),
+    insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, key, value, headers,
+      reason, detail)
+    values ('t', 0, 1, 'k', '\\x00ff', '{"content-type": "application/json", "ключ": "значение"}',
+      'invalid_utf8', 'v1 row'),
            ('t', 0, 2, null, null, '{}', 'tombstone', 'v1 row without headers')`;
   await db.sql`
     insert into ${table('processed_traces')} (trace_id, status, kafka_topic, kafka_partition, kafka_offset, report_at)
@@ -96,31 +98,39 @@ describe('migration 0002 (dead-letter headers as bytea arrays)', () => {
     expect(MIGRATION.split('\n')).toContain('-- compatible: true');
     await migrate(MIGRATION);
     // The statement version 1 of lib/store.ts sends, reduced to its columns.
+    const rows = [
+      { kafka_topic: 't', kafka_partition: 0, kafka_offset: 9, headers: { a: 'b' }, reason: 'tombstone', detail: 'd' },
+    ];
     await db.sql`
-      insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value, headers, reason, detail, trace_id)
+      insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key,
+        value, headers, reason, detail, trace_id)
       select kafka_topic, kafka_partition, kafka_offset, null, null, null, coalesce(headers, '{}'), reason, detail, null
-      from json_to_recordset(${JSON.stringify([{ kafka_topic: 't', kafka_partition: 0, kafka_offset: 9, headers: { a: 'b' }, reason: 'tombstone', detail: 'd' }])}::text::json)
+      from json_to_recordset(${JSON.stringify(rows)}::text::json)
         as x(kafka_topic text, kafka_partition integer, kafka_offset bigint, headers jsonb, reason text, detail text)`;
     const [row] =
       await db.sql`select headers, cardinality(header_keys) as n from ${table('dead_letters')} where kafka_offset = 9`;
     expect(row).toEqual({ headers: { a: 'b' }, n: 0 });
   });
 
-  it('should upgrade the same way through the migrations of npm run db:apply, twice, and end with the columns of a fresh install', async () => {
-    await applySchema(db.sql, schema);
-    await expectConverted();
-    await applySchema(db.sql, schema); // idempotent: nothing converted twice
-    await expectConverted();
-    const fresh = await testDatabase();
-    try {
-      const columns = (s: string) => db.sql`
+  it(
+    'should upgrade the same way through the migrations of npm run db:apply, twice, and end with the columns ' +
+      'of a fresh install',
+    async () => {
+      await applySchema(db.sql, schema);
+      await expectConverted();
+      await applySchema(db.sql, schema); // idempotent: nothing converted twice
+      await expectConverted();
+      const fresh = await testDatabase();
+      try {
+        const columns = (s: string) => db.sql`
         select column_name, data_type, is_nullable, column_default from information_schema.columns
         where table_schema = ${s} and table_name = 'dead_letters' order by column_name`;
-      expect(await columns(schema)).toEqual(await columns(fresh.config.db.schema));
-    } finally {
-      await fresh.close();
-    }
-  });
+        expect(await columns(schema)).toEqual(await columns(fresh.config.db.schema));
+      } finally {
+        await fresh.close();
+      }
+    },
+  );
 
   it('should number SCHEMA_VERSION as the highest migration', () => {
     const numbers = readdirSync(join(root, 'migrations')).map((f) => Number(/^(\d{4})_[a-z0-9_]+\.sql$/.exec(f)?.[1]));

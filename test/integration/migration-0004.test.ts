@@ -36,7 +36,8 @@ async function migrate(file: string) {
 /** Index definitions of a table, with the schema name taken out so that two schemas compare. */
 async function indexes(schema: string, table: string) {
   const rows = await db.sql<{ indexname: string; indexdef: string }[]>`
-    select indexname, indexdef from pg_indexes where schemaname = ${schema} and tablename = ${table} order by indexname`;
+    select indexname, indexdef from pg_indexes where schemaname = ${schema} and tablename = ${table}
+      order by indexname`;
   return rows.map((r) => ({ name: r.indexname, definition: r.indexdef.replaceAll(`${schema}.`, '') }));
 }
 
@@ -52,54 +53,58 @@ describe('migration 0004 (ratings and comments keyed by pair)', () => {
     expect(readFileSync(MIGRATION, 'utf8').split('\n')).toContain('-- compatible: true');
   });
 
-  it('should keep every row, leave the tables as schema.sql creates them, and let newer reports replace old rows', async () => {
-    const schema = db.config.db.schema;
-    await db.sql.unsafe(
-      `set search_path to "${schema}"; ${PREVIOUS_LAYOUT('ratings')} ${PREVIOUS_LAYOUT('comments')} reset search_path;`,
-    );
-    const first = [
-      surveyMessage({ processedAt: '2024-01-01T00:00:00Z' }, { courseId: 'MIG-1' }),
-      surveyMessage(
-        { processedAt: '2024-01-01T00:00:00Z', instructor: { name: 'Grace Hopper' } },
-        { courseId: 'MIG-1' },
-      ),
-      surveyMessage({ processedAt: '2024-01-01T00:00:00Z' }, { courseId: 'MIG-2' }),
-    ];
-    const before = await runBatch(db, event(first, 0));
-    expect(before.result?.summary).toMatchObject({ stored: 3, failed: 0 });
-    const stored = await snapshot(db);
+  it(
+    'should keep every row, leave the tables as schema.sql creates them, and let newer reports replace old ' + 'rows',
+    async () => {
+      const schema = db.config.db.schema;
+      await db.sql.unsafe(
+        `set search_path to "${schema}"; ${PREVIOUS_LAYOUT('ratings')} ` +
+          `${PREVIOUS_LAYOUT('comments')} reset search_path;`,
+      );
+      const first = [
+        surveyMessage({ processedAt: '2024-01-01T00:00:00Z' }, { courseId: 'MIG-1' }),
+        surveyMessage(
+          { processedAt: '2024-01-01T00:00:00Z', instructor: { name: 'Grace Hopper' } },
+          { courseId: 'MIG-1' },
+        ),
+        surveyMessage({ processedAt: '2024-01-01T00:00:00Z' }, { courseId: 'MIG-2' }),
+      ];
+      const before = await runBatch(db, event(first, 0));
+      expect(before.result?.summary).toMatchObject({ stored: 3, failed: 0 });
+      const stored = await snapshot(db);
 
-    await migrate(MIGRATION);
+      await migrate(MIGRATION);
 
-    expect(await snapshot(db)).toEqual(stored);
-    const fresh = await testDatabase();
-    try {
-      for (const table of ['ratings', 'comments']) {
-        expect(await indexes(schema, table)).toEqual(await indexes(fresh.config.db.schema, table));
-        expect((await indexes(schema, table)).map((i) => i.name)).toEqual([`${table}_pkey`]);
+      expect(await snapshot(db)).toEqual(stored);
+      const fresh = await testDatabase();
+      try {
+        for (const table of ['ratings', 'comments']) {
+          expect(await indexes(schema, table)).toEqual(await indexes(fresh.config.db.schema, table));
+          expect((await indexes(schema, table)).map((i) => i.name)).toEqual([`${table}_pkey`]);
+        }
+      } finally {
+        await fresh.close();
       }
-    } finally {
-      await fresh.close();
-    }
 
-    // A newer report for MIG-1 and Ada Lovelace replaces that pair's rows, and only those.
-    const newer = surveyMessage(
-      { processedAt: '2024-02-01T00:00:00Z', ratings: [{ questionText: 'Replaced', courseMean: 1 }], comments: [] },
-      { courseId: 'MIG-1' },
-    );
-    const after = await runBatch(db, event([newer], 100));
-    expect(after.result?.summary).toMatchObject({ stored: 1, failed: 0 });
-    const now = await snapshot(db);
-    const pairRows = (rows: readonly Record<string, unknown>[], course: string, name: string) =>
-      rows.filter((r) => r.course_id === course && r.name === name).map((r) => r.trace_id);
-    expect(pairRows(now.ratings, 'MIG-1', 'Ada Lovelace')).toEqual([newer.traceId]);
-    expect(pairRows(now.comments, 'MIG-1', 'Ada Lovelace')).toEqual([]);
-    for (const [course, name] of [
-      ['MIG-1', 'Grace Hopper'],
-      ['MIG-2', 'Ada Lovelace'],
-    ] as const) {
-      expect(pairRows(now.ratings, course, name)).toEqual(pairRows(stored.ratings, course, name));
-      expect(pairRows(now.comments, course, name)).toEqual(pairRows(stored.comments, course, name));
-    }
-  });
+      // A newer report for MIG-1 and Ada Lovelace replaces that pair's rows, and only those.
+      const newer = surveyMessage(
+        { processedAt: '2024-02-01T00:00:00Z', ratings: [{ questionText: 'Replaced', courseMean: 1 }], comments: [] },
+        { courseId: 'MIG-1' },
+      );
+      const after = await runBatch(db, event([newer], 100));
+      expect(after.result?.summary).toMatchObject({ stored: 1, failed: 0 });
+      const now = await snapshot(db);
+      const pairRows = (rows: readonly Record<string, unknown>[], course: string, name: string) =>
+        rows.filter((r) => r.course_id === course && r.name === name).map((r) => r.trace_id);
+      expect(pairRows(now.ratings, 'MIG-1', 'Ada Lovelace')).toEqual([newer.traceId]);
+      expect(pairRows(now.comments, 'MIG-1', 'Ada Lovelace')).toEqual([]);
+      for (const [course, name] of [
+        ['MIG-1', 'Grace Hopper'],
+        ['MIG-2', 'Ada Lovelace'],
+      ] as const) {
+        expect(pairRows(now.ratings, course, name)).toEqual(pairRows(stored.ratings, course, name));
+        expect(pairRows(now.comments, course, name)).toEqual(pairRows(stored.comments, course, name));
+      }
+    },
+  );
 });

@@ -47,16 +47,20 @@ describe('migration 0006 (identity cache for ratings and comments)', () => {
     expect(MIGRATIONS[5]).toMatchObject({ version: 6, name: 'identity_cache', compatible: true });
   });
 
-  it('should keep every row and its id, and give rows written afterwards by two environments ids above them and unique', async () => {
-    const db = await testDatabase();
-    const workspace = schemaWorkspace(db.sql);
-    try {
-      await upgradeAndWrite(db, await schemaAtVersion(db.sql, workspace, 5));
-    } finally {
-      await workspace.cleanUp();
-      await db.close();
-    }
-  });
+  it(
+    'should keep every row and its id, and give rows written afterwards by two environments ids above them and ' +
+      'unique',
+    async () => {
+      const db = await testDatabase();
+      const workspace = schemaWorkspace(db.sql);
+      try {
+        await upgradeAndWrite(db, await schemaAtVersion(db.sql, workspace, 5));
+      } finally {
+        await workspace.cleanUp();
+        await db.close();
+      }
+    },
+  );
 });
 
 /** Rows at version 5 (fixture rows, more, and a gap), the upgrade to 6, then reports from two environments. */
@@ -69,15 +73,18 @@ async function upgradeAndWrite(db: TestDatabase, schema: string) {
     insert into ratings (course_id, instructor_id, trace_id, question_text)
       select ci.course_id, ci.instructor_id, ci.trace_id, 'q' || n from course_instructors ci, generate_series(1, 15) n;
     insert into comments (course_id, instructor_id, trace_id, comment_text)
-      select ci.course_id, ci.instructor_id, ci.trace_id, 'c' || n from course_instructors ci, generate_series(1, 7) n;`,
+      select ci.course_id, ci.instructor_id, ci.trace_id, 'c' || n from course_instructors ci, ` +
+      `generate_series(1, 7) n;`,
   );
   await expect(
     runIn(
       db.sql,
       schema,
       `
-    insert into ratings (course_id, instructor_id, trace_id) select course_id, instructor_id, trace_id from course_instructors;
-    insert into comments (course_id, instructor_id, trace_id) select course_id, instructor_id, trace_id from course_instructors;
+    insert into ratings (course_id, instructor_id, trace_id) select course_id, instructor_id, trace_id from ` +
+        `course_instructors;
+    insert into comments (course_id, instructor_id, trace_id) select course_id, instructor_id, trace_id from ` +
+        `course_instructors;
     select 1 / 0;`,
     ),
   ).rejects.toThrow(/division by zero/);

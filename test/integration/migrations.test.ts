@@ -108,7 +108,8 @@ describe('upgrading', () => {
     const failing = `${String(NEWEST + 1).padStart(4, '0')}_adds_then_fails.sql`;
     const folder = workspace.folder(NEWEST, {
       [failing]:
-        "ALTER TABLE courses ADD COLUMN doomed integer;\nINSERT INTO instructors (name) VALUES ('doomed');\nSELECT 1 / 0;\n",
+        'ALTER TABLE courses ADD COLUMN doomed integer;\nINSERT INTO instructors (name) VALUES ' +
+        "('doomed');\nSELECT 1 / 0;\n",
       [`${String(NEWEST + 2).padStart(4, '0')}_after.sql`]: 'CREATE TABLE never_created (x integer);\n',
     });
     const schema = await schemaAtVersion(db.sql, workspace, NEWEST);
@@ -161,26 +162,29 @@ describe('upgrading', () => {
     expect(await catalogOf(db.sql, schema)).not.toContainEqual(expect.stringContaining('sneaky_idx'));
   });
 
-  it('should upgrade, and record a pre-migration schema, as a user that owns its schema but may not create schemas', async () => {
-    const role = `migrator_${workspace.name()}`;
-    const [empty, old] = [workspace.name(), workspace.name()];
-    await db.sql`create role ${db.sql(role)} login password 'migrator-password'`;
-    const migrator = createSql({ ...db.config.db, user: role, password: 'migrator-password' }, { max: 1 });
-    try {
-      for (const schema of [empty, old]) await db.sql`create schema ${db.sql(schema)} authorization ${db.sql(role)}`;
-      await migrator.unsafe(schemaSql(old, oldSchemaFile.replace(/^CREATE SCHEMA .*$/m, '')));
-      // The premise: PostgreSQL refuses even CREATE SCHEMA IF NOT EXISTS on the existing schema to this user.
-      await expect(migrator`create schema if not exists ${migrator(empty)}`).rejects.toMatchObject({ code: '42501' });
+  it(
+    'should upgrade, and record a pre-migration schema, as a user that owns its schema but may not create ' + 'schemas',
+    async () => {
+      const role = `migrator_${workspace.name()}`;
+      const [empty, old] = [workspace.name(), workspace.name()];
+      await db.sql`create role ${db.sql(role)} login password 'migrator-password'`;
+      const migrator = createSql({ ...db.config.db, user: role, password: 'migrator-password' }, { max: 1 });
+      try {
+        for (const schema of [empty, old]) await db.sql`create schema ${db.sql(schema)} authorization ${db.sql(role)}`;
+        await migrator.unsafe(schemaSql(old, oldSchemaFile.replace(/^CREATE SCHEMA .*$/m, '')));
+        // The premise: PostgreSQL refuses even CREATE SCHEMA IF NOT EXISTS on the existing schema to this user.
+        await expect(migrator`create schema if not exists ${migrator(empty)}`).rejects.toMatchObject({ code: '42501' });
 
-      expect(await applySchema(migrator, empty)).toMatchObject({ from: 0, to: NEWEST, baselined: false });
-      expect(await applySchema(migrator, old)).toMatchObject({ from: 1, to: NEWEST, baselined: true });
-      for (const schema of [empty, old]) expect(await catalogOf(db.sql, schema)).toEqual(newestCatalog);
-    } finally {
-      await migrator.end({ timeout: 5 });
-      for (const schema of [empty, old]) await db.sql`drop schema if exists ${db.sql(schema)} cascade`;
-      await db.sql`drop role ${db.sql(role)}`;
-    }
-  });
+        expect(await applySchema(migrator, empty)).toMatchObject({ from: 0, to: NEWEST, baselined: false });
+        expect(await applySchema(migrator, old)).toMatchObject({ from: 1, to: NEWEST, baselined: true });
+        for (const schema of [empty, old]) expect(await catalogOf(db.sql, schema)).toEqual(newestCatalog);
+      } finally {
+        await migrator.end({ timeout: 5 });
+        for (const schema of [empty, old]) await db.sql`drop schema if exists ${db.sql(schema)} cascade`;
+        await db.sql`drop role ${db.sql(role)}`;
+      }
+    },
+  );
 
   it('should leave a database ahead of this checkout as it is', async () => {
     const schema = workspace.name();
@@ -227,7 +231,8 @@ describe('a schema from before versioned migrations', () => {
     expect(error).toBeInstanceOf(MigrationError);
     const message = (error as Error).message;
     expect(message).toContain(
-      `Schema "${schema}" holds tables but no ${VERSION_TABLE} table, and they differ from what 0001_initial.sql creates`,
+      `Schema "${schema}" holds tables but no ${VERSION_TABLE} table, and they differ from what ` +
+        `0001_initial.sql creates`,
     );
     expect(message).toContain('- column comments.comment_text text');
     expect(message).toContain('+ index CREATE INDEX extra_idx ON courses USING btree (year)');

@@ -53,7 +53,8 @@ beforeAll(async () => {
     await applySchema(sql, 'trace');
     // Autovacuum's workers run transactions in the database too; off, so that every transaction counted is ours.
     for (const table of CONSUMER_TABLES)
-      await sql`alter table ${sql(`trace.${table}`)} set (autovacuum_enabled = false, toast.autovacuum_enabled = false)`;
+      await sql`alter table ${sql(`trace.${table}`)} set (autovacuum_enabled = false,
+        toast.autovacuum_enabled = false)`;
   });
   connectionCost = await calibrate();
   // The embedded test server runs without autovacuum, so every count is exact; a configured server may run it, and
@@ -95,7 +96,10 @@ afterAll(async () => {
   await admin.end({ timeout: 5 });
 });
 
-/** A client on the private database, closed afterwards so that no session of ours is open while transactions are counted. */
+/**
+ * A client on the private database, closed afterwards so that no session of ours is open while transactions are
+ * counted.
+ */
 async function withChecker<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
   const sql = createSql(config.db, { max: 1, connection: { application_name: 'trace-consumer-tests' } });
   try {
@@ -409,13 +413,17 @@ async function readDatabase(sql: Sql) {
   const [processed, courses, pairs, ratings, comments, deadLetters, instructors] = await Promise.all([
     sql`select trace_id, status, kafka_partition, kafka_offset::int from trace.processed_traces order by trace_id`,
     sql`select course_id, trace_id from trace.courses order by course_id`,
-    sql`select c.course_id, i.name, ci.trace_id from trace.course_instructors ci join trace.courses c on c.id = ci.course_id
+    sql`select c.course_id, i.name, ci.trace_id from trace.course_instructors ci join trace.courses c
+      on c.id = ci.course_id
         join trace.instructors i on i.id = ci.instructor_id order by 1, 2`,
-    sql`select c.course_id, i.name, r.trace_id, count(*)::int as n from trace.ratings r join trace.courses c on c.id = r.course_id
+    sql`select c.course_id, i.name, r.trace_id, count(*)::int as n from trace.ratings r join trace.courses c
+      on c.id = r.course_id
         join trace.instructors i on i.id = r.instructor_id group by 1, 2, 3 order by 1, 2, 3`,
-    sql`select c.course_id, i.name, m.trace_id, m.comment_text from trace.comments m join trace.courses c on c.id = m.course_id
+    sql`select c.course_id, i.name, m.trace_id, m.comment_text from trace.comments m join trace.courses c
+      on c.id = m.course_id
         join trace.instructors i on i.id = m.instructor_id order by 1, 2, 3`,
-    sql`select kafka_partition, kafka_offset::int, kafka_timestamp, key, value, header_keys, header_values, reason, trace_id
+    sql`select kafka_partition, kafka_offset::int, kafka_timestamp, key, value, header_keys, header_values,
+      reason, trace_id
         from trace.dead_letters order by 1, 2`,
     sql`select name from trace.instructors order by name`,
   ]);
@@ -521,7 +529,8 @@ let disturbed = 0;
 
 describe('the model of bad input never blocking a partition', () => {
   it(
-    'should settle every batch as the model does, with no failures, within the transaction bound, and replay to no change',
+    'should settle every batch as the model does, with no failures, within the transaction bound, and replay to ' +
+      'no change',
     async () => {
       await fc.assert(
         fc.asyncProperty(batches, async (generated) => {
@@ -577,7 +586,8 @@ describe('the model of bad input never blocking a partition', () => {
   ); // a few seconds a case on a loaded machine, and shrinking a failure takes more
 
   it(
-    'should redrive the same batches, stored as dead letters, to the outcomes and tables of the model, within the savepoint bound',
+    'should redrive the same batches, stored as dead letters, to the outcomes and tables of the model, within ' +
+      'the savepoint bound',
     async () => {
       await fc.assert(
         fc.asyncProperty(batches, async (generated) => {
@@ -589,7 +599,8 @@ describe('the model of bad input never blocking a partition', () => {
             for (const [b, units] of generated.entries()) {
               const firstOffset = 1000 * (b + 1);
               const placed = place(units, firstOffset);
-              // The batch's records stored as dead letters, in event order, as a rule since relaxed would have left them.
+              // The batch's records stored as dead letters, in event order, as a rule since relaxed would have left
+              // them.
               const records = decodeEvent(buildKafkaEvent(units.map(toInput), { firstOffset }));
               const deadLetters = records.map((record) => ({
                 record,
@@ -603,7 +614,8 @@ describe('the model of bad input never blocking a partition', () => {
                 }),
               );
 
-              // Instructors are settled ahead of the redrive batch for every report it holds whose trace id is unclaimed.
+              // Instructors are settled ahead of the redrive batch for every report it holds whose trace id is
+              // unclaimed.
               for (const u of placed)
                 if ((u.kind === 'survey' || u.kind === 'rejected_survey') && !model.claims.has(u.traceId))
                   referenced.add(u.instructor);
@@ -617,7 +629,8 @@ describe('the model of bad input never blocking a partition', () => {
               expect(response.done).toBe(true);
 
               // (a) each letter as the model says; a report PostgreSQL rejects is written even after its trace id was
-              // stored in the batch (a redrive writes every copy, one round after another), so it is always db_rejected.
+              // stored in the batch (a redrive writes every copy, one round after another), so it is always
+              // db_rejected.
               expect(response.letters.map((l) => `${l.partition}/${l.offset}`)).toEqual(
                 placed.map((u) => `${u.partition}/${u.offset}`),
               );

@@ -20,46 +20,53 @@ beforeAll(async () => {
 afterAll(() => db.close());
 
 describe('logs and metrics of real invocations', () => {
-  it('should log one summary with counts that add up, partitions, offsets and duration, and one warning per dead letter', async () => {
-    const handler = await coldStart('consumer', db);
-    const event = mixed();
-    const first = await captureLogs(() => handler(event, lambdaContext()));
-    const lines = first.logs.filter((l) => !isMetrics(l));
+  it(
+    'should log one summary with counts that add up, partitions, offsets and duration, and one warning per ' +
+      'dead letter',
+    async () => {
+      const handler = await coldStart('consumer', db);
+      const event = mixed();
+      const first = await captureLogs(() => handler(event, lambdaContext()));
+      const lines = first.logs.filter((l) => !isMetrics(l));
 
-    const summary = lines.find((l) => l.message === 'batch processed')!;
-    expect(summary).toMatchObject({
-      level: 'info',
-      service: 'trace-consumer',
-      coldStart: true,
-      requestId: expect.stringMatching(/^req-/),
-    });
-    expect(COUNT_FIELDS.reduce((sum, f) => sum + (summary[f] as number), 0)).toBe(summary.received);
-    expect(summary.received).toBe(9);
-    expect(summary.partitions).toEqual({
-      'trace-survey-processed-0': { first: 40, last: 44, records: 5 },
-      'trace-survey-processed-1': { first: 40, last: 43, records: 4 },
-    });
-    expect(summary.durationMs).toEqual(expect.any(Number));
-    expect(summary.oldestRecordAgeMs).toBeGreaterThan(Date.now() - 1_700_000_000_000 - 60_000);
-
-    const warnings = lines.filter((l) => l.level === 'warn');
-    expect(warnings).toHaveLength(5);
-    for (const w of warnings) {
-      expect(w).toMatchObject({
-        message: 'record dead-lettered',
-        topic: 'trace-survey-processed',
-        partition: expect.any(Number),
-        offset: expect.any(Number),
-        reason: expect.any(String),
+      const summary = lines.find((l) => l.message === 'batch processed')!;
+      expect(summary).toMatchObject({
+        level: 'info',
+        service: 'trace-consumer',
+        coldStart: true,
+        requestId: expect.stringMatching(/^req-/),
       });
-      expect(w).toHaveProperty('traceId');
-    }
-    // Every line carries the request id and the cold-start flag.
-    for (const l of lines) expect(l).toMatchObject({ requestId: summary.requestId, coldStart: true });
+      expect(COUNT_FIELDS.reduce((sum, f) => sum + (summary[f] as number), 0)).toBe(summary.received);
+      expect(summary.received).toBe(9);
+      expect(summary.partitions).toEqual({
+        'trace-survey-processed-0': { first: 40, last: 44, records: 5 },
+        'trace-survey-processed-1': { first: 40, last: 43, records: 4 },
+      });
+      expect(summary.durationMs).toEqual(expect.any(Number));
+      expect(summary.oldestRecordAgeMs).toBeGreaterThan(Date.now() - 1_700_000_000_000 - 60_000);
 
-    const second = await captureLogs(() => handler(event, lambdaContext()));
-    expect(second.logs.find((l) => l.message === 'batch processed')).toMatchObject({ coldStart: false, duplicates: 4 });
-  });
+      const warnings = lines.filter((l) => l.level === 'warn');
+      expect(warnings).toHaveLength(5);
+      for (const w of warnings) {
+        expect(w).toMatchObject({
+          message: 'record dead-lettered',
+          topic: 'trace-survey-processed',
+          partition: expect.any(Number),
+          offset: expect.any(Number),
+          reason: expect.any(String),
+        });
+        expect(w).toHaveProperty('traceId');
+      }
+      // Every line carries the request id and the cold-start flag.
+      for (const l of lines) expect(l).toMatchObject({ requestId: summary.requestId, coldStart: true });
+
+      const second = await captureLogs(() => handler(event, lambdaContext()));
+      expect(second.logs.find((l) => l.message === 'batch processed')).toMatchObject({
+        coldStart: false,
+        duplicates: 4,
+      });
+    },
+  );
 
   it('should emit EMF metrics whose values match the summary, with service and topic dimensions', async () => {
     const handler = await coldStart('consumer', db);
@@ -90,18 +97,21 @@ describe('logs and metrics of real invocations', () => {
     expect(metrics!.OldestRecordAge as number).toBeLessThanOrEqual(Date.now() - oldest);
   });
 
-  it('should keep metrics but drop info lines at LOG_LEVEL=error, and count failures when the database is down', async () => {
-    const handler = await coldStart('consumer', db, { LOG_LEVEL: 'error', DB_PORT: '1', MAX_RETRIES: '0' });
-    const run = await captureLogs(() => handler(mixed(), lambdaContext()));
-    expect(run.error).toMatchObject({ name: 'BatchFailedError' });
-    expect(run.logs.some((l) => l.level === 'info' || l.level === 'warn')).toBe(false);
-    expect(run.logs.find((l) => l.level === 'error')).toMatchObject({
-      message: 'database write failed; the records are reported for retry',
-      failure: 'transient',
-      coldStart: true,
-    });
-    expect(run.logs.find(isMetrics)).toMatchObject({ RecordsReceived: 9, RecordsFailed: 9, RecordsStored: 0 });
-  });
+  it(
+    'should keep metrics but drop info lines at LOG_LEVEL=error, and count failures when the database is ' + 'down',
+    async () => {
+      const handler = await coldStart('consumer', db, { LOG_LEVEL: 'error', DB_PORT: '1', MAX_RETRIES: '0' });
+      const run = await captureLogs(() => handler(mixed(), lambdaContext()));
+      expect(run.error).toMatchObject({ name: 'BatchFailedError' });
+      expect(run.logs.some((l) => l.level === 'info' || l.level === 'warn')).toBe(false);
+      expect(run.logs.find((l) => l.level === 'error')).toMatchObject({
+        message: 'database write failed; the records are reported for retry',
+        failure: 'transient',
+        coldStart: true,
+      });
+      expect(run.logs.find(isMetrics)).toMatchObject({ RecordsReceived: 9, RecordsFailed: 9, RecordsStored: 0 });
+    },
+  );
 
   it('should never log comment text or other message content at info', async () => {
     const handler = await coldStart('consumer', db, { LOG_LEVEL: 'info' });

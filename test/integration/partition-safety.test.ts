@@ -42,7 +42,9 @@ async function run(records: readonly RecordInput[], partitions = 1) {
  */
 const bound = (n: number, k: number) => 1 + 1 + k * (2 * Math.ceil(Math.log2(n)) + 1);
 
-/** Valid ISO-8601, but year 0 is outside PostgreSQL's timestamptz: the database rejects the report, validation cannot. */
+/**
+ * Valid ISO-8601, but year 0 is outside PostgreSQL's timestamptz: the database rejects the report, validation cannot.
+ */
 const rejected = (traceId?: string) =>
   surveyMessage({ processedAt: '0000-06-15T00:00:00Z', ...(traceId ? { traceId } : {}) });
 const KINDS: Record<string, () => RecordInput> = {
@@ -142,7 +144,8 @@ describe('the dead-letter path', () => {
 
   it('should write a minimal row (bytes and reason) when PostgreSQL still rejects the full one', async () => {
     // A constraint the consumer does not know about stands for any rejection of the full row.
-    await db.sql`alter table ${table('dead_letters')} add constraint few_headers check (cardinality(header_keys) < 3) not valid`;
+    await db.sql`alter table ${table('dead_letters')} add constraint few_headers check
+      (cardinality(header_keys) < 3) not valid`;
     try {
       const records = [
         { value: null, key: 'k', headers: binaryHeaders },
@@ -153,7 +156,8 @@ describe('the dead-letter path', () => {
       expect(result.result?.summary).toMatchObject({ failed: 0, deadLettered: 2, stored: 1 });
       const rows = await db.sql`
         select reason, detail, key, value, cardinality(header_keys) as headers from ${table('dead_letters')}
-        where kafka_offset = any(${result.result!.outcomes.map((o) => o.record.offset)}) and kafka_partition = 0 order by kafka_offset`;
+        where kafka_offset = any(${result.result!.outcomes.map((o) => o.record.offset)})
+          and kafka_partition = 0 order by kafka_offset`;
       expect(rows.map((r) => [r.reason, r.headers])).toEqual([
         ['tombstone', 0],
         ['db_rejected', 0],
@@ -166,12 +170,15 @@ describe('the dead-letter path', () => {
     }
   });
 
-  it("should keep a readable trace id on an invalid_message dead letter and a null timestamp for Kafka's -1", async () => {
-    const result = await run([{ value: { traceId: ' kept-trace ', course: 'not an object' }, timestamp: -1 }]);
-    const [row] =
-      await db.sql`select reason, trace_id, kafka_timestamp from ${table('dead_letters')} where kafka_offset = ${result.result!.outcomes[0]!.record.offset}`;
-    expect(row).toEqual({ reason: 'invalid_message', trace_id: 'kept-trace', kafka_timestamp: null });
-  });
+  it(
+    "should keep a readable trace id on an invalid_message dead letter and a null timestamp for Kafka's " + '-1',
+    async () => {
+      const result = await run([{ value: { traceId: ' kept-trace ', course: 'not an object' }, timestamp: -1 }]);
+      const [row] = await db.sql`select reason, trace_id, kafka_timestamp from ${table('dead_letters')}
+        where kafka_offset = ${result.result!.outcomes[0]!.record.offset}`;
+      expect(row).toEqual({ reason: 'invalid_message', trace_id: 'kept-trace', kafka_timestamp: null });
+    },
+  );
 });
 
 describe('a corrected resend in the same batch', () => {
@@ -249,14 +256,15 @@ const onlyEquivalence = (s: Awaited<ReturnType<typeof snapshot>>) => ({
 describe('exact ids', () => {
   it('should store integer ids beyond 2^53 with their exact digits, two neighbours as two traces', async () => {
     const message = (traceId: string, courseId: string) =>
-      `{"traceId": ${traceId}, "course": {"courseId": ${courseId}}, "instructor": {"name": "Big Ids"}, "processedAt": "2024-01-01T00:00:00Z"}`;
+      `{"traceId": ${traceId}, "course": {"courseId": ${courseId}}, "instructor": {"name": "Big Ids"}, ` +
+      `"processedAt": "2024-01-01T00:00:00Z"}`;
     const result = await run([
       { value: message('9007199254740993', '12345678901234567891') },
       { value: message('9007199254740992', '12345678901234567890') },
     ]);
     expect(result.result?.summary).toMatchObject({ stored: 2, duplicates: 0 });
-    const rows =
-      await db.sql`select trace_id, course_id from ${table('courses')} where trace_id like '900719925474099%' order by trace_id`;
+    const rows = await db.sql`select trace_id, course_id from ${table('courses')} where trace_id like '900719925474099%'
+        order by trace_id`;
     expect(rows).toEqual([
       { trace_id: '9007199254740992', course_id: '12345678901234567890' },
       { trace_id: '9007199254740993', course_id: '12345678901234567891' },

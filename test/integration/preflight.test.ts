@@ -93,7 +93,8 @@ describe('npm run preflight', () => {
         expect(run.stdout).toContain(`FAIL kafka mtls secret: ${KAFKA_OK} has no "certificate" or "privateKey"`);
       else
         expect(run.stdout).toContain(
-          `FAIL kafka secret: KAFKA_AUTH must be one of sasl, sasl-scram, sasl-scram-512, sasl-scram-256, sasl-plain, mtls (got "${auth}")`,
+          `FAIL kafka secret: KAFKA_AUTH must be one of sasl, sasl-scram, sasl-scram-512, sasl-scram-256, ` +
+            `sasl-plain, mtls (got "${auth}")`,
         );
     },
   );

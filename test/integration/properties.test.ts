@@ -76,7 +76,8 @@ describe('hostile batches against the real database', () => {
               input.comments.map((c: { commentText: string }) => storableText(c.commentText)),
             );
             const [instructor] =
-              await db.sql`select i.name from ${table('course_instructors')} ci join ${table('instructors')} i on i.id = ci.instructor_id where ci.trace_id = ${o.traceId}`;
+              await db.sql`select i.name from ${table('course_instructors')} ci join ${table('instructors')} i
+                on i.id = ci.instructor_id where ci.trace_id = ${o.traceId}`;
             expect(instructor?.name).toBe(normaliseName(storableText(input.instructor.name)));
           }
         },

@@ -44,13 +44,16 @@ async function differencesFromMigrations(text: string): Promise<string[]> {
 }
 
 describe('schema.sql', () => {
-  it('should build the same tables, columns, constraints, indexes and version rows as applying every migration', async () => {
-    expect(
-      await differencesFromMigrations(schemaFile),
-      'schema.sql must equal migrations/: update it, its version rows and its "newest" number',
-    ).toEqual([]);
-    expect(migrated.catalog.length).toBeGreaterThan(50); // the comparison covers the real catalog, not an empty one
-  });
+  it(
+    'should build the same tables, columns, constraints, indexes and version rows as applying every ' + 'migration',
+    async () => {
+      expect(
+        await differencesFromMigrations(schemaFile),
+        'schema.sql must equal migrations/: update it, its version rows and its "newest" number',
+      ).toEqual([]);
+      expect(migrated.catalog.length).toBeGreaterThan(50); // the comparison covers the real catalog, not an empty one
+    },
+  );
 
   // Each alteration is one kind of drift; the comparison must notice every one.
   const alterations: [string, (text: string) => string][] = [
@@ -123,29 +126,35 @@ describe('schema.sql', () => {
     expect(await versionRows(db.sql, schema)).toEqual(migrated.versions);
   });
 
-  it('should refuse a schema at any earlier version, or from before versioned migrations, and say to run npm run db:apply', async () => {
-    const cases: { label: string; schema: string; message: RegExp }[] = [];
-    for (let version = 1; version < NEWEST; version++) {
+  it(
+    'should refuse a schema at any earlier version, or from before versioned migrations, and say to run npm ' +
+      'run db:apply',
+    async () => {
+      const cases: { label: string; schema: string; message: RegExp }[] = [];
+      for (let version = 1; version < NEWEST; version++) {
+        cases.push({
+          label: `version ${version}`,
+          schema: await schemaAtVersion(db.sql, workspace, version),
+          message: new RegExp(
+            `is at version ${version}, schema.sql is version ${NEWEST}: upgrade it with npm run db:apply`,
+          ),
+        });
+      }
+      const old = workspace.name();
+      await db.sql.unsafe(
+        schemaSql(old, readFileSync(join(__dirname, '../fixtures/pre-migration-schema.sql'), 'utf8')),
+      );
       cases.push({
-        label: `version ${version}`,
-        schema: await schemaAtVersion(db.sql, workspace, version),
-        message: new RegExp(
-          `is at version ${version}, schema.sql is version ${NEWEST}: upgrade it with npm run db:apply`,
-        ),
+        label: 'pre-migration',
+        schema: old,
+        message: /has tables but no schema_migrations table: run npm run db:apply/,
       });
-    }
-    const old = workspace.name();
-    await db.sql.unsafe(schemaSql(old, readFileSync(join(__dirname, '../fixtures/pre-migration-schema.sql'), 'utf8')));
-    cases.push({
-      label: 'pre-migration',
-      schema: old,
-      message: /has tables but no schema_migrations table: run npm run db:apply/,
-    });
 
-    for (const { label, schema, message } of cases) {
-      const before = await catalogOf(db.sql, schema);
-      await expect(db.sql.unsafe(schemaSql(schema)), label).rejects.toThrow(message);
-      expect(await catalogOf(db.sql, schema), label).toEqual(before);
-    }
-  });
+      for (const { label, schema, message } of cases) {
+        const before = await catalogOf(db.sql, schema);
+        await expect(db.sql.unsafe(schemaSql(schema)), label).rejects.toThrow(message);
+        expect(await catalogOf(db.sql, schema), label).toEqual(before);
+      }
+    },
+  );
 });

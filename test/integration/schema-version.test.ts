@@ -81,7 +81,8 @@ describe('the consumer', () => {
   it('should fail fast on a database behind the code, write nothing, and work once npm run db:apply ran', async () => {
     for (const { label, schema, version } of await behindSchemas()) {
       const handler = await coldStart('consumer', db, { DB_SCHEMA: schema });
-      const before = await storedTraces(schema); // a schema at an earlier version holds the fixture rows of that version
+      // a schema at an earlier version holds the fixture rows of that version
+      const before = await storedTraces(schema);
       const failed = await captureLogs(() => handler(event, lambdaContext()));
       expect(failed.error, label).toMatchObject({ code: 'SCHEMA_VERSION_MISMATCH', message: behindMessage(version) });
       expect(
@@ -98,26 +99,31 @@ describe('the consumer', () => {
     }
   });
 
-  it('should run on a database ahead of it through compatible migrations, and refuse one with an incompatible one', async () => {
-    const compatible = await aheadSchema(true);
-    const ok = await captureLogs(async () =>
-      (await coldStart('consumer', db, { DB_SCHEMA: compatible }))(event, lambdaContext()),
-    );
-    expect(ok.value).toEqual({ batchItemFailures: [] });
-    expect(
-      ok.logs.find((l) => l.message === 'database schema is ahead of the code, and compatible with it'),
-    ).toMatchObject({ current: NEWEST + 1, required: NEWEST });
+  it(
+    'should run on a database ahead of it through compatible migrations, and refuse one with an incompatible ' + 'one',
+    async () => {
+      const compatible = await aheadSchema(true);
+      const ok = await captureLogs(async () =>
+        (await coldStart('consumer', db, { DB_SCHEMA: compatible }))(event, lambdaContext()),
+      );
+      expect(ok.value).toEqual({ batchItemFailures: [] });
+      expect(
+        ok.logs.find((l) => l.message === 'database schema is ahead of the code, and compatible with it'),
+      ).toMatchObject({ current: NEWEST + 1, required: NEWEST });
 
-    const incompatible = await aheadSchema(false);
-    const refused = await captureLogs(async () =>
-      (await coldStart('consumer', db, { DB_SCHEMA: incompatible }))(event, lambdaContext()),
-    );
-    expect(refused.error).toMatchObject({
-      code: 'SCHEMA_VERSION_MISMATCH',
-      message: `schema version ${NEWEST + 1}, needs ${NEWEST}: migration ${NEWEST + 1} is not marked compatible with older code; deploy code built for schema version ${NEWEST + 1}`,
-    });
-    expect(await storedTraces(incompatible)).toBe(0);
-  });
+      const incompatible = await aheadSchema(false);
+      const refused = await captureLogs(async () =>
+        (await coldStart('consumer', db, { DB_SCHEMA: incompatible }))(event, lambdaContext()),
+      );
+      expect(refused.error).toMatchObject({
+        code: 'SCHEMA_VERSION_MISMATCH',
+        message:
+          `schema version ${NEWEST + 1}, needs ${NEWEST}: migration ${NEWEST + 1} is not marked compatible ` +
+          `with older code; deploy code built for schema version ${NEWEST + 1}`,
+      });
+      expect(await storedTraces(incompatible)).toBe(0);
+    },
+  );
 
   it('should check once per execution environment after a success, and again in a new one', async () => {
     const schema = workspace.name();

@@ -28,7 +28,9 @@ async function createWriter(db: TestDatabase, password: string): Promise<string>
   return role;
 }
 
-/** Environment for a function whose credentials live only in the secret: DB_USER and DB_PASSWORD are wrong on purpose. */
+/**
+ * Environment for a function whose credentials live only in the secret: DB_USER and DB_PASSWORD are wrong on purpose.
+ */
 function secretEnv(extra: Record<string, string> = {}) {
   return {
     ...secretsManager.env(),

@@ -57,7 +57,8 @@ describe('a mixed batch', () => {
     const rows = await db.sql<
       { kafka_partition: number; kafka_offset: string; key: Buffer | null; value: Buffer | null; reason: string }[]
     >`
-      select kafka_partition, kafka_offset, key, value, reason from ${table('dead_letters')} order by kafka_partition, kafka_offset`;
+      select kafka_partition, kafka_offset, key, value, reason from ${table('dead_letters')}
+        order by kafka_partition, kafka_offset`;
     expect(rows.map((r) => r.reason)).toEqual([
       'invalid_utf8',
       'not_an_object',
@@ -294,7 +295,8 @@ describe('instructors and courses', () => {
 describe('a message the database rejects', () => {
   it('should be dead-lettered as db_rejected while the rest of the batch is stored', async () => {
     // A constraint the consumer does not know about stands for any rejection validation cannot foresee.
-    await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct from 'poison')`;
+    await db.sql`alter table ${table('courses')} add constraint no_poison check (course_name is distinct
+      from 'poison')`;
     const good = Array.from({ length: 7 }, () => surveyMessage());
     const poison = surveyMessage({}, { courseId: 'POISON-1', courseName: 'poison' });
     const event = buildKafkaEvent(

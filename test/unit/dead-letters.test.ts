@@ -80,40 +80,43 @@ describe('decodeBytes', () => {
       ),
     );
   });
-  it('should never show an id beyond 2^53 with other digits, nor refuse JSON that starts with a byte order mark', () => {
-    fc.assert(
-      fc.property(
-        fc.bigInt({ min: 2n ** 53n + 1n, max: 10n ** 30n }),
-        fc.boolean(),
-        fc.boolean(),
-        (id, negative, bom) => {
-          const digits = `${negative ? '-' : ''}${id}`;
-          const text = `{"traceId": ${digits}, "course": {"courseId": ${digits}}, "n": 1.5}`;
-          const decoded = decodeBytes(Buffer.from(`${bom ? '\ufeff' : ''}${text}`));
-          // JSON.parse would round the id: the operator reads the text as written instead (the BOM left out).
-          const shown = decoded.format === 'text' ? decoded.text : '';
-          expect(decoded.format).toBe('text');
-          expect(shown).toContain(`"traceId": ${digits}`);
-        },
-      ),
-    );
-    // Parsed, 100,000 levels would overflow JSON.stringify, which writes the response: shown as text instead.
-    for (const deep of [
-      `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
-      `${'{"a":['.repeat(50_000)}12345678901234567890${']}'.repeat(50_000)}`,
-    ]) {
-      const shown = decodeBytes(Buffer.from(deep));
-      expect(shown.format).toBe('text');
-      expect(JSON.stringify(shown).length).toBeGreaterThan(deep.length);
-    }
-    expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH)}${']'.repeat(SHOWN_DEPTH)}`)).format).toBe('json');
-    expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH + 1)}${']'.repeat(SHOWN_DEPTH + 1)}`)).format).toBe(
-      'text',
-    );
-    expect(decodeBytes(Buffer.from(JSON.stringify(Array(300_000).fill(1)))).format).toBe('json');
-    const withBom = Buffer.from('\ufeff{"a": 1}');
-    expect(decodeBytes(withBom)).toEqual({ format: 'json', bytes: withBom.length, json: { a: 1 } });
-  });
+  it(
+    'should never show an id beyond 2^53 with other digits, nor refuse JSON that starts with a byte order ' + 'mark',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.bigInt({ min: 2n ** 53n + 1n, max: 10n ** 30n }),
+          fc.boolean(),
+          fc.boolean(),
+          (id, negative, bom) => {
+            const digits = `${negative ? '-' : ''}${id}`;
+            const text = `{"traceId": ${digits}, "course": {"courseId": ${digits}}, "n": 1.5}`;
+            const decoded = decodeBytes(Buffer.from(`${bom ? '\ufeff' : ''}${text}`));
+            // JSON.parse would round the id: the operator reads the text as written instead (the BOM left out).
+            const shown = decoded.format === 'text' ? decoded.text : '';
+            expect(decoded.format).toBe('text');
+            expect(shown).toContain(`"traceId": ${digits}`);
+          },
+        ),
+      );
+      // Parsed, 100,000 levels would overflow JSON.stringify, which writes the response: shown as text instead.
+      for (const deep of [
+        `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+        `${'{"a":['.repeat(50_000)}12345678901234567890${']}'.repeat(50_000)}`,
+      ]) {
+        const shown = decodeBytes(Buffer.from(deep));
+        expect(shown.format).toBe('text');
+        expect(JSON.stringify(shown).length).toBeGreaterThan(deep.length);
+      }
+      expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH)}${']'.repeat(SHOWN_DEPTH)}`)).format).toBe('json');
+      expect(decodeBytes(Buffer.from(`${'['.repeat(SHOWN_DEPTH + 1)}${']'.repeat(SHOWN_DEPTH + 1)}`)).format).toBe(
+        'text',
+      );
+      expect(decodeBytes(Buffer.from(JSON.stringify(Array(300_000).fill(1)))).format).toBe('json');
+      const withBom = Buffer.from('\ufeff{"a": 1}');
+      expect(decodeBytes(withBom)).toEqual({ format: 'json', bytes: withBom.length, json: { a: 1 } });
+    },
+  );
 });
 
 describe('fitToBytes', () => {
@@ -167,7 +170,8 @@ describe('toKafkaRecord', () => {
           headers: fc.array(fc.record({ key: fc.string(), value: fc.uint8Array().map((b) => Buffer.from(b)) })),
         }),
         (record) => {
-          // What the consumer writes (bytes as hex), read back as postgres.js returns it: bytea as Buffer, bigint as text.
+          // What the consumer writes (bytes as hex), read back as postgres.js returns it: bytea as Buffer, bigint as
+          // text.
           const row = deadLetterRow(record, 'invalid_json', 'detail');
           const bytes = (hex: string) => Buffer.from(hex, 'hex');
           const stored = {

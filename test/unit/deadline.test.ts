@@ -37,13 +37,16 @@ describe('raceDeadline', () => {
     expect(calls).toBe(0);
   });
 
-  it('should time out at once for a deadline already past, and leave a late rejection of the work handled', async () => {
-    let reject!: (error: Error) => void;
-    const work = new Promise<number>((_, r) => (reject = r));
-    await expect(raceDeadline(work, Date.now() - 1, () => new Late())).rejects.toBeInstanceOf(Late);
-    reject(new Error('late')); // an unhandled rejection here would fail the run
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  });
+  it(
+    'should time out at once for a deadline already past, and leave a late rejection of the work ' + 'handled',
+    async () => {
+      let reject!: (error: Error) => void;
+      const work = new Promise<number>((_, r) => (reject = r));
+      await expect(raceDeadline(work, Date.now() - 1, () => new Late())).rejects.toBeInstanceOf(Late);
+      reject(new Error('late')); // an unhandled rejection here would fail the run
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    },
+  );
 
   it('should return the work itself when nothing bounds it', () => {
     const work = Promise.resolve(3);

@@ -169,8 +169,10 @@ describe('documentation checks', () => {
         : d,
     );
     expect(brokenLinks(changed, root).filter((p) => !brokenLinks(docs, root).includes(p))).toEqual([
-      'README.md: link to docs/design.md#guarantees-and-how-they-are-tested: no heading #guarantees-and-how-they-are-tested in docs/design.md',
-      'docs/design.md: link to #guarantees-and-how-they-are-tested: no heading #guarantees-and-how-they-are-tested in docs/design.md',
+      'README.md: link to docs/design.md#guarantees-and-how-they-are-tested: no heading ' +
+        '#guarantees-and-how-they-are-tested in docs/design.md',
+      'docs/design.md: link to #guarantees-and-how-they-are-tested: no heading ' +
+        '#guarantees-and-how-they-are-tested in docs/design.md',
     ]);
   });
 
@@ -195,7 +197,9 @@ describe('documentation checks', () => {
       },
       {
         path: 'docs/a.md',
-        text: '## Tables and `columns`\n\n[back](../README.md#title) [bad](../README.md#nope) [self](#tables-and-columns)',
+        text:
+          '## Tables and `columns`\n\n[back](../README.md#title) [bad](../README.md#nope) ' +
+          '[self](#tables-and-columns)',
       },
     ];
     expect(brokenLinks(files, root, (path) => path.endsWith('README.md') || path.endsWith('docs/a.md'))).toEqual([

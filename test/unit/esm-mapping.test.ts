@@ -62,43 +62,47 @@ describe('toLambdaEvent', () => {
     }
   });
 
-  it('should encode key and value in base64, leave them out when null, and keep every header byte and repeat in order', () => {
-    fc.assert(
-      fc.property(
-        fc.option(fc.uint8Array({ maxLength: 64 }), { nil: null }),
-        fc.option(fc.uint8Array({ maxLength: 256 }), { nil: null }),
-        fc.array(fc.tuple(fc.constantFrom('content-type', 'trace-bin', 'x'), fc.uint8Array({ maxLength: 16 })), {
-          maxLength: 6,
-        }),
-        fc.constantFrom('CREATE_TIME' as const, 'LOG_APPEND_TIME' as const),
-        (key, value, headers, timestampType) => {
-          const polled = record({
-            key: key && Buffer.from(key),
-            value: value && Buffer.from(value),
-            headers: headers.map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as const),
-            timestampType,
-          });
-          const event = toLambdaEvent([polled], { kind: 'self-managed', bootstrapServers: 'k:9092' });
-          const wire = event.records[`${TOPIC}-0`]![0]!;
-          expect('key' in wire).toBe(key !== null);
-          expect('value' in wire).toBe(value !== null);
-          if (key) expect(Buffer.from(wire.key!, 'base64')).toEqual(Buffer.from(key));
-          if (value) expect(Buffer.from(wire.value!, 'base64')).toEqual(Buffer.from(value));
-          expect(wire.headers).toEqual(headers.map(([k, v]) => ({ [k]: [...v] })));
-          expect(wire).toMatchObject({ timestamp: polled.timestamp, timestampType });
-          // The consumer's own decoder reads back what was built.
-          const [decoded] = decodeEvent(event);
-          expect(decoded).toMatchObject({
-            topic: TOPIC,
-            partition: 0,
-            offset: polled.offset,
-            timestamp: polled.timestamp,
-          });
-          expect(decoded?.value).toEqual(value === null ? null : Buffer.from(value));
-        },
-      ),
-    );
-  });
+  it(
+    'should encode key and value in base64, leave them out when null, and keep every header byte and repeat in ' +
+      'order',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.option(fc.uint8Array({ maxLength: 64 }), { nil: null }),
+          fc.option(fc.uint8Array({ maxLength: 256 }), { nil: null }),
+          fc.array(fc.tuple(fc.constantFrom('content-type', 'trace-bin', 'x'), fc.uint8Array({ maxLength: 16 })), {
+            maxLength: 6,
+          }),
+          fc.constantFrom('CREATE_TIME' as const, 'LOG_APPEND_TIME' as const),
+          (key, value, headers, timestampType) => {
+            const polled = record({
+              key: key && Buffer.from(key),
+              value: value && Buffer.from(value),
+              headers: headers.map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as const),
+              timestampType,
+            });
+            const event = toLambdaEvent([polled], { kind: 'self-managed', bootstrapServers: 'k:9092' });
+            const wire = event.records[`${TOPIC}-0`]![0]!;
+            expect('key' in wire).toBe(key !== null);
+            expect('value' in wire).toBe(value !== null);
+            if (key) expect(Buffer.from(wire.key!, 'base64')).toEqual(Buffer.from(key));
+            if (value) expect(Buffer.from(wire.value!, 'base64')).toEqual(Buffer.from(value));
+            expect(wire.headers).toEqual(headers.map(([k, v]) => ({ [k]: [...v] })));
+            expect(wire).toMatchObject({ timestamp: polled.timestamp, timestampType });
+            // The consumer's own decoder reads back what was built.
+            const [decoded] = decodeEvent(event);
+            expect(decoded).toMatchObject({
+              topic: TOPIC,
+              partition: 0,
+              offset: polled.offset,
+              timestamp: polled.timestamp,
+            });
+            expect(decoded?.value).toEqual(value === null ? null : Buffer.from(value));
+          },
+        ),
+      );
+    },
+  );
 });
 
 describe('decide', () => {

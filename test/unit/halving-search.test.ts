@@ -56,38 +56,41 @@ beforeEach(() => {
 afterEach(() => unsubscribe(HALVING_ATTEMPT_CHANNEL, listener));
 
 describe('the halving search', () => {
-  it('should find exactly the rejected items, in order, settling every item once, within 1 + 2k⌈log2 n⌉ attempts', async () => {
-    const lists = fc.integer({ min: 0, max: 300 }).chain((n) =>
-      fc.tuple(
-        fc.constant(n),
-        fc.subarray(
-          Array.from({ length: n }, (_, i) => i),
-          { maxLength: Math.min(n, 12) },
+  it(
+    'should find exactly the rejected items, in order, settling every item once, ' + 'within 1 + 2k⌈log2 n⌉ attempts',
+    async () => {
+      const lists = fc.integer({ min: 0, max: 300 }).chain((n) =>
+        fc.tuple(
+          fc.constant(n),
+          fc.subarray(
+            Array.from({ length: n }, (_, i) => i),
+            { maxLength: Math.min(n, 12) },
+          ),
         ),
-      ),
-    );
-    await fc.assert(
-      fc.asyncProperty(lists, async ([n, rejectedList]) => {
-        published.length = 0;
-        const items = Array.from({ length: n }, (_, i) => i);
-        const rejected = new Set(rejectedList);
-        const limit = bound(n, rejected.size);
-        const { search, attempts, settledOnce } = steps(rejected, limit);
+      );
+      await fc.assert(
+        fc.asyncProperty(lists, async ([n, rejectedList]) => {
+          published.length = 0;
+          const items = Array.from({ length: n }, (_, i) => i);
+          const rejected = new Set(rejectedList);
+          const limit = bound(n, rejected.size);
+          const { search, attempts, settledOnce } = steps(rejected, limit);
 
-        const results = await halvingSearch(items, search, 'consumer');
+          const results = await halvingSearch(items, search, 'consumer');
 
-        expect(results.map((r) => r.item)).toEqual(items);
-        expect(results.filter((r) => r.outcome === 'rejected').map((r) => r.item)).toEqual(rejectedList);
-        expect([...settledOnce.values()].every((times) => times === 1)).toBe(true);
-        expect(settledOnce.size).toBe(n);
-        expect(attempts.length).toBeLessThanOrEqual(limit);
-        expect(attempts.every((list) => list.length > 0)).toBe(true);
-        // The channel sees every attempt, with its caller and size: what the model test counts for redrive.
-        expect(published).toEqual(attempts.map((list) => ({ caller: 'consumer', size: list.length })));
-      }),
-      { numRuns: runs(300) },
-    );
-  });
+          expect(results.map((r) => r.item)).toEqual(items);
+          expect(results.filter((r) => r.outcome === 'rejected').map((r) => r.item)).toEqual(rejectedList);
+          expect([...settledOnce.values()].every((times) => times === 1)).toBe(true);
+          expect(settledOnce.size).toBe(n);
+          expect(attempts.length).toBeLessThanOrEqual(limit);
+          expect(attempts.every((list) => list.length > 0)).toBe(true);
+          // The channel sees every attempt, with its caller and size: what the model test counts for redrive.
+          expect(published).toEqual(attempts.map((list) => ({ caller: 'consumer', size: list.length })));
+        }),
+        { numRuns: runs(300) },
+      );
+    },
+  );
 
   it('should hand the whole list to failAll, without splitting it, when the failure is not a rejection', async () => {
     const failed: number[][] = [];

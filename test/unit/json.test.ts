@@ -41,25 +41,33 @@ describe('parseJson', () => {
     expect(() => parseJson('{"a": 12345678901234567890')).toThrow(SyntaxError);
   });
 
-  it('should agree with JSON.parse on any JSON, escapes, whitespace and repeated keys included, up to the kept digits', () => {
-    const withBigIntegers = fc
-      .tuple(fc.jsonValue({ maxDepth: 3 }), fc.array(unsafeDigits, { maxLength: 3 }), fc.constantFrom('', ' ', '\n\t'))
-      .map(([value, digits, space]) => {
-        const text = JSON.stringify({ value, digits: 0, again: 'x', [`\\u0000 "${space}`]: [] }, null, space.length);
-        return (
-          text
-            .replace('"digits": 0', `"digits": [${digits.join(',')}]`)
-            .replace('"digits":0', `"digits":[${digits.join(',')}]`) + space
-        );
-      });
-    fc.assert(
-      fc.property(withBigIntegers, (text) => {
-        const exact = parseJson(text) as { digits: ExactInteger[] };
-        expect(rounded(exact)).toEqual(JSON.parse(text));
-        for (const d of exact.digits) expect(d).toBeInstanceOf(ExactInteger);
-      }),
-    );
-  });
+  it(
+    'should agree with JSON.parse on any JSON, escapes, whitespace and repeated keys included, up to the kept ' +
+      'digits',
+    () => {
+      const withBigIntegers = fc
+        .tuple(
+          fc.jsonValue({ maxDepth: 3 }),
+          fc.array(unsafeDigits, { maxLength: 3 }),
+          fc.constantFrom('', ' ', '\n\t'),
+        )
+        .map(([value, digits, space]) => {
+          const text = JSON.stringify({ value, digits: 0, again: 'x', [`\\u0000 "${space}`]: [] }, null, space.length);
+          return (
+            text
+              .replace('"digits": 0', `"digits": [${digits.join(',')}]`)
+              .replace('"digits":0', `"digits":[${digits.join(',')}]`) + space
+          );
+        });
+      fc.assert(
+        fc.property(withBigIntegers, (text) => {
+          const exact = parseJson(text) as { digits: ExactInteger[] };
+          expect(rounded(exact)).toEqual(JSON.parse(text));
+          for (const d of exact.digits) expect(d).toBeInstanceOf(ExactInteger);
+        }),
+      );
+    },
+  );
 });
 
 describe('parseJson on ordinary messages', () => {

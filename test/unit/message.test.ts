@@ -239,7 +239,8 @@ describe('parseMessage', () => {
 
   it('should keep the exact digits of integer ids beyond 2^53, so different ids stay different', () => {
     const text = (traceId: string, courseId: string) =>
-      `{"traceId": ${traceId}, "course": {"courseId": ${courseId}, "enrollment": 12, "courseName": 123456789012345678901234567890}, "instructor": {"name": 7}}`;
+      `{"traceId": ${traceId}, "course": {"courseId": ${courseId}, "enrollment": 12, "courseName": ` +
+      `123456789012345678901234567890}, "instructor": {"name": 7}}`;
     const a = survey(text('9007199254740993', '18446744073709551615'));
     const b = survey(text('9007199254740992', '-18446744073709551616'));
     expect([a.traceId, b.traceId]).toEqual(['9007199254740993', '9007199254740992']);
@@ -251,12 +252,15 @@ describe('parseMessage', () => {
 
   it('should read a long integer in a number field as the number JSON gives, and refuse one in a count', () => {
     const message = survey(
-      '{"traceId": "t", "course": {"courseId": "c"}, "instructor": {"name": "n"}, "ratings": [{"courseMean": 12345678901234567890}]}',
+      '{"traceId": "t", "course": {"courseId": "c"}, "instructor": {"name": "n"}, "ratings": [{"courseMean": ' +
+        '12345678901234567890}]}',
     );
-    expect(message.ratings[0]?.courseMean).toBe(Number('12345678901234567890')); // the nearest double, as JSON.parse reads it
+    // the nearest double, as JSON.parse reads it
+    expect(message.ratings[0]?.courseMean).toBe(Number('12345678901234567890'));
     expect(
       rejection(
-        '{"traceId": "t", "course": {"courseId": "c", "enrollment": 12345678901234567890}, "instructor": {"name": "n"}}',
+        '{"traceId": "t", "course": {"courseId": "c", "enrollment": 12345678901234567890}, "instructor": ' +
+          '{"name": "n"}}',
       ).detail,
     ).toMatch(/course\.enrollment: must be at most 2147483647/);
   });
@@ -311,22 +315,25 @@ describe('parseMessage', () => {
     }
   });
 
-  it('should dead-letter a value beyond the message cap as too_large before reading it, and read one at the cap', () => {
-    const padded = (size: number) => {
-      const text = JSON.stringify({ ...surveyMessage(), pad: '' });
-      return Buffer.from(text.replace('"pad":""', `"pad":"${' '.repeat(size - Buffer.byteLength(text))}"`));
-    };
-    expect(parseMessage(padded(MESSAGE_MAX_BYTES)).ok).toBe(true);
-    const over = rejection(padded(MESSAGE_MAX_BYTES + 1));
-    expect(over).toEqual({
-      ok: false,
-      reason: 'too_large',
-      traceId: null,
-      detail: expect.stringContaining(`${MESSAGE_MAX_BYTES + 1} bytes`),
-    });
-    // Not even UTF-8 or JSON is checked: the cap comes first.
-    expect(rejection(Buffer.alloc(MESSAGE_MAX_BYTES + 1, 0xff)).reason).toBe('too_large');
-  });
+  it(
+    'should dead-letter a value beyond the message cap as too_large before reading it, and read one at the ' + 'cap',
+    () => {
+      const padded = (size: number) => {
+        const text = JSON.stringify({ ...surveyMessage(), pad: '' });
+        return Buffer.from(text.replace('"pad":""', `"pad":"${' '.repeat(size - Buffer.byteLength(text))}"`));
+      };
+      expect(parseMessage(padded(MESSAGE_MAX_BYTES)).ok).toBe(true);
+      const over = rejection(padded(MESSAGE_MAX_BYTES + 1));
+      expect(over).toEqual({
+        ok: false,
+        reason: 'too_large',
+        traceId: null,
+        detail: expect.stringContaining(`${MESSAGE_MAX_BYTES + 1} bytes`),
+      });
+      // Not even UTF-8 or JSON is checked: the cap comes first.
+      expect(rejection(Buffer.alloc(MESSAGE_MAX_BYTES + 1, 0xff)).reason).toBe('too_large');
+    },
+  );
 
   it.each([
     ['traceId', ID_MAX_CHARS, (s: string) => ({ traceId: s, course: { courseId: 'c' }, instructor: { name: 'n' } })],

@@ -90,27 +90,38 @@ describe('verifySchemaVersion', () => {
   }
   const cases = databases.flatMap((applied) => [1, 2, 3, 4].map((required) => ({ applied, required })));
 
-  it(`should accept exactly the databases at the version, or ahead through compatible migrations only (${cases.length} cases)`, () => {
-    for (const { applied, required } of cases) {
-      const current = applied.length;
-      const above = applied.filter((m) => m.version > required);
-      const label = `database ${JSON.stringify(applied)}, code needs ${required}`;
-      if (current < required) {
-        expect(() => verifySchemaVersion(applied, required), label).toThrow(new SchemaVersionError(current, required));
-        expect(() => verifySchemaVersion(applied, required), label).toThrow(
-          `schema version ${current}, needs ${required}: run npm run db:apply`,
-        );
-      } else if (above.some((m) => !m.compatible)) {
-        const incompatible = above.filter((m) => !m.compatible).map((m) => m.version);
-        expect(() => verifySchemaVersion(applied, required), label).toThrow(
-          `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ${incompatible.join(', ')} ` +
-            `${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with older code; deploy code built for schema version ${current}`,
-        );
-      } else {
-        expect(verifySchemaVersion(applied, required), label).toEqual({ current, required, ahead: current > required });
+  it(
+    `should accept exactly the databases at the version, or ahead through compatible migrations only ` +
+      `(${cases.length} cases)`,
+    () => {
+      for (const { applied, required } of cases) {
+        const current = applied.length;
+        const above = applied.filter((m) => m.version > required);
+        const label = `database ${JSON.stringify(applied)}, code needs ${required}`;
+        if (current < required) {
+          expect(() => verifySchemaVersion(applied, required), label).toThrow(
+            new SchemaVersionError(current, required),
+          );
+          expect(() => verifySchemaVersion(applied, required), label).toThrow(
+            `schema version ${current}, needs ${required}: run npm run db:apply`,
+          );
+        } else if (above.some((m) => !m.compatible)) {
+          const incompatible = above.filter((m) => !m.compatible).map((m) => m.version);
+          expect(() => verifySchemaVersion(applied, required), label).toThrow(
+            `schema version ${current}, needs ${required}: migration${incompatible.length > 1 ? 's' : ''} ` +
+              `${incompatible.join(', ')} ${incompatible.length > 1 ? 'are' : 'is'} not marked compatible with ` +
+              `older code; deploy code built for schema version ${current}`,
+          );
+        } else {
+          expect(verifySchemaVersion(applied, required), label).toEqual({
+            current,
+            required,
+            ahead: current > required,
+          });
+        }
       }
-    }
-  });
+    },
+  );
 
   it('should give the mismatch a stable code that the retry loop does not treat as transient', () => {
     for (const error of [new SchemaVersionError(0, 1), new SchemaVersionError(3, 1, [2, 3])]) {

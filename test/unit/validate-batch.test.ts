@@ -42,27 +42,31 @@ describe('validateBatch', () => {
     expect(results.map((r) => (r === null ? null : r.ok ? 'ok' : r.reason))).toEqual(['ok', 'invalid_message', 'ok']);
   });
 
-  it('should dead-letter a record slower than the whole share as too_slow, keep what came before and leave the rest for retry', () => {
-    const slow = surveyMessage({ traceId: 'slow' });
-    const records = [
-      record(0, 0, surveyMessage({ traceId: 'a' })),
-      record(0, 1, slow),
-      record(0, 2, surveyMessage({ traceId: 'c' })),
-      record(0, 3, surveyMessage({ traceId: 'd' })),
-    ];
-    // 10 s to the deadline: validation may use 5 s; the slow record alone takes 6 s.
-    const clock = fakeClock((v) => (v!.toString().includes('"slow"') ? 6_000 : 10));
-    const results = validateBatch(records, { deadline: clock.at() + 10_000, now: clock.now }, clock.parse);
-    expect(results[0]).toMatchObject({ ok: true });
-    expect(results[1]).toMatchObject({
-      ok: false,
-      reason: 'too_slow',
-      traceId: 'slow',
-      detail: expect.stringMatching(/took 6000 ms, more than the 5000 ms/),
-    });
-    expect(results.slice(2)).toEqual([null, null]);
-    expect(clock.visited).toEqual(['a', 'slow']);
-  });
+  it(
+    'should dead-letter a record slower than the whole share as too_slow, keep what came before and leave the ' +
+      'rest for retry',
+    () => {
+      const slow = surveyMessage({ traceId: 'slow' });
+      const records = [
+        record(0, 0, surveyMessage({ traceId: 'a' })),
+        record(0, 1, slow),
+        record(0, 2, surveyMessage({ traceId: 'c' })),
+        record(0, 3, surveyMessage({ traceId: 'd' })),
+      ];
+      // 10 s to the deadline: validation may use 5 s; the slow record alone takes 6 s.
+      const clock = fakeClock((v) => (v!.toString().includes('"slow"') ? 6_000 : 10));
+      const results = validateBatch(records, { deadline: clock.at() + 10_000, now: clock.now }, clock.parse);
+      expect(results[0]).toMatchObject({ ok: true });
+      expect(results[1]).toMatchObject({
+        ok: false,
+        reason: 'too_slow',
+        traceId: 'slow',
+        detail: expect.stringMatching(/took 6000 ms, more than the 5000 ms/),
+      });
+      expect(results.slice(2)).toEqual([null, null]);
+      expect(clock.visited).toEqual(['a', 'slow']);
+    },
+  );
 
   it('should not call a record too slow for outlasting a delivery that a slow start left short', () => {
     // The invocation began 9 s before validation (a slow schema check), 1 s before the deadline. A record taking
@@ -87,7 +91,8 @@ describe('validateBatch', () => {
 
   it('should keep the result of a record that finished after the share ran out only because others used it', () => {
     const records = Array.from({ length: 10 }, (_, i) => record(0, i, surveyMessage({ traceId: `r${i}` })));
-    // 1,000 ms to the deadline, 500 for validation, 120 ms a record: the fifth ends at 600 ms, the sixth is not started.
+    // 1,000 ms to the deadline, 500 for validation, 120 ms a record: the fifth ends at 600 ms, the sixth is not
+    // started.
     const clock = fakeClock(() => 120);
     const results = validateBatch(records, { deadline: clock.at() + 1_000, now: clock.now }, clock.parse);
     expect(results.map((r) => (r === null ? null : r.ok))).toEqual([
