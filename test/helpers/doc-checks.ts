@@ -208,8 +208,9 @@ export function serverlessParams(yaml: string): Map<string, string> {
 /** The stable error codes `lib/errors.ts` defines: each `super('CODE', ...)`, and the codes a `code` parameter may take. */
 export function errorCodes(source: string): Set<string> {
   const literal = [...source.matchAll(/super\(\s*'([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1]!);
-  // A class that takes its code as a parameter lists the codes it may take: `constructor(code: 'A' | 'B', ...)`.
-  const unions = [...source.matchAll(/constructor\(code: ([^,)]+)/g)].flatMap((m) =>
+  // A class that takes its code as a parameter lists the codes it may take: `constructor(code: 'A' | 'B', ...)`, on
+  // one line or, as the formatter breaks a long parameter list, on the line after the parenthesis.
+  const unions = [...source.matchAll(/constructor\(\s*code: ([^,)]+)/g)].flatMap((m) =>
     [...m[1]!.matchAll(/'([A-Z][A-Z0-9_]+)'/g)].map((c) => c[1]!),
   );
   return new Set([...literal, ...unions]);

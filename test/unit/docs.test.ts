@@ -174,6 +174,13 @@ describe('documentation checks', () => {
     ]);
   });
 
+  it('should read the codes of a constructor whose parameters the formatter put one per line', () => {
+    const oneLine = "constructor(code: 'A_CODE' | 'B_CODE', message: string) {";
+    const broken = "constructor(\n    code: 'A_CODE' | 'B_CODE',\n    message: string,\n  ) {";
+    expect([...errorCodes(oneLine)]).toEqual(['A_CODE', 'B_CODE']);
+    expect([...errorCodes(broken)]).toEqual(['A_CODE', 'B_CODE']);
+  });
+
   it('should fail when a documented name is not defined by the code', () => {
     const config = doc(TABLES.configuration.path).text;
     const extra = config.replace('| `DB_PORT` |', '| `DB_NOPE` | `1` | invented |\n| `DB_PORT` |');
