@@ -46,6 +46,10 @@ describe('folder layout', () => {
     ).toEqual([]);
   });
 
+  it("should keep lib/aws below the functions' cores (it adapts Lambda's shapes, the cores use it, never the reverse)", () => {
+    expect(violations(sourceFiles('lib/aws'), ['lib/health', 'lib/dead-letters', 'functions', 'scripts'])).toEqual([]);
+  });
+
   it("should keep lib/postgres below the pipeline, AWS and the functions' cores", () => {
     expect(
       violations(sourceFiles('lib/postgres'), [
