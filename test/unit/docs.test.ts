@@ -160,6 +160,12 @@ describe('documentation checks', () => {
       'lib/queue/ is not in the layout table',
       'lib/clock.ts is not in the layout table',
     ]);
+    expect(
+      unlistedInLayout(
+        layoutRows(),
+        libPaths.filter((p) => p !== 'lib/health/freshness.ts'),
+      ),
+    ).toEqual(['lib/health/freshness.ts is named in the layout table but not there']);
   });
 
   it('should fail when a heading the README links to is removed from the docs', () => {
