@@ -20,7 +20,7 @@ export const COPY_TABLES_SQL = (schema: string) => `
   create table if not exists "${schema}".processed_traces (trace_id text, status text, kafka_topic text, kafka_partition integer,
     kafka_offset bigint);`;
 
-/** Same COPY path as the consumer's (lib/copy.ts), so the two differ only in what they do around it. */
+/** Same COPY path as the consumer's (lib/postgres/copy-rows.ts), so the two differ only in what they do around it. */
 export async function copyBatch(sql: Sql, schema: string, messages: readonly SurveyMessage[]): Promise<void> {
   const table = (name: string) => sql(`${schema}.${name}`);
   await inTransaction(sql, async (tx) => {

@@ -95,7 +95,8 @@ describe('migration 0002 (dead-letter headers as bytea arrays)', () => {
   it('should still accept the dead-letter insert of version-1 code (compatible: true)', async () => {
     expect(MIGRATION.split('\n')).toContain('-- compatible: true');
     await migrate(MIGRATION);
-    // The statement version 1 of lib/store.ts sends, reduced to its columns.
+    // The statement the batch writer of version 1 (lib/store.ts then, lib/batch/write-batch.ts now) sends, reduced to
+    // its columns.
     await db.sql`
       insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, key, value, headers, reason, detail, trace_id)
       select kafka_topic, kafka_partition, kafka_offset, null, null, null, coalesce(headers, '{}'), reason, detail, null
