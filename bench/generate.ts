@@ -68,7 +68,7 @@ function random(seed: number) {
 }
 
 export const INSTRUCTOR_POOL = 300;
-export const COURSE_POOL = 3000;
+const COURSE_POOL = 3000;
 
 export function instructorName(i: number): string {
   return `${FIRST[i % FIRST.length]} ${LAST[Math.floor(i / FIRST.length) % LAST.length]}${i >= FIRST.length * LAST.length ? ` ${i}` : ''}`;
@@ -134,5 +134,3 @@ export function benchMessage(run: string, n: number) {
     processedAt,
   };
 }
-
-export type BenchMessage = ReturnType<typeof benchMessage>;
