@@ -27,7 +27,7 @@ export const COPY_TABLES_SQL = (schema: string) =>
   `kafka_partition integer,
     kafka_offset bigint);`;
 
-/** Same COPY path as the consumer's (lib/copy.ts), so the two differ only in what they do around it. */
+/** Same COPY path as the consumer's (lib/postgres/copy-rows.ts), so the two differ only in what they do around it. */
 export async function copyBatch(sql: Sql, schema: string, messages: readonly SurveyMessage[]): Promise<void> {
   const table = (name: string) => sql(`${schema}.${name}`);
   await inTransaction(sql, async (tx) => {

@@ -68,7 +68,7 @@ function random(seed: number) {
 }
 
 export const INSTRUCTOR_POOL = 300;
-export const COURSE_POOL = 3000;
+const COURSE_POOL = 3000;
 
 export function instructorName(i: number): string {
   return (
@@ -137,5 +137,3 @@ export function benchMessage(run: string, n: number) {
     processedAt,
   };
 }
-
-export type BenchMessage = ReturnType<typeof benchMessage>;

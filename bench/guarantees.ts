@@ -71,7 +71,7 @@ export interface GuaranteeRow {
   statements: Record<string, number>;
 }
 
-export const GUARANTEE_RECORDS = 1000;
+const GUARANTEE_RECORDS = 1000;
 
 export async function measureGuarantees(admin: Sql, w: Writers, rounds: number): Promise<GuaranteeRow[]> {
   const schemaOf = (v: Variant) => `bench_guarantee_${v.name}`;

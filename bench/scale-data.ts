@@ -12,9 +12,9 @@ export const REGIMES = ['backfill', 'steady'] as const;
 export type Regime = (typeof REGIMES)[number];
 
 /** New instructors per round of batches in the backfill, shared by every partition. */
-export const NEW_INSTRUCTORS_PER_BATCH = 30;
-export const RATINGS_PER_REPORT = 17;
-export const COMMENTS_PER_REPORT = 8;
+const NEW_INSTRUCTORS_PER_BATCH = 30;
+const RATINGS_PER_REPORT = 17;
+const COMMENTS_PER_REPORT = 8;
 
 export interface Cell {
   /** Unique per measurement, so that no trace id, course or new instructor repeats across them. */

@@ -333,7 +333,7 @@ async function serverCounters(admin: Sql): Promise<{ lsn: bigint; deadlocks: num
   return { lsn: BigInt(row!.lsn.split('.')[0]!), deadlocks: row!.deadlocks };
 }
 
-/** The benchmark's sessions: the consumers' (application_name set by lib/db.ts) and the floor's. */
+/** The benchmark's sessions: the consumers' (application_name set by lib/postgres/client.ts) and the floor's. */
 const BENCH_SESSIONS = ['trace-consumer', 'bench-scale-floor'];
 
 /**

@@ -60,7 +60,7 @@ const TABLE_STATEMENT = /^\s*(insert into|copy|delete from|update|select)\s+(?:"
  * A short name for a statement: transaction control by its verb, table statements by verb and table. Statements on
  * other schemas (the other writers, the benchmark's own bookkeeping) are left out.
  */
-export function statementKind(query: string, schema: string): string | null {
+function statementKind(query: string, schema: string): string | null {
   const text = query.trim().toLowerCase();
   if (text === 'begin' || text === 'commit') return text;
   if (text.startsWith('select set_config')) return 'statement timeout';

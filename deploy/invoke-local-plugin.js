@@ -58,7 +58,7 @@ class InvokeLocalDefaults {
 /**
  * Stops `invoke local -f consumer` given a message (or a list of them) rather than the Kafka event Lambda sends,
  * saying how to wrap it. The event is read here as the CLI reads it (`-p` file, or `--data`), since the CLI may
- * parse it only after this hook. Anything else, even an event lib/kafka.ts will refuse, goes through.
+ * parse it only after this hook. Anything else, even an event lib/aws/kafka-event.ts will refuse, goes through.
  * @param {{ serviceDir: string, classes: { Error: new (message: string) => Error } }} serverless
  * @param {{ function?: string, path?: string, data?: unknown }} options
  */
@@ -83,8 +83,8 @@ function refuseMessages(serverless, options) {
 }
 
 /**
- * Why `data` is a message rather than a Kafka event, or null when it may be an event (lib/kafka.ts judges the rest:
- * an object with `records` that is malformed still fails there, with EVENT_MALFORMED).
+ * Why `data` is a message rather than a Kafka event, or null when it may be an event (lib/aws/kafka-event.ts judges
+ * the rest: an object with `records` that is malformed still fails there, with EVENT_MALFORMED).
  * @param {unknown} data
  */
 function notAKafkaEvent(data) {

@@ -351,7 +351,7 @@ function validate(params, options) {
     'deadLettersTimeout must be whole seconds, 10-900',
   );
   // A production stage must verify the database's certificate: with disable or require, whoever answers at dbHost
-  // gets the connection (lib/db-socket.ts still keeps the password from it unless it asks by SCRAM).
+  // gets the connection (lib/postgres/socket.ts still keeps the password from it unless it asks by SCRAM).
   need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
   if (isProductionStage(params.stage) && params.allowInsecureDb === false) {
     // Compared as lib/config.ts reads DB_SSL (case-insensitively): "Require" must not slip past as "not require".

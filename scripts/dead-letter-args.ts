@@ -1,6 +1,6 @@
 import { UsageError } from './errors';
 
-export const USAGE =
+const USAGE =
   'usage: npm run --silent dead-letters -- summary|show|redrive|purge [--option value ...] | --data ' +
   '\'{"action": ...}\' (docs/dead-letters.md)';
 

@@ -161,7 +161,7 @@ async function invokeLocal(
   // it) kills it with SIGKILL and the embedded server's temporary folder is left behind.
   const run = await runChild('npx', ['serverless', 'invoke', 'local', '-f', 'consumer', '-p', file], {
     cwd: root,
-    // The shell's DB_* reach the function through deploy/invoke-local.js; DB_SSL defaults to disable there.
+    // The shell's DB_* reach the function through deploy/invoke-local-plugin.js; DB_SSL defaults to disable there.
     env: { ...process.env, ...dbEnv, SLS_TELEMETRY_DISABLED: '1', AWS_EC2_METADATA_DISABLED: 'true' },
   });
   if (verbose) process.stdout.write(`$ serverless invoke local -f consumer -p ${file}\n${run.stdout}${run.stderr}\n`);

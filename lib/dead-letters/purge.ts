@@ -3,7 +3,8 @@ import { runInTransaction, runWithRetry } from '../postgres/retry';
 import { timeLeft } from '../deadline';
 import type { PurgeRequest } from './request';
 import type { Sql } from '../postgres/client';
-import { deadLettersTable, selectionFilter } from './selection-filter';
+import { selectionFilter } from './selection-filter';
+import { tableIdentifiers } from '../postgres/table-names';
 
 export interface PurgeReport {
   dryRun: boolean;
@@ -48,7 +49,7 @@ export async function purge(ctx: OperationContext, request: PurgeRequest): Promi
         ctx.database,
         (sql) => sql<{ reason: string; n: number }[]>`
         select reason, count(*)::int as n from (
-          select reason from ${deadLettersTable(sql, ctx.schema)} ${matches(sql)} order by id
+          select reason from ${tableIdentifiers(sql, ctx.schema).dead_letters} ${matches(sql)} order by id
           ${limit === Infinity ? sql`` : sql`limit ${limit}`}
         ) as doomed group by reason order by reason`,
         ctx.attempts,
@@ -63,7 +64,7 @@ export async function purge(ctx: OperationContext, request: PurgeRequest): Promi
     const deleted = await runInTransaction(
       ctx.database,
       (tx) => {
-        const table = deadLettersTable(tx, ctx.schema);
+        const table = tableIdentifiers(tx, ctx.schema).dead_letters;
         return tx<{ reason: string; n: number }[]>`
           with doomed as (
             select id from ${table} ${matches(tx)} order by id limit ${size} for update skip locked

@@ -11,7 +11,8 @@ import type { OperationContext } from './operation-context';
 import { runInTransaction } from '../postgres/retry';
 import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './stored-dead-letter';
 import type { RedriveRequest } from './request';
-import { deadLettersTable, selectionFilter } from './selection-filter';
+import { selectionFilter } from './selection-filter';
+import { tableIdentifiers } from '../postgres/table-names';
 
 /** What a redrive made of a dead letter: the state the consumer would have reported for it today. */
 export type RedriveResult = TraceStatus | 'dead_lettered';
@@ -121,7 +122,7 @@ async function settleLettersInstructors(
           ? tx`(redriven_at is null or redrive_result = 'dead_lettered')`
           : tx`redriven_at is null`;
         const rows = await tx<{ value: Buffer | null }[]>`
-          select value from ${deadLettersTable(tx, ctx.schema)}
+          select value from ${tableIdentifiers(tx, ctx.schema).dead_letters}
           where id > ${after} and ${eligible} ${selectionFilter(tx, request)}
           order by id
           limit ${size}`;
@@ -182,7 +183,7 @@ async function redriveBatch(
   /** A dry run's trace ids that its earlier, rolled-back batches claimed: a later copy is a duplicate, as for real. */
   claimedBefore?: Set<string>,
 ): Promise<BatchOutcome> {
-  const table = deadLettersTable(tx, ctx.schema);
+  const table = tableIdentifiers(tx, ctx.schema).dead_letters;
   const eligible = request.again
     ? tx`(redriven_at is null or redrive_result = 'dead_lettered')`
     : tx`redriven_at is null`;

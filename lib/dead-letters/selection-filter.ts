@@ -1,7 +1,6 @@
 import type postgres from 'postgres';
 import type { Sql } from '../postgres/client';
 import type { Selection } from './request';
-import { tableIdentifiers } from '../postgres/table-names';
 
 /**
  * The selection as SQL conditions on dead_letters, each starting with `and`, for `where true ${filter}`. Values
@@ -19,9 +18,4 @@ export function selectionFilter(sql: Sql, s: Selection): postgres.PendingQuery<p
     ${s.offsetFrom === undefined ? empty : sql`and kafka_offset >= ${s.offsetFrom}`}
     ${s.offsetTo === undefined ? empty : sql`and kafka_offset <= ${s.offsetTo}`}
     ${s.traceId ? sql`and trace_id = ${s.traceId}` : empty}`;
-}
-
-/** The dead_letters table of `schema`, as an identifier. */
-export function deadLettersTable(sql: Sql, schema: string): postgres.Helper<string, []> {
-  return tableIdentifiers(sql, schema).dead_letters;
 }

@@ -3,7 +3,8 @@ import type { Sql } from '../postgres/client';
 import { holdsExactInteger, parseJson } from '../batch/exact-json';
 import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './stored-dead-letter';
 import type { ShowRequest } from './request';
-import { deadLettersTable, selectionFilter } from './selection-filter';
+import { selectionFilter } from './selection-filter';
+import { tableIdentifiers } from '../postgres/table-names';
 
 /**
  * Bytes decoded for a person: parsed JSON when they are UTF-8 JSON, else text when UTF-8, else base64. `bytes` is
@@ -75,7 +76,7 @@ export const READ_BYTES = 8 * 1024 * 1024;
 
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
 export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
-  const table = deadLettersTable(sql, schema);
+  const table = tableIdentifiers(sql, schema).dead_letters;
   // First which letters and how large, without their bytes.
   const selected = await sql<{ id: string; stored: number }[]>`
     select id, (coalesce(octet_length(key), 0) + coalesce(octet_length(value), 0)

@@ -1,6 +1,7 @@
 import type { Sql } from '../postgres/client';
 import type { Selection } from './request';
-import { deadLettersTable, selectionFilter } from './selection-filter';
+import { selectionFilter } from './selection-filter';
+import { tableIdentifiers } from '../postgres/table-names';
 
 export interface DeadLetterSummary {
   total: number;
@@ -26,7 +27,7 @@ export interface DeadLetterSummary {
 
 /** Counts of the selected dead letters by reason, day, partition and redrive result; reads only. */
 export async function summarizeDeadLetters(sql: Sql, schema: string, selection: Selection): Promise<DeadLetterSummary> {
-  const table = deadLettersTable(sql, schema);
+  const table = tableIdentifiers(sql, schema).dead_letters;
   const where = () => sql`where true ${selectionFilter(sql, selection)}`;
   // Fresh fragments per use: a fragment is a query object, built into the statement that embeds it.
   const unresolved = () => sql`count(*) filter (where redriven_at is null or redrive_result = 'dead_lettered')`;

@@ -26,7 +26,7 @@ export type EventSource =
   | { kind: 'msk'; bootstrapServers: string; clusterArn: string };
 
 /** The wire shape of one record in Lambda's Kafka event. */
-export interface LambdaKafkaRecord {
+interface LambdaKafkaRecord {
   topic: string;
   partition: number;
   offset: number;
@@ -197,7 +197,7 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
 export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
 
 /** The size a record adds to the event's JSON: base64 key and value, header bytes as decimal lists, the fields. */
-export function encodedSize(r: PolledRecord): number {
+function encodedSize(r: PolledRecord): number {
   const base64 = (b: Buffer | null) => (b === null ? 0 : Math.ceil(b.length / 3) * 4);
   const headers = r.headers.reduce((n, [k, v]) => n + k.length + 8 + v.length * 4, 0);
   return base64(r.key) + base64(r.value) + headers + r.topic.length + 160;

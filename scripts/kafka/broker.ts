@@ -14,7 +14,7 @@ import { freePort } from '../local-db';
 import { KafkaBrokerError } from '../errors';
 
 /** Must match `kafka.version` in scripts/kafka/pom.xml. */
-export const KAFKA_VERSION = '4.1.1';
+const KAFKA_VERSION = '4.1.1';
 const POM = join(__dirname, 'pom.xml');
 const CACHE = join(__dirname, '..', '..', '.kafka', 'lib', KAFKA_VERSION);
 const COMPLETE = join(CACHE, '.complete');
@@ -38,7 +38,7 @@ export interface LocalBroker {
 }
 
 /** The major version of the `java` on PATH, or null when there is none. */
-export function javaMajorVersion(): number | null {
+function javaMajorVersion(): number | null {
   const result = spawnSync('java', ['-version'], { encoding: 'utf8' });
   if (result.error || result.status !== 0) return null;
   const match = /version "(\d+)(?:\.(\d+))?/.exec(result.stderr);
@@ -52,7 +52,7 @@ export function javaMajorVersion(): number | null {
  * into place when complete, so an interrupted download is never mistaken for a cache. Retried, because the first
  * run of a clean CI machine depends on the network.
  */
-export async function kafkaJars(log: (line: string) => void = () => {}, attempts = 3): Promise<string> {
+async function kafkaJars(log: (line: string) => void = () => {}, attempts = 3): Promise<string> {
   if (existsSync(COMPLETE)) return CACHE;
   mkdirSync(join(CACHE, '..'), { recursive: true });
   let lastError = '';

@@ -146,8 +146,8 @@ type InvokeError = { errorMessage: string; errorType: string; stackTrace: string
 
 describe('mistakes in the setup, through the real CLI', () => {
   // Each mistake a new user makes: the error code in the log, the words of the fix, and whether it is retried.
-  // The schema version check (lib/schema-check.ts) runs before any write: a missing schema fails the whole
-  // invocation with its own error rather than as a failed batch.
+  // The schema version check (lib/postgres/schema-version-gate.ts) runs before any write: a missing schema fails the
+  // whole invocation with its own error rather than as a failed batch.
   const mistakes: {
     mistake: string;
     env: Record<string, string>;

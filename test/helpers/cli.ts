@@ -86,7 +86,7 @@ export const runServerless = (args: string[], env: Record<string, string> = {}) 
 
 /**
  * `serverless invoke local` with the database settings passed as --env, as a user may. No DB_SSL: invoke local
- * defaults to disable (deploy/invoke-local.js).
+ * defaults to disable (deploy/invoke-local-plugin.js).
  */
 export function invokeLocal(fn: string, eventPath: string, dbEnv: Record<string, string>) {
   const args = ['invoke', 'local', '-f', fn, '-p', eventPath];

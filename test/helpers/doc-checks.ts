@@ -146,6 +146,14 @@ export function unlistedInLayout(rows: readonly string[][], files: readonly stri
     else if (!ticked(row[1]).includes(path.slice(slash + 1).replace(/\.ts$/, '')))
       problems.add(`${path} is not named in the ${folder} row`);
   }
+  // The other way: a module a lib/ folder's row names (a backticked lower-case word) must exist in that folder.
+  for (const row of rows) {
+    const folder = paths(row[0]).find((p) => p.startsWith('lib/') && p.endsWith('/'));
+    if (!folder) continue;
+    for (const name of ticked(row[1]).filter((t) => /^[a-z][a-z0-9-]*$/.test(t)))
+      if (!files.includes(`${folder}${name}.ts`))
+        problems.add(`${folder}${name}.ts is named in the layout table but not there`);
+  }
   return [...problems];
 }
 
@@ -210,7 +218,8 @@ export function serverlessParams(yaml: string): Map<string, string> {
  */
 export function errorCodes(source: string): Set<string> {
   const literal = [...source.matchAll(/super\(\s*'([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1]!);
-  // A class that takes its code as a parameter lists the codes it may take: `constructor(code: 'A' | 'B', ...)`.
+  // A class that takes its code as a parameter lists the codes it may take: `constructor(code: 'A' | 'B', ...)`, on
+  // one line or, as the formatter breaks a long parameter list, on the line after the parenthesis.
   const unions = [...source.matchAll(/constructor\(\s*code: ([^,)]+)/g)].flatMap((m) =>
     [...m[1]!.matchAll(/'([A-Z][A-Z0-9_]+)'/g)].map((c) => c[1]!),
   );

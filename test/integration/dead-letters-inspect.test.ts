@@ -301,7 +301,7 @@ describe('show of values that grow when shown (issue 21, point 7)', () => {
       // The deep message is read, not misreported as invalid_json: it lacks its instructor, and says so.
       expect(run.result!.outcomes.map((o) => [o.reason, o.detail])).toEqual([
         ['invalid_message', 'instructor: is required but missing'],
-        // Over 64 KiB: validation stops at the first problem (lib/message.ts, FULL_DETAIL_MAX_BYTES).
+        // Over 64 KiB: validation stops at the first problem (lib/batch/trace-message.ts, FULL_DETAIL_MAX_BYTES).
         ['invalid_message', 'traceId: is required but missing'],
         ['too_large', expect.stringContaining('1100000 bytes')],
         ['invalid_message', expect.any(String)],

@@ -97,7 +97,8 @@ describe('migration 0002 (dead-letter headers as bytea arrays)', () => {
   it('should still accept the dead-letter insert of version-1 code (compatible: true)', async () => {
     expect(MIGRATION.split('\n')).toContain('-- compatible: true');
     await migrate(MIGRATION);
-    // The statement version 1 of lib/store.ts sends, reduced to its columns.
+    // The statement the batch writer of version 1 (lib/store.ts then, lib/batch/write-batch.ts now) sends, reduced to
+    // its columns.
     const rows = [
       { kafka_topic: 't', kafka_partition: 0, kafka_offset: 9, headers: { a: 'b' }, reason: 'tombstone', detail: 'd' },
     ];

@@ -34,7 +34,7 @@ describe('the Lambda bundles', () => {
     expect(bytes).toBeLessThan(1024 * 1024);
   });
 
-  it.each(['consumer', 'health'])(
+  it.each(['consumer', 'health', 'dead-letters'])(
     'should check the schema version in functions/%s without the migration runner',
     async (name) => {
       const code = await bundle(name);

@@ -160,6 +160,12 @@ describe('documentation checks', () => {
       'lib/queue/ is not in the layout table',
       'lib/clock.ts is not in the layout table',
     ]);
+    expect(
+      unlistedInLayout(
+        layoutRows(),
+        libPaths.filter((p) => p !== 'lib/health/freshness.ts'),
+      ),
+    ).toEqual(['lib/health/freshness.ts is named in the layout table but not there']);
   });
 
   it('should fail when a heading the README links to is removed from the docs', () => {
@@ -174,6 +180,13 @@ describe('documentation checks', () => {
       'docs/design.md: link to #guarantees-and-how-they-are-tested: no heading ' +
         '#guarantees-and-how-they-are-tested in docs/design.md',
     ]);
+  });
+
+  it('should read the codes of a constructor whose parameters the formatter put one per line', () => {
+    const oneLine = "constructor(code: 'A_CODE' | 'B_CODE', message: string) {";
+    const broken = "constructor(\n    code: 'A_CODE' | 'B_CODE',\n    message: string,\n  ) {";
+    expect([...errorCodes(oneLine)]).toEqual(['A_CODE', 'B_CODE']);
+    expect([...errorCodes(broken)]).toEqual(['A_CODE', 'B_CODE']);
   });
 
   it('should fail when a documented name is not defined by the code', () => {

@@ -46,6 +46,17 @@ describe('folder layout', () => {
     ).toEqual([]);
   });
 
+  // lib/aws adapts Lambda's shapes: the functions' cores use it, never the reverse.
+  it("should keep lib/aws below the functions' cores", () => {
+    expect(violations(sourceFiles('lib/aws'), ['lib/health', 'lib/dead-letters', 'functions', 'scripts'])).toEqual([]);
+  });
+
+  // The two cores sit side by side: each answers its own function, neither reaches into the other.
+  it('should keep lib/health and lib/dead-letters apart, and below the handlers and the tooling', () => {
+    expect(violations(sourceFiles('lib/health'), ['lib/dead-letters', 'functions', 'scripts'])).toEqual([]);
+    expect(violations(sourceFiles('lib/dead-letters'), ['lib/health', 'functions', 'scripts'])).toEqual([]);
+  });
+
   it("should keep lib/postgres below the pipeline, AWS and the functions' cores", () => {
     expect(
       violations(sourceFiles('lib/postgres'), [

@@ -50,7 +50,8 @@ const digits = (n: number) => '1'.repeat(n);
 const spaces = (n: number) => ' '.repeat(n);
 
 describe('linear time: every pattern on input, beyond the size caps', () => {
-  // The caps (lib/limits.ts) keep fields far shorter than these sizes; the patterns must be linear regardless.
+  // The caps (lib/batch/input-limits.ts) keep fields far shorter than these sizes; the patterns must be linear
+  // regardless.
   it.each<[string, (n: number) => string]>([
     ['digits ending in a letter', (n) => `${digits(n)}x`],
     ['digits, a point, digits, a letter', (n) => `${digits(n)}.${digits(n)}x`],
