@@ -3,7 +3,6 @@
  * asks for it in cleartext, as an MD5 hash or by SCRAM-SHA-256, over DB_SSL=disable, require and verify-full. Only a
  * verified server may have the password or its MD5 hash; SCRAM never reveals it and is allowed everywhere.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { loadConfig } from '../../lib/config';
 import { createSql } from '../../lib/postgres/client';
 import { diagnoseDatabaseFailure, publicReason } from '../../lib/postgres/diagnose-failure';
 import { classifyFailure } from '../../lib/postgres/failure-kind';
+import { selfSignedCertificate } from '../helpers/certificates';
 import { fakePostgres, splitMessages, type AskFor } from '../helpers/fake-postgres';
 
 const PASSWORD = 'the-password-Xy9';
@@ -20,27 +20,7 @@ let cert: { key: string; cert: string };
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'trace-auth-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      join(dir, 'fake.key'),
-      '-out',
-      join(dir, 'fake.crt'),
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSignedCertificate(dir, 'fake');
   cert = { key: readFileSync(join(dir, 'fake.key'), 'utf8'), cert: readFileSync(join(dir, 'fake.crt'), 'utf8') };
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

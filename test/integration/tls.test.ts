@@ -6,34 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
 import { createSql } from '../../lib/postgres/client';
 import { startLocalDatabase, type LocalDatabase } from '../../scripts/local-db';
+import { selfSignedCertificate } from '../helpers/certificates';
 
 // A PostgreSQL server with TLS on, and its certificate as the CA bundle: as an RDS instance and the RDS CA bundle.
 let server: LocalDatabase;
 let dir: string;
 
-function selfSigned(name: string) {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      join(dir, `${name}.key`),
-      '-out',
-      join(dir, `${name}.crt`),
-    ],
-    { stdio: 'ignore' },
-  );
-}
+const selfSigned = (name: string) => selfSignedCertificate(dir, name);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'trace-tls-'));
