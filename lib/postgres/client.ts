@@ -70,7 +70,7 @@ export interface TransactionTimeouts {
  *
  * When the connection is lost while COMMIT is on its way, the transaction may or may not have committed: it throws
  * CommitUnconfirmedError with the transaction's id and the work's result, for `commitStatus` to settle on another
- * connection. The id is asked for together with BEGIN and the `timeouts` (pipelined: no extra round trip).
+ * connection. The id is asked for together with BEGIN and the `timeouts`, pipelined with the work's first statements.
  */
 export async function inTransaction<T>(
   sql: Sql,
@@ -81,7 +81,7 @@ export async function inTransaction<T>(
   try {
     const setting = (name: string, ms: number | undefined) =>
       ms === undefined ? tx`` : tx`, set_config(${name}, ${String(boundedTimeout(ms, 1))}, true)`;
-    const [, [started]] = await Promise.all([
+    const opening = Promise.all([
       tx`begin`,
       // idle_in_transaction_session_timeout with the statement timeout: a connection that goes silent mid-transaction
       // is dropped by the client at the deadline, but the server does not notice a silent client, and its backend
@@ -91,7 +91,10 @@ export async function inTransaction<T>(
         ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)}
           ${setting('lock_timeout', timeouts.lockMs)}`,
     ]);
-    const result = await work(tx);
+    // The work's first statements go out behind BEGIN and the settings, not after their answer: one round trip
+    // fewer per transaction. Answers come in order, so a failed BEGIN or setting rejects before the work's statements
+    // (which then fail in the aborted transaction) and is the error seen.
+    const [[, [started]], result] = await Promise.all([opening, work(tx)]);
     try {
       await tx`commit`;
     } catch (error) {
