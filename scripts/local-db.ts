@@ -71,7 +71,9 @@ export async function startLocalDatabase(
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
   // A temporary folder goes with the process even when it ends without destroy() (Ctrl-C: the package's own signal
   // handler stops the server, then exits).
-  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  // Retried: after Ctrl-C the server, which got the signal too, may still be writing its shutdown checkpoint into the
+  // folder while it is removed (ENOTEMPTY), and the folder was then left behind.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
   if (!options.dir) process.once('exit', removeDir);
   const dataDir = join(dir, 'data');
   const logs: string[] = [];
