@@ -82,6 +82,30 @@ export const VARIABLES = {
   },
   /** CA bundle for verify-full. Lambda's Node.js runtimes ship the RDS CAs at this path. */
   DB_SSL_CA: { schema: nonEmpty, default: '/var/runtime/ca-cert.pem' },
+  /**
+   * SCRAM-SHA-256-PLUS, which binds the login to the server's certificate so that a man in the middle holding
+   * another certificate cannot relay it: prefer (when the server offers it), require (refuse any login that is not
+   * bound: needs TLS and SCRAM), or disable. As libpq's channel_binding.
+   */
+  DB_CHANNEL_BINDING: {
+    schema: v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.picklist(['prefer', 'require', 'disable'], 'must be prefer, require or disable'),
+    ),
+    default: 'prefer',
+  },
+  /** postgres (ask for TLS first, one round trip) or direct (TLS from the first byte; PostgreSQL 17+). */
+  DB_SSL_NEGOTIATION: {
+    schema: v.pipe(
+      v.string(),
+      v.trim(),
+      v.toLowerCase(),
+      v.picklist(['postgres', 'direct'], 'must be postgres or direct'),
+    ),
+    default: 'postgres',
+  },
   MAX_RETRIES: { schema: integer(0, 20), default: '3' },
   RETRY_BACKOFF_MS: { schema: integer(0, 600_000), default: '1000' },
   LOG_LEVEL: {
@@ -174,6 +198,8 @@ export interface Config {
     prepare: boolean;
     ssl: 'disable' | 'require' | 'verify-full';
     sslCa: string;
+    channelBinding: 'prefer' | 'require' | 'disable';
+    sslNegotiation: 'postgres' | 'direct';
   };
   retry: { maxRetries: number; backoffMs: number };
   logLevel: LogLevel;
@@ -194,6 +220,20 @@ export const SCRIPT_CONFIG_FIX =
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env, fix?: string): Config {
   const p = parseVariables(VARIABLES, env, fix);
+  const tlsProblems = [
+    ...(p.DB_CHANNEL_BINDING === 'require' && p.DB_SSL === 'disable'
+      ? [
+          {
+            variable: 'DB_CHANNEL_BINDING',
+            problem: 'is require, which needs TLS: set DB_SSL to require or verify-full',
+          },
+        ]
+      : []),
+    ...(p.DB_SSL_NEGOTIATION === 'direct' && p.DB_SSL === 'disable'
+      ? [{ variable: 'DB_SSL_NEGOTIATION', problem: 'is direct, which is TLS: set DB_SSL to require or verify-full' }]
+      : []),
+  ];
+  if (tlsProblems.length > 0) throw new ConfigError(tlsProblems, fix);
   return {
     db: {
       host: p.DB_HOST,
@@ -211,6 +251,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       prepare: p.DB_PREPARE,
       ssl: p.DB_SSL as Config['db']['ssl'],
       sslCa: p.DB_SSL_CA,
+      channelBinding: p.DB_CHANNEL_BINDING as Config['db']['channelBinding'],
+      sslNegotiation: p.DB_SSL_NEGOTIATION as Config['db']['sslNegotiation'],
     },
     retry: { maxRetries: p.MAX_RETRIES, backoffMs: p.RETRY_BACKOFF_MS },
     logLevel: p.LOG_LEVEL,

@@ -187,47 +187,104 @@ export class CaFileMissingError extends DatabaseSetupError {
 
 /**
  * The server asked for the password in cleartext or as an MD5 hash on a connection whose server was not verified
- * (DB_SSL=disable or require). The password was not sent: whoever answers at DB_HOST:DB_PORT, or sits between, could
- * ask exactly this to collect it. SCRAM-SHA-256 is not refused: it never reveals the password to the server.
+ * (DB_SSL=disable or require), which postgres.js's `require_auth` refuses before anything is sent; or it named a
+ * SCRAM iteration count outside 4,096 to 1,000,000 (lib/postgres/scram-iterations.ts), so no proof was computed.
+ * Whoever answers at DB_HOST:DB_PORT, or sits between, could ask exactly this to collect the password.
  */
 export class DatabaseInsecureAuthError extends DatabaseSetupError {
-  readonly method: 'cleartext' | 'md5' | 'scram-iterations';
+  readonly method: 'cleartext' | 'md5' | 'other' | 'scram-iterations';
 
   constructor(
-    target: DatabaseTarget,
-    method: 'cleartext' | 'md5' | 'scram-iterations',
-    ssl: string,
+    method: 'cleartext' | 'md5' | 'other' | 'scram-iterations',
+    target?: DatabaseTarget,
     iterations?: number,
+    cause?: unknown,
   ) {
     const asked =
       method === 'md5'
-        ? 'for the password as an MD5 hash'
+        ? 'asked for the password as an MD5 hash over a connection whose server is not verified (DB_SSL is not ' +
+          'verify-full)'
         : method === 'cleartext'
-          ? 'for the password in cleartext'
-          : `for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations ` +
-            `(accepted: 4096 to 1,000,000)`;
+          ? 'asked for the password in cleartext over a connection whose server is not verified (DB_SSL is not ' +
+            'verify-full)'
+          : method === 'other'
+            ? 'asked for an authentication method other than SCRAM-SHA-256 over a connection whose server is not ' +
+              'verified (DB_SSL is not verify-full)'
+            : `asked for a SCRAM proof with ${Number.isNaN(iterations) ? 'no readable' : iterations} iterations ` +
+              '(accepted: 4096 to 1,000,000)';
     super(
       'DB_INSECURE_AUTH',
-      `The server${forTarget(target)} asked ${asked} over a connection whose server is not verified (DB_SSL=${ssl}); ` +
+      `The server${forTarget(target)} ${asked}; ` +
         `the ${method === 'scram-iterations' ? 'proof was not computed' : 'password was not sent'}`,
-      'the server asked for the password in a form that reveals it, over a connection whose server is not verified',
+      'the server asked for the password in a form that reveals it, or that is cheap to guess from',
       'Set DB_SSL=verify-full (in Lambda the RDS CAs ship with the runtime; elsewhere set DB_SSL_CA to the RDS ' +
         'bundle global-bundle.pem), or let the server use scram-sha-256 (password_encryption = scram-sha-256, ' +
         'set the password again, scram-sha-256 in pg_hba.conf, scram_iterations at its default of 4096 or up to ' +
         '1,000,000).',
+      cause,
     );
     this.method = method;
   }
 }
 
-/** DB_SSL=require or verify-full, and the server answered that it does not accept TLS connections. */
+/**
+ * DB_CHANNEL_BINDING=require, and the login could not be bound to the server's certificate: the server does not
+ * offer SCRAM-SHA-256-PLUS (RDS Proxy, PostgreSQL before 11, a server without TLS), asked for a password, or let the
+ * client in without SCRAM.
+ */
+export class DatabaseChannelBindingError extends DatabaseSetupError {
+  constructor(detail: string, target?: DatabaseTarget, cause?: unknown) {
+    super(
+      'DB_CHANNEL_BINDING',
+      `DB_CHANNEL_BINDING=require, but the login${forTarget(target)} could not be bound to the server's ` +
+        `certificate: ${detail}`,
+      'channel binding is required and the server does not support it',
+      'Let the server authenticate with scram-sha-256 over TLS (PostgreSQL 11+), or set DB_CHANNEL_BINDING=prefer ' +
+        '(the default) when a proxy between cannot bind.',
+      cause,
+    );
+  }
+}
+
+/**
+ * DB_SSL=require or verify-full, and the server answered that it does not accept TLS connections. Retried with
+ * backoff like an unreachable server: RDS always offers TLS, so a refusal is more often something between than the
+ * server's setup; when it lasts, the log says what to fix.
+ */
 export class DatabaseTlsUnavailableError extends DatabaseSetupError {
-  constructor(target: DatabaseTarget, ssl: string) {
+  constructor(target?: DatabaseTarget, cause?: unknown) {
     super(
       'DB_TLS_UNAVAILABLE',
-      `DB_SSL=${ssl}, but the server${forTarget(target)} does not accept TLS connections`,
+      `DB_SSL asks for TLS, but the server${forTarget(target)} does not accept TLS connections`,
       'the database does not accept TLS connections',
-      'Turn TLS on in the server (ssl = on; RDS always has it), or set DB_SSL=disable for a local server without TLS.',
+      'Turn TLS on in the server (ssl = on; RDS always has it), check that nothing between strips it, or set ' +
+        'DB_SSL=disable for a local server without TLS.',
+      cause,
+    );
+  }
+}
+
+/**
+ * The server accepted the TCP connection but never let the session start: it closed the connection (too many
+ * connections without saying so, a proxy that cannot reach its database, not PostgreSQL) or did not finish startup
+ * within DB_CONNECT_TIMEOUT (overloaded, or another service on that port). Transient: retried with backoff.
+ */
+export class DatabaseStartupFailedError extends DatabaseSetupError {
+  constructor(how: 'closed' | 'timeout', detail: string, target?: DatabaseTarget, cause?: unknown) {
+    super(
+      'DB_STARTUP_FAILED',
+      `The server was reached${forTarget(target)} but ` +
+        (how === 'closed'
+          ? 'closed the connection before the session started'
+          : 'did not finish starting the session within DB_CONNECT_TIMEOUT') +
+        `: ${detail}`,
+      how === 'closed'
+        ? 'the database closed the connection before the session started'
+        : 'the database did not finish starting the session in time',
+      'Check that DB_HOST:DB_PORT is PostgreSQL (or the RDS Proxy endpoint) and not another service, that it is not ' +
+        'out of connections (max_connections) or overloaded, and, behind RDS Proxy, that the proxy reaches its ' +
+        'database (its target health).',
+      cause,
     );
   }
 }

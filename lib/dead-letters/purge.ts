@@ -2,7 +2,7 @@ import type { OperationContext } from './operation-context';
 import { runInTransaction, runWithRetry } from '../postgres/retry';
 import { timeLeft } from '../deadline';
 import type { PurgeRequest } from './request';
-import type { Sql } from '../postgres/client';
+import type { Queryable } from '../postgres/client';
 import { selectionFilter } from './selection-filter';
 import { tableIdentifiers } from '../postgres/table-names';
 
@@ -26,7 +26,7 @@ const SETTLED = ['stored', 'duplicate', 'superseded', 'upstream_error'];
  * is not run again (CommitUnknownError): it would delete a further batch, past `limit`, and count one.
  */
 export async function purge(ctx: OperationContext, request: PurgeRequest): Promise<PurgeReport> {
-  const matches = (sql: Sql) => sql`
+  const matches = (sql: Queryable) => sql`
     where true ${selectionFilter(sql, request)}
     ${request.redriven ? sql`and redrive_result = any(${SETTLED}::text[])` : sql``}
     ${

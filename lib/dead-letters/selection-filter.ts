@@ -1,12 +1,12 @@
 import type postgres from 'postgres';
-import type { Sql } from '../postgres/client';
+import type { Queryable } from '../postgres/client';
 import type { Selection } from './request';
 
 /**
  * The selection as SQL conditions on dead_letters, each starting with `and`, for `where true ${filter}`. Values
  * travel as parameters; only the fixed column names are SQL text.
  */
-export function selectionFilter(sql: Sql, s: Selection): postgres.PendingQuery<postgres.Row[]> {
+export function selectionFilter(sql: Queryable, s: Selection): postgres.PendingQuery<postgres.Row[]> {
   const empty = sql``;
   return sql`
     ${s.ids ? sql`and id = any(${s.ids}::bigint[])` : empty}

@@ -1,5 +1,5 @@
 import type { Database } from '../postgres/database';
-import type { Sql } from '../postgres/client';
+import type { Queryable } from '../postgres/client';
 import { tableIdentifiers } from '../postgres/table-names';
 import { healthQuery, describeFailure } from './readiness';
 
@@ -20,7 +20,7 @@ interface Freshness {
  * created_at indexes. Counts over a day would read a day's rows (about 250 ms of database time at 1M traces a
  * day); the daily totals are in the RecordsStored and RecordsDeadLettered metrics instead.
  */
-async function readFreshness(sql: Sql, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
+async function readFreshness(sql: Queryable, schema: string, staleAfterSeconds: number | null): Promise<Freshness> {
   const t = tableIdentifiers(sql, schema);
   const [row] = await sql<
     { last_stored_at: Date | null; seconds_since: number | null; stored_hour: number; dead_hour: number }[]

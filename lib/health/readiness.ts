@@ -1,5 +1,5 @@
 import type { Database } from '../postgres/database';
-import type { Sql } from '../postgres/client';
+import type { Queryable } from '../postgres/client';
 import { runInTransaction } from '../postgres/retry';
 import { raceDeadline } from '../deadline';
 import { publicReason } from '../postgres/diagnose-failure';
@@ -76,7 +76,7 @@ export async function checkReadiness(deps: ReadinessDependencies): Promise<Readi
   };
 }
 
-async function missingTables(sql: Sql, schema: string): Promise<string[]> {
+async function missingTables(sql: Queryable, schema: string): Promise<string[]> {
   const names = CONSUMER_TABLES.map((table) => tableName(schema, table));
   const rows = await sql<{ name: string; found: boolean }[]>`
     select name, to_regclass(name) is not null as found from unnest(${names}::text[]) as t(name)`;
@@ -103,7 +103,7 @@ const STATEMENT_SHARE = 0.75;
 export async function healthQuery<T>(
   database: Database,
   timeoutMs: number,
-  work: (sql: Sql) => Promise<T>,
+  work: (sql: Queryable) => Promise<T>,
 ): Promise<T> {
   try {
     return await runInTransaction(database, work, {

@@ -1,14 +1,23 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import type { Config } from '../config';
-import { databaseSocket, type TlsSettings } from './socket';
 import { CaFileMissingError, CommitUnconfirmedError } from '../errors';
 import { CONNECTION_LOST, errorCode } from './failure-kind';
 import { boundedTimeout } from '../deadline';
+import { guardScramIterations } from './scram-iterations';
+import { type TcpSockets, tcpSockets } from './tcp-socket';
 
 export type Sql = postgres.Sql;
+/** What runs queries: the pool, a transaction or a reserved connection (postgres.js 4's common interface). */
+export type Queryable = postgres.ISql;
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
+/** A client and what its sockets saw (lib/postgres/tcp-socket.ts). */
+export interface Client {
+  sql: Sql;
+  sockets: TcpSockets;
+}
 
 /**
  * A postgres.js client with the pool and TLS settings of the configuration. In Lambda there is one per execution
@@ -16,10 +25,19 @@ type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
  * pipelined on one connection, so DB_POOL_MAX defaults to 1. An idle connection is closed before a frozen
  * environment's socket can go stale; one that broke anyway fails as a transient error and the retry opens a new
  * one. https://docs.aws.amazon.com/lambda/latest/dg/services-rds.html
+ *
+ * TLS and authentication are the driver's (docs/design.md, "TLS and authentication"): DB_SSL is its `ssl` mode,
+ * verify-full against the CA bundle DB_SSL_CA; on a connection whose server is not verified (disable, require),
+ * `require_auth` lets the server ask for SCRAM-SHA-256 only (or nothing), so a cleartext or MD5 request is refused
+ * before anything is sent; channel binding (SCRAM-SHA-256-PLUS) as DB_CHANNEL_BINDING says; direct TLS as
+ * DB_SSL_NEGOTIATION says. The one guard the driver lacks, a bound on SCRAM's iteration count, is
+ * lib/postgres/scram-iterations.ts.
  */
-export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql {
-  const target = { host: db.host, port: db.port, database: db.database, user: db.user };
-  const options: ClientOptions & { socket: ReturnType<typeof databaseSocket> } = {
+export function createClient(db: Config['db'], overrides: ClientOptions = {}): Client {
+  guardScramIterations();
+  const sockets = tcpSockets(db.host, db.port);
+  const verified = db.ssl === 'verify-full';
+  const options: ClientOptions = {
     host: db.host,
     port: db.port,
     database: db.database,
@@ -30,22 +48,39 @@ export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql 
     max_lifetime: db.maxLifetimeSeconds || undefined, // seconds
     connect_timeout: db.connectTimeoutSeconds,
     prepare: db.prepare,
-    // TLS is negotiated by the socket (lib/postgres/socket.ts), which also keeps the password from an unverified
-    // server.
-    ssl: false,
-    socket: databaseSocket(target, tlsSettings(db), Number(overrides.connect_timeout ?? db.connectTimeoutSeconds)),
+    ssl: sslOption(db),
+    ...(db.sslNegotiation === 'direct' ? { sslnegotiation: 'direct' as const } : {}),
+    channel_binding: db.channelBinding,
+    ...(verified ? {} : { require_auth: UNVERIFIED_AUTH }),
+    // postgres.js's SocketLike type is narrower than the net.Socket its own connect returns, which this is too.
+    socket: sockets.open as unknown as ClientOptions['socket'],
     connection: { application_name: 'trace-consumer' },
-    onnotice: () => {},
+    onnotice: false,
     ...overrides,
   };
-  return postgres(options); // `socket` is a documented option that postgres.js's type definitions leave out
+  return { sql: postgres(options), sockets };
+}
+
+/** A client's `sql` alone, for tools and tests that need no more. */
+export function createSql(db: Config['db'], overrides: ClientOptions = {}): Sql {
+  return createClient(db, overrides).sql;
 }
 
 /**
- * How the connection is encrypted; the CA bundle is read when the client is created, so a missing one fails at once.
+ * What an unverified server may ask for: a SCRAM-SHA-256 exchange (the server only ever gets a proof the password
+ * cannot be read from) or no authentication at all (nothing is sent). Never the password in cleartext or as MD5.
  */
-function tlsSettings(db: Config['db']): TlsSettings {
-  return db.ssl === 'verify-full' ? { mode: 'verify-full', ca: readCaBundle(db.sslCa) } : { mode: db.ssl };
+const UNVERIFIED_AUTH = 'scram-sha-256,none';
+
+/**
+ * postgres.js's `ssl` for DB_SSL: false, 'require' (encrypted, certificate not checked), or TLS options that verify
+ * the certificate against the CA bundle and the host name (an IP address against its IP SANs). The bundle is read
+ * when the client is created, so a missing one fails at once.
+ */
+function sslOption(db: Config['db']): ClientOptions['ssl'] {
+  if (db.ssl === 'disable') return false;
+  if (db.ssl === 'require') return 'require';
+  return { ca: readCaBundle(db.sslCa), rejectUnauthorized: true };
 }
 
 /** The CA bundle, or an error naming DB_SSL_CA: a missing file is a setup mistake, never retried as transient. */

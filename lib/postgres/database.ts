@@ -1,10 +1,12 @@
 import type postgres from 'postgres';
 import type { Config } from '../config';
 import type { CredentialSource, Credentials } from './credentials';
-import { createSql, type Sql } from './client';
+import { type Client, createClient, type Sql } from './client';
 import { canStartAttempt, MIN_ATTEMPT_MS, raceDeadline, type Deadline } from '../deadline';
 import { CommitUnconfirmedError, OutOfTimeError } from '../errors';
 import { CONNECT_FAILED, CONNECTION_LOST, errorCode, LOGIN_REJECTED } from './failure-kind';
+import { withTarget } from './error-target';
+import { onRetriedConnectFailure } from './connect-failures';
 
 type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 
@@ -13,10 +15,12 @@ type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
  * unreachable Secrets Manager cannot fail the init phase) from the current credentials, and replaced when they
  * change. When PostgreSQL rejects the login, as it does right after a rotation, the secret is fetched again and the
  * work runs once more on a new client before the failure counts. A client whose connection failed is never used
- * again: postgres.js 3.4 can leave such a client hanging on its next query (porsager/postgres#1130).
+ * again: a new one starts from a clean pool (postgres.js 3.4 could leave such a client hanging, porsager/postgres#1130).
+ * Every failure of its client carries the target (host, port, database, user) it was raised for, so that the message
+ * a person reads can name it (lib/postgres/diagnose-failure.ts).
  */
 export class Database {
-  private client: { sql: Sql; credentials: Credentials } | undefined;
+  private client: (Client & { credentials: Credentials }) | undefined;
   private creating: Promise<Sql> | undefined;
 
   constructor(
@@ -93,13 +97,29 @@ export class Database {
     const running = (async () => {
       const sql = await this.sql();
       current = sql;
+      const credentials = this.client?.sql === sql ? this.client.credentials : undefined;
+      let stopWatching = () => {};
+      let refused = false;
+      // A connection attempt the driver would retry by itself ends this pass at once (lib/postgres/connect-failures).
+      const connectFailed = new Promise<never>((_, reject) => {
+        if (credentials)
+          stopWatching = onRetriedConnectFailure(credentials, (error) => {
+            refused = true;
+            reject(error);
+          });
+      });
+      connectFailed.catch(() => {});
       try {
-        return await work(sql);
+        return await Promise.race([work(sql), connectFailed]);
       } catch (error) {
+        this.annotate(error, sql);
         const code = errorCode(error) ?? '';
-        if (CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code) || error instanceof CommitUnconfirmedError)
+        // A refused connection attempt too (53300 among them): the driver would go on trying in the background.
+        if (refused || CONNECTION_LOST.has(code) || CONNECT_FAILED.has(code) || error instanceof CommitUnconfirmedError)
           this.discard(sql);
         throw error;
+      } finally {
+        stopWatching();
       }
     })();
     return raceDeadline(
@@ -113,6 +133,19 @@ export class Database {
     );
   }
 
+  /**
+   * Names the target on a failure of `sql`'s work, and whether its last connection reached the server: a connect
+   * timeout after the server accepted TCP means it never finished the session's startup, not a wrong address.
+   */
+  private annotate(error: unknown, sql: Sql): void {
+    const client = this.client?.sql === sql ? this.client : undefined;
+    if (!client) return;
+    const { host, port, database, user } = client.credentials;
+    withTarget(error, { host, port, database, user });
+    if (errorCode(error) === 'CONNECT_TIMEOUT' && error !== null && typeof error === 'object')
+      Object.defineProperty(error, 'reachedServer', { value: client.sockets.lastReachedServer(), enumerable: false });
+  }
+
   /** Drops `sql` if it is still the current client, closing it at once without waiting for its queries. */
   private discard(sql: Sql): void {
     if (this.client?.sql === sql) this.client = undefined;
@@ -121,7 +154,7 @@ export class Database {
 
   private replaceClient(credentials: Credentials): void {
     const old = this.client;
-    this.client = { sql: createSql({ ...this.settings, ...credentials }, this.overrides), credentials };
+    this.client = { ...createClient({ ...this.settings, ...credentials }, this.overrides), credentials };
     // Let the old client finish what it has in flight, then close it in the background.
     void old?.sql.end({ timeout: 5 }).catch(() => {});
   }

@@ -1,12 +1,19 @@
 import {
+  DatabaseChannelBindingError,
+  DatabaseInsecureAuthError,
   DatabaseLoginError,
+  DatabaseStartupFailedError,
+  DatabaseTlsUnavailableError,
   DatabaseNotFoundError,
   DatabaseSetupError,
   DatabaseUnreachableError,
   SchemaMissingError,
   TraceConsumerError,
+  type DatabaseTarget,
 } from '../errors';
-import { targetOf } from './socket';
+import { targetOf } from './error-target';
+import { ScramIterationsRefused } from './scram-iterations';
+import { CLOSED_IN_STARTUP } from './connect-failures';
 import { CONNECT_FAILED, describeDatabaseError, errorCode, LOGIN_REJECTED } from './failure-kind';
 
 /**
@@ -19,13 +26,42 @@ export function diagnoseDatabaseFailure(error: unknown): unknown {
   const code = errorCode(error);
   if (code === undefined) return error;
   const detail = describeDatabaseError(error);
-  // Which server refused whom: set by the connection's socket (lib/postgres/socket.ts) on the errors of its startup.
+  // Which server refused whom: set by Database (lib/postgres/error-target.ts) on its client's errors.
   const target = targetOf(error);
   if (LOGIN_REJECTED.has(code)) return new DatabaseLoginError(code, detail, error, target);
   if (code === '3D000') return new DatabaseNotFoundError(detail, error, target);
   if (code === '42P01') return new SchemaMissingError([relationName(error) ?? 'of the schema']);
+  const driverGuard = diagnoseDriverGuard(code, error, target);
+  if (driverGuard) return driverGuard;
+  if (code === CLOSED_IN_STARTUP) return new DatabaseStartupFailedError('closed', detail, target, error);
+  if (code === 'CONNECT_TIMEOUT' && reachedServer(error))
+    return new DatabaseStartupFailedError('timeout', detail, target, error);
+  if (code === 'SSL_NOT_SUPPORTED') return new DatabaseTlsUnavailableError(target, error);
   if (CONNECT_FAILED.has(code)) return new DatabaseUnreachableError(code, detail, error, target);
   return error;
+}
+
+/**
+ * What postgres.js's own guards refused (lib/postgres/client.ts): an authentication method `require_auth` does not
+ * allow (its message says which was requested), a SCRAM iteration count out of bounds, a login that could not be
+ * bound to the certificate.
+ */
+function diagnoseDriverGuard(code: string, error: unknown, target: DatabaseTarget | undefined): unknown {
+  const message = error instanceof Error ? error.message : '';
+  if (code === 'AUTH_METHOD_REFUSED') {
+    const method = /cleartext/.test(message) ? 'cleartext' : /hashed/.test(message) ? 'md5' : 'other';
+    return new DatabaseInsecureAuthError(method, target, undefined, error);
+  }
+  if (error instanceof ScramIterationsRefused)
+    return new DatabaseInsecureAuthError('scram-iterations', target, error.iterations, error);
+  if (code === 'CHANNEL_BINDING_REQUIRED')
+    return new DatabaseChannelBindingError(message.replace(/^CHANNEL_BINDING_REQUIRED: /, ''), target, error);
+  return undefined;
+}
+
+/** Set by Database on a connect timeout: whether the server had accepted the TCP connection. */
+function reachedServer(error: unknown): boolean {
+  return error !== null && typeof error === 'object' && 'reachedServer' in error && error.reachedServer === true;
 }
 
 /** The relation PostgreSQL names in `relation "trace.ratings" does not exist`. */

@@ -27,8 +27,14 @@ export const CONNECTION_LOST = new Set([
 /** SQLSTATEs with which PostgreSQL rejects a login: wrong password, unknown or disabled user. */
 export const LOGIN_REJECTED = new Set(['28P01', '28000']);
 
-/** A connection could not be made at all. */
+/**
+ * A connection could not be made at all, or not finished: refused, unresolved, timed out, closed by the server before
+ * it was ready (lib/postgres/connect-failures.ts), or refused TLS (SSL_NOT_SUPPORTED: PostgreSQL with ssl = off, or
+ * something between that strips it). Each is one failed attempt, retried with backoff, never reconnected at once.
+ */
 export const CONNECT_FAILED = new Set([
+  'DB_CLOSED_IN_STARTUP',
+  'SSL_NOT_SUPPORTED',
   'ECONNREFUSED',
   'ETIMEDOUT',
   'CONNECT_TIMEOUT',
@@ -86,7 +92,10 @@ const DEPLOYMENT_CODES = new Set([
   'DB_SSL_CA_MISSING',
   'SECRET_INVALID',
   'DB_INSECURE_AUTH',
-  'DB_TLS_UNAVAILABLE',
+  'AUTH_METHOD_REFUSED',
+  'SCRAM_ITERATIONS_REFUSED',
+  'CHANNEL_BINDING_REQUIRED',
+  'DB_CHANNEL_BINDING',
   '28000',
   '28P01',
   '3D000',

@@ -1,5 +1,5 @@
 import type { Database } from './database';
-import type { Sql } from './client';
+import type { Queryable } from './client';
 import type { Deadline } from '../deadline';
 import { SchemaVersionError } from '../errors';
 import type { Logger } from '../log';
@@ -14,7 +14,7 @@ export interface AppliedMigration {
 }
 
 /** The migrations applied to `schema`, in order; none when the schema, or its version table, does not exist. */
-async function readAppliedMigrations(sql: Sql, schema: string): Promise<AppliedMigration[]> {
+async function readAppliedMigrations(sql: Queryable, schema: string): Promise<AppliedMigration[]> {
   const [found] = await sql<
     { exists: boolean }[]
   >`select to_regclass(${tableName(schema, VERSION_TABLE)}) is not null as exists`;
@@ -55,7 +55,7 @@ export function verifySchemaVersion(
  * SchemaVersionError when the code cannot work on this database, and whatever `run` throws when it cannot be read.
  */
 export async function checkSchemaVersion(
-  run: (work: (sql: Sql) => Promise<AppliedMigration[]>) => Promise<AppliedMigration[]>,
+  run: (work: (sql: Queryable) => Promise<AppliedMigration[]>) => Promise<AppliedMigration[]>,
   schema: string,
   required: number = SCHEMA_VERSION,
 ): Promise<VersionVerdict> {

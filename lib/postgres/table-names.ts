@@ -32,10 +32,7 @@ export function tableName(schema: string, table: Table): string {
 }
 
 /** Every table of `schema` as a postgres.js identifier, for `${t.courses}` in a query. */
-export function tableIdentifiers(
-  sql: postgres.Sql | postgres.TransactionSql,
-  schema: string,
-): Record<Table, postgres.Helper<string, []>> {
+export function tableIdentifiers(sql: postgres.ISql, schema: string): Record<Table, postgres.Helper<string, []>> {
   const tables: readonly Table[] = [...CONSUMER_TABLES, VERSION_TABLE];
   return Object.fromEntries(tables.map((table) => [table, sql(tableName(schema, table))])) as Record<
     Table,

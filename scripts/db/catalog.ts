@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import type { Sql } from '../../lib/postgres/client';
+import type { Queryable } from '../../lib/postgres/client';
 
 /**
  * What a schema is made of, as sorted lines of text: every table, column (type, nullability, default, identity),
@@ -13,7 +13,7 @@ import type { Sql } from '../../lib/postgres/client';
  * equal.
  */
 export async function describeCatalog(
-  tx: Sql | postgres.TransactionSql,
+  tx: Queryable,
   schema: string,
   exceptTables: readonly string[] = [],
 ): Promise<string[]> {

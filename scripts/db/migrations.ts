@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { catalogDifferences, describeCatalog } from './catalog';
-import { inTransaction, type Sql } from '../../lib/postgres/client';
+import { inTransaction, type Queryable, type Sql } from '../../lib/postgres/client';
 import { tableIdentifiers, VERSION_TABLE } from '../../lib/postgres/table-names';
 import { MigrationError } from '../errors';
 import { describeDatabaseError } from '../../lib/postgres/failure-kind';
@@ -180,14 +180,14 @@ export async function applySchema(sql: Sql, schema: string, dir: string = MIGRAT
 }
 
 /** Runs `work` in a transaction that holds the schema's advisory lock until it ends. */
-function underLock<T>(sql: Sql, schema: string, work: (tx: Sql) => Promise<T>): Promise<T> {
+function underLock<T>(sql: Sql, schema: string, work: (tx: Queryable) => Promise<T>): Promise<T> {
   return inTransaction(sql, async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext(${'trace-consumer schema ' + schema}))`;
     return work(tx);
   });
 }
 
-async function holdsTables(tx: Sql, schema: string): Promise<boolean> {
+async function holdsTables(tx: Queryable, schema: string): Promise<boolean> {
   const [row] = await tx<{ found: boolean }[]>`
     select exists (
       select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -201,7 +201,7 @@ async function holdsTables(tx: Sql, schema: string): Promise<boolean> {
  * structure equals what migration 0001 builds (built as temporary tables and rolled back), it is recorded as
  * version 1 and upgraded from there; otherwise nothing is changed and the differences are reported.
  */
-async function baseline(tx: Sql, schema: string, first: Migration): Promise<void> {
+async function baseline(tx: Queryable, schema: string, first: Migration): Promise<void> {
   // The scratch tables are the session's temporary ones: creating them needs no right to create schemas.
   await tx`savepoint baseline_check`;
   await tx`select set_config('search_path', 'pg_temp', true)`;

@@ -1,18 +1,27 @@
 /**
- * What the client gives a server that asks for the password: a fake server (an impostor at the database's address)
- * asks for it in cleartext, as an MD5 hash or by SCRAM-SHA-256, over DB_SSL=disable, require and verify-full. Only a
- * verified server may have the password or its MD5 hash; SCRAM never reveals it and is allowed everywhere.
+ * What the client gives a server that asks for the password, and what a person reads when it refuses: postgres.js
+ * 4's guards as lib/postgres/client.ts sets them. Only a verified server (DB_SSL=verify-full) may have the password
+ * or its MD5 hash; SCRAM never reveals it and works everywhere; a refusal names the server, the database and the
+ * user, and the fix. (Every way of cutting an impostor's bytes: test/integration/impostor.test.ts.)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { createSql } from '../../lib/postgres/client';
+import { environmentCredentials } from '../../lib/postgres/credentials';
+import { Database } from '../../lib/postgres/database';
 import { diagnoseDatabaseFailure, publicReason } from '../../lib/postgres/diagnose-failure';
-import { classifyFailure } from '../../lib/postgres/failure-kind';
+import { classifyFailure, isDeploymentFailure } from '../../lib/postgres/failure-kind';
 import { selfSignedCertificate } from '../helpers/certificates';
-import { fakePostgres, splitMessages, type AskFor } from '../helpers/fake-postgres';
+import {
+  CLEARTEXT_REQUEST,
+  frontendMessages,
+  impostor,
+  MD5_REQUEST,
+  SASL_REQUEST,
+  type Script,
+} from '../helpers/impostor';
 
 const PASSWORD = 'the-password-Xy9';
 let dir: string;
@@ -26,10 +35,12 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 type Ssl = 'disable' | 'require' | 'verify-full';
+const REQUESTS = { cleartext: CLEARTEXT_REQUEST, md5: MD5_REQUEST, scram: SASL_REQUEST };
+const scramWith = (iterations: number): Script['serverFirst'] => (nonce) => `r=${nonce}x,s=c2FsdA==,i=${iterations}`;
 
-/** Logs in to a fake server asking for `askFor`; returns the error and what the server received. */
-async function login(ssl: Ssl, askFor: AskFor, scramIterations?: number) {
-  const server = await fakePostgres(askFor, cert, scramIterations);
+/** One pass of a query through Database against an impostor; the raw error, and what the impostor received. */
+async function login(ssl: Ssl, askFor: keyof typeof REQUESTS, env: Record<string, string> = {}, iterations = 4096) {
+  const server = await impostor({ startup: REQUESTS[askFor], serverFirst: scramWith(iterations), tls: cert });
   const config = loadConfig({
     DB_HOST: 'localhost',
     DB_PORT: String(server.port),
@@ -38,21 +49,24 @@ async function login(ssl: Ssl, askFor: AskFor, scramIterations?: number) {
     DB_PASSWORD: PASSWORD,
     DB_SSL: ssl,
     DB_SSL_CA: join(dir, 'fake.crt'),
+    ...env,
   });
-  const sql = createSql(config.db, { max: 1 });
+  const database = new Database(config.db, environmentCredentials(config.db), { fetch_types: false });
   try {
-    const error = await sql`select 1`.then(
+    const error = await database.run((sql) => sql`select 1`, Date.now() + 5_000).then(
       () => undefined,
       (e: unknown) => e,
     );
-    return { error, received: Buffer.concat(server.received), askedForTls: server.askedForTls[0], port: server.port };
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const messages = frontendMessages(Buffer.concat(server.received)).map((m) => m.toString('latin1'));
+    return { error, messages, port: server.port };
   } finally {
-    await sql.end({ timeout: 1 });
+    await database.end().catch(() => {});
     await server.close();
   }
 }
 
-const code = (error: unknown) => (error as { code?: string }).code;
+const code = (error: unknown) => (error as { code?: string } | undefined)?.code;
 
 describe('a server that asks for the password in a form that reveals it', () => {
   it.each([
@@ -60,93 +74,90 @@ describe('a server that asks for the password in a form that reveals it', () => 
     ['disable', 'md5'],
     ['require', 'cleartext'],
     ['require', 'md5'],
-  ] as const)(
-    'should not send it with DB_SSL=%s when asked for %s, and say which server asked',
-    async (ssl, askFor) => {
-      const { error, received, askedForTls, port } = await login(ssl, askFor);
-      expect(askedForTls).toBe(ssl === 'require');
-      expect(code(error)).toBe('DB_INSECURE_AUTH');
-      expect(received.length).toBe(0); // no PasswordMessage at all: neither the password nor its hash
-      expect(received.includes(PASSWORD)).toBe(false);
-      const message = (error as Error).message;
-      expect(message).toContain(`user "trace" on database "trace" at localhost:${port}`);
-      expect(message).toContain(`DB_SSL=${ssl}`);
-      expect(message).toContain('DB_SSL=verify-full');
-      expect(message).not.toContain(PASSWORD);
-      // A setup mistake: not retried in process, not blamed on a record.
-      expect(classifyFailure(error)).toBe('fatal');
-      expect(diagnoseDatabaseFailure(error)).toBe(error);
-      expect(publicReason(error)).not.toContain('localhost');
-    },
-  );
+  ] as const)('should not send it with DB_SSL=%s when asked for %s, and say which server asked', async (ssl, ask) => {
+    const { error, messages, port } = await login(ssl, ask);
+    expect(code(error)).toBe('AUTH_METHOD_REFUSED');
+    expect(messages).toEqual([]); // no PasswordMessage at all: neither the password nor its hash
+    const diagnosed = diagnoseDatabaseFailure(error) as Error & { code: string };
+    expect(diagnosed.code).toBe('DB_INSECURE_AUTH');
+    expect(diagnosed.message).toContain(`user "trace" on database "trace" at localhost:${port}`);
+    expect(diagnosed.message).toContain(ask === 'md5' ? 'as an MD5 hash' : 'in cleartext');
+    expect(diagnosed.message).toContain('DB_SSL=verify-full');
+    // A setup mistake: not retried in process, holds the invocation, not blamed on a record.
+    expect(classifyFailure(error)).toBe('fatal');
+    expect(isDeploymentFailure(diagnosed)).toBe(true);
+    expect(publicReason(error)).not.toContain('localhost');
+  });
 
-  it.each(['cleartext', 'md5'] as const)('should answer %s to a server verified with verify-full', async (askFor) => {
-    const { error, received } = await login('verify-full', askFor);
-    const [answer] = splitMessages(received);
-    expect(answer?.toString('latin1', 0, 1)).toBe('p');
-    if (askFor === 'cleartext') expect(answer!.includes(PASSWORD)).toBe(true);
-    else expect(answer!.toString('latin1')).toMatch(/md5[0-9a-f]{32}/);
-    expect(code(error)).toBe('28P01'); // the fake server then rejects the login
+  it.each(['cleartext', 'md5'] as const)('should answer %s to a server verified with verify-full', async (ask) => {
+    const { messages } = await login('verify-full', ask);
+    expect(messages[0]?.slice(0, 1)).toBe('p');
+    if (ask === 'cleartext') expect(messages[0]).toContain(PASSWORD);
+    else expect(messages[0]).toMatch(/md5[0-9a-f]{32}/);
   });
 });
 
 describe('SCRAM-SHA-256, which never reveals the password', () => {
   it.each(['disable', 'require', 'verify-full'] as const)('should go ahead with DB_SSL=%s', async (ssl) => {
-    const { error, received } = await login(ssl, 'scram');
-    const messages = splitMessages(received).map((m) => m.toString('latin1'));
+    const { messages } = await login(ssl, 'scram');
     expect(messages).toHaveLength(2);
     expect(messages[0]).toContain('SCRAM-SHA-256');
-    expect(messages[1]).toMatch(/c=biws,r=[^,]+,p=/); // the client's proof
-    expect(received.includes(PASSWORD)).toBe(false);
-    expect(code(error)).toBe('28P01');
+    expect(messages[1]).toMatch(/c=[^,]+,r=[^,]+,p=/); // the client's proof
+    expect(messages.join('')).not.toContain(PASSWORD);
+  });
+
+  it.each([
+    ['disable', 1],
+    ['require', 4095],
+    ['verify-full', 1_000_001],
+    ['require', 2_000_000_000],
+  ] as const)('should not compute a proof with DB_SSL=%s and i=%i, and say so', async (ssl, iterations) => {
+    const { error, messages } = await login(ssl, 'scram', {}, iterations);
+    expect(messages).toHaveLength(1); // the client's first message only: no proof
+    const diagnosed = diagnoseDatabaseFailure(error) as Error & { code: string };
+    expect(diagnosed.code).toBe('DB_INSECURE_AUTH');
+    expect(diagnosed.message).toContain(`SCRAM proof with ${iterations} iterations`);
+    expect(diagnosed.message).toMatch(/at localhost:\d+/);
   });
 });
 
-// Found by the hostile review of issue 21: postgres.js takes the server's iteration count as given. An impostor naming
-// i=1 gets a proof that is cheap to guess the password from; one naming i=2000000000 blocks the process (no timer,
-// the deadline's included, fires while the proof is computed).
-describe('SCRAM with an iteration count an impostor would choose', () => {
-  it.each([
-    ['disable', 1],
-    ['disable', 4095],
-    ['require', 1],
-    ['disable', 1_000_001],
-    ['require', 2_000_000_000],
-  ] as const)('should not compute or send a proof with DB_SSL=%s and i=%i', async (ssl, iterations) => {
-    const { error, received } = await login(ssl, 'scram', iterations);
-    expect(code(error)).toBe('DB_INSECURE_AUTH');
-    expect((error as Error).message).toContain(`SCRAM proof with ${iterations} iterations`);
-    const messages = splitMessages(received).map((m) => m.toString('latin1'));
-    expect(messages).toHaveLength(1); // the client's first message only: no proof
-    expect(messages[0]).toContain('SCRAM-SHA-256');
+describe('channel binding', () => {
+  it('should refuse a login that cannot be bound when DB_CHANNEL_BINDING=require, and name the fix', async () => {
+    // The impostor offers SCRAM-SHA-256 only, not SCRAM-SHA-256-PLUS.
+    const { error, messages } = await login('require', 'scram', { DB_CHANNEL_BINDING: 'require' });
+    expect(messages).toEqual([]);
+    const diagnosed = diagnoseDatabaseFailure(error) as Error & { code: string };
+    expect(diagnosed.code).toBe('DB_CHANNEL_BINDING');
+    expect(diagnosed.message).toContain('DB_CHANNEL_BINDING=prefer');
+    expect(isDeploymentFailure(diagnosed)).toBe(true);
   });
 
-  it(
-    'should go ahead with a verified server whatever the count, and with an unverified one at the ' + 'default',
-    async () => {
-      for (const [ssl, iterations] of [
-        ['verify-full', 1],
-        ['disable', 4096],
-        ['require', 100_000],
-      ] as const) {
-        const { error, received } = await login(ssl, 'scram', iterations);
-        expect(splitMessages(received).map((m) => m.toString('latin1'))[1]).toMatch(/c=biws,r=[^,]+,p=/);
-        expect(code(error)).toBe('28P01');
-      }
-    },
-  );
+  it('should refuse DB_CHANNEL_BINDING=require and DB_SSL_NEGOTIATION=direct without TLS at cold start', () => {
+    expect(() => loadConfig({ DB_SSL: 'disable', DB_CHANNEL_BINDING: 'require' })).toThrow(/DB_CHANNEL_BINDING/);
+    expect(() => loadConfig({ DB_SSL: 'disable', DB_SSL_NEGOTIATION: 'direct' })).toThrow(/DB_SSL_NEGOTIATION/);
+    expect(loadConfig({ DB_SSL: 'require', DB_CHANNEL_BINDING: 'require' }).db.channelBinding).toBe('require');
+    expect(loadConfig({}).db).toMatchObject({ channelBinding: 'prefer', sslNegotiation: 'postgres' });
+  });
 });
 
 describe('errors that name the place', () => {
+  async function failure(env: Record<string, string>) {
+    const server = inject('database');
+    const config = loadConfig({ ...server, DB_SSL: 'disable', ...env });
+    const database = new Database(config.db, environmentCredentials(config.db));
+    try {
+      return await database.run((sql) => sql`select 1`, Date.now() + 5_000).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    } finally {
+      await database.end().catch(() => {});
+    }
+  }
+
   it('should name host, port, database and user when the login is rejected, and never the password', async () => {
     const server = inject('database');
-    const config = loadConfig({ ...server, DB_PASSWORD: 'wrong-password-Q7', DB_SSL: 'disable' });
-    const sql = createSql(config.db, { max: 1 });
-    const error = await sql`select 1`.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    await sql.end({ timeout: 1 });
+    const error = await failure({ DB_PASSWORD: 'wrong-password-Q7' });
     expect(code(error)).toBe('28P01'); // the SQLSTATE stays: the consumer fetches a rotated secret on it
     const diagnosed = diagnoseDatabaseFailure(error) as Error & { code: string };
     expect(diagnosed.code).toBe('DB_LOGIN_REJECTED');
@@ -160,52 +171,16 @@ describe('errors that name the place', () => {
 
   it('should name the place of a database that does not exist and of a server that does not answer', async () => {
     const server = inject('database');
-    const missing = createSql(loadConfig({ ...server, DB_NAME: 'no_such_db', DB_SSL: 'disable' }).db, { max: 1 });
-    const notFound = diagnoseDatabaseFailure(
-      await missing`select 1`.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-    ) as Error & { code: string };
-    await missing.end({ timeout: 1 });
+    const notFound = diagnoseDatabaseFailure(await failure({ DB_NAME: 'no_such_db' })) as Error & { code: string };
     expect(notFound.code).toBe('DB_NOT_FOUND');
     expect(notFound.message).toContain(`database "no_such_db" at ${server.DB_HOST}:${server.DB_PORT}`);
 
-    const closed = await fakePostgres('scram');
+    const closed = await impostor({ startup: SASL_REQUEST });
     await closed.close(); // nothing listens on its port any more
-    const nobody = createSql(loadConfig({ ...server, DB_PORT: String(closed.port), DB_SSL: 'disable' }).db, { max: 1 });
-    const unreachable = diagnoseDatabaseFailure(
-      await nobody`select 1`.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-    ) as Error & { code: string };
-    await nobody.end({ timeout: 1 });
+    const unreachable = diagnoseDatabaseFailure(await failure({ DB_PORT: String(closed.port) })) as Error & {
+      code: string;
+    };
     expect(unreachable.code).toBe('DB_UNREACHABLE');
     expect(unreachable.message).toContain(`at ${server.DB_HOST}:${closed.port}`);
-  });
-
-  it('should say so when DB_SSL asks for TLS and the server has none', async () => {
-    const server = await fakePostgres('scram'); // without a certificate: answers the SSLRequest with 'N'
-    const sql = createSql(
-      loadConfig({
-        DB_HOST: '127.0.0.1',
-        DB_PORT: String(server.port),
-        DB_NAME: 'trace',
-        DB_USER: 'trace',
-        DB_PASSWORD: PASSWORD,
-        DB_SSL: 'require',
-      }).db,
-      { max: 1 },
-    );
-    const error = await sql`select 1`.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    await sql.end({ timeout: 1 });
-    await server.close();
-    expect(code(error)).toBe('DB_TLS_UNAVAILABLE');
-    expect((error as Error).message).toContain(`at 127.0.0.1:${server.port}`);
-    expect(classifyFailure(error)).toBe('fatal');
   });
 });
