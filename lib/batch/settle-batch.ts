@@ -7,6 +7,7 @@ import { classifyFailure, failureDetail } from '../postgres/failure-kind';
 import { halvingSearch, type HalvingSteps } from './halving-search';
 import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './write-batch';
 import { runInTransaction, type RetryOptions } from '../postgres/retry';
+import type { Prelude } from '../postgres/client';
 
 /** One thing a batch writes: a valid message (a candidate) or the dead letter of a record that can never be stored. */
 export type Unit =
@@ -56,36 +57,44 @@ export interface SettleContext {
  * Lambda to deliver again. Nothing a record contains makes it fail: only the database being unavailable does.
  */
 export async function settleBatch(input: SettleInput, ctx: SettleContext): Promise<Settled[]> {
-  await settleReferenceRows(input.units, ctx);
-  return settleUnits(input.units, { ...ctx, nextCopy: input.nextCopy ?? new Map() });
+  let prelude = referenceRowsPrelude(input.units, ctx);
+  const takePrelude = () => {
+    const once = prelude;
+    prelude = undefined;
+    return once;
+  };
+  return settleUnits(input.units, { ...ctx, nextCopy: input.nextCopy ?? new Map(), takePrelude });
 }
 
 /**
  * The batch's instructors, committed in a short transaction of their own before any batch transaction, so that
  * concurrent invocations never wait on one another's batch for a shared new name (docs/design.md, "Shared reference
- * rows"). Once per batch, not per attempt: isolation and retries find the names there. Best effort: if it fails,
- * the batch transaction inserts what is missing itself, as it always can, and only the waiting comes back.
+ * rows"). It goes out ahead of the batch's first transaction, on its connection and in its first round trip
+ * (Prelude, lib/postgres/client.ts). Once per batch, not per attempt: isolation and retries find the names there.
+ * Best effort: if it fails, the batch transaction inserts what is missing itself, as it always can, and only the
+ * waiting comes back.
  */
-async function settleReferenceRows(units: readonly Unit[], ctx: SettleContext): Promise<void> {
+function referenceRowsPrelude(units: readonly Unit[], ctx: SettleContext): Prelude | undefined {
   const reports = units.flatMap((u) =>
     u.kind === 'candidate' && u.candidate.message.kind === 'survey'
       ? [{ name: u.candidate.message.instructor.name, traceId: u.candidate.message.traceId }]
       : [],
   );
-  if (reports.length === 0 || !canStartAttempt(ctx.retry.deadline, ctx.retry.now)) return;
-  try {
-    await runInTransaction(ctx.database, (tx) => settleInstructors(tx, ctx.schema, reports), {
-      ...ctx.retry,
-      maxRetries: 0,
-    });
-  } catch (error) {
-    ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', {
-      error: diagnoseDatabaseFailure(error),
-    });
-  }
+  if (reports.length === 0) return undefined;
+  return {
+    statement: (tx) => settleInstructors(tx, ctx.schema, reports),
+    onError: (error) =>
+      ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', {
+        error: diagnoseDatabaseFailure(error),
+      }),
+  };
 }
 
-type Context = SettleContext & { nextCopy: ReadonlyMap<Candidate, Candidate> };
+type Context = SettleContext & {
+  nextCopy: ReadonlyMap<Candidate, Candidate>;
+  /** The reference rows' prelude, for the first transaction that goes out, and then no more. */
+  takePrelude: () => Prelude | undefined;
+};
 
 /** The units settled by the halving search, each attempt one transaction through `write`. */
 function settleUnits(units: readonly Unit[], ctx: Context): Promise<Settled[]> {
@@ -170,6 +179,7 @@ function write(units: readonly Unit[], ctx: Context): Promise<Map<string, TraceS
   };
   return runInTransaction(ctx.database, (tx) => writeBatch(tx, ctx.schema, input), {
     ...ctx.retry,
+    prelude: ctx.takePrelude(),
     onRetry: (error, attempt, delayMs) =>
       ctx.logger.warn('database write failed, retrying', { error, attempt, delayMs, records: units.length }),
   });

@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { copyRows } from '../postgres/copy-rows';
+import { startCopy } from '../postgres/copy-rows';
 import {
   claimRows,
   COMMENT_COLUMNS,
@@ -33,8 +33,9 @@ export interface DeadLetter {
  * Writes one batch, in the transaction `tx` (lib/postgres/retry.ts runInTransaction: its statement_timeout is set
  * there, from the deadline), with a fixed number of set-based statements, whatever the batch size. Rows
  * travel as one JSON parameter per table (read with json_to_recordset), so PostgreSQL's 65,535-parameter limit
- * never applies; ratings and comments, the bulk, are streamed with COPY. Independent statements are pipelined: about
- * ten round trips in all, whatever the batch size.
+ * never applies; ratings and comments, the bulk, are streamed with COPY. Statements are pipelined wherever no
+ * statement needs an earlier one's answer: four round trips for a batch with reports, whatever its size
+ * (docs/performance.md, "Round trips").
  *
  * Exactly once: trace ids are claimed first with INSERT ... ON CONFLICT DO NOTHING. A trace id claimed by an
  * earlier batch, or by a concurrent one that commits first (the insert waits for it), is not returned and its
@@ -94,12 +95,14 @@ export async function writeBatch(
   if (survey.length === 0) return statuses;
 
   const plan = planSurvey(survey);
-  await Promise.all([
-    // Normally settleInstructors has already committed every name, so this finds them all and inserts nothing:
-    // no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip that
-    // step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the next
-    // copy of a rejected report), so that the pairs statement below always finds its instructors.
-    insertInstructors(tx, t.instructors, plan.instructors),
+  // One round trip: instructors, courses, pairs and the start of the ratings' COPY, each run in this order (execute()
+  // sends a query at once; the pairs join the courses and instructors written just before, in the same transaction).
+  const reference = Promise.all([
+    // Normally the prelude (settleInstructors) has already committed every name, so this finds them all and inserts
+    // nothing: no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip
+    // that step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the
+    // next copy of a rejected report), so that the pairs statement below always finds its instructors.
+    insertInstructors(tx, t.instructors, plan.instructors).execute(),
     tx`
       insert into ${t.courses} as c (course_id, course_name, subject, catalog_section, semester, year, enrollment,
         responses, declines, processed_at, original_file_name, gcs_bucket, gcs_path, trace_id, report_at, report_offset,
@@ -119,12 +122,11 @@ export async function writeBatch(
         gcs_path = excluded.gcs_path, trace_id = excluded.trace_id, report_at = excluded.report_at,
         report_offset = excluded.report_offset, report_partition = excluded.report_partition, updated_at = now()
       where (c.report_at, c.report_offset, c.report_partition)
-          < (excluded.report_at, excluded.report_offset, excluded.report_partition)`,
+          < (excluded.report_at, excluded.report_offset, excluded.report_partition)`.execute(),
   ]);
-
   // The pair row names the report whose ratings and comments the pair holds. A report wins only if it is newer;
   // the row lock taken here also orders concurrent invocations that write the same pair.
-  const winners = await tx<Winner[]>`
+  const winnersQuery = tx<Winner[]>`
     insert into ${t.course_instructors} as ci (course_id, instructor_id, trace_id, report_at, report_offset,
       report_partition)
     select c.id, i.id, x.trace_id, x.report_at, x.report_offset, x.report_partition
@@ -138,37 +140,59 @@ export async function writeBatch(
       report_partition = excluded.report_partition, updated_at = now()
     where (ci.report_at, ci.report_offset, ci.report_partition)
         < (excluded.report_at, excluded.report_offset, excluded.report_partition)
-    returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`;
+    returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`.execute();
+  const ratingsCopy = startCopy(tx, t.ratings, RATING_COLUMNS);
+  // Whatever fails first is the error seen; the COPY then fails in the aborted transaction and is given no rows.
+  const winners = await Promise.all([reference, winnersQuery]).then(
+    ([, w]) => w,
+    async (error: unknown) => {
+      await ratingsCopy.into([]).catch(() => {});
+      throw error;
+    },
+  );
 
   const byTraceId = new Map(survey.map((c) => [c.message.traceId, c]));
   const { ratings, comments } = replacementRows(winners, byTraceId);
   const winnerIds = new Set(winners.map((w) => w.trace_id));
   const superseded = survey.map((c) => c.message.traceId).filter((id) => !winnerIds.has(id));
-  // Only a pair that existed before this statement can hold ratings and comments: they are written nowhere but
-  // here, in the transaction that inserts or updates their pair row (xmax = 0 marks a row this statement inserted
-  // rather than updated). In a backfill nearly every pair is new, and probing for rows that cannot exist cost as
-  // much as a tenth of the batch.
-  const replaced = winners.filter((w) => !w.inserted);
-  const pairs = json(replaced.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id })));
 
-  await Promise.all([
-    replaced.length === 0
-      ? null
-      : tx`delete from ${t.ratings} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint,
-        instructor_id bigint)
-           where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
-    replaced.length === 0
-      ? null
-      : tx`delete from ${t.comments} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint,
-        instructor_id bigint)
-           where r.course_id = p.course_id and r.instructor_id = p.instructor_id`,
-    superseded.length === 0
-      ? null
-      : tx`update ${t.processed_traces} set status = 'superseded' where trace_id = any(${superseded}::text[])`,
-  ]);
+  // Only a pair that existed before the pairs statement can hold older ratings and comments: they are written
+  // nowhere but here, in the transaction that inserts or updates their pair row (xmax = 0 marks a row that statement
+  // inserted rather than updated). In a backfill nearly every pair is new, and probing for rows that cannot exist
+  // cost as much as a tenth of the batch. The pair's own new rows (already copied, for ratings) carry the winning
+  // trace id; every other row of a replaced pair is an older report's.
+  const replaced = winners.filter((w) => !w.inserted);
+  const pairs = json(
+    replaced.map((w) => ({ course_id: w.course_id, instructor_id: w.instructor_id, trace_id: w.trace_id })),
+  );
+  const replacedOf = (table: postgres.Helper<string, []>) =>
+    tx`delete from ${table} r using json_to_recordset(${pairs}::text::json) as p(course_id bigint,
+        instructor_id bigint, trace_id text)
+      where r.course_id = p.course_id and r.instructor_id = p.instructor_id and r.trace_id <> p.trace_id`.execute();
+  // The deletes, the superseded and the start of the comments' COPY go out behind the end of the ratings' COPY, in
+  // its round trip.
+  let tail: Promise<unknown> | undefined;
+  let commentsCopy: ReturnType<typeof startCopy> | undefined;
+  const queueTail = () => {
+    tail = Promise.all([
+      replaced.length === 0 ? null : replacedOf(t.ratings),
+      replaced.length === 0 ? null : replacedOf(t.comments),
+      superseded.length === 0
+        ? null
+        : tx`update ${t.processed_traces} set status = 'superseded'
+          where trace_id = any(${superseded}::text[])`.execute(),
+    ]);
+    tail.catch(() => {}); // awaited below
+    commentsCopy = startCopy(tx, t.comments, COMMENT_COLUMNS);
+  };
   // The bulk of a batch (some 25 rows per report) goes in by COPY: no parameters, no JSON for the server to parse.
-  await copyRows(tx, t.ratings, RATING_COLUMNS, ratings);
-  await copyRows(tx, t.comments, COMMENT_COLUMNS, comments);
+  await ratingsCopy.into(ratings, queueTail);
+  if (!tail || !commentsCopy) queueTail(); // not reached when the COPY ended without its end being written
+  const copied = commentsCopy!.into(comments);
+  // The first failure is the one that counts: a COPY after a failed statement fails only as "transaction aborted".
+  const [before, copy] = await Promise.allSettled([tail!, copied]);
+  if (before.status === 'rejected') throw before.reason;
+  if (copy.status === 'rejected') throw copy.reason;
 
   for (const id of winnerIds) statuses.set(id, 'stored');
   for (const id of superseded) statuses.set(id, 'superseded');
@@ -194,16 +218,15 @@ export interface InstructorOfReport {
  * Two invocations inserting the same new name at the same moment still meet here, but only for this one statement
  * (names in sorted order, so they cannot deadlock): microseconds, not a batch.
  */
-export async function settleInstructors(
+export function settleInstructors(
   tx: postgres.ReservedSql,
   schema: string,
   reports: readonly InstructorOfReport[],
-): Promise<void> {
-  if (reports.length === 0) return;
+): postgres.PendingQuery<postgres.Row[]> {
   const { instructors, processed_traces } = tableIdentifiers(tx, schema);
   // Only for reports whose trace id is not claimed yet: a redelivered report is a duplicate, and a name only it
   // carries (a corrected resend of a stored trace id) must not appear; its batch would never insert it.
-  await tx`
+  return tx`
     insert into ${instructors} (name)
     select distinct x.name from unnest(${reports.map((r) => r.name)}::text[],
       ${reports.map((r) => r.traceId)}::text[]) as x(name, trace_id)

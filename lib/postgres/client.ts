@@ -99,33 +99,48 @@ export interface TransactionTimeouts {
 }
 
 /**
+ * A short transaction of its own that goes out ahead of the work's, on the same connection and in the same round
+ * trip: BEGIN, its statement, COMMIT, then the work's BEGIN. It commits before the work's transaction begins, so
+ * that what it writes is there for everyone at once (the batch's new instructors, docs/design.md "Shared reference
+ * rows"), without a round trip of its own. Best effort: its failure is handed to `onError` and the work goes on.
+ */
+export interface Prelude {
+  statement: (tx: postgres.ReservedSql) => postgres.PendingQuery<postgres.Row[]>;
+  onError: (error: unknown) => void;
+}
+
+/**
  * Runs `work` in a transaction on one reserved connection. Unlike postgres.js's `sql.begin`, it sends no ROLLBACK
- * on a connection that is gone: the server rolls back by itself, and postgres.js 3.4 throws an uncaught TypeError
- * (crashing the process) when a statement is written to a socket that has closed.
- *
- * When the connection is lost while COMMIT is on its way, the transaction may or may not have committed: it throws
+ * on a connection that is gone (the server rolls back by itself) and it resolves a lost COMMIT: when the connection
+ * is lost while COMMIT is on its way, the transaction may or may not have committed, so it throws
  * CommitUnconfirmedError with the transaction's id and the work's result, for `commitStatus` to settle on another
- * connection. The id is asked for together with BEGIN and the `timeouts`, pipelined with the work's first statements.
+ * connection. The id is asked for together with BEGIN and the `timeouts`, pipelined with the work's first statements
+ * (and behind the `prelude`, when there is one).
  */
 export async function inTransaction<T>(
   sql: Sql,
   work: (tx: postgres.ReservedSql) => Promise<T>,
   timeouts: TransactionTimeouts = {},
+  prelude?: Prelude,
 ): Promise<T> {
   const tx = await sql.reserve();
   try {
     const setting = (name: string, ms: number | undefined) =>
       ms === undefined ? tx`` : tx`, set_config(${name}, ${String(boundedTimeout(ms, 1))}, true)`;
-    const opening = Promise.all([
-      tx`begin`,
-      // idle_in_transaction_session_timeout with the statement timeout: a connection that goes silent mid-transaction
-      // is dropped by the client at the deadline, but the server does not notice a silent client, and its backend
-      // would hold the transaction's claims and row locks until TCP keepalive ends it (hours), stalling every
-      // redelivery of the batch (test/integration/frozen-commit.test.ts).
-      tx<{ id: string }[]>`select txid_current()::text as id ${setting('statement_timeout', timeouts.statementMs)}
+    // idle_in_transaction_session_timeout with the statement timeout: a connection that goes silent mid-transaction
+    // is dropped by the client at the deadline, but the server does not notice a silent client, and its backend
+    // would hold the transaction's claims and row locks until TCP keepalive ends it (hours), stalling every
+    // redelivery of the batch (test/integration/frozen-commit.test.ts).
+    const settings = () => tx<{ id: string }[]>`select txid_current()::text as id
+      ${setting('statement_timeout', timeouts.statementMs)}
         ${setting('idle_in_transaction_session_timeout', timeouts.statementMs)}
-          ${setting('lock_timeout', timeouts.lockMs)}`,
-    ]);
+          ${setting('lock_timeout', timeouts.lockMs)}`;
+    if (prelude) {
+      // A failure of its statement leaves its transaction aborted; its COMMIT then ends it (as a rollback), and the
+      // work's BEGIN starts clean.
+      void Promise.all([tx`begin`, settings(), prelude.statement(tx), tx`commit`]).catch(prelude.onError);
+    }
+    const opening = Promise.all([tx`begin`, settings()]);
     // The work's first statements go out behind BEGIN and the settings, not after their answer: one round trip
     // fewer per transaction. Answers come in order, so a failed BEGIN or setting rejects before the work's statements
     // (which then fail in the aborted transaction) and is the error seen.

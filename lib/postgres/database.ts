@@ -15,7 +15,8 @@ type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
  * unreachable Secrets Manager cannot fail the init phase) from the current credentials, and replaced when they
  * change. When PostgreSQL rejects the login, as it does right after a rotation, the secret is fetched again and the
  * work runs once more on a new client before the failure counts. A client whose connection failed is never used
- * again: a new one starts from a clean pool (postgres.js 3.4 could leave such a client hanging, porsager/postgres#1130).
+ * again: a new one starts from a clean pool (postgres.js 3.4 could leave such a client hanging,
+ * porsager/postgres#1130).
  * Every failure of its client carries the target (host, port, database, user) it was raised for, so that the message
  * a person reads can name it (lib/postgres/diagnose-failure.ts).
  */

@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import { canStartAttempt, MIN_ATTEMPT_MS, statementTimeoutMs, timeLeft, type Deadline } from '../deadline';
 import { CommitUnconfirmedError, CommitUnknownError, OutOfTimeError } from '../errors';
-import { commitStatus, inTransaction, type Sql, type TransactionTimeouts } from './client';
+import { commitStatus, inTransaction, type Prelude, type Sql, type TransactionTimeouts } from './client';
 import type { Database } from './database';
 import { classifyFailure } from './failure-kind';
 
@@ -40,6 +40,8 @@ export interface TransactionOptions extends RetryOptions {
    * work that must never happen twice (a redrive or purge batch would act on a second set of letters and report one).
    */
   onUnknownCommit?: 'retry' | { stop: string };
+  /** A short transaction sent ahead of the first pass only, in its round trip (see Prelude in client.ts). */
+  prelude?: Prelude;
 }
 
 /**
@@ -93,8 +95,19 @@ export function runInTransaction<T>(
     return { statementMs: left * shares.statement, lockMs: left * shares.lock };
   };
   // The timeouts are computed when each pass starts (each reconnect inside Database.run too), from the one deadline.
+  // The prelude goes out with the first pass only: a retry finds what it wrote, or writes what is missing itself.
+  let prelude = options.prelude;
   const once = () =>
-    database.run((sql) => inTransaction(sql, work, timeouts()), options.deadline, now, options.minAttemptMs);
+    database.run(
+      (sql) => {
+        const ahead = prelude;
+        prelude = undefined;
+        return inTransaction(sql, work, timeouts(), ahead);
+      },
+      options.deadline,
+      now,
+      options.minAttemptMs,
+    );
   return withRetry(async () => {
     for (let rerun = false; ; rerun = true) {
       try {

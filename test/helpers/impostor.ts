@@ -18,7 +18,7 @@ export const backend = (type: string, body: Buffer | string) => {
   const b = Buffer.isBuffer(body) ? body : Buffer.from(body);
   return Buffer.concat([Buffer.from(type), int32(b.length + 4), b]);
 };
-export const authRequest = (code: number, rest: Buffer | string = Buffer.alloc(0)) =>
+const authRequest = (code: number, rest: Buffer | string = Buffer.alloc(0)) =>
   backend('R', Buffer.concat([int32(code), Buffer.isBuffer(rest) ? rest : Buffer.from(rest)]));
 
 export const AUTH_OK = authRequest(0);
@@ -31,9 +31,6 @@ export const READY = Buffer.concat([
   backend('Z', 'I'),
 ]);
 export const NOTICE = backend('N', 'SNOTICE\u0000VNOTICE\u0000C00000\u0000Mhello from the impostor\u0000\u0000');
-export const errorResponse = (code: string, text: string) =>
-  backend('E', `SFATAL\u0000VFATAL\u0000C${code}\u0000M${text}\u0000\u0000`);
-
 /** What the server does at each turn after the startup message. */
 export interface Script {
   /** Sent in answer to the startup message. */

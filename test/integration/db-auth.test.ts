@@ -36,7 +36,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 type Ssl = 'disable' | 'require' | 'verify-full';
 const REQUESTS = { cleartext: CLEARTEXT_REQUEST, md5: MD5_REQUEST, scram: SASL_REQUEST };
-const scramWith = (iterations: number): Script['serverFirst'] => (nonce) => `r=${nonce}x,s=c2FsdA==,i=${iterations}`;
+const scramWith =
+  (iterations: number): Script['serverFirst'] =>
+  (nonce) =>
+    `r=${nonce}x,s=c2FsdA==,i=${iterations}`;
 
 /** One pass of a query through Database against an impostor; the raw error, and what the impostor received. */
 async function login(ssl: Ssl, askFor: keyof typeof REQUESTS, env: Record<string, string> = {}, iterations = 4096) {
@@ -53,10 +56,12 @@ async function login(ssl: Ssl, askFor: keyof typeof REQUESTS, env: Record<string
   });
   const database = new Database(config.db, environmentCredentials(config.db), { fetch_types: false });
   try {
-    const error = await database.run((sql) => sql`select 1`, Date.now() + 5_000).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await database
+      .run((sql) => sql`select 1`, Date.now() + 5_000)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     await new Promise((resolve) => setTimeout(resolve, 20));
     const messages = frontendMessages(Buffer.concat(server.received)).map((m) => m.toString('latin1'));
     return { error, messages, port: server.port };
@@ -146,10 +151,12 @@ describe('errors that name the place', () => {
     const config = loadConfig({ ...server, DB_SSL: 'disable', ...env });
     const database = new Database(config.db, environmentCredentials(config.db));
     try {
-      return await database.run((sql) => sql`select 1`, Date.now() + 5_000).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      return await database
+        .run((sql) => sql`select 1`, Date.now() + 5_000)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
     } finally {
       await database.end().catch(() => {});
     }

@@ -84,10 +84,12 @@ async function tryLogin(ssl: Ssl, script: Script): Promise<Given & { connections
   // As the consumer connects: through Database, one pass under a deadline.
   const database = new Database(config.db, environmentCredentials(config.db), { fetch_types: false });
   try {
-    const error = await database.run((sql) => sql`select 1`, Date.now() + 4_000).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error = await database
+      .run((sql) => sql`select 1`, Date.now() + 4_000)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // What a leaking client would still send after the query settled (an answer to a late request).
     await new Promise((resolve) => setTimeout(resolve, 20));
     return { ...given(server.received), connections: server.connections(), error };

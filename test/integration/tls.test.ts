@@ -77,6 +77,18 @@ describe('TLS to the database', () => {
     );
   });
 
+  it('should bind the SCRAM login to the certificate with DB_CHANNEL_BINDING=require (SCRAM-PLUS)', async () => {
+    // require refuses any login that is not bound, so a successful one was bound.
+    const ca = join(dir, 'server.crt');
+    expect(await sslInUse({ DB_SSL: 'verify-full', DB_SSL_CA: ca, DB_CHANNEL_BINDING: 'require' })).toBe(true);
+    expect(await sslInUse({ DB_SSL: 'require', DB_CHANNEL_BINDING: 'require' })).toBe(true);
+  });
+
+  it('should start TLS on the first byte with DB_SSL_NEGOTIATION=direct (PostgreSQL 17+)', async () => {
+    const ca = join(dir, 'server.crt');
+    expect(await sslInUse({ DB_SSL: 'verify-full', DB_SSL_CA: ca, DB_SSL_NEGOTIATION: 'direct' })).toBe(true);
+  });
+
   it('should encrypt without verifying with require, and not at all with disable', async () => {
     expect(await sslInUse({ DB_SSL: 'require' })).toBe(true);
     expect(await sslInUse({ DB_SSL: 'disable' })).toBe(false);

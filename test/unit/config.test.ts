@@ -22,6 +22,8 @@ describe('loadConfig', () => {
         prepare: true,
         ssl: 'disable',
         sslCa: '/var/runtime/ca-cert.pem',
+        channelBinding: 'prefer',
+        sslNegotiation: 'postgres',
       },
       retry: { maxRetries: 3, backoffMs: 1000 },
       logLevel: 'info',
