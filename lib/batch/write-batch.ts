@@ -64,7 +64,7 @@ export async function writeBatch(
           kafka_topic text, kafka_partition integer, kafka_offset bigint, report_at timestamptz)
         order by trace_id
         on conflict (trace_id) do nothing
-        returning trace_id`,
+        returning trace_id`.execute(),
     input.deadLetters.length === 0
       ? null
       : tx`
@@ -81,7 +81,7 @@ export async function writeBatch(
         order by kafka_topic, kafka_partition, kafka_offset
         -- A replay of the same bytes finds its row; another record at the same coordinates (topic recreated,
         -- another cluster) differs in record_digest, which PostgreSQL computes, and gets its own row.
-        on conflict (kafka_topic, kafka_partition, kafka_offset, record_digest) do nothing`,
+        on conflict (kafka_topic, kafka_partition, kafka_offset, record_digest) do nothing`.execute(),
   ]);
 
   const claimedIds = new Set(claimed.map((r) => r.trace_id));

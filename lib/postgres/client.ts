@@ -138,9 +138,13 @@ export async function inTransaction<T>(
     if (prelude) {
       // A failure of its statement leaves its transaction aborted; its COMMIT then ends it (as a rollback), and the
       // work's BEGIN starts clean.
-      void Promise.all([tx`begin`, settings(), prelude.statement(tx), tx`commit`]).catch(prelude.onError);
+      const statements = [tx`begin`, settings(), prelude.statement(tx), tx`commit`].map((q) => q.execute());
+      void Promise.all(statements).catch(prelude.onError);
     }
-    const opening = Promise.all([tx`begin`, settings()]);
+    // execute(): each statement is sent now, in this order. postgres.js sends a query only once it is awaited (a
+    // tick later) unless told to, so one that work() sends at once (a COPY, lib/postgres/copy-rows.ts) would go
+    // first.
+    const opening = Promise.all([tx`begin`.execute(), settings().execute()]);
     // The work's first statements go out behind BEGIN and the settings, not after their answer: one round trip
     // fewer per transaction. Answers come in order, so a failed BEGIN or setting rejects before the work's statements
     // (which then fail in the aborted transaction) and is the error seen.
