@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { serverlessParams } from '../helpers/doc-checks';
 
@@ -20,8 +21,10 @@ const environmentParams = [...yml.matchAll(/^ {4}([A-Z][A-Z0-9_]*): \$\{param:(\
   (m) => [m[1]!, m[2]!] as const,
 );
 
-/** What `serverless package --stage <stage>` with `--param` overrides would hand deploy/resources.js. */
-async function problemsOf(stage: string, overrides: Record<string, string>): Promise<string> {
+type Resources = Record<string, { Properties?: Record<string, unknown> }>;
+
+/** The resources `serverless package --stage <stage>` with `--param` overrides builds with deploy/resources.js. */
+async function resourcesOf(stage: string, overrides: Record<string, string>): Promise<Resources> {
   const params: Record<string, string> = Object.fromEntries(
     Object.entries(defaults).map(([k, v]) => [k, v.replace('${sls:stage}', stage)]),
   );
@@ -46,7 +49,12 @@ async function problemsOf(stage: string, overrides: Record<string, string>): Pro
     resolveConfigurationProperty: async (path: string[]) =>
       path[0] === 'provider' ? environment : path[0] === 'params' ? { default: defaults } : undefined,
   };
-  return resources.resources(context).then(
+  return resources.resources(context) as Promise<Resources>;
+}
+
+/** The parameter problems packaging would report: empty when it builds. */
+async function problemsOf(stage: string, overrides: Record<string, string>): Promise<string> {
+  return resourcesOf(stage, overrides).then(
     () => '',
     (error: Error) => error.message,
   );
@@ -64,4 +72,84 @@ describe('a production stage with an unverified database', () => {
       expect(await problemsOf('prod', { dbSsl, allowInsecureDb: 'true' })).toBe('');
     },
   );
+});
+
+describe("the mapping's system logs and poller group (esmSystemLogLevel, pollerGroupName)", () => {
+  const mappingOf = async (stage: string, overrides: Record<string, string>) =>
+    (await resourcesOf(stage, overrides)).ConsumerEventSourceMapping!.Properties!;
+  const selfManaged = {
+    source: 'self-managed',
+    bootstrapServers: 'kafka-1.internal:9096',
+    brokerSubnetIds: 'subnet-0ddd4444',
+    brokerSecurityGroupId: 'sg-0fff6666',
+  };
+  const GROUP_CHARACTERS = 'abcXYZ019-_';
+
+  it('should set neither by default', async () => {
+    const mapping = await mappingOf('prod', {});
+    expect(mapping).not.toHaveProperty('LoggingConfig');
+    expect(mapping.ProvisionedPollerConfig).toEqual({ MinimumPollers: 1, MaximumPollers: 2 });
+  });
+
+  it('should put any valid level and group name on the MSK or self-managed mapping, beside its pollers', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('DEBUG', 'INFO', 'WARN', ''),
+        fc.oneof(
+          fc.constant(''),
+          fc.string({ unit: fc.constantFrom(...GROUP_CHARACTERS), minLength: 1, maxLength: 128 }),
+        ),
+        fc.constantFrom({}, selfManaged),
+        fc.constantFrom('dev', 'prod'),
+        async (esmSystemLogLevel, pollerGroupName, source, stage) => {
+          const mapping = await mappingOf(stage, { ...source, esmSystemLogLevel, pollerGroupName });
+          expect(mapping.LoggingConfig).toEqual(esmSystemLogLevel ? { SystemLogLevel: esmSystemLogLevel } : undefined);
+          expect(mapping.ProvisionedPollerConfig).toEqual({
+            MinimumPollers: expect.any(Number),
+            MaximumPollers: expect.any(Number),
+            ...(pollerGroupName ? { PollerGroupName: pollerGroupName } : {}),
+          });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('should refuse any other level, lower case and ERROR included, naming the valid ones', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.constantFrom('info', 'Debug', 'warn', 'ERROR', 'WARNING', 'OFF', 'TRACE', 'INFO,WARN'),
+          fc.string({ minLength: 1, maxLength: 8 }).filter((s) => !['DEBUG', 'INFO', 'WARN'].includes(s.trim())),
+        ),
+        async (esmSystemLogLevel) => {
+          fc.pre(esmSystemLogLevel.trim() !== '');
+          expect(await problemsOf('prod', { esmSystemLogLevel })).toContain(
+            'esmSystemLogLevel must be DEBUG, INFO or WARN (upper case; WARN, the least detail, includes the ' +
+              'errors), or empty for no system logs',
+          );
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('should refuse a group name longer than 128 or with a character CloudFormation does not allow', async () => {
+    const tooLong = fc.string({ unit: fc.constantFrom(...GROUP_CHARACTERS), minLength: 129, maxLength: 200 });
+    const badCharacter = fc
+      .tuple(
+        fc.string({ unit: fc.constantFrom(...GROUP_CHARACTERS), maxLength: 20 }),
+        fc.constantFrom('.', 'x y', '/', ':', '*', 'é', '+', '='),
+        fc.string({ unit: fc.constantFrom(...GROUP_CHARACTERS), maxLength: 20 }),
+      )
+      .map((parts) => parts.join(''));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(tooLong, badCharacter), async (pollerGroupName) => {
+        expect(await problemsOf('prod', { pollerGroupName })).toContain(
+          `pollerGroupName must be up to 128 letters, digits, - and _ (got "${pollerGroupName.trim()}")`,
+        );
+      }),
+      { numRuns: 30 },
+    );
+  });
 });
