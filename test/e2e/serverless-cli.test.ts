@@ -209,7 +209,7 @@ describe('mistakes in the setup, through the real CLI', () => {
       expect(error.errorType).toBe(errorType ?? 'BatchFailedError');
       expect(error.errorMessage).toContain(fix);
       const logged = logLines(run.stdout)
-        .filter((l) => l.level === 'error')
+        .filter((l) => l.level === 'ERROR')
         .map((l) => l.error as { code?: string; cause?: { code?: string } });
       expect(
         logged.some((e) => e?.code === code || e?.cause?.code === code),

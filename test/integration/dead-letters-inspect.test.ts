@@ -438,7 +438,7 @@ describe('requests the function cannot run', () => {
     expect((run.error as Error).message).toContain(named);
     expect(run.logs).toEqual([
       expect.objectContaining({
-        level: 'error',
+        level: 'ERROR',
         message: 'dead-letter action failed',
         error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }),
       }),
@@ -507,7 +507,7 @@ describe('a database the actions cannot use', () => {
         const run = await runAction(db, { ...request }, { database, config: { ...db.config, db: config.db } });
         expect(run.error).toMatchObject({ code });
         expect((run.error as Error).message).toContain(says);
-        expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+        expect(run.logs.filter((l) => l.level === 'ERROR')).toEqual([
           expect.objectContaining({
             message: 'dead-letter action failed',
             action: request.action,

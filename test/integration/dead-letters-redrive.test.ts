@@ -535,7 +535,7 @@ describe('redrive when the database cannot be reached', () => {
     try {
       const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, database: unreachable });
       expect(run.error).toMatchObject({ code: 'DB_UNREACHABLE' }); // the driver's ECONNREFUSED, diagnosed with its fix
-      expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+      expect(run.logs.filter((l) => l.level === 'ERROR')).toEqual([
         expect.objectContaining({ message: 'dead-letter action failed', action: 'redrive' }),
       ]);
       expect(run.metrics).toEqual([]);

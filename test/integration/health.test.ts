@@ -61,9 +61,9 @@ describe('health samples', () => {
     const run = await captureLogs(() => handler({ version: '2.0', requestContext: { http: {} } }, lambdaContext()));
     expect(run.value).toMatchObject({ statusCode: 500, headers: { 'Cache-Control': 'no-store' } });
     expect(run.logs.find((l) => l.message === 'health request failed')).toMatchObject({
-      level: 'error',
-      requestId: expect.stringMatching(/^req-/),
-      coldStart: true,
+      level: 'ERROR',
+      function_request_id: expect.stringMatching(/^req-/),
+      cold_start: true,
     });
   });
 
