@@ -85,13 +85,7 @@ describe("the mapping's system logs and poller group (esmSystemLogLevel, pollerG
   };
   const GROUP_CHARACTERS = 'abcXYZ019-_';
 
-  it('should set neither by default', async () => {
-    const mapping = await mappingOf('prod', {});
-    expect(mapping).not.toHaveProperty('LoggingConfig');
-    expect(mapping.ProvisionedPollerConfig).toEqual({ MinimumPollers: 1, MaximumPollers: 2 });
-  });
-
-  it('should put any valid level and group name on the MSK or self-managed mapping, beside its pollers', async () => {
+  it('should put any valid level and group on the MSK or self-managed mapping, and neither when empty', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom('DEBUG', 'INFO', 'WARN', ''),

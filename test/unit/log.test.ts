@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LOG_LEVELS, type LogLevel } from '../../lib/config';
 import { createLogger, type LogFields } from '../../lib/log';
 
 const METHODS = ['debug', 'info', 'warn', 'error'] as const;
@@ -46,14 +45,4 @@ describe('createLogger', () => {
       );
     },
   );
-
-  it('should drop the lines below its level and write the others', () => {
-    fc.assert(
-      fc.property(fc.constantFrom(...LOG_LEVELS), fc.constantFrom(...METHODS), (threshold: LogLevel, method) => {
-        const lines: string[] = [];
-        createLogger(threshold, {}, (line) => lines.push(line))[method]('x');
-        expect(lines.length).toBe(LOG_LEVELS.indexOf(method) >= LOG_LEVELS.indexOf(threshold) ? 1 : 0);
-      }),
-    );
-  });
 });
