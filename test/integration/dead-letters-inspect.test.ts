@@ -589,7 +589,6 @@ describe('dead letters resolved by a later report', () => {
     'redriven_again_then_stored',
     'unreadable',
   ] as const;
-  type Fate = (typeof FATES)[number];
   const invalid = (m: ReturnType<typeof surveyMessage>) => ({ ...m, course: { ...m.course, enrollment: -1 } });
 
   it(
