@@ -345,9 +345,10 @@ export class CommitUnconfirmedError<T = unknown> extends TraceConsumerError {
 
 /**
  * A dead-letter action (the schema check, summary, show, or a redrive or purge that could not run one batch) could not
- * finish in time: its retries or its deadline ran out. `cause` is the last failure: a table locked by another session (55P03, lock_timeout), a
- * statement cancelled (57014, statement_timeout), or none (the database did not answer). Nothing was changed by the
- * unfinished statement; redrive and purge answer `done: false` instead whenever a batch committed.
+ * finish in time: its retries or its deadline ran out. `cause` is the last failure: a table locked by another session
+ * (55P03, lock_timeout), a statement cancelled (57014, statement_timeout), or none (the database did not answer).
+ * Nothing was changed by the unfinished statement; redrive and purge answer `done: false` instead whenever a batch
+ * committed.
  */
 export class DeadLetterTimeoutError extends TraceConsumerError {
   constructor(action: string, server: string, cause?: unknown) {

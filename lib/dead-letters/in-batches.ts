@@ -51,7 +51,8 @@ export async function inBatches(
     try {
       batch = await step(cursor, size);
     } catch (error) {
-      // Nothing committed yet: the error (a table locked by a migration, a database that does not answer) is the answer.
+      // Nothing committed yet: the error (a table locked by a migration, a database that does not answer) is the
+      // answer.
       if (!(error instanceof OutOfTimeError) || handled === 0) throw error;
       ctx.logger.warn(`${range.what} stopped: a batch ran out of time and is not counted`, { cursor, error });
       return { done: false, cursor };

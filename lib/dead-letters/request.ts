@@ -145,7 +145,9 @@ const REQUEST_NAMING: OptionNaming = {
   help: 'See docs/dead-letters.md for each action and its parameters.',
 };
 
-/** Validates a request; every problem is named in one {@link DeadLetterRequestError}, options as `naming` names them. */
+/**
+ * Validates a request; every problem is named in one {@link DeadLetterRequestError}, options as `naming` names them.
+ */
 export function parseRequest(input: unknown, naming: OptionNaming = REQUEST_NAMING): DeadLetterRequest {
   const parsed = v.safeParse(DeadLetterRequestSchema, input);
   if (!parsed.success) {

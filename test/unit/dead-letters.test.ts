@@ -270,7 +270,7 @@ describe('npm run dead-letters help and errors', () => {
     );
   });
 
-  it('should name a bad value by its flag as typed, never by the request name, for any option that takes a number', () => {
+  it('should name a bad value by its flag as typed, not by its request name, for any option taking a number', () => {
     const numeric = ['partition', 'offsetFrom', 'offsetTo', 'limit', 'after', 'batchSize', 'olderThanDays'];
     fc.assert(
       fc.property(
