@@ -361,7 +361,8 @@ export class DeadLetterTimeoutError extends TraceConsumerError {
         : code === '57014'
           ? 'a statement took too long and was cancelled (statement_timeout). Narrow the selection (reasons, from, ' +
             'to, ids) or run it again when the database is less busy'
-          : 'the database did not answer in time. Check that it is up and not overloaded, then run it again';
+          : "its time (the invocation's remaining time less TIME_RESERVE_MS) ran out before the database answered. " +
+            'Check that the database is up and not overloaded, then run it again, or with more time';
     super('DEAD_LETTER_OUT_OF_TIME', `The dead-letter ${action} could not finish in time on ${server}: ${why}.`, {
       cause,
     });
