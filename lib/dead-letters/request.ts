@@ -35,6 +35,8 @@ const timestamp = v.pipe(
 );
 
 const flag = v.boolean('must be true or false');
+/** A criterion that is either asked for or left out: `false` would read as "the opposite", which it is not. */
+const onlyTrue = v.literal(true, 'must be true, or left out');
 
 /** Which dead letters an action works on. Every field narrows the selection; none selects them all. */
 const SelectionEntries = {
@@ -89,9 +91,9 @@ const PurgeRequestSchema = v.strictObject({
   /** Dry run unless explicitly false: purging cannot be undone. */
   dryRun: v.optional(flag, true),
   /** Only dead letters that a redrive settled (stored, duplicate, superseded, upstream_error). */
-  redriven: v.optional(v.literal(true)),
+  redriven: v.optional(onlyTrue),
   /** Only resolved dead letters: settled by a redrive, or whose trace id a stored report holds (resolution.ts). */
-  resolved: v.optional(v.literal(true)),
+  resolved: v.optional(onlyTrue),
   /** Only dead letters older than this many days (created_at): the retention period. */
   olderThanDays: v.optional(whole(0, 36_500)),
   /** Dead letters per delete statement. */

@@ -432,6 +432,9 @@ describe('requests the function cannot run', () => {
     [{ action: 'show', ids: ['abc'] }, 'ids: must be a dead letter id (a whole number from 1), or a list of them'],
     [{ action: 'show', limit: true }, 'limit: must be a whole number from 1 to 100'],
     [{ action: 'redrive', dryRun: 'yes' }, 'dryRun: must be true or false'],
+    [{ action: 'purge', resolved: false }, 'resolved: must be true, or left out'],
+    [{ action: 'summary', resolved: true }, 'resolved: unknown option of summary (resolved belongs to purge)'],
+    [{ action: 'show', reason: 'tombstone' }, 'reason: unknown option (did you mean reasons?)'],
   ])('should refuse %j with DEAD_LETTER_REQUEST_INVALID naming %s', async (request, named) => {
     const run = await runAction(db, request as { action: 'show' });
     expect(run.error).toMatchObject({ code: 'DEAD_LETTER_REQUEST_INVALID' });
