@@ -6,8 +6,8 @@
  *   DB_HOST, DB_SSL=verify-full against the CA bundle of the Lambda runtime). Locally, the DB_* variables of the
  *   shell (the `export DB_*` lines that `npm run db` prints) take their place, and DB_SSL defaults to `disable`:
  *   a local server has no TLS, and /var/runtime/ca-cert.pem exists only in Lambda. `--env NAME=value` still wins
- *   over both, so `--env DB_SSL=verify-full --env DB_SSL_CA=./ca.pem` tests TLS locally. Deployed functions are
- *   not touched: this runs only for `invoke local`.
+ *   over both, so `--env DB_SSL=verify-full --env DB_SSL_CA=./ca.pem` tests TLS locally. LOG_LEVEL is the shell's,
+ *   else `info`. Deployed functions are not touched: this runs only for `invoke local`.
  * - Stack traces point at the TypeScript sources: invoke local runs the bundle in the CLI's own process, where
  *   NODE_OPTIONS=--enable-source-maps from serverless.yml comes too late, so source maps are switched on here,
  *   before the bundle (built with `sourcemap: linked`) is loaded.
@@ -31,7 +31,9 @@ class InvokeLocalDefaults {
     /** @type {Record<string, string>} */
     const shell = {};
     for (const [name, value] of Object.entries(process.env)) if (name.startsWith('DB_') && value) shell[name] = value;
-    const local = { DB_SSL: 'disable', ...shell };
+    // LOG_LEVEL: the shell's, else `info`, not the dev stage's `debug`: a person at the terminal reads the
+    // function's errors without debug lines and stack traces unless asking for them (LOG_LEVEL=debug).
+    const local = { DB_SSL: 'disable', LOG_LEVEL: process.env.LOG_LEVEL || 'info', ...shell };
 
     this.hooks = {
       // Runs next to the AWS plugin's own loader of the function's environment, which reads

@@ -195,7 +195,7 @@ describe('mistakes in the setup, through the real CLI', () => {
   ];
 
   it.each(mistakes)(
-    'should name the cause and fix of $mistake, with stack frames in the TypeScript sources',
+    'should name the cause and fix of $mistake once, without a stack trace',
     async ({ env, code, fix, retried, errorType }) => {
       const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', {
         ...dbEnv,
@@ -216,11 +216,29 @@ describe('mistakes in the setup, through the real CLI', () => {
         JSON.stringify(logged),
       ).toBe(true);
       expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
-      const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
-      expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
-      expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+      // The message says it all: no stack trace unless LOG_LEVEL=debug (below), and no line before the error
+      // that only repeats its cause (the schema check's and the instructors' warnings on a failed login).
+      expect(error.stackTrace).toBeUndefined();
+      const repeats = logLines(run.stdout).filter(
+        (l) =>
+          l.level === 'debug' || (l.level === 'warn' && !l.traceId && l.message !== 'database write failed, retrying'),
+      );
+      expect(repeats).toEqual([]);
     },
   );
+
+  it('should print the stack trace, in the TypeScript sources, with LOG_LEVEL=debug in the shell', async () => {
+    const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', {
+      ...dbEnv,
+      DB_PASSWORD: 'wrong',
+      LOG_LEVEL: 'debug',
+    });
+    const error = lastJson(run.stdout) as InvokeError;
+    expect(error.errorMessage).toContain('Check DB_USER and DB_PASSWORD');
+    const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
+    expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
+    expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+  });
 
   it('should let --env win over the shell, and the shell over serverless.yml', async () => {
     // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
@@ -385,13 +403,24 @@ describe('npm start', () => {
         return { code: await exited, output, folders };
       });
       expect(run.folders, run.output).toHaveLength(1); // the server's folder existed while it ran
-      expect(run.output).toContain('SIGINT: stopping the embedded PostgreSQL');
+      expect(run.output).toContain('Stopping: no further events are invoked; the embedded PostgreSQL and its data go');
       expect(readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'))).toEqual([]);
       expect(run.code).not.toBe(0);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
   }, 240_000);
+
+  it('should name the server, database and user of a rejected login once, without a stack trace', async () => {
+    const run = await npmStartLocked(['--yes', 'events/msk-batch.json'], { ...dbEnv, DB_PASSWORD: 'wrong' });
+    expect(run.code).toBe(1);
+    const { DB_HOST: host, DB_PORT: port, DB_NAME: name, DB_USER: user } = dbEnv;
+    expect(run.stderr).toBe(
+      `DatabaseLoginError: PostgreSQL rejected the login (user "${user}" on database "${name}" at ${host}:${port}): ` +
+        `password authentication failed for user "${user}" (SQLSTATE 28P01). Check DB_USER and DB_PASSWORD, or ` +
+        'the secret that DB_SECRET_ARN names.\n',
+    );
+  });
 
   it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
     // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
