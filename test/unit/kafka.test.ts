@@ -114,19 +114,15 @@ describe('decodeEvent', () => {
       .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>);
     const v1 = { httpMethod: 'GET', path: '/healthz', requestContext: { stage: 'prod' } };
     for (const event of [...samples, v1]) {
-      let error: unknown;
-      try {
-        decodeEvent(event);
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(EnvelopeError);
-      expect((error as EnvelopeError).code).toBe('EVENT_MALFORMED');
-      expect((error as Error).message).toMatch(
-        /it is an HTTP API request \((GET|POST) \/[\w/-]+\), meant for the health function/,
+      expect(() => decodeEvent(event)).toThrow(EnvelopeError);
+      expect(() => decodeEvent(event)).toThrow(
+        expect.objectContaining({
+          code: 'EVENT_MALFORMED',
+          message: expect.stringMatching(
+            /it is an HTTP API request \((GET|POST) \/[\w/-]+\), meant for the health function\. Send it to the health/,
+          ),
+        }),
       );
-      expect((error as Error).message).toContain('npx serverless invoke local -f health');
-      expect((error as Error).message).not.toContain('build-event');
     }
   });
 
