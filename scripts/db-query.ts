@@ -4,8 +4,8 @@
  *   npm run db:query                                             # rows per table, traces by status, dead letters
  *   npm run db:query -- "select * from courses limit 5"          # any query; the schema's tables need no prefix
  *   npm run db:query -- "select count(*) from ratings" "select 1"  # several, one after the other
- * Each query runs in a read-only transaction (nothing can be changed by mistake) under a statement timeout, with
- * the schema on the search path. Bytes are shown as hex, long values cut; the row count follows each table.
+ * Each query is one statement, run in a read-only transaction of a read-only session (nothing can be changed by
+ * mistake) under a statement timeout, with the schema on the search path. Bytes are shown as hex, long values cut; the row count follows each table.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, SCRIPT_CONFIG_FIX, type Config } from '../lib/config';
@@ -36,12 +36,23 @@ function cell(value: unknown): unknown {
   return text.length <= SHOWN_CHARS ? text : `${text.slice(0, SHOWN_CHARS)}... (${text.length} characters)`;
 }
 
+/**
+ * The extended protocol, which takes one statement only: postgres.js sends an unsafe query without parameters by the
+ * simple protocol unless `simple` is false (an option its type definitions leave out).
+ */
+const ONE_STATEMENT = { prepare: false, simple: false } as { prepare: boolean };
+
 async function main() {
   const { positionals: queries } = parseArgs({ args: process.argv.slice(2), allowPositionals: true, strict: true });
   if (queries.some((q) => q.trim() === '')) throw new UsageError('A query is empty.', USAGE);
   const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const settings: Config['db'] = { ...config.db, ...(await credentialSource(config.db).get()) };
-  const sql = createSql(settings, { max: 1 });
+  // Every transaction of the session read-only, not only the one each query runs in; one statement per query (the
+  // extended protocol), so that a `commit;` in a query cannot end the read-only transaction and write after it.
+  const sql = createSql(settings, {
+    max: 1,
+    connection: { application_name: 'trace-consumer db:query', default_transaction_read_only: true },
+  });
   try {
     if (queries.length === 0) {
       console.log(
@@ -55,7 +66,7 @@ async function main() {
         await tx`select set_config('search_path', ${`"${settings.schema}", public`}, true)`;
         await tx`select set_config('statement_timeout', ${`${STATEMENT_TIMEOUT_SECONDS}s`}, true)`;
         try {
-          return await tx.unsafe(query);
+          return await tx.unsafe(query, [], ONE_STATEMENT);
         } catch (error) {
           const { code, message } = error as { code?: string; message?: string };
           // The query's own mistake (syntax, a missing table, a write in the read-only transaction): said plainly.

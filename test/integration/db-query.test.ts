@@ -60,6 +60,7 @@ describe('npm run db:query', () => {
     ['a write', 'delete from processed_traces', '25006'],
     ['a syntax error', 'selct 1', '42601'],
     ['a missing table', 'select * from no_such_table', '42P01'],
+    ['a write after a commit', 'commit; delete from processed_traces', '42601'],
   ])('should refuse %s with the database reason, no stack trace, and change nothing', async (_name, query, code) => {
     const before = await countRows(db);
     const run = await dbQuery([query]);
