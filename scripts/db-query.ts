@@ -5,7 +5,8 @@
  *   npm run db:query -- "select * from courses limit 5"          # any query; the schema's tables need no prefix
  *   npm run db:query -- "select count(*) from ratings" "select 1"  # several, one after the other
  * Each query is one statement, run in a read-only transaction of a read-only session (nothing can be changed by
- * mistake) under a statement timeout, with the schema on the search path. Bytes are shown as hex, long values cut; the row count follows each table.
+ * mistake) under a statement timeout, with the schema on the search path. Bytes are shown as hex, long values cut;
+ * the row count follows each table.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, SCRIPT_CONFIG_FIX, type Config } from '../lib/config';
