@@ -33,6 +33,8 @@ const HEALTH_PATHS = ['/healthz', '/healthz/live', '/healthz/ready'];
  * includes WARN. https://docs.aws.amazon.com/lambda/latest/dg/esm-logging.html
  */
 const ESM_SYSTEM_LOG_LEVELS = ['DEBUG', 'INFO', 'WARN'];
+/** The largest maxRecordBytes and maxTextChars: INPUT_CAP_CEILING of lib/config.ts (deploy-guards.test.ts compares). */
+const INPUT_CAP_CEILING = 6 * 1024 * 1024;
 
 /**
  * Raised for a deployment's parameter mistakes. The CLI prints `error.stack` of whatever a variable resolver throws;
@@ -103,6 +105,8 @@ async function readParams(resolveVariable) {
     healthThrottleRate: Number(await p('healthThrottleRate')),
     healthThrottleBurst: Number(await p('healthThrottleBurst')),
     healthStaleAfterSeconds: await p('healthStaleAfterSeconds'),
+    maxRecordBytes: await p('maxRecordBytes'),
+    maxTextChars: await p('maxTextChars'),
     alarms: flag(await p('alarms')),
     alarmTopicArn: await p('alarmTopicArn'),
     alarmEmail: await p('alarmEmail'),
@@ -369,6 +373,17 @@ function validate(params, options) {
     Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,
     'deadLettersTimeout must be whole seconds, 10-900',
   );
+  // The input caps (MAX_RECORD_BYTES, MAX_TEXT_CHARS of lib/config.ts, the same bounds): Lambda hands the consumer at
+  // most 6 MB per invocation, base64 included, so a larger cap is never reached; a survey report alone is a few KB.
+  for (const [name, unit] of [
+    ['maxRecordBytes', 'bytes of a record value'],
+    ['maxTextChars', 'characters of a free-text field'],
+  ]) {
+    need(
+      /^\d+$/.test(params[name]) && Number(params[name]) >= 1024 && Number(params[name]) <= INPUT_CAP_CEILING,
+      `${name} must be whole ${unit}, 1024-${INPUT_CAP_CEILING} (6 MiB, Lambda's invocation payload limit)`,
+    );
+  }
   // A production stage must verify the database's certificate: with disable or require, whoever answers at dbHost
   // gets the connection (lib/postgres/socket.ts still keeps the password from it unless it asks by SCRAM).
   need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');

@@ -32,13 +32,13 @@ export class ConfigError extends TraceConsumerError {
  * or offset). No single record can be blamed, so the whole invocation fails.
  */
 export class EnvelopeError extends TraceConsumerError {
-  constructor(problem: string) {
-    super(
-      'EVENT_MALFORMED',
-      `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ` +
-        'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into ' +
-        'an event with `npm run build-event` (docs/local-development.md).',
-    );
+  /** `fix`: what to do; by default, check the trigger or wrap the messages into an event. */
+  constructor(
+    problem: string,
+    fix = 'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into ' +
+      'an event with `npm run build-event` (docs/local-development.md).',
+  ) {
+    super('EVENT_MALFORMED', `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ${fix}`);
   }
 }
 

@@ -12,13 +12,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, SCRIPT_CONFIG_FIX, type Config } from '../lib/config';
-import { createSql, type Sql } from '../lib/postgres/client';
+import { createSql } from '../lib/postgres/client';
 import { decodeEvent } from '../lib/aws/kafka-event';
 import { applySchema } from './db/migrations';
 import { lastJson, logLines } from './parse-invoke-output';
 import { configuredDatabase, startLocalDatabase, type LocalDatabase } from './local-db';
 import { exitWithDiagnosis } from './exit-with-diagnosis';
-import { CONSUMER_TABLES, tableIdentifiers } from '../lib/postgres/table-names';
+import { showStored } from './show-stored';
 import { UsageError } from './errors';
 import { onStopSignal, stopRequested } from './stop-signals';
 
@@ -235,34 +235,6 @@ const COUNTS = [
 function describeCounts(summary: Record<string, unknown>): string {
   const parts = COUNTS.filter(([key]) => Number(summary[key]) > 0).map(([key, label]) => `${summary[key]} ${label}`);
   return `${summary.received} records: ${parts.join(', ') || 'none settled'}`;
-}
-
-async function showStored(sql: Sql, schema: string) {
-  const t = tableIdentifiers(sql, schema);
-  console.log('Rows per table:');
-  for (const table of CONSUMER_TABLES) {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${t[table]}`;
-    console.log(`  ${table.padEnd(20)} ${row?.n}`);
-  }
-  const statuses =
-    await sql`select status, count(*)::int as traces from ${t.processed_traces} group by status order by status`;
-  console.log('\nprocessed_traces by status:');
-  console.table(statuses);
-  const dead = await sql`
-    select kafka_partition as partition, kafka_offset as offset, reason, left(detail, 60) as detail
-    from ${t.dead_letters} order by kafka_partition, kafka_offset`;
-  console.log('dead_letters:');
-  console.table(dead);
-  const courses = await sql`
-    select c.course_id, i.name as instructor, ci.trace_id,
-      (select count(*)::int from ${t.ratings} r where r.course_id = c.id and r.instructor_id = i.id) as ratings,
-      (select count(*)::int from ${t.comments} m where m.course_id = c.id and m.instructor_id = i.id) as comments
-    from ${t.course_instructors} ci
-    join ${t.courses} c on c.id = ci.course_id
-    join ${t.instructors} i on i.id = ci.instructor_id
-    order by c.course_id, i.name limit 20`;
-  console.log('Courses and instructors stored (first 20):');
-  console.table(courses);
 }
 
 // A failure caused by Ctrl-C (the server stopped under a query) is not reported: the stop says what happened.

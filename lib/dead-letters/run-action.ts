@@ -4,7 +4,7 @@ import type { Deadline } from '../deadline';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import { errorCode } from '../postgres/failure-kind';
 import type { Logger } from '../log';
-import type { ParseResult } from '../batch/trace-message';
+import { messageParser, type MessageParser } from '../batch/trace-message';
 import type { EmfDocument } from '../aws/emf-metrics';
 import { checkSchemaVersion } from '../postgres/schema-version-gate';
 import { ACTION_TIMEOUTS, type OperationContext } from './operation-context';
@@ -19,20 +19,20 @@ import { summarizeDeadLetters, type DeadLetterSummary } from './summarize';
 
 export interface DeadLetterDependencies {
   database: Database;
-  config: Pick<Config, 'db' | 'retry' | 'timeReserveMs' | 'metricsNamespace'>;
+  config: Pick<Config, 'db' | 'retry' | 'timeReserveMs' | 'metricsNamespace' | 'limits'>;
   logger: Logger;
   /** When the work must be finished (epoch ms): the invocation's end less TIME_RESERVE_MS, fixed when it starts. */
   deadline: Deadline;
   /** The clock of `deadline`; Date.now unless a test drives time. */
   now?: () => number;
   emitMetrics?: (document: EmfDocument) => void;
-  /** The validation redrive applies; the deployed parseMessage unless a test stands in a changed rule. */
-  parse?: (value: Buffer | null) => ParseResult;
   /**
    * Whether a failed action logs its error line (default true, for CloudWatch). `npm run dead-letters` prints the
    * error itself, once, in words: the JSON line before it said the same again.
    */
   logFailure?: boolean;
+  /** The validation redrive applies: that of the configuration's limits unless a test stands in a changed rule. */
+  parse?: MessageParser;
 }
 
 export type DeadLetterResponse =
@@ -114,7 +114,7 @@ async function run(input: unknown, deps: DeadLetterDependencies): Promise<DeadLe
     case 'redrive':
       response = {
         action: 'redrive',
-        ...(await redrive(request, { ...ctx, ...(deps.parse ? { parse: deps.parse } : {}) })),
+        ...(await redrive(request, { ...ctx, parse: deps.parse ?? messageParser(deps.config.limits) })),
       };
       break;
     case 'purge':

@@ -539,11 +539,55 @@ describe('a message instead of an event', () => {
       const output = run.stdout + run.stderr;
       expect(run.code).not.toBe(0);
       expect(output).toContain('is a survey message, not an event');
-      expect(output).toContain(`npm run --silent build-event -- ${message} > my-events/mine.json`);
+      expect(output).toContain(`npm run --silent build-event -- ${message} --out my-events/mine.json`);
       expect(output).not.toContain('batch processed'); // stopped before the handler ran
       rmSync(dir, { recursive: true, force: true });
     },
   );
+});
+
+describe('the docs sample messages, as a newcomer tries them', () => {
+  it('should stop on events/my-messages.jsonl with a command that works in a fresh checkout, whose event then runs ' +
+    'with the shell variables', async () => {
+    // The file docs/local-development.md names, given to invoke local as it is: stopped once, with what to run.
+    const sample = readFileSync(join(projectRoot, 'events', 'my-messages.jsonl'), 'utf8');
+    const refused = await invokeAsDocumented('consumer', 'events/my-messages.jsonl', dbEnv);
+    const output = refused.stdout + refused.stderr;
+    expect(refused.code).not.toBe(0);
+    expect(output).toContain('events/my-messages.jsonl holds 3 JSON lines (messages, one per line), not an event');
+    const suggested = /npm run --silent build-event -- (\S+) --out (\S+), then/.exec(output);
+    expect(suggested?.slice(1)).toEqual(['events/my-messages.jsonl', 'my-events/mine.json']);
+    expect(output).not.toContain(sample.split('\n')[0]!.slice(0, 60)); // the file is not dumped
+    expect(output).not.toContain('batch processed');
+
+    // The suggested command, its --out in a folder that does not exist yet (as my-events/ in a fresh checkout),
+    // with one more message whose comment is longer than the shell's MAX_TEXT_CHARS below.
+    const dir = mkdtempSync(join(tmpdir(), 'trace-sample-'));
+    try {
+      const long = {
+        traceId: 'sample-long-comment',
+        course: { courseId: 'SAMPLE-1' },
+        instructor: { name: 'Jane Doe' },
+        comments: [{ commentText: 'z'.repeat(2000) }],
+      };
+      const messages = join(dir, 'messages.jsonl');
+      writeFileSync(messages, `${sample.trim()}\n${JSON.stringify(long)}\n`);
+      const out = join(dir, 'my-events', 'mine.json');
+      const built = await runCommand('npx', ['tsx', 'scripts/build-event.ts', messages, '--out', out]);
+      expect(built.code, built.stderr).toBe(0);
+      const run = await invokeAsDocumented('consumer', out, { ...dbEnv, MAX_TEXT_CHARS: '1024', LOG_LEVEL: 'warn' });
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(lastJson(run.stdout)).toEqual({ batchItemFailures: [] });
+      const lines = logLines(run.stdout);
+      expect(lines.find((l) => l.message === 'record dead-lettered')).toMatchObject({
+        traceId: 'sample-long-comment',
+        detail: 'comments.0.commentText: must be at most 1024 characters long (MAX_TEXT_CHARS)',
+      });
+      expect(lines.filter((l) => l.level === 'info')).toEqual([]); // the shell's LOG_LEVEL, not serverless.yml's debug
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 // `serverless package` and the deployment's AWS rules are tested in deploy-templates.test.ts.

@@ -637,3 +637,31 @@ describe('redrive when the database cannot be reached', () => {
     expect(retried.response?.results).toMatchObject({ stored: 1, dead_lettered: 1 });
   });
 });
+
+describe('redrive after raising a cap', () => {
+  it('should store what MAX_RECORD_BYTES or MAX_TEXT_CHARS refused, once the function has them raised', async () => {
+    const topic = newTopic();
+    const bigRecord = surveyMessage({ comments: [{ commentText: 'x'.repeat(1_100_000) }] }, { courseId: `${topic}-1` });
+    const longText = surveyMessage({ comments: [{ commentText: 'y'.repeat(70_000) }] }, { courseId: `${topic}-2` });
+    const run = await runBatch(db, buildKafkaEvent([{ value: bigRecord }, { value: longText }], { topic }));
+    expect(run.result?.summary).toMatchObject({ deadLettered: 2 });
+    const letters = await db.sql<{ reason: string; detail: string }[]>`
+      select reason, detail from ${table('dead_letters')} where kafka_topic = ${topic} order by kafka_offset`;
+    expect(letters.map((l) => l.reason)).toEqual(['too_large', 'invalid_message']);
+    expect(letters[0]!.detail).toContain('MAX_RECORD_BYTES');
+    expect(letters[1]!.detail).toContain('MAX_TEXT_CHARS');
+
+    // The default caps again: nothing changes.
+    const same = await runAction(db, { action: 'redrive', topic });
+    expect(same.response).toMatchObject({ results: { dead_lettered: 2 } });
+    const raised = { ...db.config, limits: { recordBytes: 2_000_000, textChars: 1_200_000 } };
+    const redriven = await runAction(db, { action: 'redrive', topic, again: true }, { config: raised });
+    expect(redriven.response, JSON.stringify(redriven.response ?? redriven.error).slice(0, 2000)).toMatchObject({
+      redriven: 2,
+      results: { stored: 2 },
+    });
+    const stored = await db.sql`select trace_id from ${table('processed_traces')}
+      where trace_id in ${db.sql([bigRecord.traceId, longText.traceId])} and status = 'stored'`;
+    expect(stored).toHaveLength(2);
+  });
+});

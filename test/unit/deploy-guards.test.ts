@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { INPUT_CAP_CEILING, loadConfig } from '../../lib/config';
 import { serverlessParams } from '../helpers/doc-checks';
 
 const root = join(__dirname, '..', '..');
@@ -145,5 +146,50 @@ describe("the mapping's system logs and poller group (esmSystemLogLevel, pollerG
       }),
       { numRuns: 30 },
     );
+  });
+});
+
+describe('the input caps maxRecordBytes and maxTextChars', () => {
+  const variables = { maxRecordBytes: 'MAX_RECORD_BYTES', maxTextChars: 'MAX_TEXT_CHARS' } as const;
+  const accepted = (variable: string, value: string) => {
+    try {
+      loadConfig({ [variable]: value });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const values = fc.oneof(
+    fc.integer({ min: 1000, max: 1100 }).map(String),
+    fc.integer({ min: INPUT_CAP_CEILING - 50, max: INPUT_CAP_CEILING + 50 }).map(String),
+    fc.integer({ min: -5, max: 10 * INPUT_CAP_CEILING }).map(String),
+    fc.constantFrom('1e6', '0x100000', '2048.0', '1 MiB', '-2048', ' 4096 ', 'big'),
+  );
+
+  it('should accept in a deploy exactly the values the functions accept, and name the parameter once', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('maxRecordBytes', 'maxTextChars' as const), values, async (name, value) => {
+        const problems = await problemsOf('dev', { [name]: value });
+        expect(problems === '', `${name}=${value}: ${problems}`).toBe(accepted(variables[name], value));
+        if (problems !== '') {
+          expect(problems).toContain(`${name} must be whole `);
+          expect(problems).toContain(`1024-${INPUT_CAP_CEILING}`);
+          expect(problems.split(name).length - 1).toBe(1); // said once, not again in the functions' words
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("should set the functions' variables from the parameters", () => {
+    expect(environmentParams).toEqual(
+      expect.arrayContaining([
+        ['MAX_RECORD_BYTES', 'maxRecordBytes'],
+        ['MAX_TEXT_CHARS', 'maxTextChars'],
+      ]),
+    );
+    expect(
+      loadConfig({ MAX_RECORD_BYTES: defaults.maxRecordBytes, MAX_TEXT_CHARS: defaults.maxTextChars }).limits,
+    ).toEqual(loadConfig({}).limits);
   });
 });
