@@ -28,6 +28,13 @@ const SELF_MANAGED_AUTH = {
 /** How the health function is reached: a public HTTP API, one that needs SigV4-signed requests, or only `invoke`. */
 const HEALTH_ROUTES = ['public', 'iam', 'none'];
 const HEALTH_PATHS = ['/healthz', '/healthz/live', '/healthz/ready'];
+/**
+ * The mapping's system log levels, most detail first (LoggingConfig.SystemLogLevel): DEBUG includes INFO, INFO
+ * includes WARN. https://docs.aws.amazon.com/lambda/latest/dg/esm-logging.html
+ */
+const ESM_SYSTEM_LOG_LEVELS = ['DEBUG', 'INFO', 'WARN'];
+/** The largest maxRecordBytes and maxTextChars: INPUT_CAP_CEILING of lib/config.ts (deploy-guards.test.ts compares). */
+const INPUT_CAP_CEILING = 6 * 1024 * 1024;
 
 /**
  * Raised for a deployment's parameter mistakes. The CLI prints `error.stack` of whatever a variable resolver throws;
@@ -74,6 +81,8 @@ async function readParams(resolveVariable) {
     startingPosition: await p('startingPosition'),
     minPollers: Number(await p('minPollers')),
     maxPollers: Number(await p('maxPollers')),
+    pollerGroupName: await p('pollerGroupName'),
+    esmSystemLogLevel: await p('esmSystemLogLevel'),
     maxRetryAttempts: Number(await p('maxRetryAttempts')),
     maxRecordAgeSeconds: Number(await p('maxRecordAgeSeconds')),
     allowDiscard: flag(await p('allowDiscard')),
@@ -96,6 +105,8 @@ async function readParams(resolveVariable) {
     healthThrottleRate: Number(await p('healthThrottleRate')),
     healthThrottleBurst: Number(await p('healthThrottleBurst')),
     healthStaleAfterSeconds: await p('healthStaleAfterSeconds'),
+    maxRecordBytes: await p('maxRecordBytes'),
+    maxTextChars: await p('maxTextChars'),
     alarms: flag(await p('alarms')),
     alarmTopicArn: await p('alarmTopicArn'),
     alarmEmail: await p('alarmEmail'),
@@ -250,6 +261,18 @@ function validate(params, options) {
     Number.isInteger(params.maxPollers) && params.maxPollers >= params.minPollers && params.maxPollers <= 2000,
     'maxPollers must be minPollers-2000',
   );
+  // The CloudFormation schema's pattern and length; the group's other rules (one VPC, at most 100 mappings, 2,000
+  // pollers in all) span stacks, so docs/deploy.md states them instead.
+  need(
+    /^[a-zA-Z0-9_-]{0,128}$/.test(params.pollerGroupName),
+    `pollerGroupName must be up to 128 letters, digits, - and _ (got "${params.pollerGroupName}"), or empty for ` +
+      "pollers of the mapping's own",
+  );
+  need(
+    ['', ...ESM_SYSTEM_LOG_LEVELS].includes(params.esmSystemLogLevel),
+    'esmSystemLogLevel must be DEBUG, INFO or WARN (upper case; WARN, the least detail, includes the errors), or ' +
+      `empty for no system logs (got "${params.esmSystemLogLevel}")`,
+  );
   need(
     Number.isInteger(params.maxRetryAttempts) && params.maxRetryAttempts >= -1 && params.maxRetryAttempts <= 10000,
     'maxRetryAttempts must be -1 (infinite) to 10000',
@@ -350,6 +373,17 @@ function validate(params, options) {
     Number.isInteger(params.deadLettersTimeout) && params.deadLettersTimeout >= 10 && params.deadLettersTimeout <= 900,
     'deadLettersTimeout must be whole seconds, 10-900',
   );
+  // The input caps (MAX_RECORD_BYTES, MAX_TEXT_CHARS of lib/config.ts, the same bounds): Lambda hands the consumer at
+  // most 6 MB per invocation, base64 included, so a larger cap is never reached; a survey report alone is a few KB.
+  for (const [name, unit] of [
+    ['maxRecordBytes', 'bytes of a record value'],
+    ['maxTextChars', 'characters of a free-text field'],
+  ]) {
+    need(
+      /^\d+$/.test(params[name]) && Number(params[name]) >= 1024 && Number(params[name]) <= INPUT_CAP_CEILING,
+      `${name} must be whole ${unit}, 1024-${INPUT_CAP_CEILING} (6 MiB, Lambda's invocation payload limit)`,
+    );
+  }
   // A production stage must verify the database's certificate: with disable or require, whoever answers at dbHost
   // gets the connection (lib/postgres/socket.ts still keeps the password from it unless it asks by SCRAM).
   need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
@@ -511,12 +545,20 @@ function eventSourceMapping(params) {
     BatchSize: params.batchSize,
     MaximumBatchingWindowInSeconds: params.batchingWindowSeconds,
     FunctionResponseTypes: ['ReportBatchItemFailures'],
-    ProvisionedPollerConfig: { MinimumPollers: params.minPollers, MaximumPollers: params.maxPollers },
+    ProvisionedPollerConfig: {
+      MinimumPollers: params.minPollers,
+      MaximumPollers: params.maxPollers,
+      // Shares event poller capacity with the other mappings of the group (in the same VPC).
+      ...(params.pollerGroupName ? { PollerGroupName: params.pollerGroupName } : {}),
+    },
     MaximumRetryAttempts: params.maxRetryAttempts,
     MaximumRecordAgeInSeconds: params.maxRecordAgeSeconds,
     BisectBatchOnFunctionError: params.bisectOnError,
     // The mapping's own CloudWatch metrics: polled/filtered/dropped events, errors and the Kafka OffsetLag.
     MetricsConfig: { Metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
+    // The pollers' own log lines (connection, authentication, offset commits), written to the function's log group
+    // in a stream of their own with the function's role: its log grant covers them. Provisioned mode only.
+    ...(params.esmSystemLogLevel ? { LoggingConfig: { SystemLogLevel: params.esmSystemLogLevel } } : {}),
     ...(isMsk
       ? {
           EventSourceArn: params.mskClusterArn,
@@ -1027,6 +1069,11 @@ module.exports = {
             KafkaStartingPosition: {
               Description: 'Starting position of the mapping (ignored when the group has committed offsets)',
               Value: params.startingPosition,
+            },
+            // Names the mapping in the CLI and its system logs' stream (esmSystemLogLevel).
+            KafkaEventSourceMappingId: {
+              Description: "The mapping's id: aws lambda get-event-source-mapping --uuid <id>; its log stream's name",
+              Value: { Ref: 'ConsumerEventSourceMapping' },
             },
           }
         : {}),

@@ -6,7 +6,7 @@ import { Database } from '../lib/postgres/database';
 import { createLogger } from '../lib/log';
 import { processBatch } from '../lib/batch/process-batch';
 import { SchemaGate } from '../lib/postgres/schema-version-gate';
-import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
+import { briefLocalErrors, closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger, writeMetrics } from './observability';
 import { decodeEvent } from '../lib/aws/kafka-event';
 import { toResponse, type KafkaBatchResponse } from '../lib/aws/kafka-batch-response';
@@ -30,6 +30,7 @@ const recordMetrics = batchMetricsWriter(config.metricsNamespace, writeMetrics);
  */
 export const handler = middy<unknown, KafkaBatchResponse, Error, Context>()
   .use(closeDatabaseAfterLocalInvoke(database))
+  .use(briefLocalErrors(config.logLevel))
   .handler(async (event, context) => {
     // The invocation's one deadline, fixed before anything runs: every step and every retry shares it.
     const deadline = Date.now() + context.getRemainingTimeInMillis() - config.timeReserveMs;

@@ -12,6 +12,7 @@ import { closeDatabaseAfterLocalInvoke } from './close-after-local-invoke';
 import { invocationLogger } from './observability';
 import { checkFreshness } from '../lib/health/freshness';
 import { ttlCache } from '../lib/ttl-cache';
+import { eventKind } from '../lib/aws/event-kind';
 
 type Event = APIGatewayProxyEventV2;
 type Response = APIGatewayProxyStructuredResultV2;
@@ -103,9 +104,33 @@ function notFound({ method, path }: { method: string; path: string }): never {
   );
 }
 
+/**
+ * An event that is no HTTP API request (a Kafka batch meant for the consumer, a survey message, `{}`) is a mistake of
+ * whoever invoked the function: answered 400 with what it is and where it belongs, before the router, which would
+ * fail on it with a bare 500. A malformed HTTP request still reaches the router (a bug of the API's configuration).
+ */
+function notAnHttpRequest(event: unknown): Response | undefined {
+  const kind = eventKind(event);
+  if (kind.kind === 'http') return undefined;
+  const what =
+    kind.kind === 'kafka'
+      ? `This is a Kafka event (${kind.source}), meant for the consumer: invoke the consumer function with it ` +
+        '(locally: npx serverless invoke local -f consumer -p <file>).'
+      : kind.kind === 'message'
+        ? 'This is a survey message, meant for the consumer: wrap it into a Kafka event with npm run build-event ' +
+          'and invoke the consumer with that.'
+        : 'This is not an HTTP API request (payload format 2.0).';
+  return json(400, {
+    error: kind.kind === 'kafka' ? 'kafka_event' : 'not_an_http_request',
+    message: `${what} The health function answers GET ${[...knownPaths].join(', ')} through the HTTP API.`,
+  });
+}
+
 /** HTTP API (payload format 2.0) entry point for /healthz, /healthz/live and /healthz/ready. */
 export const handler = middy<Event, Response>()
   .use(closeDatabaseAfterLocalInvoke(database))
+  // Returning a response from `before` ends the request there (middy's early return).
+  .before((request) => notAnHttpRequest(request.event))
   // Runs after the error handler (middy runs onError in reverse): 404, 405 and 500 answers are not cached either.
   .use({
     onError: (request) => {

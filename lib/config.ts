@@ -5,6 +5,12 @@ import { ConfigError } from './errors';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * The largest MAX_RECORD_BYTES and MAX_TEXT_CHARS: 6 MiB. Lambda hands a function at most 6 MB per invocation
+ * (base64 and the event's JSON included), so no record value can be larger; nor can a text inside one.
+ */
+export const INPUT_CAP_CEILING = 6 * 1024 * 1024;
+
 /** A PostgreSQL identifier we can quote safely and that needs no quoting to be typed by hand. */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -106,6 +112,14 @@ export const VARIABLES = {
     ),
     default: 'postgres',
   },
+  /**
+   * Bytes of a record value the consumer reads (lib/batch/input-limits.ts): 1 MiB, Kafka's default maximum message
+   * size, by default; a larger value is dead-lettered as `too_large`, bytes kept. Raise it for a broker configured for
+   * larger messages.
+   */
+  MAX_RECORD_BYTES: { schema: integer(1024, INPUT_CAP_CEILING), default: '1048576' },
+  /** Characters of a free-text field (course name, question, comment, upstream error): 64 Ki by default. */
+  MAX_TEXT_CHARS: { schema: integer(1024, INPUT_CAP_CEILING), default: '65536' },
   MAX_RETRIES: { schema: integer(0, 20), default: '3' },
   RETRY_BACKOFF_MS: { schema: integer(0, 600_000), default: '1000' },
   LOG_LEVEL: {
@@ -202,6 +216,8 @@ export interface Config {
     sslNegotiation: 'postgres' | 'direct';
   };
   retry: { maxRetries: number; backoffMs: number };
+  /** Input size caps: bytes of a record value, characters of a free-text field (lib/batch/input-limits.ts). */
+  limits: { recordBytes: number; textChars: number };
   logLevel: LogLevel;
   reportBatchItemFailures: boolean;
   timeReserveMs: number;
@@ -255,6 +271,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       sslNegotiation: p.DB_SSL_NEGOTIATION as Config['db']['sslNegotiation'],
     },
     retry: { maxRetries: p.MAX_RETRIES, backoffMs: p.RETRY_BACKOFF_MS },
+    limits: { recordBytes: p.MAX_RECORD_BYTES, textChars: p.MAX_TEXT_CHARS },
     logLevel: p.LOG_LEVEL,
     reportBatchItemFailures: p.REPORT_BATCH_ITEM_FAILURES,
     timeReserveMs: p.TIME_RESERVE_MS,

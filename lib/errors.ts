@@ -32,13 +32,13 @@ export class ConfigError extends TraceConsumerError {
  * or offset). No single record can be blamed, so the whole invocation fails.
  */
 export class EnvelopeError extends TraceConsumerError {
-  constructor(problem: string) {
-    super(
-      'EVENT_MALFORMED',
-      `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ` +
-        'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into ' +
-        'an event with `npm run build-event` (docs/local-development.md).',
-    );
+  /** `fix`: what to do; by default, check the trigger or wrap the messages into an event. */
+  constructor(
+    problem: string,
+    fix = 'Check that the function is triggered by a Kafka event source mapping; locally, wrap your messages into ' +
+      'an event with `npm run build-event` (docs/local-development.md).',
+  ) {
+    super('EVENT_MALFORMED', `The event is not an Amazon MSK or self-managed Kafka event: ${problem}. ${fix}`);
   }
 }
 
@@ -400,16 +400,39 @@ export class CommitUnconfirmedError<T = unknown> extends TraceConsumerError {
   }
 }
 
+/**
+ * A dead-letter action (the schema check, summary, show, or a redrive or purge that could not run one batch) could not
+ * finish in time: its retries or its deadline ran out. `cause` is the last failure: a table locked by another session
+ * (55P03, lock_timeout), a statement cancelled (57014, statement_timeout), or none (the database did not answer).
+ * Nothing was changed by the unfinished statement; redrive and purge answer `done: false` instead whenever a batch
+ * committed.
+ */
+export class DeadLetterTimeoutError extends TraceConsumerError {
+  constructor(action: string, server: string, cause?: unknown) {
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    const why =
+      code === '55P03'
+        ? "a table it reads was locked by another session (lock_timeout), such as a migration's ALTER TABLE or a " +
+          "VACUUM FULL. Find that session in pg_stat_activity (wait_event_type 'Lock' shows who waits) and run " +
+          'the action again once it has ended'
+        : code === '57014'
+          ? 'a statement took too long and was cancelled (statement_timeout). Narrow the selection (reasons, from, ' +
+            'to, ids) or run it again when the database is less busy'
+          : "its time (the invocation's remaining time less TIME_RESERVE_MS) ran out before the database answered. " +
+            'Check that the database is up and not overloaded, then run it again, or with more time';
+    super('DEAD_LETTER_OUT_OF_TIME', `The dead-letter ${action} could not finish in time on ${server}: ${why}.`, {
+      cause,
+    });
+  }
+}
+
 /** A dead-letter operation (summary, show, redrive, purge) was asked for with parameters it cannot use. */
 export class DeadLetterRequestError extends TraceConsumerError {
   readonly problems: readonly string[];
 
-  constructor(problems: readonly string[]) {
-    super(
-      'DEAD_LETTER_REQUEST_INVALID',
-      `The dead-letter request cannot be run: ${problems.join('; ')}. ` +
-        'See docs/dead-letters.md for each action and its parameters.',
-    );
+  /** `help`: where to read about the actions and options (the docs for the function, `--help` for the CLI). */
+  constructor(problems: readonly string[], help = 'See docs/dead-letters.md for each action and its parameters.') {
+    super('DEAD_LETTER_REQUEST_INVALID', `The dead-letter request cannot be run: ${problems.join('; ')}. ${help}`);
     this.problems = problems;
   }
 }

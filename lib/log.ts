@@ -15,6 +15,11 @@ export interface Logger {
 /**
  * Writes one JSON object per line to `write` (stdout by default), dropping lines below `level`. Errors are reduced
  * to name, code and message: no stack traces, no connection strings.
+ *
+ * Every line starts with `level`, `message` and `timestamp`, named and formatted as Powertools for AWS Lambda's
+ * Logger writes them (the level in upper case, the time in ISO 8601), so that queries written for Powertools find
+ * our lines too. A field of the same name does not replace them: a query on `level` must not be misled by a caller.
+ * https://docs.aws.amazon.com/powertools/typescript/latest/features/logger/#standard-structured-keys
  */
 export function createLogger(
   level: LogLevel,
@@ -26,12 +31,8 @@ export function createLogger(
     (lineLevel: LogLevel) =>
     (message: string, fields: LogFields = {}) => {
       if (LOG_LEVELS.indexOf(lineLevel) < threshold) return;
-      write(
-        JSON.stringify(
-          { level: lineLevel, time: new Date().toISOString(), message, ...base, ...fields },
-          errorReplacer,
-        ),
-      );
+      const standard = { level: lineLevel.toUpperCase(), message, timestamp: new Date().toISOString() };
+      write(JSON.stringify({ ...standard, ...base, ...fields, ...standard }, errorReplacer));
     };
   return {
     debug: log('debug'),

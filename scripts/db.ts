@@ -19,6 +19,7 @@ import { closedFolder, startLocalDatabase } from './local-db';
 import { exitWithDiagnosis } from './exit-with-diagnosis';
 import { applySchema } from './db/migrations';
 import { UsageError } from './errors';
+import { onStopSignal } from './stop-signals';
 
 const root = join(__dirname, '..');
 const USAGE = 'usage: npm run db [-- [--port <1024-65535>] [--data <folder>] [--reset]]';
@@ -29,15 +30,10 @@ async function main() {
   if (reset) rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const db = await startLocalDatabase({ useConfigured: false, dir, port });
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return; // a second Ctrl-C while the server shuts down
-    stopping = true;
+  // Ctrl-C is how this command ends: exit 0 once the server has stopped (startLocalDatabase stops it).
+  onStopSignal(async () => {
     console.log('\nStopping PostgreSQL (the data stays for next time; `npm run db -- --reset` starts empty).');
-    db.stop().then(() => process.exit(0), exitWithDiagnosis);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  }, 0);
 
   const config = loadConfig({ ...db.env, DB_SCHEMA: process.env.DB_SCHEMA }, SCRIPT_CONFIG_FIX);
   const sql = createSql(config.db);

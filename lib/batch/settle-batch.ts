@@ -1,6 +1,7 @@
 import type { Database } from '../postgres/database';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
+import { DatabaseSetupError } from '../errors';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './write-plan';
 import { canStartAttempt } from '../deadline';
 import { classifyFailure, failureDetail } from '../postgres/failure-kind';
@@ -83,10 +84,14 @@ function referenceRowsPrelude(units: readonly Unit[], ctx: SettleContext): Prelu
   if (reports.length === 0) return undefined;
   return {
     statement: (tx) => settleInstructors(tx, ctx.schema, reports),
-    onError: (error) =>
-      ctx.logger.warn('instructors not settled ahead of the batch; the batch transaction inserts them', {
-        error: diagnoseDatabaseFailure(error),
-      }),
+    onError: (error) => {
+      // A login or connection that fails here fails the batch transaction too, which logs it as the batch's error.
+      const diagnosed = diagnoseDatabaseFailure(error);
+      const level = diagnosed instanceof DatabaseSetupError ? 'debug' : 'warn';
+      ctx.logger[level]('instructors not settled ahead of the batch; the batch transaction inserts them', {
+        error: diagnosed,
+      });
+    },
   };
 }
 

@@ -1,11 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import * as v from 'valibot';
+import { INPUT_CAP_CEILING } from '../config';
 import { ExactInteger, parseJson } from './exact-json';
 import {
+  DEFAULT_INPUT_LIMITS,
   ID_MAX_CHARS,
-  MESSAGE_MAX_BYTES,
+  type InputLimits,
   NUMBER_TEXT_MAX_CHARS,
-  TEXT_MAX_CHARS,
   TIMESTAMP_MAX_CHARS,
 } from './input-limits';
 import { canonicalTimestamp, normaliseName, storableText } from './storable-text';
@@ -50,19 +51,10 @@ const INEXACT =
  * runs on more than the cap, and the detail gives the length, never the value.
  */
 const tooLong = (max: number) => `must be at most ${max} characters long`;
+/** The free-text cap is a setting: its detail names the variable to raise. */
+const textTooLong = (max: number) => `${tooLong(max)} (MAX_TEXT_CHARS)`;
 const longerThan = (x: unknown, max: number) =>
   (typeof x === 'string' || x instanceof ExactInteger) && (typeof x === 'string' ? x : x.digits).length > max;
-
-/** Optional text: a string, or a number written as text; null when absent. */
-const optionalText = optional((ctx): string | null => {
-  const x = ctx.dataset.value;
-  if (x === undefined || x === null) return null;
-  if (longerThan(x, TEXT_MAX_CHARS)) return fail(ctx, tooLong(TEXT_MAX_CHARS));
-  if (typeof x === 'string') return storableText(x);
-  const digits = numberAsText(x);
-  if (digits === 'inexact') return fail(ctx, INEXACT);
-  return digits ?? fail(ctx, 'must be a string');
-});
 
 /**
  * An identifier's text: a string trimmed and made storable, or a number's digits; undefined when neither,
@@ -156,65 +148,85 @@ const optionalList = <T extends v.GenericSchema>(item: T) =>
     v.transform((x) => x ?? []),
   );
 
-const RatingSchema = v.object({
-  questionText: optionalText,
-  category: optionalText,
-  responses: optionalCount,
-  responseRate: optionalNumber,
-  courseMean: optionalNumber,
-  deptMean: optionalNumber,
-  univMean: optionalNumber,
-  courseMedian: optionalNumber,
-  deptMedian: optionalNumber,
-  univMedian: optionalNumber,
-});
+/**
+ * The message schemas for a free-text cap of `textChars` characters (MAX_TEXT_CHARS): every schema but the texts'
+ * is the same for any cap.
+ */
+function messageSchemas(textChars: number) {
+  /** Optional text: a string, or a number written as text; null when absent. */
+  const optionalText = optional((ctx): string | null => {
+    const x = ctx.dataset.value;
+    if (x === undefined || x === null) return null;
+    if (longerThan(x, textChars)) return fail(ctx, textTooLong(textChars));
+    if (typeof x === 'string') return storableText(x);
+    const digits = numberAsText(x);
+    if (digits === 'inexact') return fail(ctx, INEXACT);
+    return digits ?? fail(ctx, 'must be a string');
+  });
 
-const CommentSchema = v.object({
-  category: optionalText,
-  questionText: optionalText,
-  responseNumber: optionalCount,
-  commentText: optionalText,
-});
+  const RatingSchema = v.object({
+    questionText: optionalText,
+    category: optionalText,
+    responses: optionalCount,
+    responseRate: optionalNumber,
+    courseMean: optionalNumber,
+    deptMean: optionalNumber,
+    univMean: optionalNumber,
+    courseMedian: optionalNumber,
+    deptMedian: optionalNumber,
+    univMedian: optionalNumber,
+  });
 
-const CourseSchema = v.object({
-  courseId: requiredText,
-  courseName: optionalText,
-  subject: optionalText,
-  catalogSection: optionalText,
-  semester: optionalText,
-  year: optionalYear,
-  enrollment: optionalCount,
-  responses: optionalCount,
-  declines: optionalCount,
-  processedAt: optionalTimestamp,
-  originalFileName: optionalText,
-  gcsBucket: optionalText,
-  gcsPath: optionalText,
-});
+  const CommentSchema = v.object({
+    category: optionalText,
+    questionText: optionalText,
+    responseNumber: optionalCount,
+    commentText: optionalText,
+  });
 
-/** A survey report: what gets stored. */
-const SurveyMessageSchema = v.object({
-  traceId: requiredText,
-  course: CourseSchema,
-  instructor: v.object({ name: v.pipe(requiredText, v.transform(normaliseName)) }),
-  ratings: optionalList(RatingSchema),
-  comments: optionalList(CommentSchema),
-  processedAt: optionalTimestamp,
-});
-export type SurveyMessage = v.InferOutput<typeof SurveyMessageSchema> & { kind: 'survey' };
+  const CourseSchema = v.object({
+    courseId: requiredText,
+    courseName: optionalText,
+    subject: optionalText,
+    catalogSection: optionalText,
+    semester: optionalText,
+    year: optionalYear,
+    enrollment: optionalCount,
+    responses: optionalCount,
+    declines: optionalCount,
+    processedAt: optionalTimestamp,
+    originalFileName: optionalText,
+    gcsBucket: optionalText,
+    gcsPath: optionalText,
+  });
 
-/** An upstream failure report: a message whose `error` is a non-empty string. Only its trace id must be usable. */
-const UpstreamErrorMessageSchema = v.object({
-  traceId: requiredText,
-  error: v.pipe(
-    v.string(),
-    v.maxLength(TEXT_MAX_CHARS, tooLong(TEXT_MAX_CHARS)),
-    v.transform(storableText),
-    v.trim(),
-    v.nonEmpty(),
-  ),
-  processedAt: v.optional(v.unknown()),
-});
+  /** A survey report: what gets stored. */
+  const survey = v.object({
+    traceId: requiredText,
+    course: CourseSchema,
+    instructor: v.object({ name: v.pipe(requiredText, v.transform(normaliseName)) }),
+    ratings: optionalList(RatingSchema),
+    comments: optionalList(CommentSchema),
+    processedAt: optionalTimestamp,
+  });
+  /** An upstream failure report: a message whose `error` is a non-empty string. Only its trace id must be usable. */
+  const upstreamError = v.object({
+    traceId: requiredText,
+    error: v.pipe(
+      v.string(),
+      v.maxLength(textChars, textTooLong(textChars)),
+      v.transform(storableText),
+      v.trim(),
+      v.nonEmpty(),
+    ),
+    processedAt: v.optional(v.unknown()),
+  });
+  return { survey, upstreamError };
+}
+type MessageSchemas = ReturnType<typeof messageSchemas>;
+
+export type SurveyMessage = v.InferOutput<MessageSchemas['survey']> & { kind: 'survey' };
+
 type UpstreamErrorMessage = { kind: 'upstream_error'; traceId: string; error: string; processedAt: string | null };
 
 export type TraceMessage = SurveyMessage | UpstreamErrorMessage;
@@ -240,15 +252,38 @@ export type ParseResult =
 /** A UTF-8 byte order mark: some producers write one, and the Python service this replaces accepted it. */
 const BOM = '\ufeff';
 
-/** Bytes of a Kafka record value to a validated message, or the reason it can never be stored. */
-export function parseMessage(value: Buffer | null): ParseResult {
+/** Validates a Kafka record value: a validated message, or the reason it can never be stored. */
+export type MessageParser = (value: Buffer | null) => ParseResult;
+
+const parsers = new Map<string, MessageParser>();
+
+/**
+ * The validation of record values under `limits` (MAX_RECORD_BYTES, MAX_TEXT_CHARS). One parser per pair of limits
+ * is built and kept, so that the consumer and the dead-letter function, which pass their configuration's limits on
+ * every batch, build the schemas once per execution environment.
+ */
+export function messageParser(limits: InputLimits): MessageParser {
+  const key = `${limits.recordBytes}/${limits.textChars}`;
+  let parser = parsers.get(key);
+  if (parser === undefined) {
+    const schemas = messageSchemas(limits.textChars);
+    parser = (value) => parseValue(value, limits.recordBytes, schemas);
+    parsers.set(key, parser);
+  }
+  return parser;
+}
+
+/** Bytes of a Kafka record value to a validated message under the default limits (tests, bench). */
+export const parseMessage: MessageParser = messageParser(DEFAULT_INPUT_LIMITS);
+
+function parseValue(value: Buffer | null, recordBytes: number, schemas: MessageSchemas): ParseResult {
   if (value === null)
     return { ok: false, reason: 'tombstone', detail: 'record has no value (a Kafka tombstone)', traceId: null };
   // Before anything reads it: the time validation takes grows with the size, and the size is bounded here.
-  if (value.length > MESSAGE_MAX_BYTES) {
+  if (value.length > recordBytes) {
     const detail =
-      `value is ${value.length} bytes, more than the ${MESSAGE_MAX_BYTES} the consumer reads ` +
-      `(Kafka's default maximum message size)`;
+      `value is ${value.length} bytes, more than the ${recordBytes} the consumer reads (MAX_RECORD_BYTES; ` +
+      `raise it, up to ${INPUT_CAP_CEILING}, and redrive to store it)`;
     return { ok: false, reason: 'too_large', detail, traceId: null };
   }
   // isUtf8 is a native check, several times faster than a fatal TextDecoder.
@@ -268,7 +303,7 @@ export function parseMessage(value: Buffer | null): ParseResult {
     const kind = json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`;
     return { ok: false, reason: 'not_an_object', detail: `value is ${kind}, not a JSON object`, traceId: null };
   }
-  return validateMessage(json as Record<string, unknown>, value.length);
+  return validateMessage(json as Record<string, unknown>, value.length, schemas);
 }
 
 /**
@@ -284,9 +319,9 @@ function safeParse<S extends v.GenericSchema>(schema: S, json: unknown, bytes: n
   return first.success || bytes > FULL_DETAIL_MAX_BYTES ? first : v.safeParse(schema, json);
 }
 
-function validateMessage(json: Record<string, unknown>, bytes: number): ParseResult {
+function validateMessage(json: Record<string, unknown>, bytes: number, schemas: MessageSchemas): ParseResult {
   if (typeof json.error === 'string' && json.error.trim() !== '') {
-    const parsed = safeParse(UpstreamErrorMessageSchema, json, bytes);
+    const parsed = safeParse(schemas.upstreamError, json, bytes);
     if (!parsed.success) return invalid(parsed.issues, json.traceId);
     const { processedAt: at } = json;
     const processedAt = typeof at === 'string' && at.length <= TIMESTAMP_MAX_CHARS ? canonicalTimestamp(at) : null;
@@ -295,7 +330,7 @@ function validateMessage(json: Record<string, unknown>, bytes: number): ParseRes
       message: { kind: 'upstream_error', traceId: parsed.output.traceId, error: parsed.output.error, processedAt },
     };
   }
-  const parsed = safeParse(SurveyMessageSchema, json, bytes);
+  const parsed = safeParse(schemas.survey, json, bytes);
   if (!parsed.success) return invalid(parsed.issues, json.traceId);
   return { ok: true, message: { kind: 'survey', ...parsed.output } };
 }

@@ -5,9 +5,10 @@ import { collapseTraceIds, toCandidate, type Candidate } from '../batch/write-pl
 import { classifyFailure, failureDetail } from '../postgres/failure-kind';
 import { halvingSearch } from '../batch/halving-search';
 import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
-import { timeLeft } from '../deadline';
 import { settleInstructors, writeBatch, type TraceStatus } from '../batch/write-batch';
+import { timeLeft } from '../deadline';
 import type { OperationContext } from './operation-context';
+import { inBatches } from './in-batches';
 import { runInTransaction } from '../postgres/retry';
 import { DEAD_LETTER_COLUMNS, toKafkaRecord, type StoredDeadLetter } from './stored-dead-letter';
 import type { RedriveRequest } from './request';
@@ -114,6 +115,12 @@ async function settleLettersInstructors(
   size: number,
 ): Promise<void> {
   const parse = ctx.parse ?? parseMessage;
+  // A quarter of the time left at most: should the table be locked, the batch itself still has the time to try, and
+  // to fail naming the lock.
+  const deadline = Math.min(
+    ctx.attempts.deadline,
+    ctx.attempts.now() + timeLeft(ctx.attempts.deadline, ctx.attempts.now) / 4,
+  );
   try {
     await runInTransaction(
       ctx.database,
@@ -134,7 +141,7 @@ async function settleLettersInstructors(
         });
         await settleInstructors(tx, ctx.schema, reports);
       },
-      ctx.attempts,
+      { ...ctx.attempts, deadline },
     );
   } catch (error) {
     ctx.logger.warn('instructors not settled ahead of the redrive batch; the batch transaction inserts them', {
@@ -143,7 +150,7 @@ async function settleLettersInstructors(
   }
 }
 
-/** Batches from `after` until the selection is exhausted, `limit` is reached or no time is left to start another. */
+/** Batches from `after` until the selection is exhausted, `limit` is reached or no time is left (see inBatches). */
 async function runBatches(
   request: RedriveRequest,
   ctx: RedriveContext,
@@ -157,21 +164,17 @@ async function runBatches(
     cursor: request.after,
     letters: [],
   };
-  for (;;) {
-    const size = Math.min(request.batchSize, (request.limit ?? Infinity) - report.redriven);
-    if (size <= 0 || timeLeft(ctx.attempts.deadline, ctx.attempts.now) <= 0) return report;
-    const batch = await runBatch(report.cursor, size);
+  const run = await inBatches(ctx, { ...request, what: 'redrive' }, async (after, size) => {
+    // Counted once the batch has committed (or, in a dry run, rolled back as meant): a batch that fails counts nothing.
+    const batch = await runBatch(after, size);
     for (const letter of batch.letters) {
       report.results[letter.result] += 1;
       if (report.letters.length < LETTERS_SHOWN) report.letters.push(letter);
     }
     report.redriven += batch.letters.length;
-    if (batch.lastId !== null) report.cursor = batch.lastId;
-    if (batch.selected < size) {
-      report.done = true;
-      return report;
-    }
-  }
+    return { handled: batch.letters.length, selected: batch.selected, lastId: batch.lastId };
+  });
+  return { ...report, ...run };
 }
 
 async function redriveBatch(

@@ -1,10 +1,11 @@
 import { isUtf8 } from 'node:buffer';
-import type { Sql } from '../postgres/client';
+import type { Queryable } from '../postgres/client';
 import { holdsExactInteger, parseJson } from '../batch/exact-json';
 import { DEAD_LETTER_COLUMNS, storedHeaders, type StoredDeadLetter } from './stored-dead-letter';
 import type { ShowRequest } from './request';
 import { selectionFilter } from './selection-filter';
 import { tableIdentifiers } from '../postgres/table-names';
+import { SETTLED } from './resolution';
 
 /**
  * Bytes decoded for a person: parsed JSON when they are UTF-8 JSON, else text when UTF-8, else base64. `bytes` is
@@ -37,6 +38,20 @@ interface ShownDeadLetter {
   traceId: string | null;
   createdAt: string;
   redrive: { at: string; result: string; reason: string | null; detail: string | null; count: number } | null;
+  /**
+   * The report stored under the letter's trace id, which resolves it (lib/dead-letters/resolution.ts): its status in
+   * processed_traces, when it was processed, its Kafka coordinates, and `redriveOf`, the dead letter whose redrive
+   * stored it (this one's own id when its own redrive did), null when the consumer stored it from Kafka. Null when
+   * no report with this trace id is stored.
+   */
+  resolvedBy: {
+    traceStatus: string;
+    at: string;
+    topic: string;
+    partition: number;
+    offset: number;
+    redriveOf: number | null;
+  } | null;
 }
 
 export interface ShowPage {
@@ -75,8 +90,9 @@ export const SHOWN_DEPTH = 1000;
 export const READ_BYTES = 8 * 1024 * 1024;
 
 /** One page of the selected dead letters, oldest id first, decoded. Returns content; the caller must not log it. */
-export async function show(sql: Sql, schema: string, request: ShowRequest): Promise<ShowPage> {
-  const table = tableIdentifiers(sql, schema).dead_letters;
+export async function show(sql: Queryable, schema: string, request: ShowRequest): Promise<ShowPage> {
+  const t = tableIdentifiers(sql, schema);
+  const table = t.dead_letters;
   // First which letters and how large, without their bytes.
   const selected = await sql<{ id: string; stored: number }[]>`
     select id, (coalesce(octet_length(key), 0) + coalesce(octet_length(value), 0)
@@ -89,8 +105,18 @@ export async function show(sql: Sql, schema: string, request: ShowRequest): Prom
   let bytes = 0;
   let full = false;
   for (const part of parts(selected.slice(0, request.limit))) {
-    const rows = await sql<StoredDeadLetter[]>`
-      select ${sql([...DEAD_LETTER_COLUMNS])} from ${table} where id = any(${part}::bigint[]) order by id`;
+    const rows = await sql<ShownRow[]>`
+      select x.*, p.status as resolved_status, p.processed_at as resolved_at, p.kafka_topic as resolved_topic,
+        p.kafka_partition as resolved_partition, p.kafka_offset::float8 as resolved_offset, r.id::float8 as redrive_of
+      from (select ${sql([...DEAD_LETTER_COLUMNS])} from ${table} where id = any(${part}::bigint[])) as x
+      left join ${t.processed_traces} p on p.trace_id = x.trace_id
+      left join lateral (
+        select r.id from ${table} r
+        where r.kafka_topic = p.kafka_topic and r.kafka_partition = p.kafka_partition
+          and r.kafka_offset = p.kafka_offset and r.trace_id = p.trace_id and r.redrive_result = any(${SETTLED}::text[])
+        order by r.id limit 1
+      ) as r on true
+      order by x.id`;
     for (const row of rows) {
       const letter = present(row);
       bytes += shownBytes(letter);
@@ -155,7 +181,17 @@ function presentHeaders(row: StoredDeadLetter): { headers: ShownDeadLetter['head
   return { headers, omitted: stored.length - headers.length };
 }
 
-function present(row: StoredDeadLetter): ShownDeadLetter {
+/** A dead letter as read for show: its row, and the report stored under its trace id, if any. */
+interface ShownRow extends StoredDeadLetter {
+  resolved_status: string | null;
+  resolved_at: Date | null;
+  resolved_topic: string | null;
+  resolved_partition: number | null;
+  resolved_offset: number | null;
+  redrive_of: number | null;
+}
+
+function present(row: ShownRow): ShownDeadLetter {
   const { headers, omitted } = presentHeaders(row);
   return {
     id: Number(row.id),
@@ -180,6 +216,17 @@ function present(row: StoredDeadLetter): ShownDeadLetter {
             reason: row.redrive_reason,
             detail: row.redrive_detail,
             count: row.redrive_count,
+          },
+    resolvedBy:
+      row.resolved_status === null || row.resolved_at === null
+        ? null
+        : {
+            traceStatus: row.resolved_status,
+            at: row.resolved_at.toISOString(),
+            topic: row.resolved_topic ?? '',
+            partition: row.resolved_partition ?? 0,
+            offset: row.resolved_offset ?? 0,
+            redriveOf: row.redrive_of,
           },
   };
 }

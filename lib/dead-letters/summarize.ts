@@ -1,15 +1,28 @@
-import type { Sql } from '../postgres/client';
+import type { Queryable } from '../postgres/client';
 import type { Selection } from './request';
 import { selectionFilter } from './selection-filter';
 import { tableIdentifiers } from '../postgres/table-names';
+import { resolvedByReport, unresolved } from './resolution';
 
 export interface DeadLetterSummary {
   total: number;
-  /** Never redriven, or dead-lettered again by their last redrive: what still needs a person. */
+  /**
+   * Neither settled by a redrive nor resolved by a report stored under their trace id (lib/dead-letters/resolution.ts):
+   * what still needs a person.
+   */
   unresolved: number;
+  /** Resolved by a report stored under their trace id (by the consumer or a redrive), whether redriven or not. */
+  resolvedByReport: number;
   oldest: string | null;
   newest: string | null;
-  byReason: { reason: string; letters: number; unresolved: number; oldest: string; newest: string }[];
+  byReason: {
+    reason: string;
+    letters: number;
+    unresolved: number;
+    resolvedByReport: number;
+    oldest: string;
+    newest: string;
+  }[];
   /** Per UTC day of created_at, newest day first. */
   byDay: { day: string; letters: number }[];
   byPartition: {
@@ -26,20 +39,27 @@ export interface DeadLetterSummary {
 }
 
 /** Counts of the selected dead letters by reason, day, partition and redrive result; reads only. */
-export async function summarizeDeadLetters(sql: Sql, schema: string, selection: Selection): Promise<DeadLetterSummary> {
+export async function summarizeDeadLetters(
+  sql: Queryable,
+  schema: string,
+  selection: Selection,
+): Promise<DeadLetterSummary> {
   const table = tableIdentifiers(sql, schema).dead_letters;
-  const where = () => sql`where true ${selectionFilter(sql, selection)}`;
+  const where = () => sql`d where true ${selectionFilter(sql, selection)}`;
   // Fresh fragments per use: a fragment is a query object, built into the statement that embeds it.
-  const unresolved = () => sql`count(*) filter (where redriven_at is null or redrive_result = 'dead_lettered')`;
+  const counts = () => sql`count(*) filter (where ${unresolved(sql, schema)})::int as unresolved,
+    count(*) filter (where ${resolvedByReport(sql, schema)})::int as "resolvedByReport"`;
   const oldest = () => sql`to_char(min(created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
   const newest = () => sql`to_char(max(created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
   const [[totals], byReason, byDay, byPartition, byRedriveResult] = await Promise.all([
-    sql<{ total: number; unresolved: number; oldest: string | null; newest: string | null }[]>`
-      select count(*)::int as total, ${unresolved()}::int as unresolved,
+    sql<
+      { total: number; unresolved: number; resolvedByReport: number; oldest: string | null; newest: string | null }[]
+    >`
+      select count(*)::int as total, ${counts()},
         ${oldest()} as oldest, ${newest()} as newest
       from ${table} ${where()}`,
     sql<DeadLetterSummary['byReason']>`
-      select reason, count(*)::int as letters, ${unresolved()}::int as unresolved,
+      select reason, count(*)::int as letters, ${counts()},
         ${oldest()} as oldest, ${newest()} as newest
       from ${table} ${where()} group by reason order by letters desc, reason`,
     sql<DeadLetterSummary['byDay']>`
@@ -57,6 +77,7 @@ export async function summarizeDeadLetters(sql: Sql, schema: string, selection: 
   return {
     total: totals?.total ?? 0,
     unresolved: totals?.unresolved ?? 0,
+    resolvedByReport: totals?.resolvedByReport ?? 0,
     oldest: totals?.oldest ?? null,
     newest: totals?.newest ?? null,
     byReason: [...byReason],

@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import { canStartAttempt, MIN_ATTEMPT_MS, statementTimeoutMs, timeLeft, type Deadline } from '../deadline';
 import { CommitUnconfirmedError, CommitUnknownError, OutOfTimeError } from '../errors';
-import { commitStatus, inTransaction, type Prelude, type Sql, type TransactionTimeouts } from './client';
+import { commitStatus, inTransaction, type Prelude, type TransactionTimeouts } from './client';
 import type { Database } from './database';
 import { classifyFailure } from './failure-kind';
 
@@ -68,11 +68,6 @@ export async function withRetry<T>(attempt: () => Promise<T>, options: RetryOpti
       await sleep(delay);
     }
   }
-}
-
-/** `work` on the database (reads, or work that opens its own transactions), retried, bounded by the deadline. */
-export function runWithRetry<T>(database: Database, work: (sql: Sql) => Promise<T>, options: RetryOptions): Promise<T> {
-  return withRetry(() => database.run(work, options.deadline, options.now, options.minAttemptMs), options);
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Database } from './database';
 import type { Queryable } from './client';
 import type { Deadline } from '../deadline';
-import { SchemaVersionError } from '../errors';
+import { DatabaseSetupError, SchemaVersionError } from '../errors';
+import { diagnoseDatabaseFailure } from './diagnose-failure';
 import type { Logger } from '../log';
 import { type TtlCache, ttlCache } from '../ttl-cache';
 import { SCHEMA_VERSION } from './schema-version';
@@ -112,7 +113,9 @@ export class SchemaGate {
         logger.error('schema version mismatch; the batch is left for Lambda to retry', { error });
         throw error;
       }
-      logger.warn('schema version could not be read; checked again on the next invocation', { error });
+      // A login or connection that fails fails the batch's writes too, which log it as their error: once is enough.
+      const level = diagnoseDatabaseFailure(error) instanceof DatabaseSetupError ? 'debug' : 'warn';
+      logger[level]('schema version could not be read; checked again on the next invocation', { error });
       return;
     }
     const { value, cached } = verdict;

@@ -8,6 +8,7 @@ import { describeReport } from './describe';
 import { LocalEventSourceMapping } from './poller';
 import { loadEsmSettings } from './settings';
 import { exitWithKafkaDiagnosis } from './kafka-errors';
+import { onStopSignal } from '../stop-signals';
 
 async function main() {
   const settings = loadEsmSettings();
@@ -23,13 +24,11 @@ async function main() {
       `${settings.maxRetries < 0 ? 'unlimited' : settings.maxRetries} retries, on-failure file ` +
       `${settings.onFailureFile}. Ctrl-C stops.`,
   );
-  const stop = async () => {
+  // Ctrl-C is how this command ends: the invocation in flight finishes, the group is left, then exit 0.
+  onStopSignal(async () => {
     console.error('local:esm: stopping after the invocation in flight');
     await mapping.stop();
-    process.exit(0);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  }, 0);
   await mapping.finished().catch(async (error: unknown) => {
     await mapping.stop();
     throw error;

@@ -6,12 +6,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin } from '@platformatic/kafka';
 import { freePort } from '../local-db';
 import { KafkaBrokerError } from '../errors';
+import { onStopSignal } from '../stop-signals';
 
 /** Must match `kafka.version` in scripts/kafka/pom.xml. */
 const KAFKA_VERSION = '4.1.1';
@@ -91,13 +93,68 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
     throw new KafkaBrokerError(java === null ? 'no java on PATH' : `java ${java} is too old (Kafka 4 needs 17)`);
   const jars = await kafkaJars(log);
   const classpath = join(jars, '*');
+  const startedAt = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'trace-kafka-'));
-  const port = options.port ?? (await freePort());
+  let child: ChildProcess | undefined;
+  let exited: Promise<number | null> = Promise.resolve(null);
+  const stop = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const done = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
+      if (!done) child.kill('SIGKILL');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+  };
+  // On Ctrl-C, once the start under way has ended either way, the JVM is stopped and the folder removed before the
+  // process ends (scripts/stop-signals.ts says why this is not left to an `exit` handler).
+  let settle: () => void = () => {};
+  const settled = new Promise<void>((resolve) => (settle = resolve));
+  const forget = onStopSignal(async () => {
+    await settled;
+    await stop();
+  });
+  try {
+    const bootstrap = await launch(
+      dir,
+      classpath,
+      options.port,
+      (launched) => {
+        child = launched;
+        exited = new Promise((resolve) => launched.once('exit', resolve));
+        return exited;
+      },
+      options,
+    );
+    return {
+      bootstrap,
+      startMs: Date.now() - startedAt,
+      async stop() {
+        forget();
+        await stop();
+      },
+    };
+  } catch (error) {
+    await stop();
+    forget();
+    throw error;
+  } finally {
+    settle();
+  }
+}
+
+/** Formats the storage in `dir`, starts the JVM and creates the topics; the bootstrap address. */
+async function launch(
+  dir: string,
+  classpath: string,
+  requestedPort: number | undefined,
+  started: (child: ChildProcess) => Promise<number | null>,
+  options: BrokerOptions,
+): Promise<string> {
+  const port = requestedPort ?? (await freePort());
   const controllerPort = await freePort();
   const properties = join(dir, 'server.properties');
   writeFileSync(properties, serverProperties(join(dir, 'data'), port, controllerPort));
-
-  const started = Date.now();
   const format = await run('java', [
     '-cp',
     classpath,
@@ -108,10 +165,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
     '-c',
     properties,
   ]);
-  if (format.code !== 0) {
-    rmSync(dir, { recursive: true, force: true });
+  if (format.code !== 0)
     throw new KafkaBrokerError(`formatting the storage failed: ${format.output.trim().split('\n').pop()}`);
-  }
   const child = spawn('java', ['-Xms256m', '-Xmx768m', '-cp', classpath, 'kafka.Kafka', properties], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -123,18 +178,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const done = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
-      if (!done) child.kill('SIGKILL');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-
+  const exited = started(child);
   const bootstrap = `127.0.0.1:${port}`;
   try {
     await Promise.race([
@@ -147,10 +191,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<LocalBro
       }),
     ]);
   } catch (error) {
-    await stop();
     throw error instanceof KafkaBrokerError ? error : new KafkaBrokerError(`it did not answer on ${bootstrap}`, error);
   }
-  return { bootstrap, startMs: Date.now() - started, stop };
+  return bootstrap;
 }
 
 /** Creates the topics, retrying while the broker is still starting; resolves once they exist. */

@@ -8,6 +8,7 @@ import { DEFAULT_TOPIC } from '../encode-kafka-event';
 import { exitWithDiagnosis } from '../exit-with-diagnosis';
 import { startBroker } from './broker';
 import { KafkaSetupError, UsageError } from '../errors';
+import { onStopSignal } from '../stop-signals';
 
 const USAGE = 'usage: [KAFKA_PORT=9092] [KAFKA_PARTITIONS=4] [KAFKA_TOPIC=trace-survey-processed] npm run kafka';
 
@@ -17,18 +18,14 @@ async function main() {
   const port = wholeNumber('KAFKA_PORT', process.env.KAFKA_PORT || '9092', 1024, 65535);
   // Checked before the JVM starts: otherwise Kafka exits with 1 and a log that never names the port.
   await ensurePortFree(port);
+  // Ctrl-C is how this command ends: exit 0 once the broker has stopped and its folder is gone (broker.ts does both).
+  onStopSignal(async () => console.error('Kafka stopped, its data removed.'), 0);
   const broker = await startBroker({ port, topics: { [topic]: partitions }, log: (line) => console.error(line) });
   console.error(
     `Kafka is up in ${(broker.startMs / 1000).toFixed(1)} s, topic ${topic} has ${partitions} partitions; data ` +
       `is removed on Ctrl-C.`,
   );
   console.log(`export KAFKA_BROKERS=${broker.bootstrap} KAFKA_TOPIC=${topic}`);
-  const stop = async () => {
-    await broker.stop();
-    process.exit(0);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   setInterval(() => {}, 1 << 30); // the broker is a child process: keep this one alive until a signal
 }
 

@@ -42,6 +42,9 @@ function documentedVariants(file: string): Variant[] {
       }` +
       `${params.consumerGroup ? ` group=${params.consumerGroup}` : ''}${
         params.healthRoute ? ` ` + `health=${params.healthRoute}` : ''
+      }` +
+      `${params.esmSystemLogLevel ? ` logs=${params.esmSystemLogLevel}` : ''}${
+        params.pollerGroupName ? ` pollers=${params.pollerGroupName}` : ''
       }`;
     return { title: file === 'docs/deploy.md' ? title : `${file} ${title}`, stage, params };
   });
@@ -163,6 +166,44 @@ describe('what the documented templates contain', () => {
           MetricsConfig: { Metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
           ProvisionedPollerConfig: expect.objectContaining({ MinimumPollers: expect.any(Number) }),
         });
+      }
+    }
+  });
+
+  it("should log the mapping's system events into the consumer's log group and share pollers when asked", () => {
+    const t = get(byTitle(/logs=WARN pollers=trace-consumers$/).title);
+    const esm = t.Resources.ConsumerEventSourceMapping!.Properties!;
+    expect(esm.LoggingConfig).toEqual({ SystemLogLevel: 'WARN' });
+    expect(esm.ProvisionedPollerConfig).toEqual({
+      MinimumPollers: 2,
+      MaximumPollers: 10,
+      PollerGroupName: 'trace-consumers',
+    });
+    // The pollers write with the function's role into the function's log group, in a stream of their own.
+    const statements = (
+      t.Resources.ConsumerRole!.Properties!.Policies as {
+        PolicyDocument: { Statement: { Action: string[]; Resource: unknown }[] };
+      }[]
+    )[0]!.PolicyDocument.Statement;
+    const logGrant = statements.find((s) => s.Action.includes('logs:PutLogEvents'))!;
+    expect(logGrant.Action).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    const functionName = t.Resources.ConsumerLambdaFunction!.Properties!.FunctionName as string;
+    expect(t.Resources.ConsumerLogGroup!.Properties!.LogGroupName).toBe(`/aws/lambda/${functionName}`);
+    expect(functionName).toBe('trace-consumer-prod-consumer');
+    expect(logGrant.Resource).toEqual([
+      {
+        'Fn::Sub':
+          'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:' +
+          '/aws/lambda/${AWS::StackName}-consumer:*',
+      },
+    ]);
+    expect(t.Outputs!.KafkaEventSourceMappingId!.Value).toEqual({ Ref: 'ConsumerEventSourceMapping' });
+    // Neither is set unless asked for.
+    for (const [title, other] of templates) {
+      if (title.includes(' logs=')) continue;
+      for (const [, m] of resourcesOf(other, 'AWS::Lambda::EventSourceMapping')) {
+        expect(m.Properties!.LoggingConfig, title).toBeUndefined();
+        expect(m.Properties!.ProvisionedPollerConfig, title).not.toHaveProperty('PollerGroupName');
       }
     }
   });
@@ -423,6 +464,8 @@ describe('the checks can fail', () => {
     esm.FunctionResponseTypes = ['ReportEverything']; // pattern from the Lambda API reference
     (esm.AmazonManagedKafkaEventSourceConfig as Record<string, unknown>).ConsumerGroupId = 'has spaces'; // pattern
     esm.MaximumRetryAttempts = 20000; // range
+    esm.LoggingConfig = { SystemLogLevel: 'ERROR' }; // not an allowed value
+    (esm.ProvisionedPollerConfig as Record<string, unknown>).PollerGroupName = 'trace consumers'; // pattern
     delete t.Resources.ConsumerRole!.Properties!.AssumeRolePolicyDocument; // required
     t.Resources.Extra = { Type: 'AWS::Lambda::EventSourceMappingz', Properties: {} }; // resource type
     t.Resources.ConsumerLambdaFunction!.Properties!.Role = { 'Fn::GetAtt': ['MissingRole', 'Arn'] }; // GetAtt target
@@ -437,6 +480,8 @@ describe('the checks can fail', () => {
       '"ReportEverything" does not match',
       'ConsumerGroupId: "has spaces" does not match',
       'MaximumRetryAttempts: 20000 is above',
+      'LoggingConfig.SystemLogLevel: expected one of DEBUG, INFO, WARN',
+      'PollerGroupName: "trace consumers" does not match',
       'AssumeRolePolicyDocument: required property missing',
       'unknown resource type AWS::Lambda::EventSourceMappingz',
       'Fn::GetAtt target MissingRole does not exist',
@@ -569,15 +614,22 @@ describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
     expect(findings.map((f) => `${f.Filename}: ${f.Rule.Id} ${f.Message}`)).toEqual([]);
   });
 
-  it('should find a malformed security group id and an out-of-range batch size', async () => {
+  it('should find a bad security group id, an out-of-range batch size and mapping settings AWS refuses', async () => {
     const t = structuredClone(get(byTitle(/^prod: msk\/iam$/).title));
     (t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig as { SecurityGroupIds: string[] }).SecurityGroupIds = [
       'sg-0ccc',
     ];
-    t.Resources.ConsumerEventSourceMapping!.Properties!.BatchSize = 20000;
-    const ids = (await lint({ broken: t })).map((f) => f.Rule.Id);
+    const esm = t.Resources.ConsumerEventSourceMapping!.Properties!;
+    esm.BatchSize = 20000;
+    esm.LoggingConfig = { SystemLogLevel: 'ERROR' };
+    (esm.ProvisionedPollerConfig as Record<string, unknown>).PollerGroupName = 'trace consumers';
+    const findings = await lint({ broken: t });
+    const ids = findings.map((f) => f.Rule.Id);
     expect(ids).toContain('E1150');
     expect(ids.some((id) => id.startsWith('E30'))).toBe(true);
+    const messages = findings.map((f) => `${f.Rule.Id} ${f.Message}`).join('\n');
+    expect(messages).toContain("E3030 'ERROR' is not one of ['DEBUG', 'INFO', 'WARN']");
+    expect(messages).toContain("E3031 'trace consumers' does not match");
   });
 });
 

@@ -195,7 +195,7 @@ describe('mistakes in the setup, through the real CLI', () => {
   ];
 
   it.each(mistakes)(
-    'should name the cause and fix of $mistake, with stack frames in the TypeScript sources',
+    'should name the cause and fix of $mistake once, without a stack trace',
     async ({ env, code, fix, retried, errorType }) => {
       const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', {
         ...dbEnv,
@@ -209,18 +209,36 @@ describe('mistakes in the setup, through the real CLI', () => {
       expect(error.errorType).toBe(errorType ?? 'BatchFailedError');
       expect(error.errorMessage).toContain(fix);
       const logged = logLines(run.stdout)
-        .filter((l) => l.level === 'error')
+        .filter((l) => l.level === 'ERROR')
         .map((l) => l.error as { code?: string; cause?: { code?: string } });
       expect(
         logged.some((e) => e?.code === code || e?.cause?.code === code),
         JSON.stringify(logged),
       ).toBe(true);
       expect(logLines(run.stdout).some((l) => l.message === 'database write failed, retrying')).toBe(retried);
-      const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
-      expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
-      expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+      // The message says it all: no stack trace unless LOG_LEVEL=debug (below), and no line before the error
+      // that only repeats its cause (the schema check's and the instructors' warnings on a failed login).
+      expect(error.stackTrace).toBeUndefined();
+      const repeats = logLines(run.stdout).filter(
+        (l) =>
+          l.level === 'debug' || (l.level === 'warn' && !l.traceId && l.message !== 'database write failed, retrying'),
+      );
+      expect(repeats).toEqual([]);
     },
   );
+
+  it('should print the stack trace, in the TypeScript sources, with LOG_LEVEL=debug in the shell', async () => {
+    const run = await invokeAsDocumented('consumer', 'events/msk-batch.json', {
+      ...dbEnv,
+      DB_PASSWORD: 'wrong',
+      LOG_LEVEL: 'debug',
+    });
+    const error = lastJson(run.stdout) as InvokeError;
+    expect(error.errorMessage).toContain('Check DB_USER and DB_PASSWORD');
+    const frames = error.stackTrace.filter((line) => line.trim().startsWith('at '));
+    expect(frames.some((f) => /\/(lib|functions)\/[\w-]+\.ts:/.test(f))).toBe(true);
+    expect(frames.filter((f) => f.includes('.esbuild'))).toEqual([]);
+  });
 
   it('should let --env win over the shell, and the shell over serverless.yml', async () => {
     // serverless.yml says DB_SSL=verify-full and DB_HOST=''; the shell's wrong password loses to --env.
@@ -385,13 +403,24 @@ describe('npm start', () => {
         return { code: await exited, output, folders };
       });
       expect(run.folders, run.output).toHaveLength(1); // the server's folder existed while it ran
-      expect(run.output).toContain('SIGINT: stopping the embedded PostgreSQL');
+      expect(run.output).toContain('Stopping: no further events are invoked; the embedded PostgreSQL and its data go');
       expect(readdirSync(tmp).filter((f) => f.startsWith('trace-pg-'))).toEqual([]);
       expect(run.code).not.toBe(0);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
   }, 240_000);
+
+  it('should name the server, database and user of a rejected login once, without a stack trace', async () => {
+    const run = await npmStartLocked(['--yes', 'events/msk-batch.json'], { ...dbEnv, DB_PASSWORD: 'wrong' });
+    expect(run.code).toBe(1);
+    const { DB_HOST: host, DB_PORT: port, DB_NAME: name, DB_USER: user } = dbEnv;
+    expect(run.stderr).toBe(
+      `DatabaseLoginError: PostgreSQL rejected the login (user "${user}" on database "${name}" at ${host}:${port}): ` +
+        `password authentication failed for user "${user}" (SQLSTATE 28P01). Check DB_USER and DB_PASSWORD, or ` +
+        'the secret that DB_SECRET_ARN names.\n',
+    );
+  });
 
   it('should exit non-zero naming the cause when a batch fails, with the raw output under --verbose', async () => {
     // No time left in the invocation for the database: every record fails and Lambda would retry the batch.
@@ -510,11 +539,55 @@ describe('a message instead of an event', () => {
       const output = run.stdout + run.stderr;
       expect(run.code).not.toBe(0);
       expect(output).toContain('is a survey message, not an event');
-      expect(output).toContain(`npm run --silent build-event -- ${message} > my-events/mine.json`);
+      expect(output).toContain(`npm run --silent build-event -- ${message} --out my-events/mine.json`);
       expect(output).not.toContain('batch processed'); // stopped before the handler ran
       rmSync(dir, { recursive: true, force: true });
     },
   );
+});
+
+describe('the docs sample messages, as a newcomer tries them', () => {
+  it('should stop on events/my-messages.jsonl with a command that works in a fresh checkout, whose event then runs ' +
+    'with the shell variables', async () => {
+    // The file docs/local-development.md names, given to invoke local as it is: stopped once, with what to run.
+    const sample = readFileSync(join(projectRoot, 'events', 'my-messages.jsonl'), 'utf8');
+    const refused = await invokeAsDocumented('consumer', 'events/my-messages.jsonl', dbEnv);
+    const output = refused.stdout + refused.stderr;
+    expect(refused.code).not.toBe(0);
+    expect(output).toContain('events/my-messages.jsonl holds 3 JSON lines (messages, one per line), not an event');
+    const suggested = /npm run --silent build-event -- (\S+) --out (\S+), then/.exec(output);
+    expect(suggested?.slice(1)).toEqual(['events/my-messages.jsonl', 'my-events/mine.json']);
+    expect(output).not.toContain(sample.split('\n')[0]!.slice(0, 60)); // the file is not dumped
+    expect(output).not.toContain('batch processed');
+
+    // The suggested command, its --out in a folder that does not exist yet (as my-events/ in a fresh checkout),
+    // with one more message whose comment is longer than the shell's MAX_TEXT_CHARS below.
+    const dir = mkdtempSync(join(tmpdir(), 'trace-sample-'));
+    try {
+      const long = {
+        traceId: 'sample-long-comment',
+        course: { courseId: 'SAMPLE-1' },
+        instructor: { name: 'Jane Doe' },
+        comments: [{ commentText: 'z'.repeat(2000) }],
+      };
+      const messages = join(dir, 'messages.jsonl');
+      writeFileSync(messages, `${sample.trim()}\n${JSON.stringify(long)}\n`);
+      const out = join(dir, 'my-events', 'mine.json');
+      const built = await runCommand('npx', ['tsx', 'scripts/build-event.ts', messages, '--out', out]);
+      expect(built.code, built.stderr).toBe(0);
+      const run = await invokeAsDocumented('consumer', out, { ...dbEnv, MAX_TEXT_CHARS: '1024', LOG_LEVEL: 'warn' });
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(lastJson(run.stdout)).toEqual({ batchItemFailures: [] });
+      const lines = logLines(run.stdout);
+      expect(lines.find((l) => l.message === 'record dead-lettered')).toMatchObject({
+        traceId: 'sample-long-comment',
+        detail: 'comments.0.commentText: must be at most 1024 characters long (MAX_TEXT_CHARS)',
+      });
+      expect(lines.filter((l) => l.level === 'info')).toEqual([]); // the shell's LOG_LEVEL, not serverless.yml's debug
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 // `serverless package` and the deployment's AWS rules are tested in deploy-templates.test.ts.

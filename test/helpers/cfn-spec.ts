@@ -68,6 +68,11 @@ const CONSTRAINTS: Record<string, Constraint> = {
   'AWS::Lambda::EventSourceMapping/MaximumRecordAgeInSeconds': { min: -1, max: 604800 },
   'AWS::Lambda::EventSourceMapping/ProvisionedPollerConfig.MinimumPollers': { min: 1, max: 200 },
   'AWS::Lambda::EventSourceMapping/ProvisionedPollerConfig.MaximumPollers': { min: 1, max: 2000 },
+  // The CloudFormation registry schema's (the Lambda API reference gives none).
+  'AWS::Lambda::EventSourceMapping/ProvisionedPollerConfig.PollerGroupName': {
+    pattern: /^[a-zA-Z0-9-_]*$/,
+    maxLength: 128,
+  },
   'AWS::Lambda::EventSourceMapping/Topics[]': { pattern: /^[^.]([a-zA-Z0-9\-_.]+)$/, maxLength: 249 },
   'AWS::Lambda::EventSourceMapping/AmazonManagedKafkaEventSourceConfig.ConsumerGroupId': {
     pattern: /^[a-zA-Z0-9-/*:_+=.@-]*$/,

@@ -225,3 +225,21 @@ export function errorCodes(source: string): Set<string> {
   );
   return new Set([...literal, ...unions]);
 }
+
+/**
+ * The rows of an error table ("you see" in the first cell, the code in the second) whose quote does not match the
+ * message the code prints for that code: the first backticked text of the first cell, each `...` standing for any
+ * text, must be where `printed[code]` begins. Rows of codes not in `printed` are not checked.
+ */
+export function driftedQuotes(rows: readonly string[][], printed: Readonly<Record<string, string>>): string[] {
+  const drifted: string[] = [];
+  for (const row of rows) {
+    const code = /^`?([A-Z_]+)`?/.exec(row[1] ?? '')?.[1];
+    const quote = /^`?([^`]+)`?/.exec(row[0] ?? '')?.[1];
+    const message = code === undefined ? undefined : printed[code];
+    if (message === undefined || quote === undefined) continue;
+    const pattern = new RegExp(`^${quote.split('...').map(escapeRegExp).join('[\\s\\S]*')}`);
+    if (!pattern.test(message)) drifted.push(`${code}: the docs quote "${quote}", the code prints "${message}"`);
+  }
+  return drifted;
+}

@@ -13,7 +13,7 @@ import { environmentCredentials } from '../../lib/postgres/credentials';
 import { Database } from '../../lib/postgres/database';
 import { diagnoseDatabaseFailure } from '../../lib/postgres/diagnose-failure';
 import { classifyFailure } from '../../lib/postgres/failure-kind';
-import { runWithRetry } from '../../lib/postgres/retry';
+import { withRetry } from '../../lib/postgres/retry';
 
 type Fault = 'closes after startup' | 'never answers' | "answers 'N' to TLS";
 
@@ -87,7 +87,8 @@ describe('a server that never lets the session start', () => {
       const deadline = started + 12_000;
       const retries: number[] = [];
       try {
-        const error = await runWithRetry(database, (sql) => sql`select 1`, {
+        // As the consumer's statements run: Database.run's passes under withRetry's backoff and deadline.
+        const error = await withRetry(() => database.run((sql) => sql`select 1`, deadline), {
           maxRetries,
           backoffMs: 100,
           deadline,

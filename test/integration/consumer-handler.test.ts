@@ -28,7 +28,11 @@ describe('functions/consumer handler', () => {
     expect(error).toBeUndefined();
     expect(value).toEqual(read(join(eventsDir, 'responses', file)));
     const summary = logs.find((l) => l.message === 'batch processed');
-    expect(summary).toMatchObject({ level: 'info', service: 'trace-consumer', requestId: expect.any(String) });
+    expect(summary).toMatchObject({
+      level: 'INFO',
+      service: 'trace-consumer',
+      function_request_id: expect.any(String),
+    });
     const counts = summary as Record<string, number>;
     const states = ['stored', 'duplicates', 'superseded', 'upstreamErrors', 'deadLettered', 'failed'];
     expect(states.reduce((sum, state) => sum + (counts[state] ?? Number.NaN), 0)).toBe(counts.received);

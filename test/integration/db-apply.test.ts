@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase, type TestDatabase } from '../helpers/db';
 import { runCommand } from '../helpers/cli';
 import { MIGRATIONS, NEWEST, schemaWorkspace, versionRows } from '../helpers/schemas';
+import { MIGRATIONS_DIR } from '../../scripts/db/migrations';
 
 /* npm run db:apply as an operator runs it: a separate process, configured by DB_*, reporting on stdout and stderr. */
 
@@ -19,6 +22,9 @@ afterAll(async () => {
   await workspace.cleanUp();
   await db.close();
 });
+
+/** `text` with the characters a regular expression gives meaning to escaped. */
+const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const dbApply = (env: Record<string, string>, args: string[] = []) =>
   runCommand('npx', ['tsx', 'scripts/apply-schema.ts', ...args], {
@@ -45,43 +51,66 @@ describe('npm run db:apply', () => {
     );
   });
 
-  it('should name the cause and the next step, and exit 1, for each kind of failure', async () => {
+  it('should name the cause, the database and the next step once, and exit 1, for each failure', async () => {
     const schema = workspace.name();
     const failing = `${String(NEWEST + 1).padStart(4, '0')}_broken.sql`;
     const broken = workspace.folder(NEWEST, { [failing]: 'ALTER TABLE no_such_table ADD COLUMN x integer;\n' });
-    const cases: { label: string; env: Record<string, string>; args?: string[]; stderr: RegExp }[] = [
+    // The newest migration edited after it was applied: the schema's recorded version no longer matches its file.
+    const newest = MIGRATIONS[NEWEST - 1]!.file;
+    const edited = workspace.folder(NEWEST - 1, {
+      [newest]: `${readFileSync(join(MIGRATIONS_DIR, newest), 'utf8')}-- edited\n`,
+    });
+    const { DB_HOST: host, DB_PORT: port, DB_NAME: name, DB_USER: user, DB_SCHEMA: own } = db.env;
+    const on = (s: string, p = port) =>
+      `npm run db:apply on database "${name}" at ${host}:${p} (user "${user}", schema "${s}")`;
+    const cases: { label: string; env: Record<string, string>; args?: string[]; stderr: string | RegExp }[] = [
       {
         label: 'wrong password',
         env: { DB_PASSWORD: 'not-the-password' },
         stderr:
-          /^npm run db:apply could not log in: password authentication failed\. Next: check DB_USER and DB_PASSWORD/,
+          `${on(own!)} could not log in: password authentication failed. Check DB_USER and DB_PASSWORD, or the ` +
+          'secret that DB_SECRET_ARN names. Then run it again.\n',
       },
       {
         label: 'nothing listening',
         env: { DB_PORT: '1' },
-        stderr: /^npm run db:apply could not reach the database: connection refused.*Next: check that it is running/,
+        stderr:
+          `${on(own!, '1')} could not reach the database: connection refused: the database is not accepting ` +
+          'connections. Check DB_HOST and DB_PORT and that the server is running (locally: `npm run db`); in ' +
+          'Lambda, the subnets and security group that lead to it. Then run it again.\n',
       },
       {
         label: 'bad configuration',
         env: { DB_SCHEMA: 'Not-An-Identifier' },
-        stderr: /^Invalid configuration: DB_SCHEMA .*run the command again/,
+        stderr: /^Invalid configuration: DB_SCHEMA [^\n]*run the command again[^\n]*\n$/,
       },
       {
         label: 'failing migration',
         env: { DB_SCHEMA: schema },
         args: [broken],
+        stderr:
+          `${on(schema)}: Migration ${failing} failed on schema "${schema}": relation "no_such_table" does not ` +
+          `exist (SQLSTATE 42P01). It was rolled back whole; the schema stays at version ${NEWEST}. Fix the ` +
+          'migration or the data it trips on, then run npm run db:apply again.\n',
+      },
+      {
+        label: 'applied migration changed',
+        env: { DB_SCHEMA: schema },
+        args: [edited],
         stderr: new RegExp(
-          `^Migration ${failing} failed on schema "${schema}": relation "no_such_table" does not exist ` +
-            `\\(SQLSTATE 42P01\\)\\. It was rolled back whole; the schema stays at version ${NEWEST}\\.`,
+          `^${literally(on(schema))}: Migration ${newest} changed after it was applied to schema "${schema}" ` +
+            '\\(applied as "[a-z_]+", checksum [0-9a-f]{64}\\)\\. Applied migrations are never edited: restore the ' +
+            'file as it was and put the change in a new migration, then run npm run db:apply again\\.\n$',
         ),
       },
     ];
     for (const c of cases) {
       const run = await dbApply(c.env, c.args);
       expect(run.code, c.label).toBe(1);
-      expect(run.stderr, c.label).toMatch(c.stderr);
+      // The whole of stderr: one message, no stack trace, no password.
+      if (typeof c.stderr === 'string') expect(run.stderr, c.label).toBe(c.stderr);
+      else expect(run.stderr, c.label).toMatch(c.stderr);
       expect(run.stderr, c.label).not.toContain('not-the-password');
-      expect(run.stderr, c.label).not.toMatch(/\n\s+at /); // a message, not a stack trace
     }
     expect((await versionRows(db.sql, schema)).at(-1)?.version).toBe(NEWEST);
   });

@@ -7,8 +7,8 @@ import { loadConfig } from '../../lib/config';
 import { applySchema } from '../../scripts/db/migrations';
 import { SCHEMA_VERSION } from '../../lib/postgres/schema-version';
 import { HEADERS_SHOWN_BYTES } from '../../lib/dead-letters/show';
-import { buildKafkaEvent } from '../../scripts/encode-kafka-event';
-import { consumerDatabase, testDatabase, type TestDatabase } from '../helpers/db';
+import { buildKafkaEvent, type RecordInput } from '../../scripts/encode-kafka-event';
+import { consumerDatabase, holdTableLock, testDatabase, type TestDatabase } from '../helpers/db';
 import { relaxedParse, runAction } from '../helpers/dead-letters';
 import { surveyMessage } from '../helpers/factories';
 import { runBatch } from '../helpers/run';
@@ -432,13 +432,16 @@ describe('requests the function cannot run', () => {
     [{ action: 'show', ids: ['abc'] }, 'ids: must be a dead letter id (a whole number from 1), or a list of them'],
     [{ action: 'show', limit: true }, 'limit: must be a whole number from 1 to 100'],
     [{ action: 'redrive', dryRun: 'yes' }, 'dryRun: must be true or false'],
+    [{ action: 'purge', resolved: false }, 'resolved: must be true, or left out'],
+    [{ action: 'summary', resolved: true }, 'resolved: unknown option of summary (resolved belongs to purge)'],
+    [{ action: 'show', reason: 'tombstone' }, 'reason: unknown option (did you mean reasons?)'],
   ])('should refuse %j with DEAD_LETTER_REQUEST_INVALID naming %s', async (request, named) => {
     const run = await runAction(db, request as { action: 'show' });
     expect(run.error).toMatchObject({ code: 'DEAD_LETTER_REQUEST_INVALID' });
     expect((run.error as Error).message).toContain(named);
     expect(run.logs).toEqual([
       expect.objectContaining({
-        level: 'error',
+        level: 'ERROR',
         message: 'dead-letter action failed',
         error: expect.objectContaining({ code: 'DEAD_LETTER_REQUEST_INVALID' }),
       }),
@@ -507,7 +510,7 @@ describe('a database the actions cannot use', () => {
         const run = await runAction(db, { ...request }, { database, config: { ...db.config, db: config.db } });
         expect(run.error).toMatchObject({ code });
         expect((run.error as Error).message).toContain(says);
-        expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+        expect(run.logs.filter((l) => l.level === 'ERROR')).toEqual([
           expect.objectContaining({
             message: 'dead-letter action failed',
             action: request.action,
@@ -517,6 +520,178 @@ describe('a database the actions cannot use', () => {
       } finally {
         await database.end();
       }
+    },
+  );
+});
+
+describe('a table the actions read, locked by another session', () => {
+  // As a migration's ALTER TABLE (or a VACUUM FULL) holds it: the action must give up by its deadline, naming the
+  // lock, and leave no backend behind. PostgreSQL does not notice a vanished client while its backend waits for a
+  // lock, so only lock_timeout and statement_timeout, set below the deadline, end that wait; before, the schema check,
+  // summary, show and the purge's dry run had neither, and their backends stayed queued after the invocation ended.
+  const requests = [
+    { action: 'summary' },
+    { action: 'show' },
+    { action: 'redrive' },
+    { action: 'redrive', dryRun: true },
+    { action: 'purge', olderThanDays: 0 },
+    { action: 'purge', olderThanDays: 0, dryRun: false },
+  ] as const;
+  // processed_traces: read by every action that tells resolved letters apart; redrive and purge of the one letter
+  // (not JSON, no trace id) do not read it.
+  const reading = [{ action: 'summary' }, { action: 'show' }, { action: 'purge', resolved: true }] as const;
+  const cases = [
+    ...(['schema_migrations', 'dead_letters'] as const).flatMap((locked) =>
+      requests.map((request) => ({ locked, request })),
+    ),
+    ...reading.map((request) => ({ locked: 'processed_traces' as const, request })),
+  ].map((c) => ({ ...c, json: JSON.stringify(c.request) }));
+  let n = 0;
+
+  it.each(cases)(
+    'should answer $json with $locked locked by its deadline, naming the lock, and leave no backend',
+    async ({ locked, request }) => {
+      const topic = newTopic();
+      await insertLetters(topic, [{ reason: 'invalid_json', partition: 0, daysAgo: 1, redrive: null }]);
+      const application = `dl-locked-${++n}`;
+      const database = consumerDatabase(db.config, { connection: { application_name: application } });
+      const lock = await holdTableLock(db, locked, 'access exclusive');
+      try {
+        const deadline = Date.now() + 1200;
+        const run = await runAction(db, { ...request, topic }, { database, deadline });
+        const answeredAt = Date.now();
+        const busy = await db.sql<{ state: string; wait: string | null; query: string }[]>`
+          select state, wait_event_type as wait, query from pg_stat_activity
+          where application_name = ${application} and state <> 'idle'`;
+        expect(busy).toEqual([]);
+        expect(answeredAt).toBeLessThan(deadline + 200);
+        // Redrive and purge answer done: false when a batch committed; none can here, so the lock is the answer.
+        expect(run.error).toMatchObject({ code: 'DEAD_LETTER_OUT_OF_TIME' });
+        expect((run.error as Error).message).toContain('locked by another session (lock_timeout)');
+        expect((run.error as Error).message).toContain(`${db.config.db.host}:${db.config.db.port}`);
+      } finally {
+        await lock.release();
+        await database.end();
+      }
+    },
+  );
+});
+
+describe('dead letters resolved by a later report', () => {
+  /**
+   * What becomes of each trace after its record was dead-lettered: nothing (unresolved); a corrected report stored by
+   * the consumer, or an upstream failure report; a second dead letter of the same trace redriven (under a fixed
+   * rule) and stored; a redrive that dead-lettered it again, then a corrected report; or an unreadable record, which
+   * has no trace id and which no report can resolve.
+   */
+  const FATES = [
+    'none',
+    'stored_later',
+    'upstream_error_later',
+    'other_letter_redriven',
+    'redriven_again_then_stored',
+    'unreadable',
+  ] as const;
+  const invalid = (m: ReturnType<typeof surveyMessage>) => ({ ...m, course: { ...m.course, enrollment: -1 } });
+
+  it(
+    'should count a letter whose trace id was stored later as resolved, overall and by reason, show by what, and ' +
+      'purge it as resolved',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.constantFrom(...FATES), { minLength: 1, maxLength: 8 }), async (fates) => {
+          const topic = newTopic();
+          const messages = fates.map((_, i) => surveyMessage({}, { courseId: `${topic}-${i}` }));
+          // First the dead letters, one per trace (two for a trace whose other letter is redriven), in one batch.
+          const letters = fates.flatMap((fate, i): RecordInput[] => {
+            const m = messages[i]!;
+            if (fate === 'unreadable') return [{ value: `{"traceId": "${m.traceId}"` }];
+            if (fate === 'redriven_again_then_stored') return [{ value: { ...m, instructor: { name: ' ' } } }];
+            return fate === 'other_letter_redriven'
+              ? [{ value: invalid(m) }, { value: invalid(m) }]
+              : [{ value: invalid(m) }];
+          });
+          expect((await runBatch(db, buildKafkaEvent(letters, { topic }))).result?.summary.deadLettered).toBe(
+            letters.length,
+          );
+          const rows = await db.sql<{ id: string; trace_id: string | null; reason: string }[]>`
+            select id, trace_id, reason from ${table('dead_letters')} where kafka_topic = ${topic} order by id`;
+          const lettersOf = (i: number) => rows.filter((r) => r.trace_id === messages[i]!.traceId);
+
+          // Then what happens to each trace.
+          const redriven = fates.flatMap((fate, i) =>
+            fate === 'other_letter_redriven' || fate === 'redriven_again_then_stored'
+              ? [Number(lettersOf(i)[0]!.id)]
+              : [],
+          );
+          if (redriven.length > 0)
+            expect(
+              (await runAction(db, { action: 'redrive', ids: redriven }, { parse: relaxedParse })).error,
+            ).toBeUndefined();
+          const later = fates.flatMap((fate, i): RecordInput[] =>
+            fate === 'stored_later' || fate === 'redriven_again_then_stored'
+              ? [{ value: messages[i] }]
+              : fate === 'upstream_error_later'
+                ? [{ value: { traceId: messages[i]!.traceId, error: 'the report could not be read' } }]
+                : [],
+          );
+          if (later.length > 0)
+            expect(
+              (await runBatch(db, buildKafkaEvent(later, { topic: `${topic}-fixed` }))).result?.summary.deadLettered,
+            ).toBe(0);
+
+          // The model: which letters are resolved, and by what.
+          const expected = new Map<string, { traceStatus: string; redriveOf: number | null } | null>();
+          fates.forEach((fate, i) => {
+            const [first] = lettersOf(i);
+            for (const letter of lettersOf(i))
+              expected.set(
+                letter.id,
+                fate === 'none'
+                  ? null
+                  : fate === 'upstream_error_later'
+                    ? { traceStatus: 'upstream_error', redriveOf: null }
+                    : fate === 'other_letter_redriven'
+                      ? { traceStatus: 'stored', redriveOf: Number(first!.id) }
+                      : { traceStatus: 'stored', redriveOf: null },
+              );
+          });
+          for (const r of rows) if (!expected.has(r.id)) expected.set(r.id, null); // unreadable: no trace id
+          const resolved = rows.filter((r) => expected.get(r.id) !== null);
+          const unresolved = rows.filter((r) => expected.get(r.id) === null);
+
+          const summary = (await runAction(db, { action: 'summary', topic })).response!;
+          expect([summary.total, summary.unresolved, summary.resolvedByReport]).toEqual([
+            rows.length,
+            unresolved.length,
+            resolved.length,
+          ]);
+          expect(
+            Object.fromEntries(summary.byReason.map((r) => [r.reason, [r.unresolved, r.resolvedByReport]])),
+          ).toEqual(
+            Object.fromEntries(
+              Object.keys(countBy(rows, (r) => r.reason)).map((reason) => [
+                reason,
+                [
+                  unresolved.filter((r) => r.reason === reason).length,
+                  resolved.filter((r) => r.reason === reason).length,
+                ],
+              ]),
+            ),
+          );
+
+          const shown = (await runAction(db, { action: 'show', topic, limit: 100 })).response!.letters;
+          for (const letter of shown) {
+            const want = expected.get(String(letter.id))!;
+            if (want === null) expect(letter.resolvedBy).toBeNull();
+            else expect(letter.resolvedBy).toMatchObject({ ...want, at: expect.stringMatching(/^\d{4}-/) });
+          }
+
+          const purge = (await runAction(db, { action: 'purge', topic, resolved: true })).response!;
+          expect([purge.purged, purge.byReason]).toEqual([resolved.length, countBy(resolved, (r) => r.reason)]);
+        }),
+        { numRuns: runs(6) },
+      );
     },
   );
 });

@@ -329,38 +329,19 @@ describe('redrive while the consumer runs', () => {
 });
 
 describe('redrive in bounded batches', () => {
-  it('should stop at the limit or when time runs short, and resume from the cursor', async () => {
+  it('should stop at the limit, and resume from the cursor', async () => {
     const { topic } = await leaveDeadLetters(Array.from({ length: 7 }, (): Kind => 'fixable'));
     const ids = (await redriveColumns(topic)).map((r) => r.id);
 
     const limited = await runAction(db, { action: 'redrive', topic, batchSize: 2, limit: 3 }, { parse: relaxedParse });
     expect(limited.response).toMatchObject({ redriven: 3, done: false, cursor: ids[2] });
 
-    // Time: after the first batch of two, only the reserve is left, so no further batch starts. Each letter of a
-    // batch is parsed twice: once to settle its instructor ahead of the batch, once in the batch's transaction.
-    let parsed = 0;
-    let late = 0;
-    const countingParse = (value: Buffer | null) => {
-      if (++parsed === 4) late = 60_000;
-      return relaxedParse(value);
-    };
-    const timed = await runAction(
-      db,
-      { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor },
-      {
-        parse: countingParse,
-        deadline: Date.now() + 60_000,
-        now: () => Date.now() + late,
-      },
-    );
-    expect(timed.response).toMatchObject({ redriven: 2, done: false, cursor: ids[4] });
-
     const rest = await runAction(
       db,
-      { action: 'redrive', topic, batchSize: 2, after: timed.response!.cursor },
+      { action: 'redrive', topic, batchSize: 2, after: limited.response!.cursor },
       { parse: relaxedParse },
     );
-    expect(rest.response).toMatchObject({ redriven: 2, done: true, cursor: ids[6] });
+    expect(rest.response).toMatchObject({ redriven: 4, done: true, cursor: ids[6] });
     expect((await redriveColumns(topic)).map((r) => r.redrive_result)).toEqual(Array(7).fill('stored'));
   });
 
@@ -387,6 +368,115 @@ describe('redrive in bounded batches', () => {
     });
     expect(run.metrics[0]?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'action']]);
   });
+});
+
+/**
+ * `n` dead letters on a topic of their own, written directly (the consumer would take minutes for thousands): each a
+ * report with a negative enrollment (invalid_message today, stored under relaxedParse), or, with `value: null`,
+ * tombstones. Returns the topic.
+ */
+async function manyLetters(n: number, kind: 'fixable' | 'tombstone'): Promise<string> {
+  const topic = newTopic();
+  const rows = Array.from({ length: n }, (_, i) => {
+    const m = surveyMessage({}, { courseId: `${topic}-${i}`, enrollment: -1 });
+    return {
+      offset: i,
+      trace_id: kind === 'fixable' ? m.traceId : null,
+      value: kind === 'fixable' ? JSON.stringify(m) : null,
+    };
+  });
+  await db.sql`
+    insert into ${table('dead_letters')} (kafka_topic, kafka_partition, kafka_offset, reason, detail, trace_id, value)
+    select ${topic}, 0, x.offset, ${kind === 'fixable' ? 'invalid_message' : 'tombstone'}, 'course.enrollment',
+      x.trace_id, convert_to(x.value, 'UTF8')
+    from json_to_recordset(${JSON.stringify(rows)}::text::json) as x("offset" bigint, trace_id text, value text)`;
+  return topic;
+}
+
+describe('redrive and purge answer in time', () => {
+  // The real clock and a deadline far too short for the letters: the action must stop by itself before the time a
+  // transaction needs runs out, and answer what it committed. Before, the loop stopped only at the deadline, so the
+  // next batch was refused (or cut) and the whole answer was OUT_OF_TIME, counts lost.
+  const DEADLINE_MS = 1500;
+  const timed = async <A extends 'redrive' | 'purge'>(request: { action: A } & Record<string, unknown>) => {
+    const started = Date.now();
+    const deadline = started + DEADLINE_MS;
+    const run = await runAction(db, request, { parse: relaxedParse, deadline });
+    return { run, late: Date.now() - deadline };
+  };
+  const doneLine = (logs: Record<string, unknown>[]) => logs.filter((l) => l.message === 'dead-letter action done');
+
+  it.each([false, true])(
+    'should redrive thousands of letters in part, dry run %s, and answer done: false with the cursor and the ' +
+      'committed counts, logged and measured',
+    async (dryRun) => {
+      const topic = await manyLetters(2500, 'fixable');
+      const { run, late } = await timed({ action: 'redrive', topic, batchSize: 50, dryRun });
+      expect(run.error).toBeUndefined();
+      expect(late).toBeLessThan(250);
+      const report = run.response!;
+      expect(report.done).toBe(false);
+      expect(report.redriven).toBeGreaterThan(0);
+      expect(report.redriven).toBeLessThan(2500);
+      const rows = await redriveColumns(topic);
+      const upTo = rows.filter((r) => r.id <= report.cursor);
+      expect(upTo).toHaveLength(report.redriven);
+      expect(report.results).toEqual({
+        stored: report.redriven,
+        duplicate: 0,
+        superseded: 0,
+        upstream_error: 0,
+        dead_lettered: 0,
+      });
+      // Exactly what committed: every letter up to the cursor, none after it (a dry run marks none).
+      expect(rows.filter((r) => r.redriven).map((r) => r.id)).toEqual(dryRun ? [] : upTo.map((r) => r.id));
+      expect(doneLine(run.logs)).toEqual([
+        expect.objectContaining({ redriven: report.redriven, done: false, cursor: report.cursor }),
+      ]);
+      expect(run.metrics).toEqual([expect.objectContaining({ DeadLettersRedriven: report.redriven })]);
+
+      if (dryRun) return;
+      // Resumed from the cursor until done: every letter redriven exactly once.
+      let cursor = report.cursor;
+      for (let i = 0; i < 50; i++) {
+        const next = await runAction(
+          db,
+          { action: 'redrive', topic, batchSize: 500, after: cursor },
+          { parse: relaxedParse },
+        );
+        cursor = next.response!.cursor;
+        if (next.response!.done) break;
+      }
+      expect((await redriveColumns(topic)).every((r) => r.redrive_result === 'stored' && r.redrive_count === 1)).toBe(
+        true,
+      );
+    },
+  );
+
+  it.each([false, true])(
+    'should purge tens of thousands of letters in part, dry run %s, and answer done: false with the cursor and the ' +
+      'committed counts, logged and measured',
+    async (dryRun) => {
+      const topic = await manyLetters(20_000, 'tombstone');
+      const { run, late } = await timed({ action: 'purge', topic, batchSize: 10, olderThanDays: 0, dryRun });
+      expect(run.error).toBeUndefined();
+      expect(late).toBeLessThan(250);
+      const report = run.response!;
+      expect(report.done).toBe(false);
+      expect(report.purged).toBeGreaterThan(0);
+      expect(report.purged).toBeLessThan(20_000);
+      expect(report.byReason).toEqual({ tombstone: report.purged });
+      const ids = (await redriveColumns(topic)).map((r) => r.id);
+      const first = Math.min(...ids);
+      if (dryRun) expect(ids.filter((id) => id <= report.cursor)).toHaveLength(report.purged);
+      // Exactly what committed is gone: every letter up to the cursor, none after it.
+      else expect([ids.length, first]).toEqual([20_000 - report.purged, report.cursor + 1]);
+      expect(doneLine(run.logs)).toEqual([
+        expect.objectContaining({ purged: report.purged, done: false, cursor: report.cursor }),
+      ]);
+      expect(run.metrics).toEqual([expect.objectContaining({ DeadLettersPurged: report.purged })]);
+    },
+  );
 });
 
 describe('redrive and purge never exceed their limit', () => {
@@ -535,7 +625,7 @@ describe('redrive when the database cannot be reached', () => {
     try {
       const run = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse, database: unreachable });
       expect(run.error).toMatchObject({ code: 'DB_UNREACHABLE' }); // the driver's ECONNREFUSED, diagnosed with its fix
-      expect(run.logs.filter((l) => l.level === 'error')).toEqual([
+      expect(run.logs.filter((l) => l.level === 'ERROR')).toEqual([
         expect.objectContaining({ message: 'dead-letter action failed', action: 'redrive' }),
       ]);
       expect(run.metrics).toEqual([]);
@@ -545,5 +635,33 @@ describe('redrive when the database cannot be reached', () => {
     expect((await redriveColumns(topic)).every((r) => !r.redriven)).toBe(true);
     const retried = await runAction(db, { action: 'redrive', topic }, { parse: relaxedParse });
     expect(retried.response?.results).toMatchObject({ stored: 1, dead_lettered: 1 });
+  });
+});
+
+describe('redrive after raising a cap', () => {
+  it('should store what MAX_RECORD_BYTES or MAX_TEXT_CHARS refused, once the function has them raised', async () => {
+    const topic = newTopic();
+    const bigRecord = surveyMessage({ comments: [{ commentText: 'x'.repeat(1_100_000) }] }, { courseId: `${topic}-1` });
+    const longText = surveyMessage({ comments: [{ commentText: 'y'.repeat(70_000) }] }, { courseId: `${topic}-2` });
+    const run = await runBatch(db, buildKafkaEvent([{ value: bigRecord }, { value: longText }], { topic }));
+    expect(run.result?.summary).toMatchObject({ deadLettered: 2 });
+    const letters = await db.sql<{ reason: string; detail: string }[]>`
+      select reason, detail from ${table('dead_letters')} where kafka_topic = ${topic} order by kafka_offset`;
+    expect(letters.map((l) => l.reason)).toEqual(['too_large', 'invalid_message']);
+    expect(letters[0]!.detail).toContain('MAX_RECORD_BYTES');
+    expect(letters[1]!.detail).toContain('MAX_TEXT_CHARS');
+
+    // The default caps again: nothing changes.
+    const same = await runAction(db, { action: 'redrive', topic });
+    expect(same.response).toMatchObject({ results: { dead_lettered: 2 } });
+    const raised = { ...db.config, limits: { recordBytes: 2_000_000, textChars: 1_200_000 } };
+    const redriven = await runAction(db, { action: 'redrive', topic, again: true }, { config: raised });
+    expect(redriven.response, JSON.stringify(redriven.response ?? redriven.error).slice(0, 2000)).toMatchObject({
+      redriven: 2,
+      results: { stored: 2 },
+    });
+    const stored = await db.sql`select trace_id from ${table('processed_traces')}
+      where trace_id in ${db.sql([bigRecord.traceId, longText.traceId])} and status = 'stored'`;
+    expect(stored).toHaveLength(2);
   });
 });

@@ -56,14 +56,47 @@ describe('health samples', () => {
     expect(answer.headers['cache-control']).toBe('no-store');
   });
 
-  it('should answer 500 to an event that is not an HTTP API request, and log it with the request id', async () => {
+  it('should answer 500 to a malformed HTTP API request (no method), and log it with the request id', async () => {
     const handler = await coldStart('health', db);
     const run = await captureLogs(() => handler({ version: '2.0', requestContext: { http: {} } }, lambdaContext()));
     expect(run.value).toMatchObject({ statusCode: 500, headers: { 'Cache-Control': 'no-store' } });
     expect(run.logs.find((l) => l.message === 'health request failed')).toMatchObject({
-      level: 'error',
-      requestId: expect.stringMatching(/^req-/),
-      coldStart: true,
+      level: 'ERROR',
+      function_request_id: expect.stringMatching(/^req-/),
+      cold_start: true,
+    });
+  });
+
+  const kafkaSamples = readdirSync(eventsDir).filter((f) => !f.startsWith('health') && f.endsWith('.json'));
+  it.each([
+    ...kafkaSamples.map((file) => ({ name: `events/${file}`, event: request(file.replace(/\.json$/, '')) })),
+    { name: 'a self-managed batch', event: buildKafkaEvent([{ value: surveyMessage() }], { source: 'self-managed' }) },
+    { name: 'an empty Kafka batch', event: { eventSource: 'aws:kafka', records: {} } },
+  ])('should answer 400 to $name, a Kafka event, saying to invoke the consumer', async ({ event }) => {
+    const handler = await coldStart('health', db);
+    const run = await captureLogs(() => handler(event, lambdaContext()));
+    const answer = run.value as { statusCode: number; headers: Record<string, string>; body: string };
+    expect(answer).toMatchObject({ statusCode: 400, headers: { 'Content-Type': 'application/json' } });
+    expect(JSON.parse(answer.body)).toEqual({
+      error: 'kafka_event',
+      message: expect.stringMatching(/^This is a Kafka event \((aws:kafka|SelfManagedKafka)\), meant for the consumer/),
+    });
+    expect(JSON.parse(answer.body).message).toContain('npx serverless invoke local -f consumer');
+    expect(run.logs.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it.each([
+    ['a survey message', surveyMessage(), 'wrap it into a Kafka event with npm run build-event'],
+    ['a list of messages', [surveyMessage()], 'wrap it into a Kafka event'],
+    ['an empty object', {}, 'This is not an HTTP API request'],
+    ['null', null, 'This is not an HTTP API request'],
+  ])('should answer 400 to %s, saying what it is', async (_name, event, says) => {
+    const handler = await coldStart('health', db);
+    const answer = (await handler(event, lambdaContext())) as { statusCode: number; body: string };
+    expect(answer.statusCode).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      error: 'not_an_http_request',
+      message: expect.stringContaining(says),
     });
   });
 

@@ -31,10 +31,10 @@ describe('logs and metrics of real invocations', () => {
 
       const summary = lines.find((l) => l.message === 'batch processed')!;
       expect(summary).toMatchObject({
-        level: 'info',
+        level: 'INFO',
         service: 'trace-consumer',
-        coldStart: true,
-        requestId: expect.stringMatching(/^req-/),
+        cold_start: true,
+        function_request_id: expect.stringMatching(/^req-/),
       });
       expect(COUNT_FIELDS.reduce((sum, f) => sum + (summary[f] as number), 0)).toBe(summary.received);
       expect(summary.received).toBe(9);
@@ -45,7 +45,7 @@ describe('logs and metrics of real invocations', () => {
       expect(summary.durationMs).toEqual(expect.any(Number));
       expect(summary.oldestRecordAgeMs).toBeGreaterThan(Date.now() - 1_700_000_000_000 - 60_000);
 
-      const warnings = lines.filter((l) => l.level === 'warn');
+      const warnings = lines.filter((l) => l.level === 'WARN');
       expect(warnings).toHaveLength(5);
       for (const w of warnings) {
         expect(w).toMatchObject({
@@ -58,12 +58,68 @@ describe('logs and metrics of real invocations', () => {
         expect(w).toHaveProperty('traceId');
       }
       // Every line carries the request id and the cold-start flag.
-      for (const l of lines) expect(l).toMatchObject({ requestId: summary.requestId, coldStart: true });
+      for (const l of lines)
+        expect(l).toMatchObject({ function_request_id: summary.function_request_id, cold_start: true });
 
       const second = await captureLogs(() => handler(event, lambdaContext()));
       expect(second.logs.find((l) => l.message === 'batch processed')).toMatchObject({
-        coldStart: false,
+        cold_start: false,
         duplicates: 4,
+      });
+    },
+  );
+
+  it(
+    "should start every line of the consumer and the health function with Powertools Logger's keys, each " +
+      'invocation with its own request and X-Ray trace ids',
+    async () => {
+      const POWERTOOLS_KEYS = [
+        'level',
+        'message',
+        'timestamp',
+        'service',
+        'cold_start',
+        'function_request_id',
+        'xray_trace_id',
+      ];
+      const traceHeader = (root: string) => `Root=${root};Parent=557abcec3ee5a047;Sampled=0;Lineage=a87bd80c:0`;
+      const first = '1-5759e988-bd862e3fe1be46a994272793';
+      const second = '1-6a1b2c3d-0123456789abcdef01234567';
+      const consumer = await coldStart('consumer', db, { _X_AMZN_TRACE_ID: traceHeader(first) });
+      const runs = [await captureLogs(() => consumer(mixed(), lambdaContext()))];
+      process.env._X_AMZN_TRACE_ID = traceHeader(second); // the runtime sets it anew for each invocation
+      runs.push(await captureLogs(() => consumer(mixed(), lambdaContext())));
+      const health = await coldStart('health', db, { DB_PORT: '1', _X_AMZN_TRACE_ID: traceHeader(first) });
+      const ready = JSON.parse(readFileSync(join(__dirname, '../../events/health-ready.json'), 'utf8'));
+      runs.push(await captureLogs(() => health(ready, lambdaContext())));
+
+      const expected = [
+        { service: 'trace-consumer', cold_start: true, xray_trace_id: first },
+        { service: 'trace-consumer', cold_start: false, xray_trace_id: second },
+        { service: 'trace-consumer-health', cold_start: true, xray_trace_id: first },
+      ];
+      for (const [i, run] of runs.entries()) {
+        const lines = run.logs.filter((l) => !isMetrics(l));
+        expect(lines.length, `run ${i}`).toBeGreaterThan(0);
+        const requestIds = new Set(lines.map((l) => l.function_request_id));
+        expect(requestIds.size, `run ${i}: one request id`).toBe(1);
+        for (const line of lines) {
+          expect(Object.keys(line).slice(0, POWERTOOLS_KEYS.length)).toEqual(POWERTOOLS_KEYS);
+          expect(line).toMatchObject({ ...expected[i], level: expect.stringMatching(/^(DEBUG|INFO|WARN|ERROR)$/) });
+          expect(new Date(line.timestamp as string).toISOString()).toBe(line.timestamp);
+          expect(line.function_request_id).toMatch(/^req-/);
+          for (const old of ['time', 'requestId', 'coldStart']) expect(line).not.toHaveProperty(old);
+        }
+      }
+      // Today's own fields stay, beside the standard keys.
+      expect(runs[0]!.logs.find((l) => l.message === 'batch processed')).toMatchObject({
+        level: 'INFO',
+        received: 9,
+        partitions: expect.any(Object),
+      });
+      expect(runs[2]!.logs.find((l) => l.message === 'not ready')).toMatchObject({
+        level: 'WARN',
+        checks: expect.any(Array),
       });
     },
   );
@@ -103,11 +159,11 @@ describe('logs and metrics of real invocations', () => {
       const handler = await coldStart('consumer', db, { LOG_LEVEL: 'error', DB_PORT: '1', MAX_RETRIES: '0' });
       const run = await captureLogs(() => handler(mixed(), lambdaContext()));
       expect(run.error).toMatchObject({ name: 'BatchFailedError' });
-      expect(run.logs.some((l) => l.level === 'info' || l.level === 'warn')).toBe(false);
-      expect(run.logs.find((l) => l.level === 'error')).toMatchObject({
+      expect(run.logs.some((l) => l.level === 'INFO' || l.level === 'WARN')).toBe(false);
+      expect(run.logs.find((l) => l.level === 'ERROR')).toMatchObject({
         message: 'database write failed; the records are reported for retry',
         failure: 'transient',
-        coldStart: true,
+        cold_start: true,
       });
       expect(run.logs.find(isMetrics)).toMatchObject({ RecordsReceived: 9, RecordsFailed: 9, RecordsStored: 0 });
     },

@@ -26,6 +26,7 @@ describe('loadConfig', () => {
         sslNegotiation: 'postgres',
       },
       retry: { maxRetries: 3, backoffMs: 1000 },
+      limits: { recordBytes: 1_048_576, textChars: 65_536 },
       logLevel: 'info',
       reportBatchItemFailures: true,
       timeReserveMs: 5000,
@@ -59,6 +60,20 @@ describe('loadConfig', () => {
     expect(config.retry).toEqual({ maxRetries: 5, backoffMs: 250 });
     expect(config.logLevel).toBe('warn');
     expect(config.reportBatchItemFailures).toBe(false);
+  });
+
+  it('should read the input caps up to 6 MiB and refuse them beyond, naming the variable', () => {
+    const ceiling = 6 * 1024 * 1024;
+    for (const [name, key] of [
+      ['MAX_RECORD_BYTES', 'recordBytes'],
+      ['MAX_TEXT_CHARS', 'textChars'],
+    ] as const) {
+      for (const value of [1024, 100_000, ceiling])
+        expect(loadConfig({ [name]: String(value) }).limits[key]).toBe(value);
+      for (const value of ['1023', String(ceiling + 1), '1.5', 'big']) {
+        expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} must be`));
+      }
+    }
   });
 
   it('should read the connection settings for Lambda and RDS Proxy', () => {

@@ -2,10 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { actionMetrics } from '../../lib/dead-letters/action-metrics';
 import { toKafkaRecord, type StoredDeadLetter } from '../../lib/dead-letters/stored-dead-letter';
-import { parseRequest } from '../../lib/dead-letters/request';
+import { ACTION_OPTIONS, type Action, editDistance, parseRequest } from '../../lib/dead-letters/request';
 import { decodeBytes, decodeText, fitToBytes, SHOWN_DEPTH, VALUE_SHOWN_BYTES } from '../../lib/dead-letters/show';
 import { deadLetterRow } from '../../lib/batch/write-plan';
-import { requestFromArgs } from '../../scripts/dead-letter-args';
+import { FLAG_NAMING, helpText, requestFromArgs } from '../../scripts/dead-letter-args';
 
 describe('npm run dead-letters arguments', () => {
   it.each([
@@ -216,5 +216,87 @@ describe('actionMetrics', () => {
       DeadLettersPurged: 4,
       ActionDuration: 12,
     });
+  });
+});
+
+describe('npm run dead-letters help and errors', () => {
+  const actions = Object.keys(ACTION_OPTIONS) as Action[];
+
+  it('should name every action and every option of each, as typed on the command line, in --help', () => {
+    const help = helpText();
+    for (const action of actions) {
+      const section = help.slice(help.indexOf(`  ${action}: `)).split(/\n {2}(?=[a-z])|\n\n/)[0]!;
+      for (const option of ACTION_OPTIONS[action])
+        expect(`${section}\n${help.slice(help.indexOf('Selection'))}`).toContain(`${FLAG_NAMING.name(option)} `);
+    }
+    expect(help).not.toMatch(/--[a-z]+[A-Z]/);
+  });
+
+  it('should suggest the option meant for a slip of one letter in any option of any action', () => {
+    const edit = fc.record({
+      at: fc.nat(),
+      kind: fc.constantFrom('insert', 'delete', 'replace'),
+      letter: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz'),
+    });
+    fc.assert(
+      fc.property(fc.constantFrom(...actions), fc.nat(), edit, (action, n, e) => {
+        const options = ACTION_OPTIONS[action].filter((o) => o.length >= 6);
+        const option = options[n % options.length]!;
+        const at = e.at % option.length;
+        const typed =
+          e.kind === 'insert'
+            ? option.slice(0, at) + e.letter + option.slice(at)
+            : option.slice(0, at) + (e.kind === 'replace' ? e.letter : '') + option.slice(at + 1);
+        fc.pre(
+          typed.toLowerCase() !== option.toLowerCase() &&
+            !Object.values(ACTION_OPTIONS)
+              .flat()
+              .includes(typed as never),
+        );
+        let message = '';
+        try {
+          parseRequest({ action, [typed]: 1 }, FLAG_NAMING);
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        const suggested = /did you mean (--[a-z-]+)\?/.exec(message)?.[1];
+        expect(suggested, message).toBeDefined();
+        // The option meant, or another as close to what was typed (one edit away).
+        const plain = (s: string) => s.toLowerCase().replace(/-/g, '');
+        expect(editDistance(plain(suggested!), plain(typed))).toBeLessThanOrEqual(1);
+        expect(message).toContain(`${FLAG_NAMING.name(typed)}: unknown option`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('should name a bad value by its flag as typed, not by its request name, for any option taking a number', () => {
+    const numeric = ['partition', 'offsetFrom', 'offsetTo', 'limit', 'after', 'batchSize', 'olderThanDays'];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...actions),
+        fc.nat(),
+        fc.constantFrom('-1', 'abc', '1.5', '99999999999999999'),
+        (action, n, bad) => {
+          const options = ACTION_OPTIONS[action].filter((o) => numeric.includes(o));
+          fc.pre(options.length > 0);
+          const option = options[n % options.length]!;
+          const flag = FLAG_NAMING.name(option);
+          expect(() => parseRequest(requestFromArgs([action, '--ids', '1', flag, bad]), FLAG_NAMING)).toThrow(
+            expect.objectContaining({
+              code: 'DEAD_LETTER_REQUEST_INVALID',
+              message: expect.stringMatching(new RegExp(`^The dead-letter request cannot be run: ${flag}: .*--help`)),
+            }),
+          );
+        },
+      ),
+    );
+  });
+
+  it('should name the flags purge needs, and suggest the action meant', () => {
+    expect(() => parseRequest({ action: 'purge' }, FLAG_NAMING)).toThrow(
+      'purge needs --redriven, --resolved, --older-than-days or --ids',
+    );
+    expect(() => parseRequest({ action: 'sumary' }, FLAG_NAMING)).toThrow('not "sumary" (did you mean "summary"?)');
   });
 });

@@ -3,9 +3,15 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VARIABLES } from '../../lib/config';
 import { VARIABLES as ESM_VARIABLES } from '../../scripts/esm/settings';
+import { loadConfig } from '../../lib/config';
+import { createSql } from '../../lib/postgres/client';
+import { diagnoseDatabaseFailure } from '../../lib/postgres/diagnose-failure';
+import { DatabaseLoginError, DatabaseNotFoundError } from '../../lib/errors';
+import { freePort } from '../../scripts/local-db';
 import {
   brokenLinks,
   codesMatch,
+  driftedQuotes,
   errorCodes,
   namesInFirstColumn,
   oneRowPerName,
@@ -126,6 +132,18 @@ describe('documentation', () => {
 });
 
 describe('documentation checks', () => {
+  it('should quote the database errors of local development as the code prints them', async () => {
+    const rows = tableUnder(doc('docs/local-development.md').text, 'When something fails');
+    const printed = await printedDatabaseErrors();
+    expect(driftedQuotes(rows, printed)).toEqual([]);
+    // A quote that drifted from the message (the one before the message named its server) is found.
+    const drifted = [['`PostgreSQL could not be reached: connect ECONNREFUSED ...`', '`DB_UNREACHABLE`']];
+    expect(driftedQuotes(drifted, printed)).toEqual([
+      `DB_UNREACHABLE: the docs quote "PostgreSQL could not be reached: connect ECONNREFUSED ...", the code prints ` +
+        `"${printed.DB_UNREACHABLE}"`,
+    ]);
+  });
+
   it('should fail when a documented variable, parameter or error code is removed', () => {
     const config = doc(TABLES.configuration.path).text;
     expect(introduced(configProblems, withoutRow(config, 'DB_PORT'))).toEqual(['variable DB_PORT is not documented']);
@@ -222,3 +240,29 @@ describe('documentation checks', () => {
     ]);
   });
 });
+
+/**
+ * What the consumer prints for a refused connection (a real one, to a port nothing listens on), a rejected login and
+ * a missing database (as lib/postgres/diagnose-failure.ts builds them from PostgreSQL's answers), by code.
+ */
+async function printedDatabaseErrors(): Promise<Record<string, string>> {
+  const port = await freePort();
+  const sql = createSql(loadConfig({ DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_SSL: 'disable' }).db, { max: 1 });
+  const refused = await sql`select 1`.then(
+    () => 'connected',
+    (error: unknown) => (diagnoseDatabaseFailure(error) as Error).message,
+  );
+  await sql.end({ timeout: 1 });
+  const target = { host: '127.0.0.1', port: 5432, database: 'trace', user: 'postgres' };
+  return {
+    DB_UNREACHABLE: refused,
+    DB_LOGIN_REJECTED: new DatabaseLoginError(
+      '28P01',
+      'password authentication failed for user "postgres" (SQLSTATE 28P01)',
+      undefined,
+      target,
+    ).message,
+    DB_NOT_FOUND: new DatabaseNotFoundError('database "trace" does not exist (SQLSTATE 3D000)', undefined, target)
+      .message,
+  };
+}

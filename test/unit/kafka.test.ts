@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EnvelopeError } from '../../lib/errors';
 import { decodeEvent } from '../../lib/aws/kafka-event';
@@ -102,6 +104,25 @@ describe('decodeEvent', () => {
       decodeEvent(event);
     } catch (e) {
       expect((e as EnvelopeError).code).toBe('EVENT_MALFORMED');
+    }
+  });
+
+  it('should tell an HTTP API request (every health sample, payload 1.0 too) to go to the health function', () => {
+    const dir = join(__dirname, '..', '..', 'events');
+    const samples = readdirSync(dir)
+      .filter((f) => f.startsWith('health-'))
+      .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>);
+    const v1 = { httpMethod: 'GET', path: '/healthz', requestContext: { stage: 'prod' } };
+    for (const event of [...samples, v1]) {
+      expect(() => decodeEvent(event)).toThrow(EnvelopeError);
+      expect(() => decodeEvent(event)).toThrow(
+        expect.objectContaining({
+          code: 'EVENT_MALFORMED',
+          message: expect.stringMatching(
+            /it is an HTTP API request \((GET|POST) \/[\w/-]+\), meant for the health function\. Send it to the health/,
+          ),
+        }),
+      );
     }
   });
 

@@ -1,12 +1,13 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { INPUT_CAP_CEILING, loadConfig } from '../../lib/config';
 import {
+  DEFAULT_INPUT_LIMITS,
   ID_MAX_CHARS,
-  MESSAGE_MAX_BYTES,
   NUMBER_TEXT_MAX_CHARS,
-  TEXT_MAX_CHARS,
   TIMESTAMP_MAX_CHARS,
 } from '../../lib/batch/input-limits';
-import { parseMessage, type SurveyMessage } from '../../lib/batch/trace-message';
+import { messageParser, parseMessage, type SurveyMessage } from '../../lib/batch/trace-message';
 import { surveyMessage } from '../helpers/factories';
 
 const bytes = (x: unknown) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x), 'utf8');
@@ -315,25 +316,59 @@ describe('parseMessage', () => {
     }
   });
 
-  it(
-    'should dead-letter a value beyond the message cap as too_large before reading it, and read one at the ' + 'cap',
-    () => {
-      const padded = (size: number) => {
-        const text = JSON.stringify({ ...surveyMessage(), pad: '' });
-        return Buffer.from(text.replace('"pad":""', `"pad":"${' '.repeat(size - Buffer.byteLength(text))}"`));
-      };
-      expect(parseMessage(padded(MESSAGE_MAX_BYTES)).ok).toBe(true);
-      const over = rejection(padded(MESSAGE_MAX_BYTES + 1));
+  it('should read a value at MAX_RECORD_BYTES and dead-letter one a byte over as too_large, naming it', () => {
+    const padded = (size: number) => {
+      const text = JSON.stringify({ ...surveyMessage(), pad: '' });
+      return Buffer.from(text.replace('"pad":""', `"pad":"${' '.repeat(size - Buffer.byteLength(text))}"`));
+    };
+    // The default, the ceiling, and caps in between as a configuration would set them (the variable's own schema).
+    const caps = fc.sample(fc.integer({ min: 1024, max: INPUT_CAP_CEILING }), { numRuns: 4, seed: 29 });
+    for (const recordBytes of [DEFAULT_INPUT_LIMITS.recordBytes, INPUT_CAP_CEILING, ...caps]) {
+      const { limits } = loadConfig({ MAX_RECORD_BYTES: String(recordBytes) });
+      const parse = messageParser(limits);
+      expect(parse(padded(recordBytes)).ok, `${recordBytes}`).toBe(true);
+      const over = parse(padded(recordBytes + 1));
       expect(over).toEqual({
         ok: false,
         reason: 'too_large',
         traceId: null,
-        detail: expect.stringContaining(`${MESSAGE_MAX_BYTES + 1} bytes`),
+        detail: expect.stringContaining(`${recordBytes + 1} bytes, more than the ${recordBytes}`),
       });
+      expect(over.ok || over.detail).toContain('(MAX_RECORD_BYTES; raise it');
       // Not even UTF-8 or JSON is checked: the cap comes first.
-      expect(rejection(Buffer.alloc(MESSAGE_MAX_BYTES + 1, 0xff)).reason).toBe('too_large');
-    },
-  );
+      expect(parse(Buffer.alloc(recordBytes + 1, 0xff))).toMatchObject({ reason: 'too_large' });
+    }
+    expect(parseMessage(padded(DEFAULT_INPUT_LIMITS.recordBytes + 1))).toMatchObject({ reason: 'too_large' });
+  });
+
+  it('should accept every free-text field at MAX_TEXT_CHARS and refuse it one longer, naming the variable', () => {
+    const texts: [string, (s: string) => unknown][] = [
+      ['course.courseName', (s) => surveyMessage({ course: { courseId: 'c', courseName: s } })],
+      ['ratings.0.questionText', (s) => surveyMessage({ ratings: [{ questionText: s }] })],
+      ['comments.0.commentText', (s) => surveyMessage({ comments: [{ commentText: s }] })],
+      ['error', (s) => ({ traceId: 't', error: s })],
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...texts),
+        fc.oneof(fc.constant(DEFAULT_INPUT_LIMITS.textChars), fc.integer({ min: 1024, max: 200_000 })),
+        fc.constantFrom('x', '\u00e9', ' '),
+        ([path, build], textChars, unit) => {
+          // A large record cap, so that the text cap alone decides; a JSON escape is one character of several bytes.
+          const parse = messageParser({ recordBytes: INPUT_CAP_CEILING, textChars });
+          const value = (n: number) => bytes(JSON.stringify(build('@')).replace('"@"', `"${unit.repeat(n - 1)}7"`));
+          expect(parse(value(textChars)).ok).toBe(true);
+          const over = parse(value(textChars + 1));
+          expect(over).toMatchObject({
+            ok: false,
+            reason: 'invalid_message',
+            detail: `${path}: must be at most ${textChars} characters long (MAX_TEXT_CHARS)`,
+          });
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
 
   it.each([
     ['traceId', ID_MAX_CHARS, (s: string) => ({ traceId: s, course: { courseId: 'c' }, instructor: { name: 'n' } })],
@@ -347,17 +382,6 @@ describe('parseMessage', () => {
       ID_MAX_CHARS,
       (s: string) => ({ traceId: 't', course: { courseId: 'c' }, instructor: { name: s } }),
     ],
-    [
-      'comments.0.commentText',
-      TEXT_MAX_CHARS,
-      (s: string) => ({
-        traceId: 't',
-        course: { courseId: 'c' },
-        instructor: { name: 'n' },
-        comments: [{ commentText: s }],
-      }),
-    ],
-    ['error', TEXT_MAX_CHARS, (s: string) => ({ traceId: 't', error: s })],
     [
       'ratings.0.courseMean',
       NUMBER_TEXT_MAX_CHARS,
