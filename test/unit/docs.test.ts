@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { VARIABLES } from '../../lib/config';
 import { VARIABLES as ESM_VARIABLES } from '../../scripts/esm/settings';
 import { loadConfig } from '../../lib/config';
-import { createSql } from '../../lib/postgres/client';
+import { environmentCredentials } from '../../lib/postgres/credentials';
+import { Database } from '../../lib/postgres/database';
 import { diagnoseDatabaseFailure } from '../../lib/postgres/diagnose-failure';
 import { DatabaseLoginError, DatabaseNotFoundError } from '../../lib/errors';
 import { freePort } from '../../scripts/local-db';
@@ -247,12 +248,16 @@ describe('documentation checks', () => {
  */
 async function printedDatabaseErrors(): Promise<Record<string, string>> {
   const port = await freePort();
-  const sql = createSql(loadConfig({ DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_SSL: 'disable' }).db, { max: 1 });
-  const refused = await sql`select 1`.then(
-    () => 'connected',
-    (error: unknown) => (diagnoseDatabaseFailure(error) as Error).message,
-  );
-  await sql.end({ timeout: 1 });
+  // Through Database, as the consumer connects: it names the target on its client's failures.
+  const config = loadConfig({ DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_SSL: 'disable' });
+  const database = new Database(config.db, environmentCredentials(config.db));
+  const refused = await database
+    .run((sql) => sql`select 1`)
+    .then(
+      () => 'connected',
+      (error: unknown) => (diagnoseDatabaseFailure(error) as Error).message,
+    );
+  await database.end();
   const target = { host: '127.0.0.1', port: 5432, database: 'trace', user: 'postgres' };
   return {
     DB_UNREACHABLE: refused,
