@@ -10,7 +10,7 @@ export const bundleOptions = (outfile: string) => ({
   minify: true,
   keepNames: true,
   platform: 'node' as const,
-  target: 'node22',
+  target: 'node24',
   format: 'cjs' as const,
   external: ['@aws-sdk/*'],
   logLevel: 'error' as const,

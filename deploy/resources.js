@@ -97,6 +97,7 @@ async function readParams(resolveVariable) {
     healthRoute: await p('healthRoute'),
     dbSsl: await p('dbSsl'),
     allowInsecureDb: flag(await p('allowInsecureDb')),
+    allowSharedHealthSecret: flag(await p('allowSharedHealthSecret')),
     kmsKeyArns: list(await p('kmsKeyArn')),
     consumerReservedConcurrency: optionalInt(await p('consumerReservedConcurrency')),
     healthReservedConcurrency: optionalInt(await p('healthReservedConcurrency')),
@@ -137,6 +138,22 @@ function distance(a, b) {
 }
 
 /**
+ * The declared parameters closest to a misspelled name: within a quarter of its length (at least 2 edits), or
+ * containing it (`kmsKey` for `kmsKeyArn`), best first, at most three. Empty when nothing is close: listing all the
+ * parameters would bury the one that was meant.
+ */
+function closestNames(name, valid) {
+  const lower = name.toLowerCase();
+  const limit = Math.max(2, Math.ceil(name.length / 4));
+  return valid
+    .map((candidate) => ({ candidate, d: distance(name, candidate) }))
+    .filter(({ candidate, d }) => d <= limit || (lower.length >= 4 && candidate.toLowerCase().includes(lower)))
+    .sort((a, b) => a.d - b.d || a.candidate.localeCompare(b.candidate))
+    .slice(0, 3)
+    .map(({ candidate }) => candidate);
+}
+
+/**
  * `--param` names that serverless.yml does not declare. The CLI would silently ignore them, so a typo
  * (`--param="consumergroup=..."`) would deploy the default instead of what the user asked for.
  */
@@ -144,11 +161,13 @@ async function unknownParamProblems(options, resolveConfigurationProperty) {
   const given = [].concat(options?.param || []).map((entry) => String(entry).split('=')[0].trim());
   const declared = (await resolveConfigurationProperty(['params'])) || {};
   const valid = [...new Set(Object.values(declared).flatMap((stage) => Object.keys(stage || {})))].sort();
-  const unknown = given.filter((name) => !valid.includes(name));
-  return unknown.map((name) => {
-    const [closest] = [...valid].sort((a, b) => distance(name, a) - distance(name, b));
-    const hint = closest && distance(name, closest) <= 3 ? ` (did you mean "${closest}"?)` : '';
-    return `unknown parameter "${name}"${hint}; valid parameters: ${valid.join(', ')}`;
+  return [...new Set(given.filter((name) => !valid.includes(name)))].map((name) => {
+    const closest = closestNames(name, valid);
+    const hint =
+      closest.length > 0
+        ? `did you mean ${closest.map((c) => `"${c}"`).join(' or ')}?`
+        : 'see the table in docs/deploy.md, "Parameters"';
+    return `${name}: not a parameter of this service; ${hint}`;
   });
 }
 
@@ -384,19 +403,6 @@ function validate(params, options) {
       `${name} must be whole ${unit}, 1024-${INPUT_CAP_CEILING} (6 MiB, Lambda's invocation payload limit)`,
     );
   }
-  // A production stage must verify the database's certificate: with disable or require, whoever answers at dbHost
-  // gets the connection (lib/postgres/socket.ts still keeps the password from it unless it asks by SCRAM).
-  need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
-  if (isProductionStage(params.stage) && params.allowInsecureDb === false) {
-    // Compared as lib/config.ts reads DB_SSL (case-insensitively): "Require" must not slip past as "not require".
-    need(
-      !['disable', 'require'].includes(params.dbSsl.toLowerCase()),
-      `dbSsl=${params.dbSsl} on the production stage "${params.stage}": the functions would not verify the ` +
-        `database's certificate. ` +
-        'Use dbSsl=verify-full (the default; the RDS CAs ship with the Lambda runtime), or accept it with ' +
-        '--param="allowInsecureDb=true"',
-    );
-  }
   need(params.bisectOnError !== null, 'bisectOnError must be "true" or "false"');
   need(params.alarms !== null, 'alarms must be "true" or "false"');
   need(
@@ -430,11 +436,6 @@ function validate(params, options) {
   need(
     !params.healthDbSecretArn || isSecretArn(params.healthDbSecretArn),
     `healthDbSecretArn must be the Secrets Manager ARN of the health function's read-only credentials${FULL_ARN}`,
-  );
-  need(
-    params.healthDbSecretArn !== params.dbSecretArn,
-    "healthDbSecretArn must name the read-only role's secret, not the consumer's (dbSecretArn); leave it out to " +
-      'use that one',
   );
   need(
     HEALTH_ROUTES.includes(params.healthRoute),
@@ -478,8 +479,49 @@ function validate(params, options) {
   return problems;
 }
 
-/** Stages held to production rules (verified TLS to the database): prod, production, and prod-<anything>. */
-const isProductionStage = (stage) => /^prod(uction)?(-|$)/i.test(stage);
+/** Where the read-only role of the health function is created. */
+const HEALTH_ROLE_DOC = 'docs/operations.md, "A read-only role for the health function"';
+
+/**
+ * What keeps a deployed stack safe whatever the stage is called (`live`, `prd` and `prodeu` are as real as `prod`):
+ * the functions verify the database's certificate, and the health function, whose routes may be public, does not
+ * hold the consumer's read-write secret. Each can be accepted on purpose, by a parameter that says so.
+ * `dbSslChecked` is false when lib/config.ts already refuses the value (`verify_full`): said once, in its words.
+ */
+function safetyProblems(params, dbSslChecked) {
+  const problems = [];
+  const need = (ok, message) => ok || problems.push(message);
+  need(params.allowInsecureDb !== null, 'allowInsecureDb must be "true" or "false"');
+  need(params.allowSharedHealthSecret !== null, 'allowSharedHealthSecret must be "true" or "false"');
+  // Compared as lib/config.ts reads DB_SSL (trimmed, case-insensitively), where an empty value means disable.
+  if (dbSslChecked && params.dbSsl.toLowerCase() !== 'verify-full' && params.allowInsecureDb !== true) {
+    problems.push(
+      `dbSsl=${params.dbSsl || '(empty: disable)'}: the functions would not verify the database's certificate, so ` +
+        'whoever answers at dbHost gets the connection. Use dbSsl=verify-full (the default; the RDS CAs ship with ' +
+        'the Lambda runtime), or accept it with --param="allowInsecureDb=true"',
+    );
+  }
+  const shared = !params.healthDbSecretArn || params.healthDbSecretArn === params.dbSecretArn;
+  const exposed = params.healthRoute === 'public' ? ', whose routes anyone can call,' : '';
+  if (shared && params.allowSharedHealthSecret !== true) {
+    problems.push(
+      params.healthDbSecretArn
+        ? `healthDbSecretArn is dbSecretArn, the consumer's read-write secret: the health function${exposed} ` +
+            `would hold it. Pass the secret of its read-only role (${HEALTH_ROLE_DOC}), or leave ` +
+            'healthDbSecretArn out and accept the shared secret with --param="allowSharedHealthSecret=true"'
+        : `healthDbSecretArn is not set, so the health function${exposed} would connect with the consumer's ` +
+            `read-write secret (dbSecretArn). Pass the secret of its read-only role ` +
+            `(--param="healthDbSecretArn=<ARN>", ${HEALTH_ROLE_DOC}), or accept the shared secret with ` +
+            '--param="allowSharedHealthSecret=true"',
+    );
+  }
+  need(
+    !(params.allowSharedHealthSecret === true && !shared),
+    'allowSharedHealthSecret=true takes no effect: healthDbSecretArn already gives the health function a secret ' +
+      'of its own. Leave allowSharedHealthSecret out',
+  );
+  return problems;
+}
 
 /**
  * What packages but deserves a second look: printed by the CLI run, without stopping it. Alarms that notify a topic
@@ -949,7 +991,7 @@ function dashboard(params) {
  * the CLI itself): a `--param="logLevel=verbose"` would otherwise deploy, and every function would then fail at cold
  * start. Each problem is named by the parameter that sets the variable in serverless.yml.
  */
-async function environmentProblems(resolveConfigurationProperty, paramProblems) {
+async function environmentProblems(resolveConfigurationProperty) {
   // Also for commands aimed at one function: `deploy function -f` pushes this environment too. The defaults are
   // valid, so `invoke local -f` (whose DB_* come from the shell) is only stopped by a parameter that is wrong anyway.
   const environment = (await resolveConfigurationProperty(['provider', 'environment'])) || {};
@@ -963,49 +1005,93 @@ async function environmentProblems(resolveConfigurationProperty, paramProblems) 
     const paramOf = Object.fromEntries(
       [...yml.matchAll(/^\s+([A-Z][A-Z0-9_]*): \$\{param:(\w+)\}/gm)].map((m) => [m[1], m[2]]),
     );
-    return error.problems
-      .map(({ variable, problem }) => ({
-        name: paramOf[variable] ?? variable,
-        text: `${paramOf[variable] ?? variable} (${variable} of the functions) ${problem}`,
-      }))
-      .filter(({ name }) => !paramProblems.some((p) => p.startsWith(`${name} `))) // already said, in the deploy's words
-      .map(({ text }) => text);
+    return error.problems.map(({ variable, problem }) => ({
+      variable,
+      name: paramOf[variable] ?? variable,
+      text: `${paramOf[variable] ?? variable} (${variable} of the functions) ${problem}`,
+    }));
   }
-}
-
-async function build({ options, resolveVariable, resolveConfigurationProperty }) {
-  const params = await readParams(resolveVariable);
-  const paramProblems = [
-    ...(await unknownParamProblems(options, resolveConfigurationProperty)),
-    ...validate(params, options),
-  ];
-  const problems = [...paramProblems, ...(await environmentProblems(resolveConfigurationProperty, paramProblems))];
-  if (problems.length > 0) {
-    throw new DeployParameterError(
-      `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" (see ` +
-        `docs/deploy.md).`,
-    );
-  }
-  for (const warning of warnings(params, options)) process.stderr.write(`Warning: ${warning}\n`);
-  return params;
 }
 
 /**
- * The secret the health function connects with: its own read-only role's (healthDbSecretArn), or, when none is
- * given, the consumer's read-write one. The fallback keeps existing stacks deployable; packaging says so once.
+ * Set by deploy/parameter-check-plugin.js when the CLI loads it: the parameter problems are then kept here and
+ * reported by the plugin once the command is known, as the CLI's own error, instead of being thrown from this
+ * variable resolver, where the CLI would bury them behind its own wrapping ("Cannot resolve serverless.yml:
+ * Variables resolution errored with: ... Received rejection: ..."). Without the plugin they are thrown here.
+ */
+const deferred = { enabled: false, checks: null };
+
+/**
+ * Every problem of the parameters, by kind. `safety` holds for whatever deploys: the whole stack and
+ * `deploy function -f`, which pushes a function's environment too.
+ */
+async function check({ options, resolveVariable, resolveConfigurationProperty }) {
+  const params = await readParams(resolveVariable);
+  const unknown = await unknownParamProblems(options, resolveConfigurationProperty);
+  const stack = validate(params, options);
+  const environment = await environmentProblems(resolveConfigurationProperty);
+  const safety = safetyProblems(
+    params,
+    environment.every((p) => p.variable !== 'DB_SSL'),
+  );
+  const said = [...stack, ...safety];
+  return {
+    params,
+    options,
+    unknown,
+    stack,
+    safety,
+    // Said once, in the deploy's words, when a deploy check already names the parameter.
+    environment: environment
+      .filter(({ name }) => !said.some((p) => p.startsWith(`${name} `) || p.startsWith(`${name}=`)))
+      .map(({ text }) => text),
+    warnings: warnings(params, options),
+  };
+}
+
+/**
+ * The problems that stop `commands`: every one for a command on the whole stack; for `invoke local`, which
+ * deploys nothing (its DB_* come from the shell), the parameter names and the functions' environment only; for
+ * `deploy function -f`, those and the safety checks.
+ */
+function problemsFor(checks, commands) {
+  const command = commands.join(' ');
+  if (command === 'invoke local') return [...checks.unknown, ...checks.environment];
+  const safety = !checks.options?.function || command === 'deploy function' ? checks.safety : [];
+  return [...checks.unknown, ...checks.stack, ...safety, ...checks.environment];
+}
+
+/** Throws the problems that stop `commands` as one message, or prints the warnings. */
+function report(checks, commands, ErrorClass = DeployParameterError) {
+  const problems = problemsFor(checks, commands);
+  if (problems.length > 0) {
+    throw new ErrorClass(
+      `Invalid deploy parameters:\n  - ${problems.join('\n  - ')}\nPass them as --param="name=value" ` +
+        '(docs/deploy.md, "Parameters").',
+    );
+  }
+  for (const warning of checks.warnings) process.stderr.write(`Warning: ${warning}\n`);
+}
+
+async function build(context) {
+  const checks = await check(context);
+  if (deferred.enabled) deferred.checks = checks;
+  else report(checks, commandsOf(process.argv));
+  return checks.params;
+}
+
+/** The CLI's command words, as it reads them: the arguments before the first option (`deploy function -f x`). */
+const commandsOf = (argv) => {
+  const words = argv.slice(2);
+  const first = words.findIndex((w) => w.startsWith('-'));
+  return first === -1 ? words : words.slice(0, first);
+};
+
+/**
+ * The secret the health function connects with: its own read-only role's (healthDbSecretArn), or the consumer's
+ * read-write one, which a deployment accepts only with allowSharedHealthSecret=true (safetyProblems).
  */
 const healthSecretArn = (params) => params.healthDbSecretArn || params.dbSecretArn;
-
-let warnedAboutHealthSecret = false;
-function warnAboutHealthSecret(params, options) {
-  if (params.healthDbSecretArn || options?.function || warnedAboutHealthSecret) return;
-  warnedAboutHealthSecret = true;
-  process.stderr.write(
-    "Warning: healthDbSecretArn is not set, so the public health function connects with the consumer's read-write " +
-      'credentials (dbSecretArn). Create the read-only role of docs/operations.md ("A read-only role for the health ' +
-      'function") and pass its secret as --param="healthDbSecretArn=...".\n',
-  );
-}
 
 /** The health function's HTTP API routes: none at all with healthRoute=none (reached by `serverless invoke` only). */
 function healthEvents(params) {
@@ -1015,10 +1101,21 @@ function healthEvents(params) {
 }
 
 module.exports = {
+  /**
+   * For deploy/parameter-check-plugin.js: keep the problems for it, and report them for the CLI's `commands`.
+   * @returns {(commands: string[], ErrorClass: new (message: string) => Error) => void}
+   */
+  deferParameterChecks() {
+    deferred.enabled = true;
+    return (commands, ErrorClass) => {
+      const { checks } = deferred;
+      deferred.checks = null; // reported once
+      if (checks) report(checks, commands, ErrorClass);
+    };
+  },
   /** CloudFormation resources: the mapping, one least-privilege role per function, alarms and the dashboard. */
   async resources(context) {
     const params = await build(context);
-    warnAboutHealthSecret(params, context.options);
     return {
       ...(params.mapping === 'enabled' ? { ConsumerEventSourceMapping: eventSourceMapping(params) } : {}),
       ConsumerRole: role('trace-consumer', consumerStatements(params)),

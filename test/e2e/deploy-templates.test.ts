@@ -372,14 +372,22 @@ describe('the health function (docs/operations.md)', () => {
     }
   });
 
-  it("should fall back to the consumer's secret without healthDbSecretArn, and say so when packaging", async () => {
-    const { healthDbSecretArn: _, ...params } = byTitle(/^prod: msk\/iam$/).params;
-    const { run, template } = await packageTemplate('prod', params);
+  it("should refuse the consumer's secret for the health function without healthDbSecretArn, on any stage, and " +
+    'use it only when allowSharedHealthSecret=true says so', async () => {
+    const { healthDbSecretArn: _, ...prod } = byTitle(/^prod: msk\/iam$/).params;
+    const params: Record<string, string> = { ...prod, alarms: 'true' }; // what the prod stage's defaults set
+    const refused = await packageTemplate('live', params);
+    expect(refused.run.code).not.toBe(0);
+    expect(refused.run.stdout + refused.run.stderr).toContain(
+      'healthDbSecretArn is not set, so the health function, whose routes anyone can call, would connect with the ' +
+        "consumer's read-write secret (dbSecretArn)",
+    );
+    const { run, template } = await packageTemplate('live', { ...params, allowSharedHealthSecret: 'true' });
     expect(run.code, run.stdout + run.stderr).toBe(0);
-    expect(run.stdout + run.stderr).toContain('Warning: healthDbSecretArn is not set');
+    expect(run.stdout + run.stderr).not.toContain('healthDbSecretArn');
     expect(healthEnv(template!).DB_SECRET_ARN).toBe(params.dbSecretArn);
     expect(secretGrants(template!, 'HealthRole')).toEqual([params.dbSecretArn]);
-  });
+  }, 180_000); // two CLI runs
 
   it(
     'should serve public routes by default, AWS_IAM-authorized ones with healthRoute=iam, and none with ' +
@@ -424,7 +432,7 @@ describe('the health function (docs/operations.md)', () => {
     });
     expect(run.code).not.toBe(0);
     expect(run.stdout + run.stderr).toContain('healthRoute must be one of public, iam, none (got "private")');
-    expect(run.stdout + run.stderr).toContain("healthDbSecretArn must name the read-only role's secret");
+    expect(run.stdout + run.stderr).toContain("healthDbSecretArn is dbSecretArn, the consumer's read-write secret");
   });
 });
 
@@ -614,7 +622,7 @@ describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
     expect(findings.map((f) => `${f.Filename}: ${f.Rule.Id} ${f.Message}`)).toEqual([]);
   });
 
-  it('should find a bad security group id, an out-of-range batch size and mapping settings AWS refuses', async () => {
+  it('should find a bad security group id, batch size, mapping settings and runtimes AWS refuses', async () => {
     const t = structuredClone(get(byTitle(/^prod: msk\/iam$/).title));
     (t.Resources.ConsumerLambdaFunction!.Properties!.VpcConfig as { SecurityGroupIds: string[] }).SecurityGroupIds = [
       'sg-0ccc',
@@ -623,6 +631,9 @@ describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
     esm.BatchSize = 20000;
     esm.LoggingConfig = { SystemLogLevel: 'ERROR' };
     (esm.ProvisionedPollerConfig as Record<string, unknown>).PollerGroupName = 'trace consumers';
+    // Its list of Lambda runtimes: one that does not exist, and one deprecated (the runtime checks can fail).
+    t.Resources.ConsumerLambdaFunction!.Properties!.Runtime = 'nodejs25.x';
+    t.Resources.HealthLambdaFunction!.Properties!.Runtime = 'nodejs20.x';
     const findings = await lint({ broken: t });
     const ids = findings.map((f) => f.Rule.Id);
     expect(ids).toContain('E1150');
@@ -630,12 +641,15 @@ describe.skipIf(!existsSync(cfnLint))('cfn-lint (installed by .ci/run)', () => {
     const messages = findings.map((f) => `${f.Rule.Id} ${f.Message}`).join('\n');
     expect(messages).toContain("E3030 'ERROR' is not one of ['DEBUG', 'INFO', 'WARN']");
     expect(messages).toContain("E3031 'trace consumers' does not match");
+    expect(messages).toMatch(/^E3030 'nodejs25\.x' is not one of \[.*'nodejs24\.x'/m);
+    expect(messages).toMatch(/^W2531 Runtime 'nodejs20\.x' was deprecated/m);
   });
 });
 
 describe('parameter guard rails (real CLI)', () => {
   it(
-    'should reject misspelled parameters, name the valid ones and show one message without a stack ' + 'trace',
+    'should reject misspelled parameters with the closest names, and show the problems first, without the ' +
+      "CLI's wrapping or a stack trace",
     async () => {
       const { run } = await packageTemplate('dev', {
         source: 'msk',
@@ -645,7 +659,18 @@ describe('parameter guard rails (real CLI)', () => {
       });
       const output = run.stdout + run.stderr;
       expect(run.code).not.toBe(0);
-      expect(output).toContain('unknown parameter "consumergroup" (did you mean "consumerGroup"?); valid parameters: ');
+      // The problems right after the CLI's "Error:", not behind its wrapping of a variable resolver's rejection.
+      expect(output).toMatch(
+        new RegExp(
+          '^Error:\\nInvalid deploy parameters:\\n {2}- consumergroup: not a parameter of this service; did you ' +
+            'mean "consumerGroup"\\?\\n',
+          'm',
+        ),
+      );
+      expect(output).not.toContain('Cannot resolve');
+      // The CLI runs on the tests' Node.js (the deployed runtime's version), not the machine's.
+      expect(output).toContain(`Environment: ${process.platform}, node ${process.versions.node}, osls`);
+      expect(output).not.toContain('topic,'); // not every parameter's name
       expect(output).toContain('kmsKeyArn must name the customer-managed KMS key of the SCRAM secret');
       expect(output).toContain(
         'kafkaSecretArn must be the SCRAM secret associated with the cluster, whose name starts with AmazonMSK_',
@@ -655,56 +680,75 @@ describe('parameter guard rails (real CLI)', () => {
     },
   );
 
-  it(
-    'should refuse finite retries without a destination and an unverified database on prod, each unless ' +
-      'overridden by name',
-    async () => {
-      const params = byTitle(/^prod: msk\/iam$/).params;
-      const refused = await packageTemplate('prod', {
-        ...params,
-        maxRetryAttempts: '10',
-        maxRecordAgeSeconds: '604800',
-        dbSsl: 'require',
-      });
-      const output = refused.run.stdout + refused.run.stderr;
-      expect(refused.run.code).not.toBe(0);
-      for (const expected of [
-        'maxRetryAttempts=10 and maxRecordAgeSeconds=604800 without a failure destination: ' +
-          'Lambda would discard a batch',
-        '--param="allowDiscard=true"',
-        'dbSsl=require on the production stage "prod"',
-        'Use dbSsl=verify-full',
-        '--param="allowInsecureDb=true"',
-      ])
-        expect(output).toContain(expected);
+  it('should refuse finite retries without a destination and an unverified database on any stage, each unless ' +
+    'overridden by name', async () => {
+    const params = byTitle(/^prod: msk\/iam$/).params;
+    const refused = await packageTemplate('prod', {
+      ...params,
+      maxRetryAttempts: '10',
+      maxRecordAgeSeconds: '604800',
+      dbSsl: 'require',
+    });
+    const output = refused.run.stdout + refused.run.stderr;
+    expect(refused.run.code).not.toBe(0);
+    for (const expected of [
+      'maxRetryAttempts=10 and maxRecordAgeSeconds=604800 without a failure destination: ' +
+        'Lambda would discard a batch',
+      '--param="allowDiscard=true"',
+      "dbSsl=require: the functions would not verify the database's certificate",
+      'Use dbSsl=verify-full',
+      '--param="allowInsecureDb=true"',
+    ])
+      expect(output).toContain(expected);
 
-      // Both overrides, and no alarm subscriber: packaged, with a warning that the alarms reach nobody.
-      const { alarmEmail: _, ...withoutSubscriber } = params;
-      const accepted = await packageTemplate('prod', {
-        ...withoutSubscriber,
-        maxRetryAttempts: '10',
-        dbSsl: 'require',
-        allowDiscard: 'true',
-        allowInsecureDb: 'true',
-      });
-      const acceptedOutput = accepted.run.stdout + accepted.run.stderr;
-      expect(accepted.run.code, acceptedOutput).toBe(0);
-      expect(accepted.template!.Resources.ConsumerEventSourceMapping!.Properties!.MaximumRetryAttempts).toBe(10);
-      expect(accepted.template!.Resources.ConsumerLambdaFunction!.Properties!.Environment).toMatchObject({
-        Variables: { DB_SSL: 'require' },
-      });
-      expect(acceptedOutput).toContain('Warning: alarms=true, but nobody is subscribed to the alarm topic');
+    // Both overrides, and no alarm subscriber: packaged, with a warning that the alarms reach nobody.
+    const { alarmEmail: _, ...withoutSubscriber } = params;
+    const accepted = await packageTemplate('prod', {
+      ...withoutSubscriber,
+      maxRetryAttempts: '10',
+      dbSsl: 'require',
+      allowDiscard: 'true',
+      allowInsecureDb: 'true',
+    });
+    const acceptedOutput = accepted.run.stdout + accepted.run.stderr;
+    expect(accepted.run.code, acceptedOutput).toBe(0);
+    expect(accepted.template!.Resources.ConsumerEventSourceMapping!.Properties!.MaximumRetryAttempts).toBe(10);
+    expect(accepted.template!.Resources.ConsumerLambdaFunction!.Properties!.Environment).toMatchObject({
+      Variables: { DB_SSL: 'require' },
+    });
+    expect(acceptedOutput).toContain('Warning: alarms=true, but nobody is subscribed to the alarm topic');
 
-      // Outside production, dbSsl=require needs no override (the client still keeps the password from an unverified
-      // server).
-      const dev = await packageTemplate('dev', {
-        ...byTitle(/^dev: msk\/iam -> kafka$/).params,
-        dbSsl: 'require',
-        maxRetryAttempts: '3',
-      });
-      expect(dev.run.code, dev.run.stdout + dev.run.stderr).toBe(0); // a destination takes what the retries give up
-    },
-  );
+    // A stage of any other name is held to the same rule: dev too, and one whose name says nothing ("live").
+    const devParams: Record<string, string> = {
+      ...byTitle(/^dev: msk\/iam -> kafka$/).params,
+      dbSsl: 'require',
+      maxRetryAttempts: '3',
+    };
+    for (const stage of ['dev', 'live']) {
+      const unverified = await packageTemplate(stage, devParams);
+      expect(unverified.run.code).not.toBe(0);
+      expect(unverified.run.stdout + unverified.run.stderr).toContain('dbSsl=require: the functions would not verify');
+    }
+    const dev = await packageTemplate('dev', { ...devParams, allowInsecureDb: 'true' });
+    expect(dev.run.code, dev.run.stdout + dev.run.stderr).toBe(0); // a destination takes what the retries give up
+
+    // `deploy function -f` pushes the function's environment: held to the same rules, before it reaches AWS.
+    const { healthDbSecretArn: _h, ...shared } = devParams;
+    const oneFunction = await runServerless([
+      'deploy',
+      'function',
+      '-f',
+      'health',
+      '--stage',
+      'live',
+      ...Object.entries(shared).map(([k, v]) => `--param=${k}=${v}`),
+    ]);
+    const oneOutput = oneFunction.stdout + oneFunction.stderr;
+    expect(oneFunction.code).not.toBe(0);
+    expect(oneOutput).toContain('dbSsl=require: the functions would not verify');
+    expect(oneOutput).toContain('healthDbSecretArn is not set');
+    expect(oneOutput).not.toMatch(/credentials|AWS provider/i);
+  }, 300_000); // six CLI runs
 
   it(
     'should refuse wrong types, settings that would fail in AWS or at cold start, and settings without ' + 'effect',

@@ -15,9 +15,11 @@ afterAll(() => rmSync(parent, { recursive: true, force: true }));
 
 describe('the temporary folder after a test run', () => {
   it('should be left as it was, with everything the run and its processes created removed', async () => {
+    // vitest itself, not through npx: npm on Node.js 22 and later keeps its own compile cache in TMPDIR
+    // (node-compile-cache, meant to outlive every run, as npm's other caches do), which is not the run's to remove.
     const run = await runCommand(
-      'npx',
-      ['vitest', 'run', '--config', join(projectRoot, 'test/fixtures/tmp-run/vitest.config.mts')],
+      join(projectRoot, 'node_modules', '.bin', 'vitest'),
+      ['run', '--config', join(projectRoot, 'test/fixtures/tmp-run/vitest.config.mts')],
       {
         TMPDIR: parent,
         TRACE_TEST_SHARED_TMPDIR: '',

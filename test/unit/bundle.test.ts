@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
 const root = join(__dirname, '../..');
+/** The esbuild target of serverless.yml (custom.esbuild.target), so that these bundles are the deployed ones. */
+const target = /^ {4}target: (\S+)/m.exec(readFileSync(join(root, 'serverless.yml'), 'utf8'))![1]!;
 
 /*
  * The Lambda functions are bundled without migrations/: they read the version table and compare it with
@@ -15,7 +18,7 @@ async function bundle(name: string): Promise<string> {
     entryPoints: [join(root, 'functions', `${name}.ts`)],
     bundle: true,
     platform: 'node',
-    target: 'node22',
+    target,
     format: 'cjs',
     minify: true,
     keepNames: true,
