@@ -398,3 +398,35 @@ describe('the input caps maxRecordBytes and maxTextChars', () => {
     ).toEqual(loadConfig({}).limits);
   });
 });
+
+describe('the TLS options dbChannelBinding and dbSslNegotiation', () => {
+  it('should pass each to the functions and refuse what the functions would refuse, naming the variable', async () => {
+    expect(environmentParams).toEqual(
+      expect.arrayContaining([
+        ['DB_CHANNEL_BINDING', 'dbChannelBinding'],
+        ['DB_SSL_NEGOTIATION', 'dbSslNegotiation'],
+      ]),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('prefer', 'require', 'disable', 'Require', 'bogus'),
+        fc.constantFrom('postgres', 'direct', 'DIRECT', 'bogus'),
+        fc.constantFrom('verify-full', 'disable'),
+        async (dbChannelBinding, dbSslNegotiation, dbSsl) => {
+          const problems = (
+            await problemsOf('dev', { dbChannelBinding, dbSslNegotiation, dbSsl, allowInsecureDb: 'true' })
+          ).join('\n');
+          const tls = dbSsl !== 'disable';
+          const bindingOk = ['prefer', 'require', 'disable'].includes(dbChannelBinding.toLowerCase());
+          const negotiationOk = ['postgres', 'direct'].includes(dbSslNegotiation.toLowerCase());
+          expect(problems.includes('DB_CHANNEL_BINDING'), problems).toBe(
+            !bindingOk || (!tls && dbChannelBinding.toLowerCase() === 'require' && negotiationOk),
+          );
+          if (!negotiationOk || (!tls && dbSslNegotiation.toLowerCase() === 'direct' && bindingOk))
+            expect(problems).toContain('DB_SSL_NEGOTIATION');
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
