@@ -266,21 +266,26 @@ export class DatabaseTlsUnavailableError extends DatabaseSetupError {
 
 /**
  * The server accepted the TCP connection but never let the session start: it closed the connection (too many
- * connections without saying so, a proxy that cannot reach its database, not PostgreSQL) or did not finish startup
- * within DB_CONNECT_TIMEOUT (overloaded, or another service on that port). Transient: retried with backoff.
+ * connections without saying so, a proxy that cannot reach its database, not PostgreSQL), said it has too many
+ * connections (SQLSTATE 53300, whose message names no server), or did not finish startup within DB_CONNECT_TIMEOUT
+ * (overloaded, or another service on that port). Transient: retried with backoff.
  */
 export class DatabaseStartupFailedError extends DatabaseSetupError {
-  constructor(how: 'closed' | 'timeout', detail: string, target?: DatabaseTarget, cause?: unknown) {
+  constructor(how: 'closed' | 'timeout' | 'full', detail: string, target?: DatabaseTarget, cause?: unknown) {
     super(
       'DB_STARTUP_FAILED',
       `The server was reached${forTarget(target)} but ` +
         (how === 'closed'
           ? 'closed the connection before the session started'
-          : 'did not finish starting the session within DB_CONNECT_TIMEOUT') +
+          : how === 'full'
+            ? 'has no connection to spare'
+            : 'did not finish starting the session within DB_CONNECT_TIMEOUT') +
         `: ${detail}`,
       how === 'closed'
         ? 'the database closed the connection before the session started'
-        : 'the database did not finish starting the session in time',
+        : how === 'full'
+          ? 'the database has too many connections'
+          : 'the database did not finish starting the session in time',
       'Check that DB_HOST:DB_PORT is PostgreSQL (or the RDS Proxy endpoint) and not another service, that it is not ' +
         'out of connections (max_connections) or overloaded, and, behind RDS Proxy, that the proxy reaches its ' +
         'database (its target health).',

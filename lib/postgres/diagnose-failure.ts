@@ -34,6 +34,8 @@ export function diagnoseDatabaseFailure(error: unknown): unknown {
   const driverGuard = diagnoseDriverGuard(code, error, target);
   if (driverGuard) return driverGuard;
   if (code === CLOSED_IN_STARTUP) return new DatabaseStartupFailedError('closed', detail, target, error);
+  // max_connections reached (or RDS Proxy's limit): PostgreSQL names neither itself nor the target in its message.
+  if (code === '53300') return new DatabaseStartupFailedError('full', detail, target, error);
   if (code === 'CONNECT_TIMEOUT' && reachedServer(error))
     return new DatabaseStartupFailedError('timeout', detail, target, error);
   if (code === 'SSL_NOT_SUPPORTED') return new DatabaseTlsUnavailableError(target, error);

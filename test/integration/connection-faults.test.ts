@@ -15,7 +15,7 @@ import { diagnoseDatabaseFailure } from '../../lib/postgres/diagnose-failure';
 import { classifyFailure } from '../../lib/postgres/failure-kind';
 import { withRetry } from '../../lib/postgres/retry';
 
-type Fault = 'closes after startup' | 'never answers' | "answers 'N' to TLS";
+type Fault = 'closes after startup' | 'never answers' | "answers 'N' to TLS" | 'has too many clients';
 
 interface FaultServer {
   port: number;
@@ -40,6 +40,7 @@ async function faultServer(fault: Fault): Promise<FaultServer> {
       const sslRequest = first.length >= 8 && first.readUInt32BE(4) === 80877103;
       if (fault === "answers 'N' to TLS" && sslRequest) socket.write('N');
       else if (fault === 'closes after startup') socket.end();
+      else if (fault === 'has too many clients') socket.end(TOO_MANY_CLIENTS);
       // never answers: reads and says nothing
     });
   });
@@ -59,12 +60,20 @@ async function faultServer(fault: Fault): Promise<FaultServer> {
   return handle;
 }
 
-const FAULTS: Fault[] = ['closes after startup', 'never answers', "answers 'N' to TLS"];
+const FAULTS: Fault[] = ['closes after startup', 'never answers', "answers 'N' to TLS", 'has too many clients'];
 const EXPECTED_CODE: Record<Fault, string> = {
   'closes after startup': 'DB_STARTUP_FAILED',
   'never answers': 'DB_STARTUP_FAILED',
   "answers 'N' to TLS": 'DB_TLS_UNAVAILABLE',
+  'has too many clients': 'DB_STARTUP_FAILED',
 };
+/** PostgreSQL's answer to the startup message when max_connections is reached (SQLSTATE 53300), then it closes. */
+const TOO_MANY_CLIENTS = (() => {
+  const body = Buffer.from('SFATAL\u0000VFATAL\u0000C53300\u0000Msorry, too many clients already\u0000\u0000');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(body.length + 4);
+  return Buffer.concat([Buffer.from('E'), length, body]);
+})();
 
 function databaseFor(server: FaultServer, fault: Fault) {
   const config = loadConfig({
