@@ -431,6 +431,20 @@ export class DeadLetterTimeoutError extends TraceConsumerError {
   }
 }
 
+/**
+ * COMMIT was answered with ROLLBACK: a statement of the transaction failed and the work went on (it caught the
+ * error), so PostgreSQL kept nothing of it. A bug in the work, never retried as transient.
+ */
+export class TransactionRolledBackError extends TraceConsumerError {
+  constructor() {
+    super(
+      'TRANSACTION_ROLLED_BACK',
+      'PostgreSQL rolled the transaction back instead of committing it: one of its statements failed and its error ' +
+        'was not passed on. Nothing of it was kept; the records are reported for retry. Report this as a bug.',
+    );
+  }
+}
+
 /** A dead-letter operation (summary, show, redrive, purge) was asked for with parameters it cannot use. */
 export class DeadLetterRequestError extends TraceConsumerError {
   readonly problems: readonly string[];

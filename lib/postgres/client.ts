@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import type { Config } from '../config';
-import { CaFileMissingError, CommitUnconfirmedError } from '../errors';
+import { CaFileMissingError, CommitUnconfirmedError, TransactionRolledBackError } from '../errors';
 import { CONNECTION_LOST, errorCode } from './failure-kind';
 import { boundedTimeout } from '../deadline';
 import { guardScramIterations } from './scram-iterations';
@@ -150,7 +150,10 @@ export async function inTransaction<T>(
     // (which then fail in the aborted transaction) and is the error seen.
     const [[, [started]], result] = await Promise.all([opening, work(tx)]);
     try {
-      await tx`commit`;
+      const committed = await tx`commit`;
+      // PostgreSQL answers COMMIT with ROLLBACK when a statement of the transaction failed, even one whose error
+      // the work caught: nothing was kept, so the work's result must not be taken as stored.
+      if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
     } catch (error) {
       if (started !== undefined && CONNECTION_LOST.has(errorCode(error) ?? ''))
         throw new CommitUnconfirmedError(started.id, result, error);
