@@ -53,7 +53,7 @@ export async function writeBatch(
   const t = tableIdentifiers(tx, schema);
   const json = (rows: unknown) => JSON.stringify(rows);
   const claims = claimRows(input.candidates);
-  const [claimed] = await Promise.all([
+  const [claimed] = await inStatementOrder([
     claims.length === 0
       ? []
       : tx<{ trace_id: string }[]>`
@@ -97,7 +97,7 @@ export async function writeBatch(
   const plan = planSurvey(survey);
   // One round trip: instructors, courses, pairs and the start of the ratings' COPY, each run in this order (execute()
   // sends a query at once; the pairs join the courses and instructors written just before, in the same transaction).
-  const reference = Promise.all([
+  const reference = [
     // Normally the prelude (settleInstructors) has already committed every name, so this finds them all and inserts
     // nothing: no new row, hence nothing a concurrent invocation could wait for. It stays for the paths that skip
     // that step (a dry-run redrive, a name whose early insert failed or whose letter a concurrent redrive took, the
@@ -123,7 +123,7 @@ export async function writeBatch(
         report_offset = excluded.report_offset, report_partition = excluded.report_partition, updated_at = now()
       where (c.report_at, c.report_offset, c.report_partition)
           < (excluded.report_at, excluded.report_offset, excluded.report_partition)`.execute(),
-  ]);
+  ] as const;
   // The pair row names the report whose ratings and comments the pair holds. A report wins only if it is newer;
   // the row lock taken here also orders concurrent invocations that write the same pair.
   const winnersQuery = tx<Winner[]>`
@@ -142,9 +142,9 @@ export async function writeBatch(
         < (excluded.report_at, excluded.report_offset, excluded.report_partition)
     returning ci.trace_id, ci.course_id::text, ci.instructor_id::text, ci.xmax = 0 as inserted`.execute();
   const ratingsCopy = startCopy(tx, t.ratings, RATING_COLUMNS);
-  // Whatever fails first is the error seen; the COPY then fails in the aborted transaction and is given no rows.
-  const winners = await Promise.all([reference, winnersQuery]).then(
-    ([, w]) => w,
+  // The first statement that fails is the error seen; the COPY then fails in the aborted transaction, given no rows.
+  const winners = await inStatementOrder([reference[0], reference[1], winnersQuery] as const).then(
+    ([, , w]) => w,
     async (error: unknown) => {
       await ratingsCopy.into([]).catch(() => {});
       throw error;
@@ -174,7 +174,7 @@ export async function writeBatch(
   let tail: Promise<unknown> | undefined;
   let commentsCopy: ReturnType<typeof startCopy> | undefined;
   const queueTail = () => {
-    tail = Promise.all([
+    tail = inStatementOrder([
       replaced.length === 0 ? null : replacedOf(t.ratings),
       replaced.length === 0 ? null : replacedOf(t.comments),
       superseded.length === 0
@@ -248,4 +248,21 @@ function insertInstructors(tx: postgres.ReservedSql, table: postgres.Helper<stri
     where not exists (select from ${table} i where i.name = x.name)
     order by name
     on conflict (name) do nothing`;
+}
+
+/**
+ * The results of pipelined statements, or the error of the first of them, in the order they were sent, that failed.
+ * After a statement fails, PostgreSQL fails every later one of the transaction with "transaction aborted" (25P02);
+ * Promise.all would throw whichever rejection came first through the promise chains, which can be that one, and
+ * the caller classifies by the error (a data error is isolated, 25P02 would be retried).
+ */
+async function inStatementOrder<T extends readonly unknown[]>(
+  statements: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(statements);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
 }

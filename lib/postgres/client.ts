@@ -5,6 +5,7 @@ import { CaFileMissingError, CommitUnconfirmedError, TransactionRolledBackError 
 import { CONNECTION_LOST, errorCode } from './failure-kind';
 import { boundedTimeout } from '../deadline';
 import { guardScramIterations } from './scram-iterations';
+import { subscribe } from './connect-failures';
 import { type TcpSockets, tcpSockets } from './tcp-socket';
 
 export type Sql = postgres.Sql;
@@ -35,6 +36,7 @@ export interface Client {
  */
 export function createClient(db: Config['db'], overrides: ClientOptions = {}): Client {
   guardScramIterations();
+  subscribe(); // connection errors name their target (lib/postgres/connect-failures.ts)
   const sockets = tcpSockets(db.host, db.port);
   const verified = db.ssl === 'verify-full';
   const options: ClientOptions = {

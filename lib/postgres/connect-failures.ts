@@ -1,5 +1,6 @@
 import { tracingChannel } from 'node:diagnostics_channel';
 import type { DatabaseTarget } from '../errors';
+import { withTarget } from './error-target';
 
 /**
  * The connection attempts postgres.js 4 retries by itself: a server that closes the connection before the session
@@ -8,8 +9,8 @@ import type { DatabaseTarget } from '../errors';
  * will not let us in, and no failure to retry under our deadline. Database ends its attempt at the first one instead
  * (test/integration/connection-faults.test.ts): retries, with their backoff and deadline, are lib/postgres/retry.ts's.
  *
- * They are learnt from the driver's `postgres:connect` tracing channel (one subscriber for the process, installed on
- * first use), by target: the channel names host, port, database and user, not the client.
+ * They are learnt from the driver's `postgres:connect` tracing channel (one subscriber for the process, installed
+ * with the first client), by target: the channel names host, port, database and user, not the client.
  */
 /** The code of a connection the server closed before the session was ready. */
 export const CLOSED_IN_STARTUP = 'DB_CLOSED_IN_STARTUP';
@@ -31,7 +32,8 @@ interface ConnectContext {
   error?: unknown;
 }
 
-function subscribe(): void {
+/** Installs the process's one subscriber (idempotent): every client's connection errors then name their target. */
+export function subscribe(): void {
   if (subscribed) return;
   subscribed = true;
   const noop = () => {};
@@ -42,6 +44,10 @@ function subscribe(): void {
     asyncEnd: noop,
     error(context) {
       const error = context.error;
+      // Which server refused whom, on every client's connection failure (PostgreSQL's own messages name neither).
+      const { host, port, database, user } = context;
+      if (typeof host === 'string' && typeof port === 'number' && typeof user === 'string')
+        withTarget(error, { host, port, database, user });
       const code = (error as { code?: unknown } | null)?.code;
       if (!(error instanceof Error) || typeof code !== 'string' || !RETRIED_BY_DRIVER.has(code)) return;
       const reported =

@@ -46,8 +46,11 @@ function command(pid: number): string {
   }
 }
 
-/** Folders tools keep in TMPDIR for every run, not left by our scripts: tsx's compile cache (`tsx-<uid>`). */
-const caches = (name: string) => /^tsx-\d+$/.test(name);
+/**
+ * Folders tools keep in TMPDIR for every run, not left by our scripts: tsx's compile cache (`tsx-<uid>`), and npm's
+ * on Node.js 22 and later (`node-compile-cache`, meant to outlive every run, as npm's other caches do).
+ */
+const caches = (name: string) => /^tsx-\d+$/.test(name) || name === 'node-compile-cache';
 
 interface Stopped {
   output: string;
