@@ -3,7 +3,6 @@ import { diagnoseDatabaseFailure } from '../postgres/diagnose-failure';
 import type { Logger } from '../log';
 import { DatabaseSetupError } from '../errors';
 import { deadLetterRow, minimalDeadLetterRow, type Candidate } from './write-plan';
-import { canStartAttempt } from '../deadline';
 import { classifyFailure, failureDetail } from '../postgres/failure-kind';
 import { halvingSearch, type HalvingSteps } from './halving-search';
 import { settleInstructors, writeBatch, type DeadLetter, type TraceStatus } from './write-batch';
